@@ -1,0 +1,65 @@
+// The /dev/netmap emulation: what open/ioctl/mmap/poll/close/dup do on a
+// netmap fd. interpose.cc routes libc's entry points here for netmap fds;
+// libnetmap (nm_open, nmport_*) calls these functions directly.
+//
+// A netmap fd is a real kernel fd: the read end of a FIFO in the runtime
+// directory, opened O_RDWR. It is the wake-up channel of that open file:
+// a producer that finds a waiter armed on a ring writes one byte to it, so
+// poll/select/epoll on the fd block in the kernel. dup/fork work as for any
+// fd; this layer keeps an fd -> NetmapFile table (shared by dup'ed fds).
+#pragma once
+
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+#include <sys/types.h>
+
+#include <cstdint>
+
+namespace unetmap {
+
+bool is_netmap_path(const char* path);
+bool is_netmap_fd(int fd);
+
+// All return like the system calls: -1 with errno set on failure.
+int dev_open(int flags);
+int dev_ioctl(int fd, unsigned long req, void* arg);
+void* dev_mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off);
+int dev_poll(struct pollfd* fds, nfds_t n, int timeout_ms);
+int dev_select(int nfds, fd_set* r, fd_set* w, fd_set* e, struct timeval* tv);
+int dev_epoll_ctl(int epfd, int op, int fd, struct epoll_event* ev);
+int dev_epoll_wait(int epfd, struct epoll_event* evs, int max, int timeout_ms);
+bool epoll_has_netmap(int epfd);
+// close() of any fd: forget it here, then close it in the kernel.
+int dev_close(int fd);
+// Called after the kernel closed/duplicated an fd.
+void dev_forget(int fd);
+void dev_dup(int oldfd, int newfd);
+
+// libc's own entry points (the next definition after this library).
+struct Libc {
+  int (*open)(const char*, int, ...);
+  int (*openat)(int, const char*, int, ...);
+  int (*ioctl)(int, unsigned long, ...);
+  void* (*mmap)(void*, size_t, int, int, int, off_t);
+  int (*poll)(struct pollfd*, nfds_t, int);
+  int (*ppoll)(struct pollfd*, nfds_t, const struct timespec*, const sigset_t*);
+  int (*select)(int, fd_set*, fd_set*, fd_set*, struct timeval*);
+  int (*pselect)(int, fd_set*, fd_set*, fd_set*, const struct timespec*, const sigset_t*);
+  int (*epoll_ctl)(int, int, int, struct epoll_event*);
+  int (*epoll_wait)(int, struct epoll_event*, int, int);
+  int (*epoll_pwait)(int, struct epoll_event*, int, int, const sigset_t*);
+  int (*close)(int);
+  int (*dup)(int);
+  int (*dup2)(int, int);
+  int (*dup3)(int, int, int);
+  int (*fcntl)(int, int, ...);
+};
+const Libc& libc();
+
+}  // namespace unetmap
+
+extern "C" {
+// The explanation of the last failed netmap operation of this thread.
+const char* unetmap_last_error(void);
+}

@@ -1,0 +1,72 @@
+// The adapter interface: one implementation per port type (src/ports/*),
+// found through one table (src/ports/ports.cc). Like netmap's
+// netmap_adapter, an adapter creates and destroys the shared state of its
+// ports and does the port-specific half of txsync/rxsync. The shared half
+// (validating what the application wrote, publishing tail, timestamps) is
+// in core/sync.cc and runs before and after it; adapters never re-validate.
+#pragma once
+
+#include <net/netmap.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/registry.h"
+#include "mem/region.h"
+
+namespace unetmap {
+
+class Adapter;
+
+// A process-local view of one ring of a bound port.
+struct Kring {
+  netmap_ring* ring = nullptr;  // the library's mapping of the ring
+  KringState* ks = nullptr;
+  Kring* peer = nullptr;  // pipes: the ring at the other end
+  Region* region = nullptr;
+  const Adapter* na = nullptr;
+  uint32_t nslots = 0;
+  uint16_t id = 0;
+  uint8_t dir = kTx;
+  uint8_t host = 0;  // a host ring
+};
+
+// What a register asks of a port that may have to be created.
+struct PortRequest {
+  std::string name;  // without "netmap:" and without ring suffixes
+  uint16_t mem_id = 0;
+  uint16_t nrings[2] = {0, 0};  // 0: the port type's default
+  uint32_t nslots[2] = {0, 0};
+  uint16_t nhost[2] = {0, 0};
+};
+
+class Adapter {
+ public:
+  virtual ~Adapter() = default;
+  virtual PortKind kind() const = 0;
+  virtual const char* type_name() const = 0;
+  // Does this kernel-level port name belong to this type?
+  virtual bool owns(std::string_view name) const = 0;
+  // Create port `p` (registry locked, name already set). 0 or errno; *why
+  // explains a failure.
+  virtual int create(Registry& reg, int p, const PortRequest& req, std::string* why) const = 0;
+  // Free what create() made (registry locked). Default: every ring.
+  virtual void destroy(Registry& reg, int p) const;
+  // Move [ks->hwcur, head) out and refresh ks->hwtail.
+  virtual void txsync(Kring& k, uint32_t head) const = 0;
+  // Release [ks->hwcur, head) and refresh ks->hwtail.
+  virtual void rxsync(Kring& k, uint32_t head) const = 0;
+};
+
+// The table of port types (src/ports/ports.cc).
+const Adapter* adapter_for_name(std::string_view name);
+const Adapter* adapter_for_kind(PortKind kind);
+
+// Helper for create(): make the rings of port p in region r.
+int make_port_rings(Registry& reg, int p, Region& r, std::string* why);
+
+// Wake whoever armed a wait on ks (cheap when nobody did).
+void notify(KringState* ks);
+
+}  // namespace unetmap

@@ -1,0 +1,294 @@
+#include "core/port.h"
+
+#include <errno.h>
+#include <poll.h>
+
+#include <cstring>
+
+namespace unetmap {
+
+namespace {
+
+bool valid_port_name(const std::string& n, std::string* why) {
+  if (n.empty() || n.size() >= NETMAP_REQ_IFNAMSIZ) {
+    *why = "port name must have 1 to " + std::to_string(NETMAP_REQ_IFNAMSIZ - 1) + " characters";
+    return false;
+  }
+  for (char c : n) {
+    if (isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '{' || c == '}' || c == ':' ||
+        c == '.')
+      continue;
+    *why = std::string("invalid character '") + c + "' in port name '" + n + "'";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool ring_range(const PortEntry& pe, uint32_t mode, uint16_t ringid, uint64_t flags,
+                uint32_t first[2], uint32_t last[2], std::string* why) {
+  for (int d : {kTx, kRx}) {
+    uint32_t hw = pe.nrings[d], host = pe.nhost[d];
+    switch (mode) {
+      case NR_REG_DEFAULT:
+      case NR_REG_ALL_NIC:
+        first[d] = 0, last[d] = hw;
+        break;
+      case NR_REG_SW:
+        first[d] = hw, last[d] = hw + host;
+        break;
+      case NR_REG_NIC_SW:
+        first[d] = 0, last[d] = hw + host;
+        break;
+      case NR_REG_ONE_NIC:
+        first[d] = ringid, last[d] = ringid + 1u;
+        if (ringid >= hw) {
+          *why = "ring " + std::to_string(ringid) + " out of range: port has " +
+                 std::to_string(hw) + " rings";
+          return false;
+        }
+        break;
+      case NR_REG_ONE_SW:
+        first[d] = hw + ringid, last[d] = hw + ringid + 1u;
+        if (ringid >= host) {
+          *why = "host ring " + std::to_string(ringid) + " out of range: port has " +
+                 std::to_string(host) + " host rings";
+          return false;
+        }
+        break;
+      case NR_REG_NULL:
+        first[d] = last[d] = 0;
+        break;
+      default:
+        *why = "unknown register mode " + std::to_string(mode);
+        return false;
+    }
+    if ((mode == NR_REG_SW || mode == NR_REG_ONE_SW) && host == 0) {
+      *why = "port has no host rings";
+      return false;
+    }
+  }
+  if (flags & NR_TX_RINGS_ONLY) first[kRx] = last[kRx] = 0;
+  if (flags & NR_RX_RINGS_ONLY) first[kTx] = last[kTx] = 0;
+  return true;
+}
+
+int Binding::open(const BindRequest& rq, std::unique_ptr<Binding>* out, std::string* why) {
+  if (!valid_port_name(rq.name, why)) return EINVAL;
+  const Adapter* na = adapter_for_name(rq.name);
+  if (!na) {
+    *why = "no such port '" + rq.name +
+           "': this build has pipes (NAME{ID, NAME}ID) and null:NAME ports; "
+           "VALE and NIC ports are not supported yet";
+    return ENXIO;
+  }
+  int err = 0;
+  Registry* reg = Registry::get(&err);
+  if (!reg) {
+    *why = "cannot open the registry in " + runtime_dir() + ": " + strerror(err);
+    return err;
+  }
+  std::unique_ptr<Binding> b(new Binding);
+  LockGuard g(reg->lock());
+  reg->reap();
+  int p = reg->find_port(rq.name.c_str());
+  if (p < 0) {
+    p = reg->alloc_port(rq.name.c_str(), na->kind());
+    if (p < 0) {
+      *why = "too many ports (" + std::to_string(kMaxPorts) + ")";
+      return ENOMEM;
+    }
+    PortRequest pr;
+    pr.name = rq.name;
+    pr.mem_id = rq.mem_id ? rq.mem_id : 1;
+    memcpy(pr.nrings, rq.nrings, sizeof pr.nrings);
+    memcpy(pr.nslots, rq.nslots, sizeof pr.nslots);
+    memcpy(pr.nhost, rq.nhost, sizeof pr.nhost);
+    // The region must be reachable before the port is made in it.
+    if (!Region::get(pr.mem_id, RegionConfig::from_env(), &err)) {
+      reg->port(p).kind = PortKind::kNone;
+      *why = "region " + std::to_string(pr.mem_id) + ": " + strerror(err);
+      return err;
+    }
+    if ((err = na->create(*reg, p, pr, why)) != 0) {
+      reg->port(p).kind = PortKind::kNone;
+      return err;
+    }
+  } else if (reg->port(p).kind != na->kind()) {
+    *why = "port '" + rq.name + "' exists with another type";
+    return EINVAL;
+  }
+  err = b->attach(*reg, p, rq, why);
+  if (err) {
+    reg->maybe_destroy_port(p);  // a port made for this register goes again
+    return err;
+  }
+  *out = std::move(b);
+  return 0;
+}
+
+int Binding::attach(Registry& reg, int p, const BindRequest& rq, std::string* why) {
+  PortEntry& pe = reg.port(p);
+  if (!ring_range(pe, rq.mode, rq.ringid, rq.flags, first_, last_, why)) return EINVAL;
+  if (pe.excl || ((rq.flags & NR_EXCLUSIVE) && pe.nregs > 0)) {
+    *why = "port '" + rq.name + "' is open exclusively (/x)";
+    return EBUSY;
+  }
+  int err = 0;
+  region_ = Region::get(pe.mem_id, RegionConfig::from_env(), &err);
+  if (!region_) {
+    *why = "region " + std::to_string(pe.mem_id) + ": " + strerror(err);
+    return err;
+  }
+  int ri = reg.alloc_reg();
+  if (ri < 0) {
+    *why = "too many registrations (" + std::to_string(kMaxRegs) + ")";
+    return ENOMEM;
+  }
+  RegEntry& re = reg.reg(ri);
+  if ((err = region_->alloc_if(&re.nifp, why)) != 0) {
+    re.in_use = 0;
+    return err;
+  }
+  re.port = p;
+  re.mem_id = pe.mem_id;
+  re.holders[0] = ProcId::self();
+  pe.nregs++;
+  if (rq.flags & NR_EXCLUSIVE) pe.excl = 1;
+  reg_ = ri;
+  port_ = p;
+  info_ = pe;
+  flags_ = rq.flags;
+  nifp_off_ = region_->nifp_offset(re.nifp);
+  build_views(reg);
+  return 0;
+}
+
+// Fill the netmap_if and the process-local kring views; reset the bound
+// rings' public state to the kernel's (netmap does this at register).
+void Binding::build_views(Registry& reg) {
+  Region& r = *region_;
+  const PortEntry& pe = info_;
+  const uint32_t nifp = reg.reg(reg_).nifp;
+  netmap_if* ni = r.nifp(nifp);
+  memset(static_cast<void*>(ni), 0, r.cfg().if_size);
+  strncpy(ni->ni_name, pe.name, sizeof ni->ni_name - 1);
+  *const_cast<uint32_t*>(&ni->ni_version) = NETMAP_API;
+  *const_cast<uint32_t*>(&ni->ni_tx_rings) = pe.nrings[kTx];
+  *const_cast<uint32_t*>(&ni->ni_rx_rings) = pe.nrings[kRx];
+  *const_cast<uint32_t*>(&ni->ni_host_tx_rings) = pe.nhost[kTx];
+  *const_cast<uint32_t*>(&ni->ni_host_rx_rings) = pe.nhost[kRx];
+  auto* ofs = const_cast<ssize_t*>(ni->ring_ofs);
+  uint32_t slot = 0;
+  for (int d : {kTx, kRx}) {
+    uint32_t n = pe.nrings[d] + pe.nhost[d];
+    kr_[d].resize(n);
+    for (uint32_t i = 0; i < n; i++) {
+      Kring& k = kr_[d][i];
+      k.ring = r.ring(pe.ring[d][i]);
+      k.ks = r.kring(pe.ring[d][i]);
+      k.region = &r;
+      k.na = adapter_for_kind(pe.kind);
+      k.nslots = k.ks->nslots;
+      k.id = uint16_t(i);
+      k.dir = uint8_t(d);
+      k.host = i >= pe.nrings[d];
+      ofs[slot++] = reinterpret_cast<char*>(k.ring) - reinterpret_cast<char*>(ni);
+      if (i >= first_[d] && i < last_[d]) {
+        KringState* s = k.ks;
+        s->rhead = s->rcur = s->hwcur.load();
+        s->rtail = s->hwtail.load();
+        k.ring->head = k.ring->cur = s->rhead;
+        k.ring->tail = s->rtail;
+      }
+    }
+  }
+  if (pe.peer < 0) return;
+  const PortEntry& q = reg.port(pe.peer);
+  for (int d : {kTx, kRx}) {
+    peer_[d].resize(q.nrings[d]);
+    for (uint32_t i = 0; i < q.nrings[d]; i++) {
+      Kring& k = peer_[d][i];
+      k.ring = r.ring(q.ring[d][i]);
+      k.ks = r.kring(q.ring[d][i]);
+      k.region = &r;
+      k.na = adapter_for_kind(q.kind);
+      k.nslots = k.ks->nslots;
+      k.id = uint16_t(i);
+      k.dir = uint8_t(d);
+    }
+  }
+  for (uint32_t i = 0; i < kr_[kTx].size() && i < peer_[kRx].size(); i++)
+    kr_[kTx][i].peer = &peer_[kRx][i];
+  for (uint32_t i = 0; i < kr_[kRx].size() && i < peer_[kTx].size(); i++)
+    kr_[kRx][i].peer = &peer_[kTx][i];
+}
+
+Binding::~Binding() {
+  if (reg_ < 0) return;
+  Registry* reg = Registry::get(nullptr);
+  if (!reg) return;
+  LockGuard g(reg->lock());
+  RegEntry& re = reg->reg(reg_);
+  if (!re.in_use || re.port != port_) return;  // already reaped
+  ProcId me = ProcId::self();
+  bool any = false;
+  for (auto& h : re.holders) {
+    if (h == me) h = ProcId{};
+    if (!h.empty()) any = true;
+  }
+  if (!any) reg->drop_reg(reg_);
+}
+
+void Binding::add_holder(const ProcId& p) {
+  Registry* reg = Registry::get(nullptr);
+  if (!reg || reg_ < 0) return;
+  LockGuard g(reg->lock());
+  RegEntry& re = reg->reg(reg_);
+  if (!re.in_use || re.port != port_) return;
+  for (auto& h : re.holders)
+    if (h.empty()) {
+      h = p;
+      return;
+    }
+}
+
+int Binding::sync(Dir d) {
+  int err = 0;
+  for (uint32_t i = first_[d]; i < last_[d]; i++) {
+    int e = d == kTx ? txsync_kring(kr_[d][i]) : rxsync_kring(kr_[d][i]);
+    if (e) err = e;
+  }
+  return err;
+}
+
+short Binding::poll_scan(short events) {
+  short rev = 0;
+  bool want_tx = events & (POLLOUT | POLLWRNORM);
+  bool want_rx = events & (POLLIN | POLLRDNORM);
+  if (want_tx || !(flags_ & NR_NO_TX_POLL)) {
+    for (uint32_t i = first_[kTx]; i < last_[kTx]; i++) {
+      if (txsync_kring(kr_[kTx][i])) rev |= POLLERR;
+      if (want_tx && kring_ready(kr_[kTx][i])) rev |= events & (POLLOUT | POLLWRNORM);
+    }
+  }
+  if (want_rx) {
+    for (uint32_t i = first_[kRx]; i < last_[kRx]; i++) {
+      if (rxsync_kring(kr_[kRx][i])) rev |= POLLERR;
+      if (kring_ready(kr_[kRx][i])) rev |= events & (POLLIN | POLLRDNORM);
+    }
+  }
+  return rev;
+}
+
+void Binding::arm(short events, uint32_t token) {
+  if (events & (POLLOUT | POLLWRNORM))
+    for (uint32_t i = first_[kTx]; i < last_[kTx]; i++)
+      kr_[kTx][i].ks->waiter.store(token, std::memory_order_seq_cst);
+  if (events & (POLLIN | POLLRDNORM))
+    for (uint32_t i = first_[kRx]; i < last_[kRx]; i++)
+      kr_[kRx][i].ks->waiter.store(token, std::memory_order_seq_cst);
+}
+
+}  // namespace unetmap

@@ -1,0 +1,82 @@
+// A binding: one registration of an open /dev/netmap fd to a port (netmap's
+// netmap_priv_d). It owns the registry entry of the registration, the
+// process-local kring views of the port's rings, and the netmap_if the
+// application sees. Its syncs run the shared prologue/epilogue (sync.cc)
+// around the port type's own txsync/rxsync.
+#pragma once
+
+#include <net/netmap.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/adapter.h"
+
+namespace unetmap {
+
+// A register request, from NIOCCTRL/REGISTER or the legacy NIOCREGIF.
+struct BindRequest {
+  std::string name;  // kernel-level: "p{0", "null:x" (no "netmap:", no ring suffix)
+  uint32_t mode = NR_REG_ALL_NIC;
+  uint16_t ringid = 0;
+  uint64_t flags = 0;
+  uint16_t mem_id = 0;
+  uint16_t nrings[2] = {0, 0};
+  uint32_t nslots[2] = {0, 0};
+  uint16_t nhost[2] = {0, 0};
+};
+
+// Shared prologue + port work + epilogue for one ring. 0 or EINVAL (the
+// application wrote something invalid; the ring was reset to the last good
+// state, as netmap_ring_reinit does).
+int txsync_kring(Kring& k);
+int rxsync_kring(Kring& k);
+// Is the ring ready for poll (something between cur and tail)?
+inline bool kring_ready(const Kring& k) { return k.ring->cur != k.ring->tail; }
+
+class Binding {
+ public:
+  // Register; on failure returns an errno value and explains in *why.
+  static int open(const BindRequest& rq, std::unique_ptr<Binding>* out, std::string* why);
+  ~Binding();
+  Binding(const Binding&) = delete;
+  Binding& operator=(const Binding&) = delete;
+
+  // NIOCTXSYNC / NIOCRXSYNC on every bound ring of one direction.
+  int sync(Dir d);
+  // poll(): run the syncs poll runs, report readiness (POLLIN/POLLOUT/POLLERR).
+  short poll_scan(short events);
+  // Arm (token != 0) or disarm (0) the waiters of the rings poll waits on.
+  void arm(short events, uint32_t token);
+
+  void add_holder(const ProcId& p);  // a fork child keeps it open too
+
+  Region& region() const { return *region_; }
+  uint64_t nifp_offset() const { return nifp_off_; }
+  const PortEntry& port_info() const { return info_; }
+  uint32_t first(Dir d) const { return first_[d]; }
+  uint32_t last(Dir d) const { return last_[d]; }
+  uint64_t flags() const { return flags_; }
+
+ private:
+  Binding() = default;
+  int attach(Registry& reg, int p, const BindRequest& rq, std::string* why);
+  void build_views(Registry& reg);
+  std::shared_ptr<Region> region_;
+  int reg_ = -1;
+  int port_ = -1;
+  PortEntry info_{};  // copy of the port entry at register time
+  uint64_t nifp_off_ = 0;
+  uint64_t flags_ = 0;
+  std::vector<Kring> kr_[2];    // every ring of the port
+  std::vector<Kring> peer_[2];  // pipes: every ring of the other end
+  uint32_t first_[2] = {0, 0};  // bound rings: [first, last)
+  uint32_t last_[2] = {0, 0};
+};
+
+// Bound ring range for a register mode; false (with *why) if invalid.
+bool ring_range(const PortEntry& pe, uint32_t mode, uint16_t ringid, uint64_t flags,
+                uint32_t first[2], uint32_t last[2], std::string* why);
+
+}  // namespace unetmap

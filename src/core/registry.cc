@@ -1,0 +1,162 @@
+#include "core/registry.h"
+
+#include <errno.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <mutex>
+
+#include "core/adapter.h"
+
+namespace unetmap {
+
+namespace {
+
+void init_registry(void* base, size_t, const void*) {
+  auto* f = static_cast<RegistryFile*>(base);
+  f->magic = Registry::kMagic;
+  f->layout_version = Registry::kLayout;
+  f->lock.init();
+  for (auto& p : f->ports) p.peer = -1;
+}
+
+}  // namespace
+
+Registry* Registry::get(int* err) {
+  static std::once_flag once;
+  static Registry* self;
+  static int open_err;
+  std::call_once(once, [] {
+    int fd = open_shared_file("registry", sizeof(RegistryFile), 0666, init_registry, nullptr, true);
+    if (fd < 0) {
+      open_err = -fd;
+      return;
+    }
+    void* base =
+        sys::mmap(nullptr, sizeof(RegistryFile), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    sys::close(fd);
+    if (base == MAP_FAILED) {
+      open_err = errno;
+      return;
+    }
+    auto* f = static_cast<RegistryFile*>(base);
+    if (f->magic != kMagic || f->layout_version != kLayout) {
+      open_err = EPROTO;
+      return;
+    }
+    self = new Registry(f);
+  });
+  if (!self && err) *err = open_err;
+  return self;
+}
+
+int Registry::find_port(const char* name) const {
+  for (uint32_t i = 0; i < kMaxPorts; i++)
+    if (f_->ports[i].kind != PortKind::kNone &&
+        strncmp(f_->ports[i].name, name, sizeof f_->ports[i].name) == 0)
+      return int(i);
+  return -1;
+}
+
+int Registry::alloc_port(const char* name, PortKind kind) {
+  for (uint32_t i = 0; i < kMaxPorts; i++) {
+    PortEntry& p = f_->ports[i];
+    if (p.kind != PortKind::kNone) continue;
+    memset(&p, 0, sizeof p);
+    strncpy(p.name, name, sizeof p.name - 1);
+    p.kind = kind;  // taken from now on, even before the port type fills it
+    p.peer = -1;
+    return int(i);
+  }
+  return -1;
+}
+
+int Registry::alloc_reg() {
+  for (uint32_t i = 0; i < kMaxRegs; i++) {
+    RegEntry& r = f_->regs[i];
+    if (r.in_use) continue;
+    memset(&r, 0, sizeof r);
+    r.in_use = 1;
+    return int(i);
+  }
+  return -1;
+}
+
+void Registry::reap() {
+  for (uint32_t i = 0; i < kMaxRegs; i++) {
+    RegEntry& r = f_->regs[i];
+    if (!r.in_use) continue;
+    bool any = false;
+    for (auto& h : r.holders) {
+      if (h.empty()) continue;
+      if (h.alive())
+        any = true;
+      else
+        h = ProcId{};
+    }
+    if (!any) drop_reg(int(i));
+  }
+  for (uint32_t i = 0; i < kMaxChans; i++) {
+    ChanEntry& c = f_->chans[i];
+    if (c.in_use && !c.owner.alive()) free_chan((c.gen << 10) | i);
+  }
+}
+
+void Registry::drop_reg(int ri) {
+  RegEntry& r = f_->regs[ri];
+  if (!r.in_use) return;
+  r.in_use = 0;
+  int err = 0;
+  if (auto region = Region::get(r.mem_id, RegionConfig::from_env(), &err)) region->free_if(r.nifp);
+  if (r.port < 0 || uint32_t(r.port) >= kMaxPorts) return;
+  PortEntry& p = f_->ports[r.port];
+  if (p.nregs > 0) p.nregs--;
+  if (p.nregs == 0) p.excl = 0;
+  maybe_destroy_port(r.port);
+}
+
+void Registry::maybe_destroy_port(int i) {
+  PortEntry& p = f_->ports[i];
+  if (p.kind == PortKind::kNone || p.nregs > 0) return;
+  if (p.peer >= 0 && f_->ports[p.peer].nregs > 0) return;
+  const Adapter* na = adapter_for_kind(p.kind);
+  int peer = p.peer;
+  if (na) na->destroy(*this, i);
+  p.kind = PortKind::kNone;
+  p.name[0] = 0;
+  if (peer >= 0 && uint32_t(peer) < kMaxPorts) {
+    PortEntry& q = f_->ports[peer];
+    if (na) na->destroy(*this, peer);
+    q.kind = PortKind::kNone;
+    q.name[0] = 0;
+  }
+}
+
+int Registry::alloc_chan(uint32_t* token) {
+  for (uint32_t i = 0; i < kMaxChans; i++) {
+    ChanEntry& c = f_->chans[i];
+    if (c.in_use) continue;
+    c.in_use = 1;
+    c.gen = (c.gen + 1) & 0x3fffff;
+    if (c.gen == 0) c.gen = 1;
+    c.owner = ProcId::self();
+    *token = (c.gen << 10) | i;
+    return 0;
+  }
+  return EMFILE;
+}
+
+void Registry::free_chan(uint32_t token) {
+  ChanEntry& c = f_->chans[chan_id(token)];
+  if (!c.in_use || c.gen != (token >> 10)) return;
+  unlink(chan_path(chan_id(token)).c_str());
+  c.in_use = 0;
+  c.owner = ProcId{};
+}
+
+std::string Registry::chan_path(uint32_t id) {
+  return runtime_dir() + "/chan." + std::to_string(id);
+}
+
+}  // namespace unetmap

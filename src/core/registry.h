@@ -1,0 +1,105 @@
+// The registry: one shared file (<runtime>/registry) naming every port,
+// registration (an fd bound to a port) and wake-up channel of every process
+// using unetmap. It is the "kernel's" global state; everything in it is
+// changed under its robust mutex on cold paths only. Per-ring state lives
+// in the port's region (KringState), next to the rings.
+//
+// A registration has holders: the processes that have it open (a fork adds
+// the child). When the last holder closes it, or dies (checked by reap()
+// whenever the registry is locked), the registration goes, and a port with
+// no registrations left is destroyed (pipes: when both ends have none).
+#pragma once
+
+#include <net/netmap.h>
+
+#include <cstdint>
+
+#include "core/shm.h"
+
+namespace unetmap {
+
+constexpr uint32_t kMaxPorts = 512;
+constexpr uint32_t kMaxRegs = 1024;
+constexpr uint32_t kMaxChans = 1024;
+constexpr uint32_t kMaxRings = 64;  // hardware rings per direction
+constexpr uint32_t kMaxHolders = 8;
+
+enum class PortKind : uint8_t { kNone = 0, kNull = 1, kPipe = 2 };
+
+enum Dir : uint8_t { kTx = 0, kRx = 1 };
+
+struct PortEntry {
+  char name[NETMAP_REQ_IFNAMSIZ];  // "p{0", "null:x", ...
+  PortKind kind;
+  uint8_t pipe_slave;  // pipes: 1 for the "}" end
+  uint16_t mem_id;
+  uint16_t nrings[2];  // hardware rings [kTx], [kRx]
+  uint16_t nhost[2];   // host rings
+  uint32_t nslots[2];
+  int32_t peer;    // pipes: the other end, -1 if none
+  uint32_t nregs;  // live registrations
+  uint32_t excl;   // a registration holds it exclusively (/x)
+  uint32_t ring[2][kMaxRings + 1];  // region ring index of each ring
+};
+
+struct RegEntry {
+  uint32_t in_use;
+  int32_t port;
+  uint16_t mem_id;
+  uint16_t pad;
+  uint32_t nifp;  // netmap_if object in the region
+  ProcId holders[kMaxHolders];
+};
+
+struct ChanEntry {
+  uint32_t in_use;
+  uint32_t gen;
+  ProcId owner;
+};
+
+struct RegistryFile {
+  uint64_t magic;
+  uint32_t layout_version;
+  uint32_t pad;
+  RobustMutex lock;
+  PortEntry ports[kMaxPorts];
+  RegEntry regs[kMaxRegs];
+  ChanEntry chans[kMaxChans];
+};
+
+class Registry {
+ public:
+  static constexpr uint64_t kMagic = 0x554e4d5245475931ull;
+  static constexpr uint32_t kLayout = 1;
+
+  // The process-wide mapping; nullptr (with *err) if it cannot be opened.
+  static Registry* get(int* err);
+
+  RegistryFile* file() const { return f_; }
+  RobustMutex& lock() { return f_->lock; }
+  PortEntry& port(int i) { return f_->ports[i]; }
+  RegEntry& reg(int i) { return f_->regs[i]; }
+
+  // All below: call with the lock held.
+  int find_port(const char* name) const;
+  int alloc_port(const char* name, PortKind kind);  // -1 if the table is full
+  int alloc_reg();
+  // Forget registrations of dead processes and what only they kept alive.
+  void reap();
+  // Drop one registration (holder bookkeeping done by the caller).
+  void drop_reg(int r);
+  // Destroy port i (and, for a pipe, its peer) if nothing holds it.
+  void maybe_destroy_port(int i);
+
+  // Wake-up channels: a FIFO per open /dev/netmap fd.
+  int alloc_chan(uint32_t* token);  // with lock held
+  void free_chan(uint32_t token);   // with lock held
+  static std::string chan_path(uint32_t id);
+  static uint32_t chan_id(uint32_t token) { return token & 0x3ff; }
+
+ private:
+  explicit Registry(RegistryFile* f) : f_(f) {}
+  RegistryFile* f_;
+};
+
+}  // namespace unetmap

@@ -1,0 +1,96 @@
+// The shared half of every sync, as netmap's nm_txsync_prologue /
+// nm_rxsync_prologue / nm_sync_finalize.
+//
+// What the application wrote (head, cur, and the slots it hands back) is
+// read once and checked against the kernel's own copy of the ring state in
+// KringState (rhead, rtail): head must lie in [rhead, rtail], cur in
+// [head, rtail], every slot handed over must name a real buffer of the
+// region, and tx lengths must fit a buffer. On any violation the ring is
+// reset to the last good state and the sync fails with EINVAL; the port's
+// own txsync/rxsync never sees the bad values. The epilogue publishes tail.
+#include <sys/time.h>
+
+#include "core/port.h"
+
+namespace unetmap {
+
+namespace {
+
+inline uint32_t dist(uint32_t from, uint32_t to, uint32_t n) {
+  return to >= from ? to - from : to + n - from;
+}
+
+// Read head/cur once (the application may change them concurrently).
+inline bool read_head_cur(const Kring& k, uint32_t* head, uint32_t* cur) {
+  const volatile netmap_ring* r = k.ring;
+  *head = r->head;
+  *cur = r->cur;
+  const KringState* s = k.ks;
+  const uint32_t n = k.nslots;
+  if (*head >= n || *cur >= n) return false;
+  uint32_t span = dist(s->rhead, s->rtail, n);
+  return dist(s->rhead, *head, n) <= span && dist(*head, *cur, n) <= dist(*head, s->rtail, n);
+}
+
+void reinit(Kring& k) {
+  KringState* s = k.ks;
+  k.ring->head = k.ring->cur = s->rhead;
+  k.ring->tail = s->rtail;
+}
+
+inline void finalize(Kring& k, uint32_t head, uint32_t cur) {
+  KringState* s = k.ks;
+  s->rhead = head;
+  s->rcur = cur;
+  uint32_t tail = s->hwtail.load(std::memory_order_acquire);
+  s->rtail = tail;
+  k.ring->tail = tail;
+  if (k.ring->flags & NR_TIMESTAMP) gettimeofday(&k.ring->ts, nullptr);
+}
+
+}  // namespace
+
+int txsync_kring(Kring& k) {
+  uint32_t head, cur;
+  if (!read_head_cur(k, &head, &cur)) {
+    reinit(k);
+    return EINVAL;
+  }
+  const uint32_t n = k.nslots;
+  const uint32_t nbufs = k.region->cfg().buf_num;
+  const uint32_t bsize = k.region->cfg().buf_size;
+  const netmap_slot* slot = k.ring->slot;
+  for (uint32_t i = k.ks->rhead; i != head; i = i + 1 == n ? 0 : i + 1) {
+    uint32_t b = slot[i].buf_idx;
+    if (b < 2 || b >= nbufs || slot[i].len > bsize) {
+      reinit(k);
+      return EINVAL;
+    }
+  }
+  k.na->txsync(k, head);
+  finalize(k, head, cur);
+  return 0;
+}
+
+int rxsync_kring(Kring& k) {
+  uint32_t head, cur;
+  if (!read_head_cur(k, &head, &cur)) {
+    reinit(k);
+    return EINVAL;
+  }
+  const uint32_t n = k.nslots;
+  const uint32_t nbufs = k.region->cfg().buf_num;
+  const netmap_slot* slot = k.ring->slot;
+  for (uint32_t i = k.ks->rhead; i != head; i = i + 1 == n ? 0 : i + 1) {
+    uint32_t b = slot[i].buf_idx;
+    if (b < 2 || b >= nbufs) {
+      reinit(k);
+      return EINVAL;
+    }
+  }
+  k.na->rxsync(k, head);
+  finalize(k, head, cur);
+  return 0;
+}
+
+}  // namespace unetmap

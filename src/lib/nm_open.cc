@@ -1,0 +1,139 @@
+// The classic descriptor API of netmap_user.h (nm_open, nm_close, nm_mmap),
+// written on nmport_parse and the /dev/netmap emulation. nm_open accepts
+// the same names as nmport_open; the legacy template (req, flags, arg)
+// overrides ring configuration (NM_OPEN_RING_CFG), the region
+// (NM_OPEN_ARG2) and can reuse the parent's mapping (NM_OPEN_NO_MMAP).
+#define NETMAP_WITH_LIBS
+#include <errno.h>
+#include <fcntl.h>
+#include <libnetmap.h>
+#include <sys/mman.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "abi/devnetmap.h"
+
+namespace {
+
+void set_ring_range(nm_desc* d, const nmreq_register& r) {
+  uint16_t tx = r.nr_tx_rings, rx = r.nr_rx_rings;
+  switch (r.nr_mode) {
+    case NR_REG_SW:
+      d->first_tx_ring = tx, d->last_tx_ring = uint16_t(tx + r.nr_host_tx_rings - 1);
+      d->first_rx_ring = rx, d->last_rx_ring = uint16_t(rx + r.nr_host_rx_rings - 1);
+      break;
+    case NR_REG_NIC_SW:
+      d->first_tx_ring = 0, d->last_tx_ring = uint16_t(tx + r.nr_host_tx_rings - 1);
+      d->first_rx_ring = 0, d->last_rx_ring = uint16_t(rx + r.nr_host_rx_rings - 1);
+      break;
+    case NR_REG_ONE_NIC:
+      d->first_tx_ring = d->last_tx_ring = d->first_rx_ring = d->last_rx_ring = r.nr_ringid;
+      break;
+    case NR_REG_ONE_SW:
+      d->first_tx_ring = d->last_tx_ring = uint16_t(tx + r.nr_ringid);
+      d->first_rx_ring = d->last_rx_ring = uint16_t(rx + r.nr_ringid);
+      break;
+    default:
+      d->first_tx_ring = 0, d->last_tx_ring = uint16_t(tx ? tx - 1 : 0);
+      d->first_rx_ring = 0, d->last_rx_ring = uint16_t(rx ? rx - 1 : 0);
+  }
+  d->cur_tx_ring = d->first_tx_ring;
+  d->cur_rx_ring = d->first_rx_ring;
+}
+
+}  // namespace
+
+extern "C" {
+
+int nm_mmap(struct nm_desc* d, const struct nm_desc* parent) {
+  if (d->done_mmap) return 0;
+  if (parent && parent->mem && parent->req.nr_arg2 == d->req.nr_arg2) {
+    d->mem = parent->mem;  // same region: share the parent's mapping
+  } else {
+    d->mem = unetmap::dev_mmap(nullptr, d->memsize, PROT_READ | PROT_WRITE, MAP_SHARED, d->fd, 0);
+    if (d->mem == MAP_FAILED) {
+      d->mem = nullptr;
+      snprintf(d->msg, sizeof d->msg, "mmap failed: %s", unetmap_last_error());
+      return -1;
+    }
+    d->done_mmap = 1;
+  }
+  auto* nifp = NETMAP_IF(d->mem, d->req.nr_offset);
+  *const_cast<netmap_if**>(&d->nifp) = nifp;
+  netmap_ring* r = NETMAP_TXRING(nifp, d->first_tx_ring);
+  if (nifp->ni_tx_rings + nifp->ni_host_tx_rings == 0) r = NETMAP_RXRING(nifp, d->first_rx_ring);
+  *const_cast<netmap_ring**>(&d->some_ring) = r;
+  char* base = reinterpret_cast<char*>(r) + r->buf_ofs;
+  *const_cast<void**>(&d->buf_start) = base;
+  *const_cast<void**>(&d->buf_end) = static_cast<char*>(d->mem) + d->memsize;
+  return 0;
+}
+
+struct nm_desc* nm_open(const char* ifname, const struct nmreq* req, uint64_t flags,
+                        const struct nm_desc* arg) {
+  nmport_d* p = nmport_prepare(ifname);
+  if (!p) return nullptr;
+  nmreq_register& r = p->reg;
+  if (req && (flags & NM_OPEN_RING_CFG)) {
+    r.nr_tx_slots = req->nr_tx_slots, r.nr_rx_slots = req->nr_rx_slots;
+    r.nr_tx_rings = req->nr_tx_rings, r.nr_rx_rings = req->nr_rx_rings;
+  }
+  if (req && (flags & NM_OPEN_ARG2) && req->nr_arg2) r.nr_mem_id = req->nr_arg2;
+  if ((flags & NM_OPEN_NO_MMAP) && arg && IS_NETMAP_DESC(arg) && !r.nr_mem_id)
+    r.nr_mem_id = arg->req.nr_arg2;
+  auto* d = static_cast<nm_desc*>(calloc(1, sizeof(nm_desc)));
+  if (!d) {
+    nmport_undo_prepare(p);
+    errno = ENOMEM;
+    return nullptr;
+  }
+  d->self = d;
+  d->fd = unetmap::dev_open(O_RDWR | O_CLOEXEC);
+  if (d->fd < 0 || unetmap::dev_ioctl(d->fd, NIOCCTRL, &p->hdr) < 0) {
+    int e = errno;
+    fprintf(stderr, "nm_open: %s: %s\n", ifname, unetmap_last_error());
+    if (d->fd >= 0) unetmap::dev_close(d->fd);
+    free(d);
+    nmport_undo_prepare(p);
+    errno = e;
+    return nullptr;
+  }
+  strncpy(d->req.nr_name, p->hdr.nr_name, sizeof d->req.nr_name - 1);
+  d->req.nr_version = NETMAP_API;
+  d->req.nr_offset = uint32_t(r.nr_offset);
+  d->req.nr_memsize = uint32_t(r.nr_memsize);
+  d->req.nr_tx_slots = r.nr_tx_slots, d->req.nr_rx_slots = r.nr_rx_slots;
+  d->req.nr_tx_rings = r.nr_tx_rings, d->req.nr_rx_rings = r.nr_rx_rings;
+  d->req.nr_ringid = r.nr_ringid;
+  d->req.nr_flags = uint32_t(r.nr_mode | (r.nr_flags & ~uint64_t(NR_REG_MASK)));
+  d->req.nr_arg2 = r.nr_mem_id;
+  d->memsize = r.nr_memsize;
+  set_ring_range(d, r);
+  nmport_undo_prepare(p);
+  const nm_desc* parent = (flags & NM_OPEN_NO_MMAP) && arg && IS_NETMAP_DESC(arg) ? arg : nullptr;
+  if (nm_mmap(d, parent) < 0) {
+    int e = errno;
+    fprintf(stderr, "nm_open: %s: %s\n", ifname, d->msg);
+    unetmap::dev_close(d->fd);
+    free(d);
+    errno = e;
+    return nullptr;
+  }
+  return d;
+}
+
+int nm_close(struct nm_desc* d) {
+  if (!d || !IS_NETMAP_DESC(d)) {
+    errno = EINVAL;
+    return EINVAL;
+  }
+  if (d->done_mmap && d->mem) munmap(d->mem, d->memsize);
+  if (d->fd >= 0) unetmap::dev_close(d->fd);
+  memset(d, 0, sizeof *d);
+  free(d);
+  return 0;
+}
+
+}  // extern "C"

@@ -1,0 +1,299 @@
+#include "mem/region.h"
+
+#include <errno.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+
+namespace unetmap {
+
+namespace {
+
+constexpr uint64_t kPage = 4096;
+uint64_t page_up(uint64_t x) { return (x + kPage - 1) & ~(kPage - 1); }
+
+uint32_t env_u32(const char* name, uint32_t dflt) {
+  const char* v = getenv(name);
+  if (!v || !*v) return dflt;
+  char* end;
+  unsigned long x = strtoul(v, &end, 0);
+  return (*end || x > UINT32_MAX) ? dflt : static_cast<uint32_t>(x);
+}
+
+struct Layout {
+  uint64_t kring_off, buf_stack_off, buf_map_off, ring_stack_off, if_stack_off, pub_off;
+  uint64_t if_pool, ring_pool, buf_pool, memsize;
+};
+
+Layout layout_of(const RegionConfig& c) {
+  Layout l{};
+  uint64_t off = page_up(sizeof(RegionHeader));
+  l.kring_off = off;
+  off = page_up(off + sizeof(KringState) * uint64_t(c.ring_num));
+  l.buf_stack_off = off;
+  off = page_up(off + 4ull * c.buf_num);
+  l.buf_map_off = off;
+  off = page_up(off + (uint64_t(c.buf_num) + 63) / 64 * 8);
+  l.ring_stack_off = off;
+  off = page_up(off + 4ull * c.ring_num);
+  l.if_stack_off = off;
+  off = page_up(off + 4ull * c.if_num);
+  l.pub_off = off;
+  l.if_pool = 0;
+  l.ring_pool = page_up(uint64_t(c.if_size) * c.if_num);
+  l.buf_pool = page_up(l.ring_pool + uint64_t(c.ring_size) * c.ring_num);
+  l.memsize = page_up(l.buf_pool + uint64_t(c.buf_size) * c.buf_num);
+  return l;
+}
+
+struct InitArg {
+  uint16_t id;
+  RegionConfig cfg;
+};
+
+void init_region(void* base, size_t, const void* argp) {
+  auto* arg = static_cast<const InitArg*>(argp);
+  auto* h = static_cast<RegionHeader*>(base);
+  Layout l = layout_of(arg->cfg);
+  h->magic = Region::kMagic;
+  h->layout_version = Region::kLayout;
+  h->mem_id = arg->id;
+  h->cfg = arg->cfg;
+  h->pub_off = l.pub_off;
+  h->memsize = l.memsize;
+  h->if_pool = l.if_pool;
+  h->ring_pool = l.ring_pool;
+  h->buf_pool = l.buf_pool;
+  h->kring_off = l.kring_off;
+  h->buf_stack_off = l.buf_stack_off;
+  h->buf_map_off = l.buf_map_off;
+  h->ring_stack_off = l.ring_stack_off;
+  h->if_stack_off = l.if_stack_off;
+  h->lock.init();
+  char* b = static_cast<char*>(base);
+  // Stacks pop from the end: fill them in descending order so that
+  // allocation hands out ascending indexes (better locality).
+  auto* bs = reinterpret_cast<uint32_t*>(b + l.buf_stack_off);
+  uint32_t n = 0;
+  for (uint32_t i = arg->cfg.buf_num; i-- > 2;) bs[n++] = i;
+  h->buf_free = n;
+  auto* rs = reinterpret_cast<uint32_t*>(b + l.ring_stack_off);
+  for (uint32_t i = 0; i < arg->cfg.ring_num; i++) rs[i] = arg->cfg.ring_num - 1 - i;
+  h->ring_free = arg->cfg.ring_num;
+  auto* is = reinterpret_cast<uint32_t*>(b + l.if_stack_off);
+  for (uint32_t i = 0; i < arg->cfg.if_num; i++) is[i] = arg->cfg.if_num - 1 - i;
+  h->if_free = arg->cfg.if_num;
+}
+
+std::string exhausted(uint16_t id, const char* what, uint32_t in_use, uint32_t total,
+                      const char* knob) {
+  char b[256];
+  snprintf(b, sizeof b,
+           "region %u: no free %s (%u in use of %u); raise %s with @conf:%s=N on the "
+           "first port of the region or UNETMAP_%s",
+           id, what, in_use, total, knob, knob, knob);
+  std::string s = b;
+  for (size_t i = s.rfind("UNETMAP_") + 8; i < s.size(); i++) s[i] = char(toupper(s[i]));
+  return s;
+}
+
+}  // namespace
+
+RegionConfig RegionConfig::from_env() {
+  RegionConfig c;
+  c.buf_size = env_u32("UNETMAP_BUF_SIZE", c.buf_size);
+  c.buf_num = env_u32("UNETMAP_BUF_NUM", c.buf_num);
+  c.ring_size = env_u32("UNETMAP_RING_SIZE", c.ring_size);
+  c.ring_num = env_u32("UNETMAP_RING_NUM", c.ring_num);
+  c.if_size = env_u32("UNETMAP_IF_SIZE", c.if_size);
+  c.if_num = env_u32("UNETMAP_IF_NUM", c.if_num);
+  return c;
+}
+
+uint32_t RegionConfig::max_slots() const {
+  return ring_size > sizeof(netmap_ring) ? (ring_size - sizeof(netmap_ring)) / sizeof(netmap_slot)
+                                         : 0;
+}
+
+std::string RegionConfig::check() const {
+  if (buf_size < 64 || buf_size > 65536 || buf_size % 64)
+    return "buf_size must be a multiple of 64 between 64 and 65536";
+  if (buf_num < 64 || buf_num > (1u << 26)) return "buf_num must be between 64 and 67108864";
+  if (max_slots() < 4 || ring_size > (1u << 24))
+    return "ring_size must hold at least 4 slots and be at most 16 MiB";
+  if (ring_num < 2 || ring_num > 65536) return "ring_num must be between 2 and 65536";
+  if (if_size < 256 || if_size > 65536) return "if_size must be between 256 and 65536";
+  if (if_num < 1 || if_num > 65536) return "if_num must be between 1 and 65536";
+  return {};
+}
+
+std::string Region::file_name(uint16_t id) { return "mem." + std::to_string(id); }
+
+std::shared_ptr<Region> Region::get(uint16_t id, const RegionConfig& cfg, int* err) {
+  static std::mutex mu;
+  static std::map<uint16_t, std::shared_ptr<Region>> cache;
+  std::lock_guard<std::mutex> g(mu);
+  auto it = cache.find(id);
+  if (it != cache.end()) return it->second;
+  if (id == 0 || id > kMaxId) {
+    *err = EINVAL;
+    return nullptr;
+  }
+  if (!cfg.check().empty()) {
+    *err = EINVAL;
+    return nullptr;
+  }
+  InitArg arg{id, cfg};
+  Layout l = layout_of(cfg);
+  int fd = open_shared_file(file_name(id), l.pub_off + l.memsize, 0600, init_region, &arg, true);
+  if (fd < 0) {
+    *err = -fd;
+    return nullptr;
+  }
+  struct stat st;
+  fstat(fd, &st);
+  void* base = sys::mmap(nullptr, st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (base == MAP_FAILED) {
+    *err = errno;
+    sys::close(fd);
+    return nullptr;
+  }
+  auto* h = static_cast<RegionHeader*>(base);
+  if (h->magic != kMagic || h->layout_version != kLayout ||
+      uint64_t(st.st_size) < h->pub_off + h->memsize) {
+    sys::munmap(base, st.st_size);
+    sys::close(fd);
+    *err = EPROTO;
+    return nullptr;
+  }
+  std::shared_ptr<Region> r(new Region(fd, Mapping(base, st.st_size)));
+  cache[id] = r;
+  return r;
+}
+
+Region::~Region() { sys::close(fd_); }
+
+int Region::alloc_bufs(uint32_t* out, uint32_t n, std::string* why) {
+  RegionHeader* h = hdr();
+  LockGuard g(h->lock);
+  if (h->buf_free < n) {
+    if (why) *why = exhausted(id(), "buffers", bufs_in_use(), cfg().buf_num - 2, "buf_num");
+    return ENOMEM;
+  }
+  auto* st = reinterpret_cast<uint32_t*>(map_.base() + h->buf_stack_off);
+  uint64_t* map = reinterpret_cast<uint64_t*>(map_.base() + h->buf_map_off);
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t b = st[--h->buf_free];
+    map[b / 64] |= 1ull << (b % 64);
+    out[i] = b;
+  }
+  return 0;
+}
+
+void Region::free_bufs(const uint32_t* idx, uint32_t n) {
+  RegionHeader* h = hdr();
+  LockGuard g(h->lock);
+  auto* st = reinterpret_cast<uint32_t*>(map_.base() + h->buf_stack_off);
+  uint64_t* map = reinterpret_cast<uint64_t*>(map_.base() + h->buf_map_off);
+  // The bitmap makes a buffer that an application duplicated in two slots
+  // go back to the pool once, not twice.
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t b = idx[i];
+    if (!valid_buf(b) || !(map[b / 64] & (1ull << (b % 64)))) continue;
+    map[b / 64] &= ~(1ull << (b % 64));
+    st[h->buf_free++] = b;
+  }
+}
+
+int Region::alloc_ring(uint32_t* out, std::string* why) {
+  RegionHeader* h = hdr();
+  LockGuard g(h->lock);
+  if (h->ring_free == 0) {
+    if (why) *why = exhausted(id(), "rings", cfg().ring_num, cfg().ring_num, "ring_num");
+    return ENOMEM;
+  }
+  *out = reinterpret_cast<uint32_t*>(map_.base() + h->ring_stack_off)[--h->ring_free];
+  return 0;
+}
+
+void Region::free_ring(uint32_t i) {
+  RegionHeader* h = hdr();
+  LockGuard g(h->lock);
+  if (i < cfg().ring_num && h->ring_free < cfg().ring_num)
+    reinterpret_cast<uint32_t*>(map_.base() + h->ring_stack_off)[h->ring_free++] = i;
+}
+
+int Region::alloc_if(uint32_t* out, std::string* why) {
+  RegionHeader* h = hdr();
+  LockGuard g(h->lock);
+  if (h->if_free == 0) {
+    if (why) *why = exhausted(id(), "netmap_if objects", cfg().if_num, cfg().if_num, "if_num");
+    return ENOMEM;
+  }
+  *out = reinterpret_cast<uint32_t*>(map_.base() + h->if_stack_off)[--h->if_free];
+  return 0;
+}
+
+void Region::free_if(uint32_t i) {
+  RegionHeader* h = hdr();
+  LockGuard g(h->lock);
+  if (i < cfg().if_num && h->if_free < cfg().if_num)
+    reinterpret_cast<uint32_t*>(map_.base() + h->if_stack_off)[h->if_free++] = i;
+}
+
+int Region::make_ring(uint32_t* out, uint32_t nslots, uint16_t ringid, uint16_t dir,
+                      std::string* why) {
+  if (nslots < 2 || nslots > cfg().max_slots()) {
+    if (why) *why = "ring of " + std::to_string(nslots) + " slots does not fit ring_size " +
+                    std::to_string(cfg().ring_size) + " of region " + std::to_string(id());
+    return EINVAL;
+  }
+  uint32_t ri;
+  if (int e = alloc_ring(&ri, why)) return e;
+  netmap_ring* r = ring(ri);
+  uint32_t* tmp = new uint32_t[nslots];
+  if (int e = alloc_bufs(tmp, nslots, why)) {
+    delete[] tmp;
+    free_ring(ri);
+    return e;
+  }
+  memset(static_cast<void*>(r), 0, sizeof(netmap_ring));
+  *const_cast<int64_t*>(&r->buf_ofs) = int64_t(hdr()->buf_pool) -
+                                       int64_t(hdr()->ring_pool + uint64_t(ri) * cfg().ring_size);
+  *const_cast<uint32_t*>(&r->num_slots) = nslots;
+  *const_cast<uint32_t*>(&r->nr_buf_size) = cfg().buf_size;
+  *const_cast<uint16_t*>(&r->ringid) = ringid;
+  *const_cast<uint16_t*>(&r->dir) = dir;
+  for (uint32_t i = 0; i < nslots; i++) r->slot[i] = netmap_slot{tmp[i], 0, 0, 0};
+  delete[] tmp;
+  KringState* k = kring(ri);
+  k->hwcur.store(0);
+  k->hwtail.store(dir == 0 ? nslots - 1 : 0);
+  k->rhead = k->rcur = 0;
+  k->rtail = k->hwtail.load();
+  k->nslots = nslots;
+  k->packets = k->bytes = k->drops = 0;
+  k->waiter.store(0);
+  r->head = r->cur = 0;
+  r->tail = k->rtail;
+  *out = ri;
+  return 0;
+}
+
+void Region::destroy_ring(uint32_t ri) {
+  if (ri >= cfg().ring_num) return;
+  netmap_ring* r = ring(ri);
+  uint32_t n = r->num_slots <= cfg().max_slots() ? r->num_slots : 0;
+  uint32_t* tmp = new uint32_t[n + 1];
+  for (uint32_t i = 0; i < n; i++) tmp[i] = r->slot[i].buf_idx;
+  free_bufs(tmp, n);
+  delete[] tmp;
+  free_ring(ri);
+}
+
+}  // namespace unetmap

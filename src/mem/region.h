@@ -1,0 +1,135 @@
+// A memory region: netmap's "allocator", as a shared-memory file.
+//
+// File layout (one file per region, <runtime>/mem.<id>):
+//
+//   [ private part: header | kring states | free stacks, buffer bitmap ]
+//   [ public part (at pub_off, memsize bytes): netmap_if | rings | buffers ]
+//
+// Applications mmap only the public part (the /dev/netmap mmap is
+// redirected to pub_off); the library maps the whole file. Buffer, ring
+// and netmap_if indexes are region-wide. Buffers 0 and 1 are reserved and
+// never handed out, as in netmap. Ring object i and kring state i go
+// together: allocating ring i gives its kring state too.
+//
+// The free stacks are changed only under the region's robust mutex, on cold
+// paths (register, unregister, cleanup of dead processes).
+#pragma once
+
+#include <net/netmap.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/shm.h"
+
+namespace unetmap {
+
+// netmap's dev.netmap.* knobs for one region.
+struct RegionConfig {
+  uint32_t buf_size = 2048;
+  uint32_t buf_num = 163840;
+  uint32_t ring_size = 33280;  // bytes per ring object: 2064 slots at most
+  uint32_t ring_num = 200;
+  uint32_t if_size = 1024;
+  uint32_t if_num = 100;
+  // Defaults, overridden by UNETMAP_BUF_SIZE, UNETMAP_BUF_NUM, ... .
+  static RegionConfig from_env();
+  uint32_t max_slots() const;
+  // Empty if sane, else what is wrong.
+  std::string check() const;
+};
+
+// Per-ring state shared by the ring's owner and its peer. hwcur is written
+// by the ring's own syncs, hwtail by whoever produces into the ring (rx) or
+// returns space to it (tx); waiter is armed by a blocked owner.
+struct KringState {
+  alignas(64) std::atomic<uint32_t> hwcur;
+  uint32_t rhead, rcur, rtail;  // last values validated at a sync
+  uint32_t nslots;
+  uint64_t packets, bytes;  // counted by the owner, per batch
+  alignas(64) std::atomic<uint32_t> hwtail;
+  uint64_t drops;
+  alignas(64) std::atomic<uint32_t> waiter;  // channel token, 0 = nobody waits
+};
+
+struct RegionHeader {
+  uint64_t magic;
+  uint32_t layout_version;
+  uint16_t mem_id;
+  uint16_t pad;
+  RegionConfig cfg;
+  uint64_t pub_off;   // file offset of the public part
+  uint64_t memsize;   // size of the public part
+  uint64_t if_pool;   // pool offsets, relative to the public part
+  uint64_t ring_pool;
+  uint64_t buf_pool;
+  uint64_t kring_off;  // private offsets
+  uint64_t buf_stack_off;
+  uint64_t buf_map_off;  // bitmap: 1 = buffer handed out
+  uint64_t ring_stack_off;
+  uint64_t if_stack_off;
+  RobustMutex lock;
+  uint32_t buf_free;  // entries on each free stack
+  uint32_t ring_free;
+  uint32_t if_free;
+};
+
+class Region {
+ public:
+  static constexpr uint64_t kMagic = 0x554e4d5245474e31ull;  // "UNMREGN1"
+  static constexpr uint32_t kLayout = 1;
+  static constexpr uint16_t kMaxId = 255;
+
+  // Map region `id`, creating it with `cfg` if it does not exist yet.
+  // Returns nullptr and sets *err (errno value) on failure.
+  static std::shared_ptr<Region> get(uint16_t id, const RegionConfig& cfg, int* err);
+  static std::string file_name(uint16_t id);
+
+  RegionHeader* hdr() const { return reinterpret_cast<RegionHeader*>(map_.base()); }
+  const RegionConfig& cfg() const { return hdr()->cfg; }
+  uint16_t id() const { return hdr()->mem_id; }
+  int fd() const { return fd_; }
+  char* pub() const { return map_.base() + hdr()->pub_off; }
+  uint64_t memsize() const { return hdr()->memsize; }
+
+  netmap_ring* ring(uint32_t i) const {
+    return reinterpret_cast<netmap_ring*>(pub() + hdr()->ring_pool + uint64_t(i) * cfg().ring_size);
+  }
+  KringState* kring(uint32_t i) const {
+    return reinterpret_cast<KringState*>(map_.base() + hdr()->kring_off) + i;
+  }
+  netmap_if* nifp(uint32_t i) const {
+    return reinterpret_cast<netmap_if*>(pub() + hdr()->if_pool + uint64_t(i) * cfg().if_size);
+  }
+  uint64_t nifp_offset(uint32_t i) const { return hdr()->if_pool + uint64_t(i) * cfg().if_size; }
+  char* buf(uint32_t idx) const { return pub() + hdr()->buf_pool + uint64_t(idx) * cfg().buf_size; }
+  bool valid_buf(uint32_t idx) const { return idx >= 2 && idx < cfg().buf_num; }
+
+  // Allocation (take the region lock inside). Return 0 or an errno value;
+  // on failure *why says which knob to raise.
+  int alloc_bufs(uint32_t* out, uint32_t n, std::string* why);
+  void free_bufs(const uint32_t* idx, uint32_t n);
+  int alloc_ring(uint32_t* out, std::string* why);
+  void free_ring(uint32_t i);
+  int alloc_if(uint32_t* out, std::string* why);
+  void free_if(uint32_t i);
+
+  // A ring object `i` initialised with `nslots` slots, each with a buffer.
+  int make_ring(uint32_t* out, uint32_t nslots, uint16_t ringid, uint16_t dir,
+                std::string* why);
+  // Return the ring and the buffers of its slots.
+  void destroy_ring(uint32_t i);
+
+  uint32_t bufs_in_use() const { return cfg().buf_num - 2 - hdr()->buf_free; }
+
+  ~Region();
+
+ private:
+  Region(int fd, Mapping m) : fd_(fd), map_(std::move(m)) {}
+  int fd_;
+  Mapping map_;
+};
+
+}  // namespace unetmap

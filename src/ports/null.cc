@@ -1,0 +1,55 @@
+// null ports ("null:NAME"): rings that go nowhere, as netmap's null adapter.
+// Everything put on a tx ring is consumed at once; rx rings stay empty.
+// Useful to map a region, to measure the cost of the API itself, and for
+// NR_REG_NULL-like tests.
+#include "core/adapter.h"
+
+namespace unetmap {
+
+namespace {
+
+class NullAdapter final : public Adapter {
+ public:
+  PortKind kind() const override { return PortKind::kNull; }
+  const char* type_name() const override { return "null"; }
+  bool owns(std::string_view name) const override { return name.substr(0, 5) == "null:"; }
+
+  int create(Registry& reg, int p, const PortRequest& req, std::string* why) const override {
+    PortEntry& pe = reg.port(p);
+    pe.kind = PortKind::kNull;
+    pe.mem_id = req.mem_id;
+    for (int d : {kTx, kRx}) {
+      pe.nrings[d] = req.nrings[d] ? req.nrings[d] : 1;
+      pe.nslots[d] = req.nslots[d] ? req.nslots[d] : 1024;
+      if (pe.nrings[d] > kMaxRings) {
+        *why = "null ports have at most " + std::to_string(kMaxRings) + " rings";
+        return EINVAL;
+      }
+    }
+    int err = 0;
+    auto region = Region::get(req.mem_id, RegionConfig::from_env(), &err);
+    if (!region) return err;
+    return make_port_rings(reg, p, *region, why);
+  }
+
+  void txsync(Kring& k, uint32_t head) const override {
+    KringState* s = k.ks;
+    uint32_t n = k.nslots, old = s->hwcur.load(std::memory_order_relaxed);
+    s->packets += head >= old ? head - old : head + n - old;
+    s->hwcur.store(head, std::memory_order_relaxed);
+    s->hwtail.store(head == 0 ? n - 1 : head - 1, std::memory_order_relaxed);
+  }
+
+  void rxsync(Kring& k, uint32_t head) const override {
+    k.ks->hwcur.store(head, std::memory_order_relaxed);
+  }
+};
+
+}  // namespace
+
+const Adapter& null_adapter() {
+  static NullAdapter a;
+  return a;
+}
+
+}  // namespace unetmap

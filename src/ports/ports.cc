@@ -1,0 +1,92 @@
+// The one table of port types. A new port type adds one file in this
+// folder and one line here.
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <mutex>
+
+#include "core/adapter.h"
+
+namespace unetmap {
+
+const Adapter& null_adapter();
+const Adapter& pipe_adapter();
+
+namespace {
+const Adapter* const kAdapters[] = {&null_adapter(), &pipe_adapter()};
+}
+
+const Adapter* adapter_for_name(std::string_view name) {
+  for (const Adapter* a : kAdapters)
+    if (a->owns(name)) return a;
+  return nullptr;
+}
+
+const Adapter* adapter_for_kind(PortKind kind) {
+  for (const Adapter* a : kAdapters)
+    if (a->kind() == kind) return a;
+  return nullptr;
+}
+
+void Adapter::destroy(Registry& reg, int p) const {
+  PortEntry& pe = reg.port(p);
+  int err = 0;
+  auto region = Region::get(pe.mem_id, RegionConfig::from_env(), &err);
+  if (!region) return;
+  for (int d : {kTx, kRx}) {
+    uint32_t n = pe.nrings[d] + pe.nhost[d];
+    for (uint32_t i = 0; i < n && i <= kMaxRings; i++) region->destroy_ring(pe.ring[d][i]);
+    pe.nrings[d] = pe.nhost[d] = 0;
+  }
+}
+
+int make_port_rings(Registry& reg, int p, Region& r, std::string* why) {
+  PortEntry& pe = reg.port(p);
+  uint16_t made[2] = {0, 0};
+  int err = 0;
+  for (int d : {kTx, kRx}) {
+    uint32_t n = pe.nrings[d] + pe.nhost[d];
+    for (uint32_t i = 0; i < n && !err; i++, made[d]++)
+      err = r.make_ring(&pe.ring[d][i], pe.nslots[d], uint16_t(i), uint16_t(d), why);
+    if (err) break;
+  }
+  if (err) {
+    for (int d : {kTx, kRx})
+      for (uint32_t i = 0; i < made[d]; i++) r.destroy_ring(pe.ring[d][i]);
+    pe.nrings[kTx] = pe.nrings[kRx] = pe.nhost[kTx] = pe.nhost[kRx] = 0;
+  }
+  return err;
+}
+
+// Wake-up: the waiter token names a FIFO (its registry channel); one byte
+// written to it makes the blocked poll() return. Write ends are cached per
+// process and reopened when the channel's generation changes.
+static void wake(uint32_t token) {
+  static std::mutex mu;
+  static uint32_t cached_token[kMaxChans];
+  static int cached_fd[kMaxChans];
+  uint32_t id = Registry::chan_id(token);
+  std::lock_guard<std::mutex> g(mu);
+  if (cached_token[id] != token) {
+    if (cached_token[id]) sys::close(cached_fd[id]);
+    cached_token[id] = 0;
+    int fd = sys::open(Registry::chan_path(id).c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return;
+    cached_token[id] = token;
+    cached_fd[id] = fd;
+  }
+  char c = 1;
+  if (::write(cached_fd[id], &c, 1) < 0 && errno != EAGAIN) {
+    sys::close(cached_fd[id]);
+    cached_token[id] = 0;
+  }
+}
+
+void notify(KringState* ks) {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (ks->waiter.load(std::memory_order_relaxed) == 0) return;
+  if (uint32_t token = ks->waiter.exchange(0)) wake(token);
+}
+
+}  // namespace unetmap
