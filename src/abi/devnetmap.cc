@@ -282,6 +282,22 @@ int64_t now_ms() {
   return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// How long poll spins before it sleeps: UNETMAP_SPIN_US, default 50 us.
+int64_t spin_ns() {
+  static const int64_t ns = [] {
+    const char* e = getenv("UNETMAP_SPIN_US");
+    long us = e && *e ? strtol(e, nullptr, 10) : 50;
+    return int64_t(us < 0 ? 0 : us > 100000 ? 100000 : us) * 1000;
+  }();
+  return ns;
+}
+
 short scan_one(NetmapFile* f, short events) {
   if (!f->binding) return POLLERR;
   return f->binding->poll_scan(events);
@@ -394,22 +410,53 @@ void* dev_mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
   return p;
 }
 
+// netmap's poll: sync the rings the fd is bound to and report readiness.
+// Only when nothing is ready does it arm the rings' waiters and block in the
+// kernel on the fds' FIFOs (together with any non-netmap fds in the set).
+// When a netmap fd is ready and the set has no other fds, no system call
+// is made at all.
 int dev_poll(struct pollfd* fds, nfds_t n, int timeout_ms) {
-  const int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
-  std::vector<pollfd> kfds(fds, fds + n);
-  for (;;) {
-    int ready = 0;
-    bool nm_ready = false;
-    for (nfds_t i = 0; i < n; i++) {
-      NetmapFile* f = file_of(fds[i].fd);
-      if (!f) continue;
-      fds[i].revents = scan_one(f, fds[i].events);
-      if (fds[i].revents) nm_ready = true;
+  int ready = 0;
+  bool others = false;
+  for (nfds_t i = 0; i < n; i++) {
+    NetmapFile* f = file_of(fds[i].fd);
+    if (!f) {
+      others = true;
+      continue;
     }
+    fds[i].revents = scan_one(f, fds[i].events);
+    if (fds[i].revents) ready++;
+  }
+  if (ready && !others) return ready;
+  if (!ready && timeout_ms != 0) {
+    // A short bounded spin before sleeping: between two processes that
+    // exchange packets at full speed the ring is empty (or full) only for
+    // a moment, and a sleep/wake-up pair costs far more than the wait.
+    const int64_t spin_end = now_ns() + spin_ns();
+    do {
+      for (int k = 0; k < 64; k++) __builtin_ia32_pause();
+      for (nfds_t i = 0; i < n; i++)
+        if (NetmapFile* f = file_of(fds[i].fd)) {
+          fds[i].revents = scan_one(f, fds[i].events);
+          if (fds[i].revents) ready++;
+        }
+    } while (!ready && now_ns() < spin_end);
+    if (ready && !others) return ready;
+  }
+  const int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+  pollfd small[16];
+  std::vector<pollfd> big;
+  pollfd* kfds = small;
+  if (n > 16) {
+    big.resize(n);
+    kfds = big.data();
+  }
+  bool nm_ready = ready > 0;
+  for (;;) {
     int wait = nm_ready ? 0 : (deadline < 0 ? -1 : int(std::max<int64_t>(0, deadline - now_ms())));
     if (!nm_ready && wait != 0) {
-      // Arm, then look again: a producer that published before seeing the
-      // waiter is caught by the second scan.
+      // Arm, then look again: a producer that published before it could
+      // see the waiter is caught by this second scan.
       for (nfds_t i = 0; i < n; i++)
         if (NetmapFile* f = file_of(fds[i].fd); f && f->binding) {
           f->binding->arm(fds[i].events, f->token);
@@ -422,26 +469,23 @@ int dev_poll(struct pollfd* fds, nfds_t n, int timeout_ms) {
       kfds[i] = fds[i];
       if (file_of(fds[i].fd)) kfds[i].events = POLLIN;
     }
-    int r = libc().poll(kfds.data(), n, wait);
+    int r = libc().poll(kfds, n, wait);
     if (r < 0) return r;
+    ready = 0;
     for (nfds_t i = 0; i < n; i++) {
       NetmapFile* f = file_of(fds[i].fd);
       if (!f) {
         fds[i].revents = kfds[i].revents;
-        if (fds[i].revents) ready++;
-        continue;
+      } else if (f->binding) {
+        f->binding->arm(fds[i].events, 0);
+        if (kfds[i].revents & POLLIN) drain(fds[i].fd);
+        if (!nm_ready || (kfds[i].revents & POLLIN)) fds[i].revents = scan_one(f, fds[i].events);
       }
-      if (!f->binding) {
-        ready++;
-        continue;
-      }
-      f->binding->arm(fds[i].events, 0);
-      if (kfds[i].revents & POLLIN) drain(fds[i].fd);
-      if (!nm_ready || (kfds[i].revents & POLLIN)) fds[i].revents = scan_one(f, fds[i].events);
       if (fds[i].revents) ready++;
     }
     if (ready || wait == 0) return ready;
     if (deadline >= 0 && now_ms() >= deadline) return 0;
+    nm_ready = false;
   }
 }
 

@@ -63,8 +63,9 @@ class Adapter {
 const Adapter* adapter_for_name(std::string_view name);
 const Adapter* adapter_for_kind(PortKind kind);
 
-// Helper for create(): make the rings of port p in region r.
-int make_port_rings(Registry& reg, int p, Region& r, std::string* why);
+// Helper for create(): make the rings of port p in region r (rx rings
+// without buffers of their own if !rx_buffers).
+int make_port_rings(Registry& reg, int p, Region& r, std::string* why, bool rx_buffers = true);
 
 // Wake whoever armed a wait on ks (cheap when nobody did).
 void notify(KringState* ks);

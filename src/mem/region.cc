@@ -247,7 +247,7 @@ void Region::free_if(uint32_t i) {
 }
 
 int Region::make_ring(uint32_t* out, uint32_t nslots, uint16_t ringid, uint16_t dir,
-                      std::string* why) {
+                      std::string* why, bool buffers) {
   if (nslots < 2 || nslots > cfg().max_slots()) {
     if (why) *why = "ring of " + std::to_string(nslots) + " slots does not fit ring_size " +
                     std::to_string(cfg().ring_size) + " of region " + std::to_string(id());
@@ -256,8 +256,8 @@ int Region::make_ring(uint32_t* out, uint32_t nslots, uint16_t ringid, uint16_t 
   uint32_t ri;
   if (int e = alloc_ring(&ri, why)) return e;
   netmap_ring* r = ring(ri);
-  uint32_t* tmp = new uint32_t[nslots];
-  if (int e = alloc_bufs(tmp, nslots, why)) {
+  uint32_t* tmp = new uint32_t[nslots]();
+  if (int e = buffers ? alloc_bufs(tmp, nslots, why) : 0) {
     delete[] tmp;
     free_ring(ri);
     return e;

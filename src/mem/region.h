@@ -116,9 +116,11 @@ class Region {
   int alloc_if(uint32_t* out, std::string* why);
   void free_if(uint32_t i);
 
-  // A ring object `i` initialised with `nslots` slots, each with a buffer.
+  // A ring object initialised with `nslots` slots, each with a buffer of
+  // its own unless !buffers (a ring whose slots another ring fills in,
+  // as the rx rings of pipes: netmap's "fake rings").
   int make_ring(uint32_t* out, uint32_t nslots, uint16_t ringid, uint16_t dir,
-                std::string* why);
+                std::string* why, bool buffers = true);
   // Return the ring and the buffers of its slots.
   void destroy_ring(uint32_t i);
 

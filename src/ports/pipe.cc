@@ -1,13 +1,23 @@
 // netmap pipes: "X{N" (master end) and "X}N" (slave end).
 //
 // Opening either end creates both. Tx ring i of one end feeds rx ring i of
-// the other; both rings have the same number of slots. A txsync swaps buffer
-// indexes between the new tx slots and the free slots of the peer rx ring
-// (zero copy, NS_BUF_CHANGED on both), then publishes the rx ring's hwtail.
-// The rx side's syncs publish hwcur (slots released); the sender derives
-// its tx tail from it. So each KringState field has a single writer:
-//   rx.hwtail  - the sender's txsync     rx.hwcur - the receiver's rxsync
+// the other, with the same number of slots, and, as in netmap, the two
+// rings share their buffers: the rx ring has none of its own (a "fake
+// ring"), and slot k of the rx ring always describes the buffer of slot k
+// of the tx ring. So the transfer is zero copy and costs one slot copy:
+//   txsync: rx.slot[k] = tx.slot[k] for the new slots, publish rx.hwtail;
+//           tx may reuse slot k once the receiver released rx slot k, so
+//           the tx tail is rx.hwcur - 1.
+//   rxsync: for each released slot the application changed (NS_BUF_CHANGED:
+//           it swapped in another buffer) copy it back, tx.slot[k] =
+//           rx.slot[k], so the pair keeps describing one buffer; publish
+//           rx.hwcur.
+// A buffer a sender swaps into a tx slot (NS_BUF_CHANGED) reaches the
+// receiver with NS_BUF_CHANGED set. Each KringState field has one writer:
+//   rx.hwtail - the sender's txsync     rx.hwcur - the receiver's rxsync
 //   tx.hwcur/hwtail - the sender's txsync
+// Slot k of the tx ring is written by the receiver's rxsync only while k
+// is in flight (past the tx tail), so never concurrently with the sender.
 // Packets wait in the rx ring while the other end is closed.
 #include <cstring>
 
@@ -16,10 +26,6 @@
 namespace unetmap {
 
 namespace {
-
-inline uint32_t ring_dist(uint32_t from, uint32_t to, uint32_t n) {
-  return to >= from ? to - from : to + n - from;
-}
 
 class PipeAdapter final : public Adapter {
  public:
@@ -64,11 +70,22 @@ class PipeAdapter final : public Adapter {
     auto region = Region::get(req.mem_id, RegionConfig::from_env(), &err);
     if (!region) return err;
     for (int e : {p, q}) {
-      if (int r = make_port_rings(reg, e, *region, why)) {
+      if (int r = make_port_rings(reg, e, *region, why, false)) {
         destroy(reg, p);
         destroy(reg, q);
         reg.port(q).kind = PortKind::kNone;
         return r;
+      }
+    }
+    // Rx ring i of each end starts out describing the buffers of tx ring i
+    // of the other end.
+    for (int e : {p, q}) {
+      const PortEntry& tx_end = reg.port(e);
+      const PortEntry& rx_end = reg.port(e == p ? q : p);
+      for (uint32_t i = 0; i < nrings; i++) {
+        netmap_ring* t = region->ring(tx_end.ring[kTx][i]);
+        netmap_ring* r = region->ring(rx_end.ring[kRx][i]);
+        memcpy(static_cast<void*>(r->slot), t->slot, sizeof(netmap_slot) * nslots);
       }
     }
     return 0;
@@ -80,47 +97,43 @@ class PipeAdapter final : public Adapter {
     KringState* rs = rx.ks;
     const uint32_t n = k.nslots;
     uint32_t j = ts->hwcur.load(std::memory_order_relaxed);
-    uint32_t t = rs->hwtail.load(std::memory_order_relaxed);  // we are its only writer
-    const uint32_t rcur = rs->hwcur.load(std::memory_order_acquire);
     netmap_slot* tslot = k.ring->slot;
     netmap_slot* rslot = rx.ring->slot;
-    uint32_t m = ring_dist(j, head, n);
-    uint64_t bytes = 0;
-    for (uint32_t i = 0; i < m; i++) {
-      netmap_slot& a = tslot[j];
-      netmap_slot& b = rslot[t];
-      uint32_t spare = b.buf_idx;
-      b.buf_idx = a.buf_idx;
-      b.len = a.len;
-      b.ptr = a.ptr;
-      b.flags = (a.flags & NS_MOREFRAG) | NS_BUF_CHANGED;
-      bytes += a.len;
-      a.buf_idx = spare;
-      a.flags |= NS_BUF_CHANGED;
-      j = j + 1 == n ? 0 : j + 1;
-      t = t + 1 == n ? 0 : t + 1;
-    }
-    if (m) {
-      rs->hwtail.store(t, std::memory_order_release);
+    if (j != head) {
+      uint64_t bytes = 0;
+      uint32_t m = 0;
+      for (; j != head; j = j + 1 == n ? 0 : j + 1, m++) {
+        rslot[j] = tslot[j];
+        tslot[j].flags &= uint16_t(~NS_BUF_CHANGED);
+        bytes += tslot[j].len;
+      }
+      rs->hwtail.store(head, std::memory_order_release);
       ts->packets += m;
       ts->bytes += bytes;
+      ts->hwcur.store(head, std::memory_order_relaxed);
       notify(rs);
     }
-    ts->hwcur.store(head, std::memory_order_relaxed);
-    // Free room in the peer rx ring is [t, rcur - 1).
-    uint32_t room = ring_dist(t, rcur == 0 ? n - 1 : rcur - 1, n);
-    uint32_t tail = head + room;
-    ts->hwtail.store(tail >= n ? tail - n : tail, std::memory_order_relaxed);
+    const uint32_t rcur = rs->hwcur.load(std::memory_order_acquire);
+    ts->hwtail.store(rcur == 0 ? n - 1 : rcur - 1, std::memory_order_relaxed);
   }
 
   void rxsync(Kring& k, uint32_t head) const override {
     KringState* s = k.ks;
-    uint32_t old = s->hwcur.load(std::memory_order_relaxed);
-    if (head != old) {
-      s->packets += ring_dist(old, head, k.nslots);
-      s->hwcur.store(head, std::memory_order_release);
-      notify(k.peer->ks);  // the sender may be waiting for room
+    uint32_t j = s->hwcur.load(std::memory_order_relaxed);
+    if (j == head) return;
+    const uint32_t n = k.nslots;
+    netmap_slot* rslot = k.ring->slot;
+    netmap_slot* tslot = k.peer->ring->slot;
+    uint32_t m = 0;
+    for (; j != head; j = j + 1 == n ? 0 : j + 1, m++) {
+      if (rslot[j].flags & NS_BUF_CHANGED) {
+        tslot[j] = rslot[j];  // the sender sees NS_BUF_CHANGED too
+        rslot[j].flags &= uint16_t(~NS_BUF_CHANGED);
+      }
     }
+    s->packets += m;
+    s->hwcur.store(head, std::memory_order_release);
+    notify(k.peer->ks);  // the sender may be waiting for room
   }
 };
 

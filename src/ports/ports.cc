@@ -41,14 +41,15 @@ void Adapter::destroy(Registry& reg, int p) const {
   }
 }
 
-int make_port_rings(Registry& reg, int p, Region& r, std::string* why) {
+int make_port_rings(Registry& reg, int p, Region& r, std::string* why, bool rx_buffers) {
   PortEntry& pe = reg.port(p);
   uint16_t made[2] = {0, 0};
   int err = 0;
   for (int d : {kTx, kRx}) {
     uint32_t n = pe.nrings[d] + pe.nhost[d];
     for (uint32_t i = 0; i < n && !err; i++, made[d]++)
-      err = r.make_ring(&pe.ring[d][i], pe.nslots[d], uint16_t(i), uint16_t(d), why);
+      err = r.make_ring(&pe.ring[d][i], pe.nslots[d], uint16_t(i), uint16_t(d), why,
+                        d == kTx || rx_buffers);
     if (err) break;
   }
   if (err) {
