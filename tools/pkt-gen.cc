@@ -78,7 +78,7 @@ void on_signal(int) { g_stop.store(true); }
   exit(1);
 }
 
-void usage(int code) {
+[[noreturn]] void usage(int code) {
   FILE* f = code ? stderr : stdout;
   fprintf(f,
           "usage: pkt-gen -i PORT [-f tx|rx|ping|pong] [options]\n"

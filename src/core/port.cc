@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <poll.h>
 
+#include <cstdio>
 #include <cstring>
 
 namespace unetmap {
@@ -173,7 +174,7 @@ void Binding::build_views(Registry& reg) {
   const uint32_t nifp = reg.reg(reg_).nifp;
   netmap_if* ni = r.nifp(nifp);
   memset(static_cast<void*>(ni), 0, r.cfg().if_size);
-  strncpy(ni->ni_name, pe.name, sizeof ni->ni_name - 1);
+  snprintf(ni->ni_name, sizeof ni->ni_name, "%.*s", int(sizeof ni->ni_name - 1), pe.name);
   *const_cast<uint32_t*>(&ni->ni_version) = NETMAP_API;
   *const_cast<uint32_t*>(&ni->ni_tx_rings) = pe.nrings[kTx];
   *const_cast<uint32_t*>(&ni->ni_rx_rings) = pe.nrings[kRx];

@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "core/adapter.h"
+#include "mem/region.h"
 
 namespace unetmap {
 
@@ -76,7 +77,7 @@ int Registry::alloc_reg() {
   for (uint32_t i = 0; i < kMaxRegs; i++) {
     RegEntry& r = f_->regs[i];
     if (r.in_use) continue;
-    memset(&r, 0, sizeof r);
+    r = RegEntry{};
     r.in_use = 1;
     return int(i);
   }
@@ -131,6 +132,10 @@ void Registry::maybe_destroy_port(int i) {
     q.kind = PortKind::kNone;
     q.name[0] = 0;
   }
+  // A region no port uses any more goes too (stale regions do not pile up).
+  for (const PortEntry& o : f_->ports)
+    if (o.kind != PortKind::kNone && o.mem_id == p.mem_id) return;
+  Region::remove(p.mem_id);
 }
 
 int Registry::alloc_chan(uint32_t* token) {

@@ -14,36 +14,7 @@
 #include <cstring>
 
 #include "abi/devnetmap.h"
-
-namespace {
-
-void set_ring_range(nm_desc* d, const nmreq_register& r) {
-  uint16_t tx = r.nr_tx_rings, rx = r.nr_rx_rings;
-  switch (r.nr_mode) {
-    case NR_REG_SW:
-      d->first_tx_ring = tx, d->last_tx_ring = uint16_t(tx + r.nr_host_tx_rings - 1);
-      d->first_rx_ring = rx, d->last_rx_ring = uint16_t(rx + r.nr_host_rx_rings - 1);
-      break;
-    case NR_REG_NIC_SW:
-      d->first_tx_ring = 0, d->last_tx_ring = uint16_t(tx + r.nr_host_tx_rings - 1);
-      d->first_rx_ring = 0, d->last_rx_ring = uint16_t(rx + r.nr_host_rx_rings - 1);
-      break;
-    case NR_REG_ONE_NIC:
-      d->first_tx_ring = d->last_tx_ring = d->first_rx_ring = d->last_rx_ring = r.nr_ringid;
-      break;
-    case NR_REG_ONE_SW:
-      d->first_tx_ring = d->last_tx_ring = uint16_t(tx + r.nr_ringid);
-      d->first_rx_ring = d->last_rx_ring = uint16_t(rx + r.nr_ringid);
-      break;
-    default:
-      d->first_tx_ring = 0, d->last_tx_ring = uint16_t(tx ? tx - 1 : 0);
-      d->first_rx_ring = 0, d->last_rx_ring = uint16_t(rx ? rx - 1 : 0);
-  }
-  d->cur_tx_ring = d->first_tx_ring;
-  d->cur_rx_ring = d->first_rx_ring;
-}
-
-}  // namespace
+#include "lib/rings.h"
 
 extern "C" {
 
@@ -100,7 +71,8 @@ struct nm_desc* nm_open(const char* ifname, const struct nmreq* req, uint64_t fl
     errno = e;
     return nullptr;
   }
-  strncpy(d->req.nr_name, p->hdr.nr_name, sizeof d->req.nr_name - 1);
+  snprintf(d->req.nr_name, sizeof d->req.nr_name, "%.*s", int(sizeof d->req.nr_name - 1),
+           p->hdr.nr_name);
   d->req.nr_version = NETMAP_API;
   d->req.nr_offset = uint32_t(r.nr_offset);
   d->req.nr_memsize = uint32_t(r.nr_memsize);
@@ -110,7 +82,9 @@ struct nm_desc* nm_open(const char* ifname, const struct nmreq* req, uint64_t fl
   d->req.nr_flags = uint32_t(r.nr_mode | (r.nr_flags & ~uint64_t(NR_REG_MASK)));
   d->req.nr_arg2 = r.nr_mem_id;
   d->memsize = r.nr_memsize;
-  set_ring_range(d, r);
+  unetmap::RingSpan rs = unetmap::ring_span(r);
+  d->first_tx_ring = d->cur_tx_ring = rs.first_tx, d->last_tx_ring = rs.last_tx;
+  d->first_rx_ring = d->cur_rx_ring = rs.first_rx, d->last_rx_ring = rs.last_rx;
   nmport_undo_prepare(p);
   const nm_desc* parent = (flags & NM_OPEN_NO_MMAP) && arg && IS_NETMAP_DESC(arg) ? arg : nullptr;
   if (nm_mmap(d, parent) < 0) {
@@ -131,7 +105,7 @@ int nm_close(struct nm_desc* d) {
   }
   if (d->done_mmap && d->mem) munmap(d->mem, d->memsize);
   if (d->fd >= 0) unetmap::dev_close(d->fd);
-  memset(d, 0, sizeof *d);
+  memset(static_cast<void*>(d), 0, sizeof *d);
   free(d);
   return 0;
 }

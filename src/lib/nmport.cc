@@ -15,6 +15,7 @@
 #include <string>
 
 #include "abi/devnetmap.h"
+#include "lib/rings.h"
 
 namespace {
 
@@ -158,38 +159,37 @@ int parse_options(nmport_d* d, const char* opts, const char* spec) {
 }
 
 void compute_ring_range(nmport_d* d) {
-  const nmreq_register& r = d->reg;
-  uint16_t tx = r.nr_tx_rings, rx = r.nr_rx_rings;
-  switch (r.nr_mode) {
-    case NR_REG_SW:
-      d->first_tx_ring = tx, d->last_tx_ring = uint16_t(tx + r.nr_host_tx_rings - 1);
-      d->first_rx_ring = rx, d->last_rx_ring = uint16_t(rx + r.nr_host_rx_rings - 1);
-      break;
-    case NR_REG_NIC_SW:
-      d->first_tx_ring = 0, d->last_tx_ring = uint16_t(tx + r.nr_host_tx_rings - 1);
-      d->first_rx_ring = 0, d->last_rx_ring = uint16_t(rx + r.nr_host_rx_rings - 1);
-      break;
-    case NR_REG_ONE_NIC:
-      d->first_tx_ring = d->last_tx_ring = r.nr_ringid;
-      d->first_rx_ring = d->last_rx_ring = r.nr_ringid;
-      break;
-    case NR_REG_ONE_SW:
-      d->first_tx_ring = d->last_tx_ring = uint16_t(tx + r.nr_ringid);
-      d->first_rx_ring = d->last_rx_ring = uint16_t(rx + r.nr_ringid);
-      break;
-    case NR_REG_NULL:
-      d->first_tx_ring = d->last_tx_ring = 0;
-      d->first_rx_ring = d->last_rx_ring = 0;
-      break;
-    default:
-      d->first_tx_ring = 0, d->last_tx_ring = uint16_t(tx - 1);
-      d->first_rx_ring = 0, d->last_rx_ring = uint16_t(rx - 1);
-  }
+  unetmap::RingSpan rs = unetmap::ring_span(d->reg);
+  d->first_tx_ring = rs.first_tx, d->last_tx_ring = rs.last_tx;
+  d->first_rx_ring = rs.first_rx, d->last_rx_ring = rs.last_rx;
   d->cur_tx_ring = d->first_tx_ring;
   d->cur_rx_ring = d->first_rx_ring;
 }
 
 }  // namespace
+
+namespace unetmap {
+
+RingSpan ring_span(const nmreq_register& r) {
+  const uint16_t tx = r.nr_tx_rings, rx = r.nr_rx_rings;
+  switch (r.nr_mode) {
+    case NR_REG_SW:
+      return {tx, uint16_t(tx + r.nr_host_tx_rings - 1), rx, uint16_t(rx + r.nr_host_rx_rings - 1)};
+    case NR_REG_NIC_SW:
+      return {0, uint16_t(tx + r.nr_host_tx_rings - 1), 0, uint16_t(rx + r.nr_host_rx_rings - 1)};
+    case NR_REG_ONE_NIC:
+      return {r.nr_ringid, r.nr_ringid, r.nr_ringid, r.nr_ringid};
+    case NR_REG_ONE_SW:
+      return {uint16_t(tx + r.nr_ringid), uint16_t(tx + r.nr_ringid), uint16_t(rx + r.nr_ringid),
+              uint16_t(rx + r.nr_ringid)};
+    case NR_REG_NULL:
+      return {0, 0, 0, 0};
+    default:
+      return {0, uint16_t(tx ? tx - 1 : 0), 0, uint16_t(rx ? rx - 1 : 0)};
+  }
+}
+
+}  // namespace unetmap
 
 extern "C" {
 

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -90,16 +91,14 @@ void init_region(void* base, size_t, const void* argp) {
   h->if_free = arg->cfg.if_num;
 }
 
-std::string exhausted(uint16_t id, const char* what, uint32_t in_use, uint32_t total,
-                      const char* knob) {
-  char b[256];
+std::string exhausted(uint16_t id, const char* what, uint32_t want, uint32_t in_use,
+                      uint32_t total, const char* knob, const char* env) {
+  char b[320];
   snprintf(b, sizeof b,
-           "region %u: no free %s (%u in use of %u); raise %s with @conf:%s=N on the "
-           "first port of the region or UNETMAP_%s",
-           id, what, in_use, total, knob, knob, knob);
-  std::string s = b;
-  for (size_t i = s.rfind("UNETMAP_") + 8; i < s.size(); i++) s[i] = char(toupper(s[i]));
-  return s;
+           "region %u: no free %s for %u more (%u in use of %u); raise %s (%s=N, read when the "
+           "region is created: close every port of region %u first)",
+           id, what, want, in_use, total, knob, env, id);
+  return b;
 }
 
 }  // namespace
@@ -139,7 +138,16 @@ std::shared_ptr<Region> Region::get(uint16_t id, const RegionConfig& cfg, int* e
   static std::map<uint16_t, std::shared_ptr<Region>> cache;
   std::lock_guard<std::mutex> g(mu);
   auto it = cache.find(id);
-  if (it != cache.end()) return it->second;
+  if (it != cache.end()) {
+    // A region whose last port went away is unlinked (Region::remove); a
+    // mapping of the old file must not be used for a new one.
+    struct stat a, b;
+    std::string path = runtime_dir() + "/" + file_name(id);
+    if (::stat(path.c_str(), &a) == 0 && fstat(it->second->fd(), &b) == 0 && a.st_ino == b.st_ino &&
+        a.st_dev == b.st_dev)
+      return it->second;
+    cache.erase(it);
+  }
   if (id == 0 || id > kMaxId) {
     *err = EINVAL;
     return nullptr;
@@ -178,11 +186,14 @@ std::shared_ptr<Region> Region::get(uint16_t id, const RegionConfig& cfg, int* e
 
 Region::~Region() { sys::close(fd_); }
 
+void Region::remove(uint16_t id) { unlink((runtime_dir() + "/" + file_name(id)).c_str()); }
+
 int Region::alloc_bufs(uint32_t* out, uint32_t n, std::string* why) {
   RegionHeader* h = hdr();
   LockGuard g(h->lock);
   if (h->buf_free < n) {
-    if (why) *why = exhausted(id(), "buffers", bufs_in_use(), cfg().buf_num - 2, "buf_num");
+    if (why) *why = exhausted(id(), "buffers", n, bufs_in_use(), cfg().buf_num - 2, "buf_num",
+                                "UNETMAP_BUF_NUM");
     return ENOMEM;
   }
   auto* st = reinterpret_cast<uint32_t*>(map_.base() + h->buf_stack_off);
@@ -214,7 +225,8 @@ int Region::alloc_ring(uint32_t* out, std::string* why) {
   RegionHeader* h = hdr();
   LockGuard g(h->lock);
   if (h->ring_free == 0) {
-    if (why) *why = exhausted(id(), "rings", cfg().ring_num, cfg().ring_num, "ring_num");
+    if (why) *why = exhausted(id(), "rings", 1, cfg().ring_num, cfg().ring_num, "ring_num",
+                                "UNETMAP_RING_NUM");
     return ENOMEM;
   }
   *out = reinterpret_cast<uint32_t*>(map_.base() + h->ring_stack_off)[--h->ring_free];
@@ -232,7 +244,8 @@ int Region::alloc_if(uint32_t* out, std::string* why) {
   RegionHeader* h = hdr();
   LockGuard g(h->lock);
   if (h->if_free == 0) {
-    if (why) *why = exhausted(id(), "netmap_if objects", cfg().if_num, cfg().if_num, "if_num");
+    if (why) *why = exhausted(id(), "netmap_if objects", 1, cfg().if_num, cfg().if_num, "if_num",
+                                "UNETMAP_IF_NUM");
     return ENOMEM;
   }
   *out = reinterpret_cast<uint32_t*>(map_.base() + h->if_stack_off)[--h->if_free];

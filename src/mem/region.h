@@ -86,6 +86,9 @@ class Region {
   // Returns nullptr and sets *err (errno value) on failure.
   static std::shared_ptr<Region> get(uint16_t id, const RegionConfig& cfg, int* err);
   static std::string file_name(uint16_t id);
+  // Unlink region `id` (its last port is gone; call with the registry
+  // locked). Mappings stay valid; the next get() makes a fresh region.
+  static void remove(uint16_t id);
 
   RegionHeader* hdr() const { return reinterpret_cast<RegionHeader*>(map_.base()); }
   const RegionConfig& cfg() const { return hdr()->cfg; }

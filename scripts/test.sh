@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the dependencies, builds unetmap twice (optimised, and with
+# AddressSanitizer + UndefinedBehaviorSanitizer) and runs every test in
+# both builds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+fail=0
+for variant in release sanitize; do
+  dir=build
+  args=()
+  if [ "$variant" = sanitize ]; then
+    dir=build-sanitize
+    args=(-DUNETMAP_SANITIZE=ON)
+  fi
+  echo "=== $variant build ($dir)"
+  bash scripts/build.sh "$dir" "${args[@]}"
+  echo "=== $variant tests"
+  (cd "$dir" && ctest --output-on-failure -j2 --timeout 300) || fail=1
+done
+exit $fail
