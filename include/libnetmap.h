@@ -124,6 +124,38 @@ struct nmreq_option *nmreq_find_option(struct nmreq_header *h, uint32_t t);
 void nmreq_free_options(struct nmreq_header *h);
 const char *nmreq_option_name(uint32_t nro_reqtype);
 
+/* Option parsers, for tools that extend the "@option:key=value" syntax. */
+#define NMREQ_OPT_MAXKEYS 16 /* keys one option can have */
+
+struct nmreq_parse_ctx {
+	struct nmctx *ctx;                      /* for errors */
+	void *token;                            /* the caller's cookie */
+	const char *keys[NMREQ_OPT_MAXKEYS];    /* values, by key id; NULL if unset */
+};
+
+typedef int (*nmreq_opt_parser_cb)(struct nmreq_parse_ctx *);
+
+struct nmreq_opt_key {
+	const char *key;
+	int id;
+	unsigned int flags;
+#define NMREQ_OPTK_ALLOWEMPTY (1U << 0) /* "=value" may be left out */
+#define NMREQ_OPTK_MUSTSET (1U << 1)    /* the key is mandatory */
+#define NMREQ_OPTK_DEFAULT (1U << 2)    /* "option=value" sets this key */
+};
+
+struct nmreq_opt_parser {
+	const char *prefix;
+	nmreq_opt_parser_cb parse;
+	int default_key;
+	int nr_keys;
+	unsigned int flags;
+#define NMREQ_OPTF_DISABLED (1U << 0)
+#define NMREQ_OPTF_ALLOWEMPTY (1U << 1)
+	struct nmreq_opt_parser *next;
+	struct nmreq_opt_key keys[NMREQ_OPT_MAXKEYS];
+} __attribute__((aligned(16)));
+
 #define nmreq_foreach_option(h_, o_)                                        \
 	for ((o_) = (struct nmreq_option *)((uintptr_t)((h_)->nr_options)); \
 	     (o_) != NULL;                                                  \

@@ -28,12 +28,17 @@
 #ifndef IFNAMSIZ
 #include <net/if.h>
 #endif
+#ifndef IFNAMSIZ /* strict ISO C modes: net/if.h only has IF_NAMESIZE */
+#define IFNAMSIZ IF_NAMESIZE
+#endif
 
 #define NETMAP_API 14     /* version this header describes */
 #define NETMAP_MIN_API 14 /* oldest request version accepted */
 #define NETMAP_MAX_API 15 /* newest request version accepted */
 
 #define NM_CACHE_ALIGN 128
+
+#define NETMAP_MAX_FRAGS 64 /* slots one packet may span */
 
 /* One slot of a ring: a buffer index, a length and per-packet flags. */
 struct netmap_slot {
@@ -305,6 +310,22 @@ struct nmreq_opt_offsets {
 	uint32_t nro_offset_bits;
 	uint32_t nro_tx_align;
 	uint64_t nro_min_gap;
+};
+
+/* Shared status blocks of the (netmap kloop) CSB mode. */
+struct nm_csb_atok { /* application to kernel */
+	uint32_t head;
+	uint32_t cur;
+	uint32_t appl_need_kick;
+	uint32_t sync_flags;
+	uint32_t pad[12];
+};
+
+struct nm_csb_ktoa { /* kernel to application */
+	uint32_t hwcur;
+	uint32_t hwtail;
+	uint32_t kern_need_kick;
+	uint32_t pad[13];
 };
 
 /* ---------------- ioctls ---------------- */

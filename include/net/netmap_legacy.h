@@ -11,6 +11,9 @@
 #ifndef IFNAMSIZ
 #include <net/if.h>
 #endif
+#ifndef IFNAMSIZ
+#define IFNAMSIZ IF_NAMESIZE
+#endif
 
 struct nmreq {
 	char nr_name[IFNAMSIZ];
@@ -43,8 +46,32 @@ struct nmreq {
 #define NETMAP_BDG_POLLING_ON 10
 #define NETMAP_BDG_POLLING_OFF 11
 #define NETMAP_VNET_HDR_GET 12
+#define NETMAP_POOLS_INFO_GET 13
+
+/* Answer of NETMAP_POOLS_INFO_GET (legacy: offsets are 32 bits). */
+struct netmap_pools_info {
+	uint64_t memsize;
+	uint32_t memid;
+	uint32_t if_pool_offset;
+	uint32_t if_pool_objtotal;
+	uint32_t if_pool_objsize;
+	uint32_t ring_pool_offset;
+	uint32_t ring_pool_objtotal;
+	uint32_t ring_pool_objsize;
+	uint32_t buf_pool_offset;
+	uint32_t buf_pool_objtotal;
+	uint32_t buf_pool_objsize;
+};
+
+/* NIOCCONFIG: driver-specific configuration, an opaque blob. */
+#define NM_IFRDATA_LEN 256
+struct nm_ifreq {
+	char nifr_name[IFNAMSIZ];
+	char data[NM_IFRDATA_LEN];
+};
 
 #define NIOCGINFO _IOWR('i', 145, struct nmreq)
 #define NIOCREGIF _IOWR('i', 146, struct nmreq)
+#define NIOCCONFIG _IOWR('i', 150, struct nm_ifreq)
 
 #endif /* _NET_NETMAP_LEGACY_H_ */

@@ -20,6 +20,8 @@
 #define unlikely(x) __builtin_expect(!!(x), 0)
 #endif
 
+#define NETMAP_DEVICE_NAME "/dev/netmap"
+
 #define _NETMAP_OFFSET(type, ptr, offset) ((type)(void *)((char *)(ptr) + (offset)))
 
 #define NETMAP_IF(_base, _ofs) _NETMAP_OFFSET(struct netmap_if *, _base, _ofs)
@@ -181,7 +183,7 @@ static inline int nm_inject(struct nm_desc *d, const void *buf, size_t size)
 	for (c = 0; c < n; c++) {
 		unsigned int ri = d->cur_tx_ring + c;
 		if (ri > d->last_tx_ring)
-			ri = d->first_tx_ring;
+			ri -= n;
 		struct netmap_ring *ring = NETMAP_TXRING(d->nifp, ri);
 		size_t rem = size;
 		const char *p = (const char *)buf;
@@ -224,9 +226,10 @@ static inline int nm_dispatch(struct nm_desc *d, int cnt, nm_cb_t cb,
 	d->hdr.d = d;
 	if (cnt == 0)
 		cnt = -1;
-	for (c = 0; c < n && cnt != got; c++, ri++) {
+	for (c = 0; c < n && cnt != got; c++) {
+		ri = d->cur_rx_ring + c;
 		if (ri > d->last_rx_ring)
-			ri = d->first_rx_ring;
+			ri -= n;
 		struct netmap_ring *ring = NETMAP_RXRING(d->nifp, ri);
 		for (; !nm_ring_empty(ring) && cnt != got; got++) {
 			uint32_t idx, i = ring->cur;

@@ -40,6 +40,7 @@ struct NetmapFile {
 };
 
 std::atomic<NetmapFile*> g_files[kMaxFd];
+std::atomic<int> g_nfiles{0};  // open NetmapFiles in this process
 thread_local std::string t_last_error;
 
 NetmapFile* file_of(int fd) {
@@ -68,9 +69,10 @@ bool copy_out(void* dst, const void* src, size_t n) {
 void release(NetmapFile* f) {
   if (f->refs.fetch_sub(1) != 1) return;
   f->binding.reset();
+  g_nfiles.fetch_sub(1);
   if (Registry* reg = Registry::get(nullptr)) {
     LockGuard g(reg->lock());
-    reg->free_chan(f->token);
+    reg->release_chan(f->token, ProcId::self());
   }
   delete f;
 }
@@ -97,7 +99,17 @@ void fill_register_reply(const Binding& b, nmreq_register* r) {
 
 std::string name_of(const char* n, size_t max) { return std::string(n, strnlen(n, max)); }
 
-int do_register(NetmapFile* f, const BindRequest& rq) {
+// The deprecated pipe modes name the pipe by ring id: NAME + mode
+// PIPE_MASTER/SLAVE + ring N is the port NAME{N / NAME}N.
+void apply_pipe_mode(BindRequest* rq) {
+  if (rq->mode != NR_REG_PIPE_MASTER && rq->mode != NR_REG_PIPE_SLAVE) return;
+  rq->name += (rq->mode == NR_REG_PIPE_MASTER ? "{" : "}") + std::to_string(rq->ringid);
+  rq->mode = NR_REG_ALL_NIC;
+  rq->ringid = 0;
+}
+
+int do_register(NetmapFile* f, BindRequest rq) {
+  apply_pipe_mode(&rq);
   std::lock_guard<std::mutex> g(f->mu);
   if (f->binding) return fail(EBUSY, "this fd is already registered to a port");
   std::string why;
@@ -130,8 +142,9 @@ int pools_info(NetmapFile* f, nmreq_pools_info* pi) {
   } else if (pi->nr_mem_id == 0) {
     pi->nr_mem_id = 1;
   }
-  r = Region::get(pi->nr_mem_id, RegionConfig::from_env(), &err);
-  if (!r) return fail(err, "region " + std::to_string(pi->nr_mem_id) + ": " + strerror(err));
+  std::string why;
+  r = Region::get(pi->nr_mem_id, RegionConfig::from_env(), &err, &why);
+  if (!r) return fail(err, why);
   const RegionHeader* h = r->hdr();
   pi->nr_memsize = h->memsize;
   pi->nr_if_pool_offset = h->if_pool;
@@ -170,6 +183,7 @@ int ctrl(NetmapFile* f, void* arg) {
   if (h.nr_version < NETMAP_MIN_API || h.nr_version > NETMAP_MAX_API)
     return fail(EINVAL, "nr_version " + std::to_string(h.nr_version) + " not supported: use " +
                             std::to_string(NETMAP_API));
+  if (h.nr_reserved != 0) return fail(EINVAL, "nmreq_header.nr_reserved must be 0");
   if (check_options(h.nr_options)) return -1;
   std::string name = name_of(h.nr_name, sizeof h.nr_name);
   void* body = reinterpret_cast<void*>(h.nr_body);
@@ -334,6 +348,7 @@ const Libc& libc() {
     NEXT(dup2);
     NEXT(dup3);
     NEXT(fcntl);
+    NEXT(fork);
 #undef NEXT
     return x;
   }();
@@ -369,6 +384,7 @@ int dev_open(int flags) {
   }
   auto* f = new NetmapFile;
   f->token = token;
+  g_nfiles.fetch_add(1);
   g_files[fd].store(f, std::memory_order_release);
   return fd;
 }
@@ -592,6 +608,7 @@ void dev_forget(int fd) {
     std::lock_guard<std::mutex> g(g_ep_mu);
     g_ep.erase(fd);  // it may have been an epoll fd
   }
+  if (!g_files[fd].load(std::memory_order_relaxed)) return;  // not ours: no atomic RMW
   NetmapFile* f = g_files[fd].exchange(nullptr);
   if (!f) return;
   {
@@ -614,17 +631,23 @@ void dev_dup(int oldfd, int newfd) {
   g_files[newfd].store(f, std::memory_order_release);
 }
 
-// After fork the child holds every registration of the parent too.
-static void after_fork_child() {
+// After fork the child holds every registration and wake-up channel of the
+// parent too. Done by the parent before fork() returns to it, so that a
+// parent closing its fd at once cannot take the port from under the child.
+void dev_after_fork_parent(int child_pid) {
+  if (g_nfiles.load() == 0) return;
+  ProcId child = ProcId::of(child_pid);
+  Registry* reg = Registry::get(nullptr);
   std::set<NetmapFile*> seen;
   for (int fd = 0; fd < kMaxFd; fd++) {
-    NetmapFile* f = g_files[fd].load();
-    if (f && f->binding && seen.insert(f).second) f->binding->add_holder(ProcId::self());
+    NetmapFile* f = g_files[fd].load(std::memory_order_relaxed);
+    if (!f || !seen.insert(f).second) continue;
+    if (f->binding) f->binding->add_holder(child);
+    if (reg) {
+      LockGuard g(reg->lock());
+      reg->add_chan_holder(f->token, child);
+    }
   }
-}
-
-__attribute__((constructor)) static void install_fork_handler() {
-  pthread_atfork(nullptr, nullptr, after_fork_child);
 }
 
 }  // namespace unetmap

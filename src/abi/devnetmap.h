@@ -35,6 +35,8 @@ int dev_close(int fd);
 // Called after the kernel closed/duplicated an fd.
 void dev_forget(int fd);
 void dev_dup(int oldfd, int newfd);
+// In the parent, right after fork() created child_pid.
+void dev_after_fork_parent(int child_pid);
 
 // libc's own entry points (the next definition after this library).
 struct Libc {
@@ -54,6 +56,7 @@ struct Libc {
   int (*dup2)(int, int);
   int (*dup3)(int, int, int);
   int (*fcntl)(int, int, ...);
+  pid_t (*fork)(void);
 };
 const Libc& libc();
 

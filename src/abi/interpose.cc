@@ -204,3 +204,9 @@ EXPORT int fcntl64(int fd, int cmd, ...) {
   va_end(ap);
   return fcntl(fd, cmd, arg);
 }
+
+EXPORT pid_t fork(void) {
+  pid_t pid = libc().fork();
+  if (pid > 0) unetmap::dev_after_fork_parent(pid);
+  return pid;
+}

@@ -93,27 +93,12 @@ int Binding::open(const BindRequest& rq, std::unique_ptr<Binding>* out, std::str
   std::unique_ptr<Binding> b(new Binding);
   LockGuard g(reg->lock());
   reg->reap();
+  const uint16_t mem_id = rq.mem_id ? rq.mem_id : 1;
   int p = reg->find_port(rq.name.c_str());
   if (p < 0) {
-    p = reg->alloc_port(rq.name.c_str(), na->kind());
-    if (p < 0) {
-      *why = "too many ports (" + std::to_string(kMaxPorts) + ")";
-      return ENOMEM;
-    }
-    PortRequest pr;
-    pr.name = rq.name;
-    pr.mem_id = rq.mem_id ? rq.mem_id : 1;
-    memcpy(pr.nrings, rq.nrings, sizeof pr.nrings);
-    memcpy(pr.nslots, rq.nslots, sizeof pr.nslots);
-    memcpy(pr.nhost, rq.nhost, sizeof pr.nhost);
-    // The region must be reachable before the port is made in it.
-    if (!Region::get(pr.mem_id, RegionConfig::from_env(), &err)) {
-      reg->port(p).kind = PortKind::kNone;
-      *why = "region " + std::to_string(pr.mem_id) + ": " + strerror(err);
-      return err;
-    }
-    if ((err = na->create(*reg, p, pr, why)) != 0) {
-      reg->port(p).kind = PortKind::kNone;
+    err = create_port(*reg, *na, rq, mem_id, why, &p);
+    if (err) {
+      reg->remove_region_if_unused(mem_id);  // made for this port, maybe
       return err;
     }
   } else if (reg->port(p).kind != na->kind()) {
@@ -129,6 +114,33 @@ int Binding::open(const BindRequest& rq, std::unique_ptr<Binding>* out, std::str
   return 0;
 }
 
+int Binding::create_port(Registry& reg, const Adapter& na, const BindRequest& rq,
+                         uint16_t mem_id, std::string* why, int* out) {
+  int p = reg.alloc_port(rq.name.c_str(), na.kind());
+  if (p < 0) {
+    *why = "too many ports (" + std::to_string(kMaxPorts) + ")";
+    return ENOMEM;
+  }
+  PortRequest pr;
+  pr.name = rq.name;
+  pr.mem_id = mem_id;
+  memcpy(pr.nrings, rq.nrings, sizeof pr.nrings);
+  memcpy(pr.nslots, rq.nslots, sizeof pr.nslots);
+  memcpy(pr.nhost, rq.nhost, sizeof pr.nhost);
+  // The region must be reachable before the port is made in it.
+  int err = 0;
+  if (!Region::get(mem_id, RegionConfig::from_env(), &err, why)) {
+    reg.port(p).kind = PortKind::kNone;
+    return err;
+  }
+  if ((err = na.create(reg, p, pr, why)) != 0) {
+    reg.port(p).kind = PortKind::kNone;
+    return err;
+  }
+  *out = p;
+  return 0;
+}
+
 int Binding::attach(Registry& reg, int p, const BindRequest& rq, std::string* why) {
   PortEntry& pe = reg.port(p);
   if (!ring_range(pe, rq.mode, rq.ringid, rq.flags, first_, last_, why)) return EINVAL;
@@ -137,11 +149,8 @@ int Binding::attach(Registry& reg, int p, const BindRequest& rq, std::string* wh
     return EBUSY;
   }
   int err = 0;
-  region_ = Region::get(pe.mem_id, RegionConfig::from_env(), &err);
-  if (!region_) {
-    *why = "region " + std::to_string(pe.mem_id) + ": " + strerror(err);
-    return err;
-  }
+  region_ = Region::get(pe.mem_id, RegionConfig::from_env(), &err, why);
+  if (!region_) return err;
   int ri = reg.alloc_reg();
   if (ri < 0) {
     *why = "too many registrations (" + std::to_string(kMaxRegs) + ")";

@@ -100,7 +100,16 @@ void Registry::reap() {
   }
   for (uint32_t i = 0; i < kMaxChans; i++) {
     ChanEntry& c = f_->chans[i];
-    if (c.in_use && !c.owner.alive()) free_chan((c.gen << 10) | i);
+    if (!c.in_use) continue;
+    bool any = false;
+    for (auto& h : c.holders) {
+      if (h.empty()) continue;
+      if (h.alive())
+        any = true;
+      else
+        h = ProcId{};
+    }
+    if (!any) free_chan((c.gen << 10) | i);
   }
 }
 
@@ -132,10 +141,15 @@ void Registry::maybe_destroy_port(int i) {
     q.kind = PortKind::kNone;
     q.name[0] = 0;
   }
-  // A region no port uses any more goes too (stale regions do not pile up).
+  remove_region_if_unused(p.mem_id);
+}
+
+// A region no port uses any more goes too: stale regions do not pile up,
+// and new size knobs apply to the next one.
+void Registry::remove_region_if_unused(uint16_t mem_id) {
   for (const PortEntry& o : f_->ports)
-    if (o.kind != PortKind::kNone && o.mem_id == p.mem_id) return;
-  Region::remove(p.mem_id);
+    if (o.kind != PortKind::kNone && o.mem_id == mem_id) return;
+  Region::remove(mem_id);
 }
 
 int Registry::alloc_chan(uint32_t* token) {
@@ -145,7 +159,8 @@ int Registry::alloc_chan(uint32_t* token) {
     c.in_use = 1;
     c.gen = (c.gen + 1) & 0x3fffff;
     if (c.gen == 0) c.gen = 1;
-    c.owner = ProcId::self();
+    for (auto& h : c.holders) h = ProcId{};
+    c.holders[0] = ProcId::self();
     *token = (c.gen << 10) | i;
     return 0;
   }
@@ -157,7 +172,28 @@ void Registry::free_chan(uint32_t token) {
   if (!c.in_use || c.gen != (token >> 10)) return;
   unlink(chan_path(chan_id(token)).c_str());
   c.in_use = 0;
-  c.owner = ProcId{};
+  for (auto& h : c.holders) h = ProcId{};
+}
+
+void Registry::release_chan(uint32_t token, const ProcId& p) {
+  ChanEntry& c = f_->chans[chan_id(token)];
+  if (!c.in_use || c.gen != (token >> 10)) return;
+  bool any = false;
+  for (auto& h : c.holders) {
+    if (h == p) h = ProcId{};
+    if (!h.empty()) any = true;
+  }
+  if (!any) free_chan(token);
+}
+
+void Registry::add_chan_holder(uint32_t token, const ProcId& p) {
+  ChanEntry& c = f_->chans[chan_id(token)];
+  if (!c.in_use || c.gen != (token >> 10)) return;
+  for (auto& h : c.holders)
+    if (h.empty()) {
+      h = p;
+      return;
+    }
 }
 
 std::string Registry::chan_path(uint32_t id) {

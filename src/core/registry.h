@@ -54,7 +54,7 @@ struct RegEntry {
 struct ChanEntry {
   uint32_t in_use;
   uint32_t gen;
-  ProcId owner;
+  ProcId holders[kMaxHolders];  // processes with the fd open (fork adds)
 };
 
 struct RegistryFile {
@@ -90,10 +90,14 @@ class Registry {
   void drop_reg(int r);
   // Destroy port i (and, for a pipe, its peer) if nothing holds it.
   void maybe_destroy_port(int i);
+  void remove_region_if_unused(uint16_t mem_id);
 
   // Wake-up channels: a FIFO per open /dev/netmap fd.
   int alloc_chan(uint32_t* token);  // with lock held
   void free_chan(uint32_t token);   // with lock held
+  // A holder lets go of the channel; it goes with its last holder.
+  void release_chan(uint32_t token, const ProcId& p);
+  void add_chan_holder(uint32_t token, const ProcId& p);
   static std::string chan_path(uint32_t id);
   static uint32_t chan_id(uint32_t token) { return token & 0x3ff; }
 

@@ -54,6 +54,8 @@ ProcId ProcId::self() {
   return cached;
 }
 
+ProcId ProcId::of(int pid) { return ProcId{pid, start_time_of(pid)}; }
+
 bool ProcId::alive() const {
   if (pid <= 0) return false;
   if (::kill(pid, 0) != 0 && errno == ESRCH) return false;

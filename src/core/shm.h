@@ -42,6 +42,7 @@ struct ProcId {
   int32_t pid = 0;
   uint64_t start = 0;
   static ProcId self();
+  static ProcId of(int pid);
   bool alive() const;
   bool operator==(const ProcId& o) const { return pid == o.pid && start == o.start; }
   bool empty() const { return pid == 0; }

@@ -133,7 +133,13 @@ std::string RegionConfig::check() const {
 
 std::string Region::file_name(uint16_t id) { return "mem." + std::to_string(id); }
 
-std::shared_ptr<Region> Region::get(uint16_t id, const RegionConfig& cfg, int* err) {
+std::shared_ptr<Region> Region::get(uint16_t id, const RegionConfig& cfg, int* err,
+                                    std::string* why) {
+  auto fail = [&](int e, const std::string& text) {
+    *err = e;
+    if (why) *why = "region " + std::to_string(id) + ": " + text;
+    return nullptr;
+  };
   static std::mutex mu;
   static std::map<uint16_t, std::shared_ptr<Region>> cache;
   std::lock_guard<std::mutex> g(mu);
@@ -148,36 +154,32 @@ std::shared_ptr<Region> Region::get(uint16_t id, const RegionConfig& cfg, int* e
       return it->second;
     cache.erase(it);
   }
-  if (id == 0 || id > kMaxId) {
-    *err = EINVAL;
-    return nullptr;
-  }
-  if (!cfg.check().empty()) {
-    *err = EINVAL;
-    return nullptr;
-  }
+  if (id == 0 || id > kMaxId)
+    return fail(EINVAL, "region ids go from 1 to " + std::to_string(kMaxId));
   InitArg arg{id, cfg};
   Layout l = layout_of(cfg);
-  int fd = open_shared_file(file_name(id), l.pub_off + l.memsize, 0600, init_region, &arg, true);
-  if (fd < 0) {
-    *err = -fd;
-    return nullptr;
+  int fd = open_shared_file(file_name(id), l.pub_off + l.memsize, 0600, init_region, &arg, false);
+  if (fd == -ENOENT) {
+    // Only a region about to be created needs a valid configuration.
+    std::string bad = cfg.check();
+    if (!bad.empty()) return fail(EINVAL, bad + " (from UNETMAP_* settings)");
+    fd = open_shared_file(file_name(id), l.pub_off + l.memsize, 0600, init_region, &arg, true);
   }
+  if (fd < 0) return fail(-fd, std::string("cannot open ") + file_name(id) + ": " + strerror(-fd));
   struct stat st;
   fstat(fd, &st);
   void* base = sys::mmap(nullptr, st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (base == MAP_FAILED) {
-    *err = errno;
+    int e = errno;
     sys::close(fd);
-    return nullptr;
+    return fail(e, std::string("cannot map: ") + strerror(e));
   }
   auto* h = static_cast<RegionHeader*>(base);
   if (h->magic != kMagic || h->layout_version != kLayout ||
       uint64_t(st.st_size) < h->pub_off + h->memsize) {
     sys::munmap(base, st.st_size);
     sys::close(fd);
-    *err = EPROTO;
-    return nullptr;
+    return fail(EPROTO, file_name(id) + " has another layout (left by another unetmap version?)");
   }
   std::shared_ptr<Region> r(new Region(fd, Mapping(base, st.st_size)));
   cache[id] = r;

@@ -83,8 +83,10 @@ class Region {
   static constexpr uint16_t kMaxId = 255;
 
   // Map region `id`, creating it with `cfg` if it does not exist yet.
-  // Returns nullptr and sets *err (errno value) on failure.
-  static std::shared_ptr<Region> get(uint16_t id, const RegionConfig& cfg, int* err);
+  // Returns nullptr and sets *err (errno value) on failure, and *why (if
+  // given) to an explanation.
+  static std::shared_ptr<Region> get(uint16_t id, const RegionConfig& cfg, int* err,
+                                     std::string* why = nullptr);
   static std::string file_name(uint16_t id);
   // Unlink region `id` (its last port is gone; call with the registry
   // locked). Mappings stay valid; the next get() makes a fresh region.

@@ -62,7 +62,9 @@ int make_port_rings(Registry& reg, int p, Region& r, std::string* why, bool rx_b
 
 // Wake-up: the waiter token names a FIFO (its registry channel); one byte
 // written to it makes the blocked poll() return. Write ends are cached per
-// process and reopened when the channel's generation changes.
+// process and reopened when the channel's generation changes. They are
+// opened O_RDWR so that a FIFO whose reader died gives EAGAIN once full,
+// never SIGPIPE.
 static void wake(uint32_t token) {
   static std::mutex mu;
   static uint32_t cached_token[kMaxChans];
@@ -72,7 +74,7 @@ static void wake(uint32_t token) {
   if (cached_token[id] != token) {
     if (cached_token[id]) sys::close(cached_fd[id]);
     cached_token[id] = 0;
-    int fd = sys::open(Registry::chan_path(id).c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    int fd = sys::open(Registry::chan_path(id).c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return;
     cached_token[id] = token;
     cached_fd[id] = fd;

@@ -1,0 +1,62 @@
+// main() of every gtest binary: a fresh runtime directory per process.
+//
+// gtest_discover_tests runs each test in its own process, so each test gets
+// its own UNETMAP_DIR (registry, regions, wake-up channels) and cannot see
+// another's ports. The directory is set before the library is first used
+// (runtime_dir() caches it); children that a test forks or execs inherit
+// it.
+//
+// The tests run in a child process and this one only waits and removes the
+// directory, so that it goes away even when a test crashes (the crash is
+// then passed on: same exit status, same signal).
+#include <ftw.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace {
+int remove_entry(const char* path, const struct stat*, int, struct FTW*) {
+  remove(path);
+  return 0;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  char dir[] = "/dev/shm/unetmap-test-XXXXXX";
+  if (!mkdtemp(dir)) {
+    perror("mkdtemp");
+    return 1;
+  }
+  setenv("UNETMAP_DIR", dir, 1);
+  setenv("UNETMAP_QUIET", "1", 1);
+  fflush(nullptr);
+  const pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0) {
+    perror("fork");
+    return 1;
+  }
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);  // a killed runner takes the tests along
+    if (getppid() != parent) _exit(1);
+    testing::InitGoogleTest(&argc, argv);
+    int rc = RUN_ALL_TESTS();
+    fflush(nullptr);
+    _exit(rc);
+  }
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+  if (WIFSIGNALED(st)) {
+    fprintf(stderr, "test process killed by signal %d (%s)\n", WTERMSIG(st),
+            strsignal(WTERMSIG(st)));
+    signal(WTERMSIG(st), SIG_DFL);
+    raise(WTERMSIG(st));
+  }
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+}
