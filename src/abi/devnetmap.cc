@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "core/port.h"
+#include "ports/vale.h"
 
 namespace unetmap {
 
@@ -143,7 +144,8 @@ int pools_info(NetmapFile* f, nmreq_pools_info* pi) {
     pi->nr_mem_id = 1;
   }
   std::string why;
-  r = Region::get(pi->nr_mem_id, RegionConfig::from_env(), &err, &why);
+  // Region 1, the global one, always exists (as netmap's global allocator).
+  r = Region::get(pi->nr_mem_id, RegionConfig::from_env(), &err, &why, pi->nr_mem_id == 1);
   if (!r) return fail(err, why);
   const RegionHeader* h = r->hdr();
   pi->nr_memsize = h->memsize;
@@ -175,6 +177,54 @@ int check_options(uint64_t first) {
   }
   if (any) return fail(EOPNOTSUPP, "request options (extmem, csb, offsets) are not supported yet");
   return 0;
+}
+
+// NIOCCTRL VALE_* requests: the body is copied in and out like the others.
+int vale_ctrl(void* arg, nmreq_header* h, const std::string& name, void* body) {
+  std::string why;
+  int err = 0;
+  switch (h->nr_reqtype) {
+    case NETMAP_REQ_VALE_NEWIF: {
+      nmreq_vale_newif r;
+      if (!body || !copy_in(&r, body, sizeof r)) return fail(EFAULT);
+      ValeNewif c;
+      c.rings[kTx] = r.nr_tx_rings, c.rings[kRx] = r.nr_rx_rings;
+      c.slots[kTx] = r.nr_tx_slots, c.slots[kRx] = r.nr_rx_slots;
+      c.mem_id = r.nr_mem_id;
+      err = vale_newif(name, c, &why);
+      break;
+    }
+    case NETMAP_REQ_VALE_DELIF:
+      err = vale_delif(name, &why);
+      break;
+    case NETMAP_REQ_VALE_ATTACH:
+    case NETMAP_REQ_VALE_DETACH: {
+      bool att = h->nr_reqtype == NETMAP_REQ_VALE_ATTACH;
+      size_t sz = att ? sizeof(nmreq_vale_attach) : sizeof(nmreq_vale_detach);
+      alignas(8) char buf[sizeof(nmreq_vale_attach)];
+      if (!body || !copy_in(buf, body, sz)) return fail(EFAULT);
+      uint32_t idx = 0;
+      err = att ? vale_attach(name, &idx, &why) : vale_detach(name, &idx, &why);
+      if (err) break;
+      if (att)
+        reinterpret_cast<nmreq_vale_attach*>(buf)->port_index = idx;
+      else
+        reinterpret_cast<nmreq_vale_detach*>(buf)->port_index = idx;
+      return copy_out(body, buf, sz) ? 0 : fail(EFAULT);
+    }
+    case NETMAP_REQ_VALE_LIST: {
+      nmreq_vale_list r;
+      if (!body || !copy_in(&r, body, sizeof r)) return fail(EFAULT);
+      std::string n = name;
+      uint32_t b = r.nr_bridge_idx, p = r.nr_port_idx;
+      if ((err = vale_list_port(&n, &b, &p, &why)) != 0) break;
+      r.nr_bridge_idx = uint16_t(b), r.nr_port_idx = p;
+      snprintf(h->nr_name, sizeof h->nr_name, "%s", n.c_str());
+      if (!copy_out(body, &r, sizeof r) || !copy_out(arg, h, sizeof *h)) return fail(EFAULT);
+      return 0;
+    }
+  }
+  return err ? fail(err, why) : 0;
 }
 
 int ctrl(NetmapFile* f, void* arg) {
@@ -226,9 +276,10 @@ int ctrl(NetmapFile* f, void* arg) {
     case NETMAP_REQ_VALE_LIST:
     case NETMAP_REQ_VALE_NEWIF:
     case NETMAP_REQ_VALE_DELIF:
+      return vale_ctrl(arg, &h, name, body);
     case NETMAP_REQ_VALE_POLLING_ENABLE:
     case NETMAP_REQ_VALE_POLLING_DISABLE:
-      return fail(EOPNOTSUPP, "VALE requests are not supported yet");
+      return fail(EOPNOTSUPP, "VALE polling mode is for NIC ports, which are not supported yet");
     default:
       return fail(EOPNOTSUPP, "request type " + std::to_string(h.nr_reqtype) + " not supported");
   }
@@ -266,12 +317,48 @@ void legacy_reply(const nmreq_register& rr, nmreq* r) {
   r->nr_arg3 = 0;
 }
 
+// Legacy VALE control: nr_cmd in a NIOCREGIF request.
+int legacy_cmd(void* arg, nmreq* r) {
+  std::string name = name_of(r->nr_name, sizeof r->nr_name), why;
+  uint32_t idx = 0, bridge = r->nr_arg1, port = r->nr_arg2;
+  int err;
+  switch (r->nr_cmd) {
+    case NETMAP_BDG_ATTACH:
+      if (r->nr_arg1 & NETMAP_BDG_HOST)
+        return fail(EOPNOTSUPP, "attaching a host stack needs NIC ports, not supported yet");
+      err = vale_attach(name, &idx, &why);
+      break;
+    case NETMAP_BDG_DETACH:
+      err = vale_detach(name, &idx, &why);
+      break;
+    case NETMAP_BDG_NEWIF: {
+      ValeNewif c;
+      c.rings[kTx] = r->nr_tx_rings, c.rings[kRx] = r->nr_rx_rings;
+      c.slots[kTx] = r->nr_tx_slots, c.slots[kRx] = r->nr_rx_slots;
+      c.mem_id = r->nr_arg2;
+      err = vale_newif(name, c, &why);
+      break;
+    }
+    case NETMAP_BDG_DELIF:
+      err = vale_delif(name, &why);
+      break;
+    case NETMAP_BDG_LIST:
+      if ((err = vale_list_port(&name, &bridge, &port, &why)) != 0) break;
+      snprintf(r->nr_name, sizeof r->nr_name, "%s", name.c_str());
+      r->nr_arg1 = uint16_t(bridge), r->nr_arg2 = uint16_t(port);
+      return copy_out(arg, r, sizeof *r) ? 0 : fail(EFAULT);
+    default:
+      return fail(EOPNOTSUPP, "nr_cmd " + std::to_string(r->nr_cmd) + " not supported");
+  }
+  return err ? fail(err, why) : 0;
+}
+
 int legacy(NetmapFile* f, unsigned long req, void* arg) {
   nmreq r;
   if (!copy_in(&r, arg, sizeof r)) return fail(EFAULT);
   if (r.nr_version < 11 || r.nr_version > NETMAP_MAX_API)
     return fail(EINVAL, "nr_version " + std::to_string(r.nr_version) + " not supported");
-  if (r.nr_cmd != 0) return fail(EOPNOTSUPP, "nr_cmd " + std::to_string(r.nr_cmd) + " (VALE control) not supported yet");
+  if (r.nr_cmd != 0) return legacy_cmd(arg, &r);
   BindRequest rq = legacy_request(r);
   nmreq_register rr{};
   if (req == NIOCREGIF) {

@@ -26,6 +26,8 @@ struct Kring {
   Kring* peer = nullptr;  // pipes: the ring at the other end
   Region* region = nullptr;
   const Adapter* na = nullptr;
+  void* priv = nullptr;  // port type's per-kring process-local state
+  int port = -1;         // registry port index
   uint32_t nslots = 0;
   uint16_t id = 0;
   uint8_t dir = kTx;
@@ -35,7 +37,7 @@ struct Kring {
 // What a register asks of a port that may have to be created.
 struct PortRequest {
   std::string name;  // without "netmap:" and without ring suffixes
-  uint16_t mem_id = 0;
+  uint16_t mem_id = 0;          // 0: the port type's choice
   uint16_t nrings[2] = {0, 0};  // 0: the port type's default
   uint32_t nslots[2] = {0, 0};
   uint16_t nhost[2] = {0, 0};
@@ -48,11 +50,18 @@ class Adapter {
   virtual const char* type_name() const = 0;
   // Does this kernel-level port name belong to this type?
   virtual bool owns(std::string_view name) const = 0;
+  // An existing port known to this type under another name (registry
+  // locked); -1 if none. VALE: "valeX:Y" for persistent port Y on valeX.
+  virtual int resolve(Registry&, std::string_view) const { return -1; }
   // Create port `p` (registry locked, name already set). 0 or errno; *why
   // explains a failure.
   virtual int create(Registry& reg, int p, const PortRequest& req, std::string* why) const = 0;
   // Free what create() made (registry locked). Default: every ring.
   virtual void destroy(Registry& reg, int p) const;
+  // Per-kring process-local state of a bound ring (registry locked for
+  // init); the default has none.
+  virtual void kring_init(Registry&, Kring&) const {}
+  virtual void kring_fini(Kring&) const {}
   // Move [ks->hwcur, head) out and refresh ks->hwtail.
   virtual void txsync(Kring& k, uint32_t head) const = 0;
   // Release [ks->hwcur, head) and refresh ks->hwtail.
@@ -62,6 +71,9 @@ class Adapter {
 // The table of port types (src/ports/ports.cc).
 const Adapter* adapter_for_name(std::string_view name);
 const Adapter* adapter_for_kind(PortKind kind);
+// The existing port called `name`, directly or through a port type's
+// resolve(); -1 if none (registry locked).
+int find_port_any(Registry& reg, std::string_view name);
 
 // Helper for create(): make the rings of port p in region r (rx rings
 // without buffers of their own if !rx_buffers).

@@ -77,13 +77,6 @@ bool ring_range(const PortEntry& pe, uint32_t mode, uint16_t ringid, uint64_t fl
 
 int Binding::open(const BindRequest& rq, std::unique_ptr<Binding>* out, std::string* why) {
   if (!valid_port_name(rq.name, why)) return EINVAL;
-  const Adapter* na = adapter_for_name(rq.name);
-  if (!na) {
-    *why = "no such port '" + rq.name +
-           "': this build has pipes (NAME{ID, NAME}ID) and null:NAME ports; "
-           "VALE and NIC ports are not supported yet";
-    return ENXIO;
-  }
   int err = 0;
   Registry* reg = Registry::get(&err);
   if (!reg) {
@@ -93,17 +86,16 @@ int Binding::open(const BindRequest& rq, std::unique_ptr<Binding>* out, std::str
   std::unique_ptr<Binding> b(new Binding);
   LockGuard g(reg->lock());
   reg->reap();
-  const uint16_t mem_id = rq.mem_id ? rq.mem_id : 1;
-  int p = reg->find_port(rq.name.c_str());
+  int p = find_port_any(*reg, rq.name);
   if (p < 0) {
-    err = create_port(*reg, *na, rq, mem_id, why, &p);
-    if (err) {
-      reg->remove_region_if_unused(mem_id);  // made for this port, maybe
-      return err;
+    const Adapter* na = adapter_for_name(rq.name);
+    if (!na) {
+      *why = "no such port '" + rq.name +
+             "': this build has pipes (NAME{ID, NAME}ID), VALE ports (valeX:Y), null:NAME and "
+             "persistent VALE ports made with vale-ctl -n; NIC ports are not supported yet";
+      return ENXIO;
     }
-  } else if (reg->port(p).kind != na->kind()) {
-    *why = "port '" + rq.name + "' exists with another type";
-    return EINVAL;
+    if ((err = create_port(*reg, *na, rq, why, &p)) != 0) return err;
   }
   err = b->attach(*reg, p, rq, why);
   if (err) {
@@ -115,7 +107,7 @@ int Binding::open(const BindRequest& rq, std::unique_ptr<Binding>* out, std::str
 }
 
 int Binding::create_port(Registry& reg, const Adapter& na, const BindRequest& rq,
-                         uint16_t mem_id, std::string* why, int* out) {
+                         std::string* why, int* out) {
   int p = reg.alloc_port(rq.name.c_str(), na.kind());
   if (p < 0) {
     *why = "too many ports (" + std::to_string(kMaxPorts) + ")";
@@ -123,18 +115,14 @@ int Binding::create_port(Registry& reg, const Adapter& na, const BindRequest& rq
   }
   PortRequest pr;
   pr.name = rq.name;
-  pr.mem_id = mem_id;
+  pr.mem_id = rq.mem_id;
   memcpy(pr.nrings, rq.nrings, sizeof pr.nrings);
   memcpy(pr.nslots, rq.nslots, sizeof pr.nslots);
   memcpy(pr.nhost, rq.nhost, sizeof pr.nhost);
-  // The region must be reachable before the port is made in it.
-  int err = 0;
-  if (!Region::get(mem_id, RegionConfig::from_env(), &err, why)) {
+  if (int err = na.create(reg, p, pr, why)) {
+    uint16_t m = reg.port(p).mem_id;
     reg.port(p).kind = PortKind::kNone;
-    return err;
-  }
-  if ((err = na.create(reg, p, pr, why)) != 0) {
-    reg.port(p).kind = PortKind::kNone;
+    if (m) reg.remove_region_if_unused(m);  // it may have been made for this port
     return err;
   }
   *out = p;
@@ -204,6 +192,7 @@ void Binding::build_views(Registry& reg) {
       k.id = uint16_t(i);
       k.dir = uint8_t(d);
       k.host = i >= pe.nrings[d];
+      k.port = port_;
       ofs[slot++] = reinterpret_cast<char*>(k.ring) - reinterpret_cast<char*>(ni);
       if (i >= first_[d] && i < last_[d]) {
         KringState* s = k.ks;
@@ -214,6 +203,8 @@ void Binding::build_views(Registry& reg) {
       }
     }
   }
+  for (int d : {kTx, kRx})
+    for (uint32_t i = first_[d]; i < last_[d]; i++) kr_[d][i].na->kring_init(reg, kr_[d][i]);
   if (pe.peer < 0) return;
   const PortEntry& q = reg.port(pe.peer);
   for (int d : {kTx, kRx}) {
@@ -236,6 +227,9 @@ void Binding::build_views(Registry& reg) {
 }
 
 Binding::~Binding() {
+  for (int d : {kTx, kRx})
+    for (uint32_t i = first_[d]; i < last_[d] && i < kr_[d].size(); i++)
+      kr_[d][i].na->kring_fini(kr_[d][i]);
   if (reg_ < 0) return;
   Registry* reg = Registry::get(nullptr);
   if (!reg) return;

@@ -62,7 +62,7 @@ class Binding {
  private:
   Binding() = default;
   static int create_port(Registry& reg, const Adapter& na, const BindRequest& rq,
-                         uint16_t mem_id, std::string* why, int* out);
+                         std::string* why, int* out);
   int attach(Registry& reg, int p, const BindRequest& rq, std::string* why);
   void build_views(Registry& reg);
   std::shared_ptr<Region> region_;

@@ -19,7 +19,7 @@ void init_registry(void* base, size_t, const void*) {
   f->magic = Registry::kMagic;
   f->layout_version = Registry::kLayout;
   f->lock.init();
-  for (auto& p : f->ports) p.peer = -1;
+  for (auto& p : f->ports) p.peer = -1, p.sw = -1;
 }
 
 }  // namespace
@@ -68,6 +68,7 @@ int Registry::alloc_port(const char* name, PortKind kind) {
     strncpy(p.name, name, sizeof p.name - 1);
     p.kind = kind;  // taken from now on, even before the port type fills it
     p.peer = -1;
+    p.sw = -1;
     return int(i);
   }
   return -1;
@@ -128,7 +129,7 @@ void Registry::drop_reg(int ri) {
 
 void Registry::maybe_destroy_port(int i) {
   PortEntry& p = f_->ports[i];
-  if (p.kind == PortKind::kNone || p.nregs > 0) return;
+  if (p.kind == PortKind::kNone || p.nregs > 0 || p.persistent) return;
   if (p.peer >= 0 && f_->ports[p.peer].nregs > 0) return;
   const Adapter* na = adapter_for_kind(p.kind);
   int peer = p.peer;

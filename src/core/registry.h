@@ -23,8 +23,11 @@ constexpr uint32_t kMaxRegs = 1024;
 constexpr uint32_t kMaxChans = 1024;
 constexpr uint32_t kMaxRings = 64;  // hardware rings per direction
 constexpr uint32_t kMaxHolders = 8;
+constexpr uint32_t kMaxSwitches = 64;
+constexpr uint32_t kSwitchPorts = 254;  // ports per VALE switch, as netmap
+constexpr uint32_t kMacTable = 1024;    // learning-bridge hash entries
 
-enum class PortKind : uint8_t { kNone = 0, kNull = 1, kPipe = 2 };
+enum class PortKind : uint8_t { kNone = 0, kNull = 1, kPipe = 2, kVale = 3 };
 
 enum Dir : uint8_t { kTx = 0, kRx = 1 };
 
@@ -39,7 +42,24 @@ struct PortEntry {
   int32_t peer;    // pipes: the other end, -1 if none
   uint32_t nregs;  // live registrations
   uint32_t excl;   // a registration holds it exclusively (/x)
+  int16_t sw;      // VALE: switch index, -1 when not attached
+  uint16_t sw_port;    // VALE: port index on the switch
+  uint8_t persistent;  // VALE: made by vale-ctl -n, outlives its users
+  uint8_t pad2[3];
   uint32_t ring[2][kMaxRings + 1];  // region ring index of each ring
+};
+
+// A VALE switch. ports[] maps switch port index -> registry port (-1 free);
+// gen changes on every attach/detach so forwarding processes refresh their
+// view. mac[] is the learning table: (1 << 63) | (port << 48) | MAC.
+struct SwitchEntry {
+  char name[NETMAP_REQ_IFNAMSIZ];  // "vale0"
+  uint32_t in_use;
+  uint32_t nports;
+  std::atomic<uint32_t> gen;
+  char lookup[32];  // name of the lookup function ("" = learning bridge)
+  int16_t ports[kSwitchPorts];
+  std::atomic<uint64_t> mac[kMacTable];
 };
 
 struct RegEntry {
@@ -65,12 +85,13 @@ struct RegistryFile {
   PortEntry ports[kMaxPorts];
   RegEntry regs[kMaxRegs];
   ChanEntry chans[kMaxChans];
+  SwitchEntry switches[kMaxSwitches];
 };
 
 class Registry {
  public:
   static constexpr uint64_t kMagic = 0x554e4d5245475931ull;
-  static constexpr uint32_t kLayout = 1;
+  static constexpr uint32_t kLayout = 2;
 
   // The process-wide mapping; nullptr (with *err) if it cannot be opened.
   static Registry* get(int* err);
@@ -78,6 +99,7 @@ class Registry {
   RegistryFile* file() const { return f_; }
   RobustMutex& lock() { return f_->lock; }
   PortEntry& port(int i) { return f_->ports[i]; }
+  SwitchEntry& sw(int i) { return f_->switches[i]; }
   RegEntry& reg(int i) { return f_->regs[i]; }
 
   // All below: call with the lock held.

@@ -77,6 +77,8 @@ void init_region(void* base, size_t, const void* argp) {
   h->if_stack_off = l.if_stack_off;
   h->lock.init();
   char* b = static_cast<char*>(base);
+  auto* ks = reinterpret_cast<KringState*>(b + l.kring_off);
+  for (uint32_t i = 0; i < arg->cfg.ring_num; i++) ks[i].lease_lock.init();
   // Stacks pop from the end: fill them in descending order so that
   // allocation hands out ascending indexes (better locality).
   auto* bs = reinterpret_cast<uint32_t*>(b + l.buf_stack_off);
@@ -134,7 +136,7 @@ std::string RegionConfig::check() const {
 std::string Region::file_name(uint16_t id) { return "mem." + std::to_string(id); }
 
 std::shared_ptr<Region> Region::get(uint16_t id, const RegionConfig& cfg, int* err,
-                                    std::string* why) {
+                                    std::string* why, bool create) {
   auto fail = [&](int e, const std::string& text) {
     *err = e;
     if (why) *why = "region " + std::to_string(id) + ": " + text;
@@ -159,6 +161,7 @@ std::shared_ptr<Region> Region::get(uint16_t id, const RegionConfig& cfg, int* e
   InitArg arg{id, cfg};
   Layout l = layout_of(cfg);
   int fd = open_shared_file(file_name(id), l.pub_off + l.memsize, 0600, init_region, &arg, false);
+  if (fd == -ENOENT && !create) return fail(ENOENT, "no such region");
   if (fd == -ENOENT) {
     // Only a region about to be created needs a valid configuration.
     std::string bad = cfg.check();
@@ -292,8 +295,15 @@ int Region::make_ring(uint32_t* out, uint32_t nslots, uint16_t ringid, uint16_t 
   k->rhead = k->rcur = 0;
   k->rtail = k->hwtail.load();
   k->nslots = nslots;
-  k->packets = k->bytes = k->drops = 0;
+  k->packets = k->bytes = k->drops = k->fwd_drops = 0;
   k->waiter.store(0);
+  {
+    LockGuard g(k->lease_lock);
+    k->lease_tail = k->hwtail.load();
+    k->lease_first = k->lease_count = 0;
+    k->dead = 0;
+    k->gen.fetch_add(1);
+  }
   r->head = r->cur = 0;
   r->tail = k->rtail;
   *out = ri;
@@ -308,6 +318,7 @@ void Region::destroy_ring(uint32_t ri) {
   for (uint32_t i = 0; i < n; i++) tmp[i] = r->slot[i].buf_idx;
   free_bufs(tmp, n);
   delete[] tmp;
+  kring(ri)->gen.fetch_add(1);
   free_ring(ri);
 }
 

@@ -41,9 +41,25 @@ struct RegionConfig {
   std::string check() const;
 };
 
+// A reservation of rx slots [start, end) by one producer (netmap's lease).
+struct Lease {
+  uint32_t start, end;
+  uint32_t done;  // filled, may be published
+  uint32_t pad;
+  ProcId owner;
+  uint64_t since_ns;  // CLOCK_MONOTONIC when reserved
+};
+constexpr uint32_t kMaxLeases = 16;
+
 // Per-ring state shared by the ring's owner and its peer. hwcur is written
 // by the ring's own syncs, hwtail by whoever produces into the ring (rx) or
 // returns space to it (tx); waiter is armed by a blocked owner.
+//
+// Rings with several concurrent producers (VALE rx rings) reserve slots
+// under lease_lock: [hwtail, lease_tail) is reserved, being filled by the
+// leases in order; hwtail advances over leases that are done, in order.
+// gen changes whenever the ring object is made or destroyed, so a producer
+// holding a stale view can tell (under lease_lock) and back off.
 struct KringState {
   alignas(64) std::atomic<uint32_t> hwcur;
   uint32_t rhead, rcur, rtail;  // last values validated at a sync
@@ -52,6 +68,13 @@ struct KringState {
   alignas(64) std::atomic<uint32_t> hwtail;
   uint64_t drops;
   alignas(64) std::atomic<uint32_t> waiter;  // channel token, 0 = nobody waits
+  alignas(64) RobustMutex lease_lock;        // initialised once, with the region
+  uint32_t lease_tail;
+  uint32_t lease_first, lease_count;  // circular list of pending leases
+  std::atomic<uint32_t> gen;
+  uint32_t dead;       // being destroyed: no new leases
+  uint64_t fwd_drops;  // packets producers dropped for lack of room
+  Lease leases[kMaxLeases];
 };
 
 struct RegionHeader {
@@ -79,14 +102,14 @@ struct RegionHeader {
 class Region {
  public:
   static constexpr uint64_t kMagic = 0x554e4d5245474e31ull;  // "UNMREGN1"
-  static constexpr uint32_t kLayout = 1;
-  static constexpr uint16_t kMaxId = 255;
+  static constexpr uint32_t kLayout = 2;
+  static constexpr uint16_t kMaxId = 65535;
 
   // Map region `id`, creating it with `cfg` if it does not exist yet.
   // Returns nullptr and sets *err (errno value) on failure, and *why (if
   // given) to an explanation.
   static std::shared_ptr<Region> get(uint16_t id, const RegionConfig& cfg, int* err,
-                                     std::string* why = nullptr);
+                                     std::string* why = nullptr, bool create = true);
   static std::string file_name(uint16_t id);
   // Unlink region `id` (its last port is gone; call with the registry
   // locked). Mappings stay valid; the next get() makes a fresh region.

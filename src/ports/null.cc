@@ -17,7 +17,7 @@ class NullAdapter final : public Adapter {
   int create(Registry& reg, int p, const PortRequest& req, std::string* why) const override {
     PortEntry& pe = reg.port(p);
     pe.kind = PortKind::kNull;
-    pe.mem_id = req.mem_id;
+    pe.mem_id = req.mem_id ? req.mem_id : 1;  // the global region by default
     for (int d : {kTx, kRx}) {
       pe.nrings[d] = req.nrings[d] ? req.nrings[d] : 1;
       pe.nslots[d] = req.nslots[d] ? req.nslots[d] : 1024;
@@ -27,7 +27,7 @@ class NullAdapter final : public Adapter {
       }
     }
     int err = 0;
-    auto region = Region::get(req.mem_id, RegionConfig::from_env(), &err);
+    auto region = Region::get(reg.port(p).mem_id, RegionConfig::from_env(), &err, why);
     if (!region) return err;
     return make_port_rings(reg, p, *region, why);
   }

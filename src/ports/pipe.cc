@@ -59,7 +59,7 @@ class PipeAdapter final : public Adapter {
     for (int e : {p, q}) {
       PortEntry& pe = reg.port(e);
       pe.kind = PortKind::kPipe;
-      pe.mem_id = req.mem_id;
+      pe.mem_id = req.mem_id ? req.mem_id : 1;  // the global region by default
       pe.nrings[kTx] = pe.nrings[kRx] = nrings;
       pe.nslots[kTx] = pe.nslots[kRx] = nslots;
       pe.pipe_slave = strchr(pe.name, '}') != nullptr;
@@ -67,7 +67,7 @@ class PipeAdapter final : public Adapter {
     reg.port(p).peer = q;
     reg.port(q).peer = p;
     int err = 0;
-    auto region = Region::get(req.mem_id, RegionConfig::from_env(), &err);
+    auto region = Region::get(reg.port(p).mem_id, RegionConfig::from_env(), &err, why);
     if (!region) return err;
     for (int e : {p, q}) {
       if (int r = make_port_rings(reg, e, *region, why, false)) {

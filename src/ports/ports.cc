@@ -12,15 +12,23 @@ namespace unetmap {
 
 const Adapter& null_adapter();
 const Adapter& pipe_adapter();
+const Adapter& vale_adapter();
 
 namespace {
-const Adapter* const kAdapters[] = {&null_adapter(), &pipe_adapter()};
+const Adapter* const kAdapters[] = {&null_adapter(), &pipe_adapter(), &vale_adapter()};
 }
 
 const Adapter* adapter_for_name(std::string_view name) {
   for (const Adapter* a : kAdapters)
     if (a->owns(name)) return a;
   return nullptr;
+}
+
+int find_port_any(Registry& reg, std::string_view name) {
+  int p = reg.find_port(std::string(name).c_str());
+  for (const Adapter* a : kAdapters)
+    if (p < 0) p = a->resolve(reg, name);
+  return p;
 }
 
 const Adapter* adapter_for_kind(PortKind kind) {

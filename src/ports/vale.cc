@@ -1,0 +1,834 @@
+// VALE: netmap's software Ethernet switch, "valeX:Y" (switch valeX, port Y).
+//
+// The switch and an ephemeral port are created by the first register of a
+// name; the port goes with its last registration, the switch with its last
+// port. Each port has tx and rx rings with buffers of their own, in a
+// private region unless the name asks for one (@N), as netmap's VALE ports
+// have private allocators; forwarding therefore always copies.
+//
+// Forwarding runs in the sender's txsync (sender's context, no daemon):
+//  1. the complete packets in [hwcur, head) (NS_MOREFRAG chains, up to 64
+//     KiB) are looked up: learning bridge by default, learning the source
+//     MAC unless the slot has NS_NO_LEARN;
+//  2. for each destination port, a lease of slots on one of its rx rings is
+//     taken under that ring's lease_lock (a short critical section), the
+//     packets are copied outside the lock, and the lease is marked done; the
+//     ring's hwtail advances over done leases in reservation order, so
+//     several senders fill one ring concurrently and publish in order;
+//  3. a destination without room drops (counted); the sender never blocks.
+//
+// A sender killed while holding a lease leaves it undone: whoever next
+// publishes on that ring (or the receiver's rxsync, when the ring stalls)
+// sees the owner is dead and, once every later lease is done, closes the
+// hole by moving the later slots down (swapping descriptors, so no buffer
+// is lost) and frees the dead lease's slots.
+//
+// The sender keeps a process-local view of the switch (destination rings,
+// their regions) per tx kring, rebuilt when the switch's gen changes. A
+// destination ring being destroyed is marked dead and drained under its
+// lease_lock, and its gen changes: a sender with a stale view finds out
+// under the lock and backs off, so it never writes a ring it no longer owns.
+#include "ports/vale.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <cctype>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string_view>
+#include <vector>
+
+#include "core/adapter.h"
+
+namespace unetmap {
+
+namespace {
+
+uint64_t mono_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+}
+
+inline uint32_t next_slot(uint32_t i, uint32_t n) { return i + 1 == n ? 0 : i + 1; }
+inline uint32_t ring_dist(uint32_t from, uint32_t to, uint32_t n) {
+  return to >= from ? to - from : to + n - from;
+}
+
+// ---- lookups ----
+
+inline uint64_t mac_of(const uint8_t* p) {
+  return uint64_t(p[0]) << 40 | uint64_t(p[1]) << 32 | uint64_t(p[2]) << 24 |
+         uint64_t(p[3]) << 16 | uint64_t(p[4]) << 8 | uint64_t(p[5]);
+}
+inline uint32_t mac_hash(uint64_t mac) {
+  uint64_t h = mac * 0x9e3779b97f4a7c15ull;
+  return uint32_t(h >> 54) & (kMacTable - 1);
+}
+constexpr uint64_t kMacValid = 1ull << 63;
+
+uint32_t learning_lookup(const uint8_t* pkt, uint32_t len, const ValeLookupCtx& c) {
+  if (len < 14) return kValeDrop;
+  const uint64_t src = mac_of(pkt + 6), dst = mac_of(pkt);
+  if (!(c.slot_flags & NS_NO_LEARN) && !(pkt[6] & 1)) {
+    uint64_t e = kMacValid | uint64_t(c.src_port) << 48 | src;
+    std::atomic<uint64_t>& slot = c.sw->mac[mac_hash(src)];
+    if (slot.load(std::memory_order_relaxed) != e) slot.store(e, std::memory_order_relaxed);
+  }
+  if (pkt[0] & 1) return kValeBroadcast;  // broadcast and multicast
+  uint64_t e = c.sw->mac[mac_hash(dst)].load(std::memory_order_relaxed);
+  if ((e & kMacValid) && (e & 0xffffffffffffull) == dst) {
+    uint32_t port = uint32_t(e >> 48) & 0x7fff;
+    return port == c.src_port ? kValeDrop : port;
+  }
+  return kValeBroadcast;  // unknown destination: flood
+}
+
+uint32_t hub_lookup(const uint8_t*, uint32_t, const ValeLookupCtx&) { return kValeBroadcast; }
+
+struct LookupEntry {
+  std::string name;
+  ValeLookupFn fn;
+};
+std::mutex g_lookup_mu;
+std::vector<LookupEntry>& lookups() {
+  static std::vector<LookupEntry> v = {{"learning", learning_lookup}, {"hub", hub_lookup}};
+  return v;
+}
+ValeLookupFn find_lookup(const char* name) {
+  std::lock_guard<std::mutex> g(g_lookup_mu);
+  std::string_view n = name[0] ? name : "learning";
+  for (auto& e : lookups())
+    if (e.name == n) return e.fn;
+  return nullptr;
+}
+
+// ---- names, switches, regions ----
+
+// "valeX:Y" -> "valeX", "Y"
+bool split_name(std::string_view name, std::string* sw, std::string* port) {
+  if (name.substr(0, 4) != "vale") return false;
+  size_t colon = name.find(':');
+  if (colon == std::string_view::npos || colon + 1 >= name.size()) return false;
+  *sw = std::string(name.substr(0, colon));
+  *port = std::string(name.substr(colon + 1));
+  return true;
+}
+
+int find_switch(Registry& reg, const std::string& name) {
+  for (uint32_t i = 0; i < kMaxSwitches; i++)
+    if (reg.sw(int(i)).in_use && name == reg.sw(int(i)).name) return int(i);
+  return -1;
+}
+
+int alloc_switch(Registry& reg, const std::string& name) {
+  for (uint32_t i = 0; i < kMaxSwitches; i++) {
+    SwitchEntry& s = reg.sw(int(i));
+    if (s.in_use) continue;
+    snprintf(s.name, sizeof s.name, "%s", name.c_str());
+    s.lookup[0] = 0;
+    s.nports = 0;
+    for (auto& p : s.ports) p = -1;
+    for (auto& m : s.mac) m.store(0, std::memory_order_relaxed);
+    s.gen.fetch_add(1);
+    s.in_use = 1;
+    return int(i);
+  }
+  return -1;
+}
+
+// A private region for one port, sized for its rings (netmap's private
+// allocator of a VALE port): ids from 1000 up, the first one free.
+uint16_t pick_private_region(Registry& reg) {
+  for (uint32_t id = 1000; id <= Region::kMaxId; id++) {
+    bool used = false;
+    for (const PortEntry& o : reg.file()->ports)
+      if (o.kind != PortKind::kNone && o.mem_id == id) used = true;
+    struct stat st;
+    if (!used && stat((runtime_dir() + "/" + Region::file_name(uint16_t(id))).c_str(), &st) != 0)
+      return uint16_t(id);
+  }
+  return 0;
+}
+
+RegionConfig private_config(const PortEntry& pe) {
+  RegionConfig c = RegionConfig::from_env();
+  uint32_t rings = 0, bufs = 0, max_slots = 0;
+  for (int d : {kTx, kRx}) {
+    rings += pe.nrings[d] + pe.nhost[d];
+    bufs += (pe.nrings[d] + pe.nhost[d]) * pe.nslots[d];
+    if (pe.nslots[d] > max_slots) max_slots = pe.nslots[d];
+  }
+  c.ring_num = rings < 2 ? 2 : rings;
+  c.ring_size = uint32_t((sizeof(netmap_ring) + sizeof(netmap_slot) * max_slots + 4095) & ~4095ull);
+  c.buf_num = bufs + 2 + 256;  // reserved, plus room for extra buffers
+  c.if_num = 64;
+  c.if_size = 1024;
+  return c;
+}
+
+// ---- the sender's view of the switch ----
+
+struct RxView {
+  KringState* ks;
+  netmap_ring* ring;
+  uint32_t gen;
+};
+
+struct DstPort {
+  std::shared_ptr<Region> region;
+  std::vector<RxView> rx;
+};
+
+struct FwdPkt {
+  uint32_t first;  // first tx slot
+  uint32_t nslots;
+  uint32_t dst;  // switch port, kValeBroadcast or kValeDrop
+  uint32_t next;  // next packet to the same destination (unicast lists)
+};
+
+struct ValeKring {
+  int sw = -1;
+  uint16_t me = 0;
+  uint32_t sw_gen = ~0u;
+  ValeLookupFn lookup = learning_lookup;
+  std::vector<DstPort> dst;        // by switch port index
+  std::vector<uint16_t> active;    // switch ports other than me
+  std::vector<FwdPkt> ft;          // this batch
+  std::vector<uint32_t> list_head;  // by switch port: first packet, ~0u none
+  std::vector<uint32_t> list_tail;  // by switch port: last packet
+  std::vector<uint32_t> order;      // packets for one destination, in order
+};
+
+void refresh(Registry& reg, ValeKring& v) {
+  SwitchEntry& s = reg.sw(v.sw);
+  v.sw_gen = s.gen.load();
+  v.lookup = find_lookup(s.lookup);
+  v.active.clear();
+  v.dst.assign(kSwitchPorts, DstPort{});
+  for (uint32_t i = 0; i < kSwitchPorts; i++) {
+    int p = s.ports[i];
+    if (p < 0 || i == v.me) continue;
+    const PortEntry& pe = reg.port(p);
+    int err = 0;
+    DstPort d;
+    d.region = Region::get(pe.mem_id, RegionConfig::from_env(), &err);
+    if (!d.region) continue;
+    for (uint32_t r = 0; r < pe.nrings[kRx]; r++) {
+      KringState* ks = d.region->kring(pe.ring[kRx][r]);
+      d.rx.push_back(RxView{ks, d.region->ring(pe.ring[kRx][r]), ks->gen.load()});
+    }
+    v.dst[i] = std::move(d);
+    v.active.push_back(uint16_t(i));
+  }
+}
+
+// ---- leases ----
+
+// Publish done leases in order; close the hole of a dead owner's lease once
+// everything after it is done. Called with lease_lock held.
+void advance_leases(KringState* ks, netmap_ring* ring) {
+  const uint32_t n = ks->nslots;
+  while (ks->lease_count) {
+    Lease& l = ks->leases[ks->lease_first];
+    if (l.done) {
+      ks->hwtail.store(l.end, std::memory_order_release);
+      ks->lease_first = (ks->lease_first + 1) % kMaxLeases;
+      ks->lease_count--;
+      continue;
+    }
+    if (mono_ns() - l.since_ns < 1000000 || l.owner.alive()) return;
+    for (uint32_t k = 1; k < ks->lease_count; k++)
+      if (!ks->leases[(ks->lease_first + k) % kMaxLeases].done) return;
+    // Dead owner, all later leases done: move [l.end, lease_tail) down to
+    // l.start, swapping descriptors so the hole's buffers stay in the ring.
+    const uint32_t hole = ring_dist(l.start, l.end, n);
+    for (uint32_t from = l.end, to = l.start; from != ks->lease_tail;
+         from = next_slot(from, n), to = next_slot(to, n))
+      std::swap(ring->slot[from], ring->slot[to]);
+    ks->lease_tail = (ks->lease_tail + n - hole) % n;
+    for (uint32_t k = 1; k < ks->lease_count; k++) {
+      Lease& m = ks->leases[(ks->lease_first + k) % kMaxLeases];
+      m.start = (m.start + n - hole) % n;
+      m.end = (m.end + n - hole) % n;
+    }
+    ks->lease_first = (ks->lease_first + 1) % kMaxLeases;
+    ks->lease_count--;
+    if (ks->lease_count == 0) ks->hwtail.store(ks->lease_tail, std::memory_order_release);
+  }
+}
+
+// Copy one packet (tx slots first..first+nslots) into rx slots from `at`.
+// Returns the rx slot after it.
+uint32_t copy_packet(const Kring& k, const FwdPkt& f, netmap_ring* rx, const Region& dst_region,
+                     uint32_t at) {
+  const uint32_t tn = k.nslots, rn = rx->num_slots;
+  const uint32_t dbufs = dst_region.cfg().buf_num, dsize = dst_region.cfg().buf_size;
+  const uint32_t ssize = k.region->cfg().buf_size;
+  uint32_t j = f.first;
+  for (uint32_t s = 0; s < f.nslots; s++, j = next_slot(j, tn), at = next_slot(at, rn)) {
+    const netmap_slot& ts = k.ring->slot[j];
+    netmap_slot& rs = rx->slot[at];
+    uint32_t len = ts.len;
+    uint32_t b = rs.buf_idx;  // the receiver may have written it: check before use
+    if (b < 2 || b >= dbufs) {
+      rs.len = 0;
+    } else {
+      // Whole 64-byte blocks: buffers are multiples of 64, so this stays inside both.
+      uint32_t cl = (len + 63) & ~63u;
+      if (cl > dsize) cl = dsize;
+      if (cl > ssize) cl = ssize;
+      memcpy(dst_region.buf(b), k.region->buf(ts.buf_idx), cl);
+      rs.len = uint16_t(len);
+    }
+    rs.flags = s + 1 < f.nslots ? NS_MOREFRAG : 0;
+  }
+  return at;
+}
+
+class ValeAdapter final : public Adapter {
+ public:
+  PortKind kind() const override { return PortKind::kVale; }
+  const char* type_name() const override { return "vale"; }
+
+  bool owns(std::string_view name) const override {
+    std::string sw, port;
+    return split_name(name, &sw, &port) && name.find_first_of("{}") == std::string_view::npos;
+  }
+
+  int create(Registry& reg, int p, const PortRequest& req, std::string* why) const override {
+    std::string swname, portname;
+    if (!split_name(req.name, &swname, &portname)) {
+      *why = "VALE port name '" + req.name + "' is not valeX:Y";
+      return EINVAL;
+    }
+    if (int err = make_port(reg, p, req, why)) return err;
+    return attach(reg, p, swname, why);
+  }
+
+  // A VALE port's rings, in its own private region unless req.mem_id.
+  static int make_port(Registry& reg, int p, const PortRequest& req, std::string* why) {
+    PortEntry& pe = reg.port(p);
+    pe.kind = PortKind::kVale;
+    for (int d : {kTx, kRx}) {
+      pe.nrings[d] = req.nrings[d] ? req.nrings[d] : 1;
+      pe.nslots[d] = req.nslots[d] ? req.nslots[d] : 1024;
+      if (pe.nrings[d] > kMaxRings) {
+        *why = "VALE ports have at most " + std::to_string(kMaxRings) + " rings";
+        return EINVAL;
+      }
+    }
+    RegionConfig cfg = RegionConfig::from_env();
+    pe.mem_id = req.mem_id;
+    if (!pe.mem_id) {
+      pe.mem_id = pick_private_region(reg);
+      cfg = private_config(pe);
+      if (!pe.mem_id) {
+        *why = "no free region id for a private VALE region";
+        return ENOMEM;
+      }
+    }
+    int err = 0;
+    auto region = Region::get(pe.mem_id, cfg, &err, why);
+    if (!region) return err;
+    return make_port_rings(reg, p, *region, why);
+  }
+
+  // Put port p on switch swname (made if needed).
+  static int attach(Registry& reg, int p, const std::string& swname, std::string* why) {
+    PortEntry& pe = reg.port(p);
+    int s = find_switch(reg, swname);
+    if (s < 0 && (s = alloc_switch(reg, swname)) < 0) {
+      *why = "too many VALE switches (" + std::to_string(kMaxSwitches) + ")";
+      return ENOMEM;
+    }
+    SwitchEntry& sw = reg.sw(s);
+    uint32_t slot = 0;
+    while (slot < kSwitchPorts && sw.ports[slot] >= 0) slot++;
+    if (slot == kSwitchPorts) {
+      *why = "switch " + swname + " is full (" + std::to_string(kSwitchPorts) + " ports)";
+      return ENOSPC;
+    }
+    pe.sw = int16_t(s);
+    pe.sw_port = uint16_t(slot);
+    sw.ports[slot] = int16_t(p);
+    sw.nports++;
+    sw.gen.fetch_add(1);
+    return 0;
+  }
+
+  // "valeX:Y" where Y is a persistent port attached to valeX.
+  int resolve(Registry& reg, std::string_view name) const override {
+    std::string swname, portname;
+    if (!split_name(name, &swname, &portname)) return -1;
+    int p = reg.find_port(portname.c_str());
+    if (p < 0 || reg.port(p).kind != PortKind::kVale || reg.port(p).sw < 0) return -1;
+    return swname == reg.sw(reg.port(p).sw).name ? p : -1;
+  }
+
+  void destroy(Registry& reg, int p) const override {
+    PortEntry& pe = reg.port(p);
+    int err = 0;
+    auto region = Region::get(pe.mem_id, RegionConfig::from_env(), &err);
+    if (pe.sw >= 0) detach(reg, p);
+
+    if (region)
+      for (uint32_t r = 0; r < pe.nrings[kRx]; r++) drain(region->kring(pe.ring[kRx][r]));
+    Adapter::destroy(reg, p);
+  }
+
+  void kring_init(Registry& reg, Kring& k) const override {
+    if (k.dir != kTx || k.host) return;
+    auto* v = new ValeKring;
+    v->ft.resize(k.nslots);
+    v->order.reserve(k.nslots);
+    v->list_head.assign(kSwitchPorts, ~0u);
+    v->list_tail.assign(kSwitchPorts, ~0u);
+    rebind(reg, k, *v);
+    k.priv = v;
+  }
+
+  // The port may be attached or detached while open (persistent ports).
+  static void rebind(Registry& reg, const Kring& k, ValeKring& v) {
+    const PortEntry& pe = reg.port(k.port);
+    v.sw = pe.sw;
+    v.me = pe.sw_port;
+    if (v.sw >= 0) refresh(reg, v);
+  }
+
+  void kring_fini(Kring& k) const override {
+    delete static_cast<ValeKring*>(k.priv);
+    k.priv = nullptr;
+  }
+
+  void txsync(Kring& k, uint32_t head) const override {
+    KringState* ts = k.ks;
+    auto* v = static_cast<ValeKring*>(k.priv);
+    const uint32_t n = k.nslots;
+    uint32_t done = ts->hwcur.load(std::memory_order_relaxed);
+    if (v && Registry::get(nullptr)->port(k.port).sw != v->sw) {
+      Registry* reg = Registry::get(nullptr);
+      LockGuard g(reg->lock());
+      rebind(*reg, k, *v);
+    }
+    if (v && v->sw >= 0 && done != head) done = forward(k, *v, head);
+    else done = head;  // a port on no switch: packets go nowhere
+    ts->hwcur.store(done, std::memory_order_relaxed);
+    ts->hwtail.store(done == 0 ? n - 1 : done - 1, std::memory_order_relaxed);
+  }
+
+  void rxsync(Kring& k, uint32_t head) const override {
+    KringState* s = k.ks;
+    uint32_t old = s->hwcur.load(std::memory_order_relaxed);
+    if (head != old) {
+      s->packets += ring_dist(old, head, k.nslots);
+      s->hwcur.store(head, std::memory_order_release);
+    }
+    // A ring that stalls behind a lease may be waiting for a dead sender.
+    if (s->hwtail.load(std::memory_order_acquire) == head &&
+        *reinterpret_cast<volatile uint32_t*>(&s->lease_count)) {
+      LockGuard g(s->lease_lock);
+      advance_leases(s, k.ring);
+    }
+  }
+
+ private:
+  static void release_switch_if_empty(Registry& reg, int s) {
+    SwitchEntry& sw = reg.sw(s);
+    if (sw.nports == 0) sw.in_use = 0;
+  }
+
+ public:
+  static void detach(Registry& reg, int p) {
+    PortEntry& pe = reg.port(p);
+    SwitchEntry& sw = reg.sw(pe.sw);
+    sw.ports[pe.sw_port] = -1;
+    sw.nports--;
+    sw.gen.fetch_add(1);
+    for (auto& m : sw.mac) {
+      uint64_t e = m.load(std::memory_order_relaxed);
+      if ((e & kMacValid) && ((e >> 48) & 0x7fff) == pe.sw_port) m.store(0, std::memory_order_relaxed);
+    }
+    release_switch_if_empty(reg, pe.sw);
+    pe.sw = -1;
+  }
+
+ private:
+
+  // No new leases; wait (bounded) for the pending ones to finish or their
+  // owners to be found dead.
+  static void drain(KringState* ks) {
+    const uint64_t deadline = mono_ns() + 1000000000ull;
+    for (;;) {
+      {
+        LockGuard g(ks->lease_lock);
+        ks->dead = 1;
+        bool live = false;
+        for (uint32_t k = 0; k < ks->lease_count; k++) {
+          const Lease& l = ks->leases[(ks->lease_first + k) % kMaxLeases];
+          if (!l.done && l.owner.alive()) live = true;
+        }
+        if (!live || mono_ns() > deadline) return;
+      }
+      sched_yield();
+    }
+  }
+
+  // Forward the complete packets of [hwcur, head); return the new hwcur.
+  static uint32_t forward(Kring& k, ValeKring& v, uint32_t head) {
+    SwitchEntry& sw = Registry::get(nullptr)->sw(v.sw);
+    if (sw.gen.load(std::memory_order_acquire) != v.sw_gen) {
+      Registry* reg = Registry::get(nullptr);
+      LockGuard g(reg->lock());
+      refresh(*reg, v);
+    }
+    const uint32_t n = k.nslots;
+    uint32_t j = k.ks->hwcur.load(std::memory_order_relaxed);
+    uint32_t npkts = 0, nbcast = 0, bcast_head = ~0u, bcast_tail = ~0u;
+    uint64_t bytes = 0;
+    for (uint16_t p : v.active) v.list_head[p] = ~0u;
+    ValeLookupCtx ctx{&sw, v.me, k.id, 0};
+    // 1. cut the batch into packets and look each one up
+    while (j != head) {
+      uint32_t first = j, ns = 1, len = k.ring->slot[j].len;
+      bool complete = true;
+      while (k.ring->slot[j].flags & NS_MOREFRAG) {
+        j = next_slot(j, n);
+        if (j == head) {
+          complete = false;
+          break;
+        }
+        len += k.ring->slot[j].len;
+        ns++;
+      }
+      if (!complete) {
+        j = first;  // wait for the rest of the packet
+        break;
+      }
+      j = next_slot(j, n);
+      const netmap_slot& s0 = k.ring->slot[first];
+      ctx.slot_flags = s0.flags;
+      uint32_t dst = len > 65535 || ns > NETMAP_MAX_FRAGS
+                         ? kValeDrop
+                         : v.lookup(reinterpret_cast<const uint8_t*>(k.region->buf(s0.buf_idx)),
+                                    s0.len, ctx);
+      if (dst != kValeBroadcast && dst != kValeDrop &&
+          (dst >= kSwitchPorts || v.dst[dst].rx.empty()))
+        dst = kValeBroadcast;  // learned port gone: flood
+      v.ft[npkts] = FwdPkt{first, ns, dst, ~0u};
+      bytes += len;
+      if (dst == kValeBroadcast) {
+        if (bcast_tail == ~0u) bcast_head = npkts;
+        else v.ft[bcast_tail].next = npkts;
+        bcast_tail = npkts;
+        nbcast++;
+      } else if (dst != kValeDrop) {
+        if (v.list_head[dst] == ~0u) v.list_head[dst] = npkts;
+        else v.ft[v.list_tail[dst]].next = npkts;
+        v.list_tail[dst] = npkts;
+      }
+      npkts++;
+    }
+    // 2. deliver, destination by destination (broadcasts go to every port)
+    for (uint16_t p : v.active)
+      if ((v.list_head[p] != ~0u || nbcast) && !v.dst[p].rx.empty())
+        deliver(k, v, p, v.list_head[p], bcast_head);
+    k.ks->packets += npkts;
+    k.ks->bytes += bytes;
+    return j;
+  }
+
+  // Packets of two ordered lists (unicast to p, broadcast) into one rx ring of p.
+  static void deliver(Kring& k, ValeKring& v, uint16_t p, uint32_t uni, uint32_t bc) {
+    DstPort& d = v.dst[p];
+    RxView& rv = d.rx[k.id % d.rx.size()];
+    KringState* ks = rv.ks;
+    const uint32_t n = rv.ring->num_slots;
+    // Pick the packets in order and count the slots they need.
+    uint32_t pk[2] = {uni, bc};
+    std::vector<uint32_t>& order = v.order;
+    order.clear();
+    while (pk[0] != ~0u || pk[1] != ~0u) {
+      int w = pk[1] == ~0u || (pk[0] != ~0u && pk[0] < pk[1]) ? 0 : 1;
+      order.push_back(pk[w]);
+      pk[w] = v.ft[pk[w]].next;
+    }
+    uint32_t start, take = 0, npk = 0, slot;
+    {
+      LockGuard g(ks->lease_lock);
+      if (ks->gen.load(std::memory_order_relaxed) != rv.gen || ks->dead ||
+          ks->lease_count == kMaxLeases || ks->nslots != n) {
+        ks->fwd_drops += order.size();
+        return;
+      }
+      uint32_t hwcur = ks->hwcur.load(std::memory_order_acquire);
+      uint32_t room = ring_dist(ks->lease_tail, hwcur == 0 ? n - 1 : hwcur - 1, n);
+      for (; npk < order.size() && take + v.ft[order[npk]].nslots <= room; npk++)
+        take += v.ft[order[npk]].nslots;
+      ks->fwd_drops += order.size() - npk;
+      if (take == 0) return;
+      start = ks->lease_tail;
+      slot = (ks->lease_first + ks->lease_count) % kMaxLeases;
+      Lease& l = ks->leases[slot];
+      l.start = start;
+      l.end = (start + take) % n;
+      l.done = 0;
+      l.owner = ProcId::self();
+      l.since_ns = mono_ns();
+      ks->lease_count++;  // published last: a half-made lease is not counted
+      ks->lease_tail = l.end;
+    }
+    uint32_t at = start;
+    for (uint32_t i = 0; i < npk; i++) at = copy_packet(k, v.ft[order[i]], rv.ring, *d.region, at);
+    {
+      LockGuard g(ks->lease_lock);
+      if (ks->gen.load(std::memory_order_relaxed) == rv.gen) {
+        ks->leases[slot].done = 1;
+        advance_leases(ks, rv.ring);
+      }
+    }
+    notify(ks);
+  }
+};
+
+}  // namespace
+
+const Adapter& vale_adapter() {
+  static ValeAdapter a;
+  return a;
+}
+
+namespace {
+
+// Run f with the registry locked (and dead processes reaped).
+template <typename F>
+int with_registry(std::string* why, F f) {
+  int err = 0;
+  Registry* reg = Registry::get(&err);
+  if (!reg) {
+    *why = "cannot open the registry in " + runtime_dir();
+    return err;
+  }
+  LockGuard g(reg->lock());
+  reg->reap();
+  return f(*reg);
+}
+
+bool plain_name(const std::string& n) {
+  if (n.empty() || n.size() >= NETMAP_REQ_IFNAMSIZ) return false;
+  for (char c : n)
+    if (!isalnum(static_cast<unsigned char>(c)) && c != '_') return false;
+  return true;
+}
+
+}  // namespace
+
+int vale_newif(const std::string& name, const ValeNewif& conf, std::string* why) {
+  if (!plain_name(name)) {
+    *why = "persistent port name '" + name + "' must be letters, digits and _";
+    return EINVAL;
+  }
+  return with_registry(why, [&](Registry& reg) {
+    if (find_port_any(reg, name) >= 0) {
+      *why = "port " + name + " already exists";
+      return EEXIST;
+    }
+    int p = reg.alloc_port(name.c_str(), PortKind::kVale);
+    if (p < 0) {
+      *why = "too many ports";
+      return ENOMEM;
+    }
+    PortRequest req;
+    req.name = name;
+    req.mem_id = conf.mem_id;
+    for (int d : {kTx, kRx}) req.nrings[d] = conf.rings[d], req.nslots[d] = conf.slots[d];
+    if (int err = ValeAdapter::make_port(reg, p, req, why)) {
+      uint16_t m = reg.port(p).mem_id;
+      reg.port(p).kind = PortKind::kNone;
+      if (m) reg.remove_region_if_unused(m);
+      return err;
+    }
+    reg.port(p).persistent = 1;
+    return 0;
+  });
+}
+
+int vale_delif(const std::string& name, std::string* why) {
+  return with_registry(why, [&](Registry& reg) {
+    int p = reg.find_port(name.c_str());
+    if (p < 0 || reg.port(p).kind != PortKind::kVale || !reg.port(p).persistent) {
+      *why = "no persistent VALE port " + name;
+      return ENXIO;
+    }
+    PortEntry& pe = reg.port(p);
+    if (pe.sw >= 0) {
+      *why = name + " is attached to " + reg.sw(pe.sw).name + ": detach it first (vale-ctl -d)";
+      return EBUSY;
+    }
+    if (pe.nregs > 0) {
+      *why = name + " is open by " + std::to_string(pe.nregs) + " registration(s)";
+      return EBUSY;
+    }
+    pe.persistent = 0;
+    reg.maybe_destroy_port(p);
+    return 0;
+  });
+}
+
+int vale_attach(const std::string& name, uint32_t* port_index, std::string* why) {
+  std::string swname, portname;
+  if (!split_name(name, &swname, &portname)) {
+    *why = "'" + name + "' is not valeX:PORT";
+    return EINVAL;
+  }
+  return with_registry(why, [&](Registry& reg) {
+    int p = reg.find_port(portname.c_str());
+    if (p < 0) {
+      *why = "no port " + portname + " to attach (make one with vale-ctl -n " + portname + ")";
+      return ENXIO;
+    }
+    PortEntry& pe = reg.port(p);
+    if (pe.kind != PortKind::kVale || !pe.persistent) {
+      *why = portname + " cannot be attached to a switch (not a persistent VALE port)";
+      return EINVAL;
+    }
+    if (pe.sw >= 0) {
+      *why = portname + " is already attached to " + reg.sw(pe.sw).name;
+      return EBUSY;
+    }
+    if (int err = ValeAdapter::attach(reg, p, swname, why)) return err;
+    *port_index = pe.sw_port;
+    return 0;
+  });
+}
+
+int vale_detach(const std::string& name, uint32_t* port_index, std::string* why) {
+  std::string swname, portname;
+  if (!split_name(name, &swname, &portname)) {
+    *why = "'" + name + "' is not valeX:PORT";
+    return EINVAL;
+  }
+  return with_registry(why, [&](Registry& reg) {
+    int p = reg.find_port(portname.c_str());
+    if (p < 0 || reg.port(p).sw < 0 || swname != reg.sw(reg.port(p).sw).name) {
+      *why = portname + " is not attached to " + swname;
+      return ENXIO;
+    }
+    if (!reg.port(p).persistent) {
+      *why = name + " is an ephemeral port: it goes when its last user closes it";
+      return EINVAL;
+    }
+    *port_index = reg.port(p).sw_port;
+    ValeAdapter::detach(reg, p);
+    return 0;
+  });
+}
+
+int vale_list_port(std::string* name, uint32_t* bridge, uint32_t* port, std::string* why) {
+  return with_registry(why, [&](Registry& reg) {
+    if (!name->empty()) {
+      int p = find_port_any(reg, *name);
+      if (p < 0 || reg.port(p).kind != PortKind::kVale || reg.port(p).sw < 0) {
+        *why = "no VALE port " + *name;
+        return ENXIO;
+      }
+      *bridge = uint32_t(reg.port(p).sw);
+      *port = reg.port(p).sw_port;
+      return 0;
+    }
+    for (uint32_t b = *bridge; b < kMaxSwitches; b++, *port = 0) {
+      SwitchEntry& sw = reg.sw(int(b));
+      if (!sw.in_use) continue;
+      for (uint32_t i = *port; i < kSwitchPorts; i++) {
+        if (sw.ports[i] < 0) continue;
+        const PortEntry& pe = reg.port(sw.ports[i]);
+        *name = pe.persistent ? std::string(sw.name) + ":" + pe.name : std::string(pe.name);
+        *bridge = b;
+        *port = i;
+        return 0;
+      }
+    }
+    return ENOENT;
+  });
+}
+
+int vale_register_lookup(const std::string& name, ValeLookupFn fn) {
+  if (name.empty() || name.size() >= sizeof(SwitchEntry::lookup) || !fn) return EINVAL;
+  std::lock_guard<std::mutex> g(g_lookup_mu);
+  for (auto& e : lookups())
+    if (e.name == name) return EEXIST;
+  lookups().push_back({name, fn});
+  return 0;
+}
+
+int vale_set_lookup(const std::string& swname, const std::string& lookup, std::string* why) {
+  if (!lookup.empty() && !find_lookup(lookup.c_str())) {
+    *why = "no lookup named '" + lookup + "' in this process";
+    return EINVAL;
+  }
+  int err = 0;
+  Registry* reg = Registry::get(&err);
+  if (!reg) return err;
+  LockGuard g(reg->lock());
+  int s = find_switch(*reg, swname);
+  if (s < 0) {
+    *why = "no switch " + swname;
+    return ENOENT;
+  }
+  SwitchEntry& sw = reg->sw(s);
+  snprintf(sw.lookup, sizeof sw.lookup, "%s", lookup.c_str());
+  sw.gen.fetch_add(1);
+  return 0;
+}
+
+int vale_list(const std::string& only, std::vector<ValeSwitchInfo>* out, std::string* why) {
+  int err = 0;
+  Registry* reg = Registry::get(&err);
+  if (!reg) {
+    *why = "cannot open the registry";
+    return err;
+  }
+  LockGuard g(reg->lock());
+  reg->reap();
+  for (uint32_t i = 0; i < kMaxSwitches; i++) {
+    SwitchEntry& sw = reg->sw(int(i));
+    if (!sw.in_use || (!only.empty() && only != sw.name)) continue;
+    ValeSwitchInfo si;
+    si.name = sw.name;
+    si.lookup = sw.lookup[0] ? sw.lookup : "learning";
+    for (uint32_t j = 0; j < kSwitchPorts; j++) {
+      if (sw.ports[j] < 0) continue;
+      const PortEntry& pe = reg->port(sw.ports[j]);
+      ValePortInfo pi;
+      pi.name = pe.persistent ? std::string(sw.name) + ":" + pe.name : std::string(pe.name);
+      pi.index = j;
+      pi.persistent = pe.persistent;
+      pi.mem_id = pe.mem_id;
+      for (int d : {kTx, kRx}) pi.rings[d] = pe.nrings[d], pi.slots[d] = pe.nslots[d];
+      auto region = Region::get(pe.mem_id, RegionConfig::from_env(), &err);
+      if (region) {
+        for (uint32_t r = 0; r < pe.nrings[kTx]; r++) {
+          KringState* ks = region->kring(pe.ring[kTx][r]);
+          pi.tx_packets += ks->packets, pi.tx_bytes += ks->bytes;
+        }
+        for (uint32_t r = 0; r < pe.nrings[kRx]; r++) {
+          KringState* ks = region->kring(pe.ring[kRx][r]);
+          pi.rx_packets += ks->packets, pi.drops += ks->fwd_drops;
+        }
+      }
+      si.ports.push_back(pi);
+    }
+    out->push_back(std::move(si));
+  }
+  if (!only.empty() && out->empty()) {
+    *why = "no switch " + only;
+    return ENOENT;
+  }
+  return 0;
+}
+
+}  // namespace unetmap
