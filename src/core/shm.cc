@@ -23,9 +23,11 @@ void RobustMutex::init() {
   pthread_mutexattr_destroy(&a);
 }
 
-void RobustMutex::lock() {
+bool RobustMutex::lock() {
   int r = pthread_mutex_lock(&m);
-  if (r == EOWNERDEAD) pthread_mutex_consistent(&m);
+  if (r != EOWNERDEAD) return false;
+  pthread_mutex_consistent(&m);
+  return true;
 }
 
 static uint64_t start_time_of(int pid) {

@@ -21,19 +21,22 @@ namespace unetmap {
 struct RobustMutex {
   pthread_mutex_t m;
   void init();
-  void lock();
+  // True if the previous holder died holding it: the caller may repair.
+  bool lock();
   void unlock() { pthread_mutex_unlock(&m); }
 };
 
 class LockGuard {
  public:
-  explicit LockGuard(RobustMutex& m) : m_(m) { m_.lock(); }
+  explicit LockGuard(RobustMutex& m) : m_(m), died_(m_.lock()) {}
   ~LockGuard() { m_.unlock(); }
   LockGuard(const LockGuard&) = delete;
   LockGuard& operator=(const LockGuard&) = delete;
+  bool owner_died() const { return died_; }
 
  private:
   RobustMutex& m_;
+  bool died_;
 };
 
 // Identity of a live process: pid plus start time, so a recycled pid is not

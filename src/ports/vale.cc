@@ -229,6 +229,22 @@ void refresh(Registry& reg, ValeKring& v) {
 
 // ---- leases ----
 
+// Lock a ring's leases. If a producer died inside the critical section,
+// the reservation it was making may be half done: recompute lease_tail
+// from the leases that were counted (the count is written last).
+class LeaseGuard {
+ public:
+  explicit LeaseGuard(KringState* ks) : g_(ks->lease_lock) {
+    if (!g_.owner_died()) return;
+    ks->lease_tail = ks->lease_count
+                         ? ks->leases[(ks->lease_first + ks->lease_count - 1) % kMaxLeases].end
+                         : ks->hwtail.load();
+  }
+
+ private:
+  LockGuard g_;
+};
+
 // Publish done leases in order; close the hole of a dead owner's lease once
 // everything after it is done. Called with lease_lock held.
 void advance_leases(KringState* ks, netmap_ring* ring) {
@@ -264,9 +280,9 @@ void advance_leases(KringState* ks, netmap_ring* ring) {
 
 // Copy one packet (tx slots first..first+nslots) into rx slots from `at`.
 // Returns the rx slot after it.
-uint32_t copy_packet(const Kring& k, const FwdPkt& f, netmap_ring* rx, const Region& dst_region,
-                     uint32_t at) {
-  const uint32_t tn = k.nslots, rn = rx->num_slots;
+uint32_t copy_packet(const Kring& k, const FwdPkt& f, netmap_ring* rx, uint32_t rn,
+                     const Region& dst_region, uint32_t at) {
+  const uint32_t tn = k.nslots;
   const uint32_t dbufs = dst_region.cfg().buf_num, dsize = dst_region.cfg().buf_size;
   const uint32_t ssize = k.region->cfg().buf_size;
   uint32_t j = f.first;
@@ -428,10 +444,12 @@ class ValeAdapter final : public Adapter {
       s->packets += ring_dist(old, head, k.nslots);
       s->hwcur.store(head, std::memory_order_release);
     }
-    // A ring that stalls behind a lease may be waiting for a dead sender.
+    // A ring that stalls behind an old lease may be waiting for a dead
+    // sender (racy peek first: no lock while all is well).
     if (s->hwtail.load(std::memory_order_acquire) == head &&
-        *reinterpret_cast<volatile uint32_t*>(&s->lease_count)) {
-      LockGuard g(s->lease_lock);
+        *reinterpret_cast<volatile uint32_t*>(&s->lease_count) &&
+        mono_ns() - s->leases[s->lease_first % kMaxLeases].since_ns > 1000000) {
+      LeaseGuard g(s);
       advance_leases(s, k.ring);
     }
   }
@@ -465,7 +483,7 @@ class ValeAdapter final : public Adapter {
     const uint64_t deadline = mono_ns() + 1000000000ull;
     for (;;) {
       {
-        LockGuard g(ks->lease_lock);
+        LeaseGuard g(ks);
         ks->dead = 1;
         bool live = false;
         for (uint32_t k = 0; k < ks->lease_count; k++) {
@@ -547,7 +565,7 @@ class ValeAdapter final : public Adapter {
     DstPort& d = v.dst[p];
     RxView& rv = d.rx[k.id % d.rx.size()];
     KringState* ks = rv.ks;
-    const uint32_t n = rv.ring->num_slots;
+    const uint32_t n = ks->nslots;  // never the ring's own field: the application can write that
     // Pick the packets in order and count the slots they need.
     uint32_t pk[2] = {uni, bc};
     std::vector<uint32_t>& order = v.order;
@@ -559,9 +577,9 @@ class ValeAdapter final : public Adapter {
     }
     uint32_t start, take = 0, npk = 0, slot;
     {
-      LockGuard g(ks->lease_lock);
+      LeaseGuard g(ks);
       if (ks->gen.load(std::memory_order_relaxed) != rv.gen || ks->dead ||
-          ks->lease_count == kMaxLeases || ks->nslots != n) {
+          ks->lease_count == kMaxLeases) {
         ks->fwd_drops += order.size();
         return;
       }
@@ -583,9 +601,10 @@ class ValeAdapter final : public Adapter {
       ks->lease_tail = l.end;
     }
     uint32_t at = start;
-    for (uint32_t i = 0; i < npk; i++) at = copy_packet(k, v.ft[order[i]], rv.ring, *d.region, at);
+    for (uint32_t i = 0; i < npk; i++)
+      at = copy_packet(k, v.ft[order[i]], rv.ring, n, *d.region, at);
     {
-      LockGuard g(ks->lease_lock);
+      LeaseGuard g(ks);
       if (ks->gen.load(std::memory_order_relaxed) == rv.gen) {
         ks->leases[slot].done = 1;
         advance_leases(ks, rv.ring);
