@@ -204,6 +204,9 @@ int vale_ctrl(void* arg, nmreq_header* h, const std::string& name, void* body) {
       alignas(8) char buf[sizeof(nmreq_vale_attach)];
       if (!body || !copy_in(buf, body, sz)) return fail(EFAULT);
       uint32_t idx = 0;
+      uint32_t mode = reinterpret_cast<nmreq_vale_attach*>(buf)->reg.nr_mode;
+      if (att && (mode == NR_REG_NIC_SW || mode == NR_REG_SW))
+        return fail(EOPNOTSUPP, "attaching a host stack needs NIC ports, not supported yet");
       err = att ? vale_attach(name, &idx, &why) : vale_detach(name, &idx, &why);
       if (err) break;
       if (att)

@@ -36,6 +36,7 @@
 #include <time.h>
 
 #include <cctype>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -89,6 +90,9 @@ uint32_t learning_lookup(const uint8_t* pkt, uint32_t len, const ValeLookupCtx& 
 }
 
 uint32_t hub_lookup(const uint8_t*, uint32_t, const ValeLookupCtx&) { return kValeBroadcast; }
+
+// For a switch whose lookup this process does not know: it cannot forward.
+uint32_t unknown_lookup(const uint8_t*, uint32_t, const ValeLookupCtx&) { return kValeDrop; }
 
 struct LookupEntry {
   std::string name;
@@ -208,6 +212,13 @@ void refresh(Registry& reg, ValeKring& v) {
   SwitchEntry& s = reg.sw(v.sw);
   v.sw_gen = s.gen.load();
   v.lookup = find_lookup(s.lookup);
+  if (!v.lookup) {
+    fprintf(stderr,
+            "unetmap: switch %s uses lookup '%s', which this process has not registered "
+            "(vale_register_lookup): its packets are dropped\n",
+            s.name, s.lookup);
+    v.lookup = unknown_lookup;
+  }
   v.active.clear();
   v.dst.assign(kSwitchPorts, DstPort{});
   for (uint32_t i = 0; i < kSwitchPorts; i++) {

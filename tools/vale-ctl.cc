@@ -1,0 +1,561 @@
+// vale-ctl: unetmap's implementation of netmap's vale-ctl, the control tool
+// of VALE software switches.
+//
+//   vale-ctl -n v0 -C 1024,1024,2,2     make persistent port v0 (2 ring pairs)
+//   vale-ctl -a vale0:v0                attach it to switch vale0
+//   vale-ctl -l                         every port of every switch
+//   vale-ctl -s vale0 -j                per-port counters of vale0, as JSON
+//   vale-ctl -d vale0:v0 ; vale-ctl -r v0
+//
+// netmap's commands (-n -r -a -d -l -g, and -h -p -P for NIC ports, which
+// unetmap does not have yet) go through NIOCCTRL on an open("/dev/netmap")
+// exactly as netmap's vale-ctl issues them: the library interposes the
+// ioctl and answers as netmap's kernel module would, so this file is also
+// the reference of that path. The unetmap extensions (-s statistics, -L
+// lookup functions) have no netmap ioctl and call src/ports/vale.h.
+//
+// One command per run. Bad input is refused before anything is done, with
+// one line naming the option and what it accepts (exit 2); a failed
+// operation prints one line with the library's explanation (exit 1).
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <net/netmap.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdarg>
+#include <cinttypes>
+#include <cstdio>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "abi/devnetmap.h"  // unetmap_last_error()
+#include "core/registry.h"  // kMaxRings
+#include "ports/vale.h"
+
+namespace {
+
+constexpr int kExitFailed = 1;  // the operation was refused or failed
+constexpr int kExitUsage = 2;   // bad command line: nothing was done
+
+constexpr uint32_t kMinSlots = 2, kMaxSlots = 65536;
+constexpr const char* kConfForm = "tx_slots[,rx_slots[,tx_rings[,rx_rings]]]";
+
+void usage(FILE* f) {
+  fprintf(f,
+          "usage: vale-ctl COMMAND [options]\n"
+          "netmap's commands:\n"
+          "  -n NAME          create persistent VALE port NAME (letters, digits, _)\n"
+          "  -r NAME          remove persistent port NAME (detach it first)\n"
+          "  -a valeX:NAME    attach persistent port NAME to switch valeX (made if needed)\n"
+          "  -d valeX:NAME    detach NAME from switch valeX\n"
+          "  -l [valeX:Y]     list every port of every switch, or where port Y is:\n"
+          "                   lines 'valeX:Y bridge:B port:P'\n"
+          "  -g NAME          rings, slots and memory region of port NAME\n"
+          "  -h valeX:IF      attach NIC IF and its host stack (not supported yet)\n"
+          "  -p NAME / -P NAME  start / stop polling mode on a NIC port (not supported yet)\n"
+          "options of -n:\n"
+          "  -C %s\n"
+          "                   ring configuration: slots %u..%u, rings 1..%u; rx_slots\n"
+          "                   defaults to tx_slots, rx_rings to tx_rings (default\n"
+          "                   1024 slots, 1 ring)\n"
+          "  -m MEMID         put the port's rings in memory region MEMID (1..65535;\n"
+          "                   default: a private region of its own)\n"
+          "unetmap's commands:\n"
+          "  -s [valeX]       per-port statistics of every switch, or of valeX\n"
+          "  -L valeX:LOOKUP  lookup function of switch valeX: learning (default), hub\n"
+          "  -j               with -l or -s: print JSON\n"
+          "  --help           this help\n"
+          "Ports are opened by name: 'valeX:Y' is port Y of switch valeX (an ephemeral\n"
+          "port is made on first open); persistent port NAME is 'netmap:NAME' or, once\n"
+          "attached, 'valeX:NAME'. State lives in $UNETMAP_DIR (default /dev/shm/unetmap).\n"
+          "Exit status: 0 done, 1 the operation failed, 2 bad command line.\n",
+          kConfForm, kMinSlots, kMaxSlots, unsigned(unetmap::kMaxRings));
+}
+
+[[noreturn]] void bad(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+[[noreturn]] void bad(const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "vale-ctl: ");
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, "\n");
+  va_end(ap);
+  exit(kExitUsage);
+}
+
+// One line for a failed operation: what was asked, why it failed, and
+// what to do about it if there is more to say.
+int failed(const char* opt, const std::string& arg, int err, std::string why,
+           const char* hint = nullptr) {
+  std::string e = strerror(err);
+  if (why.empty()) why = e;
+  else if (why != e) why += " (" + e + ")";
+  if (hint) why += std::string("; ") + hint;
+  fprintf(stderr, "vale-ctl: %s%s%s: %s\n", opt, arg.empty() ? "" : " ", arg.c_str(), why.c_str());
+  return kExitFailed;
+}
+
+// ---- argument checks ----
+
+bool is_word_char(char c) { return isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+
+// A persistent port's name, as the library accepts it.
+bool plain_name(std::string_view n) {
+  if (n.empty() || n.size() >= NETMAP_REQ_IFNAMSIZ) return false;
+  for (char c : n)
+    if (!is_word_char(c)) return false;
+  return true;
+}
+
+// "valeX": "vale" and letters, digits or _.
+bool switch_name(std::string_view n) {
+  return n.size() < NETMAP_REQ_IFNAMSIZ && n.substr(0, 4) == "vale" && plain_name(n);
+}
+
+// "valeX:Y" -> valeX, Y. Y must be a plain name if strict, else any name
+// without the pipe characters (an ephemeral port's name).
+bool split_vale(std::string_view arg, bool strict, std::string* sw, std::string* port) {
+  size_t colon = arg.find(':');
+  if (colon == std::string_view::npos || arg.size() >= NETMAP_REQ_IFNAMSIZ) return false;
+  std::string_view s = arg.substr(0, colon), p = arg.substr(colon + 1);
+  if (!switch_name(s) || p.empty()) return false;
+  if (strict ? !plain_name(p) : p.find_first_of("{}:") != std::string_view::npos) return false;
+  *sw = std::string(s);
+  *port = std::string(p);
+  return true;
+}
+
+void need_plain(const char* opt, const char* arg) {
+  if (plain_name(arg)) return;
+  if (strchr(arg, ':'))
+    bad("%s: '%s': give the port's own name (NAME, not valeX:NAME)", opt, arg);
+  bad("%s: '%s' is not a port name: 1 to %d letters, digits or _", opt, arg,
+      NETMAP_REQ_IFNAMSIZ - 1);
+}
+
+void need_vale(const char* opt, const char* arg, bool strict, const char* what) {
+  std::string sw, port;
+  if (split_vale(arg, strict, &sw, &port)) return;
+  bad("%s: '%s' is not valeX:%s (a switch name 'vale' + letters/digits/_, a colon, %s; "
+      "at most %d characters)",
+      opt, arg, what, strict ? "a port name of letters/digits/_" : "a port name",
+      NETMAP_REQ_IFNAMSIZ - 1);
+}
+
+// Strict decimal in [lo, hi]; false if not.
+bool parse_u32(std::string_view s, uint32_t lo, uint32_t hi, uint32_t* out) {
+  if (s.empty() || s.size() > 10) return false;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + uint64_t(c - '0');
+  }
+  if (v < lo || v > hi) return false;
+  *out = uint32_t(v);
+  return true;
+}
+
+struct RingConf {
+  uint32_t slots[2] = {0, 0};
+  uint32_t rings[2] = {0, 0};
+};
+
+RingConf parse_conf(const char* arg) {
+  static const char* const kField[4] = {"tx_slots", "rx_slots", "tx_rings", "rx_rings"};
+  RingConf c;
+  std::vector<std::string> parts;
+  std::string s = arg;
+  for (size_t at = 0;;) {
+    size_t comma = s.find(',', at);
+    parts.push_back(s.substr(at, comma == std::string::npos ? std::string::npos : comma - at));
+    if (comma == std::string::npos) break;
+    at = comma + 1;
+  }
+  if (parts.size() > 4)
+    bad("-C: '%s' has %zu values, at most 4: %s", arg, parts.size(), kConfForm);
+  uint32_t v[4] = {0, 0, 0, 0};
+  for (size_t i = 0; i < parts.size(); i++) {
+    bool slots = i < 2;
+    uint32_t lo = slots ? kMinSlots : 1, hi = slots ? kMaxSlots : unetmap::kMaxRings;
+    if (!parse_u32(parts[i], lo, hi, &v[i]))
+      bad("-C: %s '%s' is not a number in %u..%u (-C %s)", kField[i], parts[i].c_str(), lo, hi,
+          kConfForm);
+  }
+  c.slots[0] = v[0];
+  c.slots[1] = parts.size() > 1 ? v[1] : v[0];
+  c.rings[0] = v[2];
+  c.rings[1] = parts.size() > 3 ? v[3] : v[2];
+  return c;
+}
+
+// ---- the command line ----
+
+struct Options {
+  char cmd = 0;           // the command's option letter
+  std::string arg;        // its argument ("" for -l / -s without one)
+  bool have_conf = false;
+  RingConf conf;
+  uint16_t mem_id = 0;
+  bool json = false;
+};
+
+void set_cmd(Options* o, char c, const char* arg) {
+  if (o->cmd)
+    bad("-%c and -%c: one command at a time (run vale-ctl once for each)", o->cmd, c);
+  o->cmd = c;
+  o->arg = arg ? arg : "";
+}
+
+Options parse_args(int argc, char** argv) {
+  if (argc < 2) {
+    usage(stderr);
+    exit(kExitUsage);
+  }
+  static const option kLong[] = {{"help", no_argument, nullptr, 'H'}, {nullptr, 0, nullptr, 0}};
+  Options o;
+  opterr = 0;
+  int c;
+  // '+': stop at the first non-option; ':': report a missing argument.
+  while ((c = getopt_long(argc, argv, "+:n:r:a:d:h:l::g:s::p:P:C:m:L:j", kLong, nullptr)) != -1) {
+    // -l and -s take an optional argument, attached or as the next word.
+    if ((c == 'l' || c == 's') && !optarg && optind < argc && argv[optind][0] != '-')
+      optarg = argv[optind++];
+    switch (c) {
+      case 'H':
+        usage(stdout);
+        exit(0);
+      case 'n':
+      case 'r':
+        need_plain(c == 'n' ? "-n" : "-r", optarg);
+        set_cmd(&o, char(c), optarg);
+        break;
+      case 'a':
+      case 'd':
+        need_vale(c == 'a' ? "-a" : "-d", optarg, true, "NAME");
+        set_cmd(&o, char(c), optarg);
+        break;
+      case 'h':
+        need_vale("-h", optarg, false, "IF");
+        set_cmd(&o, 'h', optarg);
+        break;
+      case 'l':
+        if (optarg) need_vale("-l", optarg, false, "Y");
+        set_cmd(&o, 'l', optarg);
+        break;
+      case 's':
+        if (optarg && !switch_name(optarg))
+          bad("-s: '%s' is not a switch name: valeX ('vale' + letters, digits or _)", optarg);
+        set_cmd(&o, 's', optarg);
+        break;
+      case 'g':
+      case 'p':
+      case 'P':
+        if (!*optarg || strlen(optarg) >= NETMAP_REQ_IFNAMSIZ)
+          bad("-%c: '%s' is not a port name (1 to %d characters)", c, optarg,
+              NETMAP_REQ_IFNAMSIZ - 1);
+        set_cmd(&o, char(c), optarg);
+        break;
+      case 'L': {
+        std::string_view a = optarg;
+        size_t colon = a.find(':');
+        if (colon == std::string_view::npos || !switch_name(a.substr(0, colon)))
+          bad("-L: '%s' is not valeX:LOOKUP (e.g. -L vale0:hub)", optarg);
+        std::string_view l = a.substr(colon + 1);
+        if (l != "learning" && l != "hub")
+          bad("-L: unknown lookup '%.*s': learning (the default) or hub", int(l.size()), l.data());
+        set_cmd(&o, 'L', optarg);
+        break;
+      }
+      case 'C':
+        o.conf = parse_conf(optarg);
+        o.have_conf = true;
+        break;
+      case 'm': {
+        uint32_t m;
+        if (!parse_u32(optarg, 1, 65535, &m))
+          bad("-m: '%s' is not a memory region id in 1..65535", optarg);
+        o.mem_id = uint16_t(m);
+        break;
+      }
+      case 'j':
+        o.json = true;
+        break;
+      case ':':
+        bad("-%c needs an argument (see --help)", optopt);
+      default:
+        if (optopt)
+          fprintf(stderr, "vale-ctl: unknown option '-%c'\n", optopt);
+        else
+          fprintf(stderr, "vale-ctl: unknown option '%s'\n", argv[optind - 1]);
+        usage(stderr);
+        exit(kExitUsage);
+    }
+  }
+  if (optind < argc) bad("unexpected argument '%s' (see --help)", argv[optind]);
+  if (!o.cmd) bad("no command: one of -n -r -a -d -l -g -h -p -P -s -L (see --help)");
+  if (o.have_conf && o.cmd != 'n') bad("-C: applies to -n only (the ring configuration of a new port)");
+  if (o.mem_id && o.cmd != 'n') bad("-m: applies to -n only (the memory region of a new port)");
+  if (o.json && o.cmd != 'l' && o.cmd != 's') bad("-j: applies to -l and -s only");
+  return o;
+}
+
+// ---- netmap's commands, through NIOCCTRL ----
+
+class Dev {
+ public:
+  Dev() {
+    fd_ = open("/dev/netmap", O_RDWR);
+    if (fd_ < 0) {
+      fprintf(stderr, "vale-ctl: cannot open /dev/netmap: %s\n", strerror(errno));
+      exit(kExitFailed);
+    }
+  }
+  ~Dev() { close(fd_); }
+  Dev(const Dev&) = delete;
+  Dev& operator=(const Dev&) = delete;
+
+  // One NIOCCTRL request; 0 or errno (unetmap_last_error() says why).
+  int ctrl(nmreq_header* h) { return ioctl(fd_, NIOCCTRL, h) < 0 ? errno : 0; }
+
+ private:
+  int fd_ = -1;
+};
+
+void init_header(nmreq_header* h, uint16_t reqtype, const std::string& name, void* body) {
+  memset(h, 0, sizeof *h);
+  h->nr_version = NETMAP_API;
+  h->nr_reqtype = reqtype;
+  snprintf(h->nr_name, sizeof h->nr_name, "%s", name.c_str());
+  h->nr_body = uintptr_t(body);
+}
+
+std::string why_of(int err) {
+  const char* w = unetmap_last_error();
+  return w && *w ? w : strerror(err);
+}
+
+std::string json_str(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char b[8];
+      snprintf(b, sizeof b, "\\u%04x", c);
+      out += b;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+void print_list_entry(bool json, const char* name, unsigned bridge, unsigned port) {
+  if (json)
+    printf("{\"name\": %s, \"bridge\": %u, \"port\": %u}", json_str(name).c_str(), bridge, port);
+  else
+    printf("%s bridge:%u port:%u\n", name, bridge, port);
+}
+
+int do_newif(Dev& dev, const Options& o) {
+  nmreq_vale_newif nif;
+  memset(&nif, 0, sizeof nif);
+  nif.nr_tx_slots = o.conf.slots[0];
+  nif.nr_rx_slots = o.conf.slots[1];
+  nif.nr_tx_rings = uint16_t(o.conf.rings[0]);
+  nif.nr_rx_rings = uint16_t(o.conf.rings[1]);
+  nif.nr_mem_id = o.mem_id;
+  nmreq_header h;
+  init_header(&h, NETMAP_REQ_VALE_NEWIF, o.arg, &nif);
+  int err = dev.ctrl(&h);
+  return err ? failed("-n", o.arg, err, why_of(err)) : 0;
+}
+
+int do_delif(Dev& dev, const Options& o) {
+  nmreq_header h;
+  init_header(&h, NETMAP_REQ_VALE_DELIF, o.arg, nullptr);
+  int err = dev.ctrl(&h);
+  return err ? failed("-r", o.arg, err, why_of(err)) : 0;
+}
+
+int do_attach(Dev& dev, const Options& o) {
+  nmreq_vale_attach att;
+  memset(&att, 0, sizeof att);
+  att.reg.nr_mode = NR_REG_ALL_NIC;
+  nmreq_header h;
+  init_header(&h, NETMAP_REQ_VALE_ATTACH, o.arg, &att);
+  int err = dev.ctrl(&h);
+  return err ? failed("-a", o.arg, err, why_of(err)) : 0;
+}
+
+int do_detach(Dev& dev, const Options& o) {
+  nmreq_vale_detach det;
+  memset(&det, 0, sizeof det);
+  nmreq_header h;
+  init_header(&h, NETMAP_REQ_VALE_DETACH, o.arg, &det);
+  int err = dev.ctrl(&h);
+  return err ? failed("-d", o.arg, err, why_of(err)) : 0;
+}
+
+// -l NAME: where NAME is. -l: every port, by asking for the first port at
+// or after (bridge, port) until ENOENT, as netmap's vale-ctl does.
+int do_list(Dev& dev, const Options& o) {
+  nmreq_vale_list l;
+  memset(&l, 0, sizeof l);
+  nmreq_header h;
+  init_header(&h, NETMAP_REQ_VALE_LIST, o.arg, &l);
+  if (!o.arg.empty()) {
+    if (int err = dev.ctrl(&h)) return failed("-l", o.arg, err, why_of(err));
+    print_list_entry(o.json, o.arg.c_str(), l.nr_bridge_idx, l.nr_port_idx);
+    if (o.json) printf("\n");
+    return 0;
+  }
+  if (o.json) printf("[");
+  int n = 0, rc = 0;
+  for (;; n++) {
+    h.nr_name[0] = '\0';
+    if (int err = dev.ctrl(&h)) {
+      if (err != ENOENT) rc = failed("-l", "", err, why_of(err));
+      break;
+    }
+    h.nr_name[sizeof h.nr_name - 1] = '\0';
+    if (o.json) printf("%s\n  ", n ? "," : "");
+    print_list_entry(o.json, h.nr_name, l.nr_bridge_idx, l.nr_port_idx);
+    l.nr_port_idx++;
+  }
+  if (o.json) printf("%s]\n", n ? "\n" : "");
+  return rc;
+}
+
+int do_info(Dev& dev, const Options& o) {
+  nmreq_port_info_get pi;
+  memset(&pi, 0, sizeof pi);
+  nmreq_header h;
+  init_header(&h, NETMAP_REQ_PORT_INFO_GET, o.arg, &pi);
+  if (int err = dev.ctrl(&h)) return failed("-g", o.arg, err, why_of(err));
+  printf("%s: region %u, memsize %" PRIu64 ", tx %u rings of %u slots, rx %u rings of %u slots\n",
+         o.arg.c_str(), unsigned(pi.nr_mem_id), uint64_t(pi.nr_memsize), unsigned(pi.nr_tx_rings),
+         unsigned(pi.nr_tx_slots), unsigned(pi.nr_rx_rings), unsigned(pi.nr_rx_slots));
+  return 0;
+}
+
+int do_polling(Dev& dev, const Options& o) {
+  nmreq_vale_polling pol;
+  memset(&pol, 0, sizeof pol);
+  pol.nr_mode = NETMAP_POLLING_MODE_SINGLE_CPU;
+  pol.nr_num_polling_cpus = 1;
+  nmreq_header h;
+  init_header(&h, o.cmd == 'p' ? NETMAP_REQ_VALE_POLLING_ENABLE : NETMAP_REQ_VALE_POLLING_DISABLE,
+              o.arg, &pol);
+  int err = dev.ctrl(&h);
+  if (!err) return 0;
+  if (err == EOPNOTSUPP)
+    return failed(o.cmd == 'p' ? "-p" : "-P", o.arg, err,
+                  "polling mode is for NIC ports: not supported yet (unetmap has no NIC ports)");
+  return failed(o.cmd == 'p' ? "-p" : "-P", o.arg, err, why_of(err));
+}
+
+// ---- unetmap's commands ----
+
+int do_stats(const Options& o) {
+  std::vector<unetmap::ValeSwitchInfo> sws;
+  std::string why;
+  if (int err = unetmap::vale_list(o.arg, &sws, &why))
+    return failed("-s", o.arg, err, why,
+                  err == ENOENT ? "a switch exists only while it has ports" : nullptr);
+  if (o.json) {
+    printf("[");
+    for (size_t i = 0; i < sws.size(); i++) {
+      const auto& s = sws[i];
+      printf("%s\n  {\"switch\": %s, \"lookup\": %s, \"ports\": [", i ? "," : "",
+             json_str(s.name).c_str(), json_str(s.lookup).c_str());
+      for (size_t j = 0; j < s.ports.size(); j++) {
+        const auto& p = s.ports[j];
+        printf("%s\n    {\"name\": %s, \"index\": %u, \"persistent\": %s, \"region\": %u, "
+               "\"tx_rings\": %u, \"rx_rings\": %u, \"tx_slots\": %u, \"rx_slots\": %u, "
+               "\"tx_packets\": %" PRIu64 ", \"tx_bytes\": %" PRIu64
+               ", \"rx_packets\": %" PRIu64 ", \"drops\": %" PRIu64 "}",
+               j ? "," : "", json_str(p.name).c_str(), p.index, p.persistent ? "true" : "false",
+               unsigned(p.mem_id), unsigned(p.rings[0]), unsigned(p.rings[1]), p.slots[0],
+               p.slots[1], p.tx_packets, p.tx_bytes, p.rx_packets, p.drops);
+      }
+      printf("%s]}", s.ports.empty() ? "" : "\n  ");
+    }
+    printf("%s]\n", sws.empty() ? "" : "\n");
+    return 0;
+  }
+  if (sws.empty()) {
+    printf("no VALE switches\n");
+    return 0;
+  }
+  for (const auto& s : sws) {
+    printf("%s: lookup %s, %zu port%s\n", s.name.c_str(), s.lookup.c_str(), s.ports.size(),
+           s.ports.size() == 1 ? "" : "s");
+    int w = 4;
+    for (const auto& p : s.ports) w = std::max(w, int(p.name.size()));
+    printf("  %-*s %5s %-10s %5s %11s %6s %12s %14s %12s %10s\n", w, "port", "index", "kind",
+           "rings", "slots", "region", "tx_packets", "tx_bytes", "rx_packets", "drops");
+    for (const auto& p : s.ports) {
+      char rings[16], slots[24];
+      snprintf(rings, sizeof rings, "%u/%u", unsigned(p.rings[0]), unsigned(p.rings[1]));
+      snprintf(slots, sizeof slots, "%u/%u", p.slots[0], p.slots[1]);
+      printf("  %-*s %5u %-10s %5s %11s %6u %12" PRIu64 " %14" PRIu64 " %12" PRIu64 " %10" PRIu64
+             "\n",
+             w, p.name.c_str(), p.index, p.persistent ? "persistent" : "ephemeral", rings, slots,
+             unsigned(p.mem_id), p.tx_packets, p.tx_bytes, p.rx_packets, p.drops);
+    }
+  }
+  return 0;
+}
+
+int do_lookup(const Options& o) {
+  size_t colon = o.arg.find(':');
+  std::string sw = o.arg.substr(0, colon), lookup = o.arg.substr(colon + 1), why;
+  if (int err = unetmap::vale_set_lookup(sw, lookup, &why))
+    return failed("-L", o.arg, err, why,
+                  err == ENOENT ? "a switch exists only while it has ports: attach one first"
+                                : nullptr);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o = parse_args(argc, argv);
+  // This tool reports every failure itself, with the library's explanation.
+  setenv("UNETMAP_QUIET", "1", 1);
+  switch (o.cmd) {
+    case 'h':
+      fprintf(stderr,
+              "vale-ctl: -h %s: attaching a NIC with its host stack is not supported yet "
+              "(unetmap has no NIC ports)\n",
+              o.arg.c_str());
+      return kExitFailed;
+    case 's':
+      return do_stats(o);
+    case 'L':
+      return do_lookup(o);
+    default:
+      break;
+  }
+  Dev dev;
+  switch (o.cmd) {
+    case 'n': return do_newif(dev, o);
+    case 'r': return do_delif(dev, o);
+    case 'a': return do_attach(dev, o);
+    case 'd': return do_detach(dev, o);
+    case 'l': return do_list(dev, o);
+    case 'g': return do_info(dev, o);
+    case 'p':
+    case 'P': return do_polling(dev, o);
+  }
+  return kExitFailed;
+}
