@@ -563,13 +563,18 @@ int dev_poll(struct pollfd* fds, nfds_t n, int timeout_ms) {
     if (!nm_ready && wait != 0) {
       // Arm, then look again: a producer that published before it could
       // see the waiter is caught by this second scan.
+      bool leases = false;
       for (nfds_t i = 0; i < n; i++)
         if (NetmapFile* f = file_of(fds[i].fd); f && f->binding) {
           f->binding->arm(fds[i].events, f->token);
           fds[i].revents = scan_one(f, fds[i].events);
           if (fds[i].revents) nm_ready = true;
+          leases |= (fds[i].events & POLLIN) && f->binding->rx_leases_pending();
         }
       if (nm_ready) wait = 0;
+      // A producer that dies holding a lease wakes nobody: look again soon,
+      // the rescan's rxsync reclaims the lease once it is stale.
+      if (leases && (wait < 0 || wait > 2)) wait = 2;
     }
     for (nfds_t i = 0; i < n; i++) {
       kfds[i] = fds[i];

@@ -286,6 +286,12 @@ short Binding::poll_scan(short events) {
   return rev;
 }
 
+bool Binding::rx_leases_pending() const {
+  for (uint32_t i = first_[kRx]; i < last_[kRx]; i++)
+    if (*reinterpret_cast<volatile uint32_t*>(&kr_[kRx][i].ks->lease_count)) return true;
+  return false;
+}
+
 void Binding::arm(short events, uint32_t token) {
   if (events & (POLLOUT | POLLWRNORM))
     for (uint32_t i = first_[kTx]; i < last_[kTx]; i++)

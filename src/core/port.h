@@ -51,6 +51,9 @@ class Binding {
   void arm(short events, uint32_t token);
 
   void add_holder(const ProcId& p);  // a fork child keeps it open too
+  // Some bound rx ring has producers' leases pending: one of them may be a
+  // dead process's, which only a later sync reclaims.
+  bool rx_leases_pending() const;
 
   Region& region() const { return *region_; }
   uint64_t nifp_offset() const { return nifp_off_; }

@@ -546,8 +546,8 @@ class ValeAdapter final : public Adapter {
                          : v.lookup(reinterpret_cast<const uint8_t*>(k.region->buf(s0.buf_idx)),
                                     s0.len, ctx);
       if (dst != kValeBroadcast && dst != kValeDrop &&
-          (dst >= kSwitchPorts || v.dst[dst].rx.empty()))
-        dst = kValeBroadcast;  // learned port gone: flood
+          (dst >= kSwitchPorts || dst == v.me || v.dst[dst].rx.empty()))
+        dst = kValeDrop;  // back to the sender, or to no port: dropped, as netmap does
       v.ft[npkts] = FwdPkt{first, ns, dst, ~0u};
       bytes += len;
       if (dst == kValeBroadcast) {
