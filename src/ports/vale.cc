@@ -334,7 +334,9 @@ class ValeAdapter final : public Adapter {
       return EINVAL;
     }
     if (int err = make_port(reg, p, req, why)) return err;
-    return attach(reg, p, swname, why);
+    int err = attach(reg, p, swname, why);
+    if (err) Adapter::destroy(reg, p);  // give the rings back
+    return err;
   }
 
   // A VALE port's rings, in its own private region unless req.mem_id.
@@ -402,7 +404,6 @@ class ValeAdapter final : public Adapter {
     int err = 0;
     auto region = Region::get(pe.mem_id, RegionConfig::from_env(), &err);
     if (pe.sw >= 0) detach(reg, p);
-
     if (region)
       for (uint32_t r = 0; r < pe.nrings[kRx]; r++) drain(region->kring(pe.ring[kRx][r]));
     Adapter::destroy(reg, p);
