@@ -649,6 +649,13 @@ int with_registry(std::string* why, F f) {
   return f(*reg);
 }
 
+bool split_or_explain(const std::string& name, std::string* sw, std::string* port,
+                      std::string* why) {
+  if (split_name(name, sw, port)) return true;
+  *why = "'" + name + "' is not valeX:PORT";
+  return false;
+}
+
 bool plain_name(const std::string& n) {
   if (n.empty() || n.size() >= NETMAP_REQ_IFNAMSIZ) return false;
   for (char c : n)
@@ -712,10 +719,7 @@ int vale_delif(const std::string& name, std::string* why) {
 
 int vale_attach(const std::string& name, uint32_t* port_index, std::string* why) {
   std::string swname, portname;
-  if (!split_name(name, &swname, &portname)) {
-    *why = "'" + name + "' is not valeX:PORT";
-    return EINVAL;
-  }
+  if (!split_or_explain(name, &swname, &portname, why)) return EINVAL;
   return with_registry(why, [&](Registry& reg) {
     int p = reg.find_port(portname.c_str());
     if (p < 0) {
@@ -739,10 +743,7 @@ int vale_attach(const std::string& name, uint32_t* port_index, std::string* why)
 
 int vale_detach(const std::string& name, uint32_t* port_index, std::string* why) {
   std::string swname, portname;
-  if (!split_name(name, &swname, &portname)) {
-    *why = "'" + name + "' is not valeX:PORT";
-    return EINVAL;
-  }
+  if (!split_or_explain(name, &swname, &portname, why)) return EINVAL;
   return with_registry(why, [&](Registry& reg) {
     int p = reg.find_port(portname.c_str());
     if (p < 0 || reg.port(p).sw < 0 || swname != reg.sw(reg.port(p).sw).name) {
