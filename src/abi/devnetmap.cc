@@ -95,7 +95,7 @@ void fill_register_reply(const Binding& b, nmreq_register* r) {
   r->nr_host_tx_rings = pe.nhost[kTx];
   r->nr_host_rx_rings = pe.nhost[kRx];
   r->nr_mem_id = b.region().id();
-  r->nr_extra_bufs = 0;
+  r->nr_extra_bufs = b.extra_bufs();
 }
 
 std::string name_of(const char* n, size_t max) { return std::string(n, strnlen(n, max)); }
@@ -252,6 +252,7 @@ int ctrl(NetmapFile* f, void* arg) {
       rq.mem_id = r.nr_mem_id;
       rq.nrings[kTx] = r.nr_tx_rings, rq.nrings[kRx] = r.nr_rx_rings;
       rq.nslots[kTx] = r.nr_tx_slots, rq.nslots[kRx] = r.nr_rx_slots;
+      rq.extra_bufs = r.nr_extra_bufs;
       if (do_register(f, rq)) return -1;
       fill_register_reply(*f->binding, &r);
       return copy_out(body, &r, sizeof r) ? 0 : fail(EFAULT);
@@ -308,6 +309,7 @@ BindRequest legacy_request(const nmreq& r) {
   rq.mem_id = r.nr_arg2;
   rq.nrings[kTx] = r.nr_tx_rings, rq.nrings[kRx] = r.nr_rx_rings;
   rq.nslots[kTx] = r.nr_tx_slots, rq.nslots[kRx] = r.nr_rx_slots;
+  rq.extra_bufs = r.nr_arg3;
   return rq;
 }
 
@@ -317,7 +319,7 @@ void legacy_reply(const nmreq_register& rr, nmreq* r) {
   r->nr_tx_slots = rr.nr_tx_slots, r->nr_rx_slots = rr.nr_rx_slots;
   r->nr_tx_rings = rr.nr_tx_rings, r->nr_rx_rings = rr.nr_rx_rings;
   r->nr_arg2 = rr.nr_mem_id;
-  r->nr_arg3 = 0;
+  r->nr_arg3 = rr.nr_extra_bufs;
 }
 
 // Legacy VALE control: nr_cmd in a NIOCREGIF request.

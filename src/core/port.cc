@@ -160,6 +160,8 @@ int Binding::attach(Registry& reg, int p, const BindRequest& rq, std::string* wh
   flags_ = rq.flags;
   nifp_off_ = region_->nifp_offset(re.nifp);
   build_views(reg);
+  if (rq.extra_bufs)
+    extra_bufs_ = region_->alloc_extra(rq.extra_bufs, &region_->nifp(re.nifp)->ni_bufs_head);
   return 0;
 }
 

@@ -25,6 +25,7 @@ struct BindRequest {
   uint16_t nrings[2] = {0, 0};
   uint32_t nslots[2] = {0, 0};
   uint16_t nhost[2] = {0, 0};
+  uint32_t extra_bufs = 0;  // wanted
 };
 
 // Shared prologue + port work + epilogue for one ring. 0 or EINVAL (the
@@ -61,6 +62,7 @@ class Binding {
   uint32_t first(Dir d) const { return first_[d]; }
   uint32_t last(Dir d) const { return last_[d]; }
   uint64_t flags() const { return flags_; }
+  uint32_t extra_bufs() const { return extra_bufs_; }  // obtained
 
  private:
   Binding() = default;
@@ -74,6 +76,7 @@ class Binding {
   PortEntry info_{};  // copy of the port entry at register time
   uint64_t nifp_off_ = 0;
   uint64_t flags_ = 0;
+  uint32_t extra_bufs_ = 0;
   std::vector<Kring> kr_[2];    // every ring of the port
   std::vector<Kring> peer_[2];  // pipes: every ring of the other end
   uint32_t first_[2] = {0, 0};  // bound rings: [first, last)

@@ -119,7 +119,10 @@ void Registry::drop_reg(int ri) {
   if (!r.in_use) return;
   r.in_use = 0;
   int err = 0;
-  if (auto region = Region::get(r.mem_id, RegionConfig::from_env(), &err)) region->free_if(r.nifp);
+  if (auto region = Region::get(r.mem_id, RegionConfig::from_env(), &err)) {
+    region->free_extra(region->nifp(r.nifp)->ni_bufs_head);  // what is on the list now
+    region->free_if(r.nifp);
+  }
   if (r.port < 0 || uint32_t(r.port) >= kMaxPorts) return;
   PortEntry& p = f_->ports[r.port];
   if (p.nregs > 0) p.nregs--;

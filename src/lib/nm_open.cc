@@ -52,6 +52,7 @@ struct nm_desc* nm_open(const char* ifname, const struct nmreq* req, uint64_t fl
     r.nr_tx_rings = req->nr_tx_rings, r.nr_rx_rings = req->nr_rx_rings;
   }
   if (req && (flags & NM_OPEN_ARG2) && req->nr_arg2) r.nr_mem_id = req->nr_arg2;
+  if (req && (flags & NM_OPEN_ARG3)) r.nr_extra_bufs = req->nr_arg3;
   if ((flags & NM_OPEN_NO_MMAP) && arg && IS_NETMAP_DESC(arg) && !r.nr_mem_id)
     r.nr_mem_id = arg->req.nr_arg2;
   auto* d = static_cast<nm_desc*>(calloc(1, sizeof(nm_desc)));
@@ -81,6 +82,7 @@ struct nm_desc* nm_open(const char* ifname, const struct nmreq* req, uint64_t fl
   d->req.nr_ringid = r.nr_ringid;
   d->req.nr_flags = uint32_t(r.nr_mode | (r.nr_flags & ~uint64_t(NR_REG_MASK)));
   d->req.nr_arg2 = r.nr_mem_id;
+  d->req.nr_arg3 = r.nr_extra_bufs;
   d->memsize = r.nr_memsize;
   unetmap::RingSpan rs = unetmap::ring_span(r);
   d->first_tx_ring = d->cur_tx_ring = rs.first_tx, d->last_tx_ring = rs.last_tx;

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <vector>
 
 namespace unetmap {
 
@@ -308,6 +309,34 @@ int Region::make_ring(uint32_t* out, uint32_t nslots, uint16_t ringid, uint16_t 
   r->tail = k->rtail;
   *out = ri;
   return 0;
+}
+
+uint32_t Region::alloc_extra(uint32_t n, uint32_t* head) {
+  *head = 0;
+  if (n == 0) return 0;
+  {
+    LockGuard g(hdr()->lock);
+    if (n > hdr()->buf_free) n = hdr()->buf_free;
+  }
+  std::vector<uint32_t> idx(n);
+  if (n == 0 || alloc_bufs(idx.data(), n, nullptr) != 0) return 0;
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t next = i + 1 < n ? idx[i + 1] : 0;
+    memcpy(buf(idx[i]), &next, 4);
+  }
+  *head = idx[0];
+  return n;
+}
+
+void Region::free_extra(uint32_t head) {
+  std::vector<uint32_t> chain;
+  for (uint32_t b = head, steps = 0; valid_buf(b) && steps < cfg().buf_num; steps++) {
+    chain.push_back(b);
+    uint32_t next;
+    memcpy(&next, buf(b), 4);
+    b = next;
+  }
+  free_bufs(chain.data(), uint32_t(chain.size()));
 }
 
 void Region::destroy_ring(uint32_t ri) {

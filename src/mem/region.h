@@ -152,6 +152,14 @@ class Region {
   // Return the ring and the buffers of its slots.
   void destroy_ring(uint32_t i);
 
+  // Extra buffers (nr_extra_bufs): up to n buffers chained through their
+  // first 4 bytes (0 ends the chain). Returns how many were given and the
+  // first in *head; never fails (0 buffers when the pool is short).
+  uint32_t alloc_extra(uint32_t n, uint32_t* head);
+  // Free whatever chain starts at head, whatever the application did to
+  // it: indexes are checked, and the walk stops at buf_num steps.
+  void free_extra(uint32_t head);
+
   uint32_t bufs_in_use() const { return cfg().buf_num - 2 - hdr()->buf_free; }
 
   ~Region();
