@@ -10,30 +10,12 @@
 // pkt-gen's format, the period being first to last frame received:
 //   summary: func=rx packets=N bytes=B seconds=S mpps=X
 #define _GNU_SOURCE
-#include <arpa/inet.h>
+#define PROG "afp_recv"
+#include "afp_common.h"
+
 #include <linux/if_ether.h>
-#include <linux/if_packet.h>
-#include <net/if.h>
 #include <poll.h>
-#include <sched.h>
-#include <signal.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
-
-static volatile sig_atomic_t stop;
-static void on_signal(int sig) { (void)sig; stop = 1; }
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 static void usage(void) {
     fprintf(stderr, "usage: afp_recv -i IFACE [-a CPU] [-D MAC] [-W]\n");
@@ -48,36 +30,22 @@ int main(int argc, char** argv) {
         switch (c) {
         case 'i': ifname = optarg; break;
         case 'a': cpu = atoi(optarg); break;
-        case 'D': {
-            unsigned v[6];
-            char extra;
-            if (sscanf(optarg, "%x:%x:%x:%x:%x:%x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &extra) != 6)
-                usage();
-            for (int i = 0; i < 6; i++) want[i] = (unsigned char)v[i];
+        case 'D':
+            if (parse_mac(optarg, want)) usage();
             filter = 1;
             break;
-        }
         case 'W': exit_idle = 1; break;
         default: usage();
         }
     }
     if (!ifname) usage();
 
-    if (cpu >= 0) {
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        CPU_SET(cpu, &set);
-        if (sched_setaffinity(0, sizeof set, &set)) perror("afp_recv: sched_setaffinity");
-    }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    pin_cpu(cpu);
+    catch_stop_signals();
 
     // Protocol 0 until bind: no frames from other interfaces in the meantime.
-    int fd = socket(AF_PACKET, SOCK_RAW, 0);
-    if (fd < 0) { perror("afp_recv: socket"); return 1; }
+    int fd = packet_socket();
+    if (fd < 0) return 1;
     int v = TPACKET_V3;
     if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &v, sizeof v)) { perror("afp_recv: PACKET_VERSION"); return 1; }
     struct tpacket_req3 req;
@@ -91,13 +59,7 @@ int main(int argc, char** argv) {
     size_t map_len = (size_t)req.tp_block_size * req.tp_block_nr;
     unsigned char* map = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
     if (map == MAP_FAILED) { perror("afp_recv: mmap"); return 1; }
-    struct sockaddr_ll sll;
-    memset(&sll, 0, sizeof sll);
-    sll.sll_family = AF_PACKET;
-    sll.sll_protocol = htons(ETH_P_ALL);
-    sll.sll_ifindex = (int)if_nametoindex(ifname);
-    if (!sll.sll_ifindex) { fprintf(stderr, "afp_recv: no interface %s\n", ifname); return 1; }
-    if (bind(fd, (struct sockaddr*)&sll, sizeof sll)) { perror("afp_recv: bind"); return 1; }
+    if (bind_iface(fd, ifname, htons(ETH_P_ALL))) return 1;
     fprintf(stderr, "afp_recv: %s: ready (TPACKET_V3, %u blocks of %u bytes)\n", ifname, req.tp_block_nr,
             req.tp_block_size);
 

@@ -11,43 +11,15 @@
 // "packets" counts frames the kernel accepted; a veth may still drop them
 // further on (the receiver's count tells).
 #define _GNU_SOURCE
-#include <arpa/inet.h>
+#define PROG "afp_send"
+#include "afp_common.h"
+
 #include <errno.h>
-#include <linux/if_packet.h>
 #include <net/ethernet.h>
-#include <net/if.h>
-#include <sched.h>
-#include <signal.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
-
-static volatile sig_atomic_t stop;
-static void on_signal(int sig) { (void)sig; stop = 1; }
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 static void usage(void) {
     fprintf(stderr, "usage: afp_send -i IFACE -n COUNT [-l LEN] [-b BATCH] [-a CPU] [-S MAC] [-D MAC]\n");
     exit(2);
-}
-
-static void parse_mac(const char* s, unsigned char* out) {
-    unsigned v[6];
-    char extra;
-    if (sscanf(s, "%x:%x:%x:%x:%x:%x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &extra) != 6) {
-        fprintf(stderr, "afp_send: bad MAC '%s'\n", s);
-        exit(2);
-    }
-    for (int i = 0; i < 6; i++) out[i] = (unsigned char)v[i];
 }
 
 static uint16_t ip_checksum(const unsigned char* p, size_t n) {
@@ -69,38 +41,29 @@ int main(int argc, char** argv) {
         case 'l': len = atoi(optarg); break;
         case 'b': batch = atoi(optarg); break;
         case 'a': cpu = atoi(optarg); break;
-        case 'S': parse_mac(optarg, src); break;
-        case 'D': parse_mac(optarg, dst); break;
+        case 'S':
+        case 'D':
+            if (parse_mac(optarg, c == 'S' ? src : dst)) {
+                fprintf(stderr, "afp_send: bad MAC '%s'\n", optarg);
+                exit(2);
+            }
+            break;
         default: usage();
         }
     }
     if (!ifname || count <= 0 || len < 42 || len > 1514 || batch < 1 || batch > 1024) usage();
 
-    if (cpu >= 0) {
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        CPU_SET(cpu, &set);
-        if (sched_setaffinity(0, sizeof set, &set)) perror("afp_send: sched_setaffinity");
-    }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    pin_cpu(cpu);
+    catch_stop_signals();
 
-    int fd = socket(AF_PACKET, SOCK_RAW, 0);  // protocol 0: this socket receives nothing
-    if (fd < 0) { perror("afp_send: socket"); return 1; }
+    int fd = packet_socket();  // bound with protocol 0 too: this socket receives nothing
+    if (fd < 0) return 1;
     int one = 1;
     if (setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one))
         perror("afp_send: PACKET_QDISC_BYPASS");
     int sndbuf = 4 << 20;
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
-    struct sockaddr_ll sll;
-    memset(&sll, 0, sizeof sll);
-    sll.sll_family = AF_PACKET;
-    sll.sll_ifindex = (int)if_nametoindex(ifname);
-    if (!sll.sll_ifindex) { fprintf(stderr, "afp_send: no interface %s\n", ifname); return 1; }
-    if (bind(fd, (struct sockaddr*)&sll, sizeof sll)) { perror("afp_send: bind"); return 1; }
+    if (bind_iface(fd, ifname, 0)) return 1;
 
     // Ethernet + IPv4 + UDP 10.0.0.1:1234 -> 10.1.0.1:4321, zero payload.
     static unsigned char frame[1514];

@@ -26,66 +26,37 @@
 #   KEEP_LOGS=1       keep the logs directory (path printed at the end)
 set -euo pipefail
 
-HERE=$(cd "$(dirname "$0")" && pwd)
-BUILD_DIR=${BUILD_DIR:-"$HERE/../build"}
-PKTGEN="$BUILD_DIR/tools/pkt-gen"
-RUNS=${RUNS:-5}
+ME=vale.sh
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+. "$(dirname "$0")/lib.sh"
 VALE_COUNT=${VALE_COUNT:-150000000}
 VALE_COUNT_1514=${VALE_COUNT_1514:-50000000}
 VALE_COUNT_FLOOD=${VALE_COUNT_FLOOD:-100000000}
 VALE_TIMEOUT=${VALE_TIMEOUT:-120}
-MEMIF_SECONDS=${MEMIF_SECONDS:-20}
-TESTPMD=${TESTPMD:-dpdk-testpmd}
 AFP_COUNT=${AFP_COUNT:-3000000}
 AFP_TIMEOUT=${AFP_TIMEOUT:-120}
 CC=${CC:-cc}
-KEEP_LOGS=${KEEP_LOGS:-0}
 
 MAC_A=00:00:00:00:00:0a
 MAC_B=00:00:00:00:00:0b
 MAC_BCAST=ff:ff:ff:ff:ff:ff
 
-die() { echo "vale.sh: $*" >&2; exit 1; }
+check_env "cmake -S . -B build && cmake --build build --target pkt-gen" \
+    RUNS VALE_COUNT VALE_COUNT_1514 VALE_COUNT_FLOOD VALE_TIMEOUT MEMIF_SECONDS AFP_COUNT AFP_TIMEOUT
 
-[[ -x "$PKTGEN" ]] || die "pkt-gen not found at $PKTGEN (build it: cmake -S . -B build && cmake --build build --target pkt-gen, or set BUILD_DIR)"
-for v in RUNS VALE_COUNT VALE_COUNT_1514 VALE_COUNT_FLOOD VALE_TIMEOUT MEMIF_SECONDS AFP_COUNT AFP_TIMEOUT; do
-    [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
-done
-command -v timeout >/dev/null || die "timeout (coreutils) is required"
-
-HAVE_TESTPMD=0
-if command -v "$TESTPMD" >/dev/null 2>&1; then HAVE_TESTPMD=1; fi
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/unetmap-bench-vale.XXXXXX")
-TAG="ubv$$"                 # unique DPDK --file-prefix stem for this invocation
 NS_A="ubA$$" NS_B="ubB$$" NS_BR="ubBR$$"   # network namespaces of the bridge peer
 NETNS=()                    # namespaces we created (removed on exit)
-PIDS=()                     # every background child we started
-UNETMAP_DIR_CUR=""          # runtime dir of the unetmap run in progress
 
-# Stop one child: TERM (timeout forwards it to its command), then KILL it and its
-# direct children if it is still there after ~3 s.
-stop_pid() {
-    local pid=$1 kids i
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    kids=$(pgrep -P "$pid" 2>/dev/null || true)
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 30; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -KILL "$pid" $kids 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
+del_netns() {
+    local ns
+    for ns in "${NETNS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+    NETNS=()
 }
+# shellcheck disable=SC2317  # called by cleanup (lib.sh)
+cleanup_hook() { del_netns; }
 
-# drop a reaped child from PIDS (so a recycled pid is never signalled)
-forget() {
-    local p out=()
-    for p in "${PIDS[@]}"; do [[ "$p" == "$1" ]] || out+=("$p"); done
-    PIDS=("${out[@]}")
-}
+bench_init ubv
+PKTGEN_T=(timeout "$VALE_TIMEOUT" "$PKTGEN")
 
 # reap_within PID SECS: wait up to SECS for PID to end by itself, then stop it;
 # sets REAP_RC to its exit status (143 if it had to be stopped) and forgets it.
@@ -104,88 +75,12 @@ reap_within() {
     forget "$pid"
 }
 
-del_netns() {
-    local ns
-    for ns in "${NETNS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
-    NETNS=()
-}
-
-cleanup() {
-    local rc=$? pid
-    trap - EXIT INT TERM
-    { for pid in "${PIDS[@]}"; do stop_pid "$pid"; done; } 2>/dev/null
-    [[ -n "$UNETMAP_DIR_CUR" ]] && rm -rf "$UNETMAP_DIR_CUR"
-    del_netns
-    rm -rf /var/run/dpdk/"$TAG"_* 2>/dev/null || true
-    if [[ "$KEEP_LOGS" == 1 ]]; then
-        echo "logs kept in $WORK" >&3
-    else
-        rm -rf "$WORK"
-    fi
-    exit "$rc"
-}
-exec 3>&2                   # the real stderr, for traps firing inside 2>/dev/null blocks
-trap cleanup EXIT
-trap 'echo "vale.sh: interrupted" >&3; exit 130' INT
-trap 'echo "vale.sh: terminated" >&3; exit 143' TERM
-
-# wait_for LOG PATTERN SECONDS PID: wait until fixed string PATTERN appears in
-# LOG; fails on timeout or if PID exits first.
-wait_for() {
-    local log=$1 pat=$2 secs=$3 pid=$4 i
-    for ((i = 0; i < secs * 20; i++)); do
-        grep -qF -- "$pat" "$log" 2>/dev/null && return 0
-        kill -0 "$pid" 2>/dev/null || { grep -qF -- "$pat" "$log" 2>/dev/null && return 0; return 1; }
-        sleep 0.05
-    done
-    return 1
-}
-
-# median of the numbers given as arguments (prints nothing if none)
-median() {
-    (($# > 0)) || return 0
-    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
-        END { if (NR % 2) m = v[(NR + 1) / 2]; else m = (v[NR / 2] + v[NR / 2 + 1]) / 2;
-              printf "%.3f\n", m }'
-}
-
-summary_field() {  # summary_field LOG FUNC FIELD
-    sed -n "/^summary: func=$2 /s/.*[[:space:]]$3=\([0-9.]*\).*/\1/p" "$1" | tail -n 1
-}
-
-new_unetmap_dir() {
-    UNETMAP_DIR_CUR=$(mktemp -d "${TMPDIR:-/tmp}/unetmap-vale.XXXXXX")
-}
-drop_unetmap_dir() {
-    [[ -n "$UNETMAP_DIR_CUR" ]] && rm -rf "$UNETMAP_DIR_CUR"
-    UNETMAP_DIR_CUR=""
-}
-
-# pkt-gen under timeout; started as `UNETMAP_DIR=$UNETMAP_DIR_CUR "${PKTGEN_T[@]}" ARGS &`
-# (a simple command, so $! is timeout's pid, which stop_pid can signal)
-PKTGEN_T=(timeout "$VALE_TIMEOUT" "$PKTGEN")
-
-# start_rx LOGSTEM PORT: start pkt-gen -f rx -W on PORT (CPU 1) and wait until it
-# has the port open; sets RXPID. Fails (receiver stopped) if it did not open.
-start_rx() {
-    local stem=$1 port=$2
-    UNETMAP_DIR=$UNETMAP_DIR_CUR "${PKTGEN_T[@]}" -i "$port" -f rx -W -a 1 >"$stem.out" 2>"$stem.err" &
-    RXPID=$!; PIDS+=("$RXPID")
-    if ! wait_for "$stem.err" "pkt-gen: $port: " 10 "$RXPID" || ! grep -q 'rings of' "$stem.err"; then
-        echo "receiver did not open $port within 10 s:" >&2
-        tail -n 5 "$stem.err" >&2
-        stop_pid "$RXPID"; forget "$RXPID"
-        return 1
-    fi
-}
-
 # ---------------------------------------------------------------- VALE unicast
 U60_RX=() U60_TX=() U1514_GBPS=() U1514_RX=() U1514_TX=()
 
 # run_vale_unicast N LEN COUNT
 run_vale_unicast() {
-    local n=$1 len=$2 count=$3 d="$WORK/vale${2}_$1" rxpid txpid rc learned
-    local rx tx rxp txp rxb secs gbps
+    local n=$1 len=$2 count=$3 d="$WORK/vale${2}_$1" rxpid txpid learned rxb gbps
     mkdir -p "$d"
     new_unetmap_dir
 
@@ -206,33 +101,27 @@ run_vale_unicast() {
     UNETMAP_DIR=$UNETMAP_DIR_CUR "${PKTGEN_T[@]}" -i vale0:a -f tx -l "$len" -b 512 -n "$count" -a 0 -S "$MAC_A" -D "$MAC_B" \
         >"$d/tx.out" 2>"$d/tx.err" &
     txpid=$!; PIDS+=("$txpid")
-    rc=0; wait "$txpid" || rc=$?; forget "$txpid"
-    ((rc == 0)) || echo "run $n: unetmap sender exited with status $rc" >&2
+    wait_child "$txpid" "run $n: unetmap sender"
     # -W: the receiver ends one second after the last frame; bound it anyway
     reap_within "$rxpid" 10
     ((REAP_RC == 0)) || echo "run $n: unetmap receiver exited with status $REAP_RC" >&2
     drop_unetmap_dir
 
-    rx=$(summary_field "$d/rx.out" rx mpps)
-    tx=$(summary_field "$d/tx.out" tx mpps)
-    rxp=$(summary_field "$d/rx.out" rx packets)
-    txp=$(summary_field "$d/tx.out" tx packets)
+    rxtx_summary "$d"
     rxb=$(summary_field "$d/rx.out" rx bytes)
-    secs=$(summary_field "$d/rx.out" rx seconds)
-    if [[ -z "$rx" || -z "$tx" || -z "$rxp" || "$rxp" == 0 ]]; then
-        echo "run $n: unetmap ${len}B: no traffic or no summary line from pkt-gen (rx='$rx' tx='$tx')" >&2
-        tail -n 3 "$d/rx.out" "$d/rx.err" "$d/tx.out" "$d/tx.err" >&2 || true
+    if [[ -z "$RX" || -z "$TX" || -z "$RXP" || "$RXP" == 0 ]]; then
+        rxtx_failed "$d" "run $n: unetmap ${len}B: no traffic or no summary line from pkt-gen"
         return 1
     fi
     if ((len == 60)); then
-        U60_RX+=("$rx"); U60_TX+=("$tx")
+        U60_RX+=("$RX"); U60_TX+=("$TX")
         printf 'run %d/%d  60B unicast    unetmap  rx %8.3f Mpps  (tx %.3f; %s sent, %s received, %s dropped, rx period %s s)\n' \
-            "$n" "$RUNS" "$rx" "$tx" "$txp" "$rxp" "$((txp - rxp))" "$secs"
+            "$n" "$RUNS" "$RX" "$TX" "$TXP" "$RXP" "$((TXP - RXP))" "$SECS"
     else
-        gbps=$(awk -v b="$rxb" -v s="$secs" 'BEGIN { printf "%.3f", (s > 0 ? b * 8 / s / 1e9 : 0) }')
-        U1514_GBPS+=("$gbps"); U1514_RX+=("$rx"); U1514_TX+=("$tx")
+        gbps=$(awk -v b="$rxb" -v s="$SECS" 'BEGIN { printf "%.3f", (s > 0 ? b * 8 / s / 1e9 : 0) }')
+        U1514_GBPS+=("$gbps"); U1514_RX+=("$RX"); U1514_TX+=("$TX")
         printf 'run %d/%d  %dB unicast  unetmap  rx %8.3f Gbit/s %.3f Mpps  (tx %.3f Mpps; %s sent, %s received, %s dropped, rx period %s s)\n' \
-            "$n" "$RUNS" "$len" "$gbps" "$rx" "$tx" "$txp" "$rxp" "$((txp - rxp))" "$secs"
+            "$n" "$RUNS" "$len" "$gbps" "$RX" "$TX" "$TXP" "$RXP" "$((TXP - RXP))" "$SECS"
     fi
 }
 
@@ -240,7 +129,7 @@ run_vale_unicast() {
 F_TX=() F_RX=()
 
 run_vale_flood() {
-    local n=$1 d="$WORK/flood_$1" i rxpids=() txpid rc tx txp sum rxs=() r p tot=0
+    local n=$1 d="$WORK/flood_$1" i rxpids=() txpid tx txp sum rxs=() r p tot=0
     mkdir -p "$d"
     new_unetmap_dir
     for i in 1 2 3 4; do
@@ -256,8 +145,7 @@ run_vale_flood() {
         -S "$MAC_A" -D "$MAC_BCAST" \
         >"$d/tx.out" 2>"$d/tx.err" &
     txpid=$!; PIDS+=("$txpid")
-    rc=0; wait "$txpid" || rc=$?; forget "$txpid"
-    ((rc == 0)) || echo "run $n: unetmap flood sender exited with status $rc" >&2
+    wait_child "$txpid" "run $n: unetmap flood sender"
     for i in 1 2 3 4; do
         reap_within "${rxpids[i - 1]}" 10
         ((REAP_RC == 0)) || echo "run $n: unetmap flood receiver r$i exited with status $REAP_RC" >&2
@@ -285,63 +173,6 @@ run_vale_flood() {
     F_TX+=("$tx"); F_RX+=("$sum")
     printf 'run %d/%d  60B flood 1->4 unetmap  tx %8.3f Mpps  rx total %.3f Mpps (%s)  (%s sent, %s of %s copies received)\n' \
         "$n" "$RUNS" "$tx" "$sum" "${rxs[*]}" "$txp" "$tot" "$((4 * txp))"
-}
-
-# ------------------------------------------------------------------ DPDK memif
-M_RX=()
-
-run_memif() {
-    local n=$1 d="$WORK/memif_$1" spid cpid sock samples steady k med tag
-    mkdir -p "$d"
-    sock="$d/memif.sock"
-    tag="${TAG}_$n"
-    local common=(--no-huge -m 512 --no-pci)
-    local app=(--total-num-mbufs=32768 --txpkts=64 --stats-period 1 --nb-cores=1)
-
-    timeout $((MEMIF_SECONDS + 30)) "$TESTPMD" -l 0,1 --main-lcore 1 "${common[@]}" \
-        --file-prefix="${tag}_srv" --vdev="net_memif0,role=server,socket=$sock" -- \
-        "${app[@]}" --forward-mode=rxonly >"$d/srv.log" 2>&1 </dev/null &
-    spid=$!; PIDS+=("$spid")
-    # ready = forwarding started and the stats loop printed its first figures
-    if ! wait_for "$d/srv.log" 'Rx-pps:' 20 "$spid"; then
-        echo "run $n: memif server (testpmd) not ready within 20 s:" >&2
-        tail -n 5 "$d/srv.log" >&2
-        stop_pid "$spid"; forget "$spid"
-        return 1
-    fi
-
-    timeout "$MEMIF_SECONDS" "$TESTPMD" -l 0,1 --main-lcore 0 "${common[@]}" \
-        --file-prefix="${tag}_cli" --vdev="net_memif0,role=client,socket=$sock" -- \
-        "${app[@]}" --forward-mode=txonly >"$d/cli.log" 2>&1 </dev/null &
-    cpid=$!; PIDS+=("$cpid")
-    # 124 (killed by timeout) is the normal end; 2>/dev/null hides bash's report
-    # of the server's segfault when the client goes (a known testpmd/memif quirk)
-    {
-        wait "$cpid" || true
-        stop_pid "$spid"               # it may have segfaulted already: fine
-    } 2>/dev/null
-    forget "$cpid"; forget "$spid"
-    rm -rf /var/run/dpdk/"$tag"_srv /var/run/dpdk/"$tag"_cli 2>/dev/null || true
-
-    # server Rx-pps samples (--stats-period 1) while traffic flowed; drop the first and
-    # last two (ramp-up / partial seconds) and take the median of the rest
-    mapfile -t samples < <(grep -o 'Rx-pps: *[0-9]*' "$d/srv.log" | awk '$2 > 0 { print $2 }' || true)
-    k=2
-    while ((${#samples[@]} - 2 * k < 1 && k > 0)); do k=$((k - 1)); done
-    if ((${#samples[@]} == 0)); then
-        echo "run $n: memif: no traffic seen by the server (see logs; KEEP_LOGS=1)" >&2
-        tail -n 5 "$d/cli.log" >&2
-        return 1
-    fi
-    steady=("${samples[@]:k:${#samples[@]}-2*k}")
-    med=$(median "${steady[@]}")
-    med=$(awk -v v="$med" 'BEGIN { printf "%.3f", v / 1e6 }')
-    if ((${#steady[@]} < 3)); then
-        echo "run $n: memif: only ${#steady[@]} steady sample(s); consider a larger MEMIF_SECONDS" >&2
-    fi
-    M_RX+=("$med")
-    printf 'run %d/%d  60B unicast    memif    rx %8.3f Mpps  (median of %d steady stats samples of %d)\n' \
-        "$n" "$RUNS" "$med" "${#steady[@]}" "${#samples[@]}"
 }
 
 # ------------------------------------------------------ Linux bridge + veth + AF_PACKET
@@ -410,7 +241,7 @@ setup_bridge() {
 }
 
 run_bridge() {
-    local n=$1 d="$WORK/bridge_$1" rxpid txpid rc rx tx rxp txp secs drops
+    local n=$1 d="$WORK/bridge_$1" rxpid txpid drops
     mkdir -p "$d"
     timeout "$AFP_TIMEOUT" ip netns exec "$NS_B" "$AFP_RECV" -i vB -a 1 -D "$MAC_B" -W \
         >"$d/rx.out" 2>"$d/rx.err" &
@@ -424,25 +255,19 @@ run_bridge() {
     timeout "$AFP_TIMEOUT" ip netns exec "$NS_A" "$AFP_SEND" -i vA -n "$AFP_COUNT" -l 60 -b 256 -a 0 \
         -S "$MAC_A" -D "$MAC_B" >"$d/tx.out" 2>"$d/tx.err" &
     txpid=$!; PIDS+=("$txpid")
-    rc=0; wait "$txpid" || rc=$?; forget "$txpid"
-    ((rc == 0)) || echo "run $n: AF_PACKET sender exited with status $rc" >&2
+    wait_child "$txpid" "run $n: AF_PACKET sender"
     reap_within "$rxpid" 10
     ((REAP_RC == 0)) || echo "run $n: AF_PACKET receiver exited with status $REAP_RC" >&2
 
-    rx=$(summary_field "$d/rx.out" rx mpps)
-    tx=$(summary_field "$d/tx.out" tx mpps)
-    rxp=$(summary_field "$d/rx.out" rx packets)
-    txp=$(summary_field "$d/tx.out" tx packets)
-    secs=$(summary_field "$d/rx.out" rx seconds)
+    rxtx_summary "$d"
     drops=$(summary_field "$d/rx.out" rx drops)
-    if [[ -z "$rx" || -z "$tx" || -z "$rxp" || "$rxp" == 0 ]]; then
-        echo "run $n: Linux bridge: no traffic or no summary line (rx='$rx' tx='$tx')" >&2
-        tail -n 3 "$d/rx.out" "$d/rx.err" "$d/tx.out" "$d/tx.err" >&2 || true
+    if [[ -z "$RX" || -z "$TX" || -z "$RXP" || "$RXP" == 0 ]]; then
+        rxtx_failed "$d" "run $n: Linux bridge: no traffic or no summary line"
         return 1
     fi
-    B_RX+=("$rx")
+    B_RX+=("$RX")
     printf 'run %d/%d  60B unicast    bridge   rx %8.3f Mpps  (tx %.3f; %s sent, %s received, %s dropped of which %s at the socket, rx period %s s)\n' \
-        "$n" "$RUNS" "$rx" "$tx" "$txp" "$rxp" "$((txp - rxp))" "${drops:-?}" "$secs"
+        "$n" "$RUNS" "$RX" "$TX" "$TXP" "$RXP" "$((TXP - RXP))" "${drops:-?}" "$SECS"
 }
 
 # ------------------------------------------------------------------------ main
@@ -453,11 +278,7 @@ echo "VALE switch vale0, pkt-gen (sender CPU 0, receivers CPU 1), fresh UNETMAP_
 echo "  60B unicast   vale0:a -> vale0:b ($VALE_COUNT pkts/run)"
 echo "  1514B unicast vale0:a -> vale0:b ($VALE_COUNT_1514 pkts/run)"
 echo "  60B flood     vale0:a -> ff:ff:ff:ff:ff:ff, receivers vale0:r1..r4 all on CPU 1 ($VALE_COUNT_FLOOD pkts/run)"
-if ((HAVE_TESTPMD)); then
-    echo "peer: DPDK $TESTPMD net_memif client txonly -> server rxonly, 64B (${MEMIF_SECONDS} s/run)"
-else
-    echo "peer: DPDK memif could not be measured: $TESTPMD not found (install it: apt-get install dpdk-dev)"
-fi
+memif_peer ", 64B"
 if ((HAVE_BRIDGE)); then
     echo "peer: Linux bridge (netns $NS_BR) + veth, AF_PACKET sendmmsg in $NS_A (CPU 0) -> TPACKET_V3 in $NS_B (CPU 1), 60B ($AFP_COUNT frames/run)"
 else
@@ -469,7 +290,7 @@ echo
 for ((r = 1; r <= RUNS; r++)); do
     run_vale_unicast "$r" 60 "$VALE_COUNT" || echo "run $r/$RUNS  60B unicast    unetmap  FAILED"
     if ((HAVE_TESTPMD)); then
-        run_memif "$r" || echo "run $r/$RUNS  60B unicast    memif    FAILED"
+        run_memif "$r" "$WORK/memif_$r" "60B unicast    memif" || echo "run $r/$RUNS  60B unicast    memif    FAILED"
     fi
     if ((HAVE_BRIDGE)); then
         run_bridge "$r" || echo "run $r/$RUNS  60B unicast    bridge   FAILED"

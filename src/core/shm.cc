@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 
 namespace unetmap {
 
@@ -48,10 +49,25 @@ static uint64_t start_time_of(int pid) {
   return strtoull(p, nullptr, 10);
 }
 
+namespace {
+std::atomic<int32_t> g_pid{0};
+void forget_pid() { g_pid.store(0, std::memory_order_relaxed); }
+}  // namespace
+
+int32_t my_pid() {
+  int32_t p = g_pid.load(std::memory_order_relaxed);
+  if (p) return p;
+  static std::once_flag once;
+  std::call_once(once, [] { pthread_atfork(nullptr, nullptr, forget_pid); });
+  p = int32_t(::syscall(SYS_getpid));
+  g_pid.store(p, std::memory_order_relaxed);
+  return p;
+}
+
 ProcId ProcId::self() {
   // Cached per process; refreshed after fork by comparing the pid.
   static thread_local ProcId cached;
-  int pid = static_cast<int>(::syscall(SYS_getpid));
+  int pid = my_pid();
   if (cached.pid != pid) cached = ProcId{pid, start_time_of(pid)};
   return cached;
 }

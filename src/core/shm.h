@@ -39,6 +39,9 @@ class LockGuard {
   bool died_;
 };
 
+// This process's pid without a system call (refreshed in fork children).
+int32_t my_pid();
+
 // Identity of a live process: pid plus start time, so a recycled pid is not
 // mistaken for the process that registered.
 struct ProcId {

@@ -8,7 +8,10 @@
 // region, and tx lengths must fit a buffer. On any violation the ring is
 // reset to the last good state and the sync fails with EINVAL; the port's
 // own txsync/rxsync never sees the bad values. The epilogue publishes tail.
+#include <errno.h>
+#include <signal.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include "core/port.h"
 
@@ -38,6 +41,18 @@ void reinit(Kring& k) {
   k.ring->tail = s->rtail;
 }
 
+// One sync at a time per ring, across threads and processes (netmap's
+// nm_kr_tryget): a ring busy in another sync is skipped, as netmap does. A
+// ring left busy by a process that died is taken over.
+inline bool ring_tryget(KringState* s) {
+  const int32_t me = my_pid();
+  int32_t expected = 0;
+  if (s->busy.compare_exchange_strong(expected, me, std::memory_order_acquire)) return true;
+  if (expected == me || ::kill(expected, 0) == 0 || errno != ESRCH) return false;
+  return s->busy.compare_exchange_strong(expected, me, std::memory_order_acquire);
+}
+inline void ring_put(KringState* s) { s->busy.store(0, std::memory_order_release); }
+
 inline void finalize(Kring& k, uint32_t head, uint32_t cur) {
   KringState* s = k.ks;
   s->rhead = head;
@@ -50,7 +65,24 @@ inline void finalize(Kring& k, uint32_t head, uint32_t cur) {
 
 }  // namespace
 
+static int txsync_locked(Kring& k);
+static int rxsync_locked(Kring& k);
+
 int txsync_kring(Kring& k) {
+  if (!ring_tryget(k.ks)) return 0;
+  int err = txsync_locked(k);
+  ring_put(k.ks);
+  return err;
+}
+
+int rxsync_kring(Kring& k) {
+  if (!ring_tryget(k.ks)) return 0;
+  int err = rxsync_locked(k);
+  ring_put(k.ks);
+  return err;
+}
+
+static int txsync_locked(Kring& k) {
   uint32_t head, cur;
   if (!read_head_cur(k, &head, &cur)) {
     reinit(k);
@@ -72,7 +104,7 @@ int txsync_kring(Kring& k) {
   return 0;
 }
 
-int rxsync_kring(Kring& k) {
+static int rxsync_locked(Kring& k) {
   uint32_t head, cur;
   if (!read_head_cur(k, &head, &cur)) {
     reinit(k);

@@ -62,6 +62,7 @@ constexpr uint32_t kMaxLeases = 16;
 // holding a stale view can tell (under lease_lock) and back off.
 struct KringState {
   alignas(64) std::atomic<uint32_t> hwcur;
+  std::atomic<int32_t> busy;    // pid of the process inside a sync of this ring, 0 if none
   uint32_t rhead, rcur, rtail;  // last values validated at a sync
   uint32_t nslots;
   uint64_t packets, bytes;  // counted by the owner, per batch
@@ -102,7 +103,7 @@ struct RegionHeader {
 class Region {
  public:
   static constexpr uint64_t kMagic = 0x554e4d5245474e31ull;  // "UNMREGN1"
-  static constexpr uint32_t kLayout = 2;
+  static constexpr uint32_t kLayout = 3;
   static constexpr uint16_t kMaxId = 65535;
 
   // Map region `id`, creating it with `cfg` if it does not exist yet.
