@@ -14,6 +14,7 @@
 
 #include "abi/devnetmap.h"
 #include "core/registry.h"
+#include "mem/region.h"
 #include "util/test_util.h"
 
 namespace {
@@ -707,3 +708,49 @@ TEST_F(Ctrl, MmapBeyondTheRegionFails) {
 }
 
 }  // namespace
+
+namespace {
+
+// The kernel-side state of a ring of port p, found from its offset in the
+// region (white box: the test looks at what another sync would see).
+unetmap::KringState* kring_of(const nmtest::RawPort& p, netmap_ring* ring) {
+  int err = 0;
+  auto r = unetmap::Region::get(p.reg.nr_mem_id, unetmap::RegionConfig::from_env(), &err);
+  const unetmap::RegionHeader* h = r->hdr();
+  uint64_t ofs = uint64_t(reinterpret_cast<char*>(ring) - static_cast<char*>(p.mem));
+  return r->kring(uint32_t((ofs - h->ring_pool) / h->cfg.ring_size));
+}
+
+}  // namespace
+
+// One sync at a time per ring: a ring another live process is syncing is
+// skipped; one left busy by a process that died is taken over.
+TEST(Busy, RingBusyElsewhereIsSkippedAndDeadHolderTakenOver) {
+  nmtest::RawPort tx("bz{0"), rx("bz}0");
+  ASSERT_TRUE(tx.ok() && rx.ok());
+  unetmap::KringState* ks = kring_of(tx, tx.tx());
+  // A live holder: a child blocked until we let it go.
+  int gate[2];
+  ASSERT_EQ(pipe(gate), 0);
+  pid_t live = fork();
+  if (live == 0) {
+    char c;
+    _exit(read(gate[0], &c, 1) == 1 ? 0 : 1);
+  }
+  ks->busy.store(live);
+  nmtest::PktSpec spec;
+  nmtest::put_pkt(tx.tx(), spec, 0, 0);
+  EXPECT_EQ(tx.txsync(), 0);
+  EXPECT_EQ(rx.rxsync(), 0);
+  EXPECT_TRUE(nm_ring_empty(rx.rx())) << "a ring busy in another process's sync is skipped";
+  // The holder dies: the next sync takes the ring over.
+  ASSERT_EQ(write(gate[1], "x", 1), 1);
+  int st;
+  ASSERT_EQ(waitpid(live, &st, 0), live);
+  EXPECT_EQ(tx.txsync(), 0);
+  EXPECT_EQ(ks->busy.load(), 0) << "released after the sync";
+  EXPECT_EQ(rx.rxsync(), 0);
+  EXPECT_EQ(nm_ring_space(rx.rx()), 1u) << "the packet went through once the holder died";
+  close(gate[0]);
+  close(gate[1]);
+}
