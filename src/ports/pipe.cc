@@ -68,7 +68,10 @@ class PipeAdapter final : public Adapter {
     reg.port(q).peer = p;
     int err = 0;
     auto region = Region::get(reg.port(p).mem_id, RegionConfig::from_env(), &err, why);
-    if (!region) return err;
+    if (!region) {
+      reg.port(q).kind = PortKind::kNone;  // the caller releases p
+      return err;
+    }
     for (int e : {p, q}) {
       if (int r = make_port_rings(reg, e, *region, why, false)) {
         destroy(reg, p);
