@@ -44,16 +44,12 @@
 #include <vector>
 
 #include "core/adapter.h"
+#include "core/lease.h"
 
 namespace unetmap {
 
 namespace {
 
-uint64_t mono_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
-}
 
 inline uint32_t next_slot(uint32_t i, uint32_t n) { return i + 1 == n ? 0 : i + 1; }
 inline uint32_t ring_dist(uint32_t from, uint32_t to, uint32_t n) {
@@ -238,57 +234,6 @@ void refresh(Registry& reg, ValeKring& v) {
   }
 }
 
-// ---- leases ----
-
-// Lock a ring's leases. If a producer died inside the critical section,
-// the reservation it was making may be half done: recompute lease_tail
-// from the leases that were counted (the count is written last).
-class LeaseGuard {
- public:
-  explicit LeaseGuard(KringState* ks) : g_(ks->lease_lock) {
-    if (!g_.owner_died()) return;
-    ks->lease_tail = ks->lease_count
-                         ? ks->leases[(ks->lease_first + ks->lease_count - 1) % kMaxLeases].end
-                         : ks->hwtail.load();
-  }
-
- private:
-  LockGuard g_;
-};
-
-// Publish done leases in order; close the hole of a dead owner's lease once
-// everything after it is done. Called with lease_lock held.
-void advance_leases(KringState* ks, netmap_ring* ring) {
-  const uint32_t n = ks->nslots;
-  while (ks->lease_count) {
-    Lease& l = ks->leases[ks->lease_first];
-    if (l.done) {
-      ks->hwtail.store(l.end, std::memory_order_release);
-      ks->lease_first = (ks->lease_first + 1) % kMaxLeases;
-      ks->lease_count--;
-      continue;
-    }
-    if (mono_ns() - l.since_ns < 1000000 || l.owner.alive()) return;
-    for (uint32_t k = 1; k < ks->lease_count; k++)
-      if (!ks->leases[(ks->lease_first + k) % kMaxLeases].done) return;
-    // Dead owner, all later leases done: move [l.end, lease_tail) down to
-    // l.start, swapping descriptors so the hole's buffers stay in the ring.
-    const uint32_t hole = ring_dist(l.start, l.end, n);
-    for (uint32_t from = l.end, to = l.start; from != ks->lease_tail;
-         from = next_slot(from, n), to = next_slot(to, n))
-      std::swap(ring->slot[from], ring->slot[to]);
-    ks->lease_tail = (ks->lease_tail + n - hole) % n;
-    for (uint32_t k = 1; k < ks->lease_count; k++) {
-      Lease& m = ks->leases[(ks->lease_first + k) % kMaxLeases];
-      m.start = (m.start + n - hole) % n;
-      m.end = (m.end + n - hole) % n;
-    }
-    ks->lease_first = (ks->lease_first + 1) % kMaxLeases;
-    ks->lease_count--;
-    if (ks->lease_count == 0) ks->hwtail.store(ks->lease_tail, std::memory_order_release);
-  }
-}
-
 // Copy one packet (tx slots first..first+nslots) into rx slots from `at`.
 // Returns the rx slot after it.
 uint32_t copy_packet(const Kring& k, const FwdPkt& f, netmap_ring* rx, uint32_t rn,
@@ -456,14 +401,8 @@ class ValeAdapter final : public Adapter {
       s->packets += ring_dist(old, head, k.nslots);
       s->hwcur.store(head, std::memory_order_release);
     }
-    // A ring that stalls behind an old lease may be waiting for a dead
-    // sender (racy peek first: no lock while all is well).
-    if (s->hwtail.load(std::memory_order_acquire) == head &&
-        *reinterpret_cast<volatile uint32_t*>(&s->lease_count) &&
-        mono_ns() - s->leases[s->lease_first % kMaxLeases].since_ns > 1000000) {
-      LeaseGuard g(s);
-      advance_leases(s, k.ring);
-    }
+    // A ring that stalls behind an old lease may be waiting for a dead sender.
+    reclaim_stalled(s, k.ring, head);
   }
 
  private:
@@ -587,41 +526,24 @@ class ValeAdapter final : public Adapter {
       order.push_back(pk[w]);
       pk[w] = v.ft[pk[w]].next;
     }
-    uint32_t start, take = 0, npk = 0, slot;
+    uint32_t start = 0, take = 0, npk = 0, slot = 0;
     {
       LeaseGuard g(ks);
-      if (ks->gen.load(std::memory_order_relaxed) != rv.gen || ks->dead ||
-          ks->lease_count == kMaxLeases) {
+      if (!lease_usable(ks, rv.gen)) {
         ks->fwd_drops += order.size();
         return;
       }
-      uint32_t hwcur = ks->hwcur.load(std::memory_order_acquire);
-      uint32_t room = ring_dist(ks->lease_tail, hwcur == 0 ? n - 1 : hwcur - 1, n);
+      const uint32_t room = lease_room(ks);
       for (; npk < order.size() && take + v.ft[order[npk]].nslots <= room; npk++)
         take += v.ft[order[npk]].nslots;
       ks->fwd_drops += order.size() - npk;
       if (take == 0) return;
-      start = ks->lease_tail;
-      slot = (ks->lease_first + ks->lease_count) % kMaxLeases;
-      Lease& l = ks->leases[slot];
-      l.start = start;
-      l.end = (start + take) % n;
-      l.done = 0;
-      l.owner = ProcId::self();
-      l.since_ns = mono_ns();
-      ks->lease_count++;  // published last: a half-made lease is not counted
-      ks->lease_tail = l.end;
+      lease_open(ks, take, &start, &slot);
     }
     uint32_t at = start;
     for (uint32_t i = 0; i < npk; i++)
       at = copy_packet(k, v.ft[order[i]], rv.ring, n, *d.region, at);
-    {
-      LeaseGuard g(ks);
-      if (ks->gen.load(std::memory_order_relaxed) == rv.gen) {
-        ks->leases[slot].done = 1;
-        advance_leases(ks, rv.ring);
-      }
-    }
+    lease_close(ks, rv.ring, slot, rv.gen);
     notify(ks);
   }
 };
