@@ -1,4 +1,5 @@
 #include "core/port.h"
+#include "ports/monitor.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -87,6 +88,23 @@ int Binding::open(const BindRequest& rq, std::unique_ptr<Binding>* out, std::str
   LockGuard g(reg->lock());
   reg->reap();
   int p = find_port_any(*reg, rq.name);
+  if (rq.flags & (NR_MONITOR_TX | NR_MONITOR_RX)) {
+    if (p < 0) {
+      *why = "no port '" + rq.name + "' to monitor";
+      return ENXIO;
+    }
+    int m;
+    if ((err = monitor_create(*reg, p, rq.flags, &m, why)) != 0) return err;
+    BindRequest mrq = rq;
+    mrq.mode = NR_REG_ALL_NIC;
+    mrq.flags &= ~uint64_t(NR_MONITOR_TX | NR_MONITOR_RX | NR_EXCLUSIVE);
+    if ((err = b->attach(*reg, m, mrq, why)) != 0) {
+      reg->maybe_destroy_port(m);
+      return err;
+    }
+    *out = std::move(b);
+    return 0;
+  }
   if (p < 0) {
     const Adapter* na = adapter_for_name(rq.name);
     if (!na) {

@@ -133,9 +133,10 @@ void Registry::drop_reg(int ri) {
 void Registry::maybe_destroy_port(int i) {
   PortEntry& p = f_->ports[i];
   if (p.kind == PortKind::kNone || p.nregs > 0 || p.persistent) return;
-  if (p.peer >= 0 && f_->ports[p.peer].nregs > 0) return;
+  // The two ends of a pipe go together (a monitor's peer is only watched).
+  const int peer = p.kind == PortKind::kPipe ? p.peer : -1;
+  if (peer >= 0 && f_->ports[peer].nregs > 0) return;
   const Adapter* na = adapter_for_kind(p.kind);
-  int peer = p.peer;
   if (na) na->destroy(*this, i);
   p.kind = PortKind::kNone;
   p.name[0] = 0;

@@ -27,7 +27,7 @@ constexpr uint32_t kMaxSwitches = 64;
 constexpr uint32_t kSwitchPorts = 254;  // ports per VALE switch, as netmap
 constexpr uint32_t kMacTable = 1024;    // learning-bridge hash entries
 
-enum class PortKind : uint8_t { kNone = 0, kNull = 1, kPipe = 2, kVale = 3 };
+enum class PortKind : uint8_t { kNone = 0, kNull = 1, kPipe = 2, kVale = 3, kMonitor = 4 };
 
 enum Dir : uint8_t { kTx = 0, kRx = 1 };
 
@@ -45,7 +45,8 @@ struct PortEntry {
   int16_t sw;      // VALE: switch index, -1 when not attached
   uint16_t sw_port;    // VALE: port index on the switch
   uint8_t persistent;  // VALE: made by vale-ctl -n, outlives its users
-  uint8_t pad2[3];
+  uint8_t monitor;     // monitors: NR_MONITOR_TX/RX >> 8 (the port watched is peer)
+  uint8_t pad2[2];
   uint32_t ring[2][kMaxRings + 1];  // region ring index of each ring
 };
 
@@ -91,7 +92,7 @@ struct RegistryFile {
 class Registry {
  public:
   static constexpr uint64_t kMagic = 0x554e4d5245475931ull;
-  static constexpr uint32_t kLayout = 2;
+  static constexpr uint32_t kLayout = 3;
 
   // The process-wide mapping; nullptr (with *err) if it cannot be opened.
   static Registry* get(int* err);

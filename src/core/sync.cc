@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/port.h"
+#include "ports/monitor.h"
 
 namespace unetmap {
 
@@ -99,7 +100,10 @@ static int txsync_locked(Kring& k) {
       return EINVAL;
     }
   }
+  const uint32_t old = k.ks->hwcur.load(std::memory_order_relaxed);
   k.na->txsync(k, head);
+  if (k.ks->nmon.load(std::memory_order_relaxed))
+    monitor_copy(k, old, k.ks->hwcur.load(std::memory_order_relaxed), true);
   finalize(k, head, cur);
   return 0;
 }
@@ -120,8 +124,10 @@ static int rxsync_locked(Kring& k) {
       return EINVAL;
     }
   }
+  const uint32_t old_tail = k.ks->rtail;
   k.na->rxsync(k, head);
   finalize(k, head, cur);
+  if (k.ks->nmon.load(std::memory_order_relaxed)) monitor_copy(k, old_tail, k.ks->rtail, false);
   return 0;
 }
 

@@ -76,7 +76,12 @@ struct KringState {
   uint32_t dead;       // being destroyed: no new leases
   uint64_t fwd_drops;  // packets producers dropped for lack of room
   Lease leases[kMaxLeases];
+  // Copy monitors of this ring: (ring gen << 32) | (monitor rx ring + 1),
+  // set and cleared under the registry lock, read at every sync.
+  std::atomic<uint32_t> nmon;
+  std::atomic<uint64_t> mon[4];
 };
+constexpr uint32_t kMaxMonitors = 4;
 
 struct RegionHeader {
   uint64_t magic;
@@ -103,7 +108,7 @@ struct RegionHeader {
 class Region {
  public:
   static constexpr uint64_t kMagic = 0x554e4d5245474e31ull;  // "UNMREGN1"
-  static constexpr uint32_t kLayout = 3;
+  static constexpr uint32_t kLayout = 4;
   static constexpr uint16_t kMaxId = 65535;
 
   // Map region `id`, creating it with `cfg` if it does not exist yet.

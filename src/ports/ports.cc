@@ -13,9 +13,11 @@ namespace unetmap {
 const Adapter& null_adapter();
 const Adapter& pipe_adapter();
 const Adapter& vale_adapter();
+const Adapter& monitor_adapter();
 
 namespace {
-const Adapter* const kAdapters[] = {&null_adapter(), &pipe_adapter(), &vale_adapter()};
+const Adapter* const kAdapters[] = {&null_adapter(), &pipe_adapter(), &vale_adapter(),
+                                    &monitor_adapter()};
 }
 
 const Adapter* adapter_for_name(std::string_view name) {

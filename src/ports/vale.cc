@@ -35,6 +35,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <cstring>
@@ -163,9 +164,12 @@ RegionConfig private_config(const PortEntry& pe) {
     bufs += (pe.nrings[d] + pe.nhost[d]) * pe.nslots[d];
     if (pe.nslots[d] > max_slots) max_slots = pe.nslots[d];
   }
-  c.ring_num = rings < 2 ? 2 : rings;
+  // Room for kMaxMonitors copy monitors too: their rings live in the
+  // region of the port they watch (the file is sparse: unused room is free).
+  const uint32_t mon_rings = kMaxMonitors * std::max(pe.nrings[kTx], pe.nrings[kRx]);
+  c.ring_num = rings + mon_rings;
   c.ring_size = uint32_t((sizeof(netmap_ring) + sizeof(netmap_slot) * max_slots + 4095) & ~4095ull);
-  c.buf_num = bufs + 2 + 256;  // reserved, plus room for extra buffers
+  c.buf_num = bufs + mon_rings * max_slots + 2 + 256;  // reserved, plus extra buffers
   c.if_num = 64;
   c.if_size = 1024;
   return c;
