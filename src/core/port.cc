@@ -256,13 +256,7 @@ Binding::~Binding() {
   LockGuard g(reg->lock());
   RegEntry& re = reg->reg(reg_);
   if (!re.in_use || re.port != port_) return;  // already reaped
-  ProcId me = ProcId::self();
-  bool any = false;
-  for (auto& h : re.holders) {
-    if (h == me) h = ProcId{};
-    if (!h.empty()) any = true;
-  }
-  if (!any) reg->drop_reg(reg_);
+  if (!holders_remove(re.holders, ProcId::self())) reg->drop_reg(reg_);
 }
 
 void Binding::add_holder(const ProcId& p) {
@@ -270,12 +264,7 @@ void Binding::add_holder(const ProcId& p) {
   if (!reg || reg_ < 0) return;
   LockGuard g(reg->lock());
   RegEntry& re = reg->reg(reg_);
-  if (!re.in_use || re.port != port_) return;
-  for (auto& h : re.holders)
-    if (h.empty()) {
-      h = p;
-      return;
-    }
+  if (re.in_use && re.port == port_) holders_add(re.holders, p);
 }
 
 int Binding::sync(Dir d) {

@@ -85,32 +85,43 @@ int Registry::alloc_reg() {
   return -1;
 }
 
+bool holders_prune_dead(Holders& hs) {
+  bool any = false;
+  for (auto& h : hs) {
+    if (h.empty()) continue;
+    if (h.alive())
+      any = true;
+    else
+      h = ProcId{};
+  }
+  return any;
+}
+
+bool holders_remove(Holders& hs, const ProcId& p) {
+  bool any = false;
+  for (auto& h : hs) {
+    if (h == p) h = ProcId{};
+    if (!h.empty()) any = true;
+  }
+  return any;
+}
+
+void holders_add(Holders& hs, const ProcId& p) {
+  for (auto& h : hs)
+    if (h.empty()) {
+      h = p;
+      return;
+    }
+}
+
 void Registry::reap() {
   for (uint32_t i = 0; i < kMaxRegs; i++) {
     RegEntry& r = f_->regs[i];
-    if (!r.in_use) continue;
-    bool any = false;
-    for (auto& h : r.holders) {
-      if (h.empty()) continue;
-      if (h.alive())
-        any = true;
-      else
-        h = ProcId{};
-    }
-    if (!any) drop_reg(int(i));
+    if (r.in_use && !holders_prune_dead(r.holders)) drop_reg(int(i));
   }
   for (uint32_t i = 0; i < kMaxChans; i++) {
     ChanEntry& c = f_->chans[i];
-    if (!c.in_use) continue;
-    bool any = false;
-    for (auto& h : c.holders) {
-      if (h.empty()) continue;
-      if (h.alive())
-        any = true;
-      else
-        h = ProcId{};
-    }
-    if (!any) free_chan((c.gen << 10) | i);
+    if (c.in_use && !holders_prune_dead(c.holders)) free_chan((c.gen << 10) | i);
   }
 }
 
@@ -183,22 +194,12 @@ void Registry::free_chan(uint32_t token) {
 void Registry::release_chan(uint32_t token, const ProcId& p) {
   ChanEntry& c = f_->chans[chan_id(token)];
   if (!c.in_use || c.gen != (token >> 10)) return;
-  bool any = false;
-  for (auto& h : c.holders) {
-    if (h == p) h = ProcId{};
-    if (!h.empty()) any = true;
-  }
-  if (!any) free_chan(token);
+  if (!holders_remove(c.holders, p)) free_chan(token);
 }
 
 void Registry::add_chan_holder(uint32_t token, const ProcId& p) {
   ChanEntry& c = f_->chans[chan_id(token)];
-  if (!c.in_use || c.gen != (token >> 10)) return;
-  for (auto& h : c.holders)
-    if (h.empty()) {
-      h = p;
-      return;
-    }
+  if (c.in_use && c.gen == (token >> 10)) holders_add(c.holders, p);
 }
 
 std::string Registry::chan_path(uint32_t id) {

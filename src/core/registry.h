@@ -63,19 +63,28 @@ struct SwitchEntry {
   std::atomic<uint64_t> mac[kMacTable];
 };
 
+// The processes holding a registration or channel open (a fork adds one).
+using Holders = ProcId[kMaxHolders];
+// Forget the dead ones; true if any is left.
+bool holders_prune_dead(Holders& h);
+// Forget p; true if any is left.
+bool holders_remove(Holders& h, const ProcId& p);
+// Add p in a free place (kept silently as is when all are taken).
+void holders_add(Holders& h, const ProcId& p);
+
 struct RegEntry {
   uint32_t in_use;
   int32_t port;
   uint16_t mem_id;
   uint16_t pad;
   uint32_t nifp;  // netmap_if object in the region
-  ProcId holders[kMaxHolders];
+  Holders holders;
 };
 
 struct ChanEntry {
   uint32_t in_use;
   uint32_t gen;
-  ProcId holders[kMaxHolders];  // processes with the fd open (fork adds)
+  Holders holders;  // processes with the fd open (fork adds)
 };
 
 struct RegistryFile {
