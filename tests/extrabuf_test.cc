@@ -4,6 +4,8 @@
 // port is closed goes back to the pool.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <cstring>
 #include <memory>
 #include <set>
@@ -142,6 +144,47 @@ TEST(ExtraBufs, LegacyArg3) {
   ASSERT_EQ(ioctl(fd, NIOCREGIF, &r), 0) << strerror(errno);
   EXPECT_EQ(r.nr_arg3, 5u);
   ::close(fd);
+}
+
+}  // namespace
+
+namespace {
+
+// The extra buffers of a VALE port come from its own (private) region, go
+// through the switch by copy, and return to that region at close.
+TEST(ExtraBufs, OnAValePort) {
+  RawPort rx("vale0:xr");
+  ASSERT_TRUE(rx.ok());
+  RawPort tx;
+  ASSERT_TRUE(open_with_extra(tx, "vale0:xt", 8)) << strerror(errno);
+  ASSERT_EQ(tx.reg.nr_extra_bufs, 8u);
+  auto reg = region(tx.reg.nr_mem_id);
+  const uint32_t with_extra = reg->bufs_in_use();
+  netmap_ring* r = tx.tx();
+  netmap_slot& s = r->slot[r->cur];
+  uint32_t extra = tx.nifp->ni_bufs_head, next;
+  memcpy(&next, NETMAP_BUF(r, extra), 4);
+  uint32_t old = s.buf_idx;
+  memcpy(NETMAP_BUF(r, old), &next, 4);
+  tx.nifp->ni_bufs_head = old;
+  s.buf_idx = extra;
+  s.flags = NS_BUF_CHANGED;
+  char* f = NETMAP_BUF(r, extra);
+  memset(f, 0xff, 6);  // broadcast
+  memset(f + 6, 0x02, 6);
+  memcpy(f + 14, "through the switch", 18);
+  s.len = 60;
+  r->head = r->cur = nm_ring_next(r, r->cur);
+  ASSERT_EQ(tx.txsync(), 0);
+  ASSERT_EQ(rx.poll(POLLIN, 2000), 1);
+  netmap_ring* rr = rx.rx();
+  ASSERT_FALSE(nm_ring_empty(rr));
+  EXPECT_EQ(memcmp(NETMAP_BUF(rr, rr->slot[rr->cur].buf_idx) + 14, "through the switch", 18), 0);
+  EXPECT_EQ(reg->bufs_in_use(), with_extra) << "swapping moves buffers, never allocates";
+  tx.close();
+  // The sender's port (and its private region) went with its last user.
+  struct stat st;
+  EXPECT_NE(stat((unetmap::runtime_dir() + "/" + unetmap::Region::file_name(tx.reg.nr_mem_id)).c_str(), &st), 0);
 }
 
 }  // namespace
