@@ -638,6 +638,48 @@ TEST_F(Ctrl, ExclusiveOpen) {
   EXPECT_EQ(y.err, EBUSY);
 }
 
+// /x is per ring, as in netmap: other rings of the port stay available; the
+// rings held exclusively come back when the holder closes or dies.
+TEST_F(Ctrl, ExclusiveIsPerRing) {
+  RawPort x0("er{0", NR_REG_ONE_NIC, 0, NR_EXCLUSIVE, 0, 2);
+  ASSERT_TRUE(x0.ok()) << strerror(x0.err);
+  RawPort r1("er{0", NR_REG_ONE_NIC, 1);
+  EXPECT_TRUE(r1.ok()) << "ring 1 is not held exclusively: " << strerror(r1.err);
+  RawPort r0;
+  EXPECT_FALSE(r0.open("er{0", NR_REG_ONE_NIC, 0));
+  EXPECT_EQ(r0.err, EBUSY);
+  RawPort all;
+  EXPECT_FALSE(all.open("er{0", NR_REG_ALL_NIC, 0));
+  EXPECT_EQ(all.err, EBUSY) << "all rings include ring 0";
+  RawPort x1;
+  EXPECT_FALSE(x1.open("er{0", NR_REG_ONE_NIC, 1, NR_EXCLUSIVE));
+  EXPECT_EQ(x1.err, EBUSY) << "ring 1 is in use: /x refused";
+  x0.close();
+  RawPort again("er{0", NR_REG_ONE_NIC, 0);
+  EXPECT_TRUE(again.ok()) << strerror(again.err);
+  // A holder that dies gives its exclusive rings back (at the next reap).
+  again.close();
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  nmtest::Child holder([&] {
+    RawPort h("er{0", NR_REG_ONE_NIC, 0, NR_EXCLUSIVE);
+    if (!h.ok()) return 2;
+    if (write(ready[1], "x", 1) != 1) return 3;
+    pause();
+    return 0;
+  });
+  char c;
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  RawPort busy;
+  EXPECT_FALSE(busy.open("er{0", NR_REG_ONE_NIC, 0));
+  EXPECT_EQ(busy.err, EBUSY);
+  holder.kill_now();
+  RawPort after("er{0", NR_REG_ONE_NIC, 0);
+  EXPECT_TRUE(after.ok()) << strerror(after.err);
+  close(ready[0]);
+  close(ready[1]);
+}
+
 TEST_F(Ctrl, PortInfoReportsGeometryAndLeavesNothingBehind) {
   {
     RawPort owner("pi{0", NR_REG_ALL_NIC, 0, 0, 256, 3);

@@ -150,13 +150,20 @@ int Binding::create_port(Registry& reg, const Adapter& na, const BindRequest& rq
 int Binding::attach(Registry& reg, int p, const BindRequest& rq, std::string* why) {
   PortEntry& pe = reg.port(p);
   if (!ring_range(pe, rq.mode, rq.ringid, rq.flags, first_, last_, why)) return EINVAL;
-  if (pe.excl || ((rq.flags & NR_EXCLUSIVE) && pe.nregs > 0)) {
-    *why = "port '" + rq.name + "' is open exclusively (/x)";
-    return EBUSY;
-  }
   int err = 0;
   region_ = Region::get(pe.mem_id, RegionConfig::from_env(), &err, why);
   if (!region_) return err;
+  // /x: the rings bound are this registration's alone (netmap's NR_EXCLUSIVE).
+  const bool excl = rq.flags & NR_EXCLUSIVE;
+  for (int d : {kTx, kRx})
+    for (uint32_t i = first_[d]; i < last_[d]; i++) {
+      const KringState* ks = region_->kring(pe.ring[d][i]);
+      if (ks->excl || (excl && ks->users)) {
+        *why = "port '" + rq.name + "': " + (d == kTx ? "tx" : "rx") + " ring " +
+               std::to_string(i) + (ks->excl ? " is open exclusively (/x)" : " is in use, /x refused");
+        return EBUSY;
+      }
+    }
   int ri = reg.alloc_reg();
   if (ri < 0) {
     *why = "too many registrations (" + std::to_string(kMaxRegs) + ")";
@@ -170,8 +177,16 @@ int Binding::attach(Registry& reg, int p, const BindRequest& rq, std::string* wh
   re.port = p;
   re.mem_id = pe.mem_id;
   re.holders[0] = ProcId::self();
+  re.excl = excl;
+  for (int d : {kTx, kRx}) {
+    re.first[d] = uint16_t(first_[d]), re.last[d] = uint16_t(last_[d]);
+    for (uint32_t i = first_[d]; i < last_[d]; i++) {
+      KringState* ks = region_->kring(pe.ring[d][i]);
+      ks->users++;
+      if (excl) ks->excl = 1;
+    }
+  }
   pe.nregs++;
-  if (rq.flags & NR_EXCLUSIVE) pe.excl = 1;
   reg_ = ri;
   port_ = p;
   info_ = pe;

@@ -130,14 +130,19 @@ void Registry::drop_reg(int ri) {
   if (!r.in_use) return;
   r.in_use = 0;
   int err = 0;
+  if (r.port < 0 || uint32_t(r.port) >= kMaxPorts) return;
+  PortEntry& p = f_->ports[r.port];
   if (auto region = Region::get(r.mem_id, RegionConfig::from_env(), &err)) {
     region->free_extra(region->nifp(r.nifp)->ni_bufs_head);  // what is on the list now
     region->free_if(r.nifp);
+    for (int d : {kTx, kRx})
+      for (uint32_t i = r.first[d]; i < r.last[d] && i <= kMaxRings; i++) {
+        KringState* ks = region->kring(p.ring[d][i]);
+        if (ks->users) ks->users--;
+        if (r.excl) ks->excl = 0;
+      }
   }
-  if (r.port < 0 || uint32_t(r.port) >= kMaxPorts) return;
-  PortEntry& p = f_->ports[r.port];
   if (p.nregs > 0) p.nregs--;
-  if (p.nregs == 0) p.excl = 0;
   maybe_destroy_port(r.port);
 }
 

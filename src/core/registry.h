@@ -41,7 +41,6 @@ struct PortEntry {
   uint32_t nslots[2];
   int32_t peer;    // pipes: the other end, -1 if none
   uint32_t nregs;  // live registrations
-  uint32_t excl;   // a registration holds it exclusively (/x)
   int16_t sw;      // VALE: switch index, -1 when not attached
   uint16_t sw_port;    // VALE: port index on the switch
   uint8_t persistent;  // VALE: made by vale-ctl -n, outlives its users
@@ -78,6 +77,8 @@ struct RegEntry {
   uint16_t mem_id;
   uint16_t pad;
   uint32_t nifp;  // netmap_if object in the region
+  uint16_t first[2], last[2];  // rings bound, [first, last) per direction
+  uint32_t excl;               // bound exclusively (/x)
   Holders holders;
 };
 
@@ -101,7 +102,7 @@ struct RegistryFile {
 class Registry {
  public:
   static constexpr uint64_t kMagic = 0x554e4d5245475931ull;
-  static constexpr uint32_t kLayout = 3;
+  static constexpr uint32_t kLayout = 4;
 
   // The process-wide mapping; nullptr (with *err) if it cannot be opened.
   static Registry* get(int* err);

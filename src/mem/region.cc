@@ -300,6 +300,7 @@ int Region::make_ring(uint32_t* out, uint32_t nslots, uint16_t ringid, uint16_t 
   k->waiter.store(0);
   k->nmon.store(0);
   for (auto& m : k->mon) m.store(0);
+  k->users = k->excl = 0;
   {
     LockGuard g(k->lease_lock);
     k->lease_tail = k->hwtail.load();

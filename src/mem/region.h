@@ -80,6 +80,10 @@ struct KringState {
   // set and cleared under the registry lock, read at every sync.
   std::atomic<uint32_t> nmon;
   std::atomic<uint64_t> mon[4];
+  // Registrations binding this ring, and whether one of them has it
+  // exclusively (/x); changed under the registry lock.
+  uint32_t users;
+  uint32_t excl;
 };
 constexpr uint32_t kMaxMonitors = 4;
 
@@ -108,7 +112,7 @@ struct RegionHeader {
 class Region {
  public:
   static constexpr uint64_t kMagic = 0x554e4d5245474e31ull;  // "UNMREGN1"
-  static constexpr uint32_t kLayout = 4;
+  static constexpr uint32_t kLayout = 5;
   static constexpr uint16_t kMaxId = 65535;
 
   // Map region `id`, creating it with `cfg` if it does not exist yet.
