@@ -280,4 +280,29 @@ TEST(Region, NullPortConsumesEverything) {
   EXPECT_EQ(n.poll(POLLOUT, 0), 1);
 }
 
+// The region tool reports what POOLS_INFO_GET and the pool say, for every
+// region, with owner and mode.
+TEST(Region, ToolReportsEveryRegion) {
+  RawPort a("rt{0"), v("vale0:rt");
+  ASSERT_TRUE(a.ok() && v.ok());
+  std::string out;
+  {
+    FILE* f = popen(NM_REGIONS " -j", "r");
+    ASSERT_NE(f, nullptr);
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+    ASSERT_EQ(pclose(f), 0) << out;
+  }
+  ASSERT_EQ(out.front(), '[') << out;
+  const std::string one = "\"mem_id\":1,";
+  ASSERT_NE(out.find(one), std::string::npos) << out;
+  const std::string in_use = "\"bufs_in_use\":" + std::to_string(region(1)->bufs_in_use());
+  EXPECT_NE(out.find(in_use, out.find(one)), std::string::npos) << out;
+  const std::string priv = "\"mem_id\":" + std::to_string(v.reg.nr_mem_id) + ",";
+  EXPECT_NE(out.find(priv), std::string::npos) << "the VALE port's private region: " << out;
+  EXPECT_NE(out.find("\"mode\":\"0600\""), std::string::npos) << out;
+  EXPECT_NE(system(NM_REGIONS " -m 0 2>/dev/null"), 0) << "a bad id is refused";
+}
+
 }  // namespace
