@@ -1,4 +1,4 @@
-# lib.sh - shell shared by bench/pipe.sh and bench/vale.sh, which set ME (their
+# lib.sh - shell shared by bench/pipe.sh, vale.sh and monitor.sh, which set ME (their
 # name, for messages) and source it: defaults of the common environment, checks,
 # child processes and cleanup, log parsing and the DPDK memif peer run.
 # shellcheck shell=bash
@@ -99,6 +99,23 @@ wait_for() {
         sleep 0.05
     done
     return 1
+}
+
+# reap_within PID SECS: wait up to SECS for PID to end by itself, then stop it;
+# sets REAP_RC to its exit status (143 if it had to be stopped) and forgets it.
+reap_within() {
+    local pid=$1 secs=$2 i
+    REAP_RC=0
+    for ((i = 0; i < secs * 20; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        stop_pid "$pid"; REAP_RC=143
+    else
+        wait "$pid" || REAP_RC=$?
+    fi
+    forget "$pid"
 }
 
 # median of the numbers given as arguments (prints nothing if none)

@@ -58,23 +58,6 @@ cleanup_hook() { del_netns; }
 bench_init ubv
 PKTGEN_T=(timeout "$VALE_TIMEOUT" "$PKTGEN")
 
-# reap_within PID SECS: wait up to SECS for PID to end by itself, then stop it;
-# sets REAP_RC to its exit status (143 if it had to be stopped) and forgets it.
-reap_within() {
-    local pid=$1 secs=$2 i
-    REAP_RC=0
-    for ((i = 0; i < secs * 20; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        stop_pid "$pid"; REAP_RC=143
-    else
-        wait "$pid" || REAP_RC=$?
-    fi
-    forget "$pid"
-}
-
 # ---------------------------------------------------------------- VALE unicast
 U60_RX=() U60_TX=() U1514_GBPS=() U1514_RX=() U1514_TX=()
 
