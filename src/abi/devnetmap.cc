@@ -23,22 +23,13 @@
 #include <string>
 #include <vector>
 
-#include "core/port.h"
-#include "ports/vale.h"
+#include "abi/file.h"
 
 namespace unetmap {
 
 namespace {
 
 constexpr int kMaxFd = 65536;
-
-// One per open of /dev/netmap; shared by dup'ed fds of this process.
-struct NetmapFile {
-  uint32_t token = 0;  // wake-up channel
-  std::unique_ptr<Binding> binding;
-  std::atomic<int> refs{1};
-  std::mutex mu;  // serialises register against register
-};
 
 std::atomic<NetmapFile*> g_files[kMaxFd];
 std::atomic<int> g_nfiles{0};  // open NetmapFiles in this process
@@ -47,24 +38,6 @@ thread_local std::string t_last_error;
 NetmapFile* file_of(int fd) {
   if (fd < 0 || fd >= kMaxFd) return nullptr;
   return g_files[fd].load(std::memory_order_acquire);
-}
-
-int fail(int err, const std::string& why = {}) {
-  t_last_error = why.empty() ? strerror(err) : why;
-  if (!why.empty() && !getenv("UNETMAP_QUIET")) fprintf(stderr, "unetmap: %s\n", why.c_str());
-  errno = err;
-  return -1;
-}
-
-// Copy to/from application memory the way a kernel would: a bad pointer
-// gives EFAULT, never a crash of the library.
-bool copy_in(void* dst, const void* src, size_t n) {
-  iovec local{dst, n}, remote{const_cast<void*>(src), n};
-  return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == ssize_t(n);
-}
-bool copy_out(void* dst, const void* src, size_t n) {
-  iovec local{const_cast<void*>(src), n}, remote{dst, n};
-  return process_vm_writev(getpid(), &local, 1, &remote, 1, 0) == ssize_t(n);
 }
 
 void release(NetmapFile* f) {
@@ -82,304 +55,6 @@ void drain(int fd) {
   char buf[64];
   while (::read(fd, buf, sizeof buf) > 0) {
   }
-}
-
-void fill_register_reply(const Binding& b, nmreq_register* r) {
-  const PortEntry& pe = b.port_info();
-  r->nr_offset = b.nifp_offset();
-  r->nr_memsize = b.region().memsize();
-  r->nr_tx_slots = pe.nslots[kTx];
-  r->nr_rx_slots = pe.nslots[kRx];
-  r->nr_tx_rings = pe.nrings[kTx];
-  r->nr_rx_rings = pe.nrings[kRx];
-  r->nr_host_tx_rings = pe.nhost[kTx];
-  r->nr_host_rx_rings = pe.nhost[kRx];
-  r->nr_mem_id = b.region().id();
-  r->nr_extra_bufs = b.extra_bufs();
-}
-
-std::string name_of(const char* n, size_t max) { return std::string(n, strnlen(n, max)); }
-
-// The deprecated pipe modes name the pipe by ring id: NAME + mode
-// PIPE_MASTER/SLAVE + ring N is the port NAME{N / NAME}N.
-void apply_pipe_mode(BindRequest* rq) {
-  if (rq->mode != NR_REG_PIPE_MASTER && rq->mode != NR_REG_PIPE_SLAVE) return;
-  rq->name += (rq->mode == NR_REG_PIPE_MASTER ? "{" : "}") + std::to_string(rq->ringid);
-  rq->mode = NR_REG_ALL_NIC;
-  rq->ringid = 0;
-}
-
-int do_register(NetmapFile* f, BindRequest rq) {
-  apply_pipe_mode(&rq);
-  std::lock_guard<std::mutex> g(f->mu);
-  if (f->binding) return fail(EBUSY, "this fd is already registered to a port");
-  std::string why;
-  int err = Binding::open(rq, &f->binding, &why);
-  return err ? fail(err, why) : 0;
-}
-
-// PORT_INFO_GET on a port nobody holds: bind it with no rings and let go.
-int port_info(NetmapFile* f, const std::string& name, uint16_t mem_id, nmreq_register* out) {
-  if (f->binding && f->binding->port_info().name == name) {
-    fill_register_reply(*f->binding, out);
-    return 0;
-  }
-  BindRequest rq;
-  rq.name = name;
-  rq.mode = NR_REG_NULL;
-  rq.mem_id = mem_id;
-  std::unique_ptr<Binding> tmp;
-  std::string why;
-  if (int err = Binding::open(rq, &tmp, &why)) return fail(err, why);
-  fill_register_reply(*tmp, out);
-  return 0;
-}
-
-int pools_info(NetmapFile* f, nmreq_pools_info* pi) {
-  std::shared_ptr<Region> r;
-  int err = 0;
-  if (pi->nr_mem_id == 0 && f->binding) {
-    pi->nr_mem_id = f->binding->region().id();
-  } else if (pi->nr_mem_id == 0) {
-    pi->nr_mem_id = 1;
-  }
-  std::string why;
-  // Region 1, the global one, always exists (as netmap's global allocator).
-  r = Region::get(pi->nr_mem_id, RegionConfig::from_env(), &err, &why, pi->nr_mem_id == 1);
-  if (!r) return fail(err, why);
-  const RegionHeader* h = r->hdr();
-  pi->nr_memsize = h->memsize;
-  pi->nr_if_pool_offset = h->if_pool;
-  pi->nr_if_pool_objtotal = h->cfg.if_num;
-  pi->nr_if_pool_objsize = h->cfg.if_size;
-  pi->nr_ring_pool_offset = h->ring_pool;
-  pi->nr_ring_pool_objtotal = h->cfg.ring_num;
-  pi->nr_ring_pool_objsize = h->cfg.ring_size;
-  pi->nr_buf_pool_offset = h->buf_pool;
-  pi->nr_buf_pool_objtotal = h->cfg.buf_num;
-  pi->nr_buf_pool_objsize = h->cfg.buf_size;
-  return 0;
-}
-
-// Options: none are implemented yet; each one is refused with its status
-// set, and the request fails, as netmap does for options it does not know.
-int check_options(uint64_t first) {
-  int hops = 0;
-  bool any = false;
-  for (uint64_t p = first; p; hops++) {
-    if (hops > 64) return fail(EINVAL, "option list too long or looping");
-    nmreq_option o;
-    if (!copy_in(&o, reinterpret_cast<void*>(p), sizeof o)) return fail(EFAULT);
-    o.nro_status = EOPNOTSUPP;
-    if (!copy_out(reinterpret_cast<void*>(p), &o, sizeof o)) return fail(EFAULT);
-    any = true;
-    p = o.nro_next;
-  }
-  if (any) return fail(EOPNOTSUPP, "request options (extmem, csb, offsets) are not supported yet");
-  return 0;
-}
-
-// NIOCCTRL VALE_* requests: the body is copied in and out like the others.
-int vale_ctrl(void* arg, nmreq_header* h, const std::string& name, void* body) {
-  std::string why;
-  int err = 0;
-  switch (h->nr_reqtype) {
-    case NETMAP_REQ_VALE_NEWIF: {
-      nmreq_vale_newif r;
-      if (!body || !copy_in(&r, body, sizeof r)) return fail(EFAULT);
-      ValeNewif c;
-      c.rings[kTx] = r.nr_tx_rings, c.rings[kRx] = r.nr_rx_rings;
-      c.slots[kTx] = r.nr_tx_slots, c.slots[kRx] = r.nr_rx_slots;
-      c.mem_id = r.nr_mem_id;
-      err = vale_newif(name, c, &why);
-      break;
-    }
-    case NETMAP_REQ_VALE_DELIF:
-      err = vale_delif(name, &why);
-      break;
-    case NETMAP_REQ_VALE_ATTACH:
-    case NETMAP_REQ_VALE_DETACH: {
-      bool att = h->nr_reqtype == NETMAP_REQ_VALE_ATTACH;
-      size_t sz = att ? sizeof(nmreq_vale_attach) : sizeof(nmreq_vale_detach);
-      alignas(8) char buf[sizeof(nmreq_vale_attach)];
-      if (!body || !copy_in(buf, body, sz)) return fail(EFAULT);
-      uint32_t idx = 0;
-      uint32_t mode = reinterpret_cast<nmreq_vale_attach*>(buf)->reg.nr_mode;
-      if (att && (mode == NR_REG_NIC_SW || mode == NR_REG_SW))
-        return fail(EOPNOTSUPP, "attaching a host stack needs NIC ports, not supported yet");
-      err = att ? vale_attach(name, &idx, &why) : vale_detach(name, &idx, &why);
-      if (err) break;
-      if (att)
-        reinterpret_cast<nmreq_vale_attach*>(buf)->port_index = idx;
-      else
-        reinterpret_cast<nmreq_vale_detach*>(buf)->port_index = idx;
-      return copy_out(body, buf, sz) ? 0 : fail(EFAULT);
-    }
-    case NETMAP_REQ_VALE_LIST: {
-      nmreq_vale_list r;
-      if (!body || !copy_in(&r, body, sizeof r)) return fail(EFAULT);
-      std::string n = name;
-      uint32_t b = r.nr_bridge_idx, p = r.nr_port_idx;
-      if ((err = vale_list_port(&n, &b, &p, &why)) != 0) break;
-      r.nr_bridge_idx = uint16_t(b), r.nr_port_idx = p;
-      snprintf(h->nr_name, sizeof h->nr_name, "%s", n.c_str());
-      if (!copy_out(body, &r, sizeof r) || !copy_out(arg, h, sizeof *h)) return fail(EFAULT);
-      return 0;
-    }
-  }
-  return err ? fail(err, why) : 0;
-}
-
-int ctrl(NetmapFile* f, void* arg) {
-  nmreq_header h;
-  if (!copy_in(&h, arg, sizeof h)) return fail(EFAULT);
-  if (h.nr_version < NETMAP_MIN_API || h.nr_version > NETMAP_MAX_API)
-    return fail(EINVAL, "nr_version " + std::to_string(h.nr_version) + " not supported: use " +
-                            std::to_string(NETMAP_API));
-  if (h.nr_reserved != 0) return fail(EINVAL, "nmreq_header.nr_reserved must be 0");
-  if (check_options(h.nr_options)) return -1;
-  std::string name = name_of(h.nr_name, sizeof h.nr_name);
-  void* body = reinterpret_cast<void*>(h.nr_body);
-  switch (h.nr_reqtype) {
-    case NETMAP_REQ_REGISTER: {
-      nmreq_register r;
-      if (!body || !copy_in(&r, body, sizeof r)) return fail(EFAULT);
-      BindRequest rq;
-      rq.name = name;
-      rq.mode = r.nr_mode;
-      rq.ringid = r.nr_ringid;
-      rq.flags = r.nr_flags;
-      rq.mem_id = r.nr_mem_id;
-      rq.nrings[kTx] = r.nr_tx_rings, rq.nrings[kRx] = r.nr_rx_rings;
-      rq.nslots[kTx] = r.nr_tx_slots, rq.nslots[kRx] = r.nr_rx_slots;
-      rq.extra_bufs = r.nr_extra_bufs;
-      if (do_register(f, rq)) return -1;
-      fill_register_reply(*f->binding, &r);
-      return copy_out(body, &r, sizeof r) ? 0 : fail(EFAULT);
-    }
-    case NETMAP_REQ_PORT_INFO_GET: {
-      nmreq_port_info_get pi;
-      if (!body || !copy_in(&pi, body, sizeof pi)) return fail(EFAULT);
-      nmreq_register r{};
-      if (port_info(f, name, pi.nr_mem_id, &r)) return -1;
-      pi.nr_memsize = r.nr_memsize;
-      pi.nr_tx_slots = r.nr_tx_slots, pi.nr_rx_slots = r.nr_rx_slots;
-      pi.nr_tx_rings = r.nr_tx_rings, pi.nr_rx_rings = r.nr_rx_rings;
-      pi.nr_host_tx_rings = r.nr_host_tx_rings, pi.nr_host_rx_rings = r.nr_host_rx_rings;
-      pi.nr_mem_id = r.nr_mem_id;
-      return copy_out(body, &pi, sizeof pi) ? 0 : fail(EFAULT);
-    }
-    case NETMAP_REQ_POOLS_INFO_GET: {
-      nmreq_pools_info pi;
-      if (!body || !copy_in(&pi, body, sizeof pi)) return fail(EFAULT);
-      if (pools_info(f, &pi)) return -1;
-      return copy_out(body, &pi, sizeof pi) ? 0 : fail(EFAULT);
-    }
-    case NETMAP_REQ_VALE_ATTACH:
-    case NETMAP_REQ_VALE_DETACH:
-    case NETMAP_REQ_VALE_LIST:
-    case NETMAP_REQ_VALE_NEWIF:
-    case NETMAP_REQ_VALE_DELIF:
-      return vale_ctrl(arg, &h, name, body);
-    case NETMAP_REQ_VALE_POLLING_ENABLE:
-    case NETMAP_REQ_VALE_POLLING_DISABLE:
-      return fail(EOPNOTSUPP, "VALE polling mode is for NIC ports, which are not supported yet");
-    default:
-      return fail(EOPNOTSUPP, "request type " + std::to_string(h.nr_reqtype) + " not supported");
-  }
-}
-
-// Legacy NIOCREGIF / NIOCGINFO (struct nmreq).
-BindRequest legacy_request(const nmreq& r) {
-  BindRequest rq;
-  rq.name = name_of(r.nr_name, sizeof r.nr_name);
-  rq.mode = r.nr_flags & NR_REG_MASK;
-  rq.flags = r.nr_flags & ~uint64_t(NR_REG_MASK);
-  if (rq.mode == NR_REG_DEFAULT) {
-    if (r.nr_ringid & NETMAP_SW_RING)
-      rq.mode = NR_REG_SW;
-    else if (r.nr_ringid & NETMAP_HW_RING)
-      rq.mode = NR_REG_ONE_NIC;
-    else
-      rq.mode = NR_REG_ALL_NIC;
-  }
-  rq.ringid = r.nr_ringid & NETMAP_RING_MASK;
-  if (r.nr_ringid & NETMAP_NO_TX_POLL) rq.flags |= NR_NO_TX_POLL;
-  if (r.nr_ringid & NETMAP_DO_RX_POLL) rq.flags |= NR_DO_RX_POLL;
-  rq.mem_id = r.nr_arg2;
-  rq.nrings[kTx] = r.nr_tx_rings, rq.nrings[kRx] = r.nr_rx_rings;
-  rq.nslots[kTx] = r.nr_tx_slots, rq.nslots[kRx] = r.nr_rx_slots;
-  rq.extra_bufs = r.nr_arg3;
-  return rq;
-}
-
-void legacy_reply(const nmreq_register& rr, nmreq* r) {
-  r->nr_offset = uint32_t(rr.nr_offset);
-  r->nr_memsize = uint32_t(rr.nr_memsize);
-  r->nr_tx_slots = rr.nr_tx_slots, r->nr_rx_slots = rr.nr_rx_slots;
-  r->nr_tx_rings = rr.nr_tx_rings, r->nr_rx_rings = rr.nr_rx_rings;
-  r->nr_arg2 = rr.nr_mem_id;
-  r->nr_arg3 = rr.nr_extra_bufs;
-}
-
-// Legacy VALE control: nr_cmd in a NIOCREGIF request.
-int legacy_cmd(void* arg, nmreq* r) {
-  std::string name = name_of(r->nr_name, sizeof r->nr_name), why;
-  uint32_t idx = 0, bridge = r->nr_arg1, port = r->nr_arg2;
-  int err;
-  switch (r->nr_cmd) {
-    case NETMAP_BDG_ATTACH:
-      if (r->nr_arg1 & NETMAP_BDG_HOST)
-        return fail(EOPNOTSUPP, "attaching a host stack needs NIC ports, not supported yet");
-      err = vale_attach(name, &idx, &why);
-      break;
-    case NETMAP_BDG_DETACH:
-      err = vale_detach(name, &idx, &why);
-      break;
-    case NETMAP_BDG_NEWIF: {
-      ValeNewif c;
-      c.rings[kTx] = r->nr_tx_rings, c.rings[kRx] = r->nr_rx_rings;
-      c.slots[kTx] = r->nr_tx_slots, c.slots[kRx] = r->nr_rx_slots;
-      c.mem_id = r->nr_arg2;
-      err = vale_newif(name, c, &why);
-      break;
-    }
-    case NETMAP_BDG_DELIF:
-      err = vale_delif(name, &why);
-      break;
-    case NETMAP_BDG_LIST:
-      if ((err = vale_list_port(&name, &bridge, &port, &why)) != 0) break;
-      snprintf(r->nr_name, sizeof r->nr_name, "%s", name.c_str());
-      r->nr_arg1 = uint16_t(bridge), r->nr_arg2 = uint16_t(port);
-      return copy_out(arg, r, sizeof *r) ? 0 : fail(EFAULT);
-    default:
-      return fail(EOPNOTSUPP, "nr_cmd " + std::to_string(r->nr_cmd) + " not supported");
-  }
-  return err ? fail(err, why) : 0;
-}
-
-int legacy(NetmapFile* f, unsigned long req, void* arg) {
-  nmreq r;
-  if (!copy_in(&r, arg, sizeof r)) return fail(EFAULT);
-  if (r.nr_version < 11 || r.nr_version > NETMAP_MAX_API)
-    return fail(EINVAL, "nr_version " + std::to_string(r.nr_version) + " not supported");
-  if (r.nr_cmd != 0) return legacy_cmd(arg, &r);
-  BindRequest rq = legacy_request(r);
-  nmreq_register rr{};
-  if (req == NIOCREGIF) {
-    if (do_register(f, rq)) return -1;
-    fill_register_reply(*f->binding, &rr);
-  } else if (rq.name.empty()) {
-    nmreq_pools_info pi{};
-    pi.nr_mem_id = rq.mem_id;
-    if (pools_info(f, &pi)) return -1;
-    rr.nr_memsize = pi.nr_memsize;
-    rr.nr_mem_id = pi.nr_mem_id;
-  } else if (port_info(f, rq.name, rq.mem_id, &rr)) {
-    return -1;
-  }
-  legacy_reply(rr, &r);
-  return copy_out(arg, &r, sizeof r) ? 0 : fail(EFAULT);
 }
 
 int64_t now_ms() {
@@ -419,6 +94,23 @@ std::map<int, std::map<int, EpollEntry>> g_ep;
 std::atomic<int> g_ep_used{0};  // nonzero once any epoll set has a netmap fd
 
 }  // namespace
+
+int fail(int err, const std::string& why) {
+  t_last_error = why.empty() ? strerror(err) : why;
+  if (!why.empty() && !getenv("UNETMAP_QUIET")) fprintf(stderr, "unetmap: %s\n", why.c_str());
+  errno = err;
+  return -1;
+}
+
+bool copy_in(void* dst, const void* src, size_t n) {
+  iovec local{dst, n}, remote{const_cast<void*>(src), n};
+  return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == ssize_t(n);
+}
+
+bool copy_out(void* dst, const void* src, size_t n) {
+  iovec local{const_cast<void*>(src), n}, remote{dst, n};
+  return process_vm_writev(getpid(), &local, 1, &remote, 1, 0) == ssize_t(n);
+}
 
 const Libc& libc() {
   static const Libc l = [] {
@@ -493,10 +185,9 @@ int dev_ioctl(int fd, unsigned long req, void* arg) {
       return err ? fail(err) : 0;
     }
     case NIOCCTRL:
-      return ctrl(f, arg);
     case NIOCREGIF:
     case NIOCGINFO:
-      return legacy(f, req, arg);
+      return dev_ctrl(f, req, arg);
     default:
       return fail(ENOTTY);
   }

@@ -1,0 +1,34 @@
+// Internal to src/abi: the per-open state of a /dev/netmap fd and the
+// helpers the fd layer (devnetmap.cc) and the control requests (ctrl.cc)
+// share.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "core/port.h"
+
+namespace unetmap {
+
+// One per open of /dev/netmap; shared by dup'ed fds of this process.
+struct NetmapFile {
+  uint32_t token = 0;  // wake-up channel
+  std::unique_ptr<Binding> binding;
+  std::atomic<int> refs{1};
+  std::mutex mu;  // serialises register against register
+};
+
+// Fail a request: errno = err, the explanation kept for unetmap_last_error()
+// (and printed unless UNETMAP_QUIET). Returns -1.
+int fail(int err, const std::string& why = {});
+// Copy to/from application memory the way a kernel would: a bad pointer
+// gives false (EFAULT), never a crash of the library.
+bool copy_in(void* dst, const void* src, size_t n);
+bool copy_out(void* dst, const void* src, size_t n);
+
+// NIOCCTRL, NIOCREGIF and NIOCGINFO on an open file (ctrl.cc).
+int dev_ctrl(NetmapFile* f, unsigned long req, void* arg);
+
+}  // namespace unetmap
