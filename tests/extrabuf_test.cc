@@ -52,6 +52,21 @@ std::vector<uint32_t> chain(const RawPort& p) {
   return v;
 }
 
+// Take the first extra buffer into the slot at tx->cur (NS_BUF_CHANGED);
+// the slot's own buffer takes its place at the head of the chain.
+uint32_t swap_in_extra(RawPort& tx) {
+  netmap_ring* r = tx.tx();
+  netmap_slot& s = r->slot[r->cur];
+  uint32_t extra = tx.nifp->ni_bufs_head, next;
+  memcpy(&next, NETMAP_BUF(r, extra), 4);
+  uint32_t old = s.buf_idx;
+  memcpy(NETMAP_BUF(r, old), &next, 4);
+  tx.nifp->ni_bufs_head = old;
+  s.buf_idx = extra;
+  s.flags = NS_BUF_CHANGED;
+  return extra;
+}
+
 TEST(ExtraBufs, ChainIsGivenAndReturnedAtClose) {
   RawPort keep("eb}0");  // keeps the pipe (and region 1) alive across the test
   ASSERT_TRUE(keep.ok());
@@ -83,14 +98,7 @@ TEST(ExtraBufs, SwappedIntoASlotAndSent) {
     ASSERT_EQ(tx.reg.nr_extra_bufs, 4u);
     netmap_ring* r = tx.tx();
     netmap_slot& s = r->slot[r->cur];
-    uint32_t extra = tx.nifp->ni_bufs_head, next;
-    memcpy(&next, NETMAP_BUF(r, extra), 4);
-    // The slot's buffer takes the extra one's place at the head of the chain.
-    uint32_t old = s.buf_idx;
-    memcpy(NETMAP_BUF(r, old), &next, 4);
-    tx.nifp->ni_bufs_head = old;
-    s.buf_idx = extra;
-    s.flags = NS_BUF_CHANGED;
+    uint32_t extra = swap_in_extra(tx);
     memcpy(NETMAP_BUF(r, extra), "extra buffer payload", 20);
     s.len = 60;
     r->head = r->cur = nm_ring_next(r, r->cur);
@@ -162,14 +170,7 @@ TEST(ExtraBufs, OnAValePort) {
   const uint32_t with_extra = reg->bufs_in_use();
   netmap_ring* r = tx.tx();
   netmap_slot& s = r->slot[r->cur];
-  uint32_t extra = tx.nifp->ni_bufs_head, next;
-  memcpy(&next, NETMAP_BUF(r, extra), 4);
-  uint32_t old = s.buf_idx;
-  memcpy(NETMAP_BUF(r, old), &next, 4);
-  tx.nifp->ni_bufs_head = old;
-  s.buf_idx = extra;
-  s.flags = NS_BUF_CHANGED;
-  char* f = NETMAP_BUF(r, extra);
+  char* f = NETMAP_BUF(r, swap_in_extra(tx));
   memset(f, 0xff, 6);  // broadcast
   memset(f + 6, 0x02, 6);
   memcpy(f + 14, "through the switch", 18);
