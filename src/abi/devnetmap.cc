@@ -63,11 +63,6 @@ int64_t now_ms() {
   return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
-int64_t now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
 
 // How long poll spins before it sleeps: UNETMAP_SPIN_US, default 50 us.
 int64_t spin_ns() {
@@ -231,7 +226,7 @@ int dev_poll(struct pollfd* fds, nfds_t n, int timeout_ms) {
     // A short bounded spin before sleeping: between two processes that
     // exchange packets at full speed the ring is empty (or full) only for
     // a moment, and a sleep/wake-up pair costs far more than the wait.
-    const int64_t spin_end = now_ns() + spin_ns();
+    const uint64_t spin_end = mono_ns() + uint64_t(spin_ns());
     do {
       for (int k = 0; k < 64; k++) __builtin_ia32_pause();
       for (nfds_t i = 0; i < n; i++)
@@ -239,7 +234,7 @@ int dev_poll(struct pollfd* fds, nfds_t n, int timeout_ms) {
           fds[i].revents = scan_one(f, fds[i].events);
           if (fds[i].revents) ready++;
         }
-    } while (!ready && now_ns() < spin_end);
+    } while (!ready && mono_ns() < spin_end);
     if (ready && !others) return ready;
   }
   const int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;

@@ -1,23 +1,9 @@
 #include "core/lease.h"
 
-#include <time.h>
-
 #include <utility>
 
 namespace unetmap {
 
-namespace {
-inline uint32_t next_slot(uint32_t i, uint32_t n) { return i + 1 == n ? 0 : i + 1; }
-inline uint32_t ring_dist(uint32_t from, uint32_t to, uint32_t n) {
-  return to >= from ? to - from : to + n - from;
-}
-}  // namespace
-
-uint64_t mono_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
-}
 
 // If a producer died inside the critical section, the reservation it was
 // making may be half done: recompute lease_tail from the leases that were

@@ -16,8 +16,6 @@
 
 namespace unetmap {
 
-uint64_t mono_ns();
-
 class LeaseGuard {
  public:
   explicit LeaseGuard(KringState* ks);

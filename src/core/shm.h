@@ -39,6 +39,9 @@ class LockGuard {
   bool died_;
 };
 
+// CLOCK_MONOTONIC in nanoseconds.
+uint64_t mono_ns();
+
 // This process's pid without a system call (refreshed in fork children).
 int32_t my_pid();
 

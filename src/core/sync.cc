@@ -20,9 +20,6 @@ namespace unetmap {
 
 namespace {
 
-inline uint32_t dist(uint32_t from, uint32_t to, uint32_t n) {
-  return to >= from ? to - from : to + n - from;
-}
 
 // Read head/cur once (the application may change them concurrently).
 inline bool read_head_cur(const Kring& k, uint32_t* head, uint32_t* cur) {
@@ -32,8 +29,8 @@ inline bool read_head_cur(const Kring& k, uint32_t* head, uint32_t* cur) {
   const KringState* s = k.ks;
   const uint32_t n = k.nslots;
   if (*head >= n || *cur >= n) return false;
-  uint32_t span = dist(s->rhead, s->rtail, n);
-  return dist(s->rhead, *head, n) <= span && dist(*head, *cur, n) <= dist(*head, s->rtail, n);
+  uint32_t span = ring_dist(s->rhead, s->rtail, n);
+  return ring_dist(s->rhead, *head, n) <= span && ring_dist(*head, *cur, n) <= ring_dist(*head, s->rtail, n);
 }
 
 void reinit(Kring& k) {
@@ -93,7 +90,7 @@ static int txsync_locked(Kring& k) {
   const uint32_t nbufs = k.region->cfg().buf_num;
   const uint32_t bsize = k.region->cfg().buf_size;
   const netmap_slot* slot = k.ring->slot;
-  for (uint32_t i = k.ks->rhead; i != head; i = i + 1 == n ? 0 : i + 1) {
+  for (uint32_t i = k.ks->rhead; i != head; i = next_slot(i, n)) {
     uint32_t b = slot[i].buf_idx;
     if (b < 2 || b >= nbufs || slot[i].len > bsize) {
       reinit(k);
@@ -117,7 +114,7 @@ static int rxsync_locked(Kring& k) {
   const uint32_t n = k.nslots;
   const uint32_t nbufs = k.region->cfg().buf_num;
   const netmap_slot* slot = k.ring->slot;
-  for (uint32_t i = k.ks->rhead; i != head; i = i + 1 == n ? 0 : i + 1) {
+  for (uint32_t i = k.ks->rhead; i != head; i = next_slot(i, n)) {
     uint32_t b = slot[i].buf_idx;
     if (b < 2 || b >= nbufs) {
       reinit(k);

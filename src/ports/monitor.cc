@@ -26,8 +26,6 @@ namespace unetmap {
 
 namespace {
 
-inline uint32_t next_slot(uint32_t i, uint32_t n) { return i + 1 == n ? 0 : i + 1; }
-
 void hook(Region& r, uint32_t watched_ring, uint32_t mon_ring) {
   KringState* ks = r.kring(watched_ring);
   uint64_t e = uint64_t(r.kring(mon_ring)->gen.load()) << 32 | (mon_ring + 1);

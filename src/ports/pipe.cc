@@ -105,7 +105,7 @@ class PipeAdapter final : public Adapter {
     if (j != head) {
       uint64_t bytes = 0;
       uint32_t m = 0;
-      for (; j != head; j = j + 1 == n ? 0 : j + 1, m++) {
+      for (; j != head; j = next_slot(j, n), m++) {
         rslot[j] = tslot[j];
         tslot[j].flags &= uint16_t(~NS_BUF_CHANGED);
         bytes += tslot[j].len;
@@ -128,7 +128,7 @@ class PipeAdapter final : public Adapter {
     netmap_slot* rslot = k.ring->slot;
     netmap_slot* tslot = k.peer->ring->slot;
     uint32_t m = 0;
-    for (; j != head; j = j + 1 == n ? 0 : j + 1, m++) {
+    for (; j != head; j = next_slot(j, n), m++) {
       if (rslot[j].flags & NS_BUF_CHANGED) {
         tslot[j] = rslot[j];  // the sender sees NS_BUF_CHANGED too
         rslot[j].flags &= uint16_t(~NS_BUF_CHANGED);

@@ -52,10 +52,6 @@ namespace unetmap {
 namespace {
 
 
-inline uint32_t next_slot(uint32_t i, uint32_t n) { return i + 1 == n ? 0 : i + 1; }
-inline uint32_t ring_dist(uint32_t from, uint32_t to, uint32_t n) {
-  return to >= from ? to - from : to + n - from;
-}
 
 // ---- lookups ----
 
@@ -196,6 +192,7 @@ struct FwdPkt {
 };
 
 struct ValeKring {
+  Registry* reg = nullptr;  // the process's registry mapping
   int sw = -1;
   uint16_t me = 0;
   uint32_t sw_gen = ~0u;
@@ -361,6 +358,7 @@ class ValeAdapter final : public Adapter {
   void kring_init(Registry& reg, Kring& k) const override {
     if (k.dir != kTx || k.host) return;
     auto* v = new ValeKring;
+    v->reg = &reg;
     v->ft.resize(k.nslots);
     v->order.reserve(k.nslots);
     v->list_head.assign(kSwitchPorts, ~0u);
@@ -387,10 +385,9 @@ class ValeAdapter final : public Adapter {
     auto* v = static_cast<ValeKring*>(k.priv);
     const uint32_t n = k.nslots;
     uint32_t done = ts->hwcur.load(std::memory_order_relaxed);
-    if (v && Registry::get(nullptr)->port(k.port).sw != v->sw) {
-      Registry* reg = Registry::get(nullptr);
-      LockGuard g(reg->lock());
-      rebind(*reg, k, *v);
+    if (v && v->reg->port(k.port).sw != v->sw) {
+      LockGuard g(v->reg->lock());
+      rebind(*v->reg, k, *v);
     }
     if (v && v->sw >= 0 && done != head) done = forward(k, *v, head);
     else done = head;  // a port on no switch: packets go nowhere
@@ -453,11 +450,10 @@ class ValeAdapter final : public Adapter {
 
   // Forward the complete packets of [hwcur, head); return the new hwcur.
   static uint32_t forward(Kring& k, ValeKring& v, uint32_t head) {
-    SwitchEntry& sw = Registry::get(nullptr)->sw(v.sw);
+    SwitchEntry& sw = v.reg->sw(v.sw);
     if (sw.gen.load(std::memory_order_acquire) != v.sw_gen) {
-      Registry* reg = Registry::get(nullptr);
-      LockGuard g(reg->lock());
-      refresh(*reg, v);
+      LockGuard g(v.reg->lock());
+      refresh(*v.reg, v);
     }
     const uint32_t n = k.nslots;
     uint32_t j = k.ks->hwcur.load(std::memory_order_relaxed);
