@@ -4,7 +4,6 @@
 
 namespace unetmap {
 
-
 // If a producer died inside the critical section, the reservation it was
 // making may be half done: recompute lease_tail from the leases that were
 // counted (the count is written last).
