@@ -2,7 +2,8 @@
 # Installs what unetmap needs to build and test, from Debian's packages.
 # Extra package names may be given as arguments (e.g. dpdk-dev for bench/).
 set -euo pipefail
-pkgs=(cmake g++ gcc make libgtest-dev googletest iproute2 procps "$@")
+pkgs=(cmake g++ gcc make pkg-config libgtest-dev googletest libxdp-dev libbpf-dev iproute2 procps
+  iputils-ping netcat-openbsd "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -200,7 +200,7 @@ TEST(Legacy, BadRequests) {
   EXPECT_EQ(errno, EFAULT);
   // Unknown port.
   nmreq u{};
-  strcpy(u.nr_name, "eth0");
+  strcpy(u.nr_name, "nosuchif9");
   u.nr_version = 14;
   u.nr_flags = NR_REG_ALL_NIC;
   errno = 0;
@@ -343,7 +343,7 @@ TEST(NmOpen, TemplateOverrides) {
 
 TEST(NmOpen, Errors) {
   errno = 0;
-  EXPECT_EQ(nm_open("netmap:eth0", nullptr, 0, nullptr), nullptr);
+  EXPECT_EQ(nm_open("netmap:nosuchif9", nullptr, 0, nullptr), nullptr);
   EXPECT_EQ(errno, ENXIO);
   errno = 0;
   EXPECT_EQ(nm_open("bogus", nullptr, 0, nullptr), nullptr);

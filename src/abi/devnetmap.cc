@@ -238,13 +238,7 @@ int dev_poll(struct pollfd* fds, nfds_t n, int timeout_ms) {
     if (ready && !others) return ready;
   }
   const int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
-  pollfd small[16];
-  std::vector<pollfd> big;
-  pollfd* kfds = small;
-  if (n > 16) {
-    big.resize(n);
-    kfds = big.data();
-  }
+  std::vector<pollfd> kfds;  // fds, then the kernel fds under NIC rings
   bool nm_ready = ready > 0;
   for (;;) {
     int wait = nm_ready ? 0 : (deadline < 0 ? -1 : int(std::max<int64_t>(0, deadline - now_ms())));
@@ -264,12 +258,16 @@ int dev_poll(struct pollfd* fds, nfds_t n, int timeout_ms) {
       // the rescan's rxsync reclaims the lease once it is stale.
       if (leases && (wait < 0 || wait > 2)) wait = 2;
     }
-    for (nfds_t i = 0; i < n; i++) {
-      kfds[i] = fds[i];
-      if (file_of(fds[i].fd)) kfds[i].events = POLLIN;
-    }
-    int r = libc().poll(kfds, n, wait);
+    kfds.assign(fds, fds + n);
+    for (nfds_t i = 0; i < n; i++)
+      if (NetmapFile* f = file_of(fds[i].fd)) {
+        kfds[i].events = POLLIN;
+        if (f->binding && wait != 0) f->binding->wait_fds(fds[i].events, &kfds);
+      }
+    int r = libc().poll(kfds.data(), kfds.size(), wait);
     if (r < 0) return r;
+    bool kernel = false;  // a NIC socket has something: rescan every netmap fd
+    for (size_t j = n; j < kfds.size(); j++) kernel |= kfds[j].revents != 0;
     ready = 0;
     for (nfds_t i = 0; i < n; i++) {
       NetmapFile* f = file_of(fds[i].fd);
@@ -278,7 +276,8 @@ int dev_poll(struct pollfd* fds, nfds_t n, int timeout_ms) {
       } else if (f->binding) {
         f->binding->arm(fds[i].events, 0);
         if (kfds[i].revents & POLLIN) drain(fds[i].fd);
-        if (!nm_ready || (kfds[i].revents & POLLIN)) fds[i].revents = scan_one(f, fds[i].events);
+        if (!nm_ready || kernel || (kfds[i].revents & POLLIN))
+          fds[i].revents = scan_one(f, fds[i].events);
       }
       if (fds[i].revents) ready++;
     }

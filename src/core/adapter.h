@@ -59,9 +59,13 @@ class Adapter {
   // Free what create() made (registry locked). Default: every ring.
   virtual void destroy(Registry& reg, int p) const;
   // Per-kring process-local state of a bound ring (registry locked for
-  // init); the default has none.
-  virtual void kring_init(Registry&, Kring&) const {}
+  // init); the default has none. 0 or errno, with *why.
+  virtual int kring_init(Registry&, Kring&, std::string* why) const { return 0; }
   virtual void kring_fini(Kring&) const {}
+  // A kernel fd that becomes readable when the ring may have work (NIC
+  // ports: the socket under it), polled beside the wake-up channel; -1 if
+  // none.
+  virtual int kring_wait_fd(const Kring&) const { return -1; }
   // Move [ks->hwcur, head) out and refresh ks->hwtail.
   virtual void txsync(Kring& k, uint32_t head) const = 0;
   // Release [ks->hwcur, head) and refresh ks->hwtail.

@@ -110,7 +110,8 @@ int Binding::open(const BindRequest& rq, std::unique_ptr<Binding>* out, std::str
     if (!na) {
       *why = "no such port '" + rq.name +
              "': this build has pipes (NAME{ID, NAME}ID), VALE ports (valeX:Y), null:NAME and "
-             "persistent VALE ports made with vale-ctl -n; NIC ports are not supported yet";
+             "persistent VALE ports made with vale-ctl -n, and the interfaces of this network "
+             "namespace (IF, IF-N, IF^, IF*)";
       return ENXIO;
     }
     if ((err = create_port(*reg, *na, rq, why, &p)) != 0) return err;
@@ -192,15 +193,20 @@ int Binding::attach(Registry& reg, int p, const BindRequest& rq, std::string* wh
   info_ = pe;
   flags_ = rq.flags;
   nifp_off_ = region_->nifp_offset(re.nifp);
-  build_views(reg);
+  if ((err = build_views(reg, why)) != 0) {
+    reg.drop_reg(ri);  // the caller holds the registry lock: undo here
+    reg_ = -1;
+    return err;
+  }
   if (rq.extra_bufs)
     extra_bufs_ = region_->alloc_extra(rq.extra_bufs, &region_->nifp(re.nifp)->ni_bufs_head);
   return 0;
 }
 
 // Fill the netmap_if and the process-local kring views; reset the bound
-// rings' public state to the kernel's (netmap does this at register).
-void Binding::build_views(Registry& reg) {
+// rings' public state to the kernel's (netmap does this at register). Fails
+// only if a port type cannot set up a bound ring (a NIC's socket).
+int Binding::build_views(Registry& reg, std::string* why) {
   Region& r = *region_;
   const PortEntry& pe = info_;
   const uint32_t nifp = reg.reg(reg_).nifp;
@@ -238,9 +244,8 @@ void Binding::build_views(Registry& reg) {
       }
     }
   }
-  for (int d : {kTx, kRx})
-    for (uint32_t i = first_[d]; i < last_[d]; i++) kr_[d][i].na->kring_init(reg, kr_[d][i]);
-  if (pe.peer < 0) return;
+  if (int err = init_krings(reg, why)) return err;
+  if (pe.peer < 0) return 0;
   const PortEntry& q = reg.port(pe.peer);
   for (int d : {kTx, kRx}) {
     peer_[d].resize(q.nrings[d]);
@@ -259,6 +264,23 @@ void Binding::build_views(Registry& reg) {
     kr_[kTx][i].peer = &peer_[kRx][i];
   for (uint32_t i = 0; i < kr_[kRx].size() && i < peer_[kTx].size(); i++)
     kr_[kRx][i].peer = &peer_[kTx][i];
+  return 0;
+}
+
+// The port type's per-ring setup of every bound ring; on failure the rings
+// set up so far are taken down and the binding binds nothing.
+int Binding::init_krings(Registry& reg, std::string* why) {
+  for (int d : {kTx, kRx})
+    for (uint32_t i = first_[d]; i < last_[d]; i++) {
+      int err = kr_[d][i].na->kring_init(reg, kr_[d][i], why);
+      if (!err) continue;
+      for (int e : {kTx, kRx})
+        for (uint32_t j = first_[e]; j < last_[e] && (e < d || j < i); j++)
+          kr_[e][j].na->kring_fini(kr_[e][j]);
+      first_[kTx] = last_[kTx] = first_[kRx] = last_[kRx] = 0;
+      return err;
+    }
+  return 0;
 }
 
 Binding::~Binding() {
@@ -323,6 +345,17 @@ void Binding::arm(short events, uint32_t token) {
   if (events & (POLLIN | POLLRDNORM))
     for (uint32_t i = first_[kRx]; i < last_[kRx]; i++)
       kr_[kRx][i].ks->waiter.store(token, std::memory_order_seq_cst);
+}
+
+void Binding::wait_fds(short events, std::vector<pollfd>* fds) const {
+  if (events & (POLLOUT | POLLWRNORM))
+    for (uint32_t i = first_[kTx]; i < last_[kTx]; i++)
+      if (int fd = kr_[kTx][i].na->kring_wait_fd(kr_[kTx][i]); fd >= 0)
+        fds->push_back(pollfd{fd, POLLOUT, 0});
+  if (events & (POLLIN | POLLRDNORM))
+    for (uint32_t i = first_[kRx]; i < last_[kRx]; i++)
+      if (int fd = kr_[kRx][i].na->kring_wait_fd(kr_[kRx][i]); fd >= 0)
+        fds->push_back(pollfd{fd, POLLIN, 0});
 }
 
 }  // namespace unetmap

@@ -7,6 +7,8 @@
 
 #include <net/netmap.h>
 
+#include <poll.h>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -55,6 +57,9 @@ class Binding {
   // Some bound rx ring has producers' leases pending: one of them may be a
   // dead process's, which only a later sync reclaims.
   bool rx_leases_pending() const;
+  // Kernel fds under the rings poll would wait on (NIC sockets), appended
+  // to *fds with the events that mean the ring may be ready.
+  void wait_fds(short events, std::vector<pollfd>* fds) const;
 
   Region& region() const { return *region_; }
   uint64_t nifp_offset() const { return nifp_off_; }
@@ -69,7 +74,8 @@ class Binding {
   static int create_port(Registry& reg, const Adapter& na, const BindRequest& rq,
                          std::string* why, int* out);
   int attach(Registry& reg, int p, const BindRequest& rq, std::string* why);
-  void build_views(Registry& reg);
+  int build_views(Registry& reg, std::string* why);
+  int init_krings(Registry& reg, std::string* why);
   std::shared_ptr<Region> region_;
   int reg_ = -1;
   int port_ = -1;

@@ -27,7 +27,7 @@ constexpr uint32_t kMaxSwitches = 64;
 constexpr uint32_t kSwitchPorts = 254;  // ports per VALE switch, as netmap
 constexpr uint32_t kMacTable = 1024;    // learning-bridge hash entries
 
-enum class PortKind : uint8_t { kNone = 0, kNull = 1, kPipe = 2, kVale = 3, kMonitor = 4 };
+enum class PortKind : uint8_t { kNone = 0, kNull = 1, kPipe = 2, kVale = 3, kMonitor = 4, kNic = 5 };
 
 enum Dir : uint8_t { kTx = 0, kRx = 1 };
 
@@ -45,7 +45,8 @@ struct PortEntry {
   uint16_t sw_port;    // VALE: port index on the switch
   uint8_t persistent;  // VALE: made by vale-ctl -n, outlives its users
   uint8_t monitor;     // monitors: NR_MONITOR_TX/RX >> 8 (the port watched is peer)
-  uint8_t pad2[2];
+  uint8_t nic_backend;  // NIC ports: nic::Backend of the last process to bind a ring
+  uint8_t pad2;
   uint32_t ring[2][kMaxRings + 1];  // region ring index of each ring
 };
 

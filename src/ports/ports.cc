@@ -14,10 +14,12 @@ const Adapter& null_adapter();
 const Adapter& pipe_adapter();
 const Adapter& vale_adapter();
 const Adapter& monitor_adapter();
+const Adapter& nic_adapter();
 
 namespace {
+// The NIC adapter claims any interface name: it comes last.
 const Adapter* const kAdapters[] = {&null_adapter(), &pipe_adapter(), &vale_adapter(),
-                                    &monitor_adapter()};
+                                    &monitor_adapter(), &nic_adapter()};
 }
 
 const Adapter* adapter_for_name(std::string_view name) {

@@ -355,8 +355,8 @@ class ValeAdapter final : public Adapter {
     Adapter::destroy(reg, p);
   }
 
-  void kring_init(Registry& reg, Kring& k) const override {
-    if (k.dir != kTx || k.host) return;
+  int kring_init(Registry& reg, Kring& k, std::string*) const override {
+    if (k.dir != kTx || k.host) return 0;
     auto* v = new ValeKring;
     v->reg = &reg;
     v->ft.resize(k.nslots);
@@ -365,6 +365,7 @@ class ValeAdapter final : public Adapter {
     v->list_tail.assign(kSwitchPorts, ~0u);
     rebind(reg, k, *v);
     k.priv = v;
+    return 0;
   }
 
   // The port may be attached or detached while open (persistent ports).

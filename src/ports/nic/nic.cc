@@ -1,0 +1,300 @@
+// NIC ports ("netmap:IF", "netmap:IF-N", "netmap:IF^", "netmap:IF*"): the
+// interfaces of the host, as netmap's native and generic adapters.
+//
+// The port has one ring pair per hardware queue and one host ring pair, in
+// the global region (as netmap's NIC ports). A process that binds a ring
+// opens the kernel object under it (nic.h): an AF_XDP socket on the queue
+// (the default, as netmap's native mode), or an AF_PACKET socket with
+// mmap'ed rings (netmap's emulated "generic" mode), and for the host rings a
+// tap device spliced into the interface by two tc programs. txsync copies
+// the slots into the socket's ring and kicks it; rxsync copies what the
+// socket received into free slots. Slot ownership is netmap's: the
+// application's [head, tail), the kernel's the rest.
+//
+// The backend is chosen when the process first binds a ring of the
+// interface: AF_XDP if it can be set up, else AF_PACKET, or what
+// UNETMAP_NIC=xdp|packet forces. The choice and why are printed with
+// UNETMAP_VERBOSE=1 and kept in the port entry for the tools.
+//
+// One process at a time may bind a given NIC ring (the socket is its
+// own); the kernel allows one XDP program per interface, so the NIC rings
+// of one interface are bound by one process at a time in AF_XDP mode.
+#include "ports/nic/nic.h"
+
+#include <errno.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
+#include <net/if.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+
+namespace unetmap {
+namespace nic {
+
+const char* backend_name(Backend b) {
+  switch (b) {
+    case Backend::kXdp: return "AF_XDP";
+    case Backend::kPacket: return "AF_PACKET";
+    default: return "none";
+  }
+}
+
+bool rx_put(Kring& k, uint32_t* tail, uint32_t* room, const void* data, uint32_t len) {
+  const uint32_t bsize = k.region->cfg().buf_size;
+  const uint32_t need = len == 0 ? 1 : (len + bsize - 1) / bsize;
+  if (need > *room) return false;
+  const char* src = static_cast<const char*>(data);
+  uint32_t t = *tail;
+  for (uint32_t i = 0; i < need; i++) {
+    netmap_slot& sl = k.ring->slot[t];
+    uint32_t part = len > bsize ? bsize : len;
+    memcpy(k.region->buf(sl.buf_idx), src, part);
+    sl.len = uint16_t(part);
+    sl.flags = i + 1 < need ? NS_MOREFRAG : 0;
+    src += part;
+    len -= part;
+    t = next_slot(t, k.nslots);
+  }
+  *tail = t;
+  *room -= need;
+  return true;
+}
+
+uint32_t tx_gather(const Kring& k, uint32_t i, uint32_t nslots, void* dst, uint32_t cap) {
+  char* d = static_cast<char*>(dst);
+  uint32_t len = 0;
+  for (uint32_t c = 0; c < nslots; c++, i = next_slot(i, k.nslots)) {
+    const netmap_slot& sl = k.ring->slot[i];
+    if (len + sl.len > cap) return 0;
+    memcpy(d + len, k.region->buf(sl.buf_idx), sl.len);
+    len += sl.len;
+  }
+  return len;
+}
+
+namespace {
+
+// The process's interfaces in use, by name.
+std::mutex g_mu;
+std::map<std::string, Iface*> g_ifaces;
+
+// Queues and MTU come from the interface itself (ethtool and ifreq
+// ioctls), not sysfs: a process that entered another network namespace
+// still sees the sysfs of the one it was started in.
+struct IfInfo {
+  uint32_t rx_queues = 1, tx_queues = 1, mtu = 1500;
+};
+
+IfInfo if_info(const std::string& ifname) {
+  IfInfo r;
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return r;
+  ifreq ifr{};
+  snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", ifname.c_str());
+  if (ioctl(s, SIOCGIFMTU, &ifr) == 0) r.mtu = uint32_t(ifr.ifr_mtu);
+  ethtool_channels ch{};
+  ch.cmd = ETHTOOL_GCHANNELS;
+  ifr.ifr_data = reinterpret_cast<char*>(&ch);
+  if (ioctl(s, SIOCETHTOOL, &ifr) == 0) {
+    r.rx_queues = std::max(1u, ch.rx_count + ch.combined_count);
+    r.tx_queues = std::max(1u, ch.tx_count + ch.combined_count);
+  }
+  close(s);
+  return r;
+}
+
+Backend wanted_backend(std::string* why) {
+  const char* e = getenv("UNETMAP_NIC");
+  if (!e || !*e || !strcmp(e, "auto")) return Backend::kNone;
+  if (!strcmp(e, "xdp") || !strcmp(e, "native")) return Backend::kXdp;
+  if (!strcmp(e, "packet") || !strcmp(e, "generic")) return Backend::kPacket;
+  *why = std::string("UNETMAP_NIC='") + e + "' is not one of auto, xdp, packet";
+  return Backend::kNone;
+}
+
+bool verbose() {
+  const char* v = getenv("UNETMAP_VERBOSE");
+  return v && *v && strcmp(v, "0");
+}
+
+// Per bound kring: the queue serving it.
+struct NicKring {
+  Iface* ifc = nullptr;
+  std::shared_ptr<Queue> q;
+  bool rx_started = false;
+};
+
+Iface* iface_get(const std::string& name, int* err, std::string* why) {
+  auto it = g_ifaces.find(name);
+  if (it != g_ifaces.end()) return it->second;
+  auto* ifc = new Iface;
+  ifc->name = name;
+  ifc->ifindex = int(if_nametoindex(name.c_str()));
+  if (!ifc->ifindex) {
+    *err = ENXIO;
+    *why = "no interface '" + name + "' in this network namespace";
+    delete ifc;
+    return nullptr;
+  }
+  IfInfo info = if_info(name);
+  ifc->nqueues = info.rx_queues;
+  ifc->mtu = info.mtu;
+  ifc->queues.resize(ifc->nqueues);
+  g_ifaces[name] = ifc;
+  return ifc;
+}
+
+void iface_put(Iface* ifc) {
+  if (--ifc->refs > 0) return;
+  g_ifaces.erase(ifc->name);
+  delete ifc;
+}
+
+// Open the socket of hardware queue q with the interface's backend,
+// choosing the backend at the first one.
+std::shared_ptr<Queue> open_queue(Iface& ifc, uint32_t q, uint32_t nslots, int* err,
+                                  std::string* why) {
+  if (ifc.backend == Backend::kXdp) return open_xsk(ifc, q, nslots, err, why);
+  if (ifc.backend == Backend::kPacket) return open_packet(ifc, q, nslots, err, why);
+  std::string bad;
+  Backend want = wanted_backend(&bad);
+  if (!bad.empty()) {
+    *err = EINVAL;
+    *why = bad;
+    return nullptr;
+  }
+  if (want != Backend::kPacket) {
+    ifc.backend = Backend::kXdp;
+    auto s = open_xsk(ifc, q, nslots, err, why);
+    if (s || want == Backend::kXdp) {
+      if (!s) ifc.backend = Backend::kNone;
+      return s;
+    }
+    ifc.why_backend = "AF_PACKET: AF_XDP unavailable (" + *why + ")";
+    why->clear();
+  } else {
+    ifc.why_backend = "AF_PACKET: forced by UNETMAP_NIC";
+  }
+  ifc.backend = Backend::kPacket;
+  auto s = open_packet(ifc, q, nslots, err, why);
+  if (!s) ifc.backend = Backend::kNone;
+  return s;
+}
+
+class NicAdapter final : public Adapter {
+ public:
+  PortKind kind() const override { return PortKind::kNic; }
+  const char* type_name() const override { return "nic"; }
+
+  // Any name of an interface of this network namespace that no other
+  // port type claims (this adapter is last in the table).
+  bool owns(std::string_view name) const override {
+    if (name.empty() || name.size() >= IFNAMSIZ) return false;
+    if (name.find_first_of(":{}") != std::string_view::npos) return false;
+    return if_nametoindex(std::string(name).c_str()) != 0;
+  }
+
+  int create(Registry& reg, int p, const PortRequest& req, std::string* why) const override {
+    PortEntry& pe = reg.port(p);
+    pe.kind = PortKind::kNic;
+    pe.mem_id = req.mem_id ? req.mem_id : 1;
+    IfInfo info = if_info(req.name);
+    pe.nrings[kTx] = uint16_t(std::min(info.tx_queues, kMaxRings));
+    pe.nrings[kRx] = uint16_t(std::min(info.rx_queues, kMaxRings));
+    for (int d : {kTx, kRx}) {
+      pe.nslots[d] = req.nslots[d] ? req.nslots[d] : 1024;
+      pe.nhost[d] = 1;
+      if (req.nhost[d] > 1) {
+        *why = "NIC ports have one host ring pair";
+        return EINVAL;
+      }
+    }
+    int err = 0;
+    auto region = Region::get(pe.mem_id, RegionConfig::from_env(), &err, why);
+    if (!region) return err;
+    return make_port_rings(reg, p, *region, why);
+  }
+
+  int kring_init(Registry& reg, Kring& k, std::string* why) const override {
+    const PortEntry& pe = reg.port(k.port);
+    if (k.ks->users > 1) {
+      *why = std::string("netmap:") + pe.name + ": " + (k.dir == kTx ? "tx" : "rx") + " ring " +
+             std::to_string(k.id) + " is bound by another registration (NIC rings have one user)";
+      return EBUSY;
+    }
+    std::lock_guard<std::mutex> g(g_mu);
+    int err = 0;
+    Iface* ifc = iface_get(pe.name, &err, why);
+    if (!ifc) return err;
+    ifc->refs++;
+    auto* nk = new NicKring;
+    nk->ifc = ifc;
+    if (k.host) {
+      nk->q = ifc->host.lock();
+      if (!nk->q && (nk->q = open_host(*ifc, &err, why))) ifc->host = nk->q;
+    } else if (k.id < ifc->nqueues) {
+      nk->q = ifc->queues[k.id].lock();
+      if (!nk->q && (nk->q = open_queue(*ifc, k.id, k.nslots, &err, why)))
+        ifc->queues[k.id] = nk->q;
+    } else {
+      err = EINVAL;
+      *why = "interface has " + std::to_string(ifc->nqueues) + " queues";
+    }
+    if (nk->q && k.dir == kRx && !err) {
+      err = nk->q->start_rx(why);
+      nk->rx_started = !err;
+    }
+    if (!nk->q || err) {
+      delete nk;
+      iface_put(ifc);
+      return err ? err : EIO;
+    }
+    reg.port(k.port).nic_backend = uint8_t(ifc->backend);
+    if (verbose() && !ifc->why_backend.empty()) {
+      fprintf(stderr, "unetmap: netmap:%s: %s\n", pe.name, ifc->why_backend.c_str());
+      ifc->why_backend.clear();  // said once
+    }
+    k.priv = nk;
+    return 0;
+  }
+
+  void kring_fini(Kring& k) const override {
+    auto* nk = static_cast<NicKring*>(k.priv);
+    if (!nk) return;
+    std::lock_guard<std::mutex> g(g_mu);
+    if (nk->rx_started) nk->q->stop_rx();
+    Iface* ifc = nk->ifc;
+    delete nk;  // the last kring of a queue closes its socket
+    k.priv = nullptr;
+    iface_put(ifc);
+  }
+
+  int kring_wait_fd(const Kring& k) const override {
+    auto* nk = static_cast<NicKring*>(k.priv);
+    return nk ? nk->q->fd() : -1;
+  }
+
+  void txsync(Kring& k, uint32_t head) const override {
+    static_cast<NicKring*>(k.priv)->q->txsync(k, head);
+  }
+  void rxsync(Kring& k, uint32_t head) const override {
+    static_cast<NicKring*>(k.priv)->q->rxsync(k, head);
+  }
+};
+
+}  // namespace
+}  // namespace nic
+
+const Adapter& nic_adapter() {
+  static nic::NicAdapter a;
+  return a;
+}
+
+}  // namespace unetmap

@@ -1,0 +1,92 @@
+// NIC ports, inside: what the adapter (nic.cc) shares with its backends.
+//
+// A NIC port's rings live in a region like any port's; what moves packets
+// between them and the interface is a kernel socket that belongs to the
+// process that bound the ring. Each backend is a Queue: the socket (or tap)
+// under one hardware queue, or under the host rings, serving the tx and rx
+// kring of that queue at their syncs. Everything a backend holds in the
+// kernel (sockets, BPF links, the tap) closes with the process, so a crash
+// gives the interface back to the host.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/adapter.h"
+#include "ports/nic/bpf.h"
+
+namespace unetmap::nic {
+
+enum class Backend : uint8_t { kNone = 0, kXdp = 1, kPacket = 2 };
+const char* backend_name(Backend b);
+
+class Queue {
+ public:
+  virtual ~Queue() = default;
+  // The port-specific halves of txsync and rxsync (core/adapter.h).
+  virtual void txsync(Kring& k, uint32_t head) = 0;
+  virtual void rxsync(Kring& k, uint32_t head) = 0;
+  // Readable (rx) or writable (tx) when the ring may have work.
+  virtual int fd() const = 0;
+  // An rx kring starts (or stops) draining this queue.
+  virtual int start_rx(std::string* why) { return 0; }
+  virtual void stop_rx() {}
+};
+
+// One process's use of one interface: made with its first bound ring, gone
+// with its last.
+struct Iface {
+  std::string name;
+  int ifindex = 0;
+  uint32_t nqueues = 1;
+  uint32_t mtu = 1500;
+  Backend backend = Backend::kNone;
+  std::string why_backend;  // why this backend was chosen
+  int refs = 0;
+  std::vector<std::weak_ptr<Queue>> queues;  // by hardware queue
+  std::weak_ptr<Queue> host;
+  // AF_XDP: the program steering rx queues to sockets.
+  XskProgram xsk;
+  Fd xdp_link;
+  bool xdp_native = false;
+  int xsk_rx = 0;  // rx rings using the program
+  // AF_PACKET: what keeps received frames from the host stack.
+  Fd drop_prog, drop_link;
+  int packet_rx = 0;
+};
+
+// Backends (xsk.cc, packet.cc, host.cc). nslots: the netmap ring size.
+std::shared_ptr<Queue> open_xsk(Iface& ifc, uint32_t q, uint32_t nslots, int* err,
+                                std::string* why);
+std::shared_ptr<Queue> open_packet(Iface& ifc, uint32_t q, uint32_t nslots, int* err,
+                                   std::string* why);
+std::shared_ptr<Queue> open_host(Iface& ifc, int* err, std::string* why);
+
+// Ring helpers shared by the backends.
+// Free rx slots: from hwtail up to (not including) the one before hwcur.
+inline uint32_t rx_room(const KringState* s, uint32_t n) {
+  uint32_t cur = s->hwcur.load(std::memory_order_relaxed);
+  return ring_dist(s->hwtail.load(std::memory_order_relaxed), cur == 0 ? n - 1 : cur - 1, n);
+}
+// A tx ring whose slots up to `sent` are gone: they are free again.
+inline void tx_done(KringState* s, uint32_t sent, uint32_t n) {
+  s->hwcur.store(sent, std::memory_order_relaxed);
+  s->hwtail.store(sent == 0 ? n - 1 : sent - 1, std::memory_order_release);
+}
+// The slots of the packet starting at i (NS_MOREFRAG chains), 0 if the
+// chain does not end before `head`.
+inline uint32_t packet_slots(const netmap_ring* r, uint32_t i, uint32_t head, uint32_t n) {
+  for (uint32_t c = 1; i != head; c++, i = next_slot(i, n))
+    if (!(r->slot[i].flags & NS_MOREFRAG)) return c;
+  return 0;
+}
+// Copy a frame into the rx ring at *tail, over several slots if it is
+// longer than a buffer; false (nothing written) if it does not fit in room.
+bool rx_put(Kring& k, uint32_t* tail, uint32_t* room, const void* data, uint32_t len);
+// Gather the packet of `nslots` slots at i into dst (at most cap bytes);
+// its length, or 0 if it does not fit.
+uint32_t tx_gather(const Kring& k, uint32_t i, uint32_t nslots, void* dst, uint32_t cap);
+
+}  // namespace unetmap::nic

@@ -1,0 +1,231 @@
+// AF_PACKET backend (netmap's emulated, "generic" mode): works on any
+// interface. Per hardware ring, one socket with an mmap'ed TPACKET_V3 rx
+// ring (blocks of frames, retired by the kernel when full or after 1 ms)
+// and one with a TPACKET_V2 tx ring that bypasses the qdisc; one sendto
+// per txsync sends the whole batch.
+//
+// While an rx ring is bound, a tc ingress program drops what the wire
+// brings after the sockets have had their copy, so the host stack no
+// longer sees it (netmap's semantics for a NIC in netmap mode); frames a
+// host ring injects carry a mark that lets them through, and a socket
+// filter keeps them off the rx rings. With several rings, the sockets form
+// a fanout group: flows are hashed across the rings (AF_PACKET cannot see
+// hardware queues).
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "ports/nic/nic.h"
+
+namespace unetmap::nic {
+
+namespace {
+
+constexpr uint32_t kBlock = 1u << 18;  // rx block size
+constexpr uint32_t kBlocks = 32;
+constexpr uint32_t kTxFrame = 2048;
+constexpr uint32_t kTxFrames = 2048;
+constexpr uint32_t kTxData = TPACKET_ALIGN(sizeof(tpacket2_hdr));  // where tx data starts
+
+int fail(std::string* why, const std::string& what) {
+  int err = errno;
+  *why = "AF_PACKET: " + what + ": " + strerror(err);
+  return err;
+}
+
+class PacketQueue final : public Queue {
+ public:
+  PacketQueue(Iface& ifc, uint32_t q) : ifc_(ifc), q_(q) {}
+  ~PacketQueue() override;
+  int open_tx(std::string* why);
+
+  void txsync(Kring& k, uint32_t head) override;
+  void rxsync(Kring& k, uint32_t head) override;
+  int fd() const override { return rx_fd_ >= 0 ? rx_fd_ : tx_fd_; }
+  int start_rx(std::string* why) override;
+  void stop_rx() override;
+
+ private:
+  int bind_to(int fd, uint16_t proto, std::string* why);
+  void close_rx();
+
+  Iface& ifc_;
+  uint32_t q_;
+  int tx_fd_ = -1, rx_fd_ = -1;
+  char* tx_map_ = nullptr;
+  char* rx_map_ = nullptr;
+  uint32_t tx_next_ = 0;  // next tx frame to fill
+  // rx position: block, packets left in it, next packet.
+  uint32_t rx_block_ = 0, rx_left_ = 0;
+  char* rx_pkt_ = nullptr;
+};
+
+PacketQueue::~PacketQueue() {
+  close_rx();
+  if (tx_map_) munmap(tx_map_, size_t(kTxFrame) * kTxFrames);
+  if (tx_fd_ >= 0) close(tx_fd_);
+}
+
+void PacketQueue::close_rx() {
+  if (rx_map_) munmap(rx_map_, size_t(kBlock) * kBlocks);
+  if (rx_fd_ >= 0) close(rx_fd_);
+  rx_map_ = nullptr;
+  rx_fd_ = -1;
+  rx_left_ = 0;
+  rx_block_ = 0;
+}
+
+int PacketQueue::bind_to(int fd, uint16_t proto, std::string* why) {
+  sockaddr_ll a{};
+  a.sll_family = AF_PACKET;
+  a.sll_protocol = htons(proto);
+  a.sll_ifindex = ifc_.ifindex;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a)) return fail(why, "bind to " + ifc_.name);
+  return 0;
+}
+
+int PacketQueue::open_tx(std::string* why) {
+  // Protocol 0: this socket receives nothing.
+  tx_fd_ = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+  if (tx_fd_ < 0) return fail(why, "socket");
+  int v = TPACKET_V2, one = 1;
+  if (setsockopt(tx_fd_, SOL_PACKET, PACKET_VERSION, &v, sizeof v)) return fail(why, "TPACKET_V2");
+  setsockopt(tx_fd_, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one);
+  constexpr uint32_t kTxBlock = 1u << 16;  // a multiple of the page size
+  tpacket_req req{kTxBlock, kTxFrame * kTxFrames / kTxBlock, kTxFrame, kTxFrames};
+  if (setsockopt(tx_fd_, SOL_PACKET, PACKET_TX_RING, &req, sizeof req)) return fail(why, "tx ring");
+  void* m = mmap(nullptr, size_t(kTxFrame) * kTxFrames, PROT_READ | PROT_WRITE, MAP_SHARED, tx_fd_, 0);
+  if (m == MAP_FAILED) return fail(why, "mmap of the tx ring");
+  tx_map_ = static_cast<char*>(m);
+  if (ifc_.why_backend.empty()) ifc_.why_backend = "AF_PACKET (forced)";
+  return bind_to(tx_fd_, 0, why);
+}
+
+int PacketQueue::start_rx(std::string* why) {
+  rx_fd_ = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+  if (rx_fd_ < 0) return fail(why, "socket");
+  int v = TPACKET_V3, one = 1;
+  if (setsockopt(rx_fd_, SOL_PACKET, PACKET_VERSION, &v, sizeof v)) return fail(why, "TPACKET_V3");
+  setsockopt(rx_fd_, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one);
+  if (int e = filter_injected(rx_fd_)) {
+    errno = e;
+    return fail(why, "socket filter");
+  }
+  tpacket_req3 req{};
+  req.tp_block_size = kBlock;
+  req.tp_block_nr = kBlocks;
+  req.tp_frame_size = 2048;
+  req.tp_frame_nr = kBlock / 2048 * kBlocks;
+  req.tp_retire_blk_tov = 1;
+  if (setsockopt(rx_fd_, SOL_PACKET, PACKET_RX_RING, &req, sizeof req)) return fail(why, "rx ring");
+  void* m = mmap(nullptr, size_t(kBlock) * kBlocks, PROT_READ | PROT_WRITE, MAP_SHARED, rx_fd_, 0);
+  if (m == MAP_FAILED) return fail(why, "mmap of the rx ring");
+  rx_map_ = static_cast<char*>(m);
+  if (int err = bind_to(rx_fd_, ETH_P_ALL, why)) return err;
+  if (ifc_.nqueues > 1) {
+    int arg = int(ifc_.ifindex & 0xffff) | (PACKET_FANOUT_HASH << 16);
+    if (setsockopt(rx_fd_, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg)) return fail(why, "fanout");
+  }
+  if (ifc_.packet_rx++ == 0) {
+    int err = make_drop_unmarked(&ifc_.drop_prog, why);
+    if (!err) err = attach_tc(ifc_.drop_prog.get(), ifc_.ifindex, Hook::kIngress, &ifc_.drop_link, why);
+    if (err) {
+      ifc_.packet_rx--;
+      ifc_.drop_prog = Fd();
+      close_rx();
+      return err;
+    }
+  }
+  return 0;
+}
+
+void PacketQueue::stop_rx() {
+  close_rx();
+  if (--ifc_.packet_rx == 0) {
+    ifc_.drop_link = Fd();
+    ifc_.drop_prog = Fd();
+  }
+}
+
+void PacketQueue::rxsync(Kring& k, uint32_t head) {
+  KringState* s = k.ks;
+  s->hwcur.store(head, std::memory_order_relaxed);
+  if (!rx_map_) return;
+  uint32_t room = rx_room(s, k.nslots);
+  uint32_t tail = s->hwtail.load(std::memory_order_relaxed);
+  uint64_t taken = 0, bytes = 0;
+  while (room > 0) {
+    auto* b = reinterpret_cast<tpacket_block_desc*>(rx_map_ + size_t(rx_block_) * kBlock);
+    if (rx_left_ == 0) {
+      if (!(__atomic_load_n(&b->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER)) break;
+      rx_left_ = b->hdr.bh1.num_pkts;
+      rx_pkt_ = reinterpret_cast<char*>(b) + b->hdr.bh1.offset_to_first_pkt;
+    }
+    while (rx_left_ > 0) {
+      auto* h = reinterpret_cast<tpacket3_hdr*>(rx_pkt_);
+      if (!rx_put(k, &tail, &room, rx_pkt_ + h->tp_mac, h->tp_snaplen)) {
+        if (h->tp_snaplen <= k.region->cfg().buf_size * (k.nslots / 2)) break;  // wait for room
+        s->drops++;  // longer than the ring can hold
+      } else {
+        taken++;
+        bytes += h->tp_snaplen;
+      }
+      rx_pkt_ += h->tp_next_offset;
+      rx_left_--;
+    }
+    if (rx_left_ > 0) break;
+    __atomic_store_n(&b->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+    rx_block_ = (rx_block_ + 1) % kBlocks;
+  }
+  s->packets += taken;
+  s->bytes += bytes;
+  s->hwtail.store(tail, std::memory_order_release);
+}
+
+void PacketQueue::txsync(Kring& k, uint32_t head) {
+  KringState* s = k.ks;
+  const uint32_t n = k.nslots;
+  uint32_t cur = s->hwcur.load(std::memory_order_relaxed);
+  uint32_t sent = 0;
+  uint64_t bytes = 0;
+  while (cur != head) {
+    auto* h = reinterpret_cast<tpacket2_hdr*>(tx_map_ + size_t(tx_next_) * kTxFrame);
+    uint32_t st = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
+    if (st != TP_STATUS_AVAILABLE && st != TP_STATUS_WRONG_FORMAT) break;  // still the kernel's
+    uint32_t ns = packet_slots(k.ring, cur, head, n);
+    if (ns == 0) break;
+    uint32_t len = tx_gather(k, cur, ns, reinterpret_cast<char*>(h) + kTxData, kTxFrame - kTxData);
+    cur = (cur + ns) % n;
+    if (len == 0) {
+      s->drops++;
+      continue;
+    }
+    h->tp_len = len;
+    __atomic_store_n(&h->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
+    tx_next_ = (tx_next_ + 1) % kTxFrames;
+    sent++;
+    bytes += len;
+  }
+  if (sent) sendto(tx_fd_, nullptr, 0, MSG_DONTWAIT, nullptr, 0);
+  s->packets += sent;
+  s->bytes += bytes;
+  tx_done(s, cur, n);
+}
+
+}  // namespace
+
+std::shared_ptr<Queue> open_packet(Iface& ifc, uint32_t q, uint32_t nslots, int* err,
+                                   std::string* why) {
+  auto p = std::make_shared<PacketQueue>(ifc, q);
+  if ((*err = p->open_tx(why)) != 0) return nullptr;
+  return p;
+}
+
+}  // namespace unetmap::nic

@@ -1,0 +1,386 @@
+// NIC ports on real interfaces: each test makes two network namespaces
+// joined by a veth pair (removed when it ends), and runs the two ends in
+// child processes that entered them. Packets are checked one by one (our
+// own ethertype, a sequence number), on both backends; the host rings are
+// checked against the real host stack of the namespace (ARP, UDP sockets);
+// and a process killed while it holds the interface must leave it working.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <netinet/ip.h>
+#include <netinet/udp.h>
+#include <sched.h>
+#include <sys/socket.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "core/registry.h"
+#include "unetmap/netmap.hpp"
+#include "util/test_util.h"
+
+using nmtest::Child;
+using nmtest::Event;
+using nmtest::now_ms;
+
+namespace {
+
+constexpr uint16_t kEtherType = 0x88b5;  // IEEE local experimental
+
+int sh(const std::string& cmd) {
+  int rc = system((cmd + " >/dev/null 2>&1").c_str());
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+std::string sh_out(const std::string& cmd) {
+  std::string out;
+  if (FILE* f = popen(cmd.c_str(), "r")) {
+    char buf[512];
+    while (fgets(buf, sizeof buf, f)) out += buf;
+    pclose(f);
+  }
+  return out;
+}
+
+// Two namespaces joined by a veth pair: interface `ia` in `a`, `ib` in `b`,
+// addresses 10.77.0.1 and 10.77.0.2, IPv6 off (no stray packets).
+struct Veth {
+  std::string a, b, ia, ib;
+  bool ok = false;
+  explicit Veth(int queues = 1) {
+    std::string tag = std::to_string(getpid() % 1000000);
+    a = "unmA" + tag, b = "unmB" + tag, ia = "na" + tag, ib = "nb" + tag;
+    std::string q = " numtxqueues " + std::to_string(queues) + " numrxqueues " + std::to_string(queues);
+    ok = sh("ip netns add " + a) == 0 && sh("ip netns add " + b) == 0 &&
+         sh("ip -n " + a + " link set lo up") == 0 && sh("ip -n " + b + " link set lo up") == 0 &&
+         sh("ip netns exec " + a + " sysctl -w net.ipv6.conf.all.disable_ipv6=1") == 0 &&
+         sh("ip netns exec " + b + " sysctl -w net.ipv6.conf.all.disable_ipv6=1") == 0 &&
+         sh("ip netns exec " + a + " sysctl -w net.ipv6.conf.default.disable_ipv6=1") == 0 &&
+         sh("ip netns exec " + b + " sysctl -w net.ipv6.conf.default.disable_ipv6=1") == 0 &&
+         sh("ip link add " + ia + " netns " + a + q + " type veth peer name " + ib + " netns " + b + q) == 0 &&
+         sh("ip -n " + a + " addr add 10.77.0.1/24 dev " + ia) == 0 &&
+         sh("ip -n " + b + " addr add 10.77.0.2/24 dev " + ib) == 0 &&
+         sh("ip -n " + a + " link set " + ia + " up") == 0 &&
+         sh("ip -n " + b + " link set " + ib + " up") == 0;
+  }
+  ~Veth() {
+    sh("ip netns del " + a);
+    sh("ip netns del " + b);
+  }
+  static bool enter(const std::string& ns) {
+    int fd = open(("/run/netns/" + ns).c_str(), O_RDONLY | O_CLOEXEC);
+    bool r = fd >= 0 && setns(fd, CLONE_NEWNET) == 0;
+    if (fd >= 0) close(fd);
+    return r;
+  }
+  std::string link(const std::string& ns, const std::string& ifname) const {
+    return sh_out("ip -n " + ns + " -d link show " + ifname);
+  }
+};
+
+#define NEED_VETH(v)                                                        \
+  do {                                                                      \
+    if (geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces)"; \
+    ASSERT_TRUE((v).ok) << "cannot make the namespaces and veth pair";       \
+  } while (0)
+
+// Our test frame: broadcast, ethertype kEtherType, then tag and sequence.
+size_t make_frame(uint8_t* p, uint32_t tag, uint32_t seq, size_t len = 60) {
+  memset(p, 0, len);
+  memset(p, 0xff, 6);
+  const uint8_t src[6] = {0x02, 0, 0, 0, 0, 0x0b};
+  memcpy(p + 6, src, 6);
+  p[12] = kEtherType >> 8, p[13] = kEtherType & 0xff;
+  memcpy(p + 14, &tag, 4);
+  memcpy(p + 18, &seq, 4);
+  for (size_t i = 22; i < len; i++) p[i] = uint8_t(seq + i);
+  return len;
+}
+
+bool is_ours(const uint8_t* p, size_t len, uint32_t* tag, uint32_t* seq) {
+  if (len < 22 || p[12] != (kEtherType >> 8) || p[13] != (kEtherType & 0xff)) return false;
+  memcpy(tag, p + 14, 4);
+  memcpy(seq, p + 18, 4);
+  for (size_t i = 22; i < len; i++)
+    if (p[i] != uint8_t(*seq + i)) return false;
+  return true;
+}
+
+struct RxResult {
+  uint32_t got[4] = {0, 0, 0, 0};  // frames of ours, in order, per tag
+  uint32_t bad = 0;                // ours but out of order or corrupt
+  uint32_t foreign = 0;            // not ours
+};
+
+// Receive frames of ours (tag < 4) until `want` of them arrived or the
+// deadline; signal `progress` after every `step` of them.
+RxResult receive(unetmap::Port& p, uint32_t want, const Event* progress, uint32_t step,
+                 int timeout_ms) {
+  RxResult r;
+  uint32_t next[4] = {0, 0, 0, 0}, total = 0;
+  const double end = now_ms() + timeout_ms;
+  while (total < want && now_ms() < end) {
+    p.poll(POLLIN, 50);
+    for (unsigned i = p.first_rx_ring(); i <= p.last_rx_ring(); i++) {
+      unetmap::Ring ring = p.rx_ring(i);
+      while (!ring.empty()) {
+        const netmap_slot& s = ring.slot(ring.cur());
+        uint32_t tag, seq;
+        if (!is_ours(ring.buf(s.buf_idx), s.len, &tag, &seq)) {
+          const uint8_t* f = ring.buf(s.buf_idx);
+          if (getenv("NICTEST_DEBUG"))
+            fprintf(stderr, "foreign frame: len %u type %02x%02x dst %02x:%02x:%02x:%02x:%02x:%02x\n",
+                    s.len, f[12], f[13], f[38], f[39], f[40], f[41], f[28], f[29]);
+          r.foreign++;
+        } else if (tag >= 4 || seq != next[tag]) {
+          r.bad++;
+        } else {
+          next[tag]++;
+          r.got[tag]++;
+          if (++total % step == 0 && progress) progress->signal();
+        }
+        ring.advance();
+      }
+    }
+  }
+  return r;
+}
+
+// Put `count` frames of `tag` on tx ring `ring_i`, in bursts of `step`,
+// each after the receiver acknowledged the previous one (so no ring on the
+// way overflows). False if the receiver stopped acknowledging.
+bool send_paced(unetmap::Port& p, unsigned ring_i, uint32_t tag, uint32_t count, uint32_t step,
+                const Event& progress) {
+  unetmap::Ring ring = p.tx_ring(ring_i);
+  for (uint32_t seq = 0; seq < count;) {
+    for (uint32_t i = 0; i < step && seq < count; i++, seq++) {
+      netmap_slot& s = ring.slot(ring.cur());
+      s.len = uint16_t(make_frame(ring.buf(s.buf_idx), tag, seq));
+      ring.advance();
+    }
+    if (p.txsync() < 0 || progress.wait(5000) < 0) return false;
+  }
+  return true;
+}
+
+// One end in namespace ns, with UNETMAP_NIC=backend (nullptr: default).
+Child in_ns(const std::string& ns, const char* backend, const std::function<int()>& body) {
+  return Child([ns, backend, body] {
+    if (!Veth::enter(ns)) return 90;
+    if (backend) setenv("UNETMAP_NIC", backend, 1);
+    return body();
+  });
+}
+
+// The backend recorded in the registry for NIC port `name` (nic::Backend:
+// 1 AF_XDP, 2 AF_PACKET).
+int backend_of(const std::string& name) {
+  int err = 0;
+  unetmap::Registry* reg = unetmap::Registry::get(&err);
+  if (!reg) return -1;
+  unetmap::LockGuard g(reg->lock());
+  int p = reg->find_port(name.c_str());
+  return p < 0 ? -1 : reg->port(p).nic_backend;
+}
+
+class NicBackend : public ::testing::TestWithParam<const char*> {
+ protected:
+  int expected_backend() const { return strcmp(GetParam(), "xdp") == 0 ? 1 : 2; }
+};
+
+// Frames sent through netmap:ib arrive through netmap:ia, whole and in
+// order, on the backend asked for.
+TEST_P(NicBackend, SendReceive) {
+  Veth v;
+  NEED_VETH(v);
+  const uint32_t kCount = 3000, kStep = 100;
+  Event ready, progress, result;
+  Child rx = in_ns(v.a, GetParam(), [&] {
+    std::string err;
+    auto p = unetmap::Port::open("netmap:" + v.ia, &err);
+    if (!p) {
+      fprintf(stderr, "open: %s\n", err.c_str());
+      return 2;
+    }
+    ready.signal();
+    result.send(receive(p, kCount, &progress, kStep, 20000));
+    return 0;
+  });
+  ASSERT_EQ(ready.wait(10000), 'x');
+  EXPECT_EQ(backend_of(v.ia), expected_backend());
+  Child tx = in_ns(v.b, GetParam(), [&] {
+    auto p = unetmap::Port::open("netmap:" + v.ib);
+    return p && send_paced(p, 0, 0, kCount, kStep, progress) ? 0 : 3;
+  });
+  RxResult r;
+  ASSERT_TRUE(result.recv(&r, 30000));
+  EXPECT_EQ(r.got[0], kCount);
+  EXPECT_EQ(r.bad, 0u);
+  EXPECT_EQ(tx.wait(10000), 0);
+  EXPECT_EQ(rx.wait(10000), 0);
+}
+
+// Host rings: what the namespace's stack sends on ia (here the ARP request
+// for a neighbour) arrives on the host rx ring and not on the wire; a UDP
+// datagram put on the host tx ring reaches a socket of the stack as if
+// received on ia.
+TEST_P(NicBackend, HostRings) {
+  Veth v;
+  NEED_VETH(v);
+  Event ready, finished, released;
+  // The wire: ib must see none of ia's host traffic while the rings are
+  // held (the stack retries its ARP request after they are let go).
+  Child wire = in_ns(v.b, GetParam(), [&] {
+    auto p = unetmap::Port::open("netmap:" + v.ib);
+    if (!p) return 2;
+    ready.signal();
+    uint32_t foreign = 0;
+    const double end = now_ms() + 15000;
+    while (finished.wait(0) < 0 && now_ms() < end) foreign += receive(p, 1, nullptr, 1, 50).foreign;
+    foreign += receive(p, 1, nullptr, 1, 0).foreign;
+    released.signal();
+    return foreign == 0 ? 0 : 5;  // an ARP request from a would be foreign
+  });
+  ASSERT_EQ(ready.wait(10000), 'x');
+  Child host = in_ns(v.a, GetParam(), [&] {
+    std::string err;
+    auto p = unetmap::Port::open("netmap:" + v.ia + "^", &err);
+    if (!p) {
+      fprintf(stderr, "open: %s\n", err.c_str());
+      return 2;
+    }
+    // 1. The stack resolves 10.77.0.9: its ARP request comes to us.
+    int u = socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in dst{AF_INET, htons(9), {inet_addr("10.77.0.9")}, {}};
+    if (sendto(u, "x", 1, 0, reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 1) return 3;
+    bool arp = false;
+    const double end = now_ms() + 5000;
+    unetmap::Ring hrx = p.rx_ring(p.last_rx_ring());
+    while (!arp && now_ms() < end) {
+      p.poll(POLLIN, 100);
+      for (; !hrx.empty(); hrx.advance()) {
+        const netmap_slot& s = hrx.slot(hrx.cur());
+        const uint8_t* f = hrx.buf(s.buf_idx);
+        arp |= s.len >= 42 && f[12] == 0x08 && f[13] == 0x06 && !memcmp(f + 38, "\x0a\x4d\x00\x09", 4);
+      }
+    }
+    if (!arp) return 4;
+    // 2. A datagram from 10.77.0.2 to our UDP socket, injected on host tx.
+    int r = socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in me{AF_INET, htons(7777), {inet_addr("10.77.0.1")}, {}};
+    if (bind(r, reinterpret_cast<sockaddr*>(&me), sizeof me)) return 6;
+    uint8_t mac[6];
+    {
+      ifreq ifr{};
+      snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", v.ia.c_str());
+      if (ioctl(u, SIOCGIFHWADDR, &ifr)) return 7;
+      memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
+    }
+    uint8_t frame[64] = {};
+    memcpy(frame, mac, 6);
+    memcpy(frame + 6, "\x02\x00\x00\x00\x00\x0b", 6);
+    frame[12] = 0x08;
+    auto* ip = reinterpret_cast<iphdr*>(frame + 14);
+    ip->version = 4, ip->ihl = 5, ip->ttl = 64, ip->protocol = IPPROTO_UDP;
+    ip->tot_len = htons(20 + 8 + 5);
+    ip->saddr = inet_addr("10.77.0.2"), ip->daddr = inet_addr("10.77.0.1");
+    uint32_t sum = 0;
+    for (int i = 0; i < 10; i++) sum += reinterpret_cast<uint16_t*>(ip)[i];
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    ip->check = uint16_t(~sum);
+    auto* udp = reinterpret_cast<udphdr*>(frame + 34);
+    udp->source = htons(5555), udp->dest = htons(7777), udp->len = htons(8 + 5);
+    memcpy(frame + 42, "hello", 5);  // checksum 0: none, valid for IPv4
+    unetmap::Ring htx = p.tx_ring(p.last_tx_ring());
+    netmap_slot& s = htx.slot(htx.cur());
+    memcpy(htx.buf(s.buf_idx), frame, 60);
+    s.len = 60;
+    htx.advance();
+    p.txsync();
+    pollfd pf{r, POLLIN, 0};
+    char got[16] = {};
+    if (poll(&pf, 1, 5000) != 1 || recv(r, got, sizeof got, 0) != 5 || memcmp(got, "hello", 5)) return 8;
+    finished.signal();
+    return released.wait(10000) == 'x' ? 0 : 9;
+  });
+  EXPECT_EQ(host.wait(15000), 0);
+  EXPECT_EQ(wire.wait(15000), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, NicBackend, ::testing::Values("xdp", "packet"),
+                         [](const auto& info) { return std::string(info.param); });
+
+// netmap:IF-N binds queue N only: with AF_XDP, frames the peer sends on
+// queue 1 arrive on ring 1; those on queue 0 stay with the host stack.
+TEST(Nic, PerQueueBinding) {
+  Veth v(2);
+  NEED_VETH(v);
+  const uint32_t kCount = 500, kStep = 100;
+  Event ready, progress, result;
+  Child rx = in_ns(v.a, "xdp", [&] {
+    std::string err;
+    auto p = unetmap::Port::open("netmap:" + v.ia + "-1", &err);
+    if (!p) {
+      fprintf(stderr, "open: %s\n", err.c_str());
+      return 2;
+    }
+    if (p.first_rx_ring() != 1 || p.last_rx_ring() != 1) return 3;
+    ready.signal();
+    result.send(receive(p, kCount, &progress, kStep, 20000));
+    return 0;
+  });
+  ASSERT_EQ(ready.wait(10000), 'x');
+  Child tx = in_ns(v.b, "xdp", [&] {
+    auto q0 = unetmap::Port::open("netmap:" + v.ib + "-0");
+    auto q1 = unetmap::Port::open("netmap:" + v.ib + "-1");
+    if (!q0 || !q1) return 2;
+    // Queue 0 first: none of it may reach ring 1.
+    unetmap::Ring r0 = q0.tx_ring(0);
+    for (uint32_t i = 0; i < 50; i++) {
+      netmap_slot& s = r0.slot(r0.cur());
+      s.len = uint16_t(make_frame(r0.buf(s.buf_idx), 2, i));
+      r0.advance();
+    }
+    q0.txsync();
+    return send_paced(q1, 1, 1, kCount, kStep, progress) ? 0 : 3;
+  });
+  RxResult r;
+  ASSERT_TRUE(result.recv(&r, 30000));
+  EXPECT_EQ(r.got[1], kCount);
+  EXPECT_EQ(r.got[2], 0u);
+  EXPECT_EQ(r.bad, 0u);
+  EXPECT_EQ(tx.wait(10000), 0);
+  EXPECT_EQ(rx.wait(10000), 0);
+}
+
+// A process killed while it holds the NIC and host rings leaves the
+// interface as it was: no XDP program, no tap, and the stack answers ping.
+TEST(Nic, KillRestoresInterface) {
+  Veth v;
+  NEED_VETH(v);
+  Event ready;
+  Child holder = in_ns(v.a, nullptr, [&] {
+    auto nic = unetmap::Port::open("netmap:" + v.ia);
+    auto host = unetmap::Port::open("netmap:" + v.ia + "^");
+    if (!nic || !host) return 2;
+    ready.signal();
+    pause();
+    return 0;
+  });
+  ASSERT_EQ(ready.wait(10000), 'x');
+  EXPECT_NE(v.link(v.a, v.ia).find("xdp"), std::string::npos) << v.link(v.a, v.ia);
+  EXPECT_NE(sh_out("ip -n " + v.a + " link show").find("nmhost"), std::string::npos);
+  EXPECT_NE(sh("ip netns exec " + v.b + " ping -c 1 -W 1 10.77.0.1"), 0)
+      << "the host stack answered while its rings were held";
+  holder.kill_now();
+  // The kernel drops links and the tap as the process's fds close.
+  const double end = now_ms() + 5000;
+  while (v.link(v.a, v.ia).find("xdp") != std::string::npos && now_ms() < end) usleep(10000);
+  EXPECT_EQ(v.link(v.a, v.ia).find("xdp"), std::string::npos);
+  EXPECT_EQ(sh_out("ip -n " + v.a + " link show").find("nmhost"), std::string::npos);
+  EXPECT_EQ(sh("ip netns exec " + v.b + " ping -c 1 -W 2 10.77.0.1"), 0);
+}
+
+}  // namespace
