@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdarg>
 #include <cstdio>
@@ -44,6 +45,7 @@ constexpr int kExitUsage = 2;   // bad command line: nothing was done
 
 constexpr long kMaxBatch = 8192;
 constexpr long kMaxWait = 100;
+constexpr int kStopLatencyMs = 200;
 
 struct Options {
   std::string port_a, port_b;
@@ -256,10 +258,13 @@ int main(int argc, char** argv) {
     pfd[0].events = short((pending_a ? 0 : POLLIN) | (pending_b ? POLLOUT : 0));
     pfd[1].events = short((pending_b ? 0 : POLLIN) | (pending_a ? POLLOUT : 0));
     pfd[0].revents = pfd[1].revents = 0;
-    int timeout = 1000;
+    // A signal that lands between the check of g_stop and the kernel's
+    // poll() is seen at the next timeout: keep it short.
+    int timeout = kStopLatencyMs;
     if (o.verbose) {
       uint64_t now = now_ns();
-      timeout = now >= next_report ? 0 : int((next_report - now) / 1000000 + 1);
+      if (now >= next_report) timeout = 0;
+      else timeout = std::min(timeout, int((next_report - now) / 1000000 + 1));
     }
     int r = poll(pfd, 2, timeout);
     if (r < 0 && errno != EINTR) {
