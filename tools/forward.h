@@ -1,0 +1,46 @@
+// The forwarding core of the tools that move packets between two ports:
+// `bridge`, and later the helper process that attaches a NIC to a VALE
+// switch (`vale-ctl -a valeX:IF`).
+//
+// forward() takes whole packets (a chain of slots linked by NS_MOREFRAG)
+// from the bound rx rings of one port and puts them on the bound tx rings
+// of another, in order. A packet never straddles two tx rings, and one
+// whose last fragment has not arrived yet waits on its rx ring for the
+// next round. Two ways of moving a packet:
+//
+//   zero copy  the rx slot and the tx slot exchange their buffers (both
+//              marked NS_BUF_CHANGED): one 16-byte slot write per fragment.
+//              Only valid when both ports live in one memory region.
+//   copy       the bytes are copied into the tx slots' own buffers, cut to
+//              the tx ring's buffer size (the regions may differ in it).
+//
+// The caller syncs: forward() only advances head/cur of the rings it
+// touched. poll() with POLLIN on the source and POLLOUT on the destination
+// (netmap's tx poll) does both syncs, as netmap's bridge relies on.
+#pragma once
+
+#include <libnetmap.h>
+
+#include <cstdint>
+
+namespace unetmap::fwd {
+
+// What one direction has moved. Updated once per forward() call.
+struct Counters {
+  uint64_t packets = 0;
+  uint64_t bytes = 0;
+  uint64_t drops = 0;  // packets that can never fit a tx ring (more slots than the ring)
+};
+
+// The two ports share a memory region, so their buffers can be swapped.
+bool same_region(const nmport_d* a, const nmport_d* b);
+
+// Slots waiting on the bound rx rings of d (between cur and tail).
+uint32_t rx_pending(const nmport_d* d);
+
+// Move up to `limit` packets from src's rx rings to dst's tx rings,
+// swapping buffers if zero_copy (the caller checked same_region()),
+// copying otherwise. Returns the packets moved; adds them to *c.
+uint32_t forward(nmport_d* src, nmport_d* dst, uint32_t limit, bool zero_copy, Counters* c);
+
+}  // namespace unetmap::fwd
