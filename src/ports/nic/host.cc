@@ -22,6 +22,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "ports/nic/offload.h"
 #include "ports/nic/nic.h"
 
 namespace unetmap::nic {
@@ -35,7 +36,6 @@ struct VnetHdr {
   uint8_t gso_type;
   uint16_t hdr_len, gso_size, csum_start, csum_offset;
 };
-constexpr uint8_t kDataValid = 2;  // VIRTIO_NET_HDR_F_DATA_VALID
 
 class HostQueue final : public Queue {
  public:
@@ -53,6 +53,7 @@ class HostQueue final : public Queue {
   Fd tap_;
   Fd to_tap_prog_, to_tap_link_;    // interface egress -> tap
   Fd to_stack_prog_, to_stack_link_;  // tap ingress -> interface ingress
+  uint8_t frame_[65536];              // a packet gathered from its slots
 };
 
 int fail(std::string* why, const std::string& what) {
@@ -120,19 +121,14 @@ void HostQueue::txsync(Kring& k, uint32_t head) {
   const uint32_t n = k.nslots;
   uint32_t cur = s->hwcur.load(std::memory_order_relaxed);
   VnetHdr vh{};
-  vh.flags = kDataValid;
-  iovec iov[17];
   uint64_t sent = 0, bytes = 0;
   while (cur != head) {
     uint32_t ns = packet_slots(k.ring, cur, head, n);
     if (ns == 0) break;
-    iov[0] = {&vh, sizeof vh};
-    uint32_t len = 0, i = cur;
-    for (uint32_t c = 0; c < ns && c < 16; c++, i = next_slot(i, n)) {
-      iov[c + 1] = {k.region->buf(k.ring->slot[i].buf_idx), k.ring->slot[i].len};
-      len += k.ring->slot[i].len;
-    }
-    ssize_t r = ns <= 16 ? writev(tap_.get(), iov, int(ns) + 1) : -1;
+    uint32_t len = tx_gather(k, cur, ns, frame_, sizeof frame_);
+    if (len) fix_l4_checksum(frame_, len);
+    iovec iov[2] = {{&vh, sizeof vh}, {frame_, len}};
+    ssize_t r = len ? writev(tap_.get(), iov, 2) : -1;
     if (r < 0 && errno == EAGAIN) break;
     cur = (cur + ns) % n;
     if (r < 0) {

@@ -10,7 +10,9 @@
 // host ring injects carry a mark that lets them through, and a socket
 // filter keeps them off the rx rings. With several rings, the sockets form
 // a fanout group: flows are hashed across the rings (AF_PACKET cannot see
-// hardware queues).
+// hardware queues). Frames the stack merged (GRO, a veth peer's TSO) are
+// cut back to the wire's size, and checksums left to the hardware are
+// finished (offload.h).
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/if_ether.h>
@@ -23,6 +25,7 @@
 #include <cstring>
 
 #include "ports/nic/nic.h"
+#include "ports/nic/offload.h"
 
 namespace unetmap::nic {
 
@@ -54,6 +57,8 @@ class PacketQueue final : public Queue {
 
  private:
   int bind_to(int fd, uint16_t proto, std::string* why);
+  int deliver(Kring& k, uint32_t* tail, uint32_t* room, uint8_t* data, uint32_t len,
+              bool csum_not_ready);
   void close_rx();
 
   Iface& ifc_;
@@ -154,6 +159,24 @@ void PacketQueue::stop_rx() {
   }
 }
 
+// One received frame onto the ring: cut back to the wire's size if the
+// stack merged it (offload.h), its checksum finished if the sender left it
+// to the hardware. The number of frames put, 0 if dropped, -1 if the ring
+// has no room for it now.
+int PacketQueue::deliver(Kring& k, uint32_t* tail, uint32_t* room, uint8_t* data, uint32_t len,
+                         bool csum_not_ready) {
+  const uint32_t wire = ifc_.mtu + 18;  // Ethernet header and a VLAN tag
+  if (len > wire) {
+    if (*room < len / (ifc_.mtu - 80) + 2) return -1;
+    int put = 0;
+    if (tcp_segment(data, len, ifc_.mtu, [&](uint8_t* f, uint32_t n) { put += rx_put(k, tail, room, f, n); }))
+      return put;
+  }
+  if (csum_not_ready) fix_l4_checksum(data, len);
+  if (rx_put(k, tail, room, data, len)) return 1;
+  return len <= k.region->cfg().buf_size * (k.nslots / 2) ? -1 : 0;
+}
+
 void PacketQueue::rxsync(Kring& k, uint32_t head) {
   KringState* s = k.ks;
   s->hwcur.store(head, std::memory_order_relaxed);
@@ -170,13 +193,12 @@ void PacketQueue::rxsync(Kring& k, uint32_t head) {
     }
     while (rx_left_ > 0) {
       auto* h = reinterpret_cast<tpacket3_hdr*>(rx_pkt_);
-      if (!rx_put(k, &tail, &room, rx_pkt_ + h->tp_mac, h->tp_snaplen)) {
-        if (h->tp_snaplen <= k.region->cfg().buf_size * (k.nslots / 2)) break;  // wait for room
-        s->drops++;  // longer than the ring can hold
-      } else {
-        taken++;
-        bytes += h->tp_snaplen;
-      }
+      uint8_t* data = reinterpret_cast<uint8_t*>(rx_pkt_ + h->tp_mac);
+      int r = deliver(k, &tail, &room, data, h->tp_snaplen, h->tp_status & TP_STATUS_CSUMNOTREADY);
+      if (r < 0) break;  // wait for room
+      if (r == 0) s->drops++;
+      taken += uint32_t(r);
+      bytes += h->tp_snaplen;
       rx_pkt_ += h->tp_next_offset;
       rx_left_--;
     }
