@@ -68,6 +68,11 @@ struct Veth {
          sh("ip -n " + b + " link set " + ib + " up") == 0;
   }
   ~Veth() {
+    // Whatever still runs in them (a NIC helper of a failed test) goes too.
+    for (const std::string& ns : {a, b}) {
+      std::istringstream pids(sh_out("ip netns pids " + ns + " 2>/dev/null"));
+      for (int pid; pids >> pid;) kill(pid, SIGKILL);
+    }
     sh("ip netns del " + a);
     sh("ip netns del " + b);
   }
@@ -389,6 +394,88 @@ TEST_P(NicBackend, TransparentBridge) {
   sscanf(br.out().c_str() + pos, "a->b=%ld b->a=%ld", &a_to_b, &b_to_a);
   EXPECT_GT(a_to_b, long(kBytes / 1500));  // data segments from the wire to the stack
   EXPECT_GT(b_to_a, 3);                    // ping replies and ACKs
+}
+
+// vale-ctl run in namespace ns; its exit status (output in *out).
+int vale_ctl_in(const std::string& ns, const std::vector<std::string>& args, std::string* out) {
+  std::vector<std::string> a = {VALE_CTL};
+  a.insert(a.end(), args.begin(), args.end());
+  Proc p(a, [&] {
+    if (!Veth::enter(ns)) _exit(90);
+  });
+  int rc = p.finish(20000);
+  *out = p.out() + p.err();
+  return rc;
+}
+
+// `vale-ctl -a vale0:ia` attaches the NIC to a switch: a VALE port in
+// another process reaches the wire through it and gets what the wire
+// sends; `-p`/`-P` switch its helper between polling and sleeping with the
+// traffic still flowing; `-d` gives the interface back to the host.
+TEST(Nic, AttachedToValeSwitch) {
+  Veth v;
+  NEED_VETH(v);
+  std::string out;
+  ASSERT_EQ(vale_ctl_in(v.a, {"-a", "vale0:" + v.ia}, &out), 0) << out;
+  ASSERT_EQ(vale_ctl_in(v.a, {"-l"}, &out), 0) << out;
+  EXPECT_NE(out.find("vale0:" + v.ia), std::string::npos) << out;
+  EXPECT_NE(v.link(v.a, v.ia).find("xdp"), std::string::npos);
+  for (const char* mode : {"-p", "-P"}) {
+    SCOPED_TRACE(mode);
+    ASSERT_EQ(vale_ctl_in(v.a, {mode, "vale0:" + v.ia}, &out), 0) << out;
+    const uint32_t kCount = 400, kStep = 100;
+    // VALE port -> switch -> NIC -> wire -> netmap:ib.
+    Event ready, progress, result;
+    Child wire = in_ns(v.b, nullptr, [&] {
+      auto p = unetmap::Port::open("netmap:" + v.ib);
+      if (!p) return 2;
+      ready.signal();
+      result.send(receive(p, kCount, &progress, kStep, 20000));
+      return 0;
+    });
+    ASSERT_EQ(ready.wait(10000), 'x');
+    auto port = unetmap::Port::open("vale0:user");
+    ASSERT_TRUE(port);
+    EXPECT_TRUE(send_paced(port, 0, 0, kCount, kStep, progress));
+    RxResult r;
+    ASSERT_TRUE(result.recv(&r, 30000));
+    EXPECT_EQ(r.got[0], kCount);
+    EXPECT_EQ(wire.wait(10000), 0);
+    // And back: wire -> NIC -> switch -> the VALE port (flooded).
+    Event go, back;
+    Child sender = in_ns(v.b, nullptr, [&] {
+      auto p = unetmap::Port::open("netmap:" + v.ib);
+      if (!p) return 2;
+      go.signal();
+      return send_paced(p, 0, 1, kCount, kStep, back) ? 0 : 3;
+    });
+    ASSERT_EQ(go.wait(10000), 'x');
+    RxResult b = receive(port, kCount, &back, kStep, 20000);
+    EXPECT_EQ(b.got[1], kCount);
+    EXPECT_EQ(b.bad, 0u);
+    EXPECT_EQ(sender.wait(10000), 0);
+  }
+  ASSERT_EQ(vale_ctl_in(v.a, {"-d", "vale0:" + v.ia}, &out), 0) << out;
+  EXPECT_EQ(v.link(v.a, v.ia).find("xdp"), std::string::npos);
+  EXPECT_NE(vale_ctl_in(v.a, {"-d", "vale0:" + v.ia}, &out), 0) << "detached twice";
+  EXPECT_EQ(sh("ip netns exec " + v.b + " ping -c 1 -W 2 10.77.0.1"), 0);
+}
+
+// `vale-ctl -h vale0:ia` puts the host stack on the switch too: the
+// namespaces ping each other through the switch (wire -> NIC port ->
+// switch -> host port -> stack, and back), and the host port is listed.
+TEST(Nic, HostStackOnValeSwitch) {
+  Veth v;
+  NEED_VETH(v);
+  std::string out;
+  ASSERT_EQ(vale_ctl_in(v.a, {"-h", "vale0:" + v.ia}, &out), 0) << out;
+  ASSERT_EQ(vale_ctl_in(v.a, {"-l"}, &out), 0) << out;
+  EXPECT_NE(out.find("vale0:" + v.ia + "_host"), std::string::npos) << out;
+  EXPECT_EQ(sh("ip netns exec " + v.b + " ping -c 3 -i 0.2 -W 2 10.77.0.1"), 0);
+  EXPECT_NE(vale_ctl_in(v.a, {"-h", "vale0:" + v.ia}, &out), 0) << "attached twice";
+  EXPECT_NE(out.find("already attached"), std::string::npos) << out;
+  ASSERT_EQ(vale_ctl_in(v.a, {"-d", "vale0:" + v.ia}, &out), 0) << out;
+  EXPECT_EQ(sh_out("ip -n " + v.a + " link show").find("nmhost"), std::string::npos);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, NicBackend, ::testing::Values("xdp", "packet"),

@@ -288,7 +288,7 @@ TEST(ValeCtl, HelpAndUsage) {
   EXPECT_EQ(h.code, 0) << h.err;
   EXPECT_EQ(h.err, "");
   for (const char* o : {"-n NAME", "-r NAME", "-a valeX:NAME", "-d valeX:NAME", "-l [valeX:Y]",
-                        "-h valeX:IF", "-C ", "-m MEMID", "-p NAME", "-s [valeX]",
+                        "-h valeX:IF", "-C ", "-m MEMID", "-p valeX:IF", "-P valeX:IF", "-s [valeX]",
                         "-L valeX:LOOKUP", "-j", "--help"})
     EXPECT_NE(h.out.find(o), std::string::npos) << "--help does not mention " << o << "\n" << h.out;
 
@@ -351,10 +351,13 @@ TEST(ValeCtl, BadArgumentsAreRefusedWithOneLine) {
   ok({"-n", "p"});
 }
 
-TEST(ValeCtl, NicOperationsAreNotSupportedYet) {
-  fails({"-h", "vale0:eth0"}, 1, {"-h vale0:eth0", "not supported yet"});
-  fails({"-p", "vale0:eth0"}, 1, {"-p vale0:eth0", "not supported yet"});
-  fails({"-P", "vale0:eth0"}, 1, {"-P vale0:eth0", "not supported yet"});
+// NIC operations on names that are no interface here, or on NICs that are
+// not attached (the working cases are in nic_test, in namespaces).
+TEST(ValeCtl, NicOperationsOnMissingNicsFail) {
+  fails({"-h", "vale0:nosuchif9"}, 1, {"-h vale0:nosuchif9", "cannot open netmap:nosuchif9"});
+  fails({"-p", "vale0:nosuchif9"}, 1, {"-p vale0:nosuchif9", "not attached"});
+  fails({"-P", "vale0:nosuchif9"}, 1, {"-P vale0:nosuchif9", "not attached"});
+  fails({"-p", "nosuchif9"}, 1, {"-p nosuchif9", "valeX:IF"});
 }
 
 // The whole life of a persistent port, with traffic through the switch.

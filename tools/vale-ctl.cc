@@ -7,18 +7,20 @@
 //   vale-ctl -s vale0 -j                per-port counters of vale0, as JSON
 //   vale-ctl -d vale0:v0 ; vale-ctl -r v0
 //
-// netmap's commands (-n -r -a -d -l -g, and -h -p -P for NIC ports, which
-// unetmap does not have yet) go through NIOCCTRL on an open("/dev/netmap")
+// netmap's commands (-n -r -a -d -l -g) go through NIOCCTRL on an open("/dev/netmap")
 // exactly as netmap's vale-ctl issues them: the library interposes the
 // ioctl and answers as netmap's kernel module would, so this file is also
 // the reference of that path. The unetmap extensions (-s statistics, -L
-// lookup functions) have no netmap ioctl and call src/ports/vale.h.
+// lookup functions) have no netmap ioctl and call src/ports/vale.h. NICs
+// on a switch (-a/-h/-d with an interface, -p, -P) are served by a helper
+// process (nic-attach.h), as netmap serves them with kernel threads.
 //
 // One command per run. Bad input is refused before anything is done, with
 // one line naming the option and what it accepts (exit 2); a failed
 // operation prints one line with the library's explanation (exit 1).
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <getopt.h>
 #include <net/netmap.h>
 #include <stdlib.h>
@@ -37,6 +39,7 @@
 
 #include "abi/devnetmap.h"  // unetmap_last_error()
 #include "core/registry.h"  // kMaxRings
+#include "nic-attach.h"
 #include "ports/vale.h"
 
 namespace {
@@ -53,13 +56,18 @@ void usage(FILE* f) {
           "netmap's commands:\n"
           "  -n NAME          create persistent VALE port NAME (letters, digits, _)\n"
           "  -r NAME          remove persistent port NAME (detach it first)\n"
-          "  -a valeX:NAME    attach persistent port NAME to switch valeX (made if needed)\n"
-          "  -d valeX:NAME    detach NAME from switch valeX\n"
+          "  -a valeX:NAME    attach persistent port NAME to switch valeX (made if needed);\n"
+          "                   if NAME is an interface, attach that NIC: a helper process\n"
+          "                   forwards between netmap:NAME and VALE port valeX:NAME\n"
+          "  -d valeX:NAME    detach NAME from switch valeX (a NIC: stop its helper, the\n"
+          "                   interface goes back to the host)\n"
           "  -l [valeX:Y]     list every port of every switch, or where port Y is:\n"
           "                   lines 'valeX:Y bridge:B port:P'\n"
           "  -g NAME          rings, slots and memory region of port NAME\n"
-          "  -h valeX:IF      attach NIC IF and its host stack (not supported yet)\n"
-          "  -p NAME / -P NAME  start / stop polling mode on a NIC port (not supported yet)\n"
+          "  -h valeX:IF      attach NIC IF and its host stack (host rings as port\n"
+          "                   valeX:IF_host)\n"
+          "  -p valeX:IF / -P valeX:IF  polling mode on / off for an attached NIC (its\n"
+          "                   helper spins instead of sleeping in poll)\n"
           "options of -n:\n"
           "  -C %s\n"
           "                   ring configuration: slots %u..%u, rings 1..%u; rx_slots\n"
@@ -138,6 +146,14 @@ void need_plain(const char* opt, const char* arg) {
     bad("%s: '%s': give the port's own name (NAME, not valeX:NAME)", opt, arg);
   bad("%s: '%s' is not a port name: 1 to %d letters, digits or _", opt, arg,
       NETMAP_REQ_IFNAMSIZ - 1);
+}
+
+// valeX:IF names an interface of this network namespace.
+bool is_interface(std::string_view arg) {
+  size_t colon = arg.find(':');
+  if (colon == std::string_view::npos) return false;
+  std::string ifname(arg.substr(colon + 1));
+  return !ifname.empty() && ifname.size() < IF_NAMESIZE && if_nametoindex(ifname.c_str()) != 0;
 }
 
 void need_vale(const char* opt, const char* arg, bool strict, const char* what) {
@@ -238,7 +254,8 @@ Options parse_args(int argc, char** argv) {
         break;
       case 'a':
       case 'd':
-        need_vale(c == 'a' ? "-a" : "-d", optarg, true, "NAME");
+        // A port name, or the name of an interface (which may have - or .).
+        need_vale(c == 'a' ? "-a" : "-d", optarg, !is_interface(optarg), "NAME");
         set_cmd(&o, char(c), optarg);
         break;
       case 'h':
@@ -447,20 +464,30 @@ int do_info(Dev& dev, const Options& o) {
   return 0;
 }
 
-int do_polling(Dev& dev, const Options& o) {
-  nmreq_vale_polling pol;
-  memset(&pol, 0, sizeof pol);
-  pol.nr_mode = NETMAP_POLLING_MODE_SINGLE_CPU;
-  pol.nr_num_polling_cpus = 1;
-  nmreq_header h;
-  init_header(&h, o.cmd == 'p' ? NETMAP_REQ_VALE_POLLING_ENABLE : NETMAP_REQ_VALE_POLLING_DISABLE,
-              o.arg, &pol);
-  int err = dev.ctrl(&h);
-  if (!err) return 0;
-  if (err == EOPNOTSUPP)
-    return failed(o.cmd == 'p' ? "-p" : "-P", o.arg, err,
-                  "polling mode is for NIC ports: not supported yet (unetmap has no NIC ports)");
-  return failed(o.cmd == 'p' ? "-p" : "-P", o.arg, err, why_of(err));
+// NICs on a switch (nic-attach.h): "valeX:IF" split in two.
+std::pair<std::string, std::string> split_arg(const std::string& arg) {
+  size_t colon = arg.find(':');
+  if (colon == std::string::npos) return {"", arg};
+  return {arg.substr(0, colon), arg.substr(colon + 1)};
+}
+
+int do_attach_nic(const Options& o, bool host) {
+  auto [sw, ifname] = split_arg(o.arg);
+  std::string why;
+  int err = unetmap::attach::start(sw, ifname, host, &why);
+  return err ? failed(host ? "-h" : "-a", o.arg, err, why) : 0;
+}
+
+int do_polling(const Options& o) {
+  const char* opt = o.cmd == 'p' ? "-p" : "-P";
+  auto [sw, ifname] = split_arg(o.arg);
+  if (sw.empty())
+    return failed(opt, o.arg, EINVAL, "name the attached NIC as valeX:IF (see vale-ctl -l)");
+  std::string why;
+  int err = unetmap::attach::set_polling(sw, ifname, o.cmd == 'p', &why);
+  return err ? failed(opt, o.arg, err, why,
+                      err == ENOENT ? "polling mode is for NICs attached with -a or -h" : nullptr)
+             : 0;
 }
 
 // ---- unetmap's commands ----
@@ -534,11 +561,10 @@ int main(int argc, char** argv) {
   setenv("UNETMAP_QUIET", "1", 1);
   switch (o.cmd) {
     case 'h':
-      fprintf(stderr,
-              "vale-ctl: -h %s: attaching a NIC with its host stack is not supported yet "
-              "(unetmap has no NIC ports)\n",
-              o.arg.c_str());
-      return kExitFailed;
+      return do_attach_nic(o, true);
+    case 'p':
+    case 'P':
+      return do_polling(o);
     case 's':
       return do_stats(o);
     case 'L':
@@ -550,12 +576,16 @@ int main(int argc, char** argv) {
   switch (o.cmd) {
     case 'n': return do_newif(dev, o);
     case 'r': return do_delif(dev, o);
-    case 'a': return do_attach(dev, o);
-    case 'd': return do_detach(dev, o);
+    case 'a': return is_interface(o.arg) ? do_attach_nic(o, false) : do_attach(dev, o);
+    case 'd': {
+      auto [sw, ifname] = split_arg(o.arg);
+      if (!unetmap::attach::running(sw, ifname)) return do_detach(dev, o);
+      std::string why;
+      int err = unetmap::attach::stop(sw, ifname, &why);
+      return err ? failed("-d", o.arg, err, why) : 0;
+    }
     case 'l': return do_list(dev, o);
     case 'g': return do_info(dev, o);
-    case 'p':
-    case 'P': return do_polling(dev, o);
   }
   return kExitFailed;
 }
