@@ -396,6 +396,40 @@ TEST_P(NicBackend, TransparentBridge) {
   EXPECT_GT(b_to_a, 3);                    // ping replies and ACKs
 }
 
+// netmap's transparent mode by flags: an application on netmap:ia* (NIC
+// and host rings) sets NR_FORWARD on its rx rings and marks every slot
+// NS_FORWARD; releasing them passes the wire's frames up to the stack and
+// the stack's out to the wire, so ping works through it.
+TEST_P(NicBackend, ForwardFlag) {
+  Veth v;
+  NEED_VETH(v);
+  Event ready, stop;
+  Child app = in_ns(v.a, GetParam(), [&] {
+    std::string err;
+    auto p = unetmap::Port::open("netmap:" + v.ia + "*", &err);
+    if (!p) {
+      fprintf(stderr, "open: %s\n", err.c_str());
+      return 2;
+    }
+    for (unsigned i = p.first_rx_ring(); i <= p.last_rx_ring(); i++) p.rx_ring(i).raw()->flags |= NR_FORWARD;
+    ready.signal();
+    uint64_t moved = 0;
+    while (stop.wait(0) < 0) {
+      p.poll(POLLIN, 50);
+      for (unsigned i = p.first_rx_ring(); i <= p.last_rx_ring(); i++) {
+        unetmap::Ring r = p.rx_ring(i);
+        for (; !r.empty(); r.advance(), moved++) r.slot(r.cur()).flags |= NS_FORWARD;
+      }
+      p.rxsync();
+    }
+    return moved >= 6 ? 0 : 3;  // 3 requests and 3 replies at least
+  });
+  ASSERT_EQ(ready.wait(10000), 'x');
+  EXPECT_EQ(sh("ip netns exec " + v.b + " ping -c 3 -i 0.2 -W 2 10.77.0.1"), 0);
+  stop.signal();
+  EXPECT_EQ(app.wait(10000), 0);
+}
+
 // vale-ctl run in namespace ns; its exit status (output in *out).
 int vale_ctl_in(const std::string& ns, const std::vector<std::string>& args, std::string* out) {
   std::vector<std::string> a = {VALE_CTL};

@@ -7,9 +7,9 @@
 // ingress program passes it on to the interface's receive path, marked, so
 // the stack takes it as received on the interface. The tap has no offloads,
 // so the stack segments and checksums what it sends before the ring sees
-// it; frames the ring injects are flagged as checksummed (virtio-net's
-// DATA_VALID), since they come from the wire or from another port and not
-// from this stack. The tap and both programs go with the process.
+// it; frames the ring injects get their TCP/UDP checksum recomputed
+// (offload.h), since they may come from a peer that left it to hardware.
+// The tap and both programs go with the process.
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_tun.h>
@@ -45,6 +45,7 @@ class HostQueue final : public Queue {
   void txsync(Kring& k, uint32_t head) override;
   void rxsync(Kring& k, uint32_t head) override;
   int fd() const override { return tap_.get(); }
+  bool inject(uint8_t* frame, uint32_t len) override;
 
  private:
   int set_up(const char* name, std::string* why);
@@ -116,26 +117,30 @@ void HostQueue::rxsync(Kring& k, uint32_t head) {
   s->hwtail.store(tail, std::memory_order_release);
 }
 
+bool HostQueue::inject(uint8_t* frame, uint32_t len) {
+  fix_l4_checksum(frame, len);
+  VnetHdr vh{};
+  iovec iov[2] = {{&vh, sizeof vh}, {frame, len}};
+  return writev(tap_.get(), iov, 2) > 0;
+}
+
 void HostQueue::txsync(Kring& k, uint32_t head) {
   KringState* s = k.ks;
   const uint32_t n = k.nslots;
   uint32_t cur = s->hwcur.load(std::memory_order_relaxed);
-  VnetHdr vh{};
   uint64_t sent = 0, bytes = 0;
   while (cur != head) {
     uint32_t ns = packet_slots(k.ring, cur, head, n);
     if (ns == 0) break;
     uint32_t len = tx_gather(k, cur, ns, frame_, sizeof frame_);
-    if (len) fix_l4_checksum(frame_, len);
-    iovec iov[2] = {{&vh, sizeof vh}, {frame_, len}};
-    ssize_t r = len ? writev(tap_.get(), iov, 2) : -1;
-    if (r < 0 && errno == EAGAIN) break;
+    bool ok = len && inject(frame_, len);
+    if (!ok && len && errno == EAGAIN) break;  // the tap's queue is full: next sync
     cur = (cur + ns) % n;
-    if (r < 0) {
-      s->drops++;
-    } else {
+    if (ok) {
       sent++;
       bytes += len;
+    } else {
+      s->drops++;
     }
   }
   s->packets += sent;

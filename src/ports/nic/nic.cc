@@ -16,12 +16,17 @@
 // UNETMAP_NIC=xdp|packet forces. The choice and why are printed with
 // UNETMAP_VERBOSE=1 and kept in the port entry for the tools.
 //
+// NS_FORWARD works as netmap's: a NIC rx ring's marked slots go up to the
+// host stack (through the host rings' tap, so only while this process has
+// them open: netmap:IF*), a host rx ring's go out on the wire.
+//
 // One process at a time may bind a given NIC ring (the socket is its
 // own); the kernel allows one XDP program per interface, so the NIC rings
 // of one interface are bound by one process at a time in AF_XDP mode.
 #include "ports/nic/nic.h"
 
 #include <errno.h>
+#include <linux/if_packet.h>
 #include <linux/ethtool.h>
 #include <linux/sockios.h>
 #include <net/if.h>
@@ -188,6 +193,46 @@ std::shared_ptr<Queue> open_queue(Iface& ifc, uint32_t q, uint32_t nslots, int* 
   return s;
 }
 
+// The wire, for frames from the host rings: a socket that bypasses the
+// qdisc (and so the tc program that diverts the stack's output).
+bool send_wire(Iface& ifc, const uint8_t* f, uint32_t len) {
+  if (!ifc.raw_tx) {
+    std::lock_guard<std::mutex> g(g_mu);
+    if (!ifc.raw_tx) {
+      Fd s(socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0));
+      int one = 1;
+      sockaddr_ll a{};
+      a.sll_family = AF_PACKET;
+      a.sll_ifindex = ifc.ifindex;
+      if (!s || setsockopt(s.get(), SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one) ||
+          bind(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a))
+        return false;
+      ifc.raw_tx = std::move(s);
+    }
+  }
+  return send(ifc.raw_tx.get(), f, len, MSG_DONTWAIT) == ssize_t(len);
+}
+
+// NS_FORWARD, on a ring with NR_FORWARD set: the slots the application
+// releases with the flag go to the other side, as netmap passes them: what
+// a NIC rx ring received goes up to the host stack, what a host rx ring
+// got from the stack goes out on the wire.
+void forward_marked(Kring& k, uint32_t head, Iface& ifc) {
+  static thread_local uint8_t frame[65536];
+  const uint32_t n = k.nslots;
+  std::shared_ptr<Queue> host = k.host ? nullptr : ifc.host.lock();
+  for (uint32_t i = k.ks->hwcur.load(std::memory_order_relaxed); i != head;) {
+    uint32_t ns = packet_slots(k.ring, i, head, n);
+    if (ns == 0) break;
+    if (k.ring->slot[i].flags & NS_FORWARD) {
+      uint32_t len = tx_gather(k, i, ns, frame, sizeof frame);
+      bool ok = len && (k.host ? send_wire(ifc, frame, len) : host && host->inject(frame, len));
+      if (!ok) k.ks->drops++;
+    }
+    i = (i + ns) % n;
+  }
+}
+
 class NicAdapter final : public Adapter {
  public:
   PortKind kind() const override { return PortKind::kNic; }
@@ -285,7 +330,9 @@ class NicAdapter final : public Adapter {
     static_cast<NicKring*>(k.priv)->q->txsync(k, head);
   }
   void rxsync(Kring& k, uint32_t head) const override {
-    static_cast<NicKring*>(k.priv)->q->rxsync(k, head);
+    auto* nk = static_cast<NicKring*>(k.priv);
+    if (k.ring->flags & NR_FORWARD) forward_marked(k, head, *nk->ifc);
+    nk->q->rxsync(k, head);
   }
 };
 

@@ -33,6 +33,8 @@ class Queue {
   // An rx kring starts (or stops) draining this queue.
   virtual int start_rx(std::string* why) { return 0; }
   virtual void stop_rx() {}
+  // Send one frame out of the ring's order (NS_FORWARD); false if dropped.
+  virtual bool inject(uint8_t* frame, uint32_t len) { return false; }
 };
 
 // One process's use of one interface: made with its first bound ring, gone
@@ -55,6 +57,9 @@ struct Iface {
   // AF_PACKET: what keeps received frames from the host stack.
   Fd drop_prog, drop_link;
   int packet_rx = 0;
+  // NS_FORWARD from the host rings to the wire when no tx ring is open
+  // here: a plain AF_PACKET socket, made on first use.
+  Fd raw_tx;
 };
 
 // Backends (xsk.cc, packet.cc, host.cc). nslots: the netmap ring size.
