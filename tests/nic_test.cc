@@ -285,7 +285,8 @@ TEST_P(NicBackend, HostRings) {
       if (ioctl(u, SIOCGIFHWADDR, &ifr)) return 7;
       memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
     }
-    uint8_t frame[64] = {};
+    alignas(4) uint8_t raw[66] = {};
+    uint8_t* frame = raw + 2;  // the IP header 4-aligned
     memcpy(frame, mac, 6);
     memcpy(frame + 6, "\x02\x00\x00\x00\x00\x0b", 6);
     frame[12] = 0x08;
