@@ -96,11 +96,16 @@ void init_region(void* base, size_t, const void* argp) {
 
 std::string exhausted(uint16_t id, const char* what, uint32_t want, uint32_t in_use,
                       uint32_t total, const char* knob, const char* env) {
-  char b[320];
+  std::string k(knob);
+  for (char& ch : k)
+    if (ch == '_') ch = '-';
+  const char* key = k.c_str();
+  char b[480];
   snprintf(b, sizeof b,
            "region %u: no free %s for %u more (%u in use of %u); raise %s (%s=N, read when the "
-           "region is created: close every port of region %u first)",
-           id, what, want, in_use, total, knob, env, id);
+           "region is created: close every port of region %u first; or make the region before "
+           "its first port with nm-regions -c %u %s=N)",
+           id, what, want, in_use, total, knob, env, id, id, key);
   return b;
 }
 
@@ -115,6 +120,30 @@ RegionConfig RegionConfig::from_env() {
   c.if_size = env_u32("UNETMAP_IF_SIZE", c.if_size);
   c.if_num = env_u32("UNETMAP_IF_NUM", c.if_num);
   return c;
+}
+
+std::string RegionConfig::set(std::string_view spec) {
+  while (!spec.empty()) {
+    size_t comma = spec.find(',');
+    std::string_view kv = spec.substr(0, comma);
+    spec = comma == std::string_view::npos ? std::string_view() : spec.substr(comma + 1);
+    size_t eq = kv.find('=');
+    std::string key(kv.substr(0, eq)), val(eq == std::string_view::npos ? "" : kv.substr(eq + 1));
+    char* end = nullptr;
+    unsigned long x = val.empty() ? 0 : strtoul(val.c_str(), &end, 0);
+    if (val.empty() || *end || x > UINT32_MAX) return "'" + std::string(kv) + "': KEY=NUMBER expected";
+    uint32_t* field = key == "buf-num"     ? &buf_num
+                      : key == "buf-size"  ? &buf_size
+                      : key == "ring-num"  ? &ring_num
+                      : key == "ring-size" ? &ring_size
+                      : key == "if-num"    ? &if_num
+                      : key == "if-size"   ? &if_size
+                                           : nullptr;
+    if (!field)
+      return "unknown size '" + key + "' (buf-num, buf-size, ring-num, ring-size, if-num, if-size)";
+    *field = uint32_t(x);
+  }
+  return check();
 }
 
 uint32_t RegionConfig::max_slots() const {
@@ -192,7 +221,12 @@ std::shared_ptr<Region> Region::get(uint16_t id, const RegionConfig& cfg, int* e
 
 Region::~Region() { sys::close(fd_); }
 
-void Region::remove(uint16_t id) { unlink((runtime_dir() + "/" + file_name(id)).c_str()); }
+void Region::remove(uint16_t id) {
+  int err = 0;
+  auto r = get(id, RegionConfig{}, &err, nullptr, false);
+  if (r && r->hdr()->persistent) return;
+  unlink((runtime_dir() + "/" + file_name(id)).c_str());
+}
 
 int Region::alloc_bufs(uint32_t* out, uint32_t n, std::string* why) {
   RegionHeader* h = hdr();

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "core/shm.h"
 
@@ -36,6 +37,10 @@ struct RegionConfig {
   uint32_t if_num = 100;
   // Defaults, overridden by UNETMAP_BUF_SIZE, UNETMAP_BUF_NUM, ... .
   static RegionConfig from_env();
+  // Sizes by libnetmap's extmem keys: "buf-num=N,buf-size=N,ring-num=N,
+  // ring-size=N,if-num=N,if-size=N" (any subset). Empty if fine, else what
+  // is wrong.
+  std::string set(std::string_view spec);
   uint32_t max_slots() const;
   // Empty if sane, else what is wrong.
   std::string check() const;
@@ -97,7 +102,7 @@ struct RegionHeader {
   uint64_t magic;
   uint32_t layout_version;
   uint16_t mem_id;
-  uint16_t pad;
+  uint16_t persistent;  // made by nm-regions -c: stays when its last port goes
   RegionConfig cfg;
   uint64_t pub_off;   // file offset of the public part
   uint64_t memsize;   // size of the public part
@@ -128,7 +133,8 @@ class Region {
                                      std::string* why = nullptr, bool create = true);
   static std::string file_name(uint16_t id);
   // Unlink region `id` (its last port is gone; call with the registry
-  // locked). Mappings stay valid; the next get() makes a fresh region.
+  // locked) unless it is persistent. Mappings stay valid; the next get()
+  // makes a fresh region.
   static void remove(uint16_t id);
 
   RegionHeader* hdr() const { return reinterpret_cast<RegionHeader*>(map_.base()); }
