@@ -137,6 +137,25 @@ TEST(Extmem, PortOnAFileSharedWithAnotherProcess) {
   EXPECT_EQ(st.st_size, kSize);
 }
 
+// Another port of the process on the extmem region shares its mapping; the
+// extmem port closing first leaves that mapping to it.
+TEST(Extmem, OtherPortsOfTheProcessKeepTheMapping) {
+  ExtDir ext;
+  std::string path = ext.file("ext.k", 8 << 20);
+  nmport_d* a = nmport_open(("netmap:xk{0@extmem:file=" + path + ",ring-num=8").c_str());
+  ASSERT_NE(a, nullptr);
+  nmport_d* b = nmport_open("netmap:xk}0");
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(a->mem, b->mem) << "one mapping per region and process";
+  nmport_close(a);
+  netmap_ring* t = NETMAP_TXRING(b->nifp, 0);
+  strcpy(NETMAP_BUF(t, t->slot[t->cur].buf_idx), "still mapped");
+  t->slot[t->cur].len = 60;
+  t->head = t->cur = nm_ring_next(t, t->cur);
+  EXPECT_EQ(ioctl(b->fd, NIOCTXSYNC, nullptr), 0);
+  nmport_close(b);
+}
+
 TEST(Extmem, ValePortOnAFile) {
   ExtDir ext;
   std::string path = ext.file("ext.v", 8 << 20);

@@ -313,6 +313,9 @@ TEST(Monitor, OneZeroCopyMonitorPerRing) {
   ASSERT_TRUE(a.ok() && b.ok());
   RawPort z("zb{0", NR_REG_ALL_NIC, 0, NR_ZCOPY_MON);
   ASSERT_TRUE(z.ok()) << strerror(z.err);
+  errno = 0;
+  EXPECT_EQ(nmport_open("netmap:zb{0/z"), nullptr) << "the same through libnetmap's /z";
+  EXPECT_EQ(errno, EBUSY);
   RawPort z2, z3;
   EXPECT_FALSE(z2.open("zb{0", NR_REG_ALL_NIC, 0, NR_ZCOPY_MON));
   EXPECT_EQ(z2.err, EBUSY);

@@ -184,7 +184,19 @@ void free_extmem(nmport_d* d) {
   if (!d->extmem) return;
   auto* e = reinterpret_cast<ExtmemOpt*>(d->extmem);
   nmreq_remove_option(&d->hdr, &e->opt.nro_opt);
-  if (e->file_map) munmap(e->file_map, e->file_size);
+  if (e->file_map) {
+    // Other ports of this process on the region may still use the mapping:
+    // then the last of them unmaps it.
+    nmctx_lock(d->ctx);
+    nmem_d* m = d->ctx->mem_descs;
+    while (m && !(m->is_extmem && m->mem == e->file_map)) m = m->next;
+    if (m) {
+      m->is_extmem = 0;
+      m->size = e->file_size;
+    }
+    nmctx_unlock(d->ctx);
+    if (!m) munmap(e->file_map, e->file_size);
+  }
   nmctx_free(d->ctx, e);
   d->extmem = nullptr;
 }
