@@ -308,6 +308,29 @@ TEST(Monitor, ZeroCopyRxAndFullMonitor) {
   for (uint32_t i = 40; i < 63; i++) EXPECT_EQ(seen[i].seq, 1040 + 17 + (i - 40));
 }
 
+// A monitor that writes garbage in slots it does not own never hands a bad
+// buffer to the port it watches.
+TEST(Monitor, ZeroCopyMonitorThatScribblesCannotHurtThePort) {
+  RawPort a("zs{0", NR_REG_ALL_NIC, 0, 0, 64), b("zs}0");
+  ASSERT_TRUE(a.ok() && b.ok());
+  RawPort z("zs}0", NR_REG_ALL_NIC, 0, NR_ZCOPY_MON);
+  ASSERT_TRUE(z.ok()) << strerror(z.err);
+  netmap_ring* zr = z.rx();
+  for (uint32_t i = 0; i < zr->num_slots; i++) zr->slot[i].buf_idx = 0;  // all the kernel's
+  for (int round = 0; round < 3; round++) {
+    send_seq(a, uint32_t(round * 10), 10);
+    std::vector<Seen> got = drain(b);
+    ASSERT_EQ(got.size(), 10u);
+    for (uint32_t i = 0; i < 10; i++) EXPECT_EQ(got[i].seq, uint32_t(round * 10) + i);
+  }
+  netmap_ring* br = b.rx();
+  for (uint32_t i = 0; i < br->num_slots; i++) EXPECT_GE(br->slot[i].buf_idx, 2u);
+  ASSERT_EQ(z.rxsync(), 0);
+  EXPECT_TRUE(nm_ring_empty(zr)) << "nothing swapped in";
+  std::shared_ptr<unetmap::Region> keep;
+  EXPECT_EQ(kstate_of(z, zr, &keep)->fwd_drops, 30u);
+}
+
 TEST(Monitor, OneZeroCopyMonitorPerRing) {
   RawPort a("zb{0"), b("zb}0");
   ASSERT_TRUE(a.ok() && b.ok());

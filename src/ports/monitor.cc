@@ -27,10 +27,11 @@
 // watched port are two producers), which is also where a dying monitor is
 // marked dead: the port never waits for the monitor, and every buffer is
 // always in exactly one ring, so a monitor that dies loses none (its ring's
-// buffers go back to the pool with it). One zero-copy monitor per ring
-// (netmap chains several; a second one here gets EBUSY). On a pipe, the two
-// ends' facing rings (A's tx, B's rx) carry the same packets through the
-// same buffers, so they count as one ring for this rule.
+// buffers go back to the pool with it); a monitor slot whose buffer index
+// the application broke is never handed to the port. One zero-copy monitor
+// per ring (netmap chains several; a second one here gets EBUSY). On a
+// pipe, the two ends' facing rings (A's tx, B's rx) carry the same packets
+// through the same buffers, so they count as one ring for this rule.
 #include <errno.h>
 
 #include <algorithm>
@@ -277,6 +278,10 @@ void monitor_zswap(const Kring& k, uint32_t from, uint32_t to, bool tx) {
         netmap_slot& d = mr->slot[at];
         const uint32_t b = d.buf_idx;
         const uint16_t len = d.len;
+        if (!r.valid_buf(b)) {  // the monitor scribbled on a slot it did not own
+          ms->fwd_drops += rel;
+          break;
+        }
         d.buf_idx = s.buf_idx;
         d.len = s.len;
         d.flags = uint16_t((s.flags & NS_MOREFRAG) | (tx ? NS_TXMON : 0));
