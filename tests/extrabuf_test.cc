@@ -24,7 +24,7 @@ std::shared_ptr<unetmap::Region> region(uint16_t id) {
 }
 
 // Register name asking for `extra` spare buffers.
-bool open_with_extra(RawPort& p, const char* name, uint32_t extra) {
+bool open_with_extra(RawPort& p, const char* name, uint32_t extra, uint16_t mem_id = 0) {
   p.fd = ::open("/dev/netmap", O_RDWR);
   if (p.fd < 0) return false;
   nmreq_header h{};
@@ -34,6 +34,7 @@ bool open_with_extra(RawPort& p, const char* name, uint32_t extra) {
   p.reg = nmreq_register{};
   p.reg.nr_mode = NR_REG_ALL_NIC;
   p.reg.nr_extra_bufs = extra;
+  p.reg.nr_mem_id = mem_id;
   h.nr_body = uintptr_t(&p.reg);
   if (ioctl(p.fd, NIOCCTRL, &h) < 0) return false;
   p.mem = mmap(nullptr, p.reg.nr_memsize, PROT_READ | PROT_WRITE, MAP_SHARED, p.fd, 0);
@@ -186,6 +187,78 @@ TEST(ExtraBufs, OnAValePort) {
   // The sender's port (and its private region) went with its last user.
   struct stat st;
   EXPECT_NE(stat((unetmap::runtime_dir() + "/" + unetmap::Region::file_name(tx.reg.nr_mem_id)).c_str(), &st), 0);
+}
+
+// Swap the first extra buffer into the rx slot at cur (NS_BUF_CHANGED): the
+// received buffer goes to the head of the chain, kept by the application.
+uint32_t keep_received(RawPort& p) {
+  netmap_ring* r = p.rx();
+  netmap_slot& s = r->slot[r->cur];
+  uint32_t extra = p.nifp->ni_bufs_head, next;
+  memcpy(&next, NETMAP_BUF(r, extra), 4);
+  uint32_t got = s.buf_idx;
+  memcpy(NETMAP_BUF(r, got), &next, 4);
+  p.nifp->ni_bufs_head = got;
+  s.buf_idx = extra;
+  s.flags = NS_BUF_CHANGED;
+  r->head = r->cur = nm_ring_next(r, r->cur);
+  return got;
+}
+
+// Send the buffer at the head of p's chain (swapped into the tx slot at cur).
+void send_extra(RawPort& p, const char* text) {
+  netmap_ring* r = p.tx();
+  netmap_slot& s = r->slot[r->cur];
+  char* f = NETMAP_BUF(r, swap_in_extra(p));
+  memset(f, 0xff, 6);  // broadcast
+  memset(f + 6, 0x02, 6);
+  memcpy(f + 14, text, strlen(text) + 1);
+  s.len = 60;
+  r->head = r->cur = nm_ring_next(r, r->cur);
+  ASSERT_EQ(p.txsync(), 0);
+}
+
+// Extra buffers sent and received on VALE ports sharing one region (@N):
+// each side swaps a spare buffer into a tx slot to send, and into an rx slot
+// to keep what it received; at close every chain goes back, and the
+// region's pool count is where it was.
+TEST(ExtraBufs, SentAndReceivedOnValePorts) {
+  constexpr uint16_t kMem = 7;
+  RawPort keep;  // keeps region 7 alive so its count can be compared
+  ASSERT_TRUE(open_with_extra(keep, "vale3:xk", 0, kMem)) << strerror(errno);
+  auto reg = region(kMem);
+  const uint32_t before = reg->bufs_in_use();
+  {
+    RawPort a, b;
+    ASSERT_TRUE(open_with_extra(a, "vale3:xa", 8, kMem)) << strerror(errno);
+    ASSERT_TRUE(open_with_extra(b, "vale3:xb", 8, kMem)) << strerror(errno);
+    ASSERT_EQ(a.reg.nr_extra_bufs, 8u);
+    ASSERT_EQ(b.reg.nr_extra_bufs, 8u);
+    EXPECT_EQ(a.reg.nr_mem_id, kMem);
+    const uint32_t opened = reg->bufs_in_use();
+    for (int round = 0; round < 3; round++) {
+      send_extra(a, "from a");
+      ASSERT_EQ(b.poll(POLLIN, 2000), 1);
+      ASSERT_FALSE(nm_ring_empty(b.rx()));
+      char text[8];
+      memcpy(text, NETMAP_BUF(b.rx(), b.rx()->slot[b.rx()->cur].buf_idx) + 14, 7);
+      EXPECT_STREQ(text, "from a");
+      uint32_t kept = keep_received(b);
+      ASSERT_EQ(b.rxsync(), 0);
+      EXPECT_EQ(b.nifp->ni_bufs_head, kept) << "the received buffer is on b's chain";
+      send_extra(b, "from b");  // and goes out again
+      ASSERT_EQ(a.poll(POLLIN, 2000), 1);
+      ASSERT_FALSE(nm_ring_empty(a.rx()));
+      memcpy(text, NETMAP_BUF(a.rx(), a.rx()->slot[a.rx()->cur].buf_idx) + 14, 7);
+      EXPECT_STREQ(text, "from b");
+      keep_received(a);
+      ASSERT_EQ(a.rxsync(), 0);
+    }
+    EXPECT_EQ(chain(a).size(), 8u);
+    EXPECT_EQ(chain(b).size(), 8u);
+    EXPECT_EQ(reg->bufs_in_use(), opened) << "swaps move buffers, never allocate";
+  }
+  EXPECT_EQ(reg->bufs_in_use(), before) << "ports and chains went back to the pool";
 }
 
 }  // namespace

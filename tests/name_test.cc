@@ -218,8 +218,9 @@ INSTANTIATE_TEST_SUITE_P(
         Bad{"netmap:x@conf", EINVAL, {"conf", "missing body"}},
         Bad{"netmap:x@@conf=1", EINVAL, {"empty option"}},
         Bad{"netmap:x@nosuch=1", EINVAL, {"nosuch"}},
-        Bad{"netmap:x@extmem:file=/x", EOPNOTSUPP, {"extmem"}},
-        Bad{"netmap:x@extmem=/x", EOPNOTSUPP, {"extmem"}},
+        Bad{"netmap:x@extmem:file=/x", ENOENT, {"extmem", "/x"}},
+        Bad{"netmap:x@extmem=/x", EINVAL, {"extmem"}},
+        Bad{"netmap:x@extmem:file=/x,bufnum=3", EINVAL, {"extmem", "bufnum"}},
         Bad{"netmap:x@offset=4", EOPNOTSUPP, {"offset"}}),
     [](const testing::TestParamInfo<Bad>& i) { return "case" + std::to_string(i.index); });
 
@@ -296,7 +297,7 @@ TEST(Name, PrepareThenOpenDescThenClone) {
   nmport_close(d);
 }
 
-TEST(Name, ExtmemAndOffsetsAreRefused) {
+TEST(Name, ExtmemOfAnEmptyFileAndOffsetsAreRefused) {
   CaptureCtx cc;
   nmport_d* d = nmport_new();
   ASSERT_NE(d, nullptr);
@@ -304,7 +305,7 @@ TEST(Name, ExtmemAndOffsetsAreRefused) {
   ASSERT_EQ(nmport_parse(d, "netmap:em{0"), 0);
   errno = 0;
   EXPECT_EQ(nmport_extmem_from_file(d, "/dev/null"), -1);
-  EXPECT_EQ(errno, EOPNOTSUPP);
+  EXPECT_EQ(errno, EINVAL);
   EXPECT_NE(cc.last.find("extmem"), std::string::npos) << cc.last;
   errno = 0;
   EXPECT_EQ(nmport_offset(d, 0, 64, 8, 0), -1);

@@ -1,7 +1,9 @@
 // Memory regions (netmap's allocators): sizes from the environment and
 // @conf, exhaustion with an error that names the knob to raise, buffers
-// handed out and returned, several regions side by side.
+// handed out and returned, several regions side by side, regions made with
+// their own sizes by nm-regions -c.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <memory>
@@ -303,6 +305,46 @@ TEST(Region, ToolReportsEveryRegion) {
   EXPECT_NE(out.find(priv), std::string::npos) << "the VALE port's private region: " << out;
   EXPECT_NE(out.find("\"mode\":\"0600\""), std::string::npos) << out;
   EXPECT_NE(system(NM_REGIONS " -m 0 2>/dev/null"), 0) << "a bad id is refused";
+}
+
+// Sizes per region: nm-regions -c makes region 21 with its own sizes (the
+// environment's knobs are not involved), ports that name @21 get them, the
+// exhaustion message suggests it, and the region stays between its users
+// until nm-regions -d.
+TEST(Region, ToolMakesARegionWithItsOwnSizes) {
+  const std::string file = unetmap::runtime_dir() + "/" + unetmap::Region::file_name(21);
+  ASSERT_EQ(system(NM_REGIONS " -c 21 buf-num=300,buf-size=4096,ring-num=8 >/dev/null"), 0);
+  EXPECT_EQ(system(NM_REGIONS " -c 21 buf-num=300,buf-size=4096,ring-num=8 >/dev/null"), 0)
+      << "the same sizes again: fine";
+  EXPECT_NE(system(NM_REGIONS " -c 21 buf-num=500 2>/dev/null"), 0) << "other sizes: refused";
+  EXPECT_NE(system(NM_REGIONS " -c 22 buf-nmu=5 2>/dev/null"), 0) << "a bad key: refused";
+  std::string msg;
+  int err;
+  nmport_d* d = open_capture("netmap:rs{0@21", &msg, &err);  // 2 x 1024 slots: too many
+  ASSERT_EQ(d, nullptr);
+  EXPECT_EQ(err, ENOMEM);
+  EXPECT_NE(msg.find("nm-regions -c 21 buf-num=N"), std::string::npos) << msg;
+  for (int round = 0; round < 2; round++) {
+    d = open_capture("netmap:rs{0@21@conf:slots=64", &msg, &err);
+    ASSERT_NE(d, nullptr) << msg;
+    nmreq_pools_info pi{};
+    pi.nr_mem_id = 21;
+    ASSERT_EQ(nmtest::ctrl(d->fd, NETMAP_REQ_POOLS_INFO_GET, "", &pi), 0);
+    EXPECT_EQ(pi.nr_buf_pool_objtotal, 300u);
+    EXPECT_EQ(pi.nr_buf_pool_objsize, 4096u);
+    EXPECT_EQ(pi.nr_ring_pool_objtotal, 8u);
+    EXPECT_EQ(d->reg.nr_mem_id, 21);
+    EXPECT_EQ(NETMAP_TXRING(d->nifp, 0)->nr_buf_size, 4096u);
+    if (round == 0) {
+      EXPECT_NE(system(NM_REGIONS " -d 21 2>/dev/null"), 0) << "in use: not deleted";
+    }
+    nmport_close(d);
+    struct stat st;
+    EXPECT_EQ(stat(file.c_str(), &st), 0) << "the region outlives its last port";
+  }
+  EXPECT_EQ(system(NM_REGIONS " -d 21"), 0);
+  struct stat st;
+  EXPECT_NE(stat(file.c_str(), &st), 0) << "deleted";
 }
 
 }  // namespace

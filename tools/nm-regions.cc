@@ -5,6 +5,14 @@
 //   nm-regions           every region, one line each
 //   nm-regions -m N      region N only
 //   nm-regions -j        JSON
+//   nm-regions -c N [buf-num=..,buf-size=..,ring-num=..,ring-size=..,if-num=..,if-size=..]
+//                        make region N with these sizes (the rest from the
+//                        UNETMAP_* knobs or the defaults) before its first
+//                        port names it (@N, vale-ctl -m N). Sizes are a
+//                        region's for its life, as a netmap allocator's are
+//                        once in use. Such a region is persistent: it stays
+//                        when its last port goes, until
+//   nm-regions -d N      deletes it (refused while a port uses it).
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "core/registry.h"
 #include "core/shm.h"
 #include "mem/region.h"
 
@@ -30,8 +39,14 @@ namespace {
 [[noreturn]] void usage(int code) {
   fprintf(code ? stderr : stdout,
           "usage: nm-regions [-m MEMID] [-j]\n"
+          "       nm-regions -c MEMID [SIZES]\n"
           "  -m MEMID   only region MEMID (1..65535)\n"
           "  -j         JSON output\n"
+          "  -c MEMID   make region MEMID (for ports that name it: @MEMID, vale-ctl -m)\n"
+          "             SIZES: buf-num=N,buf-size=N,ring-num=N,ring-size=N,if-num=N,if-size=N\n"
+          "             (any of them; the others from UNETMAP_* or the defaults);\n"
+          "             it stays when its last port goes, until -d\n"
+          "  -d MEMID   delete region MEMID made with -c (not while a port uses it)\n"
           "Regions live in $UNETMAP_DIR (default /dev/shm/unetmap).\n");
   exit(code);
 }
@@ -78,22 +93,83 @@ std::vector<uint16_t> region_ids() {
   return ids;
 }
 
+// -c: make region `id` with the sizes of `spec`; an existing region is
+// fine if it has them already.
+int create(long id, const char* spec) {
+  unetmap::RegionConfig cfg = unetmap::RegionConfig::from_env();
+  std::string bad = cfg.set(spec ? spec : "");
+  if (!bad.empty()) {
+    fprintf(stderr, "nm-regions: -c %ld: %s\n", id, bad.c_str());
+    return 2;
+  }
+  int err = 0;
+  std::string why;
+  auto r = unetmap::Region::get(uint16_t(id), cfg, &err, &why, false);
+  if (r) {
+    const unetmap::RegionConfig& h = r->cfg();
+    if (h.buf_num != cfg.buf_num || h.buf_size != cfg.buf_size || h.ring_num != cfg.ring_num ||
+        h.ring_size != cfg.ring_size || h.if_num != cfg.if_num || h.if_size != cfg.if_size) {
+      fprintf(stderr,
+              "nm-regions: region %ld exists with other sizes (buf-num=%u,buf-size=%u,ring-num=%u,"
+              "ring-size=%u,if-num=%u,if-size=%u); sizes change only with a new region\n",
+              id, h.buf_num, h.buf_size, h.ring_num, h.ring_size, h.if_num, h.if_size);
+      return 1;
+    }
+  } else if (err != ENOENT || !(r = unetmap::Region::get(uint16_t(id), cfg, &err, &why, true))) {
+    fprintf(stderr, "nm-regions: %s\n", why.c_str());
+    return 1;
+  }
+  r->hdr()->persistent = 1;
+  return 0;
+}
+
+// -d: delete region `id` if no port uses it.
+int remove_region(long id) {
+  int err = 0;
+  unetmap::Registry* reg = unetmap::Registry::get(&err);
+  if (!reg) {
+    fprintf(stderr, "nm-regions: cannot open the registry: %s\n", strerror(err));
+    return 1;
+  }
+  unetmap::LockGuard g(reg->lock());
+  reg->reap();
+  for (uint32_t i = 0; i < unetmap::kMaxPorts; i++) {
+    const unetmap::PortEntry& p = reg->port(int(i));
+    if (p.kind != unetmap::PortKind::kNone && p.mem_id == id) {
+      fprintf(stderr, "nm-regions: region %ld is in use by port '%s'\n", id, p.name);
+      return 1;
+    }
+  }
+  std::string why;
+  auto r = unetmap::Region::get(uint16_t(id), unetmap::RegionConfig{}, &err, &why, false);
+  if (!r) {
+    fprintf(stderr, "nm-regions: %s\n", why.c_str());
+    return 1;
+  }
+  r->hdr()->persistent = 0;
+  unetmap::Region::remove(uint16_t(id));
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  long only = 0;
+  long only = 0, make = 0, drop = 0;
   bool json = false;
   int c;
   static option longopts[] = {{"help", no_argument, nullptr, 'h'}, {nullptr, 0, nullptr, 0}};
-  while ((c = getopt_long(argc, argv, "m:jh", longopts, nullptr)) != -1) {
+  while ((c = getopt_long(argc, argv, "m:c:d:jh", longopts, nullptr)) != -1) {
     switch (c) {
-      case 'm': {
+      case 'm':
+      case 'c':
+      case 'd': {
         char* end;
-        only = strtol(optarg, &end, 10);
-        if (*end || only < 1 || only > 65535) {
-          fprintf(stderr, "nm-regions: -m: '%s' is not a region id in 1..65535\n", optarg);
+        long id = strtol(optarg, &end, 10);
+        if (*end || id < 1 || id > 65535) {
+          fprintf(stderr, "nm-regions: -%c: '%s' is not a region id in 1..65535\n", c, optarg);
           return 2;
         }
+        (c == 'm' ? only : c == 'c' ? make : drop) = id;
         break;
       }
       case 'j': json = true; break;
@@ -101,7 +177,12 @@ int main(int argc, char** argv) {
       default: usage(2);
     }
   }
-  if (optind < argc) {
+  if (drop) return optind < argc ? (usage(2), 2) : remove_region(drop);
+  if (make) {
+    if (argc - optind > 1) usage(2);
+    if (int rc = create(make, optind < argc ? argv[optind] : nullptr)) return rc;
+    only = make;  // and show it
+  } else if (optind < argc) {
     fprintf(stderr, "nm-regions: unexpected argument '%s'\n", argv[optind]);
     return 2;
   }

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "abi/file.h"
+#include "mem/extmem.h"
 #include "ports/vale.h"
 
 namespace unetmap {
@@ -93,22 +94,61 @@ int pools_info(NetmapFile* f, nmreq_pools_info* pi) {
   return 0;
 }
 
-// Options: none are implemented yet; each one is refused with its status
-// set, and the request fails, as netmap does for options it does not know.
-int check_options(uint64_t first) {
+// Options: NETMAP_REQ_OPT_EXTMEM on a REGISTER is returned in *extmem; any
+// other is refused with its status set, and the request fails, as netmap
+// does for options it does not know.
+int check_options(uint64_t first, uint16_t reqtype, uint64_t* extmem) {
   int hops = 0;
   bool any = false;
   for (uint64_t p = first; p; hops++) {
     if (hops > 64) return fail(EINVAL, "option list too long or looping");
     nmreq_option o;
     if (!copy_in(&o, reinterpret_cast<void*>(p), sizeof o)) return fail(EFAULT);
-    o.nro_status = EOPNOTSUPP;
-    if (!copy_out(reinterpret_cast<void*>(p), &o, sizeof o)) return fail(EFAULT);
-    any = true;
+    if (o.nro_reqtype == NETMAP_REQ_OPT_EXTMEM && reqtype == NETMAP_REQ_REGISTER && !*extmem) {
+      *extmem = p;
+    } else {
+      o.nro_status = EOPNOTSUPP;
+      if (!copy_out(reinterpret_cast<void*>(p), &o, sizeof o)) return fail(EFAULT);
+      any = true;
+    }
     p = o.nro_next;
   }
-  if (any) return fail(EOPNOTSUPP, "request options (extmem, csb, offsets) are not supported yet");
+  if (any) return fail(EOPNOTSUPP, "request options other than extmem (csb, offsets, ...) are not supported yet");
   return 0;
+}
+
+// REGISTER with NETMAP_REQ_OPT_EXTMEM: the port is made in a new region on
+// the application's memory (mem/extmem.h); the option's nro_info tells the
+// sizes obtained.
+int register_extmem(NetmapFile* f, BindRequest rq, uint64_t opt) {
+  nmreq_opt_extmem ext;
+  void* where = reinterpret_cast<void*>(opt);
+  if (!copy_in(&ext, where, sizeof ext)) return fail(EFAULT);
+  std::string why;
+  if (int e = extmem_region(ext.nro_usrptr, ext.nro_info, &rq.mem_id, &why)) {
+    ext.nro_opt.nro_status = uint32_t(e);
+    copy_out(where, &ext, sizeof ext);
+    return fail(e, why);
+  }
+  const uint16_t id = rq.mem_id;
+  if (do_register(f, rq)) {
+    extmem_drop(id);
+    return -1;
+  }
+  if (f->binding->region().id() != id) {  // the port existed, in its own region
+    uint16_t other = f->binding->region().id();
+    {
+      std::lock_guard<std::mutex> g(f->mu);
+      f->binding.reset();
+    }
+    extmem_drop(id);
+    return fail(EINVAL, "port '" + rq.name + "' exists already, in region " + std::to_string(other) +
+                            ": extmem applies to the port a register creates");
+  }
+  ext.nro_info.nr_mem_id = id;
+  pools_info(f, &ext.nro_info);
+  ext.nro_opt.nro_status = 0;
+  return copy_out(where, &ext, sizeof ext) ? 0 : fail(EFAULT);
 }
 
 // NIOCCTRL VALE_* requests: the body is copied in and out like the others.
@@ -169,7 +209,8 @@ int ctrl(NetmapFile* f, void* arg) {
     return fail(EINVAL, "nr_version " + std::to_string(h.nr_version) + " not supported: use " +
                             std::to_string(NETMAP_API));
   if (h.nr_reserved != 0) return fail(EINVAL, "nmreq_header.nr_reserved must be 0");
-  if (check_options(h.nr_options)) return -1;
+  uint64_t extmem = 0;
+  if (check_options(h.nr_options, h.nr_reqtype, &extmem)) return -1;
   std::string name = name_of(h.nr_name, sizeof h.nr_name);
   void* body = reinterpret_cast<void*>(h.nr_body);
   switch (h.nr_reqtype) {
@@ -185,7 +226,7 @@ int ctrl(NetmapFile* f, void* arg) {
       rq.nrings[kTx] = r.nr_tx_rings, rq.nrings[kRx] = r.nr_rx_rings;
       rq.nslots[kTx] = r.nr_tx_slots, rq.nslots[kRx] = r.nr_rx_slots;
       rq.extra_bufs = r.nr_extra_bufs;
-      if (do_register(f, rq)) return -1;
+      if (extmem ? register_extmem(f, rq, extmem) : do_register(f, rq)) return -1;
       fill_register_reply(*f->binding, &r);
       return copy_out(body, &r, sizeof r) ? 0 : fail(EFAULT);
     }

@@ -199,7 +199,7 @@ void* dev_mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
     fail(EINVAL, "mmap beyond the region (" + std::to_string(r.memsize()) + " bytes)");
     return MAP_FAILED;
   }
-  void* p = sys::mmap(addr, len, prot, flags, r.fd(), off_t(r.hdr()->pub_off + uint64_t(off)));
+  void* p = sys::mmap(addr, len, prot, flags, r.pub_fd(), off_t(r.pub_file_off() + uint64_t(off)));
   if (p == MAP_FAILED) fail(errno);
   return p;
 }

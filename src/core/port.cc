@@ -88,16 +88,16 @@ int Binding::open(const BindRequest& rq, std::unique_ptr<Binding>* out, std::str
   LockGuard g(reg->lock());
   reg->reap();
   int p = find_port_any(*reg, rq.name);
-  if (rq.flags & (NR_MONITOR_TX | NR_MONITOR_RX)) {
+  if (rq.flags & (NR_MONITOR_TX | NR_MONITOR_RX | NR_ZCOPY_MON)) {
     if (p < 0) {
       *why = "no port '" + rq.name + "' to monitor";
       return ENXIO;
     }
     int m;
-    if ((err = monitor_create(*reg, p, rq.flags, &m, why)) != 0) return err;
+    if ((err = monitor_create(*reg, p, rq.flags, rq.mem_id, &m, why)) != 0) return err;
     BindRequest mrq = rq;
     mrq.mode = NR_REG_ALL_NIC;
-    mrq.flags &= ~uint64_t(NR_MONITOR_TX | NR_MONITOR_RX | NR_EXCLUSIVE);
+    mrq.flags &= ~uint64_t(NR_MONITOR_TX | NR_MONITOR_RX | NR_ZCOPY_MON | NR_EXCLUSIVE);
     if ((err = b->attach(*reg, m, mrq, why)) != 0) {
       reg->maybe_destroy_port(m);
       return err;

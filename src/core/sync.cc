@@ -97,10 +97,14 @@ static int txsync_locked(Kring& k) {
       return EINVAL;
     }
   }
-  const uint32_t old = k.ks->hwcur.load(std::memory_order_relaxed);
+  const uint32_t old = k.ks->hwcur.load(std::memory_order_relaxed), old_tail = k.ks->rtail;
   k.na->txsync(k, head);
-  if (k.ks->nmon.load(std::memory_order_relaxed))
+  if (k.ks->nmon.load(std::memory_order_relaxed)) {
     monitor_copy(k, old, k.ks->hwcur.load(std::memory_order_relaxed), true);
+    // Given back by this txsync: (old tail, new tail].
+    monitor_zswap(k, next_slot(old_tail, n),
+                  next_slot(k.ks->hwtail.load(std::memory_order_acquire), n), true);
+  }
   finalize(k, head, cur);
   return 0;
 }
@@ -122,6 +126,8 @@ static int rxsync_locked(Kring& k) {
     }
   }
   const uint32_t old_tail = k.ks->rtail;
+  if (k.ks->nmon.load(std::memory_order_relaxed))
+    monitor_zswap(k, k.ks->hwcur.load(std::memory_order_relaxed), head, false);
   k.na->rxsync(k, head);
   finalize(k, head, cur);
   if (k.ks->nmon.load(std::memory_order_relaxed)) monitor_copy(k, old_tail, k.ks->rtail, false);

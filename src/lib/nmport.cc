@@ -7,6 +7,8 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cctype>
 #include <cstdio>
@@ -15,6 +17,7 @@
 #include <string>
 
 #include "abi/devnetmap.h"
+#include "core/shm.h"
 #include "lib/rings.h"
 
 namespace {
@@ -130,6 +133,74 @@ int apply_share(nmport_d* d, const std::string& port, const char* spec) {
   return 0;
 }
 
+// "@extmem:file=PATH[,if-num=N,if-size=N,ring-num=N,ring-size=N,buf-num=N,
+// buf-size=N]": the region on a file the application names.
+int apply_extmem(nmport_d* d, const std::string& body, const char* spec) {
+  std::string file;
+  uint32_t v[6] = {0, 0, 0, 0, 0, 0};
+  static const char* const keys[6] = {"if-num", "if-size", "ring-num", "ring-size", "buf-num", "buf-size"};
+  size_t pos = 0;
+  while (pos < body.size()) {
+    size_t comma = body.find(',', pos);
+    std::string kv = body.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    pos = comma == std::string::npos ? body.size() : comma + 1;
+    size_t eq = kv.find('=');
+    std::string key = kv.substr(0, eq), val = eq == std::string::npos ? "" : kv.substr(eq + 1);
+    if (val.empty()) return fail(d->ctx, EINVAL, "%s: extmem key '%s': missing value", spec, key.c_str());
+    if (key == "file") {
+      file = val;
+      continue;
+    }
+    int k = 0;
+    while (k < 6 && key != keys[k]) k++;
+    char* end;
+    unsigned long x = strtoul(val.c_str(), &end, 0);
+    if (k == 6)
+      return fail(d->ctx, EINVAL,
+                  "%s: unknown extmem key '%s' (file, if-num, if-size, ring-num, ring-size, "
+                  "buf-num, buf-size)",
+                  spec, key.c_str());
+    if (*end || x > UINT32_MAX)
+      return fail(d->ctx, EINVAL, "%s: extmem key '%s': '%s' is not a number", spec, key.c_str(), val.c_str());
+    v[k] = uint32_t(x);
+  }
+  if (file.empty()) return fail(d->ctx, EINVAL, "%s: extmem needs file=PATH", spec);
+  if (nmport_extmem_from_file(d, file.c_str()) < 0) return -1;
+  nmreq_pools_info& pi = d->extmem->nro_info;
+  pi.nr_if_pool_objtotal = v[0], pi.nr_if_pool_objsize = v[1];
+  pi.nr_ring_pool_objtotal = v[2], pi.nr_ring_pool_objsize = v[3];
+  pi.nr_buf_pool_objtotal = v[4], pi.nr_buf_pool_objsize = v[5];
+  return 0;
+}
+
+// The extmem option and, when the library mapped the file, that mapping.
+struct ExtmemOpt {
+  nmreq_opt_extmem opt;
+  void* file_map;
+  size_t file_size;
+};
+
+void free_extmem(nmport_d* d) {
+  if (!d->extmem) return;
+  auto* e = reinterpret_cast<ExtmemOpt*>(d->extmem);
+  nmreq_remove_option(&d->hdr, &e->opt.nro_opt);
+  if (e->file_map) {
+    // Other ports of this process on the region may still use the mapping:
+    // then the last of them unmaps it.
+    nmctx_lock(d->ctx);
+    nmem_d* m = d->ctx->mem_descs;
+    while (m && !(m->is_extmem && m->mem == e->file_map)) m = m->next;
+    if (m) {
+      m->is_extmem = 0;
+      m->size = e->file_size;
+    }
+    nmctx_unlock(d->ctx);
+    if (!m) munmap(e->file_map, e->file_size);
+  }
+  nmctx_free(d->ctx, e);
+  d->extmem = nullptr;
+}
+
 int parse_options(nmport_d* d, const char* opts, const char* spec) {
   std::string s = opts;
   size_t pos = 0;
@@ -149,7 +220,10 @@ int parse_options(nmport_d* d, const char* opts, const char* spec) {
     else if (name == "share")
       r = item[sep] == '=' ? apply_share(d, body, spec)
                            : fail(d->ctx, EINVAL, "%s: share takes '=PORT'", spec);
-    else if (name == "extmem" || name == "offset")
+    else if (name == "extmem")
+      r = item[sep] == ':' ? apply_extmem(d, body, spec)
+                           : fail(d->ctx, EINVAL, "%s: extmem takes ':file=PATH,...'", spec);
+    else if (name == "offset")
       r = fail(d->ctx, EOPNOTSUPP, "%s: option '%s' is not supported yet", spec, name.c_str());
     else
       r = fail(d->ctx, EINVAL, "%s: unknown option '%s' (conf, share, extmem)", spec, name.c_str());
@@ -419,6 +493,7 @@ int nmport_parse(struct nmport_d* d, const char* spec) {
 }
 
 void nmport_undo_parse(struct nmport_d* d) {
+  free_extmem(d);
   nmreq_free_options(&d->hdr);
   memset(&d->hdr, 0, sizeof d->hdr);
   memset(&d->reg, 0, sizeof d->reg);
@@ -465,6 +540,21 @@ int nmport_mmap(struct nmport_d* d) {
   nmem_d* m;
   for (m = d->ctx->mem_descs; m; m = m->next)
     if (m->mem_id == d->reg.nr_mem_id) break;
+  if (!m && d->extmem) {  // the application's memory is the region
+    m = static_cast<nmem_d*>(nmctx_malloc(d->ctx, sizeof *m));
+    if (!m) {
+      nmctx_unlock(d->ctx);
+      return fail(d->ctx, ENOMEM, "cannot allocate nmem_d");
+    }
+    memset(m, 0, sizeof *m);
+    m->mem_id = d->reg.nr_mem_id;
+    m->mem = reinterpret_cast<void*>(d->extmem->nro_usrptr);
+    m->size = d->reg.nr_memsize;
+    m->is_extmem = 1;
+    m->next = d->ctx->mem_descs;
+    if (m->next) m->next->prev = m;
+    d->ctx->mem_descs = m;
+  }
   if (!m) {
     void* p = unetmap::dev_mmap(nullptr, d->reg.nr_memsize, PROT_READ | PROT_WRITE, MAP_SHARED,
                                 d->fd, 0);
@@ -500,7 +590,7 @@ void nmport_undo_mmap(struct nmport_d* d) {
   nmctx_lock(d->ctx);
   nmem_d* m = d->mem;
   if (--m->refcount <= 0) {
-    munmap(m->mem, m->size);
+    if (!m->is_extmem) munmap(m->mem, m->size);
     if (m->prev)
       m->prev->next = m->next;
     else
@@ -565,11 +655,40 @@ struct nmport_d* nmport_clone(struct nmport_d* d) {
   return c;
 }
 
-int nmport_extmem(struct nmport_d* d, void*, size_t) {
-  return fail(d->ctx, EOPNOTSUPP, "%s: extmem is not supported yet", d->hdr.nr_name);
+int nmport_extmem(struct nmport_d* d, void* base, size_t size) {
+  if (d->register_done) return fail(d->ctx, EINVAL, "%s: extmem after register", d->hdr.nr_name);
+  if (d->extmem) return fail(d->ctx, EINVAL, "%s: extmem given twice", d->hdr.nr_name);
+  auto* e = static_cast<ExtmemOpt*>(nmctx_malloc(d->ctx, sizeof(ExtmemOpt)));
+  if (!e) return fail(d->ctx, ENOMEM, "cannot allocate the extmem option");
+  memset(e, 0, sizeof *e);
+  e->opt.nro_opt.nro_reqtype = NETMAP_REQ_OPT_EXTMEM;
+  e->opt.nro_usrptr = reinterpret_cast<uintptr_t>(base);
+  e->opt.nro_info.nr_memsize = size;
+  nmreq_push_option(&d->hdr, &e->opt.nro_opt);
+  d->extmem = &e->opt;
+  return 0;
 }
-int nmport_extmem_from_file(struct nmport_d* d, const char*) {
-  return fail(d->ctx, EOPNOTSUPP, "%s: extmem is not supported yet", d->hdr.nr_name);
+
+int nmport_extmem_from_file(struct nmport_d* d, const char* fname) {
+  int fd = unetmap::sys::open(fname, O_RDWR | O_CLOEXEC);
+  if (fd < 0) return fail(d->ctx, errno, "%s: extmem: cannot open %s: %s", d->hdr.nr_name, fname, strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) < 0 || st.st_size == 0) {
+    unetmap::sys::close(fd);
+    return fail(d->ctx, EINVAL, "%s: extmem: %s is empty", d->hdr.nr_name, fname);
+  }
+  void* p = unetmap::sys::mmap(nullptr, size_t(st.st_size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  int e = errno;
+  unetmap::sys::close(fd);
+  if (p == MAP_FAILED) return fail(d->ctx, e, "%s: extmem: cannot map %s: %s", d->hdr.nr_name, fname, strerror(e));
+  if (nmport_extmem(d, p, size_t(st.st_size)) < 0) {
+    munmap(p, size_t(st.st_size));
+    return -1;
+  }
+  auto* x = reinterpret_cast<ExtmemOpt*>(d->extmem);
+  x->file_map = p;
+  x->file_size = size_t(st.st_size);
+  return 0;
 }
 struct nmreq_pools_info* nmport_extmem_getinfo(struct nmport_d* d) {
   return d->extmem ? &d->extmem->nro_info : nullptr;

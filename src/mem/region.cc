@@ -1,6 +1,7 @@
 #include "mem/region.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -56,6 +57,8 @@ Layout layout_of(const RegionConfig& c) {
 struct InitArg {
   uint16_t id;
   RegionConfig cfg;
+  const char* ext_path;  // extmem, or nullptr
+  uint64_t ext_off;
 };
 
 void init_region(void* base, size_t, const void* argp) {
@@ -76,6 +79,10 @@ void init_region(void* base, size_t, const void* argp) {
   h->buf_map_off = l.buf_map_off;
   h->ring_stack_off = l.ring_stack_off;
   h->if_stack_off = l.if_stack_off;
+  if (arg->ext_path) {
+    snprintf(h->ext_path, sizeof h->ext_path, "%s", arg->ext_path);
+    h->ext_off = arg->ext_off;
+  }
   h->lock.init();
   char* b = static_cast<char*>(base);
   auto* ks = reinterpret_cast<KringState*>(b + l.kring_off);
@@ -96,11 +103,16 @@ void init_region(void* base, size_t, const void* argp) {
 
 std::string exhausted(uint16_t id, const char* what, uint32_t want, uint32_t in_use,
                       uint32_t total, const char* knob, const char* env) {
-  char b[320];
+  std::string k(knob);
+  for (char& ch : k)
+    if (ch == '_') ch = '-';
+  const char* key = k.c_str();
+  char b[480];
   snprintf(b, sizeof b,
            "region %u: no free %s for %u more (%u in use of %u); raise %s (%s=N, read when the "
-           "region is created: close every port of region %u first)",
-           id, what, want, in_use, total, knob, env, id);
+           "region is created: close every port of region %u first; or make the region before "
+           "its first port with nm-regions -c %u %s=N)",
+           id, what, want, in_use, total, knob, env, id, id, key);
   return b;
 }
 
@@ -115,6 +127,30 @@ RegionConfig RegionConfig::from_env() {
   c.if_size = env_u32("UNETMAP_IF_SIZE", c.if_size);
   c.if_num = env_u32("UNETMAP_IF_NUM", c.if_num);
   return c;
+}
+
+std::string RegionConfig::set(std::string_view spec) {
+  while (!spec.empty()) {
+    size_t comma = spec.find(',');
+    std::string_view kv = spec.substr(0, comma);
+    spec = comma == std::string_view::npos ? std::string_view() : spec.substr(comma + 1);
+    size_t eq = kv.find('=');
+    std::string key(kv.substr(0, eq)), val(eq == std::string_view::npos ? "" : kv.substr(eq + 1));
+    char* end = nullptr;
+    unsigned long x = val.empty() ? 0 : strtoul(val.c_str(), &end, 0);
+    if (val.empty() || *end || x > UINT32_MAX) return "'" + std::string(kv) + "': KEY=NUMBER expected";
+    uint32_t* field = key == "buf-num"     ? &buf_num
+                      : key == "buf-size"  ? &buf_size
+                      : key == "ring-num"  ? &ring_num
+                      : key == "ring-size" ? &ring_size
+                      : key == "if-num"    ? &if_num
+                      : key == "if-size"   ? &if_size
+                                           : nullptr;
+    if (!field)
+      return "unknown size '" + key + "' (buf-num, buf-size, ring-num, ring-size, if-num, if-size)";
+    *field = uint32_t(x);
+  }
+  return check();
 }
 
 uint32_t RegionConfig::max_slots() const {
@@ -159,7 +195,7 @@ std::shared_ptr<Region> Region::get(uint16_t id, const RegionConfig& cfg, int* e
   }
   if (id == 0 || id > kMaxId)
     return fail(EINVAL, "region ids go from 1 to " + std::to_string(kMaxId));
-  InitArg arg{id, cfg};
+  InitArg arg{id, cfg, nullptr, 0};
   Layout l = layout_of(cfg);
   int fd = open_shared_file(file_name(id), l.pub_off + l.memsize, 0600, init_region, &arg, false);
   if (fd == -ENOENT && !create) return fail(ENOENT, "no such region");
@@ -180,19 +216,102 @@ std::shared_ptr<Region> Region::get(uint16_t id, const RegionConfig& cfg, int* e
   }
   auto* h = static_cast<RegionHeader*>(base);
   if (h->magic != kMagic || h->layout_version != kLayout ||
-      uint64_t(st.st_size) < h->pub_off + h->memsize) {
+      uint64_t(st.st_size) < h->pub_off + (h->ext_path[0] ? 0 : h->memsize)) {
     sys::munmap(base, st.st_size);
     sys::close(fd);
     return fail(EPROTO, file_name(id) + " has another layout (left by another unetmap version?)");
   }
   std::shared_ptr<Region> r(new Region(fd, Mapping(base, st.st_size)));
+  if (int e = r->map_ext(why)) {
+    *err = e;
+    return nullptr;
+  }
   cache[id] = r;
   return r;
 }
 
-Region::~Region() { sys::close(fd_); }
+// The public part: after the private part, or (extmem) in the
+// application's file, mapped at an offset aligned to its page size
+// (hugetlbfs needs huge pages).
+int Region::map_ext(std::string* why) {
+  const RegionHeader* h = hdr();
+  if (!h->ext_path[0]) {
+    pub_ = map_.base() + h->pub_off;
+    return 0;
+  }
+  std::string path(h->ext_path, strnlen(h->ext_path, sizeof h->ext_path));
+  auto fail = [&](int e, const std::string& text) {
+    if (why) *why = "region " + std::to_string(h->mem_id) + " (extmem " + path + "): " + text;
+    return e;
+  };
+  int fd = sys::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return fail(errno, strerror(errno));
+  struct stat st;
+  fstat(fd, &st);
+  const uint64_t align = st.st_blksize > 4096 ? uint64_t(st.st_blksize) : 4096;
+  const uint64_t start = h->ext_off & ~(align - 1), end = h->ext_off + h->memsize;
+  if (uint64_t(st.st_size) < end) {
+    sys::close(fd);
+    return fail(EINVAL, "the file is smaller than the region (" + std::to_string(end) + " bytes)");
+  }
+  const uint64_t len = (end - start + align - 1) & ~(align - 1);
+  void* base = sys::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, off_t(start));
+  if (base == MAP_FAILED) {
+    int e = errno;
+    sys::close(fd);
+    return fail(e, std::string("cannot map: ") + strerror(e));
+  }
+  ext_fd_ = fd;
+  ext_map_ = Mapping(base, len);
+  pub_ = static_cast<char*>(base) + (h->ext_off - start);
+  return 0;
+}
 
-void Region::remove(uint16_t id) { unlink((runtime_dir() + "/" + file_name(id)).c_str()); }
+uint64_t Region::public_size(const RegionConfig& cfg) { return layout_of(cfg).memsize; }
+
+std::shared_ptr<Region> Region::make_ext(uint16_t id, const RegionConfig& cfg,
+                                         const std::string& path, uint64_t off, int* err,
+                                         std::string* why) {
+  std::string bad = cfg.check();
+  if (!bad.empty()) {
+    *err = EINVAL;
+    if (why) *why = "extmem sizes: " + bad;
+    return nullptr;
+  }
+  if (path.empty() || path.size() >= sizeof(RegionHeader::ext_path)) {
+    *err = ENAMETOOLONG;
+    if (why) *why = "extmem file name '" + path + "' too long";
+    return nullptr;
+  }
+  InitArg arg{id, cfg, path.c_str(), off};
+  Layout l = layout_of(cfg);
+  int fd = open_shared_file(file_name(id), l.pub_off, 0600, init_region, &arg, true);
+  if (fd < 0) {
+    *err = -fd;
+    if (why) *why = "cannot make " + file_name(id) + ": " + strerror(-fd);
+    return nullptr;
+  }
+  sys::close(fd);
+  auto r = get(id, cfg, err, why, false);
+  if (r && path != r->hdr()->ext_path) {  // someone else's region by that id
+    *err = EEXIST;
+    if (why) *why = "region " + std::to_string(id) + " exists already";
+    return nullptr;
+  }
+  return r;
+}
+
+Region::~Region() {
+  sys::close(fd_);
+  if (ext_fd_ >= 0) sys::close(ext_fd_);
+}
+
+void Region::remove(uint16_t id) {
+  int err = 0;
+  auto r = get(id, RegionConfig{}, &err, nullptr, false);
+  if (r && r->hdr()->persistent) return;
+  unlink((runtime_dir() + "/" + file_name(id)).c_str());
+}
 
 int Region::alloc_bufs(uint32_t* out, uint32_t n, std::string* why) {
   RegionHeader* h = hdr();

@@ -5,6 +5,11 @@
 //   [ private part: header | kring states | free stacks, buffer bitmap ]
 //   [ public part (at pub_off, memsize bytes): netmap_if | rings | buffers ]
 //
+// An extmem region (NETMAP_REQ_OPT_EXTMEM) has only the private part in
+// mem.<id>: its public part is the application's memory, a MAP_SHARED
+// mapping of a file, which the header names (path, offset) so that every
+// process maps the same pages.
+//
 // Applications mmap only the public part (the /dev/netmap mmap is
 // redirected to pub_off); the library maps the whole file. Buffer, ring
 // and netmap_if indexes are region-wide. Buffers 0 and 1 are reserved and
@@ -21,6 +26,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "core/shm.h"
 
@@ -36,6 +42,10 @@ struct RegionConfig {
   uint32_t if_num = 100;
   // Defaults, overridden by UNETMAP_BUF_SIZE, UNETMAP_BUF_NUM, ... .
   static RegionConfig from_env();
+  // Sizes by libnetmap's extmem keys: "buf-num=N,buf-size=N,ring-num=N,
+  // ring-size=N,if-num=N,if-size=N" (any subset). Empty if fine, else what
+  // is wrong.
+  std::string set(std::string_view spec);
   uint32_t max_slots() const;
   // Empty if sane, else what is wrong.
   std::string check() const;
@@ -97,7 +107,7 @@ struct RegionHeader {
   uint64_t magic;
   uint32_t layout_version;
   uint16_t mem_id;
-  uint16_t pad;
+  uint16_t persistent;  // made by nm-regions -c: stays when its last port goes
   RegionConfig cfg;
   uint64_t pub_off;   // file offset of the public part
   uint64_t memsize;   // size of the public part
@@ -113,12 +123,16 @@ struct RegionHeader {
   uint32_t buf_free;  // entries on each free stack
   uint32_t ring_free;
   uint32_t if_free;
+  // extmem: the file holding the public part, and where in it ("" if the
+  // public part follows the private one in this file).
+  char ext_path[256];
+  uint64_t ext_off;
 };
 
 class Region {
  public:
   static constexpr uint64_t kMagic = 0x554e4d5245474e31ull;  // "UNMREGN1"
-  static constexpr uint32_t kLayout = 5;
+  static constexpr uint32_t kLayout = 6;
   static constexpr uint16_t kMaxId = 65535;
 
   // Map region `id`, creating it with `cfg` if it does not exist yet.
@@ -126,16 +140,27 @@ class Region {
   // given) to an explanation.
   static std::shared_ptr<Region> get(uint16_t id, const RegionConfig& cfg, int* err,
                                      std::string* why = nullptr, bool create = true);
+  // Make region `id` (which must not exist) on application memory: its
+  // public part is `path` from offset `off` (extmem).
+  static std::shared_ptr<Region> make_ext(uint16_t id, const RegionConfig& cfg,
+                                          const std::string& path, uint64_t off, int* err,
+                                          std::string* why);
+  // Bytes of the public part of a region with these sizes.
+  static uint64_t public_size(const RegionConfig& cfg);
   static std::string file_name(uint16_t id);
   // Unlink region `id` (its last port is gone; call with the registry
-  // locked). Mappings stay valid; the next get() makes a fresh region.
+  // locked) unless it is persistent. Mappings stay valid; the next get()
+  // makes a fresh region.
   static void remove(uint16_t id);
 
   RegionHeader* hdr() const { return reinterpret_cast<RegionHeader*>(map_.base()); }
   const RegionConfig& cfg() const { return hdr()->cfg; }
   uint16_t id() const { return hdr()->mem_id; }
   int fd() const { return fd_; }
-  char* pub() const { return map_.base() + hdr()->pub_off; }
+  char* pub() const { return pub_; }
+  // Where the public part is, for an application's mmap.
+  int pub_fd() const { return ext_fd_ >= 0 ? ext_fd_ : fd_; }
+  uint64_t pub_file_off() const { return ext_fd_ >= 0 ? hdr()->ext_off : hdr()->pub_off; }
   uint64_t memsize() const { return hdr()->memsize; }
 
   netmap_ring* ring(uint32_t i) const {
@@ -182,8 +207,12 @@ class Region {
 
  private:
   Region(int fd, Mapping m) : fd_(fd), map_(std::move(m)) {}
+  int map_ext(std::string* why);
   int fd_;
   Mapping map_;
+  char* pub_ = nullptr;
+  int ext_fd_ = -1;  // extmem: the application's file
+  Mapping ext_map_;
 };
 
 }  // namespace unetmap

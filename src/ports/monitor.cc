@@ -1,5 +1,6 @@
-// Copy monitors: "PORT/t" (what PORT transmits), "PORT/r" (what it
-// receives), "PORT/rt" (both), like a mirroring port on a switch.
+// Monitors: "PORT/t" (what PORT transmits), "PORT/r" (what it receives),
+// "PORT/rt" (both), like a mirroring port on a switch; "PORT/z" the
+// zero-copy monitor.
 //
 // A monitor is a port of its own (kind kMonitor, peer = the port watched,
 // in the watched port's region) with one rx ring per ring index of the
@@ -12,6 +13,25 @@
 // processes. A full monitor ring drops the copies (counted); the watched
 // port is never slowed beyond the copy, nor blocked. A monitor that dies is
 // unhooked when its registration is reaped.
+//
+// Zero-copy monitors (/z, netmap's NR_ZCOPY_MON, always tx and rx) see
+// packets once the monitored port is done with them, as in netmap: tx slots
+// when the txsync gives them back to the application (the pipe's receiver
+// or the switch consumed them), rx slots when the application releases them
+// (before the port's rxsync). Each such slot swaps its buffer with a free
+// slot of the monitor's rx ring (same region: no copy) and gets
+// NS_BUF_CHANGED, so the port goes on with the monitor's old buffer. When
+// the monitor ring is full the oldest released slots are not swapped (they
+// simply stay with the port; counted in the monitor's fwd_drops). The swap
+// runs under the monitor ring's lease_lock (the tx and rx sides of the
+// watched port are two producers), which is also where a dying monitor is
+// marked dead: the port never waits for the monitor, and every buffer is
+// always in exactly one ring, so a monitor that dies loses none (its ring's
+// buffers go back to the pool with it); a monitor slot whose buffer index
+// the application broke is never handed to the port. One zero-copy monitor
+// per ring (netmap chains several; a second one here gets EBUSY). On a
+// pipe, the two ends' facing rings (A's tx, B's rx) carry the same packets
+// through the same buffers, so they count as one ring for this rule.
 #include <errno.h>
 
 #include <algorithm>
@@ -26,26 +46,49 @@ namespace unetmap {
 
 namespace {
 
-void hook(Region& r, uint32_t watched_ring, uint32_t mon_ring) {
+// In a mon[] entry's low word: the monitor is a zero-copy one.
+constexpr uint32_t kZmon = 1u << 31;
+
+bool hook(Region& r, uint32_t watched_ring, uint32_t mon_ring, bool zcopy) {
   KringState* ks = r.kring(watched_ring);
-  uint64_t e = uint64_t(r.kring(mon_ring)->gen.load()) << 32 | (mon_ring + 1);
+  uint64_t e = uint64_t(r.kring(mon_ring)->gen.load()) << 32 | (mon_ring + 1) | (zcopy ? kZmon : 0);
   for (auto& m : ks->mon)
     if (m.load() == 0) {
       m.store(e);
       ks->nmon.fetch_add(1);
-      return;
+      return true;
     }
+  return false;
 }
 
 void unhook(Region& r, uint32_t watched_ring, uint32_t mon_ring) {
   KringState* ks = r.kring(watched_ring);
   for (auto& m : ks->mon) {
     uint64_t e = m.load();
-    if (e && uint32_t(e) == mon_ring + 1) {
+    if (e && (uint32_t(e) & ~kZmon) == mon_ring + 1) {
       m.store(0);
       ks->nmon.fetch_sub(1);
     }
   }
+}
+
+bool has_zmon(Region& r, uint32_t ring) {
+  for (const auto& m : r.kring(ring)->mon)
+    if (uint32_t(m.load()) & kZmon) return true;
+  return false;
+}
+
+// Is some ring a zero-copy monitor of `w` would take already zero-copy
+// monitored? On a pipe the facing rings of the other end count too.
+bool zmon_taken(Registry& reg, const PortEntry& w, Region& r) {
+  for (int d : {kTx, kRx})
+    for (uint32_t i = 0; i < w.nrings[d]; i++) {
+      if (has_zmon(r, w.ring[d][i])) return true;
+      if (w.kind != PortKind::kPipe || w.peer < 0) continue;
+      const PortEntry& q = reg.port(w.peer);
+      if (i < q.nrings[1 - d] && has_zmon(r, q.ring[1 - d][i])) return true;
+    }
+  return false;
 }
 
 class MonitorAdapter final : public Adapter {
@@ -101,15 +144,27 @@ const Adapter& monitor_adapter() {
   return a;
 }
 
-int monitor_create(Registry& reg, int watched, uint64_t flags, int* out, std::string* why) {
+int monitor_create(Registry& reg, int watched, uint64_t flags, uint16_t mem_id, int* out,
+                   std::string* why) {
   const PortEntry& w = reg.port(watched);
+  const bool zcopy = flags & NR_ZCOPY_MON;
   if (w.kind == PortKind::kMonitor) {
     *why = "a monitor cannot be monitored";
     return EINVAL;
   }
-  if (flags & NR_ZCOPY_MON) {
-    *why = "zero-copy monitors (/z) are not supported yet; use /t, /r or /rt";
-    return EOPNOTSUPP;
+  if (mem_id && mem_id != w.mem_id) {
+    // A monitor lives in the watched port's region; a zero-copy one must.
+    *why = std::string("a monitor shares the region of the port it watches ('") + w.name +
+           "' is in region " + std::to_string(w.mem_id) + ", not " + std::to_string(mem_id) + ")";
+    return EINVAL;
+  }
+  if (zcopy) flags |= NR_MONITOR_TX | NR_MONITOR_RX;  // as netmap: /z watches both
+  int err = 0;
+  auto region = Region::get(w.mem_id, RegionConfig::from_env(), &err, why);
+  if (!region) return err;
+  if (zcopy && zmon_taken(reg, w, *region)) {
+    *why = std::string("'") + w.name + "' already has a zero-copy monitor (one per ring)";
+    return EBUSY;
   }
   int m = reg.alloc_port("", PortKind::kMonitor);
   if (m < 0) {
@@ -117,26 +172,27 @@ int monitor_create(Registry& reg, int watched, uint64_t flags, int* out, std::st
     return ENOMEM;
   }
   PortEntry& pe = reg.port(m);
-  snprintf(pe.name, sizeof pe.name, "%.40s/%s%s#%d", w.name, flags & NR_MONITOR_RX ? "r" : "",
-           flags & NR_MONITOR_TX ? "t" : "", m);
+  snprintf(pe.name, sizeof pe.name, "%.40s/%s%s%s#%d", w.name, zcopy ? "z" : "",
+           flags & NR_MONITOR_RX ? "r" : "", flags & NR_MONITOR_TX ? "t" : "", m);
   pe.mem_id = w.mem_id;
   pe.peer = watched;
   pe.monitor = uint8_t(flags >> 8);
   pe.nrings[kRx] = std::max(w.nrings[kTx], w.nrings[kRx]);
   pe.nslots[kRx] = std::max(w.nslots[kTx], w.nslots[kRx]);
-  int err = 0;
-  auto region = Region::get(pe.mem_id, RegionConfig::from_env(), &err, why);
-  if (!region) {
-    pe.kind = PortKind::kNone;
-    return err;
-  }
   if ((err = make_port_rings(reg, m, *region, why)) != 0) {
     pe.kind = PortKind::kNone;
     return err;
   }
   for (int d : {kTx, kRx}) {
     if (!(flags & (d == kTx ? NR_MONITOR_TX : NR_MONITOR_RX))) continue;
-    for (uint32_t i = 0; i < w.nrings[d]; i++) hook(*region, w.ring[d][i], pe.ring[kRx][i]);
+    for (uint32_t i = 0; i < w.nrings[d]; i++)
+      if (!hook(*region, w.ring[d][i], pe.ring[kRx][i], zcopy)) {
+        *why = std::string("'") + w.name + "' has " + std::to_string(kMaxMonitors) +
+               " monitors already (the most a ring has)";
+        monitor_adapter().destroy(reg, m);  // unhooks what was hooked
+        pe.kind = PortKind::kNone;
+        return EBUSY;
+      }
   }
   *out = m;
   return 0;
@@ -150,7 +206,7 @@ void monitor_copy(const Kring& k, uint32_t from, uint32_t to, bool tx) {
   uint32_t total = to >= from ? to - from : to + n - from;
   for (const auto& me : k.ks->mon) {
     uint64_t e = me.load(std::memory_order_acquire);
-    if (!e) continue;
+    if (!e || (uint32_t(e) & kZmon)) continue;
     const uint32_t mi = uint32_t(e) - 1, gen = uint32_t(e >> 32);
     if (mi >= r.cfg().ring_num) continue;
     KringState* ms = r.kring(mi);
@@ -186,6 +242,60 @@ void monitor_copy(const Kring& k, uint32_t from, uint32_t to, bool tx) {
     }
     lease_close(ms, mr, slot, gen);
     notify(ms);
+  }
+}
+
+// Slots [from, to) of k were released: swap them into k's zero-copy monitor.
+void monitor_zswap(const Kring& k, uint32_t from, uint32_t to, bool tx) {
+  if (from == to) return;
+  Region& r = *k.region;
+  const uint32_t n = k.nslots;
+  const bool pipe_tx = tx && k.peer && k.na->kind() == PortKind::kPipe;
+  for (const auto& me : k.ks->mon) {
+    uint64_t e = me.load(std::memory_order_acquire);
+    if (!(uint32_t(e) & kZmon)) continue;
+    const uint32_t mi = (uint32_t(e) & ~kZmon) - 1, gen = uint32_t(e >> 32);
+    if (mi >= r.cfg().ring_num) continue;
+    KringState* ms = r.kring(mi);
+    netmap_ring* mr = r.ring(mi);
+    const uint32_t mn = ms->nslots;
+    {
+      LeaseGuard g(ms);
+      if (ms->gen.load(std::memory_order_relaxed) != gen || ms->dead) return;
+      uint32_t at = ms->hwtail.load(std::memory_order_relaxed);
+      const uint32_t room = mn - 1 - ring_dist(ms->hwcur.load(std::memory_order_acquire), at, mn);
+      uint32_t rel = ring_dist(from, to, n), j = from;
+      if (rel > room) {  // the oldest stay with the port
+        ms->fwd_drops += rel - room;
+        j = (j + rel - room) % n;
+        rel = room;
+      }
+      if (rel == 0) return;
+      netmap_slot* slot = k.ring->slot;
+      netmap_slot* fake = pipe_tx ? k.peer->ring->slot : nullptr;
+      for (; rel; rel--, j = next_slot(j, n), at = next_slot(at, mn)) {
+        netmap_slot& s = slot[j];
+        netmap_slot& d = mr->slot[at];
+        const uint32_t b = d.buf_idx;
+        const uint16_t len = d.len;
+        if (!r.valid_buf(b)) {  // the monitor scribbled on a slot it did not own
+          ms->fwd_drops += rel;
+          break;
+        }
+        d.buf_idx = s.buf_idx;
+        d.len = s.len;
+        d.flags = uint16_t((s.flags & NS_MOREFRAG) | (tx ? NS_TXMON : 0));
+        s.buf_idx = b;
+        s.len = len;
+        s.flags |= NS_BUF_CHANGED;
+        // A pipe's rx slot describes the tx slot's buffer: keep it so (the
+        // receiver released it; the next txsync rewrites it anyway).
+        if (fake) fake[j].buf_idx = b;
+      }
+      ms->hwtail.store(at, std::memory_order_release);
+    }
+    notify(ms);
+    return;  // one zero-copy monitor per ring
   }
 }
 

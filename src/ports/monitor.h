@@ -1,5 +1,5 @@
-// Copy monitors (src/ports/monitor.cc): made by a register with
-// NR_MONITOR_TX/RX, fed by the shared sync code of the port they watch.
+// Monitors (src/ports/monitor.cc): made by a register with
+// NR_MONITOR_TX/RX or NR_ZCOPY_MON, fed by the shared sync code of the port they watch.
 #pragma once
 
 #include <cstdint>
@@ -10,8 +10,14 @@
 namespace unetmap {
 
 // Make a monitor port of port `watched` (registry locked). 0 or errno.
-int monitor_create(Registry& reg, int watched, uint64_t flags, int* out, std::string* why);
+// mem_id: the region the register asked for (0: any).
+int monitor_create(Registry& reg, int watched, uint64_t flags, uint16_t mem_id, int* out,
+                   std::string* why);
 // After a sync of k moved slots [from, to): copy them to k's monitors.
 void monitor_copy(const Kring& k, uint32_t from, uint32_t to, bool tx);
+// Slots [from, to) of k were released (tx: given back by the txsync; rx:
+// released by the application, before the rxsync): hand them to k's
+// zero-copy monitor, swapping buffers.
+void monitor_zswap(const Kring& k, uint32_t from, uint32_t to, bool tx);
 
 }  // namespace unetmap
