@@ -11,6 +11,7 @@
 #include <bpf/bpf.h>
 #include <errno.h>
 #include <sys/mman.h>
+#include <linux/if_xdp.h>
 #include <sys/socket.h>
 #include <xdp/xsk.h>
 
@@ -24,6 +25,9 @@ namespace {
 
 constexpr uint32_t kFrame = 2048;  // XSK_UMEM__DEFAULT_FRAME_SIZE
 constexpr uint32_t kRing = 2048;   // entries of each of the four rings
+// Socket options newer than Debian 12's headers (linux/if_xdp.h).
+constexpr int kMaxTxSkbBudget = 9;     // XDP_MAX_TX_SKB_BUDGET
+constexpr int kGenericXmitBatch = 10;  // XDP_GENERIC_XMIT_BATCH
 
 class XskQueue final : public Queue {
  public:
@@ -101,6 +105,12 @@ int XskQueue::open(std::string* why) {
   } else if (int err = make_socket(XDP_COPY | XDP_USE_NEED_WAKEUP, why)) {
     return err;
   }
+  // Copy mode sends 32 frames per system call unless told otherwise
+  // (Linux 6.16+: XDP_MAX_TX_SKB_BUDGET; 6.18+: skbs allocated in batches).
+  // Older kernels refuse the options; the loop in kick() covers them.
+  int budget = int(kRing), batch = 64;
+  setsockopt(fd(), SOL_XDP, kMaxTxSkbBudget, &budget, sizeof budget);
+  setsockopt(fd(), SOL_XDP, kGenericXmitBatch, &batch, sizeof batch);
   // Frames [0, kRing) go to the fill ring, [kRing, 2 kRing) are for tx.
   uint32_t idx = 0;
   if (xsk_ring_prod__reserve(&fill_, kRing, &idx) != kRing) {
