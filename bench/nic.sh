@@ -312,8 +312,9 @@ for c in "${CASES[@]}"; do
         # shellcheck disable=SC2086
         MED[$c]=$(median ${RXS[$c]})
         # shellcheck disable=SC2086
-        printf 'nic 60B median  %-17s rx %7.3f Mpps  (tx %s)\n' "${NAME[$c]}" "${MED[$c]}" \
-            "$( [[ -n "${TXS[$c]:-}" ]] && median ${TXS[$c]} || echo '?')"
+        printf 'nic 60B median  %-17s rx %7.3f Mpps  (tx %s%s)\n' "${NAME[$c]}" "${MED[$c]}" \
+            "$( [[ -n "${TXS[$c]:-}" ]] && median ${TXS[$c]} || echo '?')" \
+            "${BACKEND[$c]:+; ${BACKEND[$c]}}"
     fi
 done
 for c in xdp packet; do [[ -n "${MED[$c]:-}" ]] || echo "nic 60B median  ${NAME[$c]}: not measured (all runs failed)"; done
