@@ -1,8 +1,11 @@
 // AF_PACKET backend (netmap's emulated, "generic" mode): works on any
 // interface. Per hardware ring, one socket with an mmap'ed TPACKET_V3 rx
-// ring (blocks of frames, retired by the kernel when full or after 1 ms)
-// and one with a TPACKET_V2 tx ring that bypasses the qdisc; one sendto
-// per txsync sends the whole batch.
+// ring (blocks of frames, retired by the kernel when full or after 1 ms),
+// and one that sends with sendmmsg, bypassing the qdisc: one system call
+// per batch of up to 256 frames, gathered by the kernel straight from the
+// netmap buffers. (A TPACKET tx ring would hand the driver skbs that point
+// into the ring's pages; veth and others must then copy them again, which
+// costs more than the copy sendmmsg makes.)
 //
 // While an rx ring is bound, a tc ingress program drops what the wire
 // brings after the sockets have had their copy, so the host stack no
@@ -33,9 +36,7 @@ namespace {
 
 constexpr uint32_t kBlock = 1u << 18;  // rx block size
 constexpr uint32_t kBlocks = 32;
-constexpr uint32_t kTxFrame = 2048;
-constexpr uint32_t kTxFrames = 2048;
-constexpr uint32_t kTxData = TPACKET_ALIGN(sizeof(tpacket2_hdr));  // where tx data starts
+constexpr uint32_t kTxBatch = 256;  // frames per sendmmsg
 
 int fail(std::string* why, const std::string& what) {
   int err = errno;
@@ -64,9 +65,9 @@ class PacketQueue final : public Queue {
   Iface& ifc_;
   uint32_t q_;
   int tx_fd_ = -1, rx_fd_ = -1;
-  char* tx_map_ = nullptr;
   char* rx_map_ = nullptr;
-  uint32_t tx_next_ = 0;  // next tx frame to fill
+  mmsghdr msgs_[kTxBatch];
+  iovec iov_[kTxBatch * 2];
   // rx position: block, packets left in it, next packet.
   uint32_t rx_block_ = 0, rx_left_ = 0;
   char* rx_pkt_ = nullptr;
@@ -74,7 +75,6 @@ class PacketQueue final : public Queue {
 
 PacketQueue::~PacketQueue() {
   close_rx();
-  if (tx_map_) munmap(tx_map_, size_t(kTxFrame) * kTxFrames);
   if (tx_fd_ >= 0) close(tx_fd_);
 }
 
@@ -100,15 +100,9 @@ int PacketQueue::open_tx(std::string* why) {
   // Protocol 0: this socket receives nothing.
   tx_fd_ = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
   if (tx_fd_ < 0) return fail(why, "socket");
-  int v = TPACKET_V2, one = 1;
-  if (setsockopt(tx_fd_, SOL_PACKET, PACKET_VERSION, &v, sizeof v)) return fail(why, "TPACKET_V2");
+  int one = 1, sndbuf = 4 << 20;
   setsockopt(tx_fd_, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one);
-  constexpr uint32_t kTxBlock = 1u << 16;  // a multiple of the page size
-  tpacket_req req{kTxBlock, kTxFrame * kTxFrames / kTxBlock, kTxFrame, kTxFrames};
-  if (setsockopt(tx_fd_, SOL_PACKET, PACKET_TX_RING, &req, sizeof req)) return fail(why, "tx ring");
-  void* m = mmap(nullptr, size_t(kTxFrame) * kTxFrames, PROT_READ | PROT_WRITE, MAP_SHARED, tx_fd_, 0);
-  if (m == MAP_FAILED) return fail(why, "mmap of the tx ring");
-  tx_map_ = static_cast<char*>(m);
+  setsockopt(tx_fd_, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
   if (ifc_.why_backend.empty()) ifc_.why_backend = "AF_PACKET (forced)";
   return bind_to(tx_fd_, 0, why);
 }
@@ -215,27 +209,40 @@ void PacketQueue::txsync(Kring& k, uint32_t head) {
   KringState* s = k.ks;
   const uint32_t n = k.nslots;
   uint32_t cur = s->hwcur.load(std::memory_order_relaxed);
-  uint32_t sent = 0;
-  uint64_t bytes = 0;
+  uint64_t sent = 0, bytes = 0;
   while (cur != head) {
-    auto* h = reinterpret_cast<tpacket2_hdr*>(tx_map_ + size_t(tx_next_) * kTxFrame);
-    uint32_t st = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
-    if (st != TP_STATUS_AVAILABLE && st != TP_STATUS_WRONG_FORMAT) break;  // still the kernel's
-    uint32_t ns = packet_slots(k.ring, cur, head, n);
-    if (ns == 0) break;
-    uint32_t len = tx_gather(k, cur, ns, reinterpret_cast<char*>(h) + kTxData, kTxFrame - kTxData);
-    cur = (cur + ns) % n;
-    if (len == 0) {
-      s->drops++;
-      continue;
+    // One batch: a message per packet, an iovec per slot.
+    uint32_t nmsg = 0, niov = 0, i = cur;
+    while (i != head && nmsg < kTxBatch) {
+      uint32_t ns = packet_slots(k.ring, i, head, n);
+      if (ns == 0 || niov + ns > kTxBatch * 2) break;
+      mmsghdr& m = msgs_[nmsg++];
+      m.msg_hdr = msghdr{};
+      m.msg_hdr.msg_iov = &iov_[niov];
+      m.msg_hdr.msg_iovlen = ns;
+      for (uint32_t c = 0; c < ns; c++, i = next_slot(i, n)) {
+        const netmap_slot& sl = k.ring->slot[i];
+        iov_[niov++] = {k.region->buf(sl.buf_idx), sl.len};
+      }
     }
-    h->tp_len = len;
-    __atomic_store_n(&h->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
-    tx_next_ = (tx_next_ + 1) % kTxFrames;
-    sent++;
-    bytes += len;
+    if (nmsg == 0) break;
+    int r = sendmmsg(tx_fd_, msgs_, nmsg, MSG_DONTWAIT);
+    if (r <= 0) {
+      if (r < 0 && errno != EAGAIN && errno != ENOBUFS) {
+        cur = (cur + uint32_t(msgs_[0].msg_hdr.msg_iovlen)) % n;  // refused (too long...): drop it
+        s->drops++;
+        continue;
+      }
+      break;  // the socket's queue is full: the rest at the next sync
+    }
+    for (int m = 0; m < r; m++) {
+      uint32_t ns = uint32_t(msgs_[m].msg_hdr.msg_iovlen);
+      cur = (cur + ns) % n;
+      bytes += msgs_[m].msg_len;
+    }
+    sent += uint32_t(r);
+    if (uint32_t(r) < nmsg) break;
   }
-  if (sent) sendto(tx_fd_, nullptr, 0, MSG_DONTWAIT, nullptr, 0);
   s->packets += sent;
   s->bytes += bytes;
   tx_done(s, cur, n);

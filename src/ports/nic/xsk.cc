@@ -24,7 +24,7 @@ namespace unetmap::nic {
 namespace {
 
 constexpr uint32_t kFrame = 2048;  // XSK_UMEM__DEFAULT_FRAME_SIZE
-constexpr uint32_t kRing = 2048;   // entries of each of the four rings
+constexpr uint32_t kRing = 4096;   // entries of each of the four rings
 // Socket options newer than Debian 12's headers (linux/if_xdp.h).
 constexpr int kMaxTxSkbBudget = 9;     // XDP_MAX_TX_SKB_BUDGET
 constexpr int kGenericXmitBatch = 10;  // XDP_GENERIC_XMIT_BATCH
