@@ -181,6 +181,18 @@ Child in_ns(const std::string& ns, const char* backend, const std::function<int(
   });
 }
 
+// vale-ctl run in namespace ns; its exit status (output in *out).
+int vale_ctl_in(const std::string& ns, const std::vector<std::string>& args, std::string* out) {
+  std::vector<std::string> a = {VALE_CTL};
+  a.insert(a.end(), args.begin(), args.end());
+  Proc p(a, [&] {
+    if (!Veth::enter(ns)) _exit(90);
+  });
+  int rc = p.finish(20000);
+  *out = p.out() + p.err();
+  return rc;
+}
+
 // The backend recorded in the registry for NIC port `name` (nic::Backend:
 // 1 AF_XDP, 2 AF_PACKET).
 int backend_of(const std::string& name) {
@@ -217,6 +229,10 @@ TEST_P(NicBackend, SendReceive) {
   });
   ASSERT_EQ(ready.wait(10000), 'x');
   EXPECT_EQ(backend_of(v.ia), expected_backend());
+  std::string info;
+  EXPECT_EQ(vale_ctl_in(v.a, {"-g", v.ia}, &info), 0) << info;
+  EXPECT_NE(info.find(expected_backend() == 1 ? "backend AF_XDP" : "backend AF_PACKET"),
+            std::string::npos) << info;
   Child tx = in_ns(v.b, GetParam(), [&] {
     auto p = unetmap::Port::open("netmap:" + v.ib);
     return p && send_paced(p, 0, 0, kCount, kStep, progress) ? 0 : 3;
@@ -431,18 +447,6 @@ TEST_P(NicBackend, ForwardFlag) {
   EXPECT_EQ(app.wait(10000), 0);
 }
 
-// vale-ctl run in namespace ns; its exit status (output in *out).
-int vale_ctl_in(const std::string& ns, const std::vector<std::string>& args, std::string* out) {
-  std::vector<std::string> a = {VALE_CTL};
-  a.insert(a.end(), args.begin(), args.end());
-  Proc p(a, [&] {
-    if (!Veth::enter(ns)) _exit(90);
-  });
-  int rc = p.finish(20000);
-  *out = p.out() + p.err();
-  return rc;
-}
-
 // `vale-ctl -a vale0:ia` attaches the NIC to a switch: a VALE port in
 // another process reaches the wire through it and gets what the wire
 // sends; `-p`/`-P` switch its helper between polling and sleeping with the
@@ -515,6 +519,48 @@ TEST(Nic, HostStackOnValeSwitch) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, NicBackend, ::testing::Values("xdp", "packet"),
                          [](const auto& info) { return std::string(info.param); });
+
+// A copy monitor on a NIC port (netmap:ia/r) sees exactly what the port
+// receives, in order, while the port's own reader gets it all too.
+TEST(Nic, CopyMonitorOnNicPort) {
+  Veth v;
+  NEED_VETH(v);
+  const uint32_t kCount = 1000, kStep = 100;
+  Event ready, progress, result, mon_ready, mon_result;
+  Child rx = in_ns(v.a, nullptr, [&] {
+    auto p = unetmap::Port::open("netmap:" + v.ia);
+    if (!p) return 2;
+    ready.signal();
+    result.send(receive(p, kCount, &progress, kStep, 20000));
+    return 0;
+  });
+  ASSERT_EQ(ready.wait(10000), 'x');
+  Child mon = Child([&] {
+    std::string err;
+    auto m = unetmap::Port::open("netmap:" + v.ia + "/r", &err);
+    if (!m) {
+      fprintf(stderr, "monitor: %s\n", err.c_str());
+      return 2;
+    }
+    mon_ready.signal();
+    mon_result.send(receive(m, kCount, nullptr, kStep, 20000));
+    return 0;
+  });
+  ASSERT_EQ(mon_ready.wait(10000), 'x');
+  Child tx = in_ns(v.b, nullptr, [&] {
+    auto p = unetmap::Port::open("netmap:" + v.ib);
+    return p && send_paced(p, 0, 0, kCount, kStep, progress) ? 0 : 3;
+  });
+  RxResult r, m;
+  ASSERT_TRUE(result.recv(&r, 30000));
+  ASSERT_TRUE(mon_result.recv(&m, 30000));
+  EXPECT_EQ(r.got[0], kCount);
+  EXPECT_EQ(m.got[0], kCount);
+  EXPECT_EQ(m.bad, 0u);
+  EXPECT_EQ(tx.wait(10000), 0);
+  EXPECT_EQ(rx.wait(10000), 0);
+  EXPECT_EQ(mon.wait(10000), 0);
+}
 
 // netmap:IF-N binds queue N only: with AF_XDP, frames the peer sends on
 // queue 1 arrive on ring 1; those on queue 0 stay with the host stack.

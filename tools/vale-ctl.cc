@@ -40,6 +40,7 @@
 #include "abi/devnetmap.h"  // unetmap_last_error()
 #include "core/registry.h"  // kMaxRings
 #include "nic-attach.h"
+#include "ports/nic/nic.h"  // Backend
 #include "ports/vale.h"
 
 namespace {
@@ -452,6 +453,20 @@ int do_list(Dev& dev, const Options& o) {
   return rc;
 }
 
+// A NIC port's backend, as the last process to bind one of its rings chose
+// it (nothing for other ports, or before any ring was bound).
+void print_nic_backend(std::string name) {
+  if (name.rfind("netmap:", 0) == 0) name = name.substr(7);
+  int err = 0;
+  unetmap::Registry* reg = unetmap::Registry::get(&err);
+  if (!reg) return;
+  unetmap::LockGuard g(reg->lock());
+  int p = reg->find_port(name.c_str());
+  if (p < 0 || reg->port(p).kind != unetmap::PortKind::kNic || !reg->port(p).nic_backend) return;
+  auto b = unetmap::nic::Backend(reg->port(p).nic_backend);
+  printf("%s: NIC port, backend %s\n", name.c_str(), unetmap::nic::backend_name(b));
+}
+
 int do_info(Dev& dev, const Options& o) {
   nmreq_port_info_get pi;
   memset(&pi, 0, sizeof pi);
@@ -461,6 +476,7 @@ int do_info(Dev& dev, const Options& o) {
   printf("%s: region %u, memsize %" PRIu64 ", tx %u rings of %u slots, rx %u rings of %u slots\n",
          o.arg.c_str(), unsigned(pi.nr_mem_id), uint64_t(pi.nr_memsize), unsigned(pi.nr_tx_rings),
          unsigned(pi.nr_tx_slots), unsigned(pi.nr_rx_rings), unsigned(pi.nr_rx_slots));
+  print_nic_backend(o.arg);
   return 0;
 }
 

@@ -12,8 +12,8 @@
 // application's [head, tail), the kernel's the rest.
 //
 // The backend is chosen when the process first binds a ring of the
-// interface: AF_XDP if it can be set up, else AF_PACKET, or what
-// UNETMAP_NIC=xdp|packet forces. The choice and why are printed with
+// interface: AF_XDP if its XDP program can be attached, else AF_PACKET, or
+// what UNETMAP_NIC=xdp|packet forces. The choice and why are printed with
 // UNETMAP_VERBOSE=1 and kept in the port entry for the tools.
 //
 // NS_FORWARD works as netmap's: a NIC rx ring's marked slots go up to the
@@ -162,35 +162,44 @@ void iface_put(Iface* ifc) {
   delete ifc;
 }
 
-// Open the socket of hardware queue q with the interface's backend,
-// choosing the backend at the first one.
-std::shared_ptr<Queue> open_queue(Iface& ifc, uint32_t q, uint32_t nslots, int* err,
-                                  std::string* why) {
-  if (ifc.backend == Backend::kXdp) return open_xsk(ifc, q, nslots, err, why);
-  if (ifc.backend == Backend::kPacket) return open_packet(ifc, q, nslots, err, why);
+// The backend of a new interface: AF_XDP if its XDP program can be
+// attached (which also proves the rights it needs), else AF_PACKET, or
+// what UNETMAP_NIC forces. The program passes every frame to the host
+// stack until an rx ring puts a socket in its map.
+int choose_backend(Iface& ifc, std::string* why) {
   std::string bad;
   Backend want = wanted_backend(&bad);
   if (!bad.empty()) {
-    *err = EINVAL;
     *why = bad;
-    return nullptr;
+    return EINVAL;
   }
-  if (want != Backend::kPacket) {
-    ifc.backend = Backend::kXdp;
-    auto s = open_xsk(ifc, q, nslots, err, why);
-    if (s || want == Backend::kXdp) {
-      if (!s) ifc.backend = Backend::kNone;
-      return s;
-    }
-    ifc.why_backend = "AF_PACKET: AF_XDP unavailable (" + *why + ")";
-    why->clear();
-  } else {
+  if (want == Backend::kPacket) {
+    ifc.backend = Backend::kPacket;
     ifc.why_backend = "AF_PACKET: forced by UNETMAP_NIC";
+    return 0;
   }
+  int err = make_xdp_to_xsk(ifc.nqueues, &ifc.xsk, why);
+  if (!err) err = attach_xdp(ifc.xsk.prog.get(), ifc.ifindex, &ifc.xdp_link, &ifc.xdp_native, why);
+  if (!err) {
+    ifc.backend = Backend::kXdp;
+    ifc.why_backend = ifc.xdp_native ? "AF_XDP, XDP in the driver" : "AF_XDP, generic XDP (no XDP in the driver)";
+    return 0;
+  }
+  ifc.xsk = XskProgram{};
+  if (want == Backend::kXdp) return err;
   ifc.backend = Backend::kPacket;
-  auto s = open_packet(ifc, q, nslots, err, why);
-  if (!s) ifc.backend = Backend::kNone;
-  return s;
+  ifc.why_backend = "AF_PACKET: AF_XDP unavailable (" + *why + ")";
+  why->clear();
+  return 0;
+}
+
+// The socket of hardware queue q; the backend is chosen at the first one
+// (host rings alone need none).
+std::shared_ptr<Queue> open_queue(Iface& ifc, uint32_t q, uint32_t nslots, int* err,
+                                  std::string* why) {
+  if (ifc.backend == Backend::kNone && (*err = choose_backend(ifc, why)) != 0) return nullptr;
+  return ifc.backend == Backend::kXdp ? open_xsk(ifc, q, nslots, err, why)
+                                      : open_packet(ifc, q, nslots, err, why);
 }
 
 // The wire, for frames from the host rings: a socket that bypasses the

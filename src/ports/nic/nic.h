@@ -49,11 +49,11 @@ struct Iface {
   int refs = 0;
   std::vector<std::weak_ptr<Queue>> queues;  // by hardware queue
   std::weak_ptr<Queue> host;
-  // AF_XDP: the program steering rx queues to sockets.
+  // AF_XDP: the program steering rx queues to sockets, attached for as
+  // long as the process uses the interface.
   XskProgram xsk;
   Fd xdp_link;
   bool xdp_native = false;
-  int xsk_rx = 0;  // rx rings using the program
   // AF_PACKET: what keeps received frames from the host stack.
   Fd drop_prog, drop_link;
   int packet_rx = 0;

@@ -103,7 +103,6 @@ int PacketQueue::open_tx(std::string* why) {
   int one = 1, sndbuf = 4 << 20;
   setsockopt(tx_fd_, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one);
   setsockopt(tx_fd_, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
-  if (ifc_.why_backend.empty()) ifc_.why_backend = "AF_PACKET (forced)";
   return bind_to(tx_fd_, 0, why);
 }
 

@@ -1,8 +1,8 @@
 // AF_XDP backend: one XDP socket per hardware queue, with a UMEM of its
 // own (half of its frames lent to the kernel on the fill ring for rx, half
-// kept for tx), set up with libxdp. The interface's XDP program (bpf.cc)
-// steers each rx queue to its socket while an rx ring drains it, and
-// passes the other queues' frames to the host stack.
+// kept for tx), set up with libxdp. The interface's XDP program (bpf.cc,
+// attached by nic.cc) steers each rx queue to its socket while an rx ring
+// drains it, and passes the other queues' frames to the host stack.
 //
 // rxsync copies received frames into free slots and gives their frames back
 // on the fill ring; txsync copies slots into free tx frames, queues them
@@ -119,40 +119,24 @@ int XskQueue::open(std::string* why) {
   }
   for (uint32_t i = 0; i < kRing; i++) *xsk_ring_prod__fill_addr(&fill_, idx + i) = uint64_t(i) * kFrame;
   xsk_ring_prod__submit(&fill_, kRing);
-  if (q_ == 0)
-    ifc_.why_backend = zero_copy_ ? "AF_XDP, zero copy" : "AF_XDP, copy mode (zero copy: " + zc_why + ")";
+  if (q_ == 0 && !ifc_.why_backend.empty())
+    ifc_.why_backend += zero_copy_ ? ", zero copy" : ", copy mode (zero copy: " + zc_why + ")";
   free_tx_.reserve(kRing);
   for (uint32_t i = kRing; i < 2 * kRing; i++) free_tx_.push_back(uint64_t(i) * kFrame);
   return 0;
 }
 
 int XskQueue::start_rx(std::string* why) {
-  if (ifc_.xsk_rx++ == 0 && !ifc_.xdp_link) {
-    int err = make_xdp_to_xsk(ifc_.nqueues, &ifc_.xsk, why);
-    if (!err) err = attach_xdp(ifc_.xsk.prog.get(), ifc_.ifindex, &ifc_.xdp_link, &ifc_.xdp_native, why);
-    if (err) {
-      ifc_.xsk_rx--;
-      ifc_.xsk = XskProgram{};
-      return err;
-    }
-    ifc_.why_backend = ifc_.xdp_native ? "XDP in the driver" : "generic XDP (the driver has none)";
-  }
   int fd = xsk_socket__fd(xsk_);
   if (bpf_map_update_elem(ifc_.xsk.map.get(), &q_, &fd, 0)) {
-    *why = std::string("AF_XDP: cannot steer queue ") + std::to_string(q_) + ": " + strerror(errno);
-    stop_rx();
-    return errno;
+    int err = errno;
+    *why = std::string("AF_XDP: cannot steer queue ") + std::to_string(q_) + ": " + strerror(err);
+    return err;
   }
   return 0;
 }
 
-void XskQueue::stop_rx() {
-  if (ifc_.xsk.map) bpf_map_delete_elem(ifc_.xsk.map.get(), &q_);
-  if (--ifc_.xsk_rx == 0) {
-    ifc_.xdp_link = Fd();  // the program goes with its link
-    ifc_.xsk = XskProgram{};
-  }
-}
+void XskQueue::stop_rx() { bpf_map_delete_elem(ifc_.xsk.map.get(), &q_); }
 
 void XskQueue::rxsync(Kring& k, uint32_t head) {
   KringState* s = k.ks;
