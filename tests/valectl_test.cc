@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "util/proc.h"
 #include "util/test_util.h"
 
 #ifndef VALE_CTL
@@ -28,47 +29,13 @@ struct Result {
 
 // Run vale-ctl with args; collect stdout and stderr until it exits (bounded).
 Result vale_ctl(const std::vector<std::string>& args, int timeout_ms = 10000) {
-  int out[2], err[2];
-  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) abort();
   std::vector<std::string> argv = {VALE_CTL};
   argv.insert(argv.end(), args.begin(), args.end());
-  Child c([&] {
-    dup2(out[1], 1);
-    dup2(err[1], 2);
-    std::vector<char*> a;
-    for (auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
-    a.push_back(nullptr);
-    execv(a[0], a.data());
-    fprintf(stderr, "execv %s: %s\n", a[0], strerror(errno));
-    return 127;
-  });
-  close(out[1]);
-  close(err[1]);
+  nmtest::Proc p(argv);
   Result r;
-  const double end = now_ms() + timeout_ms;
-  pollfd p[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
-  std::string* dst[2] = {&r.out, &r.err};
-  int open_fds = 2;
-  while (open_fds > 0) {
-    int left = int(end - now_ms());
-    if (left <= 0 || ::poll(p, 2, left) <= 0) break;
-    for (int i = 0; i < 2; i++) {
-      if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      char buf[4096];
-      ssize_t n = ::read(p[i].fd, buf, sizeof buf);
-      if (n > 0) {
-        dst[i]->append(buf, size_t(n));
-      } else {
-        close(p[i].fd);
-        p[i].fd = -1;
-        open_fds--;
-      }
-    }
-  }
-  for (auto& q : p)
-    if (q.fd >= 0) close(q.fd);
-  int left = int(end - now_ms());
-  r.code = c.wait(left > 0 ? left : 1);
+  r.code = p.finish(timeout_ms);
+  r.out = p.out();
+  r.err = p.err();
   return r;
 }
 

@@ -157,28 +157,10 @@ uint64_t now_ns() {
   return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
 }
 
-// Errors of the port library, kept for one line of our own.
-std::string g_lib_error;
-
-nmctx* quiet_ctx() {
-  static nmctx ctx = {0,
-                      [](nmctx*, const char* m) { g_lib_error = m; },
-                      [](nmctx*, size_t n) { return calloc(1, n); },
-                      [](nmctx*, void* p) { free(p); },
-                      [](nmctx*, int) {},
-                      nullptr};
-  return &ctx;
-}
-
 nmport_d* open_port(const std::string& name) {
-  g_lib_error.clear();
-  nmctx_set_default(quiet_ctx());
-  nmport_d* d = nmport_open(name.c_str());
-  if (!d) {
-    fprintf(stderr, "bridge: cannot open %s: %s\n", name.c_str(),
-            g_lib_error.empty() ? strerror(errno) : g_lib_error.c_str());
-    return nullptr;
-  }
+  std::string why;
+  nmport_d* d = unetmap::fwd::open_quiet(name, &why);
+  if (!d) fprintf(stderr, "bridge: %s\n", why.c_str());
   return d;
 }
 

@@ -2,6 +2,8 @@
 // packet beyond memcpy in copy mode, no allocation, no sync.
 #include "forward.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <algorithm>
@@ -130,6 +132,24 @@ Stop move_ring(netmap_ring* rx, netmap_ring* tx, uint32_t limit, bool zero_copy,
 }
 
 }  // namespace
+
+namespace {
+std::string g_lib_error;  // the port library's last message
+}  // namespace
+
+nmport_d* open_quiet(const std::string& name, std::string* why) {
+  static nmctx ctx = {0,
+                      [](nmctx*, const char* m) { g_lib_error = m; },
+                      [](nmctx*, size_t n) { return calloc(1, n); },
+                      [](nmctx*, void* p) { free(p); },
+                      [](nmctx*, int) {},
+                      nullptr};
+  nmctx_set_default(&ctx);
+  g_lib_error.clear();
+  nmport_d* d = nmport_open(name.c_str());
+  if (!d) *why = "cannot open " + name + ": " + (g_lib_error.empty() ? strerror(errno) : g_lib_error);
+  return d;
+}
 
 bool same_region(const nmport_d* a, const nmport_d* b) {
   return a->reg.nr_mem_id == b->reg.nr_mem_id && a->mem != nullptr && a->mem == b->mem;

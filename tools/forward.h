@@ -22,6 +22,7 @@
 #include <libnetmap.h>
 
 #include <cstdint>
+#include <string>
 
 namespace unetmap::fwd {
 
@@ -31,6 +32,10 @@ struct Counters {
   uint64_t bytes = 0;
   uint64_t drops = 0;  // packets that can never fit a tx ring (more slots than the ring)
 };
+
+// nmport_open without the library's own message: nullptr with the reason
+// in *why ("cannot open NAME: ..."), for a tool's one line of its own.
+nmport_d* open_quiet(const std::string& name, std::string* why);
 
 // The two ports share a memory region, so their buffers can be swapped.
 bool same_region(const nmport_d* a, const nmport_d* b);

@@ -43,22 +43,6 @@ pid_t live_helper(const std::string& path) {
 
 volatile sig_atomic_t g_stop = 0, g_polling = 0;
 
-// The library's error text for one line of our own.
-std::string g_lib_error;
-nmport_d* open_port(const std::string& name, std::string* why) {
-  static nmctx ctx = {0,
-                      [](nmctx*, const char* m) { g_lib_error = m; },
-                      [](nmctx*, size_t n) { return calloc(1, n); },
-                      [](nmctx*, void* p) { free(p); },
-                      [](nmctx*, int) {},
-                      nullptr};
-  nmctx_set_default(&ctx);
-  g_lib_error.clear();
-  nmport_d* d = nmport_open(name.c_str());
-  if (!d) *why = "cannot open " + name + ": " + (g_lib_error.empty() ? strerror(errno) : g_lib_error);
-  return d;
-}
-
 struct Pair {
   nmport_d* nic;
   nmport_d* vale;
@@ -120,8 +104,8 @@ int helper(const std::string& sw, const std::string& ifname, bool host, int read
   std::string why;
   for (bool h : {false, true}) {
     if (h && !host) break;
-    nmport_d* nic = open_port("netmap:" + ifname + (h ? "^" : ""), &why);
-    nmport_d* vale = nic ? open_port(sw + ":" + ifname + (h ? "_host" : "") + "@" +
+    nmport_d* nic = fwd::open_quiet("netmap:" + ifname + (h ? "^" : ""), &why);
+    nmport_d* vale = nic ? fwd::open_quiet(sw + ":" + ifname + (h ? "_host" : "") + "@" +
                                          std::to_string(nic->reg.nr_mem_id), &why)
                          : nullptr;
     if (!vale) {
