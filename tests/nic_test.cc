@@ -605,6 +605,69 @@ TEST(Nic, PerQueueBinding) {
   EXPECT_EQ(rx.wait(10000), 0);
 }
 
+// Two processes bind different queues of one interface (AF_XDP): each gets
+// its queue's frames; the second shares the first's XDP program, which
+// stays attached when the first is killed, and goes with the second.
+TEST(Nic, QueuesInTwoProcesses) {
+  Veth v(2);
+  NEED_VETH(v);
+  const uint32_t kCount = 300, kStep = 100;
+  Event ready0, ready1, progress0, progress1, result0, result1, again;
+  Child q0 = in_ns(v.a, "xdp", [&] {
+    auto p = unetmap::Port::open("netmap:" + v.ia + "-0");
+    if (!p) return 2;
+    ready0.signal();
+    result0.send(receive(p, kCount, &progress0, kStep, 20000));
+    pause();  // killed by the test
+    return 0;
+  });
+  ASSERT_EQ(ready0.wait(10000), 'x');
+  Child q1 = in_ns(v.a, "xdp", [&] {
+    std::string err;
+    auto p = unetmap::Port::open("netmap:" + v.ia + "-1", &err);
+    if (!p) {
+      fprintf(stderr, "open: %s\n", err.c_str());
+      return 2;
+    }
+    ready1.signal();
+    result1.send(receive(p, kCount, &progress1, kStep, 20000));
+    if (again.wait(20000) != 'x') return 3;
+    result1.send(receive(p, kCount, &progress1, kStep, 20000));  // tag 1 again, seq from 0
+    return 0;
+  });
+  ASSERT_EQ(ready1.wait(10000), 'x');
+  auto sender = [&](bool both) {
+    return in_ns(v.b, "xdp", [&, both] {
+      auto s0 = unetmap::Port::open("netmap:" + v.ib + "-0");
+      auto s1 = unetmap::Port::open("netmap:" + v.ib + "-1");
+      if (!s0 || !s1) return 2;
+      if (both && !send_paced(s0, 0, 0, kCount, kStep, progress0)) return 3;
+      return send_paced(s1, 1, 1, kCount, kStep, progress1) ? 0 : 4;
+    });
+  };
+  Child tx = sender(true);
+  RxResult r0, r1;
+  ASSERT_TRUE(result0.recv(&r0, 30000));
+  ASSERT_TRUE(result1.recv(&r1, 30000));
+  EXPECT_EQ(r0.got[0], kCount);
+  EXPECT_EQ(r0.got[1], 0u);
+  EXPECT_EQ(r1.got[1], kCount);
+  EXPECT_EQ(r1.got[0], 0u);
+  EXPECT_EQ(tx.wait(10000), 0);
+  // The first process goes: queue 1 keeps working through the shared program.
+  q0.kill_now();
+  EXPECT_NE(v.link(v.a, v.ia).find("xdp"), std::string::npos);
+  again.signal();
+  Child tx2 = sender(false);
+  ASSERT_TRUE(result1.recv(&r1, 30000));
+  EXPECT_EQ(r1.got[1], kCount);
+  EXPECT_EQ(tx2.wait(10000), 0);
+  EXPECT_EQ(q1.wait(10000), 0);
+  const double end = now_ms() + 5000;
+  while (v.link(v.a, v.ia).find("xdp") != std::string::npos && now_ms() < end) usleep(10000);
+  EXPECT_EQ(v.link(v.a, v.ia).find("xdp"), std::string::npos);
+}
+
 // A process killed while it holds the NIC and host rings leaves the
 // interface as it was: no XDP program, no tap, and the stack answers ping.
 TEST(Nic, KillRestoresInterface) {

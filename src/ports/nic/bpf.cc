@@ -1,6 +1,7 @@
 #include "ports/nic/bpf.h"
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <errno.h>
 #include <linux/bpf.h>
 #include <linux/filter.h>
@@ -112,6 +113,37 @@ int attach_xdp(int prog_fd, int ifindex, Fd* link, bool* native, std::string* wh
     }
   }
   return EINVAL;
+}
+
+int join_xdp_to_xsk(int ifindex, XskProgram* out, Fd* link, std::string* why) {
+  __u32 prog_id = 0;
+  if (bpf_xdp_query_id(ifindex, 0, &prog_id) != 0 || prog_id == 0) return ENOENT;
+  Fd prog(bpf_prog_get_fd_by_id(prog_id));
+  bpf_prog_info pi{};
+  __u32 map_id = 0, len = sizeof pi;
+  pi.nr_map_ids = 1;
+  pi.map_ids = reinterpret_cast<uintptr_t>(&map_id);
+  if (!prog || bpf_obj_get_info_by_fd(prog.get(), &pi, &len) != 0 ||
+      strcmp(pi.name, "unetmap_xsk") != 0 || map_id == 0) {
+    *why = "the interface already has an XDP program (not unetmap's)";
+    return EBUSY;
+  }
+  // The link that holds the program on this interface (ids are global; the
+  // program id ties it to this namespace's interface).
+  for (__u32 id = 0; bpf_link_get_next_id(id, &id) == 0;) {
+    Fd l(bpf_link_get_fd_by_id(id));
+    bpf_link_info li{};
+    len = sizeof li;
+    if (!l || bpf_obj_get_info_by_fd(l.get(), &li, &len) != 0) continue;
+    if (li.type != BPF_LINK_TYPE_XDP || li.prog_id != prog_id) continue;
+    out->map = Fd(bpf_map_get_fd_by_id(map_id));
+    if (!out->map) break;
+    out->prog = std::move(prog);
+    *link = std::move(l);
+    return 0;
+  }
+  *why = "the interface's unetmap XDP program is not held by a link";
+  return EBUSY;
 }
 
 int make_redirect(int to_ifindex, bool ingress_with_mark, Fd* prog, std::string* why) {

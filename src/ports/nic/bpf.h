@@ -51,6 +51,10 @@ int make_xdp_to_xsk(uint32_t nqueues, XskProgram* out, std::string* why);
 // Attach an XDP program to ifindex through a link (driver mode when the
 // driver has it, else generic). *native tells which.
 int attach_xdp(int prog_fd, int ifindex, Fd* link, bool* native, std::string* why);
+// The interface already runs another process's xdp_to_xsk program: take
+// its map and a hold on its link (the program stays attached until every
+// holder is gone). ENOENT if nothing is attached, EBUSY if it is not ours.
+int join_xdp_to_xsk(int ifindex, XskProgram* out, Fd* link, std::string* why);
 
 // tc programs, attached with tcx links (kernel 6.6 or later).
 enum class Hook { kIngress, kEgress };

@@ -21,8 +21,9 @@
 // them open: netmap:IF*), a host rx ring's go out on the wire.
 //
 // One process at a time may bind a given NIC ring (the socket is its
-// own); the kernel allows one XDP program per interface, so the NIC rings
-// of one interface are bound by one process at a time in AF_XDP mode.
+// own). Processes that bind different queues of one interface share its
+// XDP program: the second finds the first's program and map, and holds the
+// program's link, so the program stays while any of them lives.
 #include "ports/nic/nic.h"
 
 #include <errno.h>
@@ -180,6 +181,16 @@ int choose_backend(Iface& ifc, std::string* why) {
   }
   int err = make_xdp_to_xsk(ifc.nqueues, &ifc.xsk, why);
   if (!err) err = attach_xdp(ifc.xsk.prog.get(), ifc.ifindex, &ifc.xdp_link, &ifc.xdp_native, why);
+  if (err == EBUSY) {  // another unetmap process has other queues of this interface
+    ifc.xsk = XskProgram{};
+    std::string jwhy;
+    if (join_xdp_to_xsk(ifc.ifindex, &ifc.xsk, &ifc.xdp_link, &jwhy) == 0) {
+      ifc.backend = Backend::kXdp;
+      ifc.why_backend = "AF_XDP, sharing the XDP program another unetmap process attached";
+      return 0;
+    }
+    *why = jwhy;
+  }
   if (!err) {
     ifc.backend = Backend::kXdp;
     ifc.why_backend = ifc.xdp_native ? "AF_XDP, XDP in the driver" : "AF_XDP, generic XDP (no XDP in the driver)";
