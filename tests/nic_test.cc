@@ -708,6 +708,51 @@ TEST(Nic, QueuesInTwoProcesses) {
   EXPECT_EQ(v.link(v.a, v.ia).find("xdp"), std::string::npos);
 }
 
+// While only the NIC rings are bound, the stack no longer transmits on the
+// interface (netmap queues its output on the unread host rx ring): a UDP
+// send makes the stack emit an ARP request, which must not leave ia; once
+// the port is closed, the same send does go out.
+TEST(Nic, NicRingsCutTheStacksOutputOff) {
+  Veth v;
+  NEED_VETH(v);
+  Child app = in_ns(v.a, nullptr, [&] {
+    auto tx_packets = [&] {
+      std::ifstream f("/proc/net/dev");
+      std::string line;
+      while (std::getline(f, line)) {
+        size_t c = line.find(':');
+        if (c == std::string::npos) continue;
+        std::string name = line.substr(0, c);
+        name.erase(0, name.find_first_not_of(' '));
+        if (name != v.ia) continue;
+        std::istringstream in(line.substr(c + 1));
+        uint64_t x[10] = {};
+        for (auto& e : x) in >> e;
+        return x[9];  // tx packets
+      }
+      return uint64_t(~0ull);
+    };
+    auto emit_arp = [&](const char* ip) {
+      int u = socket(AF_INET, SOCK_DGRAM, 0);
+      sockaddr_in dst{AF_INET, htons(9), {inet_addr(ip)}, {}};
+      bool ok = sendto(u, "x", 1, 0, reinterpret_cast<sockaddr*>(&dst), sizeof dst) == 1;
+      close(u);
+      return ok;
+    };
+    {
+      auto p = unetmap::Port::open("netmap:" + v.ia);
+      if (!p) return 2;
+      uint64_t before = tx_packets();
+      if (!emit_arp("10.77.0.9")) return 3;
+      if (tx_packets() != before) return 4;  // the ARP request went out
+    }
+    uint64_t before = tx_packets();
+    if (!emit_arp("10.77.0.8")) return 5;
+    return tx_packets() > before ? 0 : 6;  // out again once the port is closed
+  });
+  EXPECT_EQ(app.wait(15000), 0);
+}
+
 // A process killed while it holds the NIC and host rings leaves the
 // interface as it was: no XDP program, no tap, and the stack answers ping.
 TEST(Nic, KillRestoresInterface) {

@@ -33,6 +33,7 @@ namespace {
 // tcx attach points (kernel 6.6); Debian 12's headers predate them.
 constexpr int kTcxIngress = 46;
 constexpr int kTcxEgress = 47;
+constexpr uint32_t kBeforeAll = 1u << 3;  // BPF_F_BEFORE, no relative program: first
 
 // Offsets in the programs' context structures (linux/bpf.h, stable ABI).
 constexpr int16_t kXdpRxQueue = offsetof(xdp_md, rx_queue_index);
@@ -172,9 +173,15 @@ int make_drop_unmarked(Fd* prog, std::string* why) {
   return load(BPF_PROG_TYPE_SCHED_CLS, "unetmap_drop", p, prog, why);
 }
 
-int attach_tc(int prog_fd, int ifindex, Hook hook, Fd* link, std::string* why) {
+int make_drop_all(Fd* prog, std::string* why) {
+  std::vector<bpf_insn> p = {mov_imm(BPF_REG_0, TC_ACT_SHOT), exit_insn()};
+  return load(BPF_PROG_TYPE_SCHED_CLS, "unetmap_cut", p, prog, why);
+}
+
+int attach_tc(int prog_fd, int ifindex, Hook hook, bool first, Fd* link, std::string* why) {
   int type = hook == Hook::kIngress ? kTcxIngress : kTcxEgress;
-  int fd = bpf_link_create(prog_fd, ifindex, bpf_attach_type(type), nullptr);
+  LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = first ? kBeforeAll : 0);
+  int fd = bpf_link_create(prog_fd, ifindex, bpf_attach_type(type), &opts);
   if (fd < 0) {
     int err = errno;
     *why = std::string("cannot attach a tc program (tcx, Linux 6.6 or later): ") + strerror(err);

@@ -12,6 +12,9 @@
 //   drop_unmarked  tc ingress: drop what the wire brings (the AF_PACKET
 //                  rings already have a copy), pass what the host ring
 //                  injected.
+//   drop_all       tc egress: the stack's output while the NIC rings are
+//                  bound and the host rings are not (netmap would queue it
+//                  on the unread host ring).
 #pragma once
 
 #include <cstdint>
@@ -60,7 +63,9 @@ int join_xdp_to_xsk(int ifindex, XskProgram* out, Fd* link, std::string* why);
 enum class Hook { kIngress, kEgress };
 int make_redirect(int to_ifindex, bool ingress_with_mark, Fd* prog, std::string* why);
 int make_drop_unmarked(Fd* prog, std::string* why);
-int attach_tc(int prog_fd, int ifindex, Hook hook, Fd* link, std::string* why);
+int make_drop_all(Fd* prog, std::string* why);
+// first: run before the programs already attached (else after them).
+int attach_tc(int prog_fd, int ifindex, Hook hook, bool first, Fd* link, std::string* why);
 
 // Classic BPF socket filter for AF_PACKET: refuse frames the host ring
 // injected (they carry kInjectMark).

@@ -87,8 +87,8 @@ int HostQueue::open(std::string* why) {
   int tap_index = int(if_nametoindex(ifr.ifr_name));
   int err = make_redirect(tap_index, false, &to_tap_prog_, why);
   if (!err) err = make_redirect(ifc_.ifindex, true, &to_stack_prog_, why);
-  if (!err) err = attach_tc(to_stack_prog_.get(), tap_index, Hook::kIngress, &to_stack_link_, why);
-  if (!err) err = attach_tc(to_tap_prog_.get(), ifc_.ifindex, Hook::kEgress, &to_tap_link_, why);
+  if (!err) err = attach_tc(to_stack_prog_.get(), tap_index, Hook::kIngress, false, &to_stack_link_, why);
+  if (!err) err = attach_tc(to_tap_prog_.get(), ifc_.ifindex, Hook::kEgress, true, &to_tap_link_, why);
   return err;
 }
 

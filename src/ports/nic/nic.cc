@@ -208,7 +208,18 @@ int choose_backend(Iface& ifc, std::string* why) {
 // (host rings alone need none).
 std::shared_ptr<Queue> open_queue(Iface& ifc, uint32_t q, uint32_t nslots, int* err,
                                   std::string* why) {
-  if (ifc.backend == Backend::kNone && (*err = choose_backend(ifc, why)) != 0) return nullptr;
+  if (ifc.backend == Backend::kNone) {
+    if ((*err = choose_backend(ifc, why)) != 0) return nullptr;
+    // The interface is in netmap mode: the stack no longer transmits on it.
+    *err = make_drop_all(&ifc.cut_prog, why);
+    if (!*err) *err = attach_tc(ifc.cut_prog.get(), ifc.ifindex, Hook::kEgress, false, &ifc.cut_link, why);
+    if (*err) {
+      ifc.backend = Backend::kNone;
+      ifc.xdp_link = Fd();
+      ifc.xsk = XskProgram{};
+      return nullptr;
+    }
+  }
   return ifc.backend == Backend::kXdp ? open_xsk(ifc, q, nslots, err, why)
                                       : open_packet(ifc, q, nslots, err, why);
 }

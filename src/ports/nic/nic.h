@@ -57,6 +57,9 @@ struct Iface {
   // AF_PACKET: what keeps received frames from the host stack.
   Fd drop_prog, drop_link;
   int packet_rx = 0;
+  // While NIC rings are bound: the stack's output on the interface goes
+  // nowhere unless host rings take it (their program runs first).
+  Fd cut_prog, cut_link;
   // NS_FORWARD from the host rings to the wire when no tx ring is open
   // here: a plain AF_PACKET socket, made on first use.
   Fd raw_tx;

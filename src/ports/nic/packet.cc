@@ -133,7 +133,7 @@ int PacketQueue::start_rx(std::string* why) {
   }
   if (ifc_.packet_rx++ == 0) {
     int err = make_drop_unmarked(&ifc_.drop_prog, why);
-    if (!err) err = attach_tc(ifc_.drop_prog.get(), ifc_.ifindex, Hook::kIngress, &ifc_.drop_link, why);
+    if (!err) err = attach_tc(ifc_.drop_prog.get(), ifc_.ifindex, Hook::kIngress, false, &ifc_.drop_link, why);
     if (err) {
       ifc_.packet_rx--;
       ifc_.drop_prog = Fd();
