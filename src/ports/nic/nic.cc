@@ -211,14 +211,11 @@ std::shared_ptr<Queue> open_queue(Iface& ifc, uint32_t q, uint32_t nslots, int* 
   if (ifc.backend == Backend::kNone) {
     if ((*err = choose_backend(ifc, why)) != 0) return nullptr;
     // The interface is in netmap mode: the stack no longer transmits on it.
-    *err = make_drop_all(&ifc.cut_prog, why);
-    if (!*err) *err = attach_tc(ifc.cut_prog.get(), ifc.ifindex, Hook::kEgress, false, &ifc.cut_link, why);
-    if (*err) {
-      ifc.backend = Backend::kNone;
-      ifc.xdp_link = Fd();
-      ifc.xsk = XskProgram{};
-      return nullptr;
-    }
+    // Without tcx (Linux < 6.6) it still does: said, not fatal.
+    std::string cut_why;
+    int e = make_drop_all(&ifc.cut_prog, &cut_why);
+    if (!e) e = attach_tc(ifc.cut_prog.get(), ifc.ifindex, Hook::kEgress, false, &ifc.cut_link, &cut_why);
+    if (e) ifc.why_backend += "; the stack still transmits on the interface (" + cut_why + ")";
   }
   return ifc.backend == Backend::kXdp ? open_xsk(ifc, q, nslots, err, why)
                                       : open_packet(ifc, q, nslots, err, why);

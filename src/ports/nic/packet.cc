@@ -132,14 +132,12 @@ int PacketQueue::start_rx(std::string* why) {
     if (setsockopt(rx_fd_, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg)) return fail(why, "fanout");
   }
   if (ifc_.packet_rx++ == 0) {
-    int err = make_drop_unmarked(&ifc_.drop_prog, why);
-    if (!err) err = attach_tc(ifc_.drop_prog.get(), ifc_.ifindex, Hook::kIngress, false, &ifc_.drop_link, why);
-    if (err) {
-      ifc_.packet_rx--;
-      ifc_.drop_prog = Fd();
-      close_rx();
-      return err;
-    }
+    // Without tcx (Linux < 6.6) the stack keeps getting the wire's frames
+    // too: said, not fatal.
+    std::string drop_why;
+    int e = make_drop_unmarked(&ifc_.drop_prog, &drop_why);
+    if (!e) e = attach_tc(ifc_.drop_prog.get(), ifc_.ifindex, Hook::kIngress, false, &ifc_.drop_link, &drop_why);
+    if (e) ifc_.why_backend += "; the stack still receives the wire's frames (" + drop_why + ")";
   }
   return 0;
 }
