@@ -94,8 +94,10 @@ std::map<std::string, Iface*> g_ifaces;
 // Queues and MTU come from the interface itself (ethtool and ifreq
 // ioctls), not sysfs: a process that entered another network namespace
 // still sees the sysfs of the one it was started in.
+// A socket binds a queue that exists both ways, so a ring pair per queue
+// that has an rx and a tx side.
 struct IfInfo {
-  uint32_t rx_queues = 1, tx_queues = 1, mtu = 1500;
+  uint32_t queues = 1, mtu = 1500;
 };
 
 IfInfo if_info(const std::string& ifname) {
@@ -108,10 +110,8 @@ IfInfo if_info(const std::string& ifname) {
   ethtool_channels ch{};
   ch.cmd = ETHTOOL_GCHANNELS;
   ifr.ifr_data = reinterpret_cast<char*>(&ch);
-  if (ioctl(s, SIOCETHTOOL, &ifr) == 0) {
-    r.rx_queues = std::max(1u, ch.rx_count + ch.combined_count);
-    r.tx_queues = std::max(1u, ch.tx_count + ch.combined_count);
-  }
+  if (ioctl(s, SIOCETHTOOL, &ifr) == 0)
+    r.queues = std::max(1u, std::min(ch.rx_count, ch.tx_count) + ch.combined_count);
   close(s);
   return r;
 }
@@ -150,7 +150,7 @@ Iface* iface_get(const std::string& name, int* err, std::string* why) {
     return nullptr;
   }
   IfInfo info = if_info(name);
-  ifc->nqueues = info.rx_queues;
+  ifc->nqueues = std::min(info.queues, kMaxRings);
   ifc->mtu = info.mtu;
   ifc->queues.resize(ifc->nqueues);
   g_ifaces[name] = ifc;
@@ -224,8 +224,9 @@ std::shared_ptr<Queue> open_queue(Iface& ifc, uint32_t q, uint32_t nslots, int* 
 // The wire, for frames from the host rings: a socket that bypasses the
 // qdisc (and so the tc program that diverts the stack's output).
 bool send_wire(Iface& ifc, const uint8_t* f, uint32_t len) {
-  if (!ifc.raw_tx) {
-    std::lock_guard<std::mutex> g(g_mu);
+  int fd;
+  {
+    std::lock_guard<std::mutex> g(g_mu);  // a rare path: the lock costs nothing here
     if (!ifc.raw_tx) {
       Fd s(socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0));
       int one = 1;
@@ -237,8 +238,9 @@ bool send_wire(Iface& ifc, const uint8_t* f, uint32_t len) {
         return false;
       ifc.raw_tx = std::move(s);
     }
+    fd = ifc.raw_tx.get();
   }
-  return send(ifc.raw_tx.get(), f, len, MSG_DONTWAIT) == ssize_t(len);
+  return send(fd, f, len, MSG_DONTWAIT) == ssize_t(len);
 }
 
 // NS_FORWARD, on a ring with NR_FORWARD set: the slots the application
@@ -279,8 +281,7 @@ class NicAdapter final : public Adapter {
     pe.kind = PortKind::kNic;
     pe.mem_id = req.mem_id ? req.mem_id : 1;
     IfInfo info = if_info(req.name);
-    pe.nrings[kTx] = uint16_t(std::min(info.tx_queues, kMaxRings));
-    pe.nrings[kRx] = uint16_t(std::min(info.rx_queues, kMaxRings));
+    pe.nrings[kTx] = pe.nrings[kRx] = uint16_t(std::min(info.queues, kMaxRings));
     for (int d : {kTx, kRx}) {
       pe.nslots[d] = req.nslots[d] ? req.nslots[d] : 1024;
       pe.nhost[d] = 1;
