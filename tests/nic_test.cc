@@ -181,6 +181,39 @@ Child in_ns(const std::string& ns, const char* backend, const std::function<int(
   });
 }
 
+// A receiving end: a child in namespace ns (this one if ns is empty) that
+// opens spec, says it is ready, receives `count` frames of ours (every
+// `step` of them acknowledged on `progress` when ack is set), and reports
+// what it got.
+class Receiver {
+ public:
+  // False if the port was not open in time.
+  bool start(const std::string& ns, const char* backend, const std::string& spec,
+             uint32_t count, uint32_t step, bool ack = true) {
+    child_ = Child([=, this] {
+      if (!ns.empty() && !Veth::enter(ns)) return 90;
+      if (backend) setenv("UNETMAP_NIC", backend, 1);
+      std::string err;
+      auto p = unetmap::Port::open(spec, &err);
+      if (!p) {
+        fprintf(stderr, "open %s: %s\n", spec.c_str(), err.c_str());
+        return 2;
+      }
+      ready_.signal();
+      result_.send(receive(p, count, ack ? &progress : nullptr, step, 20000));
+      return 0;
+    });
+    return ready_.wait(10000) == 'x';
+  }
+  bool result(RxResult* r) { return result_.recv(r, 30000); }
+  int wait() { return child_.wait(10000); }
+  Event progress;
+
+ private:
+  Event ready_, result_;
+  Child child_;
+};
+
 // vale-ctl run in namespace ns; its exit status (output in *out).
 int vale_ctl_in(const std::string& ns, const std::vector<std::string>& args, std::string* out) {
   std::vector<std::string> a = {VALE_CTL};
@@ -215,19 +248,8 @@ TEST_P(NicBackend, SendReceive) {
   Veth v;
   NEED_VETH(v);
   const uint32_t kCount = 3000, kStep = 100;
-  Event ready, progress, result;
-  Child rx = in_ns(v.a, GetParam(), [&] {
-    std::string err;
-    auto p = unetmap::Port::open("netmap:" + v.ia, &err);
-    if (!p) {
-      fprintf(stderr, "open: %s\n", err.c_str());
-      return 2;
-    }
-    ready.signal();
-    result.send(receive(p, kCount, &progress, kStep, 20000));
-    return 0;
-  });
-  ASSERT_EQ(ready.wait(10000), 'x');
+  Receiver rx;
+  ASSERT_TRUE(rx.start(v.a, GetParam(), "netmap:" + v.ia, kCount, kStep));
   EXPECT_EQ(backend_of(v.ia), expected_backend());
   std::string info;
   EXPECT_EQ(vale_ctl_in(v.a, {"-g", v.ia}, &info), 0) << info;
@@ -235,14 +257,14 @@ TEST_P(NicBackend, SendReceive) {
             std::string::npos) << info;
   Child tx = in_ns(v.b, GetParam(), [&] {
     auto p = unetmap::Port::open("netmap:" + v.ib);
-    return p && send_paced(p, 0, 0, kCount, kStep, progress) ? 0 : 3;
+    return p && send_paced(p, 0, 0, kCount, kStep, rx.progress) ? 0 : 3;
   });
   RxResult r;
-  ASSERT_TRUE(result.recv(&r, 30000));
+  ASSERT_TRUE(rx.result(&r));
   EXPECT_EQ(r.got[0], kCount);
   EXPECT_EQ(r.bad, 0u);
   EXPECT_EQ(tx.wait(10000), 0);
-  EXPECT_EQ(rx.wait(10000), 0);
+  EXPECT_EQ(rx.wait(), 0);
 }
 
 // Odd lengths an application may put on a NIC tx ring (0, 1, shorter than
@@ -253,15 +275,8 @@ TEST_P(NicBackend, OddTxLengthsDoNotWedgeTheRing) {
   Veth v;
   NEED_VETH(v);
   const uint32_t kCount = 10000, kStep = 100;  // more than the AF_XDP socket's tx frames
-  Event ready, progress, result;
-  Child rx = in_ns(v.a, GetParam(), [&] {
-    auto p = unetmap::Port::open("netmap:" + v.ia);
-    if (!p) return 2;
-    ready.signal();
-    result.send(receive(p, kCount, &progress, kStep, 20000));
-    return 0;
-  });
-  ASSERT_EQ(ready.wait(10000), 'x');
+  Receiver rx;
+  ASSERT_TRUE(rx.start(v.a, GetParam(), "netmap:" + v.ia, kCount, kStep));
   Child tx = in_ns(v.b, GetParam(), [&] {
     auto p = unetmap::Port::open("netmap:" + v.ib);
     if (!p) return 2;
@@ -275,14 +290,14 @@ TEST_P(NicBackend, OddTxLengthsDoNotWedgeTheRing) {
       }
       if (p.txsync() < 0) return 3;
     }
-    return send_paced(p, 0, 0, kCount, kStep, progress) ? 0 : 4;
+    return send_paced(p, 0, 0, kCount, kStep, rx.progress) ? 0 : 4;
   });
   RxResult r;
-  ASSERT_TRUE(result.recv(&r, 30000));
+  ASSERT_TRUE(rx.result(&r));
   EXPECT_EQ(r.got[0], kCount);
   EXPECT_EQ(r.bad, 0u);
   EXPECT_EQ(tx.wait(10000), 0);
-  EXPECT_EQ(rx.wait(10000), 0);
+  EXPECT_EQ(rx.wait(), 0);
 }
 
 // Host rings: what the namespace's stack sends on ia (here the ARP request
@@ -504,22 +519,15 @@ TEST(Nic, AttachedToValeSwitch) {
     ASSERT_EQ(vale_ctl_in(v.a, {mode, "vale0:" + v.ia}, &out), 0) << out;
     const uint32_t kCount = 400, kStep = 100;
     // VALE port -> switch -> NIC -> wire -> netmap:ib.
-    Event ready, progress, result;
-    Child wire = in_ns(v.b, nullptr, [&] {
-      auto p = unetmap::Port::open("netmap:" + v.ib);
-      if (!p) return 2;
-      ready.signal();
-      result.send(receive(p, kCount, &progress, kStep, 20000));
-      return 0;
-    });
-    ASSERT_EQ(ready.wait(10000), 'x');
+    Receiver wire;
+    ASSERT_TRUE(wire.start(v.b, nullptr, "netmap:" + v.ib, kCount, kStep));
     auto port = unetmap::Port::open("vale0:user");
     ASSERT_TRUE(port);
-    EXPECT_TRUE(send_paced(port, 0, 0, kCount, kStep, progress));
+    EXPECT_TRUE(send_paced(port, 0, 0, kCount, kStep, wire.progress));
     RxResult r;
-    ASSERT_TRUE(result.recv(&r, 30000));
+    ASSERT_TRUE(wire.result(&r));
     EXPECT_EQ(r.got[0], kCount);
-    EXPECT_EQ(wire.wait(10000), 0);
+    EXPECT_EQ(wire.wait(), 0);
     // And back: wire -> NIC -> switch -> the VALE port (flooded).
     Event go, back;
     Child sender = in_ns(v.b, nullptr, [&] {
@@ -566,40 +574,22 @@ TEST(Nic, CopyMonitorOnNicPort) {
   Veth v;
   NEED_VETH(v);
   const uint32_t kCount = 1000, kStep = 100;
-  Event ready, progress, result, mon_ready, mon_result;
-  Child rx = in_ns(v.a, nullptr, [&] {
-    auto p = unetmap::Port::open("netmap:" + v.ia);
-    if (!p) return 2;
-    ready.signal();
-    result.send(receive(p, kCount, &progress, kStep, 20000));
-    return 0;
-  });
-  ASSERT_EQ(ready.wait(10000), 'x');
-  Child mon = Child([&] {
-    std::string err;
-    auto m = unetmap::Port::open("netmap:" + v.ia + "/r", &err);
-    if (!m) {
-      fprintf(stderr, "monitor: %s\n", err.c_str());
-      return 2;
-    }
-    mon_ready.signal();
-    mon_result.send(receive(m, kCount, nullptr, kStep, 20000));
-    return 0;
-  });
-  ASSERT_EQ(mon_ready.wait(10000), 'x');
+  Receiver rx, mon;
+  ASSERT_TRUE(rx.start(v.a, nullptr, "netmap:" + v.ia, kCount, kStep));
+  ASSERT_TRUE(mon.start("", nullptr, "netmap:" + v.ia + "/r", kCount, kStep, false));
   Child tx = in_ns(v.b, nullptr, [&] {
     auto p = unetmap::Port::open("netmap:" + v.ib);
-    return p && send_paced(p, 0, 0, kCount, kStep, progress) ? 0 : 3;
+    return p && send_paced(p, 0, 0, kCount, kStep, rx.progress) ? 0 : 3;
   });
   RxResult r, m;
-  ASSERT_TRUE(result.recv(&r, 30000));
-  ASSERT_TRUE(mon_result.recv(&m, 30000));
+  ASSERT_TRUE(rx.result(&r));
+  ASSERT_TRUE(mon.result(&m));
   EXPECT_EQ(r.got[0], kCount);
   EXPECT_EQ(m.got[0], kCount);
   EXPECT_EQ(m.bad, 0u);
   EXPECT_EQ(tx.wait(10000), 0);
-  EXPECT_EQ(rx.wait(10000), 0);
-  EXPECT_EQ(mon.wait(10000), 0);
+  EXPECT_EQ(rx.wait(), 0);
+  EXPECT_EQ(mon.wait(), 0);
 }
 
 // netmap:IF-N binds queue N only: with AF_XDP, frames the peer sends on
