@@ -131,7 +131,7 @@ int remove_region(long id) {
     fprintf(stderr, "nm-regions: cannot open the registry: %s\n", strerror(err));
     return 1;
   }
-  unetmap::LockGuard g(reg->lock());
+  unetmap::RegistryLock g(*reg);
   reg->reap();
   for (uint32_t i = 0; i < unetmap::kMaxPorts; i++) {
     const unetmap::PortEntry& p = reg->port(int(i));

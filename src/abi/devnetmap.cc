@@ -45,7 +45,7 @@ void release(NetmapFile* f) {
   f->binding.reset();
   g_nfiles.fetch_sub(1);
   if (Registry* reg = Registry::get(nullptr)) {
-    LockGuard g(reg->lock());
+    RegistryLock g(*reg);
     reg->release_chan(f->token, ProcId::self());
   }
   delete f;
@@ -143,7 +143,7 @@ int dev_open(int flags) {
   if (!reg) return fail(err, "cannot open the registry in " + runtime_dir() + ": " + strerror(err));
   uint32_t token = 0;
   {
-    LockGuard g(reg->lock());
+    RegistryLock g(*reg);
     reg->reap();
     if ((err = reg->alloc_chan(&token)) != 0) return fail(err, "too many open /dev/netmap fds");
   }
@@ -157,7 +157,7 @@ int dev_open(int flags) {
   if (fd < 0 || fd >= kMaxFd) {
     err = fd < 0 ? errno : EMFILE;
     if (fd >= 0) sys::close(fd);
-    LockGuard g(reg->lock());
+    RegistryLock g(*reg);
     reg->free_chan(token);
     return fail(err, "cannot create wake-up channel " + path + ": " + strerror(err));
   }
@@ -426,7 +426,7 @@ void dev_after_fork_parent(int child_pid) {
     if (!f || !seen.insert(f).second) continue;
     if (f->binding) f->binding->add_holder(child);
     if (reg) {
-      LockGuard g(reg->lock());
+      RegistryLock g(*reg);
       reg->add_chan_holder(f->token, child);
     }
   }

@@ -173,7 +173,7 @@ int extmem_region(uint64_t usr, const nmreq_pools_info& info, uint16_t* id, std:
     *why = std::string("cannot open the registry: ") + strerror(err);
     return err;
   }
-  LockGuard g(reg->lock());
+  RegistryLock g(*reg);
   *id = 0;
   for (uint32_t i = 1000; i <= Region::kMaxId && !*id; i++) {
     struct stat st;
@@ -190,7 +190,7 @@ void extmem_drop(uint16_t id) {
   int err = 0;
   Registry* reg = Registry::get(&err);
   if (!reg) return;
-  LockGuard g(reg->lock());
+  RegistryLock g(*reg);
   reg->remove_region_if_unused(id);
 }
 

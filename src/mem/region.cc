@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <vector>
@@ -29,7 +30,8 @@ uint32_t env_u32(const char* name, uint32_t dflt) {
 }
 
 struct Layout {
-  uint64_t kring_off, buf_stack_off, buf_map_off, ring_stack_off, if_stack_off, pub_off;
+  uint64_t kring_off, buf_stack_off, buf_owner_off, ring_stack_off, if_stack_off, pub_off;
+  uint64_t ring_owner_off, if_owner_off;
   uint64_t if_pool, ring_pool, buf_pool, memsize;
 };
 
@@ -40,11 +42,15 @@ Layout layout_of(const RegionConfig& c) {
   off = page_up(off + sizeof(KringState) * uint64_t(c.ring_num));
   l.buf_stack_off = off;
   off = page_up(off + 4ull * c.buf_num);
-  l.buf_map_off = off;
-  off = page_up(off + (uint64_t(c.buf_num) + 63) / 64 * 8);
+  l.buf_owner_off = off;
+  off = page_up(off + 4ull * c.buf_num);
   l.ring_stack_off = off;
   off = page_up(off + 4ull * c.ring_num);
   l.if_stack_off = off;
+  off = page_up(off + 4ull * c.if_num);
+  l.ring_owner_off = off;
+  off = page_up(off + 4ull * c.ring_num);
+  l.if_owner_off = off;
   off = page_up(off + 4ull * c.if_num);
   l.pub_off = off;
   l.if_pool = 0;
@@ -76,9 +82,11 @@ void init_region(void* base, size_t, const void* argp) {
   h->buf_pool = l.buf_pool;
   h->kring_off = l.kring_off;
   h->buf_stack_off = l.buf_stack_off;
-  h->buf_map_off = l.buf_map_off;
+  h->buf_owner_off = l.buf_owner_off;
   h->ring_stack_off = l.ring_stack_off;
   h->if_stack_off = l.if_stack_off;
+  h->ring_owner_off = l.ring_owner_off;
+  h->if_owner_off = l.if_owner_off;
   if (arg->ext_path) {
     snprintf(h->ext_path, sizeof h->ext_path, "%s", arg->ext_path);
     h->ext_off = arg->ext_off;
@@ -313,89 +321,196 @@ void Region::remove(uint16_t id) {
   unlink((runtime_dir() + "/" + file_name(id)).c_str());
 }
 
-int Region::alloc_bufs(uint32_t* out, uint32_t n, std::string* why) {
+bool Region::lock_region() {
+  bool died = hdr()->lock.lock();
+  if (died) rebuild_free_stacks();
+  return true;
+}
+
+// After a holder of the region lock died: every object whose tag is 0 is
+// free, whatever the stacks said. Stacks are refilled in descending order,
+// so allocation hands out ascending indexes (better locality).
+void Region::rebuild_free_stacks() {
   RegionHeader* h = hdr();
-  LockGuard g(h->lock);
+  auto* bs = reinterpret_cast<uint32_t*>(map_.base() + h->buf_stack_off);
+  uint32_t n = 0;
+  for (uint32_t i = cfg().buf_num; i-- > 2;)
+    if (buf_owner()[i] == 0) bs[n++] = i;
+  h->buf_free = n;
+  auto* rs = reinterpret_cast<uint32_t*>(map_.base() + h->ring_stack_off);
+  n = 0;
+  for (uint32_t i = cfg().ring_num; i-- > 0;)
+    if (ring_owner()[i] == 0) rs[n++] = i;
+  h->ring_free = n;
+  auto* is = reinterpret_cast<uint32_t*>(map_.base() + h->if_stack_off);
+  n = 0;
+  for (uint32_t i = cfg().if_num; i-- > 0;)
+    if (if_owner()[i] == 0) is[n++] = i;
+  h->if_free = n;
+}
+
+int Region::alloc_bufs(uint32_t* out, uint32_t n, uint32_t tag, std::string* why) {
+  RegionHeader* h = hdr();
+  lock_region();
   if (h->buf_free < n) {
     if (why) *why = exhausted(id(), "buffers", n, bufs_in_use(), cfg().buf_num - 2, "buf_num",
                                 "UNETMAP_BUF_NUM");
+    h->lock.unlock();
     return ENOMEM;
   }
   auto* st = reinterpret_cast<uint32_t*>(map_.base() + h->buf_stack_off);
-  uint64_t* map = reinterpret_cast<uint64_t*>(map_.base() + h->buf_map_off);
+  uint32_t* owner = buf_owner();
+  // Tag first, pop after: a death in between leaves a tagged buffer on the
+  // stack, which the rebuild drops.
   for (uint32_t i = 0; i < n; i++) {
-    uint32_t b = st[--h->buf_free];
-    map[b / 64] |= 1ull << (b % 64);
+    uint32_t b = st[h->buf_free - 1];
+    owner[b] = tag;
     out[i] = b;
+    h->buf_free--;
   }
+  h->lock.unlock();
   return 0;
 }
 
-void Region::free_bufs(const uint32_t* idx, uint32_t n) {
+// Every buffer whose tag is one of tags[] goes back: one pass over the
+// owner tags, wherever the buffers are (a slot, an extra list, nowhere).
+void Region::free_tagged(const std::vector<uint32_t>& tags) {
+  if (tags.empty()) return;
   RegionHeader* h = hdr();
-  LockGuard g(h->lock);
+  lock_region();
   auto* st = reinterpret_cast<uint32_t*>(map_.base() + h->buf_stack_off);
-  uint64_t* map = reinterpret_cast<uint64_t*>(map_.base() + h->buf_map_off);
-  // The bitmap makes a buffer that an application duplicated in two slots
-  // go back to the pool once, not twice.
-  for (uint32_t i = 0; i < n; i++) {
-    uint32_t b = idx[i];
-    if (!valid_buf(b) || !(map[b / 64] & (1ull << (b % 64)))) continue;
-    map[b / 64] &= ~(1ull << (b % 64));
+  uint32_t* owner = buf_owner();
+  const uint32_t lo = *std::min_element(tags.begin(), tags.end());
+  const uint32_t hi = *std::max_element(tags.begin(), tags.end());
+  for (uint32_t b = 2; b < cfg().buf_num; b++) {
+    const uint32_t o = owner[b];
+    if (o < lo || o > hi || std::find(tags.begin(), tags.end(), o) == tags.end()) continue;
+    owner[b] = 0;
     st[h->buf_free++] = b;
   }
+  h->lock.unlock();
 }
 
-int Region::alloc_ring(uint32_t* out, std::string* why) {
+int Region::alloc_ring(uint32_t* out, uint16_t port, std::string* why) {
   RegionHeader* h = hdr();
-  LockGuard g(h->lock);
+  lock_region();
   if (h->ring_free == 0) {
     if (why) *why = exhausted(id(), "rings", 1, cfg().ring_num, cfg().ring_num, "ring_num",
                                 "UNETMAP_RING_NUM");
+    h->lock.unlock();
     return ENOMEM;
   }
-  *out = reinterpret_cast<uint32_t*>(map_.base() + h->ring_stack_off)[--h->ring_free];
+  uint32_t ri = reinterpret_cast<uint32_t*>(map_.base() + h->ring_stack_off)[h->ring_free - 1];
+  ring_owner()[ri] = uint32_t(port) + 1;
+  h->ring_free--;
+  *out = ri;
+  h->lock.unlock();
   return 0;
 }
 
 void Region::free_ring(uint32_t i) {
   RegionHeader* h = hdr();
-  LockGuard g(h->lock);
-  if (i < cfg().ring_num && h->ring_free < cfg().ring_num)
-    reinterpret_cast<uint32_t*>(map_.base() + h->ring_stack_off)[h->ring_free++] = i;
+  lock_region();
+  if (i < cfg().ring_num && ring_owner()[i] && h->ring_free < cfg().ring_num) {
+    kring(i)->nslots = 0;
+    reinterpret_cast<uint32_t*>(map_.base() + h->ring_stack_off)[h->ring_free] = i;
+    ring_owner()[i] = 0;
+    h->ring_free++;
+  }
+  h->lock.unlock();
 }
 
-int Region::alloc_if(uint32_t* out, std::string* why) {
+int Region::alloc_if(uint32_t* out, int port, int reg, std::string* why) {
   RegionHeader* h = hdr();
-  LockGuard g(h->lock);
+  lock_region();
   if (h->if_free == 0) {
     if (why) *why = exhausted(id(), "netmap_if objects", 1, cfg().if_num, cfg().if_num, "if_num",
                                 "UNETMAP_IF_NUM");
+    h->lock.unlock();
     return ENOMEM;
   }
-  *out = reinterpret_cast<uint32_t*>(map_.base() + h->if_stack_off)[--h->if_free];
+  uint32_t ii = reinterpret_cast<uint32_t*>(map_.base() + h->if_stack_off)[h->if_free - 1];
+  if_owner()[ii] = (uint32_t(port) + 1) << 16 | (uint32_t(reg) + 1);
+  h->if_free--;
+  *out = ii;
+  h->lock.unlock();
   return 0;
 }
 
-void Region::free_if(uint32_t i) {
+void Region::free_if(uint32_t i, int reg) {
+  if (i >= cfg().if_num || if_reg(i) != reg || reg < 0) return;
+  free_tagged({extra_tag(i)});
   RegionHeader* h = hdr();
-  LockGuard g(h->lock);
-  if (i < cfg().if_num && h->if_free < cfg().if_num)
-    reinterpret_cast<uint32_t*>(map_.base() + h->if_stack_off)[h->if_free++] = i;
+  lock_region();
+  if (if_reg(i) == reg && h->if_free < cfg().if_num) {
+    reinterpret_cast<uint32_t*>(map_.base() + h->if_stack_off)[h->if_free] = i;
+    if_owner()[i] = 0;
+    h->if_free++;
+  }
+  h->lock.unlock();
+}
+
+void Region::destroy_rings(const uint32_t* rings, uint32_t n, uint16_t port) {
+  std::vector<uint32_t> mine;
+  for (uint32_t i = 0; i < n; i++)
+    if (rings[i] < cfg().ring_num && ring_port(rings[i]) == port) mine.push_back(rings[i]);
+  std::sort(mine.begin(), mine.end());
+  mine.erase(std::unique(mine.begin(), mine.end()), mine.end());
+  std::vector<uint32_t> tags;
+  for (uint32_t r : mine) {
+    tags.push_back(ring_tag(r));
+    kring(r)->gen.fetch_add(1);
+  }
+  free_tagged(tags);
+  for (uint32_t r : mine) free_ring(r);
+}
+
+void Region::destroy_rings_of(uint16_t port) {
+  std::vector<uint32_t> mine;
+  for (uint32_t i = 0; i < cfg().ring_num; i++)
+    if (ring_port(i) == port) mine.push_back(i);
+  destroy_rings(mine.data(), uint32_t(mine.size()), port);
+}
+
+namespace {
+constexpr int kPortSlots = 4096;
+std::atomic<int32_t> g_bound_ports[kPortSlots];
+}  // namespace
+
+void Region::bind_port(int port, int delta) {
+  if (port >= 0 && port < kPortSlots) g_bound_ports[port].fetch_add(delta, std::memory_order_relaxed);
+}
+
+bool Region::port_bound(int port) {
+  return port >= 0 && port < kPortSlots && g_bound_ports[port].load(std::memory_order_relaxed) > 0;
+}
+
+bool Region::may_take(uint32_t o) const {
+  const uint32_t i = o & kTagIndex;
+  switch (o & ~kTagIndex) {
+    case kRingTag:
+      return i < cfg().ring_num && port_bound(ring_port(i));
+    case kExtraTag:
+      return i < cfg().if_num && if_owner()[i] && port_bound(int(if_owner()[i] >> 16) - 1);
+    default:
+      return false;  // free, or not a tag
+  }
 }
 
 int Region::make_ring(uint32_t* out, uint32_t nslots, uint16_t ringid, uint16_t dir,
-                      std::string* why, bool buffers) {
+                      uint16_t port, std::string* why, bool buffers) {
   if (nslots < 2 || nslots > cfg().max_slots()) {
     if (why) *why = "ring of " + std::to_string(nslots) + " slots does not fit ring_size " +
                     std::to_string(cfg().ring_size) + " of region " + std::to_string(id());
     return EINVAL;
   }
   uint32_t ri;
-  if (int e = alloc_ring(&ri, why)) return e;
+  if (int e = alloc_ring(&ri, port, why)) return e;
   netmap_ring* r = ring(ri);
+  KringState* k = kring(ri);
+  k->buf_tag = ring_tag(ri);
   uint32_t* tmp = new uint32_t[nslots]();
-  if (int e = buffers ? alloc_bufs(tmp, nslots, why) : 0) {
+  if (int e = buffers ? alloc_bufs(tmp, nslots, ring_tag(ri), why) : 0) {
     delete[] tmp;
     free_ring(ri);
     return e;
@@ -409,12 +524,10 @@ int Region::make_ring(uint32_t* out, uint32_t nslots, uint16_t ringid, uint16_t 
   *const_cast<uint16_t*>(&r->dir) = dir;
   for (uint32_t i = 0; i < nslots; i++) r->slot[i] = netmap_slot{tmp[i], 0, 0, 0};
   delete[] tmp;
-  KringState* k = kring(ri);
   k->hwcur.store(0);
   k->hwtail.store(dir == 0 ? nslots - 1 : 0);
   k->rhead = k->rcur = 0;
   k->rtail = k->hwtail.load();
-  k->nslots = nslots;
   k->packets = k->bytes = k->drops = k->fwd_drops = 0;
   k->waiter.store(0);
   k->nmon.store(0);
@@ -429,48 +542,25 @@ int Region::make_ring(uint32_t* out, uint32_t nslots, uint16_t ringid, uint16_t 
   }
   r->head = r->cur = 0;
   r->tail = k->rtail;
+  k->nslots = nslots;
   *out = ri;
   return 0;
 }
 
-uint32_t Region::alloc_extra(uint32_t n, uint32_t* head) {
+uint32_t Region::alloc_extra(uint32_t n, uint32_t nifp, uint32_t* head) {
   *head = 0;
   if (n == 0) return 0;
-  {
-    LockGuard g(hdr()->lock);
-    if (n > hdr()->buf_free) n = hdr()->buf_free;
-  }
+  lock_region();
+  if (n > hdr()->buf_free) n = hdr()->buf_free;
+  hdr()->lock.unlock();
   std::vector<uint32_t> idx(n);
-  if (n == 0 || alloc_bufs(idx.data(), n, nullptr) != 0) return 0;
+  if (n == 0 || alloc_bufs(idx.data(), n, extra_tag(nifp), nullptr) != 0) return 0;
   for (uint32_t i = 0; i < n; i++) {
     uint32_t next = i + 1 < n ? idx[i + 1] : 0;
     memcpy(buf(idx[i]), &next, 4);
   }
   *head = idx[0];
   return n;
-}
-
-void Region::free_extra(uint32_t head) {
-  std::vector<uint32_t> chain;
-  for (uint32_t b = head, steps = 0; valid_buf(b) && steps < cfg().buf_num; steps++) {
-    chain.push_back(b);
-    uint32_t next;
-    memcpy(&next, buf(b), 4);
-    b = next;
-  }
-  free_bufs(chain.data(), uint32_t(chain.size()));
-}
-
-void Region::destroy_ring(uint32_t ri) {
-  if (ri >= cfg().ring_num) return;
-  netmap_ring* r = ring(ri);
-  uint32_t n = r->num_slots <= cfg().max_slots() ? r->num_slots : 0;
-  uint32_t* tmp = new uint32_t[n + 1];
-  for (uint32_t i = 0; i < n; i++) tmp[i] = r->slot[i].buf_idx;
-  free_bufs(tmp, n);
-  delete[] tmp;
-  kring(ri)->gen.fetch_add(1);
-  free_ring(ri);
 }
 
 }  // namespace unetmap

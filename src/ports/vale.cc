@@ -326,12 +326,14 @@ class ValeAdapter final : public Adapter {
     while (slot < kSwitchPorts && sw.ports[slot] >= 0) slot++;
     if (slot == kSwitchPorts) {
       *why = "switch " + swname + " is full (" + std::to_string(kSwitchPorts) + " ports)";
+      release_switch_if_empty(reg, s);
       return ENOSPC;
     }
-    pe.sw = int16_t(s);
-    pe.sw_port = uint16_t(slot);
+    // The port's sw is written last: it is what a repair trusts.
     sw.ports[slot] = int16_t(p);
     sw.nports++;
+    pe.sw_port = uint16_t(slot);
+    pe.sw = int16_t(s);
     sw.gen.fetch_add(1);
     return 0;
   }
@@ -351,7 +353,8 @@ class ValeAdapter final : public Adapter {
     auto region = Region::get(pe.mem_id, RegionConfig::from_env(), &err);
     if (pe.sw >= 0) detach(reg, p);
     if (region)
-      for (uint32_t r = 0; r < pe.nrings[kRx]; r++) drain(region->kring(pe.ring[kRx][r]));
+      for (uint32_t r = 0; r < pe.nrings[kRx] && r <= kMaxRings; r++)
+        if (region->ring_port(pe.ring[kRx][r]) == p) drain(region->kring(pe.ring[kRx][r]));
     Adapter::destroy(reg, p);
   }
 
@@ -387,7 +390,7 @@ class ValeAdapter final : public Adapter {
     const uint32_t n = k.nslots;
     uint32_t done = ts->hwcur.load(std::memory_order_relaxed);
     if (v && v->reg->port(k.port).sw != v->sw) {
-      LockGuard g(v->reg->lock());
+      RegistryLock g(*v->reg);
       rebind(*v->reg, k, *v);
     }
     if (v && v->sw >= 0 && done != head) done = forward(k, *v, head);
@@ -416,6 +419,11 @@ class ValeAdapter final : public Adapter {
  public:
   static void detach(Registry& reg, int p) {
     PortEntry& pe = reg.port(p);
+    if (uint32_t(pe.sw) >= kMaxSwitches || pe.sw_port >= kSwitchPorts ||
+        reg.sw(pe.sw).ports[pe.sw_port] != p) {
+      pe.sw = -1;  // not (or not yet) in the switch's table
+      return;
+    }
     SwitchEntry& sw = reg.sw(pe.sw);
     sw.ports[pe.sw_port] = -1;
     sw.nports--;
@@ -453,7 +461,7 @@ class ValeAdapter final : public Adapter {
   static uint32_t forward(Kring& k, ValeKring& v, uint32_t head) {
     SwitchEntry& sw = v.reg->sw(v.sw);
     if (sw.gen.load(std::memory_order_acquire) != v.sw_gen) {
-      LockGuard g(v.reg->lock());
+      RegistryLock g(*v.reg);
       refresh(*v.reg, v);
     }
     const uint32_t n = k.nslots;
@@ -567,7 +575,7 @@ int with_registry(std::string* why, F f) {
     *why = "cannot open the registry in " + runtime_dir();
     return err;
   }
-  LockGuard g(reg->lock());
+  RegistryLock g(*reg);
   reg->reap();
   return f(*reg);
 }
@@ -608,12 +616,11 @@ int vale_newif(const std::string& name, const ValeNewif& conf, std::string* why)
     req.mem_id = conf.mem_id;
     for (int d : {kTx, kRx}) req.nrings[d] = conf.rings[d], req.nslots[d] = conf.slots[d];
     if (int err = ValeAdapter::make_port(reg, p, req, why)) {
-      uint16_t m = reg.port(p).mem_id;
-      reg.port(p).kind = PortKind::kNone;
-      if (m) reg.remove_region_if_unused(m);
+      reg.unmake_port(p);
       return err;
     }
     reg.port(p).persistent = 1;
+    reg.publish_port(p);
     return 0;
   });
 }
@@ -728,7 +735,7 @@ int vale_set_lookup(const std::string& swname, const std::string& lookup, std::s
   int err = 0;
   Registry* reg = Registry::get(&err);
   if (!reg) return err;
-  LockGuard g(reg->lock());
+  RegistryLock g(*reg);
   int s = find_switch(*reg, swname);
   if (s < 0) {
     *why = "no switch " + swname;
@@ -747,7 +754,7 @@ int vale_list(const std::string& only, std::vector<ValeSwitchInfo>* out, std::st
     *why = "cannot open the registry";
     return err;
   }
-  LockGuard g(reg->lock());
+  RegistryLock g(*reg);
   reg->reap();
   for (uint32_t i = 0; i < kMaxSwitches; i++) {
     SwitchEntry& sw = reg->sw(int(i));

@@ -1,0 +1,371 @@
+// The user-space kernel holds against what a process does to it: a failed
+// open never touches another port, nothing an application writes decides
+// what goes back to a pool, a zombie holds nothing, and processes killed
+// at random instants of open, register, sync and close leave nothing
+// behind while a well-behaved pair keeps forwarding.
+#include <gtest/gtest.h>
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/registry.h"
+#include "mem/region.h"
+#include "util/test_util.h"
+
+namespace {
+
+using nmtest::Child;
+using nmtest::Event;
+using nmtest::RawPort;
+using unetmap::Region;
+
+std::shared_ptr<Region> region(uint16_t id) {
+  int err = 0;
+  return Region::get(id, unetmap::RegionConfig::from_env(), &err, nullptr, false);
+}
+
+// Frames of 60 bytes: broadcast destination (a VALE switch floods it),
+// then a sequence number. `src` (the source MAC's bytes) tells senders apart.
+void put_frame(netmap_ring* r, uint32_t seq, uint8_t src = 0x02) {
+  netmap_slot& s = r->slot[r->cur];
+  uint8_t* b = reinterpret_cast<uint8_t*>(NETMAP_BUF(r, s.buf_idx));
+  memset(b, 0xff, 6);
+  memset(b + 6, src, 6);
+  b[12] = 0x88, b[13] = 0xb5;
+  memcpy(b + 14, &seq, 4);
+  for (int i = 18; i < 60; i++) b[i] = uint8_t(seq + i);
+  s.len = 60;
+  s.flags = 0;
+  r->head = r->cur = nm_ring_next(r, r->cur);
+}
+
+bool frame_ok(const netmap_ring* r, const netmap_slot& s, uint32_t* seq) {
+  const uint8_t* b = reinterpret_cast<const uint8_t*>(NETMAP_BUF(r, s.buf_idx));
+  if (s.len != 60) return false;
+  memcpy(seq, b + 14, 4);
+  for (int i = 18; i < 60; i++)
+    if (b[i] != uint8_t(*seq + i)) return false;
+  return true;
+}
+
+// Send n frames from tx to rx and check that each arrives, in order and
+// intact. Empty on success, else what went wrong.
+std::string transfer(RawPort& tx, RawPort& rx, uint32_t n, uint32_t first_seq = 0) {
+  uint32_t sent = 0, got = 0;
+  const double end = nmtest::now_ms() + 10000;
+  while (got < n) {
+    if (nmtest::now_ms() > end)
+      return "timed out: sent " + std::to_string(sent) + ", received " + std::to_string(got);
+    netmap_ring* t = tx.tx();
+    while (sent < n && !nm_ring_empty(t) && sent - got < 64) put_frame(t, first_seq + sent++);
+    if (tx.txsync() != 0) return std::string("txsync: ") + strerror(errno);
+    if (rx.poll(POLLIN, 100) < 0) return std::string("poll: ") + strerror(errno);
+    netmap_ring* r = rx.rx();
+    while (!nm_ring_empty(r)) {
+      uint32_t seq;
+      const netmap_slot& sl = r->slot[r->cur];
+      if (sl.len >= 12 && reinterpret_cast<const uint8_t*>(NETMAP_BUF(r, sl.buf_idx))[6] != 0x02) {
+        r->head = r->cur = nm_ring_next(r, r->cur);  // another sender's
+        continue;
+      }
+      if (!frame_ok(r, r->slot[r->cur], &seq)) return "corrupted frame " + std::to_string(got);
+      if (seq != first_seq + got)
+        return "frame " + std::to_string(seq) + " where " + std::to_string(first_seq + got) +
+               " was due";
+      got++;
+      r->head = r->cur = nm_ring_next(r, r->cur);
+    }
+  }
+  return "";
+}
+
+struct Counts {
+  uint32_t bufs, rings, ifs;
+  bool operator==(const Counts& o) const {
+    return bufs == o.bufs && rings == o.rings && ifs == o.ifs;
+  }
+};
+std::string show(const Counts& c) {
+  return std::to_string(c.bufs) + " buffers, " + std::to_string(c.rings) + " rings, " +
+         std::to_string(c.ifs) + " netmap_ifs in use";
+}
+Counts counts(uint16_t id) {
+  auto r = region(id);
+  if (!r) return {0, 0, 0};
+  const auto* h = r->hdr();
+  return {r->bufs_in_use(), r->cfg().ring_num - h->ring_free, r->cfg().if_num - h->if_free};
+}
+
+// Finding 1: ring creation that runs out of rings gave back ring 0 of the
+// region, another port's, with its buffers.
+TEST(Robust, FailedOpenLeavesOtherPortsAlone) {
+  Child c([] {
+    setenv("UNETMAP_RING_NUM", "6", 1);
+    RawPort a("ra{0"), b("ra}0");  // 4 rings of region 1, made here with 6
+    if (!a.ok() || !b.ok()) return 2;
+    const Counts before = counts(1);
+    RawPort x("rx{0");
+    if (x.ok() || x.err != ENOMEM) {
+      fprintf(stderr, "second pipe: %s, want ENOMEM\n", strerror(x.err));
+      return 3;
+    }
+    if (!(counts(1) == before)) {
+      fprintf(stderr, "after the failed open: %s, before: %s\n", show(counts(1)).c_str(),
+              show(before).c_str());
+      return 4;
+    }
+    // A new port must not get the first pipe's buffers.
+    std::set<uint32_t> mine;
+    for (netmap_ring* r : {a.tx(), b.tx()})
+      for (uint32_t i = 0; i < r->num_slots; i++) mine.insert(r->slot[i].buf_idx);
+    std::string e = transfer(a, b, 500);
+    if (!e.empty()) {
+      fprintf(stderr, "the first pipe after the failed open: %s\n", e.c_str());
+      return 5;
+    }
+    return 0;
+  });
+  EXPECT_EQ(c.wait(20000), 0);
+}
+
+// Finding 4: ring teardown used ring->num_slots, which the application can
+// overwrite.
+TEST(Robust, NumSlotsWrittenByTheApplicationLeaksNothing) {
+  RawPort keep("null:rk");
+  ASSERT_TRUE(keep.ok());
+  const Counts base = counts(1);
+  {
+    RawPort a("ns{0"), b("ns}0");
+    ASSERT_TRUE(a.ok() && b.ok());
+    for (netmap_ring* r : {a.tx(), a.rx(), b.tx(), b.rx()}) *const_cast<uint32_t*>(&r->num_slots) = 1;
+  }
+  EXPECT_EQ(show(counts(1)), show(base)) << "every buffer came back";
+}
+
+// Finding 4: a buffer index of another port's ring left in a slot was freed
+// at close (and handed out again while still in use).
+TEST(Robust, AnotherPortsBufferInASlotIsNeitherTakenNorFreed) {
+  RawPort keep("null:fk");
+  ASSERT_TRUE(keep.ok());
+  const Counts alone = counts(1);
+  constexpr uint32_t kVictims = 64;
+  Event go, ready;
+  int pfd[2];
+  ASSERT_EQ(pipe(pfd), 0);
+  // The hostile process is forked before the victim port exists: it
+  // inherits no binding of it.
+  Child h([&] {
+    RawPort p("null:hostile");
+    ready.signal(p.ok() ? 'y' : 'n');
+    uint32_t victim[kVictims];
+    if (!p.ok() || read(pfd[0], victim, sizeof victim) != ssize_t(sizeof victim)) return 2;
+    netmap_ring* t = p.tx();
+    // Every slot names one of a{0's buffers; send one, then close.
+    for (uint32_t i = 0; i < t->num_slots; i++) t->slot[i].buf_idx = victim[i % kVictims];
+    t->slot[0].len = 60;
+    t->head = t->cur = 1;
+    int rc = ioctl(p.fd, NIOCTXSYNC, nullptr);
+    if (rc == 0 || errno != EINVAL) {
+      fprintf(stderr, "txsync with another port's buffer: %d (%s), want EINVAL\n", rc,
+              strerror(errno));
+      return 3;
+    }
+    return 0;
+  });
+  ASSERT_EQ(ready.wait(5000), 'y');
+  const Counts base = counts(1);
+  RawPort a("fa{0"), b("fa}0");
+  ASSERT_TRUE(a.ok() && b.ok());
+  const Counts with_pipe = counts(1);
+  uint32_t victim[kVictims];
+  for (uint32_t i = 0; i < kVictims; i++) victim[i] = a.tx()->slot[i].buf_idx;
+  ASSERT_EQ(write(pfd[1], victim, sizeof victim), ssize_t(sizeof victim));
+  ASSERT_EQ(h.wait(10000), 0);
+  close(pfd[0]);
+  close(pfd[1]);
+  EXPECT_EQ(counts(1).bufs, with_pipe.bufs - base.bufs + alone.bufs)
+      << "the hostile port's own buffers all came back, and only those";
+  // The pool hands out none of a{0's buffers: a new port gets others.
+  RawPort n("null:fresh");
+  ASSERT_TRUE(n.ok());
+  std::set<uint32_t> v(victim, victim + kVictims);
+  for (uint32_t i = 0; i < n.tx()->num_slots; i++)
+    ASSERT_EQ(v.count(n.tx()->slot[i].buf_idx), 0u) << "buffer handed out twice";
+  EXPECT_EQ(transfer(a, b, 2000), "");
+}
+
+// Zero-copy forwarding between two ports that one process has bound stays
+// allowed: the buffer changes owner.
+TEST(Robust, BuffersMoveBetweenPortsTheProcessBound) {
+  RawPort keep("null:mk");
+  ASSERT_TRUE(keep.ok());
+  const Counts base = counts(1);
+  {
+    RawPort a("ma{0"), b("ma}0"), c("mc{0"), d("mc}0");
+    ASSERT_TRUE(a.ok() && b.ok() && c.ok() && d.ok());
+    // a -> b, then b's rx buffer is swapped into c's tx slot: c -> d.
+    for (uint32_t seq = 0; seq < 3000; seq++) {
+      put_frame(a.tx(), seq);
+      ASSERT_EQ(a.txsync(), 0);
+      ASSERT_EQ(b.rxsync(), 0);
+      netmap_ring* r = b.rx();
+      ASSERT_FALSE(nm_ring_empty(r));
+      netmap_ring* t = c.tx();
+      ASSERT_FALSE(nm_ring_empty(t));
+      std::swap(r->slot[r->cur].buf_idx, t->slot[t->cur].buf_idx);
+      t->slot[t->cur].len = r->slot[r->cur].len;
+      t->slot[t->cur].flags = NS_BUF_CHANGED;
+      r->slot[r->cur].flags = NS_BUF_CHANGED;
+      r->head = r->cur = nm_ring_next(r, r->cur);
+      t->head = t->cur = nm_ring_next(t, t->cur);
+      ASSERT_EQ(c.txsync(), 0) << "a buffer of a port this process bound is taken";
+      ASSERT_EQ(b.rxsync(), 0);
+      ASSERT_EQ(d.rxsync(), 0);
+      netmap_ring* o = d.rx();
+      ASSERT_FALSE(nm_ring_empty(o));
+      uint32_t got;
+      ASSERT_TRUE(frame_ok(o, o->slot[o->cur], &got));
+      ASSERT_EQ(got, seq);
+      o->head = o->cur = nm_ring_next(o, o->cur);
+    }
+  }
+  EXPECT_EQ(show(counts(1)), show(base)) << "every buffer came back, once";
+}
+
+// A zombie (exited, not reaped by its parent) holds nothing: netmap
+// releases a process's fds at exit.
+TEST(Robust, AZombieHoldsNothing) {
+  Event opened;
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    RawPort p("zb{0", NR_REG_ALL_NIC, 0, NR_EXCLUSIVE);
+    opened.signal(p.ok() ? 'y' : 'n');
+    _exit(0);  // exits without closing; the parent does not reap it yet
+  }
+  ASSERT_EQ(opened.wait(5000), 'y');
+  int pfd = int(syscall(SYS_pidfd_open, pid, 0));
+  ASSERT_GE(pfd, 0);
+  pollfd p{pfd, POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 5000), 1) << "the child did not exit";
+  close(pfd);
+  siginfo_t si{};
+  ASSERT_EQ(waitid(P_PID, id_t(pid), &si, WEXITED | WNOWAIT), 0);  // still a zombie
+  RawPort again("zb{0", NR_REG_ALL_NIC, 0, NR_EXCLUSIVE);
+  EXPECT_TRUE(again.ok()) << "the zombie's exclusive registration is gone: " << strerror(again.err);
+  waitpid(pid, nullptr, 0);
+}
+
+// What the runtime directory holds, less wake-up channels of open fds.
+std::vector<std::string> leftovers() {
+  std::vector<std::string> v;
+  DIR* d = opendir(getenv("UNETMAP_DIR"));
+  if (!d) return v;
+  while (dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != ".." && n != "registry" && n.rfind("chan.", 0) != 0) v.push_back(n);
+  }
+  closedir(d);
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (auto& x : v) s += x + " ";
+  return s;
+}
+
+// Live entries of the registry (ports, registrations, switches).
+std::string registry_use() {
+  int err = 0;
+  unetmap::Registry* reg = unetmap::Registry::get(&err);
+  if (!reg) return "no registry";
+  unetmap::RegistryLock g(*reg);
+  reg->reap();
+  std::string s;
+  for (uint32_t i = 0; i < unetmap::kMaxPorts; i++)
+    if (reg->port(int(i)).kind != unetmap::PortKind::kNone)
+      s += std::string("port ") + reg->port(int(i)).name + " ";
+  for (uint32_t i = 0; i < unetmap::kMaxRegs; i++)
+    if (reg->reg(int(i)).in_use) s += "reg " + std::to_string(i) + " ";
+  for (uint32_t i = 0; i < unetmap::kMaxSwitches; i++)
+    if (reg->sw(int(i)).in_use) s += std::string("switch ") + reg->sw(int(i)).name + " ";
+  return s;
+}
+
+// One victim of the storm: open, sync and close ports of every kind, in a
+// loop, until killed.
+[[noreturn]] void churn(uint32_t seed) {
+  std::mt19937 rng(seed);
+  const char* names[] = {"st{1", "st}1", "vale0:k", "vale1:k", "null:k", "sp{0", "vale0:s"};
+  const uint64_t flags[] = {0, NR_MONITOR_TX, NR_MONITOR_RX, NR_ZCOPY_MON};
+  for (;;) {
+    std::string name = names[rng() % 7];
+    if (name == "vale0:k" || name == "vale1:k") name += std::to_string(rng() % 8);
+    uint64_t f = (name == "sp{0" || name == "vale0:s") ? flags[rng() % 4] : 0;
+    RawPort p;
+    if (!p.open(name.c_str(), NR_REG_ALL_NIC, 0, f, 0, 0)) continue;
+    for (int i = 0, n = int(rng() % 4); i < n; i++) {
+      netmap_ring* t = p.tx();
+      if (!f && !nm_ring_empty(t)) put_frame(t, 7, 0x04);
+      p.txsync();
+      p.poll(POLLIN, 0);
+    }
+  }
+}
+
+// Finding 2: hundreds of SIGKILLs at random instants of open, register,
+// sync, poll and close, with monitors of all kinds, while a pair forwards
+// on the same switch and a pipe pair in the same region: afterwards no
+// leaked port, region, ring, buffer or file, and the switch forwards.
+TEST(Robust, KillStormLeavesNothingBehind) {
+  const int kills = getenv("UNETMAP_STORM_KILLS") ? atoi(getenv("UNETMAP_STORM_KILLS")) : 300;
+  const uint32_t seed = getenv("UNETMAP_SEED") ? uint32_t(atoi(getenv("UNETMAP_SEED"))) : uint32_t(time(nullptr));
+  printf("seed %u (UNETMAP_SEED reproduces the schedule of kills)\n", seed);
+  std::mt19937 rng(seed);
+  {
+    RawPort s("vale0:s"), r("vale0:r"), a("sp{0"), b("sp}0");
+    ASSERT_TRUE(s.ok() && r.ok() && a.ok() && b.ok());
+    const Counts base1 = counts(1);
+    uint32_t seq = 0;
+    for (int k = 0; k < kills; k++) {
+      Child c([&]() -> int { churn(seed + uint32_t(k)); });
+      // Kill at a random instant: the child's work runs meanwhile.
+      timespec ts{0, long(rng() % 3000) * 1000};
+      nanosleep(&ts, nullptr);
+      c.kill_now();
+      if (k % 50 == 49) {
+        ASSERT_EQ(transfer(s, r, 200, seq), "") << "VALE pair after " << k + 1 << " kills";
+        ASSERT_EQ(transfer(a, b, 200, seq), "") << "pipe pair after " << k + 1 << " kills";
+        seq += 200;
+      }
+    }
+    ASSERT_EQ(transfer(s, r, 1000, seq), "");
+    ASSERT_EQ(transfer(a, b, 1000, seq), "");
+    std::string use = registry_use();
+    printf("in use after the storm: %s\n", use.c_str());
+    for (const char* want : {"port vale0:s ", "port vale0:r ", "port sp{0 ", "port sp}0 "})
+      EXPECT_NE(use.find(want), std::string::npos) << use;
+    EXPECT_EQ(show(counts(1)), show(base1)) << "region 1 after the storm";
+    if (getenv("UNETMAP_DEBUG_TAGS")) {
+      auto r1 = region(1);
+      std::map<uint32_t, uint32_t> by;
+      for (uint32_t b = 2; b < r1->cfg().buf_num; b++) by[r1->buf_tag(b)]++;
+      for (auto [t, n] : by)
+        printf("tag %x: %u buffers (ring port %d, if reg %d)\n", t, n,
+               r1->ring_port(t & Region::kTagIndex), r1->if_reg(t & Region::kTagIndex));
+    }
+  }
+  EXPECT_EQ(registry_use(), "") << "nothing is left once the pair closed";
+  EXPECT_EQ(join(leftovers()), "") << "files left in the runtime directory";
+}
+
+}  // namespace
