@@ -263,6 +263,19 @@ TEST(Robust, AZombieHoldsNothing) {
   waitpid(pid, nullptr, 0);
 }
 
+// vale-ctl documents up to 65536 slots; the name parser took 65535 at most.
+TEST(Robust, ConfTakesAsManySlotsAsValeCtl) {
+  nmport_d* d = nmport_new();
+  ASSERT_NE(d, nullptr);
+  ASSERT_EQ(nmport_parse(d, "netmap:sl{0@conf:slots=65536"), 0);
+  EXPECT_EQ(d->reg.nr_tx_slots, 65536u);
+  nmport_delete(d);
+  d = nmport_new();
+  EXPECT_NE(nmport_parse(d, "netmap:sl{0@conf:slots=65537"), 0);
+  EXPECT_NE(nmport_parse(d, "netmap:sl{0@conf:rings=65536"), 0);
+  nmport_delete(d);
+}
+
 // What the runtime directory holds, less wake-up channels of open fds.
 std::vector<std::string> leftovers() {
   std::vector<std::string> v;
