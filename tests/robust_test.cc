@@ -64,7 +64,8 @@ std::string transfer(RawPort& tx, RawPort& rx, uint32_t n, uint32_t first_seq = 
     if (nmtest::now_ms() > end)
       return "timed out: sent " + std::to_string(sent) + ", received " + std::to_string(got);
     netmap_ring* t = tx.tx();
-    while (sent < n && !nm_ring_empty(t) && sent - got < 64) put_frame(t, first_seq + sent++);
+    const uint32_t window = std::min(64u, rx.rx()->num_slots / 2);  // never more than rx holds
+    while (sent < n && !nm_ring_empty(t) && sent - got < window) put_frame(t, first_seq + sent++);
     if (tx.txsync() != 0) return std::string("txsync: ") + strerror(errno);
     if (rx.poll(POLLIN, 100) < 0) return std::string("poll: ") + strerror(errno);
     netmap_ring* r = rx.rx();
@@ -82,6 +83,7 @@ std::string transfer(RawPort& tx, RawPort& rx, uint32_t n, uint32_t first_seq = 
       got++;
       r->head = r->cur = nm_ring_next(r, r->cur);
     }
+    if (rx.rxsync() != 0) return std::string("rxsync: ") + strerror(errno);  // released: room again
   }
   return "";
 }
@@ -263,19 +265,6 @@ TEST(Robust, AZombieHoldsNothing) {
   waitpid(pid, nullptr, 0);
 }
 
-// vale-ctl documents up to 65536 slots; the name parser took 65535 at most.
-TEST(Robust, ConfTakesAsManySlotsAsValeCtl) {
-  nmport_d* d = nmport_new();
-  ASSERT_NE(d, nullptr);
-  ASSERT_EQ(nmport_parse(d, "netmap:sl{0@conf:slots=65536"), 0);
-  EXPECT_EQ(d->reg.nr_tx_slots, 65536u);
-  nmport_delete(d);
-  d = nmport_new();
-  EXPECT_NE(nmport_parse(d, "netmap:sl{0@conf:slots=65537"), 0);
-  EXPECT_NE(nmport_parse(d, "netmap:sl{0@conf:rings=65536"), 0);
-  nmport_delete(d);
-}
-
 // What the runtime directory holds, less wake-up channels of open fds.
 std::vector<std::string> leftovers() {
   std::vector<std::string> v;
@@ -312,6 +301,137 @@ std::string registry_use() {
   for (uint32_t i = 0; i < unetmap::kMaxSwitches; i++)
     if (reg->sw(int(i)).in_use) s += std::string("switch ") + reg->sw(int(i)).name + " ";
   return s;
+}
+
+// Open `spec` through libnetmap, with its error message.
+nmport_d* open_spec(const std::string& spec, std::string* msg, int* err) {
+  static nmtest::CaptureCtx* cc = new nmtest::CaptureCtx;
+  nmctx* old = nmctx_set_default(&cc->ctx);
+  errno = 0;
+  cc->last.clear();
+  nmport_d* d = nmport_open(spec.c_str());
+  *err = errno;
+  nmctx_set_default(old);
+  *msg = cc->last;
+  return d;
+}
+
+// Each limit, reached: a clear error for the open that does not fit, and
+// the ports already open keep working.
+TEST(Robust, AFullSwitchRefusesTheNextPortOnly) {
+  Child c([] {
+    setenv("UNETMAP_BUF_NUM", "40000", 1);  // region 2 holds every port
+    setenv("UNETMAP_RING_NUM", "600", 1);
+    setenv("UNETMAP_IF_NUM", "300", 1);
+    std::vector<nmport_d*> ports;
+    std::string msg;
+    int err = 0;
+    for (uint32_t i = 0; i < unetmap::kSwitchPorts; i++) {
+      nmport_d* d = open_spec("vale0:p" + std::to_string(i) + "@2@conf:slots=64", &msg, &err);
+      if (!d) {
+        fprintf(stderr, "port %u: %s\n", i, msg.c_str());
+        return 2;
+      }
+      ports.push_back(d);
+    }
+    nmport_d* extra = open_spec("vale0:one_too_many@2@conf:slots=64", &msg, &err);
+    if (extra || err != ENOSPC || msg.find("full") == std::string::npos) {
+      fprintf(stderr, "port %u: errno %s, message '%s'\n", unetmap::kSwitchPorts, strerror(err),
+              msg.c_str());
+      return 3;
+    }
+    if (registry_use().find("one_too_many") != std::string::npos) return 4;
+    RawPort a, b;  // two of the ports, seen as raw ports
+    for (int i = 0; i < 2; i++) {
+      RawPort& r = i ? b : a;
+      r.fd = ports[i]->fd;
+      r.nifp = ports[i]->nifp;
+    }
+    std::string e = transfer(a, b, 100);  // each frame floods to 253 ports
+    a.fd = b.fd = -1, a.nifp = b.nifp = nullptr;
+    if (!e.empty()) {
+      fprintf(stderr, "on the full switch: %s\n", e.c_str());
+      return 5;
+    }
+    for (nmport_d* d : ports) nmport_close(d);
+    if (!registry_use().empty()) {
+      fprintf(stderr, "left: %s\n", registry_use().c_str());
+      return 6;
+    }
+    return 0;
+  });
+  EXPECT_EQ(c.wait(60000), 0);
+}
+
+TEST(Robust, TooManySwitchesRefusesTheNextOnly) {
+  Child c([] {
+    std::vector<std::unique_ptr<RawPort>> ports;
+    for (uint32_t i = 0; i < unetmap::kMaxSwitches; i++) {
+      ports.emplace_back(new RawPort(("vale" + std::to_string(i) + ":x").c_str(), NR_REG_ALL_NIC,
+                                     0, 0, 64, 1));
+      if (!ports.back()->ok()) return 2;
+    }
+    RawPort more("valemore:x", NR_REG_ALL_NIC, 0, 0, 64, 1);
+    if (more.ok() || more.err != ENOMEM) {
+      fprintf(stderr, "switch %u: %s\n", unetmap::kMaxSwitches, strerror(more.err));
+      return 3;
+    }
+    if (registry_use().find("valemore") != std::string::npos) return 4;
+    RawPort y("vale0:y", NR_REG_ALL_NIC, 0, 0, 64, 1);
+    if (!y.ok()) return 5;
+    std::string e = transfer(*ports[0], y, 300);
+    if (!e.empty()) {
+      fprintf(stderr, "vale0 after the refusal: %s\n", e.c_str());
+      return 6;
+    }
+    return 0;
+  });
+  EXPECT_EQ(c.wait(60000), 0);
+}
+
+// Out of file descriptors: the open that does not fit fails with EMFILE
+// and takes nothing; the others keep working.
+TEST(Robust, OutOfFdsRefusesTheNextOpenOnly) {
+  Child c([] {
+    rlimit rl{48, 48};
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) return 2;
+    std::vector<std::unique_ptr<RawPort>> ports;
+    int err = 0;
+    for (int i = 0; i < 64 && !err; i++) {
+      ports.emplace_back(new RawPort(("null:f" + std::to_string(i)).c_str(), NR_REG_ALL_NIC, 0, 0,
+                                     64));
+      if (!ports.back()->ok()) err = ports.back()->err, ports.pop_back();
+    }
+    if (err != EMFILE && err != ENFILE) {
+      fprintf(stderr, "after %zu ports: %s, want EMFILE\n", ports.size(), strerror(err));
+      return 3;
+    }
+    ports.pop_back();  // room for one
+    RawPort a("fd{0", NR_REG_ALL_NIC, 0, 0, 64);
+    ports.pop_back();
+    RawPort b("fd}0", NR_REG_ALL_NIC, 0, 0, 64);
+    if (!a.ok() || !b.ok()) {
+      fprintf(stderr, "after closing two: %s %s\n", strerror(a.err), strerror(b.err));
+      return 4;
+    }
+    std::string e = transfer(a, b, 300);
+    if (!e.empty()) return 5;
+    return 0;
+  });
+  EXPECT_EQ(c.wait(30000), 0);
+}
+
+// vale-ctl documents up to 65536 slots; the name parser took 65535 at most.
+TEST(Robust, ConfTakesAsManySlotsAsValeCtl) {
+  nmport_d* d = nmport_new();
+  ASSERT_NE(d, nullptr);
+  ASSERT_EQ(nmport_parse(d, "netmap:sl{0@conf:slots=65536"), 0);
+  EXPECT_EQ(d->reg.nr_tx_slots, 65536u);
+  nmport_delete(d);
+  d = nmport_new();
+  EXPECT_NE(nmport_parse(d, "netmap:sl{0@conf:slots=65537"), 0);
+  EXPECT_NE(nmport_parse(d, "netmap:sl{0@conf:rings=65536"), 0);
+  nmport_delete(d);
 }
 
 // One victim of the storm: open, sync and close ports of every kind, in a
