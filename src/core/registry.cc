@@ -133,16 +133,25 @@ int Registry::alloc_reg() {
   return -1;
 }
 
-bool holders_prune_dead(Holders& hs) {
+bool holders_prune_dead(Holders& hs, AliveCache* cache) {
   bool any = false;
   for (auto& h : hs) {
     if (h.empty()) continue;
-    if (h.alive())
+    if (cache ? cache->alive(h) : h.alive())
       any = true;
     else
       h = ProcId{};
   }
   return any;
+}
+
+// One look at /proc per process and reap: a process holds many entries.
+bool AliveCache::alive(const ProcId& p) {
+  for (const auto& [q, live] : seen_)
+    if (q == p) return live;
+  const bool live = p.alive();
+  seen_.emplace_back(p, live);
+  return live;
 }
 
 bool holders_remove(Holders& hs, const ProcId& p) {
@@ -170,13 +179,14 @@ void Registry::reap() {
       return repair();
   for (const RegEntry& r : f_->regs)
     if (r.in_use && r.state != EntryState::kLive && !r.maker.alive()) return repair();
+  AliveCache cache;
   for (uint32_t i = 0; i < kMaxRegs; i++) {
     RegEntry& r = f_->regs[i];
-    if (r.in_use && !holders_prune_dead(r.holders)) drop_reg(int(i));
+    if (r.in_use && !holders_prune_dead(r.holders, &cache)) drop_reg(int(i));
   }
   for (uint32_t i = 0; i < kMaxChans; i++) {
     ChanEntry& c = f_->chans[i];
-    if (c.in_use && !holders_prune_dead(c.holders)) free_chan((c.gen << 10) | i);
+    if (c.in_use && !holders_prune_dead(c.holders, &cache)) free_chan((c.gen << 10) | i);
   }
 }
 

@@ -24,6 +24,8 @@
 #include <net/netmap.h>
 
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 #include "core/shm.h"
 
@@ -81,8 +83,16 @@ struct SwitchEntry {
 
 // The processes holding a registration or channel open (a fork adds one).
 using Holders = ProcId[kMaxHolders];
+// Whether processes are alive, each looked up once.
+class AliveCache {
+ public:
+  bool alive(const ProcId& p);
+
+ private:
+  std::vector<std::pair<ProcId, bool>> seen_;
+};
 // Forget the dead ones; true if any is left.
-bool holders_prune_dead(Holders& h);
+bool holders_prune_dead(Holders& h, AliveCache* cache = nullptr);
 // Forget p; true if any is left.
 bool holders_remove(Holders& h, const ProcId& p);
 // Add p in a free place (kept silently as is when all are taken).
