@@ -421,6 +421,42 @@ TEST(Robust, OutOfFdsRefusesTheNextOpenOnly) {
   EXPECT_EQ(c.wait(30000), 0);
 }
 
+// Indexes read from the registry (a switch's port table, a port's ring
+// list) are checked at use: garbage there is an error, never a crash or a
+// write into another port's ring.
+TEST(Robust, GarbageIndexesInTheRegistryAreCheckedAtUse) {
+  RawPort a("vale0:ga", NR_REG_ALL_NIC, 0, 0, 64, 1), b("vale0:gb", NR_REG_ALL_NIC, 0, 0, 64, 1);
+  RawPort v("gv{0", NR_REG_ALL_NIC, 0, 0, 64, 1), w("gv}0", NR_REG_ALL_NIC, 0, 0, 64, 1);
+  ASSERT_TRUE(a.ok() && b.ok() && v.ok() && w.ok());
+  int err = 0;
+  unetmap::Registry* reg = unetmap::Registry::get(&err);
+  ASSERT_NE(reg, nullptr);
+  {
+    unetmap::RegistryLock g(*reg);
+    int pb = reg->find_port("vale0:gb"), pv = reg->find_port("gv{0");
+    ASSERT_GE(pb, 0);
+    ASSERT_GE(pv, 0);
+    unetmap::SwitchEntry& sw = reg->sw(reg->port(pb).sw);
+    sw.ports[200] = 31000;  // past the port table
+    sw.ports[201] = int16_t(pv);  // a pipe end, in another region
+    reg->port(pb).ring[unetmap::kRx][0] = 60000;  // not a ring of b's region
+    sw.gen.fetch_add(1);
+  }
+  const Counts before = counts(1);
+  for (uint32_t i = 0; i < 200; i++) {
+    netmap_ring* t = a.tx();
+    if (!nm_ring_empty(t)) put_frame(t, i);
+    a.txsync();  // floods: every destination the table names
+  }
+  EXPECT_EQ(show(counts(1)), show(before));
+  ASSERT_EQ(w.rxsync(), 0);
+  EXPECT_TRUE(nm_ring_empty(w.rx())) << "the switch forwarded into a pipe its table named";
+  EXPECT_EQ(transfer(v, w, 300), "") << "the pipe is untouched";
+  RawPort again("vale0:gb");
+  EXPECT_FALSE(again.ok());
+  EXPECT_EQ(again.err, EIO) << "binding a port whose ring list is not its own";
+}
+
 // vale-ctl documents up to 65536 slots; the name parser took 65535 at most.
 TEST(Robust, ConfTakesAsManySlotsAsValeCtl) {
   nmport_d* d = nmport_new();

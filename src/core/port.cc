@@ -26,6 +26,25 @@ bool valid_port_name(const std::string& n, std::string* why) {
   return true;
 }
 
+// The ring indexes a port entry lists (shared memory) are rings of that
+// port in its region, by the region's owner tags: never another's.
+bool rings_are_own(const Region& r, const PortEntry& pe, int port, std::string* why) {
+  for (int d : {kTx, kRx}) {
+    const uint32_t n = pe.nrings[d] + pe.nhost[d];
+    if (n > kMaxRings + 1) {
+      *why = std::string("port '") + pe.name + "' lists " + std::to_string(n) + " rings";
+      return false;
+    }
+    for (uint32_t i = 0; i < n; i++)
+      if (r.ring_port(pe.ring[d][i]) != port) {
+        *why = std::string("port '") + pe.name + "': ring " + std::to_string(i) +
+               " of region " + std::to_string(r.id()) + " is not its own (registry damaged?)";
+        return false;
+      }
+  }
+  return true;
+}
+
 }  // namespace
 
 bool ring_range(const PortEntry& pe, uint32_t mode, uint16_t ringid, uint64_t flags,
@@ -154,6 +173,7 @@ int Binding::attach(Registry& reg, int p, const BindRequest& rq, std::string* wh
   int err = 0;
   region_ = Region::get(pe.mem_id, RegionConfig::from_env(), &err, why);
   if (!region_) return err;
+  if (!rings_are_own(*region_, pe, p, why)) return EIO;
   // /x: the rings bound are this registration's alone (netmap's NR_EXCLUSIVE).
   const bool excl = rq.flags & NR_EXCLUSIVE;
   for (int d : {kTx, kRx})
@@ -257,6 +277,7 @@ int Binding::build_views(Registry& reg, std::string* why) {
   if (int err = init_krings(reg, why)) return err;
   if (pe.peer < 0) return 0;
   const PortEntry& q = reg.port(pe.peer);
+  if (!rings_are_own(r, q, pe.peer, why)) return EIO;
   for (int d : {kTx, kRx}) {
     peer_[d].resize(q.nrings[d]);
     for (uint32_t i = 0; i < q.nrings[d]; i++) {

@@ -56,6 +56,8 @@ Registry* Registry::get(int* err) {
   return self;
 }
 
+thread_local Registry::Nowhere Registry::nowhere_;
+
 int Registry::find_port(const char* name) const {
   for (uint32_t i = 0; i < kMaxPorts; i++)
     if (f_->ports[i].kind != PortKind::kNone && f_->ports[i].state == EntryState::kLive &&

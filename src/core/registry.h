@@ -154,9 +154,16 @@ class Registry {
 
   RegistryFile* file() const { return f_; }
   RobustMutex& lock() { return f_->lock; }
-  PortEntry& port(int i) { return f_->ports[i]; }
-  SwitchEntry& sw(int i) { return f_->switches[i]; }
-  RegEntry& reg(int i) { return f_->regs[i]; }
+  // Entries by index. An index read from shared memory may be garbage: out
+  // of range, these give a process-local empty entry (kind kNone, not in
+  // use), never memory past the tables.
+  PortEntry& port(int i) { return uint32_t(i) < kMaxPorts ? f_->ports[i] : (nowhere_.p = {}); }
+  SwitchEntry& sw(int i) {
+    if (uint32_t(i) < kMaxSwitches) return f_->switches[i];
+    nowhere_.s.in_use = 0;
+    return nowhere_.s;
+  }
+  RegEntry& reg(int i) { return uint32_t(i) < kMaxRegs ? f_->regs[i] : (nowhere_.r = {}); }
 
   // All below: call with the lock held.
   // A live port by its registry name; -1 if none.
@@ -194,6 +201,12 @@ class Registry {
 
  private:
   explicit Registry(RegistryFile* f) : f_(f) {}
+  struct Nowhere {
+    PortEntry p;
+    SwitchEntry s;
+    RegEntry r;
+  };
+  static thread_local Nowhere nowhere_;
   void recount();
   void recount_switches();
   void sweep_region(uint16_t mem_id);

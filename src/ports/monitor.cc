@@ -187,8 +187,12 @@ int monitor_create(Registry& reg, int watched, uint64_t flags, uint16_t mem_id, 
   }
   for (int d : {kTx, kRx}) {
     if (!(flags & (d == kTx ? NR_MONITOR_TX : NR_MONITOR_RX))) continue;
-    for (uint32_t i = 0; i < w.nrings[d]; i++)
-      if (!hook(*region, w.ring[d][i], pe.ring[kRx][i], zcopy)) {
+    for (uint32_t i = 0; i < w.nrings[d] && i <= kMaxRings; i++)
+      if (region->ring_port(w.ring[d][i]) != watched) {
+        *why = std::string("'") + w.name + "': ring " + std::to_string(i) + " is not its own";
+        reg.unmake_port(m);
+        return EIO;
+      } else if (!hook(*region, w.ring[d][i], pe.ring[kRx][i], zcopy)) {
         *why = std::string("'") + w.name + "' has " + std::to_string(kMaxMonitors) +
                " monitors already (the most a ring has)";
         reg.unmake_port(m);  // unhooks what was hooked

@@ -222,11 +222,14 @@ void refresh(Registry& reg, ValeKring& v) {
     int p = s.ports[i];
     if (p < 0 || i == v.me) continue;
     const PortEntry& pe = reg.port(p);
+    // The table and the port must agree (both are shared memory).
+    if (pe.kind != PortKind::kVale || pe.sw != v.sw || pe.sw_port != i) continue;
     int err = 0;
     DstPort d;
     d.region = Region::get(pe.mem_id, RegionConfig::from_env(), &err);
     if (!d.region) continue;
-    for (uint32_t r = 0; r < pe.nrings[kRx]; r++) {
+    for (uint32_t r = 0; r < pe.nrings[kRx] && r <= kMaxRings; r++) {
+      if (d.region->ring_port(pe.ring[kRx][r]) != p) continue;  // not its ring: never written
       KringState* ks = d.region->kring(pe.ring[kRx][r]);
       d.rx.push_back(RxView{ks, d.region->ring(pe.ring[kRx][r]), ks->gen.load()});
     }
@@ -773,11 +776,13 @@ int vale_list(const std::string& only, std::vector<ValeSwitchInfo>* out, std::st
       for (int d : {kTx, kRx}) pi.rings[d] = pe.nrings[d], pi.slots[d] = pe.nslots[d];
       auto region = Region::get(pe.mem_id, RegionConfig::from_env(), &err);
       if (region) {
-        for (uint32_t r = 0; r < pe.nrings[kTx]; r++) {
+        for (uint32_t r = 0; r < pe.nrings[kTx] && r <= kMaxRings; r++) {
+          if (region->ring_port(pe.ring[kTx][r]) != sw.ports[j]) continue;
           KringState* ks = region->kring(pe.ring[kTx][r]);
           pi.tx_packets += ks->packets, pi.tx_bytes += ks->bytes;
         }
-        for (uint32_t r = 0; r < pe.nrings[kRx]; r++) {
+        for (uint32_t r = 0; r < pe.nrings[kRx] && r <= kMaxRings; r++) {
+          if (region->ring_port(pe.ring[kRx][r]) != sw.ports[j]) continue;
           KringState* ks = region->kring(pe.ring[kRx][r]);
           pi.rx_packets += ks->packets, pi.drops += ks->fwd_drops;
         }
