@@ -13,6 +13,7 @@
 #include <net/netmap.h>
 
 #include <cstdint>
+#include <string>
 
 #include "core/shm.h"
 
@@ -105,8 +106,9 @@ class Registry {
   static constexpr uint64_t kMagic = 0x554e4d5245475931ull;
   static constexpr uint32_t kLayout = 4;
 
-  // The process-wide mapping; nullptr (with *err) if it cannot be opened.
-  static Registry* get(int* err);
+  // The process-wide mapping; nullptr (with *err, and *why if given: a
+  // sentence saying why) if it cannot be opened.
+  static Registry* get(int* err, std::string* why = nullptr);
 
   RegistryFile* file() const { return f_; }
   RobustMutex& lock() { return f_->lock; }

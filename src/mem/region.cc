@@ -101,6 +101,36 @@ void init_region(void* base, size_t, const void* argp) {
   h->if_free = arg->cfg.if_num;
 }
 
+// Is this header one that init_region wrote for region `id`, in a file of
+// `file_size` bytes? Every offset the library will use is recomputed from
+// the sizes, so a damaged or planted header cannot point outside the file.
+std::string check_header(const RegionHeader& h, uint16_t id, uint64_t file_size) {
+  if (h.magic != Region::kMagic || h.layout_version != Region::kLayout)
+    return "has another layout (left by another unetmap version?)";
+  if (h.mem_id != id) return "says it is region " + std::to_string(h.mem_id) + ": refused";
+  std::string bad = h.cfg.check();
+  if (!bad.empty()) return "has bad sizes (" + bad + "): refused";
+  const Layout l = layout_of(h.cfg);
+  if (h.pub_off != l.pub_off || h.memsize != l.memsize || h.if_pool != l.if_pool ||
+      h.ring_pool != l.ring_pool || h.buf_pool != l.buf_pool || h.kring_off != l.kring_off ||
+      h.buf_stack_off != l.buf_stack_off || h.buf_map_off != l.buf_map_off ||
+      h.ring_stack_off != l.ring_stack_off || h.if_stack_off != l.if_stack_off)
+    return "has offsets that do not match its sizes: refused";
+  const bool ext = h.ext_path[0] != 0;
+  if (ext && strnlen(h.ext_path, sizeof h.ext_path) == sizeof h.ext_path)
+    return "has an extmem path without an end: refused";
+  if (file_size < l.pub_off + (ext ? 0 : l.memsize)) return "is shorter than its sizes: refused";
+  if (h.buf_free > h.cfg.buf_num || h.ring_free > h.cfg.ring_num || h.if_free > h.cfg.if_num)
+    return "has free counts beyond its pools: refused";
+  return {};
+}
+
+// A region lock that could not be taken: the error, and why.
+int lock_failed(const LockGuard& g, uint16_t id, std::string* why) {
+  if (why) *why = "region " + std::to_string(id) + ": " + lock_error();
+  return g.error();
+}
+
 std::string exhausted(uint16_t id, const char* what, uint32_t want, uint32_t in_use,
                       uint32_t total, const char* knob, const char* env) {
   std::string k(knob);
@@ -197,29 +227,32 @@ std::shared_ptr<Region> Region::get(uint16_t id, const RegionConfig& cfg, int* e
     return fail(EINVAL, "region ids go from 1 to " + std::to_string(kMaxId));
   InitArg arg{id, cfg, nullptr, 0};
   Layout l = layout_of(cfg);
-  int fd = open_shared_file(file_name(id), l.pub_off + l.memsize, 0600, init_region, &arg, false);
+  std::string ow;
+  int fd = open_shared_file(file_name(id), l.pub_off + l.memsize, 0600, init_region, &arg, false, &ow);
   if (fd == -ENOENT && !create) return fail(ENOENT, "no such region");
   if (fd == -ENOENT) {
     // Only a region about to be created needs a valid configuration.
     std::string bad = cfg.check();
     if (!bad.empty()) return fail(EINVAL, bad + " (from UNETMAP_* settings)");
-    fd = open_shared_file(file_name(id), l.pub_off + l.memsize, 0600, init_region, &arg, true);
+    fd = open_shared_file(file_name(id), l.pub_off + l.memsize, 0600, init_region, &arg, true, &ow);
   }
-  if (fd < 0) return fail(-fd, std::string("cannot open ") + file_name(id) + ": " + strerror(-fd));
+  if (fd < 0) return fail(-fd, ow);
   struct stat st;
-  fstat(fd, &st);
+  if (fstat(fd, &st) != 0 || uint64_t(st.st_size) < sizeof(RegionHeader)) {
+    sys::close(fd);
+    return fail(EPROTO, file_name(id) + " is shorter than a region header: refused");
+  }
   void* base = sys::mmap(nullptr, st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (base == MAP_FAILED) {
     int e = errno;
     sys::close(fd);
     return fail(e, std::string("cannot map: ") + strerror(e));
   }
-  auto* h = static_cast<RegionHeader*>(base);
-  if (h->magic != kMagic || h->layout_version != kLayout ||
-      uint64_t(st.st_size) < h->pub_off + (h->ext_path[0] ? 0 : h->memsize)) {
+  const std::string bad = check_header(*static_cast<RegionHeader*>(base), id, uint64_t(st.st_size));
+  if (!bad.empty()) {
     sys::munmap(base, st.st_size);
     sys::close(fd);
-    return fail(EPROTO, file_name(id) + " has another layout (left by another unetmap version?)");
+    return fail(EPROTO, file_name(id) + " " + bad);
   }
   std::shared_ptr<Region> r(new Region(fd, Mapping(base, st.st_size)));
   if (int e = r->map_ext(why)) {
@@ -233,6 +266,13 @@ std::shared_ptr<Region> Region::get(uint16_t id, const RegionConfig& cfg, int* e
 // The public part: after the private part, or (extmem) in the
 // application's file, mapped at an offset aligned to its page size
 // (hugetlbfs needs huge pages).
+//
+// The header names the extmem file, and anyone who could write the header
+// could name any file: the file is followed only if it is a regular file of
+// the region file's owner (opened O_PATH|O_NOFOLLOW and checked before it
+// is opened for writing, through /proc/self/fd), so a planted header never
+// makes another user's process (root's) map a file that is not the
+// region maker's own.
 int Region::map_ext(std::string* why) {
   const RegionHeader* h = hdr();
   if (!h->ext_path[0]) {
@@ -244,13 +284,36 @@ int Region::map_ext(std::string* why) {
     if (why) *why = "region " + std::to_string(h->mem_id) + " (extmem " + path + "): " + text;
     return e;
   };
-  int fd = sys::open(path.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) return fail(errno, strerror(errno));
-  struct stat st;
-  fstat(fd, &st);
+  struct stat own, st;
+  if (fstat(fd_, &own) != 0) return fail(errno, strerror(errno));
+  int pfd = sys::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (pfd < 0) {
+    if (errno == ELOOP) return fail(ELOOP, "a symbolic link: refused");
+    return fail(errno, strerror(errno));
+  }
+  if (fstat(pfd, &st) != 0) {
+    int e = errno;
+    sys::close(pfd);
+    return fail(e, strerror(e));
+  }
+  if (!S_ISREG(st.st_mode) || st.st_uid != own.st_uid) {
+    sys::close(pfd);
+    return fail(EACCES, std::string(S_ISREG(st.st_mode) ? "belongs to uid " + std::to_string(st.st_uid)
+                                                        : "not a regular file") +
+                            ", the region file to uid " + std::to_string(own.st_uid) +
+                            ": an extmem file is followed only if the region's owner owns it; refused");
+  }
+  const int fd = sys::open(("/proc/self/fd/" + std::to_string(pfd)).c_str(), O_RDWR | O_CLOEXEC);
+  const int open_err = errno;
+  sys::close(pfd);
+  if (fd < 0) return fail(open_err, strerror(open_err));
+  if (fstat(fd, &st) != 0 || st.st_uid != own.st_uid) {
+    sys::close(fd);
+    return fail(EACCES, "changed while opened: refused");
+  }
   const uint64_t align = st.st_blksize > 4096 ? uint64_t(st.st_blksize) : 4096;
   const uint64_t start = h->ext_off & ~(align - 1), end = h->ext_off + h->memsize;
-  if (uint64_t(st.st_size) < end) {
+  if (end < h->ext_off || uint64_t(st.st_size) < end) {
     sys::close(fd);
     return fail(EINVAL, "the file is smaller than the region (" + std::to_string(end) + " bytes)");
   }
@@ -285,10 +348,11 @@ std::shared_ptr<Region> Region::make_ext(uint16_t id, const RegionConfig& cfg,
   }
   InitArg arg{id, cfg, path.c_str(), off};
   Layout l = layout_of(cfg);
-  int fd = open_shared_file(file_name(id), l.pub_off, 0600, init_region, &arg, true);
+  std::string ow;
+  int fd = open_shared_file(file_name(id), l.pub_off, 0600, init_region, &arg, true, &ow);
   if (fd < 0) {
     *err = -fd;
-    if (why) *why = "cannot make " + file_name(id) + ": " + strerror(-fd);
+    if (why) *why = "cannot make " + file_name(id) + ": " + ow;
     return nullptr;
   }
   sys::close(fd);
@@ -316,6 +380,7 @@ void Region::remove(uint16_t id) {
 int Region::alloc_bufs(uint32_t* out, uint32_t n, std::string* why) {
   RegionHeader* h = hdr();
   LockGuard g(h->lock);
+  if (!g.ok()) return lock_failed(g, id(), why);
   if (h->buf_free < n) {
     if (why) *why = exhausted(id(), "buffers", n, bufs_in_use(), cfg().buf_num - 2, "buf_num",
                                 "UNETMAP_BUF_NUM");
@@ -334,6 +399,7 @@ int Region::alloc_bufs(uint32_t* out, uint32_t n, std::string* why) {
 void Region::free_bufs(const uint32_t* idx, uint32_t n) {
   RegionHeader* h = hdr();
   LockGuard g(h->lock);
+  if (!g.ok()) return;  // the buffers stay out of the pool (lost, never handed out twice)
   auto* st = reinterpret_cast<uint32_t*>(map_.base() + h->buf_stack_off);
   uint64_t* map = reinterpret_cast<uint64_t*>(map_.base() + h->buf_map_off);
   // The bitmap makes a buffer that an application duplicated in two slots
@@ -349,6 +415,7 @@ void Region::free_bufs(const uint32_t* idx, uint32_t n) {
 int Region::alloc_ring(uint32_t* out, std::string* why) {
   RegionHeader* h = hdr();
   LockGuard g(h->lock);
+  if (!g.ok()) return lock_failed(g, id(), why);
   if (h->ring_free == 0) {
     if (why) *why = exhausted(id(), "rings", 1, cfg().ring_num, cfg().ring_num, "ring_num",
                                 "UNETMAP_RING_NUM");
@@ -361,13 +428,14 @@ int Region::alloc_ring(uint32_t* out, std::string* why) {
 void Region::free_ring(uint32_t i) {
   RegionHeader* h = hdr();
   LockGuard g(h->lock);
-  if (i < cfg().ring_num && h->ring_free < cfg().ring_num)
+  if (g.ok() && i < cfg().ring_num && h->ring_free < cfg().ring_num)
     reinterpret_cast<uint32_t*>(map_.base() + h->ring_stack_off)[h->ring_free++] = i;
 }
 
 int Region::alloc_if(uint32_t* out, std::string* why) {
   RegionHeader* h = hdr();
   LockGuard g(h->lock);
+  if (!g.ok()) return lock_failed(g, id(), why);
   if (h->if_free == 0) {
     if (why) *why = exhausted(id(), "netmap_if objects", 1, cfg().if_num, cfg().if_num, "if_num",
                                 "UNETMAP_IF_NUM");
@@ -380,7 +448,7 @@ int Region::alloc_if(uint32_t* out, std::string* why) {
 void Region::free_if(uint32_t i) {
   RegionHeader* h = hdr();
   LockGuard g(h->lock);
-  if (i < cfg().if_num && h->if_free < cfg().if_num)
+  if (g.ok() && i < cfg().if_num && h->if_free < cfg().if_num)
     reinterpret_cast<uint32_t*>(map_.base() + h->if_stack_off)[h->if_free++] = i;
 }
 
@@ -422,6 +490,12 @@ int Region::make_ring(uint32_t* out, uint32_t nslots, uint16_t ringid, uint16_t 
   k->users = k->excl = 0;
   {
     LockGuard g(k->lease_lock);
+    if (!g.ok()) {
+      if (why) *why = "region " + std::to_string(id()) + ", ring " + std::to_string(ri) + ": " + lock_error();
+      const int e = g.error();
+      destroy_ring(ri);
+      return e;
+    }
     k->lease_tail = k->hwtail.load();
     k->lease_first = k->lease_count = 0;
     k->dead = 0;
@@ -438,6 +512,7 @@ uint32_t Region::alloc_extra(uint32_t n, uint32_t* head) {
   if (n == 0) return 0;
   {
     LockGuard g(hdr()->lock);
+    if (!g.ok()) return 0;
     if (n > hdr()->buf_free) n = hdr()->buf_free;
   }
   std::vector<uint32_t> idx(n);
