@@ -537,6 +537,64 @@ TEST(Trust, GarbageLockWordIsABoundedErrorNamingTheHolder) {
   EXPECT_TRUE(after.ok()) << unetmap_last_error();
 }
 
+// The same for a region's lock (a register that needs a ring fails, naming
+// the region) and a ring's lease lock (VALE forwarding to it drops, the
+// sender goes on), and both work again once the word is sane.
+TEST(Trust, GarbageRegionAndLeaseLocksAreBoundedErrors) {
+  setenv("UNETMAP_LOCK_TIMEOUT_MS", "300", 1);
+  RawPort a("vale0:a"), b("vale0:b");
+  RawPort keep("keep{0");  // region 1
+  ASSERT_TRUE(a.ok() && b.ok() && keep.ok()) << unetmap_last_error();
+  Child gone([] { return 0; });
+  const int dead = gone.pid();
+  ASSERT_EQ(gone.wait(5000), 0);
+  int err = 0;
+  auto region1 = unetmap::Region::get(keep.reg.nr_mem_id, unetmap::RegionConfig::from_env(), &err);
+  ASSERT_TRUE(region1);
+  pthread_mutex_t& rm = region1->hdr()->lock.m;
+  __atomic_store_n(&rm.__data.__lock, dead, __ATOMIC_SEQ_CST);
+  Child opener([] {
+    const double t0 = nmtest::now_ms();
+    RawPort p("more{0");
+    if (p.ok()) return 1;
+    if (p.err != ETIMEDOUT || nmtest::now_ms() - t0 > 3000) return 2;
+    if (!strstr(unetmap_last_error(), "region 1: lock held")) {
+      fprintf(stderr, "message: %s\n", unetmap_last_error());
+      return 3;
+    }
+    return 0;
+  });
+  EXPECT_EQ(opener.wait(10000), 0) << "-1: hung on a region lock naming a dead thread";
+  __atomic_store_n(&rm.__data.__lock, 0, __ATOMIC_SEQ_CST);
+
+  // b's rx ring: its lease lock names a dead thread.
+  unetmap::Registry* reg = unetmap::Registry::get(&err);
+  ASSERT_NE(reg, nullptr);
+  const int pb = reg->find_port("vale0:b");
+  ASSERT_GE(pb, 0);
+  auto rb = unetmap::Region::get(b.reg.nr_mem_id, unetmap::RegionConfig::from_env(), &err);
+  ASSERT_TRUE(rb);
+  unetmap::KringState* ks = rb->kring(reg->port(pb).ring[unetmap::kRx][0]);
+  __atomic_store_n(&ks->lease_lock.m.__data.__lock, dead, __ATOMIC_SEQ_CST);
+  nmtest::PktSpec spec;
+  Child sender([&] {
+    const double t0 = nmtest::now_ms();
+    nmtest::put_pkt(a.tx(), spec, 0, 0);  // broadcast: to b
+    if (a.txsync() != 0) return 1;
+    return nmtest::now_ms() - t0 < 3000 ? 0 : 2;
+  });
+  EXPECT_EQ(sender.wait(10000), 0) << "-1: the sender hung on a damaged lease lock";
+  ASSERT_EQ(b.rxsync(), 0);
+  EXPECT_TRUE(nm_ring_empty(b.rx())) << "dropped, not delivered through a broken lock";
+  __atomic_store_n(&ks->lease_lock.m.__data.__lock, 0, __ATOMIC_SEQ_CST);
+  nmtest::put_pkt(a.tx(), spec, 1, 0);
+  ASSERT_EQ(a.txsync(), 0);
+  ASSERT_EQ(b.rxsync(), 0);
+  EXPECT_FALSE(nm_ring_empty(b.rx())) << "forwarding resumes once the lock is sane";
+  RawPort more("more{0");
+  EXPECT_TRUE(more.ok()) << unetmap_last_error();
+}
+
 // ---------------------------------------------------------------------------
 // A full file system: an error at open, never a SIGBUS later.
 
