@@ -133,6 +133,10 @@ int remove_region(long id) {
     return 1;
   }
   unetmap::RegistryLock g(*reg);
+  if (!g.ok()) {
+    fprintf(stderr, "nm-regions: the registry: %s\n", unetmap::lock_error().c_str());
+    return 1;
+  }
   reg->reap();
   for (uint32_t i = 0; i < unetmap::kMaxPorts; i++) {
     const unetmap::PortEntry& p = reg->port(int(i));

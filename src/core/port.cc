@@ -98,13 +98,18 @@ bool ring_range(const PortEntry& pe, uint32_t mode, uint16_t ringid, uint64_t fl
 int Binding::open(const BindRequest& rq, std::unique_ptr<Binding>* out, std::string* why) {
   if (!valid_port_name(rq.name, why)) return EINVAL;
   int err = 0;
-  Registry* reg = Registry::get(&err);
+  std::string rwhy;
+  Registry* reg = Registry::get(&err, &rwhy);
   if (!reg) {
-    *why = "cannot open the registry in " + runtime_dir() + ": " + strerror(err);
+    *why = "cannot open the registry: " + rwhy;
     return err;
   }
   std::unique_ptr<Binding> b(new Binding);
   RegistryLock g(*reg);
+  if (!g.ok()) {
+    *why = "the registry: " + lock_error();
+    return g.error();
+  }
   reg->reap();
   int p = find_port_any(*reg, rq.name);
   if (rq.flags & (NR_MONITOR_TX | NR_MONITOR_RX | NR_ZCOPY_MON)) {
@@ -323,6 +328,7 @@ Binding::~Binding() {
   Registry* reg = Registry::get(nullptr);
   if (!reg) return;
   RegistryLock g(*reg);
+  if (!g.ok()) return;  // the reaper drops it once this process is gone
   RegEntry& re = reg->reg(reg_);
   if (!re.in_use || re.port != port_) return;  // already reaped
   if (!holders_remove(re.holders, ProcId::self())) reg->drop_reg(reg_);
@@ -332,6 +338,7 @@ void Binding::add_holder(const ProcId& p) {
   Registry* reg = Registry::get(nullptr);
   if (!reg || reg_ < 0) return;
   RegistryLock g(*reg);
+  if (!g.ok()) return;
   RegEntry& re = reg->reg(reg_);
   if (re.in_use && re.port == port_) holders_add(re.holders, p);
 }

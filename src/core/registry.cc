@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -28,31 +29,45 @@ void init_registry(void* base, size_t, const void*) {
 
 }  // namespace
 
-Registry* Registry::get(int* err) {
+// The registry is shared by every user of the runtime directory: mode 0600,
+// or 0660 with UNETMAP_GROUP. open_shared_file refuses a registry that is
+// a link, world-writable or someone else's; its size and header are
+// checked before the mapping is used (a short file would be a SIGBUS).
+Registry* Registry::get(int* err, std::string* why) {
   static std::once_flag once;
   static Registry* self;
   static int open_err;
+  static std::string open_why;
   std::call_once(once, [] {
-    int fd = open_shared_file("registry", sizeof(RegistryFile), 0666, init_registry, nullptr, true);
-    if (fd < 0) {
-      open_err = -fd;
-      return;
+    auto fail = [](int e, const std::string& text) {
+      open_err = e;
+      open_why = text;
+    };
+    std::string w;
+    int fd = open_shared_file("registry", sizeof(RegistryFile), shared_file_mode(), init_registry,
+                              nullptr, true, &w);
+    if (fd < 0) return fail(-fd, w);
+    struct stat st;
+    if (fstat(fd, &st) != 0 || uint64_t(st.st_size) < sizeof(RegistryFile)) {
+      sys::close(fd);
+      return fail(EPROTO, runtime_dir() + "/registry is shorter than a registry (" +
+                              std::to_string(sizeof(RegistryFile)) +
+                              " bytes): left by another unetmap version? remove it");
     }
     void* base =
         sys::mmap(nullptr, sizeof(RegistryFile), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     sys::close(fd);
-    if (base == MAP_FAILED) {
-      open_err = errno;
-      return;
-    }
+    if (base == MAP_FAILED) return fail(errno, std::string("cannot map the registry: ") + strerror(errno));
     auto* f = static_cast<RegistryFile*>(base);
     if (f->magic != kMagic || f->layout_version != kLayout) {
-      open_err = EPROTO;
-      return;
+      sys::munmap(base, sizeof(RegistryFile));
+      return fail(EPROTO, runtime_dir() +
+                              "/registry has another layout (left by another unetmap version?)");
     }
     self = new Registry(f);
   });
   if (!self && err) *err = open_err;
+  if (!self && why) *why = open_why;
   return self;
 }
 
@@ -352,10 +367,14 @@ void Registry::sweep_region(uint16_t m) {
 }
 
 RegistryLock::RegistryLock(Registry& reg) : reg_(reg) {
-  if (reg_.lock().lock()) reg_.repair();
+  bool died = false;
+  err_ = reg_.lock().lock(&died);
+  if (err_ == 0 && died) reg_.repair();
 }
 
-RegistryLock::~RegistryLock() { reg_.lock().unlock(); }
+RegistryLock::~RegistryLock() {
+  if (err_ == 0) reg_.lock().unlock();
+}
 
 int Registry::alloc_chan(uint32_t* token) {
   for (uint32_t i = 0; i < kMaxChans; i++) {

@@ -24,6 +24,7 @@
 #include <net/netmap.h>
 
 #include <cstdint>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -133,15 +134,20 @@ class Registry;
 
 // The registry's lock, with repair() run first when its last holder died
 // while holding it.
+// As LockGuard: check ok() where the locked work can fail (return error()
+// and lock_error()); on cleanup paths skip the work when !ok().
 class RegistryLock {
  public:
   explicit RegistryLock(Registry& reg);
   ~RegistryLock();
   RegistryLock(const RegistryLock&) = delete;
   RegistryLock& operator=(const RegistryLock&) = delete;
+  bool ok() const { return err_ == 0; }
+  int error() const { return err_; }
 
  private:
   Registry& reg_;
+  int err_ = 0;
 };
 
 class Registry {
@@ -149,8 +155,9 @@ class Registry {
   static constexpr uint64_t kMagic = 0x554e4d5245475931ull;
   static constexpr uint32_t kLayout = 5;
 
-  // The process-wide mapping; nullptr (with *err) if it cannot be opened.
-  static Registry* get(int* err);
+  // The process-wide mapping; nullptr (with *err, and *why if given: a
+  // sentence saying why) if it cannot be opened.
+  static Registry* get(int* err, std::string* why = nullptr);
 
   RegistryFile* file() const { return f_; }
   RobustMutex& lock() { return f_->lock; }

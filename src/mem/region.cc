@@ -109,6 +109,32 @@ void init_region(void* base, size_t, const void* argp) {
   h->if_free = arg->cfg.if_num;
 }
 
+// Is this header one that init_region wrote for region `id`, in a file of
+// `file_size` bytes? Every offset the library will use is recomputed from
+// the sizes, so a damaged or planted header cannot point outside the file.
+std::string check_header(const RegionHeader& h, uint16_t id, uint64_t file_size) {
+  if (h.magic != Region::kMagic || h.layout_version != Region::kLayout)
+    return "has another layout (left by another unetmap version?)";
+  if (h.mem_id != id) return "says it is region " + std::to_string(h.mem_id) + ": refused";
+  std::string bad = h.cfg.check();
+  if (!bad.empty()) return "has bad sizes (" + bad + "): refused";
+  const Layout l = layout_of(h.cfg);
+  if (h.pub_off != l.pub_off || h.memsize != l.memsize || h.if_pool != l.if_pool ||
+      h.ring_pool != l.ring_pool || h.buf_pool != l.buf_pool || h.kring_off != l.kring_off ||
+      h.buf_stack_off != l.buf_stack_off || h.buf_owner_off != l.buf_owner_off ||
+      h.ring_stack_off != l.ring_stack_off || h.if_stack_off != l.if_stack_off ||
+      h.ring_owner_off != l.ring_owner_off || h.if_owner_off != l.if_owner_off)
+    return "has offsets that do not match its sizes: refused";
+  const bool ext = h.ext_path[0] != 0;
+  if (ext && strnlen(h.ext_path, sizeof h.ext_path) == sizeof h.ext_path)
+    return "has an extmem path without an end: refused";
+  if (file_size < l.pub_off + (ext ? 0 : l.memsize)) return "is shorter than its sizes: refused";
+  if (h.buf_free > h.cfg.buf_num || h.ring_free > h.cfg.ring_num || h.if_free > h.cfg.if_num)
+    return "has free counts beyond its pools: refused";
+  return {};
+}
+
+
 std::string exhausted(uint16_t id, const char* what, uint32_t want, uint32_t in_use,
                       uint32_t total, const char* knob, const char* env) {
   std::string k(knob);
@@ -205,29 +231,32 @@ std::shared_ptr<Region> Region::get(uint16_t id, const RegionConfig& cfg, int* e
     return fail(EINVAL, "region ids go from 1 to " + std::to_string(kMaxId));
   InitArg arg{id, cfg, nullptr, 0};
   Layout l = layout_of(cfg);
-  int fd = open_shared_file(file_name(id), l.pub_off + l.memsize, 0600, init_region, &arg, false);
+  std::string ow;
+  int fd = open_shared_file(file_name(id), l.pub_off + l.memsize, 0600, init_region, &arg, false, &ow);
   if (fd == -ENOENT && !create) return fail(ENOENT, "no such region");
   if (fd == -ENOENT) {
     // Only a region about to be created needs a valid configuration.
     std::string bad = cfg.check();
     if (!bad.empty()) return fail(EINVAL, bad + " (from UNETMAP_* settings)");
-    fd = open_shared_file(file_name(id), l.pub_off + l.memsize, 0600, init_region, &arg, true);
+    fd = open_shared_file(file_name(id), l.pub_off + l.memsize, 0600, init_region, &arg, true, &ow);
   }
-  if (fd < 0) return fail(-fd, std::string("cannot open ") + file_name(id) + ": " + strerror(-fd));
+  if (fd < 0) return fail(-fd, ow);
   struct stat st;
-  fstat(fd, &st);
+  if (fstat(fd, &st) != 0 || uint64_t(st.st_size) < sizeof(RegionHeader)) {
+    sys::close(fd);
+    return fail(EPROTO, file_name(id) + " is shorter than a region header: refused");
+  }
   void* base = sys::mmap(nullptr, st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (base == MAP_FAILED) {
     int e = errno;
     sys::close(fd);
     return fail(e, std::string("cannot map: ") + strerror(e));
   }
-  auto* h = static_cast<RegionHeader*>(base);
-  if (h->magic != kMagic || h->layout_version != kLayout ||
-      uint64_t(st.st_size) < h->pub_off + (h->ext_path[0] ? 0 : h->memsize)) {
+  const std::string bad = check_header(*static_cast<RegionHeader*>(base), id, uint64_t(st.st_size));
+  if (!bad.empty()) {
     sys::munmap(base, st.st_size);
     sys::close(fd);
-    return fail(EPROTO, file_name(id) + " has another layout (left by another unetmap version?)");
+    return fail(EPROTO, file_name(id) + " " + bad);
   }
   std::shared_ptr<Region> r(new Region(fd, Mapping(base, st.st_size)));
   if (int e = r->map_ext(why)) {
@@ -241,6 +270,13 @@ std::shared_ptr<Region> Region::get(uint16_t id, const RegionConfig& cfg, int* e
 // The public part: after the private part, or (extmem) in the
 // application's file, mapped at an offset aligned to its page size
 // (hugetlbfs needs huge pages).
+//
+// The header names the extmem file, and anyone who could write the header
+// could name any file: the file is followed only if it is a regular file of
+// the region file's owner (opened O_PATH|O_NOFOLLOW and checked before it
+// is opened for writing, through /proc/self/fd), so a planted header never
+// makes another user's process (root's) map a file that is not the
+// region maker's own.
 int Region::map_ext(std::string* why) {
   const RegionHeader* h = hdr();
   if (!h->ext_path[0]) {
@@ -252,13 +288,36 @@ int Region::map_ext(std::string* why) {
     if (why) *why = "region " + std::to_string(h->mem_id) + " (extmem " + path + "): " + text;
     return e;
   };
-  int fd = sys::open(path.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) return fail(errno, strerror(errno));
-  struct stat st;
-  fstat(fd, &st);
+  struct stat own, st;
+  if (fstat(fd_, &own) != 0) return fail(errno, strerror(errno));
+  int pfd = sys::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (pfd < 0) {
+    if (errno == ELOOP) return fail(ELOOP, "a symbolic link: refused");
+    return fail(errno, strerror(errno));
+  }
+  if (fstat(pfd, &st) != 0) {
+    int e = errno;
+    sys::close(pfd);
+    return fail(e, strerror(e));
+  }
+  if (!S_ISREG(st.st_mode) || st.st_uid != own.st_uid) {
+    sys::close(pfd);
+    return fail(EACCES, std::string(S_ISREG(st.st_mode) ? "belongs to uid " + std::to_string(st.st_uid)
+                                                        : "not a regular file") +
+                            ", the region file to uid " + std::to_string(own.st_uid) +
+                            ": an extmem file is followed only if the region's owner owns it; refused");
+  }
+  const int fd = sys::open(("/proc/self/fd/" + std::to_string(pfd)).c_str(), O_RDWR | O_CLOEXEC);
+  const int open_err = errno;
+  sys::close(pfd);
+  if (fd < 0) return fail(open_err, strerror(open_err));
+  if (fstat(fd, &st) != 0 || st.st_uid != own.st_uid) {
+    sys::close(fd);
+    return fail(EACCES, "changed while opened: refused");
+  }
   const uint64_t align = st.st_blksize > 4096 ? uint64_t(st.st_blksize) : 4096;
   const uint64_t start = h->ext_off & ~(align - 1), end = h->ext_off + h->memsize;
-  if (uint64_t(st.st_size) < end) {
+  if (end < h->ext_off || uint64_t(st.st_size) < end) {
     sys::close(fd);
     return fail(EINVAL, "the file is smaller than the region (" + std::to_string(end) + " bytes)");
   }
@@ -293,10 +352,11 @@ std::shared_ptr<Region> Region::make_ext(uint16_t id, const RegionConfig& cfg,
   }
   InitArg arg{id, cfg, path.c_str(), off};
   Layout l = layout_of(cfg);
-  int fd = open_shared_file(file_name(id), l.pub_off, 0600, init_region, &arg, true);
+  std::string ow;
+  int fd = open_shared_file(file_name(id), l.pub_off, 0600, init_region, &arg, true, &ow);
   if (fd < 0) {
     *err = -fd;
-    if (why) *why = "cannot make " + file_name(id) + ": " + strerror(-fd);
+    if (why) *why = "cannot make " + file_name(id) + ": " + ow;
     return nullptr;
   }
   sys::close(fd);
@@ -321,10 +381,14 @@ void Region::remove(uint16_t id) {
   unlink((runtime_dir() + "/" + file_name(id)).c_str());
 }
 
-bool Region::lock_region() {
-  bool died = hdr()->lock.lock();
+int Region::lock_region(std::string* why) {
+  bool died = false;
+  if (int e = hdr()->lock.lock(&died)) {
+    if (why) *why = "region " + std::to_string(id()) + ": " + lock_error();
+    return e;
+  }
   if (died) rebuild_free_stacks();
-  return true;
+  return 0;
 }
 
 // After a holder of the region lock died: every object whose tag is 0 is
@@ -351,7 +415,7 @@ void Region::rebuild_free_stacks() {
 
 int Region::alloc_bufs(uint32_t* out, uint32_t n, uint32_t tag, std::string* why) {
   RegionHeader* h = hdr();
-  lock_region();
+  if (int e = lock_region(why)) return e;
   if (h->buf_free < n) {
     if (why) *why = exhausted(id(), "buffers", n, bufs_in_use(), cfg().buf_num - 2, "buf_num",
                                 "UNETMAP_BUF_NUM");
@@ -377,7 +441,7 @@ int Region::alloc_bufs(uint32_t* out, uint32_t n, uint32_t tag, std::string* why
 void Region::free_tagged(const std::vector<uint32_t>& tags) {
   if (tags.empty()) return;
   RegionHeader* h = hdr();
-  lock_region();
+  if (lock_region(nullptr)) return;  // the buffers stay out of the pool (lost, never handed out twice)
   auto* st = reinterpret_cast<uint32_t*>(map_.base() + h->buf_stack_off);
   uint32_t* owner = buf_owner();
   const uint32_t lo = *std::min_element(tags.begin(), tags.end());
@@ -393,7 +457,7 @@ void Region::free_tagged(const std::vector<uint32_t>& tags) {
 
 int Region::alloc_ring(uint32_t* out, uint16_t port, std::string* why) {
   RegionHeader* h = hdr();
-  lock_region();
+  if (int e = lock_region(why)) return e;
   if (h->ring_free == 0) {
     if (why) *why = exhausted(id(), "rings", 1, cfg().ring_num, cfg().ring_num, "ring_num",
                                 "UNETMAP_RING_NUM");
@@ -410,7 +474,7 @@ int Region::alloc_ring(uint32_t* out, uint16_t port, std::string* why) {
 
 void Region::free_ring(uint32_t i) {
   RegionHeader* h = hdr();
-  lock_region();
+  if (lock_region(nullptr)) return;  // stays taken (a repair after the holder's death frees it)
   if (i < cfg().ring_num && ring_owner()[i] && h->ring_free < cfg().ring_num) {
     kring(i)->nslots = 0;
     reinterpret_cast<uint32_t*>(map_.base() + h->ring_stack_off)[h->ring_free] = i;
@@ -422,7 +486,7 @@ void Region::free_ring(uint32_t i) {
 
 int Region::alloc_if(uint32_t* out, int port, int reg, std::string* why) {
   RegionHeader* h = hdr();
-  lock_region();
+  if (int e = lock_region(why)) return e;
   if (h->if_free == 0) {
     if (why) *why = exhausted(id(), "netmap_if objects", 1, cfg().if_num, cfg().if_num, "if_num",
                                 "UNETMAP_IF_NUM");
@@ -441,7 +505,7 @@ void Region::free_if(uint32_t i, int reg) {
   if (i >= cfg().if_num || if_reg(i) != reg || reg < 0) return;
   free_tagged({extra_tag(i)});
   RegionHeader* h = hdr();
-  lock_region();
+  if (lock_region(nullptr)) return;
   if (if_reg(i) == reg && h->if_free < cfg().if_num) {
     reinterpret_cast<uint32_t*>(map_.base() + h->if_stack_off)[h->if_free] = i;
     if_owner()[i] = 0;
@@ -535,6 +599,12 @@ int Region::make_ring(uint32_t* out, uint32_t nslots, uint16_t ringid, uint16_t 
   k->users = k->excl = 0;
   {
     LockGuard g(k->lease_lock);
+    if (!g.ok()) {
+      if (why) *why = "region " + std::to_string(id()) + ", ring " + std::to_string(ri) + ": " + lock_error();
+      const int e = g.error();
+      destroy_rings(&ri, 1, port);
+      return e;
+    }
     k->lease_tail = k->hwtail.load();
     k->lease_first = k->lease_count = 0;
     k->dead = 0;
@@ -550,7 +620,7 @@ int Region::make_ring(uint32_t* out, uint32_t nslots, uint16_t ringid, uint16_t 
 uint32_t Region::alloc_extra(uint32_t n, uint32_t nifp, uint32_t* head) {
   *head = 0;
   if (n == 0) return 0;
-  lock_region();
+  if (lock_region(nullptr)) return 0;
   if (n > hdr()->buf_free) n = hdr()->buf_free;
   hdr()->lock.unlock();
   std::vector<uint32_t> idx(n);

@@ -276,9 +276,9 @@ class Region {
   // May this process take a buffer tagged o into one of its rings?
   bool may_take(uint32_t o) const;
   void free_tagged(const std::vector<uint32_t>& tags);
-  // Take the region lock; rebuild the free stacks from the owner tags if
-  // its last holder died inside a change.
-  bool lock_region();
+  // Take the region lock (0, or an errno value with *why); rebuild the
+  // free stacks from the owner tags if its last holder died inside a change.
+  int lock_region(std::string* why);
   void rebuild_free_stacks();
   void free_ring(uint32_t i);
   int map_ext(std::string* why);

@@ -118,7 +118,7 @@ class MonitorAdapter final : public Adapter {
         if (region->ring_port(pe.ring[kRx][j]) != p) continue;  // not made
         KringState* ks = region->kring(pe.ring[kRx][j]);
         LeaseGuard g(ks);
-        ks->dead = 1;  // producers back off; a copy in flight only touches our own ring
+        if (g.ok()) ks->dead = 1;  // producers back off; a copy in flight only touches our own ring
       }
     pe.peer = -1;
     Adapter::destroy(reg, p);
@@ -220,7 +220,7 @@ void monitor_copy(const Kring& k, uint32_t from, uint32_t to, bool tx) {
     uint32_t take = 0, start = 0, slot = 0;
     {
       LeaseGuard g(ms);
-      if (!lease_usable(ms, gen)) continue;
+      if (!g.ok() || !lease_usable(ms, gen)) continue;
       const uint32_t room = lease_room(ms);
       // Whole packets only.
       for (uint32_t j = from, pkt = 0; j != to; j = next_slot(j, n)) {
@@ -266,7 +266,7 @@ void monitor_zswap(const Kring& k, uint32_t from, uint32_t to, bool tx) {
     const uint32_t mn = ms->nslots;
     {
       LeaseGuard g(ms);
-      if (ms->gen.load(std::memory_order_relaxed) != gen || ms->dead) return;
+      if (!g.ok() || ms->gen.load(std::memory_order_relaxed) != gen || ms->dead) return;
       uint32_t at = ms->hwtail.load(std::memory_order_relaxed);
       const uint32_t room = mn - 1 - ring_dist(ms->hwcur.load(std::memory_order_acquire), at, mn);
       uint32_t rel = ring_dist(from, to, n), j = from;

@@ -394,7 +394,7 @@ class ValeAdapter final : public Adapter {
     uint32_t done = ts->hwcur.load(std::memory_order_relaxed);
     if (v && v->reg->port(k.port).sw != v->sw) {
       RegistryLock g(*v->reg);
-      rebind(*v->reg, k, *v);
+      if (g.ok()) rebind(*v->reg, k, *v);
     }
     if (v && v->sw >= 0 && done != head) done = forward(k, *v, head);
     else done = head;  // a port on no switch: packets go nowhere
@@ -448,6 +448,7 @@ class ValeAdapter final : public Adapter {
     for (;;) {
       {
         LeaseGuard g(ks);
+        if (!g.ok()) return;
         ks->dead = 1;
         bool live = false;
         for (uint32_t k = 0; k < ks->lease_count; k++) {
@@ -465,6 +466,7 @@ class ValeAdapter final : public Adapter {
     SwitchEntry& sw = v.reg->sw(v.sw);
     if (sw.gen.load(std::memory_order_acquire) != v.sw_gen) {
       RegistryLock g(*v.reg);
+      if (!g.ok()) return head;  // no view of the switch: the batch is dropped
       refresh(*v.reg, v);
     }
     const uint32_t n = k.nslots;
@@ -541,7 +543,7 @@ class ValeAdapter final : public Adapter {
     uint32_t start = 0, take = 0, npk = 0, slot = 0;
     {
       LeaseGuard g(ks);
-      if (!lease_usable(ks, rv.gen)) {
+      if (!g.ok() || !lease_usable(ks, rv.gen)) {
         ks->fwd_drops += order.size();
         return;
       }
@@ -579,6 +581,10 @@ int with_registry(std::string* why, F f) {
     return err;
   }
   RegistryLock g(*reg);
+  if (!g.ok()) {
+    *why = "the registry: " + lock_error();
+    return g.error();
+  }
   reg->reap();
   return f(*reg);
 }
@@ -739,6 +745,10 @@ int vale_set_lookup(const std::string& swname, const std::string& lookup, std::s
   Registry* reg = Registry::get(&err);
   if (!reg) return err;
   RegistryLock g(*reg);
+  if (!g.ok()) {
+    *why = "the registry: " + lock_error();
+    return g.error();
+  }
   int s = find_switch(*reg, swname);
   if (s < 0) {
     *why = "no switch " + swname;
@@ -758,6 +768,10 @@ int vale_list(const std::string& only, std::vector<ValeSwitchInfo>* out, std::st
     return err;
   }
   RegistryLock g(*reg);
+  if (!g.ok()) {
+    *why = "the registry: " + lock_error();
+    return g.error();
+  }
   reg->reap();
   for (uint32_t i = 0; i < kMaxSwitches; i++) {
     SwitchEntry& sw = reg->sw(int(i));
