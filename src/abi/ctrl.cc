@@ -44,11 +44,14 @@ void apply_pipe_mode(BindRequest* rq) {
 
 int do_register(NetmapFile* f, BindRequest rq) {
   apply_pipe_mode(&rq);
+  refresh_binding(f);  // another process may have registered this open file
   std::lock_guard<std::mutex> g(f->mu);
   if (f->binding) return fail(EBUSY, "this fd is already registered to a port");
   std::string why;
   int err = Binding::open(rq, &f->binding, &why);
-  return err ? fail(err, why) : 0;
+  if (err) return fail(err, why);
+  note_registration(f);
+  return 0;
 }
 
 // PORT_INFO_GET on a port nobody holds: bind it with no rings and let go.
@@ -141,6 +144,7 @@ int register_extmem(NetmapFile* f, BindRequest rq, uint64_t opt) {
       std::lock_guard<std::mutex> g(f->mu);
       f->binding.reset();
     }
+    note_registration(f);
     extmem_drop(id);
     return fail(EINVAL, "port '" + rq.name + "' exists already, in region " + std::to_string(other) +
                             ": extmem applies to the port a register creates");

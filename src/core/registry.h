@@ -87,6 +87,12 @@ struct ChanEntry {
   uint32_t in_use;
   uint32_t gen;
   Holders holders;  // processes with the fd open (fork adds)
+  // The registration of the open file (src/abi): index + 1 (0: none), its
+  // netmap_if and register flags, so that a process that gets the fd some
+  // other way than fork (SCM_RIGHTS, execve) can adopt it.
+  uint32_t reg1;
+  uint32_t reg_nifp;
+  uint64_t reg_flags;
 };
 
 struct RegistryFile {
@@ -103,7 +109,7 @@ struct RegistryFile {
 class Registry {
  public:
   static constexpr uint64_t kMagic = 0x554e4d5245475931ull;
-  static constexpr uint32_t kLayout = 4;
+  static constexpr uint32_t kLayout = 5;
 
   // The process-wide mapping; nullptr (with *err) if it cannot be opened.
   static Registry* get(int* err);

@@ -32,7 +32,9 @@ bool RobustMutex::lock() {
   return true;
 }
 
-static uint64_t start_time_of(int pid) {
+// Start time of a process (0 if unknown); *zombie: it has exited and holds
+// no files any more (its parent has not reaped it yet).
+static uint64_t start_time_of(int pid, bool* zombie = nullptr) {
   char path[64], buf[1024];
   snprintf(path, sizeof path, "/proc/%d/stat", pid);
   int fd = sys::open(path, O_RDONLY | O_CLOEXEC);
@@ -44,6 +46,7 @@ static uint64_t start_time_of(int pid) {
   // Field 22 (starttime) counts from after the ")" that closes the command.
   const char* p = strrchr(buf, ')');
   if (!p) return 0;
+  if (zombie) *zombie = p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
   int field = 2;
   for (; *p && field < 22; p++)
     if (*p == ' ') field++;
@@ -84,7 +87,9 @@ ProcId ProcId::of(int pid) { return ProcId{pid, start_time_of(pid)}; }
 bool ProcId::alive() const {
   if (pid <= 0) return false;
   if (::kill(pid, 0) != 0 && errno == ESRCH) return false;
-  uint64_t s = start_time_of(pid);
+  bool zombie = false;
+  uint64_t s = start_time_of(pid, &zombie);
+  if (zombie) return false;     // exited: its files are closed
   return s == 0 || s == start;  // 0: cannot read /proc, assume alive
 }
 
