@@ -254,3 +254,166 @@ TEST(FdPass, InheritedAcrossExecve) {
 }
 
 }  // namespace
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// Control requests: netmap's answers to the corner cases.
+
+class Ctl : public ::testing::Test {
+ protected:
+  void SetUp() override { fd = open("/dev/netmap", O_RDWR); ASSERT_GE(fd, 0); }
+  void TearDown() override { close(fd); }
+  int fd = -1;
+};
+
+// NR_REG_NULL makes a null port with the rings and slots asked for, in the
+// region asked for, and binds all of it; the mode is given back as asked.
+TEST_F(Ctl, NullModeMakesTheRingsAskedFor) {
+  nmreq_register r{};
+  r.nr_mode = NR_REG_NULL;
+  r.nr_mem_id = 1;
+  r.nr_tx_rings = 10, r.nr_rx_rings = 5;
+  r.nr_tx_slots = 256, r.nr_rx_slots = 100;
+  ASSERT_EQ(nmtest::ctrl(fd, NETMAP_REQ_REGISTER, "nm0", &r), 0);
+  EXPECT_EQ(r.nr_mode, uint32_t(NR_REG_NULL));
+  EXPECT_EQ(r.nr_tx_rings, 10u);
+  EXPECT_EQ(r.nr_rx_rings, 5u);
+  EXPECT_EQ(r.nr_tx_slots, 256u);
+  EXPECT_EQ(r.nr_rx_slots, 100u);
+  EXPECT_EQ(r.nr_mem_id, 1u);
+  void* mem = mmap(nullptr, r.nr_memsize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  ASSERT_NE(mem, MAP_FAILED);
+  netmap_if* ni = NETMAP_IF(mem, r.nr_offset);
+  EXPECT_EQ(range_from_ofs(ni, false), std::make_pair(0u, 9u));
+  EXPECT_EQ(range_from_ofs(ni, true), std::make_pair(0u, 4u));
+  EXPECT_EQ(ioctl(fd, NIOCTXSYNC, nullptr), 0);
+  EXPECT_EQ(ioctl(fd, NIOCRXSYNC, nullptr), 0);
+  munmap(mem, r.nr_memsize);
+}
+
+// The legacy NIOCREGIF keeps working for applications built with a newer
+// API version than the library's.
+TEST_F(Ctl, LegacyRegisterTakesNewerVersions) {
+  for (uint16_t v : {uint16_t(11), uint16_t(NETMAP_API), uint16_t(NETMAP_API + 2)}) {
+    int f = open("/dev/netmap", O_RDWR);
+    ASSERT_GE(f, 0);
+    nmreq req;
+    memset(&req, 0, sizeof req);
+    snprintf(req.nr_name, sizeof req.nr_name, "lv{%u", unsigned(v));
+    req.nr_version = v;
+    req.nr_flags = NR_REG_ALL_NIC;
+    EXPECT_EQ(ioctl(f, NIOCREGIF, &req), 0) << "nr_version " << v << ": " << strerror(errno);
+    EXPECT_GT(req.nr_memsize, 0u);
+    close(f);
+  }
+  nmreq old;
+  memset(&old, 0, sizeof old);
+  snprintf(old.nr_name, sizeof old.nr_name, "lv{0");
+  old.nr_version = 10;
+  EXPECT_EQ(ioctl(fd, NIOCREGIF, &old), -1);
+  EXPECT_EQ(errno, EINVAL);
+}
+
+// POOLS_INFO_GET is about the region of the port named: no name, no answer.
+TEST_F(Ctl, PoolsInfoNeedsAPort) {
+  nmreq_pools_info pi{};
+  EXPECT_NE(nmtest::ctrl(fd, NETMAP_REQ_POOLS_INFO_GET, "", &pi), 0);
+  memset(&pi, 0, sizeof pi);
+  EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_POOLS_INFO_GET, "pq{0", &pi), 0);
+  EXPECT_EQ(pi.nr_mem_id, 1u);
+  EXPECT_GT(pi.nr_buf_pool_objtotal, 0u);
+}
+
+// A port without host rings refuses every mode that binds host rings.
+TEST_F(Ctl, PipeRefusesHostModes) {
+  for (uint32_t mode : {uint32_t(NR_REG_NIC_SW), uint32_t(NR_REG_SW), uint32_t(NR_REG_ONE_SW)}) {
+    nmreq_register r{};
+    r.nr_mode = mode;
+    EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_REGISTER, "ph{0", &r), EINVAL) << "mode " << mode;
+  }
+  nmreq_register r{};
+  r.nr_mode = NR_REG_ALL_NIC;
+  EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_REGISTER, "ph{0", &r), 0);
+}
+
+nmreq_register all_nic() {
+  nmreq_register r{};
+  r.nr_mode = NR_REG_ALL_NIC;
+  return r;
+}
+
+// An option list that loops on an unknown type runs out of room: EMSGSIZE.
+TEST_F(Ctl, LoopingUnknownOptionIsTooLong) {
+  nmreq_option o{};
+  o.nro_reqtype = NETMAP_REQ_OPT_MAX + 1;
+  o.nro_next = uintptr_t(&o);
+  nmreq_register r = all_nic();
+  EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_REGISTER, "oa{0", &r, uintptr_t(&o)), EMSGSIZE);
+}
+
+// A known type seen twice is refused, with both options marked.
+TEST_F(Ctl, DuplicateOptionIsInvalid) {
+  nmreq_option o{};
+  o.nro_reqtype = NETMAP_REQ_OPT_OFFSETS;
+  o.nro_next = uintptr_t(&o);  // loops on itself: the second sight is the duplicate
+  nmreq_register r = all_nic();
+  EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_REGISTER, "ob{0", &r, uintptr_t(&o)), EINVAL);
+  nmreq_opt_extmem e1{}, e2{};
+  e1.nro_opt.nro_reqtype = e2.nro_opt.nro_reqtype = NETMAP_REQ_OPT_EXTMEM;
+  e1.nro_opt.nro_next = uintptr_t(&e2);
+  r = all_nic();
+  EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_REGISTER, "ob{0", &r, uintptr_t(&e1)), EINVAL);
+  EXPECT_EQ(e1.nro_opt.nro_status, uint32_t(EINVAL));
+  EXPECT_EQ(e2.nro_opt.nro_status, uint32_t(EINVAL));
+  nmreq_option z{};  // type 0 is no option at all
+  r = all_nic();
+  EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_REGISTER, "ob{0", &r, uintptr_t(&z)), EINVAL);
+  EXPECT_EQ(z.nro_status, uint32_t(EINVAL));
+}
+
+// Options whose bodies do not fit in the request size netmap copies.
+TEST_F(Ctl, OversizedOptionsAreTooLong) {
+  std::vector<nmreq_option> v(100);
+  for (size_t i = 0; i + 1 < v.size(); i++) {
+    v[i].nro_reqtype = NETMAP_REQ_OPT_MAX;
+    v[i].nro_next = uintptr_t(&v[i + 1]);
+  }
+  v.back().nro_reqtype = NETMAP_REQ_OPT_SYNC_KLOOP_EVENTFDS;
+  v.back().nro_size = 1000;
+  nmreq_register r = all_nic();
+  EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_REGISTER, "oc{0", &r, uintptr_t(v.data())), EMSGSIZE);
+  nmreq_option big{};
+  big.nro_reqtype = NETMAP_REQ_OPT_SYNC_KLOOP_EVENTFDS;
+  big.nro_size = NETMAP_REQ_MAXSIZE + 1;
+  r = all_nic();
+  EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_REGISTER, "oc{0", &r, uintptr_t(&big)), EMSGSIZE);
+  // An unknown type alone is not supported, and says so in its status.
+  nmreq_option u{};
+  u.nro_reqtype = 1234;
+  r = all_nic();
+  EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_REGISTER, "oc{0", &r, uintptr_t(&u)), EOPNOTSUPP);
+  EXPECT_EQ(u.nro_status, uint32_t(EOPNOTSUPP));
+}
+
+// PORT_HDR_GET answers for any port (no virtio-net header: 0); SET is for
+// VALE ports, where 0 is taken.
+TEST_F(Ctl, PortHeaderLength) {
+  nmreq_port_hdr ph{};
+  ph.nr_hdr_len = 99;
+  EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_PORT_HDR_GET, "hd{0", &ph), 0);
+  EXPECT_EQ(ph.nr_hdr_len, 0u);
+  RawPort v("valeh:p0");
+  ASSERT_TRUE(v.ok()) << strerror(v.err);
+  ph.nr_hdr_len = 99;
+  EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_PORT_HDR_GET, "valeh:p0", &ph), 0);
+  EXPECT_EQ(ph.nr_hdr_len, 0u);
+  ph.nr_hdr_len = 0;
+  EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_PORT_HDR_SET, "valeh:p0", &ph), 0);
+  ph.nr_hdr_len = 7;
+  EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_PORT_HDR_SET, "valeh:p0", &ph), EINVAL);
+  ph.nr_hdr_len = 0;
+  EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_PORT_HDR_SET, "hd{0", &ph), EINVAL) << "not a VALE port";
+}
+
+}  // namespace

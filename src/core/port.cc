@@ -67,7 +67,7 @@ bool ring_range(const PortEntry& pe, uint32_t mode, uint16_t ringid, uint64_t fl
         *why = "unknown register mode " + std::to_string(mode);
         return false;
     }
-    if ((mode == NR_REG_SW || mode == NR_REG_ONE_SW) && host == 0) {
+    if ((mode == NR_REG_SW || mode == NR_REG_ONE_SW || mode == NR_REG_NIC_SW) && host == 0) {
       *why = "port has no host rings";
       return false;
     }
