@@ -417,3 +417,66 @@ TEST_F(Ctl, PortHeaderLength) {
 }
 
 }  // namespace
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// Monitors, as netmap's: one tx ring (that sends nothing), and rx copies
+// made when packets arrive, whether the watched port reads them or not.
+
+TEST(Monitor, HasOneTxRing) {
+  RawPort w("mq{0", NR_REG_ALL_NIC, 0, 0, 0, 2);
+  ASSERT_TRUE(w.ok());
+  RawPort m("mq{0", NR_REG_ALL_NIC, 0, NR_MONITOR_RX);
+  ASSERT_TRUE(m.ok()) << strerror(m.err);
+  EXPECT_EQ(m.nifp->ni_tx_rings, 1u);
+  EXPECT_EQ(m.nifp->ni_rx_rings, 2u);
+  EXPECT_EQ(range_from_ofs(m.nifp, false), std::make_pair(0u, 0u));
+  nmport_d* d = nmport_open("netmap:mq{0/t");
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->first_tx_ring, 0u);
+  EXPECT_EQ(d->last_tx_ring, 0u) << "libnetmap must find one tx ring, not 65536";
+  // What is put on it goes nowhere, and the ring does not fill up.
+  netmap_ring* tx = NETMAP_TXRING(d->nifp, 0);
+  for (int round = 0; round < 3; round++) {
+    const uint32_t room = nm_ring_space(tx);
+    ASSERT_GT(room, 0u);
+    tx->head = tx->cur = (tx->head + room) % tx->num_slots;
+    EXPECT_EQ(ioctl(d->fd, NIOCTXSYNC, nullptr), 0);
+    EXPECT_EQ(nm_ring_space(tx), room);
+  }
+  ASSERT_EQ(w.rxsync(), 0);
+  EXPECT_EQ(nm_ring_space(w.rx(0)) + nm_ring_space(w.rx(1)), 0u);
+  nmport_close(d);
+}
+
+// A sender in another process; the watched port is open and never read.
+void rx_monitor_sees_unread(const char* watched, const char* sender, const char* monitor) {
+  RawPort w(watched);
+  ASSERT_TRUE(w.ok()) << watched << ": " << strerror(w.err);
+  RawPort m(monitor, NR_REG_ALL_NIC, 0, NR_MONITOR_RX);
+  ASSERT_TRUE(m.ok()) << strerror(m.err);
+  const uint32_t kCount = 200;  // fits in the rings: nobody reads the port
+  nmtest::IoOpts o;
+  o.count = kCount;
+  o.zero_copy = false;
+  o.timeout_ms = 5000;
+  o.spec.max = 1500;
+  Child c([&] {
+    RawPort s(sender);
+    if (!s.ok()) return 10;
+    return nmtest::send_pkts(nmtest::Rings{s.fd, s.nifp, 0, 0}, o).empty() ? 0 : 11;
+  });
+  EXPECT_EQ(nmtest::recv_pkts(nmtest::Rings{m.fd, m.nifp, 0, 0}, o), "");
+  EXPECT_EQ(c.wait(10000), 0);
+  // The watched port has them all still, untouched.
+  ASSERT_EQ(w.rxsync(), 0);
+  EXPECT_EQ(nmtest::recv_pkts(nmtest::Rings{w.fd, w.nifp, 0, 0}, o), "");
+}
+
+TEST(Monitor, RxCopiesOnArrivalPipe) { rx_monitor_sees_unread("mr{0", "mr}0", "mr{0"); }
+TEST(Monitor, RxCopiesOnArrivalVale) {
+  rx_monitor_sees_unread("valemr:a", "valemr:b", "valemr:a");
+}
+
+}  // namespace

@@ -99,6 +99,11 @@ static int txsync_locked(Kring& k) {
   }
   const uint32_t old = k.ks->hwcur.load(std::memory_order_relaxed), old_tail = k.ks->rtail;
   k.na->txsync(k, head);
+  // A pipe delivers here: the receiving ring's monitors see the packets as
+  // they arrive, read by anyone or not (netmap hooks the port's notify).
+  if (k.peer && k.na->kind() == PortKind::kPipe && k.peer->ks->nmon.load(std::memory_order_relaxed))
+    monitor_copy_slots(*k.region, k.peer->ks, k.ring->slot, n, old,
+                       k.ks->hwcur.load(std::memory_order_relaxed), false);
   if (k.ks->nmon.load(std::memory_order_relaxed)) {
     monitor_copy(k, old, k.ks->hwcur.load(std::memory_order_relaxed), true);
     // Given back by this txsync: (old tail, new tail].
@@ -130,7 +135,10 @@ static int rxsync_locked(Kring& k) {
     monitor_zswap(k, k.ks->hwcur.load(std::memory_order_relaxed), head, false);
   k.na->rxsync(k, head);
   finalize(k, head, cur);
-  if (k.ks->nmon.load(std::memory_order_relaxed)) monitor_copy(k, old_tail, k.ks->rtail, false);
+  // Arrivals on pipes and VALE ports were copied by their producer.
+  const PortKind kind = k.na->kind();
+  if (k.ks->nmon.load(std::memory_order_relaxed) && kind != PortKind::kPipe && kind != PortKind::kVale)
+    monitor_copy(k, old_tail, k.ks->rtail, false);
   return 0;
 }
 
