@@ -480,3 +480,63 @@ TEST(Monitor, RxCopiesOnArrivalVale) {
 }
 
 }  // namespace
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// Restarting a sender on a pipe whose receiver stays open. A sender killed
+// inside a txsync leaves its ring marked busy with its pid; netmap has no
+// such state (the kernel finishes the sync). Until its parent reaps it the
+// killed process is a zombie, which holds no files: the next sender must
+// take the ring over at once, not when (or if) the zombie is reaped.
+TEST(Restart, SenderKilledInsideTxsyncDoesNotStallTheNext) {
+  RawPort rx("rk}0");
+  ASSERT_TRUE(rx.ok()) << strerror(rx.err);
+  netmap_ring* rr = rx.rx();
+  for (int round = 0; round < 8; round++) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    Event busy;
+    // A sender that fills the ring (nobody reads yet) and then does
+    // nothing but txsync: killed, it is almost surely inside one.
+    Child old([&] {
+      RawPort s("rk{0");
+      if (!s.ok()) return 10;
+      netmap_ring* t = s.tx();
+      uint32_t room = nm_ring_space(t);
+      t->head = t->cur = (t->head + room) % t->num_slots;
+      for (bool told = false;; told = true) {
+        ioctl(s.fd, NIOCTXSYNC, nullptr);
+        if (!told) busy.signal();
+      }
+    });
+    ASSERT_EQ(busy.wait(10000), 'x');
+    kill(old.pid(), SIGKILL);
+    // Dead, and left unreaped (a zombie) until old.wait() below.
+    siginfo_t si{};
+    ASSERT_EQ(waitid(P_PID, id_t(old.pid()), &si, WEXITED | WNOWAIT), 0);
+    // Drain what it sent, then a new sender must get 100 packets through.
+    ASSERT_EQ(rx.rxsync(), 0);
+    rr->head = rr->cur = rr->tail;
+    ASSERT_EQ(rx.rxsync(), 0);
+    nmtest::IoOpts o;
+    o.count = 100;
+    o.timeout_ms = 3000;
+    o.spec.seed = uint32_t(round + 1);
+    Child next([&] {
+      RawPort s("rk{0");
+      if (!s.ok()) return 10;
+      std::string e = nmtest::send_pkts(nmtest::Rings{s.fd, s.nifp, 0, 0}, o);
+      if (!e.empty()) fprintf(stderr, "new sender: %s\n", e.c_str());
+      return e.empty() ? 0 : 11;
+    });
+    EXPECT_EQ(nmtest::recv_pkts(nmtest::Rings{rx.fd, rx.nifp, 0, 0}, o), "");
+    EXPECT_EQ(next.wait(10000), 0);
+    old.wait(10000);
+    ASSERT_EQ(rx.rxsync(), 0);  // what is left (nothing, normally) goes
+    rr->head = rr->cur = rr->tail;
+    ASSERT_EQ(rx.rxsync(), 0);
+    if (HasFailure()) break;
+  }
+}
+
+}  // namespace

@@ -41,12 +41,14 @@ void reinit(Kring& k) {
 
 // One sync at a time per ring, across threads and processes (netmap's
 // nm_kr_tryget): a ring busy in another sync is skipped, as netmap does. A
-// ring left busy by a process that died is taken over.
+// ring left busy by a process that died is taken over, also while the dead
+// one is an unreaped zombie (else a restarted sender stalls until its
+// parent reaps the old one, or for ever under an init that never does).
 inline bool ring_tryget(KringState* s) {
   const int32_t me = my_pid();
   int32_t expected = 0;
   if (s->busy.compare_exchange_strong(expected, me, std::memory_order_acquire)) return true;
-  if (expected == me || ::kill(expected, 0) == 0 || errno != ESRCH) return false;
+  if (expected == me || pid_running(expected)) return false;
   return s->busy.compare_exchange_strong(expected, me, std::memory_order_acquire);
 }
 inline void ring_put(KringState* s) { s->busy.store(0, std::memory_order_release); }
