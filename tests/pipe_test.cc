@@ -268,9 +268,12 @@ TEST(Pipe, OneRingRegistrationSyncsOnlyThatRing) {
   ASSERT_TRUE(all.ok());
   RawPort one("or}0", NR_REG_ONE_NIC, 2);
   ASSERT_TRUE(one.ok()) << strerror(one.err);
-  EXPECT_EQ(one.nifp->ni_tx_rings, 4u);  // all rings visible, one bound
+  EXPECT_EQ(one.nifp->ni_tx_rings, 4u);  // all rings counted, one bound
+  for (unsigned r = 0; r < 4; r++) {       // as netmap: no offset to an unbound ring
+    EXPECT_EQ(one.nifp->ring_ofs[r] != 0, r == 2) << "tx ring " << r;
+    EXPECT_EQ(one.nifp->ring_ofs[4 + r] != 0, r == 2) << "rx ring " << r;
+  }
   nmtest::PktSpec spec;
-  nmtest::put_pkt(one.tx(0), spec, 0, 0);  // not bound: must not move
   nmtest::put_pkt(one.tx(2), spec, 0, 2);
   ASSERT_EQ(one.txsync(), 0);
   ASSERT_EQ(all.rxsync(), 0);

@@ -208,7 +208,7 @@ TEST(Region, RingBuffersAreDistinctAndInRange) {
   RawPort m("dr{0", NR_REG_ALL_NIC, 0, 0, 512, 2), s("dr}0");
   ASSERT_TRUE(m.ok() && s.ok());
   nmreq_pools_info pi{};
-  ASSERT_EQ(nmtest::ctrl(m.fd, NETMAP_REQ_POOLS_INFO_GET, "", &pi), 0);
+  ASSERT_EQ(nmtest::ctrl(m.fd, NETMAP_REQ_POOLS_INFO_GET, "dr{0", &pi), 0);
   // Every slot names a real buffer; the tx rings never share one (the rx
   // ring of a pipe end describes the buffers of the peer's tx ring).
   std::vector<uint32_t> tx;
@@ -243,7 +243,7 @@ TEST(Region, SeveralRegionsSideBySide) {
   EXPECT_EQ(b->reg.nr_mem_id, 2);
   nmreq_pools_info p1{}, p2{};
   p2.nr_mem_id = 2;
-  ASSERT_EQ(nmtest::ctrl(a.fd, NETMAP_REQ_POOLS_INFO_GET, "", &p1), 0);
+  ASSERT_EQ(nmtest::ctrl(a.fd, NETMAP_REQ_POOLS_INFO_GET, "ra{0", &p1), 0);
   ASSERT_EQ(nmtest::ctrl(a.fd, NETMAP_REQ_POOLS_INFO_GET, "", &p2), 0);
   EXPECT_EQ(p1.nr_mem_id, 1);
   EXPECT_EQ(p2.nr_mem_id, 2);

@@ -6,10 +6,13 @@
 #include <net/netmap.h>
 #include <string.h>
 
+#include <cstddef>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "abi/file.h"
+#include "core/adapter.h"
 #include "mem/extmem.h"
 #include "ports/vale.h"
 
@@ -42,13 +45,30 @@ void apply_pipe_mode(BindRequest* rq) {
   rq->ringid = 0;
 }
 
+// NR_REG_NULL: netmap's null port, a port of its own named after the
+// request ("null:NAME"), with the rings and slots asked for, in the region
+// asked for (1 by default), every ring bound. Decision: unetmap's null
+// ports have names, so registers that name the same port share it, where
+// netmap makes one per register.
+void apply_null_mode(BindRequest* rq) {
+  if (rq->mode != NR_REG_NULL) return;
+  if (rq->name.compare(0, 5, "null:") != 0) rq->name = "null:" + rq->name;
+  rq->mode = NR_REG_ALL_NIC;
+  rq->ringid = 0;
+  if (!rq->mem_id) rq->mem_id = 1;
+}
+
 int do_register(NetmapFile* f, BindRequest rq) {
   apply_pipe_mode(&rq);
+  apply_null_mode(&rq);
+  refresh_binding(f);  // another process may have registered this open file
   std::lock_guard<std::mutex> g(f->mu);
   if (f->binding) return fail(EBUSY, "this fd is already registered to a port");
   std::string why;
   int err = Binding::open(rq, &f->binding, &why);
-  return err ? fail(err, why) : 0;
+  if (err) return fail(err, why);
+  note_registration(f);
+  return 0;
 }
 
 // PORT_INFO_GET on a port nobody holds: bind it with no rings and let go.
@@ -66,6 +86,40 @@ int port_info(NetmapFile* f, const std::string& name, uint16_t mem_id, nmreq_reg
   if (int err = Binding::open(rq, &tmp, &why)) return fail(err, why);
   fill_register_reply(*tmp, out);
   return 0;
+}
+
+// The kind of the port a name means (existing, else the one a register
+// would make); kNone if none.
+PortKind port_kind(const std::string& name) {
+  Registry* reg = Registry::get(nullptr);
+  if (!reg) return PortKind::kNone;
+  {
+    RegistryLock g(*reg);
+    int p = g.ok() ? find_port_any(*reg, name) : -1;
+    if (p >= 0) return reg->port(p).kind;
+  }
+  const Adapter* na = adapter_for_name(name);
+  return na ? na->kind() : PortKind::kNone;
+}
+
+// PORT_HDR_GET / PORT_HDR_SET: the virtio-net header length of a port.
+// netmap answers GET for any port; unetmap's ports have no header (0).
+// SET is for VALE ports; lengths 10 and 12 need the header conversion of
+// the VM work, not done yet.
+int port_hdr(NetmapFile* f, uint16_t type, const std::string& name, nmreq_port_hdr* ph) {
+  nmreq_register r{};
+  if (port_info(f, name, 0, &r)) return -1;
+  if (type == NETMAP_REQ_PORT_HDR_GET) {
+    ph->nr_hdr_len = 0;
+    return 0;
+  }
+  if (port_kind(name) != PortKind::kVale)
+    return fail(EINVAL, "port '" + name + "': a virtio-net header length is set on VALE ports");
+  if (ph->nr_hdr_len == 0) return 0;
+  if (ph->nr_hdr_len == 10 || ph->nr_hdr_len == 12)
+    return fail(EOPNOTSUPP, "virtio-net headers on VALE ports are not supported yet");
+  return fail(EINVAL, "virtio-net header length " + std::to_string(ph->nr_hdr_len) +
+                          ": netmap takes 0, 10 or 12");
 }
 
 int pools_info(NetmapFile* f, nmreq_pools_info* pi) {
@@ -94,26 +148,118 @@ int pools_info(NetmapFile* f, nmreq_pools_info* pi) {
   return 0;
 }
 
-// Options: NETMAP_REQ_OPT_EXTMEM on a REGISTER is returned in *extmem; any
-// other is refused with its status set, and the request fails, as netmap
-// does for options it does not know.
-int check_options(uint64_t first, uint16_t reqtype, uint64_t* extmem) {
-  int hops = 0;
-  bool any = false;
-  for (uint64_t p = first; p; hops++) {
-    if (hops > 64) return fail(EINVAL, "option list too long or looping");
-    nmreq_option o;
-    if (!copy_in(&o, reinterpret_cast<void*>(p), sizeof o)) return fail(EFAULT);
-    if (o.nro_reqtype == NETMAP_REQ_OPT_EXTMEM && reqtype == NETMAP_REQ_REGISTER && !*extmem) {
-      *extmem = p;
-    } else {
-      o.nro_status = EOPNOTSUPP;
-      if (!copy_out(reinterpret_cast<void*>(p), &o, sizeof o)) return fail(EFAULT);
-      any = true;
-    }
-    p = o.nro_next;
+// The size of a request's body, by type (0: the type has none).
+size_t body_size(uint16_t reqtype) {
+  switch (reqtype) {
+    case NETMAP_REQ_REGISTER: return sizeof(nmreq_register);
+    case NETMAP_REQ_PORT_INFO_GET: return sizeof(nmreq_port_info_get);
+    case NETMAP_REQ_VALE_ATTACH: return sizeof(nmreq_vale_attach);
+    case NETMAP_REQ_VALE_DETACH: return sizeof(nmreq_vale_detach);
+    case NETMAP_REQ_VALE_LIST: return sizeof(nmreq_vale_list);
+    case NETMAP_REQ_PORT_HDR_SET:
+    case NETMAP_REQ_PORT_HDR_GET: return sizeof(nmreq_port_hdr);
+    case NETMAP_REQ_VALE_NEWIF: return sizeof(nmreq_vale_newif);
+    case NETMAP_REQ_VALE_POLLING_ENABLE:
+    case NETMAP_REQ_VALE_POLLING_DISABLE: return sizeof(nmreq_vale_polling);
+    case NETMAP_REQ_POOLS_INFO_GET: return sizeof(nmreq_pools_info);
+    case NETMAP_REQ_SYNC_KLOOP_START: return sizeof(nmreq_sync_kloop_start);
+    default: return 0;
   }
-  if (any) return fail(EOPNOTSUPP, "request options other than extmem (csb, offsets, ...) are not supported yet");
+}
+
+// The size of an option's body after its nmreq_option header: fixed by
+// type, or given by nro_size for the eventfds array.
+size_t option_body_size(uint32_t type, uint64_t nro_size) {
+  const size_t h = sizeof(nmreq_option);
+  switch (type) {
+    case NETMAP_REQ_OPT_EXTMEM: return sizeof(nmreq_opt_extmem) - h;
+    case NETMAP_REQ_OPT_CSB: return sizeof(nmreq_opt_csb) - h;
+    case NETMAP_REQ_OPT_SYNC_KLOOP_MODE: return sizeof(nmreq_opt_sync_kloop_mode) - h;
+    case NETMAP_REQ_OPT_OFFSETS: return sizeof(nmreq_opt_offsets) - h;
+    case NETMAP_REQ_OPT_SYNC_KLOOP_EVENTFDS: return nro_size > h ? size_t(nro_size - h) : 0;
+    default: return 0;
+  }
+}
+
+// A request's option list, read as netmap's kernel reads it: netmap copies
+// the body and the options into one bounded kernel buffer, so the list has
+// a size budget, and every known option type may appear once.
+//  - the body plus each option (its header and, for a known type, its body)
+//    must fit in NETMAP_REQ_MAXSIZE, and the copy (which also keeps each
+//    option's user pointer and a table of the known types) in that plus the
+//    table: past it, EMSGSIZE (a looping list ends there; its statuses are
+//    not written back, the list may be a loop);
+//  - type 0: EINVAL, that option's status EINVAL;
+//  - a known type seen twice: EINVAL, both options' status EINVAL;
+//  - types past NETMAP_REQ_OPT_MAX are skipped (status EOPNOTSUPP).
+// On success at[t] is the address of the option of type t (0 if none) and
+// every option's status is EOPNOTSUPP until a request takes it.
+struct Options {
+  uint64_t at[NETMAP_REQ_OPT_MAX] = {};
+  std::vector<uint64_t> all;  // every option, in list order
+  // Write status st to the option at addr.
+  static bool set_status(uint64_t addr, uint32_t st) {
+    void* where = reinterpret_cast<char*>(addr) + offsetof(nmreq_option, nro_status);
+    return copy_out(where, &st, sizeof st);
+  }
+};
+
+int read_options(uint64_t first, uint16_t reqtype, Options* o) {
+  constexpr size_t kPtr = sizeof(uint64_t);
+  const size_t budget = NETMAP_REQ_MAXSIZE + NETMAP_REQ_OPT_MAX * kPtr;
+  size_t copied = body_size(reqtype), reqsize = copied;
+  auto clear_seen = [&] {  // what netmap writes back: status 0 for each option read
+    for (uint64_t a : o->all) Options::set_status(a, 0);
+  };
+  for (uint64_t p = first; p;) {
+    if (copied + kPtr + sizeof(nmreq_option) > budget)
+      return fail(EMSGSIZE, "option list too long (or looping)");
+    nmreq_option opt;
+    if (!copy_in(&opt, reinterpret_cast<void*>(p), sizeof opt)) return fail(EFAULT);
+    copied += kPtr + sizeof opt;
+    reqsize += sizeof opt;
+    const uint32_t t = opt.nro_reqtype;
+    if (t == 0) {
+      clear_seen();
+      Options::set_status(p, EINVAL);
+      return fail(EINVAL, "option of type 0");
+    }
+    if (t < NETMAP_REQ_OPT_MAX) {
+      if (o->at[t]) {
+        clear_seen();
+        Options::set_status(o->at[t], EINVAL);
+        Options::set_status(p, EINVAL);
+        return fail(EINVAL, "option type " + std::to_string(t) + " given twice");
+      }
+      o->at[t] = p;
+      const size_t body = option_body_size(t, opt.nro_size);
+      if (body > NETMAP_REQ_MAXSIZE || opt.nro_size > NETMAP_REQ_MAXSIZE ||
+          reqsize + body > NETMAP_REQ_MAXSIZE || copied + body > budget) {
+        o->all.push_back(p);
+        clear_seen();
+        return fail(EMSGSIZE, "options too large (" + std::to_string(reqsize + body) +
+                                  " bytes with the body; netmap takes " +
+                                  std::to_string(NETMAP_REQ_MAXSIZE) + ")");
+      }
+      reqsize += body;
+      copied += body;
+    }
+    o->all.push_back(p);
+    p = opt.nro_next;
+  }
+  for (uint64_t a : o->all)
+    if (!Options::set_status(a, EOPNOTSUPP)) return fail(EFAULT);
+  return 0;
+}
+
+// The options no request took: EOPNOTSUPP, as netmap fails a request with
+// an option it does not know or that does not apply.
+int refuse_other_options(const Options& o, uint64_t taken) {
+  for (uint64_t a : o.all)
+    if (a != taken)
+      return fail(EOPNOTSUPP,
+                  "request options other than extmem on a register (csb, offsets, ...) are not "
+                  "supported yet");
   return 0;
 }
 
@@ -141,6 +287,7 @@ int register_extmem(NetmapFile* f, BindRequest rq, uint64_t opt) {
       std::lock_guard<std::mutex> g(f->mu);
       f->binding.reset();
     }
+    note_registration(f);
     extmem_drop(id);
     return fail(EINVAL, "port '" + rq.name + "' exists already, in region " + std::to_string(other) +
                             ": extmem applies to the port a register creates");
@@ -209,8 +356,10 @@ int ctrl(NetmapFile* f, void* arg) {
     return fail(EINVAL, "nr_version " + std::to_string(h.nr_version) + " not supported: use " +
                             std::to_string(NETMAP_API));
   if (h.nr_reserved != 0) return fail(EINVAL, "nmreq_header.nr_reserved must be 0");
-  uint64_t extmem = 0;
-  if (check_options(h.nr_options, h.nr_reqtype, &extmem)) return -1;
+  Options opts;
+  if (read_options(h.nr_options, h.nr_reqtype, &opts)) return -1;
+  const uint64_t extmem = h.nr_reqtype == NETMAP_REQ_REGISTER ? opts.at[NETMAP_REQ_OPT_EXTMEM] : 0;
+  if (refuse_other_options(opts, extmem)) return -1;
   std::string name = name_of(h.nr_name, sizeof h.nr_name);
   void* body = reinterpret_cast<void*>(h.nr_body);
   switch (h.nr_reqtype) {
@@ -245,6 +394,15 @@ int ctrl(NetmapFile* f, void* arg) {
     case NETMAP_REQ_POOLS_INFO_GET: {
       nmreq_pools_info pi;
       if (!body || !copy_in(&pi, body, sizeof pi)) return fail(EFAULT);
+      // As netmap: the region of the port named (made if need be).
+      // Extension: no name but a region id is that region (nm-regions).
+      if (name.empty() && !pi.nr_mem_id)
+        return fail(ENXIO, "POOLS_INFO_GET names no port (nor a region, nr_mem_id)");
+      if (!name.empty()) {
+        nmreq_register r{};
+        if (port_info(f, name, pi.nr_mem_id, &r)) return -1;
+        pi.nr_mem_id = r.nr_mem_id;
+      }
       if (pools_info(f, &pi)) return -1;
       return copy_out(body, &pi, sizeof pi) ? 0 : fail(EFAULT);
     }
@@ -254,6 +412,13 @@ int ctrl(NetmapFile* f, void* arg) {
     case NETMAP_REQ_VALE_NEWIF:
     case NETMAP_REQ_VALE_DELIF:
       return vale_ctrl(arg, &h, name, body);
+    case NETMAP_REQ_PORT_HDR_GET:
+    case NETMAP_REQ_PORT_HDR_SET: {
+      nmreq_port_hdr ph;
+      if (!body || !copy_in(&ph, body, sizeof ph)) return fail(EFAULT);
+      if (port_hdr(f, h.nr_reqtype, name, &ph)) return -1;
+      return copy_out(body, &ph, sizeof ph) ? 0 : fail(EFAULT);
+    }
     case NETMAP_REQ_VALE_POLLING_ENABLE:
     case NETMAP_REQ_VALE_POLLING_DISABLE:
       return fail(EOPNOTSUPP, "VALE polling mode is for NIC ports, which are not supported yet");
@@ -334,7 +499,10 @@ int legacy_cmd(void* arg, nmreq* r) {
 int legacy(NetmapFile* f, unsigned long req, void* arg) {
   nmreq r;
   if (!copy_in(&r, arg, sizeof r)) return fail(EFAULT);
-  if (r.nr_version < 11 || r.nr_version > NETMAP_MAX_API)
+  // Any version from 11 on: netmap keeps the legacy ABI for newer
+  // applications too (their nmreq is the same).
+  constexpr uint16_t kLegacyApi = 11;  // the first version with struct nmreq as it is
+  if (r.nr_version < kLegacyApi)
     return fail(EINVAL, "nr_version " + std::to_string(r.nr_version) + " not supported");
   if (r.nr_cmd != 0) return legacy_cmd(arg, &r);
   BindRequest rq = legacy_request(r);

@@ -1,5 +1,6 @@
 #include "abi/devnetmap.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -7,7 +8,9 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -42,11 +45,20 @@ NetmapFile* file_of(int fd) {
 
 void release(NetmapFile* f) {
   if (f->refs.fetch_sub(1) != 1) return;
+  const bool bound = f->binding != nullptr;
   f->binding.reset();
   g_nfiles.fetch_sub(1);
   if (Registry* reg = Registry::get(nullptr)) {
-    RegistryLock g(*reg);
-    if (g.ok()) reg->release_chan(f->token, ProcId::self());  // else the reaper frees it
+    RegistryLock g(*reg);  // if it fails, the reaper frees what this process held
+    // Registered by another process that has this open file: we held the
+    // registration too, without ever using it.
+    const ChanEntry& c = reg->file()->chans[Registry::chan_id(f->token)];
+    if (g.ok() && !bound && c.in_use && c.gen == (f->token >> 10) && c.reg1 && c.reg1 <= kMaxRegs) {
+      RegEntry& re = reg->reg(int(c.reg1 - 1));
+      if (re.in_use && re.nifp == c.reg_nifp && !holders_remove(re.holders, ProcId::self()))
+        reg->drop_reg(int(c.reg1 - 1));
+    }
+    if (g.ok()) reg->release_chan(f->token, ProcId::self());
   }
   delete f;
 }
@@ -75,7 +87,7 @@ int64_t spin_ns() {
 }
 
 short scan_one(NetmapFile* f, short events) {
-  if (!f->binding) return POLLERR;
+  if (!f->binding && !refresh_binding(f)) return POLLERR;
   return f->binding->poll_scan(events);
 }
 
@@ -128,6 +140,8 @@ const Libc& libc() {
     NEXT(dup3);
     NEXT(fcntl);
     NEXT(fork);
+    NEXT(recvmsg);
+    NEXT(recvmmsg);
 #undef NEXT
     return x;
   }();
@@ -136,6 +150,59 @@ const Libc& libc() {
 
 bool is_netmap_path(const char* path) { return path && strcmp(path, "/dev/netmap") == 0; }
 bool is_netmap_fd(int fd) { return file_of(fd) != nullptr; }
+
+bool is_netmap_ioctl(unsigned long req) {
+  return req == NIOCCTRL || req == NIOCREGIF || req == NIOCGINFO || req == NIOCTXSYNC ||
+         req == NIOCRXSYNC;
+}
+
+// An open file shared with other processes (SCM_RIGHTS, execve) may have
+// been registered by one of them: then this process adopts that
+// registration, as all of them see the one open file of the kernel.
+Binding* refresh_binding(NetmapFile* f) {
+  if (f->binding) return f->binding.get();
+  Registry* reg = Registry::get(nullptr);
+  if (!reg) return nullptr;
+  uint32_t reg1 = 0, nifp = 0;
+  uint64_t flags = 0;
+  {
+    RegistryLock g(*reg);
+    if (!g.ok()) return nullptr;
+    const ChanEntry& c = reg->file()->chans[Registry::chan_id(f->token)];
+    if (!c.in_use || c.gen != (f->token >> 10) || !c.reg1) return nullptr;
+    reg1 = c.reg1, nifp = c.reg_nifp, flags = c.reg_flags;
+  }
+  std::string why;
+  std::unique_ptr<Binding> b;
+  if (Binding::adopt(int(reg1 - 1), flags, &b, &why) != 0 || b->nifp_index() != nifp) return nullptr;
+  std::lock_guard<std::mutex> g(f->mu);
+  if (!f->binding) f->binding = std::move(b);
+  return f->binding.get();
+}
+
+void note_registration(NetmapFile* f) {
+  Registry* reg = Registry::get(nullptr);
+  if (!reg) return;
+  RegistryLock g(*reg);
+  if (!g.ok()) return;
+  ChanEntry& c = reg->file()->chans[Registry::chan_id(f->token)];
+  if (!c.in_use || c.gen != (f->token >> 10)) return;
+  const Binding* b = f->binding.get();
+  c.reg1 = b ? uint32_t(b->reg_index() + 1) : 0;
+  c.reg_nifp = b ? b->nifp_index() : 0;
+  c.reg_flags = b ? b->flags() : 0;
+  // Every process that has the open file holds its registration, as the
+  // kernel's file holds its netmap_priv_d.
+  if (b)
+    for (const ProcId& h : c.holders)
+      if (!h.empty() && !(h == ProcId::self())) {
+        RegEntry& re = reg->reg(b->reg_index());
+        bool held = false;
+        for (const ProcId& x : re.holders) held |= x == h;
+        if (!held) holders_add(re.holders, h);
+      }
+}
+
 
 // The wake-up channel is a FIFO made by this process: mode 0600 (0620 with
 // UNETMAP_GROUP: any producer of the group may wake us, nobody else reads),
@@ -151,6 +218,8 @@ int dev_open(int flags) {
     if (!g.ok()) return fail(g.error(), "the registry: " + lock_error());
     reg->reap();
     if ((err = reg->alloc_chan(&token)) != 0) return fail(err, "too many open /dev/netmap fds");
+    ChanEntry& c = reg->file()->chans[Registry::chan_id(token)];
+    c.reg1 = 0, c.reg_nifp = 0, c.reg_flags = 0;
   }
   std::string path = Registry::chan_path(Registry::chan_id(token));
   std::string why;
@@ -186,13 +255,109 @@ int dev_open(int flags) {
   return fd;
 }
 
+// A netmap fd that reached this process other than by open or fork (a
+// Unix socket's SCM_RIGHTS, execve): the FIFO of a channel of the runtime
+// directory. The channel names the registration of that open file; adopt
+// both, with this process as a holder, as a kernel would find the file.
+NetmapFile* dev_adopt(int fd) {
+  if (fd < 0 || fd >= kMaxFd) return nullptr;
+  if (NetmapFile* f = file_of(fd)) return f;
+  char link[64], path[PATH_MAX];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(link, path, sizeof path - 1);
+  if (n <= 0) return nullptr;
+  path[n] = 0;
+  const std::string prefix = runtime_dir() + "/chan.";
+  if (strncmp(path, prefix.c_str(), prefix.size()) != 0) return nullptr;
+  char* end = nullptr;
+  unsigned long id = strtoul(path + prefix.size(), &end, 10);
+  if (end == path + prefix.size() || *end || id >= kMaxChans) return nullptr;
+  // The file by that name now must be this very FIFO (a freed channel's is
+  // unlinked, a reused one is a new FIFO).
+  struct stat a, b;
+  if (fstat(fd, &a) != 0 || !S_ISFIFO(a.st_mode) || stat(path, &b) != 0 || a.st_dev != b.st_dev ||
+      a.st_ino != b.st_ino)
+    return nullptr;
+  Registry* reg = Registry::get(nullptr);
+  if (!reg) return nullptr;
+  uint32_t token = 0, reg1 = 0, nifp = 0;
+  uint64_t flags = 0;
+  {
+    RegistryLock g(*reg);
+    ChanEntry& c = reg->file()->chans[id];
+    if (!g.ok() || !c.in_use || stat(path, &b) != 0 || a.st_ino != b.st_ino) return nullptr;
+    token = (c.gen << 10) | uint32_t(id);
+    bool held = false;
+    for (const ProcId& h : c.holders) held |= h == ProcId::self();
+    if (!held) holders_add(c.holders, ProcId::self());
+    reg1 = c.reg1, nifp = c.reg_nifp, flags = c.reg_flags;
+  }
+  auto* f = new NetmapFile;
+  f->token = token;
+  if (reg1) {
+    std::string why;
+    std::unique_ptr<Binding> bd;
+    if (Binding::adopt(int(reg1 - 1), flags, &bd, &why) == 0 && bd->nifp_index() == nifp)
+      f->binding = std::move(bd);
+    else if (!why.empty())
+      fail(ENXIO, why);
+  }
+  NetmapFile* expected = nullptr;
+  if (!g_files[fd].compare_exchange_strong(expected, f)) {  // another thread was first
+    f->binding.reset();
+    delete f;
+    return expected;
+  }
+  g_nfiles.fetch_add(1);
+  return f;
+}
+
+// Inherited across execve: the fds are there, this image's table is empty.
+// Adopt every netmap fd at load; this process is already a holder of what
+// it had (execve keeps the pid and start time). Runs before main(): it must
+// not fix runtime_dir() (a program may set UNETMAP_DIR first), so it looks
+// for the directory the same way without caching it.
+void dev_adopt_inherited() {
+  const char* e = getenv("UNETMAP_DIR");
+  const std::string prefix = std::string(e && *e ? e : "/dev/shm/unetmap") + "/chan.";
+  DIR* d = opendir("/proc/self/fd");
+  if (!d) return;
+  std::vector<int> fds;
+  while (dirent* de = readdir(d)) {
+    char link[300], path[PATH_MAX];
+    snprintf(link, sizeof link, "/proc/self/fd/%s", de->d_name);
+    ssize_t n = readlink(link, path, sizeof path - 1);
+    if (n <= 0) continue;
+    path[n] = 0;
+    if (strncmp(path, prefix.c_str(), prefix.size()) == 0) fds.push_back(atoi(de->d_name));
+  }
+  closedir(d);
+  for (int fd : fds) dev_adopt(fd);
+}
+
+// The fds an SCM_RIGHTS message brought.
+void dev_adopt_received(const msghdr* m) {
+  if (!m || !m->msg_control || m->msg_controllen < sizeof(cmsghdr)) return;
+  for (cmsghdr* c = CMSG_FIRSTHDR(const_cast<msghdr*>(m)); c;
+       c = CMSG_NXTHDR(const_cast<msghdr*>(m), c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < n; i++) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+      struct stat st;
+      if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) dev_adopt(fd);
+    }
+  }
+}
+
 int dev_ioctl(int fd, unsigned long req, void* arg) {
   NetmapFile* f = file_of(fd);
   if (!f) return fail(EBADF);
   switch (req) {
     case NIOCTXSYNC:
     case NIOCRXSYNC: {
-      Binding* b = f->binding.get();
+      Binding* b = refresh_binding(f);
       if (!b) return fail(ENXIO, "sync on an fd that is not registered");
       int err = b->sync(req == NIOCTXSYNC ? kTx : kRx);
       return err ? fail(err) : 0;
@@ -208,7 +373,7 @@ int dev_ioctl(int fd, unsigned long req, void* arg) {
 
 void* dev_mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
   NetmapFile* f = file_of(fd);
-  if (!f || !f->binding) {
+  if (!f || !refresh_binding(f)) {
     fail(EINVAL, "mmap of a netmap fd before it is registered");
     return MAP_FAILED;
   }

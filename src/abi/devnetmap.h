@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -20,6 +21,15 @@ namespace unetmap {
 
 bool is_netmap_path(const char* path);
 bool is_netmap_fd(int fd);
+
+// A netmap fd this process got other than by open or fork (SCM_RIGHTS,
+// execve): known from now on. nullptr if fd is not a netmap fd.
+struct NetmapFile;
+NetmapFile* dev_adopt(int fd);
+void dev_adopt_inherited();  // at load: every netmap fd execve kept
+void dev_adopt_received(const struct msghdr* m);  // after recvmsg: SCM_RIGHTS fds
+// Is req one of /dev/netmap's ioctls?
+bool is_netmap_ioctl(unsigned long req);
 
 // All return like the system calls: -1 with errno set on failure.
 int dev_open(int flags);
@@ -57,6 +67,8 @@ struct Libc {
   int (*dup3)(int, int, int);
   int (*fcntl)(int, int, ...);
   pid_t (*fork)(void);
+  ssize_t (*recvmsg)(int, struct msghdr*, int);
+  int (*recvmmsg)(int, struct mmsghdr*, unsigned int, int, struct timespec*);
 };
 const Libc& libc();
 

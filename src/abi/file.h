@@ -28,6 +28,13 @@ int fail(int err, const std::string& why = {});
 bool copy_in(void* dst, const void* src, size_t n);
 bool copy_out(void* dst, const void* src, size_t n);
 
+// f's binding; if it has none, the registration another process made on
+// this open file (shared by SCM_RIGHTS or execve), adopted; else nullptr.
+Binding* refresh_binding(NetmapFile* f);
+// Record f's registration (or none) with its channel, for processes that
+// adopt the fd (devnetmap.cc: dev_adopt).
+void note_registration(NetmapFile* f);
+
 // NIOCCTRL, NIOCREGIF and NIOCGINFO on an open file (ctrl.cc).
 int dev_ctrl(NetmapFile* f, unsigned long req, void* arg);
 

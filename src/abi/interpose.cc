@@ -10,6 +10,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/select.h>
+#include <sys/socket.h>
 
 #include "abi/devnetmap.h"
 
@@ -95,13 +96,19 @@ EXPORT int ioctl(int fd, unsigned long req, ...) {
   void* arg = va_arg(ap, void*);
   va_end(ap);
   if (unetmap::is_netmap_fd(fd)) return unetmap::dev_ioctl(fd, req, arg);
+  // A netmap fd this process has not seen yet (SCM_RIGHTS, execve).
+  if (unetmap::is_netmap_ioctl(req) && unetmap::dev_adopt(fd)) return unetmap::dev_ioctl(fd, req, arg);
   return libc().ioctl(fd, req, arg);
 }
 
 EXPORT void* mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
   if (!(flags & MAP_ANONYMOUS) && unetmap::is_netmap_fd(fd))
     return unetmap::dev_mmap(addr, len, prot, flags, fd, off);
-  return libc().mmap(addr, len, prot, flags, fd, off);
+  void* p = libc().mmap(addr, len, prot, flags, fd, off);
+  // A FIFO cannot be mapped: maybe a netmap fd this process has not seen yet.
+  if (p == MAP_FAILED && errno == ENODEV && !(flags & MAP_ANONYMOUS) && unetmap::dev_adopt(fd))
+    return unetmap::dev_mmap(addr, len, prot, flags, fd, off);
+  return p;
 }
 EXPORT void* mmap64(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
   return mmap(addr, len, prot, flags, fd, off);
@@ -204,6 +211,22 @@ EXPORT int fcntl64(int fd, int cmd, ...) {
   va_end(ap);
   return fcntl(fd, cmd, arg);
 }
+
+// Netmap fds that arrive over a Unix socket are known from their arrival.
+EXPORT ssize_t recvmsg(int fd, struct msghdr* m, int flags) {
+  ssize_t r = libc().recvmsg(fd, m, flags);
+  if (r >= 0 && m && m->msg_controllen) unetmap::dev_adopt_received(m);
+  return r;
+}
+EXPORT int recvmmsg(int fd, struct mmsghdr* v, unsigned int n, int flags, struct timespec* t) {
+  int r = libc().recvmmsg(fd, v, n, flags, t);
+  for (int i = 0; i < r; i++)
+    if (v[i].msg_hdr.msg_controllen) unetmap::dev_adopt_received(&v[i].msg_hdr);
+  return r;
+}
+
+// After execve the inherited netmap fds are adopted before main() runs.
+__attribute__((constructor)) static void adopt_inherited() { unetmap::dev_adopt_inherited(); }
 
 EXPORT pid_t fork(void) {
   pid_t pid = libc().fork();

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <poll.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
@@ -85,7 +86,7 @@ bool ring_range(const PortEntry& pe, uint32_t mode, uint16_t ringid, uint64_t fl
         *why = "unknown register mode " + std::to_string(mode);
         return false;
     }
-    if ((mode == NR_REG_SW || mode == NR_REG_ONE_SW) && host == 0) {
+    if ((mode == NR_REG_SW || mode == NR_REG_ONE_SW || mode == NR_REG_NIC_SW) && host == 0) {
       *why = "port has no host rings";
       return false;
     }
@@ -218,6 +219,7 @@ int Binding::attach(Registry& reg, int p, const BindRequest& rq, std::string* wh
   info_ = pe;
   flags_ = rq.flags;
   nifp_off_ = region_->nifp_offset(re.nifp);
+  nifp_idx_ = re.nifp;
   if ((err = build_views(reg, why)) != 0) {
     reg.drop_reg(ri);  // the caller holds the registry lock: undo here
     reg_ = -1;
@@ -238,22 +240,75 @@ void Binding::bind_ports(int delta) {
   bound_ = delta > 0;
 }
 
+int Binding::adopt(int ri, uint64_t flags, std::unique_ptr<Binding>* out, std::string* why) {
+  int err = 0;
+  Registry* reg = Registry::get(&err);
+  if (!reg) {
+    *why = "cannot open the registry in " + runtime_dir() + ": " + strerror(err);
+    return err;
+  }
+  std::unique_ptr<Binding> b(new Binding);
+  RegistryLock g(*reg);
+  if (!g.ok()) {
+    *why = "the registry: " + lock_error();
+    return g.error();
+  }
+  reg->reap();
+  if (ri < 0 || uint32_t(ri) >= kMaxRegs || !reg->reg(ri).in_use) {
+    *why = "the registration of this netmap fd is gone (its last holder closed it)";
+    return ENXIO;
+  }
+  RegEntry& re = reg->reg(ri);
+  if (re.port < 0 || uint32_t(re.port) >= kMaxPorts) {
+    *why = "registration " + std::to_string(ri) + " names no port";
+    return ENXIO;
+  }
+  const PortEntry& pe = reg->port(re.port);
+  b->region_ = Region::get(re.mem_id, RegionConfig::from_env(), &err, why);
+  if (!b->region_) return err;
+  if (!rings_are_own(*b->region_, pe, re.port, why)) return EIO;
+  b->reg_ = ri;
+  b->port_ = re.port;
+  b->info_ = pe;
+  b->flags_ = flags;
+  b->nifp_idx_ = re.nifp;
+  b->nifp_off_ = b->region_->nifp_offset(re.nifp);
+  for (int d : {kTx, kRx}) {
+    b->first_[d] = std::min<uint32_t>(re.first[d], pe.nrings[d] + pe.nhost[d]);
+    b->last_[d] = std::min<uint32_t>(re.last[d], pe.nrings[d] + pe.nhost[d]);
+  }
+  if ((err = b->build_views(*reg, why, false)) != 0) {
+    b->reg_ = -1;
+    return err;
+  }
+  bool held = false;
+  for (const ProcId& h : re.holders) held |= h == ProcId::self();
+  if (!held) holders_add(re.holders, ProcId::self());
+  b->bind_ports(+1);
+  *out = std::move(b);
+  return 0;
+}
+
 // Fill the netmap_if and the process-local kring views; reset the bound
-// rings' public state to the kernel's (netmap does this at register). Fails
-// only if a port type cannot set up a bound ring (a NIC's socket).
-int Binding::build_views(Registry& reg, std::string* why) {
+// rings' public state to the kernel's (netmap does this at register). Not
+// fresh (an adopted registration): the views only. Fails only if a port
+// type cannot set up a bound ring (a NIC's socket).
+int Binding::build_views(Registry& reg, std::string* why, bool fresh) {
   Region& r = *region_;
   const PortEntry& pe = info_;
   const uint32_t nifp = reg.reg(reg_).nifp;
   netmap_if* ni = r.nifp(nifp);
-  memset(static_cast<void*>(ni), 0, r.cfg().if_size);
-  snprintf(ni->ni_name, sizeof ni->ni_name, "%.*s", int(sizeof ni->ni_name - 1), pe.name);
-  *const_cast<uint32_t*>(&ni->ni_version) = NETMAP_API;
-  *const_cast<uint32_t*>(&ni->ni_tx_rings) = pe.nrings[kTx];
-  *const_cast<uint32_t*>(&ni->ni_rx_rings) = pe.nrings[kRx];
-  *const_cast<uint32_t*>(&ni->ni_host_tx_rings) = pe.nhost[kTx];
-  *const_cast<uint32_t*>(&ni->ni_host_rx_rings) = pe.nhost[kRx];
-  auto* ofs = const_cast<ssize_t*>(ni->ring_ofs);
+  ssize_t scratch[2 * (kMaxRings + 1)];
+  auto* ofs = fresh ? const_cast<ssize_t*>(ni->ring_ofs) : scratch;
+  if (fresh) {
+    memset(static_cast<void*>(ni), 0, r.cfg().if_size);
+    snprintf(ni->ni_name, sizeof ni->ni_name, "%.*s", int(sizeof ni->ni_name - 1), pe.name);
+    *const_cast<uint32_t*>(&ni->ni_version) = NETMAP_API;
+    *const_cast<uint32_t*>(&ni->ni_tx_rings) = pe.nrings[kTx];
+    *const_cast<uint32_t*>(&ni->ni_rx_rings) = pe.nrings[kRx];
+    *const_cast<uint32_t*>(&ni->ni_host_tx_rings) = pe.nhost[kTx];
+    *const_cast<uint32_t*>(&ni->ni_host_rx_rings) = pe.nhost[kRx];
+  }
   uint32_t slot = 0;
   for (int d : {kTx, kRx}) {
     uint32_t n = pe.nrings[d] + pe.nhost[d];
@@ -269,8 +324,11 @@ int Binding::build_views(Registry& reg, std::string* why) {
       k.dir = uint8_t(d);
       k.host = i >= pe.nrings[d];
       k.port = port_;
-      ofs[slot++] = reinterpret_cast<char*>(k.ring) - reinterpret_cast<char*>(ni);
-      if (i >= first_[d] && i < last_[d]) {
+      // netmap leaves 0 for a ring the fd did not bind: libnetmap finds the
+      // bound range from there.
+      const bool bound = i >= first_[d] && i < last_[d];
+      ofs[slot++] = bound ? reinterpret_cast<char*>(k.ring) - reinterpret_cast<char*>(ni) : 0;
+      if (bound && fresh) {
         KringState* s = k.ks;
         s->rhead = s->rcur = s->hwcur.load();
         s->rtail = s->hwtail.load();

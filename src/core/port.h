@@ -42,6 +42,9 @@ class Binding {
  public:
   // Register; on failure returns an errno value and explains in *why.
   static int open(const BindRequest& rq, std::unique_ptr<Binding>* out, std::string* why);
+  // A registration made by another open of this file (the fd came by
+  // SCM_RIGHTS or across execve): views on it, this process a holder.
+  static int adopt(int reg_index, uint64_t flags, std::unique_ptr<Binding>* out, std::string* why);
   ~Binding();
   Binding(const Binding&) = delete;
   Binding& operator=(const Binding&) = delete;
@@ -68,13 +71,15 @@ class Binding {
   uint32_t last(Dir d) const { return last_[d]; }
   uint64_t flags() const { return flags_; }
   uint32_t extra_bufs() const { return extra_bufs_; }  // obtained
+  int reg_index() const { return reg_; }
+  uint32_t nifp_index() const { return nifp_idx_; }
 
  private:
   Binding() = default;
   static int create_port(Registry& reg, const Adapter& na, const BindRequest& rq,
                          std::string* why, int* out);
   int attach(Registry& reg, int p, const BindRequest& rq, std::string* why);
-  int build_views(Registry& reg, std::string* why);
+  int build_views(Registry& reg, std::string* why, bool fresh = true);
   int init_krings(Registry& reg, std::string* why);
   void bind_ports(int delta);
   bool bound_ = false;
@@ -83,6 +88,7 @@ class Binding {
   int port_ = -1;
   PortEntry info_{};  // copy of the port entry at register time
   uint64_t nifp_off_ = 0;
+  uint32_t nifp_idx_ = 0;
   uint64_t flags_ = 0;
   uint32_t extra_bufs_ = 0;
   std::vector<Kring> kr_[2];    // every ring of the port

@@ -117,6 +117,12 @@ struct ChanEntry {
   uint32_t in_use;
   uint32_t gen;
   Holders holders;  // processes with the fd open (fork adds)
+  // The registration of the open file (src/abi): index + 1 (0: none), its
+  // netmap_if and register flags, so that a process that gets the fd some
+  // other way than fork (SCM_RIGHTS, execve) can adopt it.
+  uint32_t reg1;
+  uint32_t reg_nifp;
+  uint64_t reg_flags;
 };
 
 struct RegistryFile {

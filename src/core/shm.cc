@@ -190,6 +190,14 @@ ProcId ProcId::self() {
 
 ProcId ProcId::of(int pid) { return ProcId{pid, start_time_of(pid)}; }
 
+bool pid_running(int32_t pid) {
+  if (pid <= 0) return false;
+  if (::kill(pid, 0) != 0 && errno == ESRCH) return false;
+  bool zombie = false;
+  start_time_of(pid, &zombie);
+  return !zombie;
+}
+
 bool ProcId::alive() const {
   if (pid <= 0) return false;
   if (::kill(pid, 0) != 0 && errno == ESRCH) return false;

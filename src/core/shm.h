@@ -80,6 +80,10 @@ uint64_t mono_ns();
 // This process's pid without a system call (refreshed in fork children).
 int32_t my_pid();
 
+// Is process pid running (not gone, not an unreaped zombie: an exited
+// process holds no files and runs no sync)?
+bool pid_running(int32_t pid);
+
 // Identity of a live process: pid plus start time, so a recycled pid is not
 // mistaken for the process that registered.
 struct ProcId {

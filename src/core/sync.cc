@@ -41,12 +41,14 @@ void reinit(Kring& k) {
 
 // One sync at a time per ring, across threads and processes (netmap's
 // nm_kr_tryget): a ring busy in another sync is skipped, as netmap does. A
-// ring left busy by a process that died is taken over.
+// ring left busy by a process that died is taken over, also while the dead
+// one is an unreaped zombie (else a restarted sender stalls until its
+// parent reaps the old one, or for ever under an init that never does).
 inline bool ring_tryget(KringState* s) {
   const int32_t me = my_pid();
   int32_t expected = 0;
   if (s->busy.compare_exchange_strong(expected, me, std::memory_order_acquire)) return true;
-  if (expected == me || ::kill(expected, 0) == 0 || errno != ESRCH) return false;
+  if (expected == me || pid_running(expected)) return false;
   return s->busy.compare_exchange_strong(expected, me, std::memory_order_acquire);
 }
 inline void ring_put(KringState* s) { s->busy.store(0, std::memory_order_release); }
@@ -99,6 +101,11 @@ static int txsync_locked(Kring& k) {
   }
   const uint32_t old = k.ks->hwcur.load(std::memory_order_relaxed), old_tail = k.ks->rtail;
   k.na->txsync(k, head);
+  // A pipe delivers here: the receiving ring's monitors see the packets as
+  // they arrive, read by anyone or not (netmap hooks the port's notify).
+  if (k.peer && k.na->kind() == PortKind::kPipe && k.peer->ks->nmon.load(std::memory_order_relaxed))
+    monitor_copy_slots(*k.region, k.peer->ks, k.ring->slot, n, old,
+                       k.ks->hwcur.load(std::memory_order_relaxed), false);
   if (k.ks->nmon.load(std::memory_order_relaxed)) {
     monitor_copy(k, old, k.ks->hwcur.load(std::memory_order_relaxed), true);
     // Given back by this txsync: (old tail, new tail].
@@ -130,7 +137,10 @@ static int rxsync_locked(Kring& k) {
     monitor_zswap(k, k.ks->hwcur.load(std::memory_order_relaxed), head, false);
   k.na->rxsync(k, head);
   finalize(k, head, cur);
-  if (k.ks->nmon.load(std::memory_order_relaxed)) monitor_copy(k, old_tail, k.ks->rtail, false);
+  // Arrivals on pipes and VALE ports were copied by their producer.
+  const PortKind kind = k.na->kind();
+  if (k.ks->nmon.load(std::memory_order_relaxed) && kind != PortKind::kPipe && kind != PortKind::kVale)
+    monitor_copy(k, old_tail, k.ks->rtail, false);
   return 0;
 }
 

@@ -33,10 +33,14 @@ int nm_mmap(struct nm_desc* d, const struct nm_desc* parent) {
   }
   auto* nifp = NETMAP_IF(d->mem, d->req.nr_offset);
   *const_cast<netmap_if**>(&d->nifp) = nifp;
-  netmap_ring* r = NETMAP_TXRING(nifp, d->first_tx_ring);
-  if (nifp->ni_tx_rings + nifp->ni_host_tx_rings == 0) r = NETMAP_RXRING(nifp, d->first_rx_ring);
+  // Any ring the fd bound (the netmap_if has 0 for the others): tx first.
+  const uint32_t ntx = nifp->ni_tx_rings + nifp->ni_host_tx_rings;
+  const uint32_t nall = ntx + nifp->ni_rx_rings + nifp->ni_host_rx_rings;
+  netmap_ring* r = nullptr;
+  for (uint32_t i = 0; i < nall && !r; i++)
+    if (nifp->ring_ofs[i]) r = reinterpret_cast<netmap_ring*>(reinterpret_cast<char*>(nifp) + nifp->ring_ofs[i]);
   *const_cast<netmap_ring**>(&d->some_ring) = r;
-  char* base = reinterpret_cast<char*>(r) + r->buf_ofs;
+  char* base = r ? reinterpret_cast<char*>(r) + r->buf_ofs : static_cast<char*>(d->mem);
   *const_cast<void**>(&d->buf_start) = base;
   *const_cast<void**>(&d->buf_end) = static_cast<char*>(d->mem) + d->memsize;
   return 0;

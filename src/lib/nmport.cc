@@ -259,9 +259,7 @@ RingSpan ring_span(const nmreq_register& r) {
     case NR_REG_ONE_SW:
       return {uint16_t(tx + r.nr_ringid), uint16_t(tx + r.nr_ringid), uint16_t(rx + r.nr_ringid),
               uint16_t(rx + r.nr_ringid)};
-    case NR_REG_NULL:
-      return {0, 0, 0, 0};
-    default:
+    default:  // NR_REG_NULL too: netmap's null port, every ring bound
       return {0, uint16_t(tx ? tx - 1 : 0), 0, uint16_t(rx ? rx - 1 : 0)};
   }
 }

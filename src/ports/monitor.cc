@@ -4,10 +4,15 @@
 //
 // A monitor is a port of its own (kind kMonitor, peer = the port watched,
 // in the watched port's region) with one rx ring per ring index of the
-// watched port. Each watched ring lists its monitors' rx rings in its
-// KringState (mon[], changed under the registry lock). The shared sync
-// code (core/sync.cc) calls monitor_copy() after a sync moved packets: a
-// txsync copies what it sent, marked NS_TXMON; an rxsync what it received.
+// watched port, and one tx ring that transmits nothing (as netmap's). Each
+// watched ring lists its monitors' rx rings in its KringState (mon[],
+// changed under the registry lock). The shared sync code (core/sync.cc)
+// calls monitor_copy() after a sync moved packets: a txsync copies what it
+// sent, marked NS_TXMON. Received packets are copied when they arrive, as
+// netmap's monitor hooks the port's notify, so a monitor sees what nobody
+// reads: a pipe's sender copies to the receiving ring's monitors in its
+// txsync, a VALE sender in its delivery, and port types whose packets
+// arrive in the rxsync (NICs) copy there.
 // Copies go through leases (core/lease.h), because a /rt monitor ring is
 // filled by the watched port's sender and receiver, in different
 // processes. A full monitor ring drops the copies (counted); the watched
@@ -125,7 +130,9 @@ class MonitorAdapter final : public Adapter {
   }
 
   void txsync(Kring& k, uint32_t head) const override {
-    k.ks->hwcur.store(head, std::memory_order_relaxed);  // a monitor has no tx rings
+    // The dummy tx ring transmits nothing: what is put there is dropped.
+    k.ks->hwcur.store(head, std::memory_order_relaxed);
+    k.ks->hwtail.store(head == 0 ? k.nslots - 1 : head - 1, std::memory_order_relaxed);
   }
 
   void rxsync(Kring& k, uint32_t head) const override {
@@ -181,6 +188,10 @@ int monitor_create(Registry& reg, int watched, uint64_t flags, uint16_t mem_id, 
   pe.monitor = uint8_t(flags >> 8);
   pe.nrings[kRx] = std::max(w.nrings[kTx], w.nrings[kRx]);
   pe.nslots[kRx] = std::max(w.nslots[kTx], w.nslots[kRx]);
+  // As netmap: one tx ring, which transmits nothing (without it libnetmap
+  // finds no tx ring and programs walk 65536 of them).
+  pe.nrings[kTx] = 1;
+  pe.nslots[kTx] = kMonitorTxSlots;
   if ((err = make_port_rings(reg, m, *region, why)) != 0) {
     reg.unmake_port(m);
     return err;
@@ -203,13 +214,18 @@ int monitor_create(Registry& reg, int watched, uint64_t flags, uint16_t mem_id, 
   return 0;
 }
 
-// Copy the packets of slots [from, to) of k's ring to every monitor of it.
 void monitor_copy(const Kring& k, uint32_t from, uint32_t to, bool tx) {
+  monitor_copy_slots(*k.region, k.ks, k.ring->slot, k.nslots, from, to, tx);
+}
+
+// Copy the packets of slots [from, to) of `src` (a ring of n slots) to
+// every copy monitor of the ring `watched`.
+void monitor_copy_slots(Region& r, const KringState* watched, const netmap_slot* src, uint32_t n,
+                        uint32_t from, uint32_t to, bool tx) {
   if (from == to) return;
-  Region& r = *k.region;
-  const uint32_t n = k.nslots, nbufs = r.cfg().buf_num, bsize = r.cfg().buf_size;
+  const uint32_t nbufs = r.cfg().buf_num, bsize = r.cfg().buf_size;
   uint32_t total = to >= from ? to - from : to + n - from;
-  for (const auto& me : k.ks->mon) {
+  for (const auto& me : watched->mon) {
     uint64_t e = me.load(std::memory_order_acquire);
     if (!e || (uint32_t(e) & kZmon)) continue;
     const uint32_t mi = uint32_t(e) - 1, gen = uint32_t(e >> 32);
@@ -225,7 +241,7 @@ void monitor_copy(const Kring& k, uint32_t from, uint32_t to, bool tx) {
       // Whole packets only.
       for (uint32_t j = from, pkt = 0; j != to; j = next_slot(j, n)) {
         pkt++;
-        if (k.ring->slot[j].flags & NS_MOREFRAG) continue;
+        if (src[j].flags & NS_MOREFRAG) continue;
         if (take + pkt > room) break;
         take += pkt;
         pkt = 0;
@@ -235,7 +251,7 @@ void monitor_copy(const Kring& k, uint32_t from, uint32_t to, bool tx) {
       lease_open(ms, take, &start, &slot);
     }
     for (uint32_t i = 0, j = from, at = start; i < take; i++, j = next_slot(j, n), at = next_slot(at, mn)) {
-      const netmap_slot& s = k.ring->slot[j];
+      const netmap_slot& s = src[j];
       netmap_slot& d = mr->slot[at];
       uint32_t len = s.len > bsize ? bsize : s.len;
       if (s.buf_idx >= 2 && s.buf_idx < nbufs && d.buf_idx >= 2 && d.buf_idx < nbufs)

@@ -29,6 +29,7 @@
 // lease_lock, and its gen changes: a sender with a stale view finds out
 // under the lock and backs off, so it never writes a ring it no longer owns.
 #include "ports/vale.h"
+#include "ports/monitor.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -163,9 +164,10 @@ RegionConfig private_config(const PortEntry& pe) {
   // Room for kMaxMonitors copy monitors too: their rings live in the
   // region of the port they watch (the file is sparse: unused room is free).
   const uint32_t mon_rings = kMaxMonitors * std::max(pe.nrings[kTx], pe.nrings[kRx]);
-  c.ring_num = rings + mon_rings;
+  c.ring_num = rings + mon_rings + kMaxMonitors;  // each monitor has a tx ring too
   c.ring_size = uint32_t((sizeof(netmap_ring) + sizeof(netmap_slot) * max_slots + 4095) & ~4095ull);
-  c.buf_num = bufs + mon_rings * max_slots + 2 + 256;  // reserved, plus extra buffers
+  c.buf_num = bufs + mon_rings * max_slots + kMaxMonitors * kMonitorTxSlots + 2 +
+              256;  // reserved, plus extra buffers
   c.if_num = 64;
   c.if_size = 1024;
   return c;
@@ -557,6 +559,9 @@ class ValeAdapter final : public Adapter {
     uint32_t at = start;
     for (uint32_t i = 0; i < npk; i++)
       at = copy_packet(k, v.ft[order[i]], rv.ring, n, *d.region, at);
+    // The receiving ring's copy monitors see the packets as they arrive.
+    if (ks->nmon.load(std::memory_order_relaxed))
+      monitor_copy_slots(*d.region, ks, rv.ring->slot, n, start, at, false);
     lease_close(ks, rv.ring, slot, rv.gen);
     notify(ks);
   }
