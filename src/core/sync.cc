@@ -8,10 +8,27 @@
 // region, and tx lengths must fit a buffer. On any violation the ring is
 // reset to the last good state and the sync fails with EINVAL; the port's
 // own txsync/rxsync never sees the bad values. The epilogue publishes tail.
+//
+// Each slot handed over is read exactly once, into the kring view's private
+// copy (Kring::copy, one 8-byte load per slot), and the port types work
+// from that copy, never from the ring: the application may rewrite a slot
+// at any time, also one it already handed over (a VALE port keeps the
+// slots of an incomplete NS_MOREFRAG chain, [hwcur, rhead), from one sync
+// to the next). Released rx slots keep their buffer check; a length beyond
+// the buffer is cut to the buffer there (netmap does not look at it).
+//
+// The copy of a pending chain lives in the process-local view that read
+// it. If another view (another process, or another registration of the
+// same ring) synced the ring since, the pending slots are read again and
+// checked; one that fails can no longer be refused (it was accepted
+// earlier), so its copy is marked unusable (buf_idx 0) and the port type
+// drops the packet it belongs to, counted.
 #include <errno.h>
 #include <signal.h>
 #include <sys/time.h>
 #include <unistd.h>
+
+#include <cstddef>
 
 #include "core/port.h"
 #include "ports/monitor.h"
@@ -31,6 +48,39 @@ inline bool read_head_cur(const Kring& k, uint32_t* head, uint32_t* cur) {
   if (*head >= n || *cur >= n) return false;
   uint32_t span = ring_dist(s->rhead, s->rtail, n);
   return ring_dist(s->rhead, *head, n) <= span && ring_dist(*head, *cur, n) <= ring_dist(*head, s->rtail, n);
+}
+
+static_assert(sizeof(SlotCopy) == 8 && offsetof(netmap_slot, buf_idx) == 0 &&
+                  offsetof(netmap_slot, len) == 4 && offsetof(netmap_slot, flags) == 6,
+              "SlotCopy is the first 8 bytes of a netmap_slot");
+
+// Copy the slots the application hands over, [rhead, head), into k.copy
+// and check them (false: refuse the sync). Pending slots [hwcur, rhead)
+// that another view synced meanwhile are read again (see the top comment).
+inline bool copy_slots(Kring& k, uint32_t head, bool tx) {
+  const uint32_t n = k.nslots;
+  const uint32_t nbufs = k.region->cfg().buf_num;
+  const uint32_t bsize = k.region->cfg().buf_size;
+  const netmap_slot* slot = k.ring->slot;
+  if (k.copy.size() != n) k.copy.assign(n, SlotCopy{0, 0, 0});  // first sync of this view
+  SlotCopy* c = k.copy.data();
+  const uint32_t rhead = k.ks->rhead, hwcur = k.ks->hwcur.load(std::memory_order_relaxed);
+  if (hwcur != rhead && (k.copy_lo != hwcur || k.copy_hi != rhead)) {
+    for (uint32_t i = hwcur; i != rhead; i = next_slot(i, n)) {
+      c[i] = read_slot(slot, i);
+      if (c[i].buf_idx < 2 || c[i].buf_idx >= nbufs || c[i].len > bsize) c[i].buf_idx = 0;
+    }
+  }
+  for (uint32_t i = rhead; i != head; i = next_slot(i, n)) {
+    SlotCopy& s = c[i];
+    s = read_slot(slot, i);
+    if (s.buf_idx < 2 || s.buf_idx >= nbufs) return false;
+    if (s.len > bsize) {
+      if (tx) return false;
+      s.len = uint16_t(bsize);
+    }
+  }
+  return true;
 }
 
 void reinit(Kring& k) {
@@ -86,25 +136,22 @@ static int txsync_locked(Kring& k) {
     reinit(k);
     return EINVAL;
   }
-  const uint32_t n = k.nslots;
-  const uint32_t nbufs = k.region->cfg().buf_num;
-  const uint32_t bsize = k.region->cfg().buf_size;
-  const netmap_slot* slot = k.ring->slot;
-  for (uint32_t i = k.ks->rhead; i != head; i = next_slot(i, n)) {
-    uint32_t b = slot[i].buf_idx;
-    if (b < 2 || b >= nbufs || slot[i].len > bsize) {
-      reinit(k);
-      return EINVAL;
-    }
+  if (!copy_slots(k, head, true)) {
+    reinit(k);
+    return EINVAL;
   }
+  const uint32_t n = k.nslots;
   const uint32_t old = k.ks->hwcur.load(std::memory_order_relaxed), old_tail = k.ks->rtail;
   k.na->txsync(k, head);
+  const uint32_t hwcur = k.ks->hwcur.load(std::memory_order_relaxed);
   if (k.ks->nmon.load(std::memory_order_relaxed)) {
-    monitor_copy(k, old, k.ks->hwcur.load(std::memory_order_relaxed), true);
+    monitor_copy(k, old, hwcur, true);
     // Given back by this txsync: (old tail, new tail].
     monitor_zswap(k, next_slot(old_tail, n),
                   next_slot(k.ks->hwtail.load(std::memory_order_acquire), n), true);
   }
+  k.copy_lo = hwcur;  // what this view keeps of a pending chain
+  k.copy_hi = head;
   finalize(k, head, cur);
   return 0;
 }
@@ -115,20 +162,15 @@ static int rxsync_locked(Kring& k) {
     reinit(k);
     return EINVAL;
   }
-  const uint32_t n = k.nslots;
-  const uint32_t nbufs = k.region->cfg().buf_num;
-  const netmap_slot* slot = k.ring->slot;
-  for (uint32_t i = k.ks->rhead; i != head; i = next_slot(i, n)) {
-    uint32_t b = slot[i].buf_idx;
-    if (b < 2 || b >= nbufs) {
-      reinit(k);
-      return EINVAL;
-    }
+  if (!copy_slots(k, head, false)) {
+    reinit(k);
+    return EINVAL;
   }
   const uint32_t old_tail = k.ks->rtail;
   if (k.ks->nmon.load(std::memory_order_relaxed))
     monitor_zswap(k, k.ks->hwcur.load(std::memory_order_relaxed), head, false);
   k.na->rxsync(k, head);
+  k.copy_lo = k.copy_hi = head;
   finalize(k, head, cur);
   if (k.ks->nmon.load(std::memory_order_relaxed)) monitor_copy(k, old_tail, k.ks->rtail, false);
   return 0;

@@ -27,8 +27,13 @@
 // watched port are two producers), which is also where a dying monitor is
 // marked dead: the port never waits for the monitor, and every buffer is
 // always in exactly one ring, so a monitor that dies loses none (its ring's
-// buffers go back to the pool with it); a monitor slot whose buffer index
-// the application broke is never handed to the port. One zero-copy monitor
+// buffers go back to the pool with it). Both slots of a swap are read once
+// and checked first: a monitor slot whose buffer index or length the
+// monitor's application broke is never handed to the port, and a port
+// slot that no longer names a real buffer (or claims more bytes than one
+// holds) is not handed to the monitor. Copies read the slots once too (tx:
+// the sync prologue's checked copy) and never copy more than a buffer.
+// One zero-copy monitor
 // per ring (netmap chains several; a second one here gets EBUSY). On a
 // pipe, the two ends' facing rings (A's tx, B's rx) carry the same packets
 // through the same buffers, so they count as one ring for this rule.
@@ -199,11 +204,20 @@ int monitor_create(Registry& reg, int watched, uint64_t flags, uint16_t mem_id, 
 }
 
 // Copy the packets of slots [from, to) of k's ring to every monitor of it.
-void monitor_copy(const Kring& k, uint32_t from, uint32_t to, bool tx) {
+void monitor_copy(Kring& k, uint32_t from, uint32_t to, bool tx) {
   if (from == to) return;
   Region& r = *k.region;
   const uint32_t n = k.nslots, nbufs = r.cfg().buf_num, bsize = r.cfg().buf_size;
-  uint32_t total = to >= from ? to - from : to + n - from;
+  const uint32_t total = ring_dist(from, to, n);
+  SlotCopy* c = k.copy.data();
+  if (!tx) {
+    // Received slots: the producer filled them, but the application may
+    // have written them since. Read each once; a bad one is copied empty.
+    for (uint32_t j = from; j != to; j = next_slot(j, n)) {
+      c[j] = read_slot(k.ring->slot, j);
+      if (c[j].buf_idx < 2 || c[j].buf_idx >= nbufs || c[j].len > bsize) c[j].buf_idx = 0;
+    }
+  }
   for (const auto& me : k.ks->mon) {
     uint64_t e = me.load(std::memory_order_acquire);
     if (!e || (uint32_t(e) & kZmon)) continue;
@@ -220,7 +234,7 @@ void monitor_copy(const Kring& k, uint32_t from, uint32_t to, bool tx) {
       // Whole packets only.
       for (uint32_t j = from, pkt = 0; j != to; j = next_slot(j, n)) {
         pkt++;
-        if (k.ring->slot[j].flags & NS_MOREFRAG) continue;
+        if (c[j].flags & NS_MOREFRAG) continue;
         if (take + pkt > room) break;
         take += pkt;
         pkt = 0;
@@ -230,11 +244,12 @@ void monitor_copy(const Kring& k, uint32_t from, uint32_t to, bool tx) {
       lease_open(ms, take, &start, &slot);
     }
     for (uint32_t i = 0, j = from, at = start; i < take; i++, j = next_slot(j, n), at = next_slot(at, mn)) {
-      const netmap_slot& s = k.ring->slot[j];
+      const SlotCopy& s = c[j];
       netmap_slot& d = mr->slot[at];
-      uint32_t len = s.len > bsize ? bsize : s.len;
-      if (s.buf_idx >= 2 && s.buf_idx < nbufs && d.buf_idx >= 2 && d.buf_idx < nbufs)
-        memcpy(r.buf(d.buf_idx), r.buf(s.buf_idx), len);
+      const uint32_t db = d.buf_idx;  // the monitor may have written it: checked here
+      uint32_t len = s.len;
+      if (s.buf_idx != 0 && db >= 2 && db < nbufs)
+        memcpy(r.buf(db), r.buf(s.buf_idx), len);
       else
         len = 0;
       d.len = uint16_t(len);
@@ -246,10 +261,13 @@ void monitor_copy(const Kring& k, uint32_t from, uint32_t to, bool tx) {
 }
 
 // Slots [from, to) of k were released: swap them into k's zero-copy monitor.
-void monitor_zswap(const Kring& k, uint32_t from, uint32_t to, bool tx) {
+// Both sides are read once and checked before a buffer changes hands: a
+// monitor slot with a bad buffer or length stops the swaps (the monitor
+// broke its own ring); a port slot with one stays with the port.
+void monitor_zswap(Kring& k, uint32_t from, uint32_t to, bool tx) {
   if (from == to) return;
   Region& r = *k.region;
-  const uint32_t n = k.nslots;
+  const uint32_t n = k.nslots, bsize = r.cfg().buf_size;
   const bool pipe_tx = tx && k.peer && k.na->kind() == PortKind::kPipe;
   for (const auto& me : k.ks->mon) {
     uint64_t e = me.load(std::memory_order_acquire);
@@ -273,24 +291,34 @@ void monitor_zswap(const Kring& k, uint32_t from, uint32_t to, bool tx) {
       if (rel == 0) return;
       netmap_slot* slot = k.ring->slot;
       netmap_slot* fake = pipe_tx ? k.peer->ring->slot : nullptr;
-      for (; rel; rel--, j = next_slot(j, n), at = next_slot(at, mn)) {
-        netmap_slot& s = slot[j];
-        netmap_slot& d = mr->slot[at];
-        const uint32_t b = d.buf_idx;
-        const uint16_t len = d.len;
-        if (!r.valid_buf(b)) {  // the monitor scribbled on a slot it did not own
+      // rx: the released slots are the prologue's checked copies; tx: the
+      // slots the txsync gave back, which the application can write.
+      SlotCopy* c = tx ? nullptr : k.copy.data();
+      for (; rel; rel--, j = next_slot(j, n)) {
+        const SlotCopy mine = read_slot(mr->slot, at);
+        if (!r.valid_buf(mine.buf_idx) || mine.len > bsize) {  // the monitor scribbled
           ms->fwd_drops += rel;
           break;
         }
-        d.buf_idx = s.buf_idx;
-        d.len = s.len;
-        d.flags = uint16_t((s.flags & NS_MOREFRAG) | (tx ? NS_TXMON : 0));
-        s.buf_idx = b;
-        s.len = len;
-        s.flags |= NS_BUF_CHANGED;
+        const SlotCopy theirs = c ? c[j] : read_slot(slot, j);
+        if (!r.valid_buf(theirs.buf_idx) || theirs.len > bsize) {
+          ms->fwd_drops++;
+          continue;
+        }
+        netmap_slot& d = mr->slot[at];
+        d.buf_idx = theirs.buf_idx;
+        d.len = theirs.len;
+        d.flags = uint16_t((theirs.flags & NS_MOREFRAG) | (tx ? NS_TXMON : 0));
+        netmap_slot& s = slot[j];
+        const uint16_t flags = uint16_t(theirs.flags | NS_BUF_CHANGED);
+        s.buf_idx = mine.buf_idx;
+        s.len = mine.len;
+        s.flags = flags;
+        if (c) c[j] = SlotCopy{mine.buf_idx, mine.len, flags};
         // A pipe's rx slot describes the tx slot's buffer: keep it so (the
         // receiver released it; the next txsync rewrites it anyway).
-        if (fake) fake[j].buf_idx = b;
+        if (fake) fake[j].buf_idx = mine.buf_idx;
+        at = next_slot(at, mn);
       }
       ms->hwtail.store(at, std::memory_order_release);
     }

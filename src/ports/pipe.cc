@@ -19,6 +19,10 @@
 // Slot k of the tx ring is written by the receiver's rxsync only while k
 // is in flight (past the tx tail), so never concurrently with the sender.
 // Packets wait in the rx ring while the other end is closed.
+//
+// Both syncs take the slots from the prologue's checked copy (Kring::copy,
+// core/sync.cc), never from the ring the application writes: a slot
+// rewritten after the check cannot reach the other end.
 #include <cstring>
 
 #include "core/adapter.h"
@@ -102,13 +106,18 @@ class PipeAdapter final : public Adapter {
     uint32_t j = ts->hwcur.load(std::memory_order_relaxed);
     netmap_slot* tslot = k.ring->slot;
     netmap_slot* rslot = rx.ring->slot;
+    const SlotCopy* c = k.copy.data();
     if (j != head) {
       uint64_t bytes = 0;
       uint32_t m = 0;
       for (; j != head; j = next_slot(j, n), m++) {
-        rslot[j] = tslot[j];
-        tslot[j].flags &= uint16_t(~NS_BUF_CHANGED);
-        bytes += tslot[j].len;
+        netmap_slot& r = rslot[j];
+        r.buf_idx = c[j].buf_idx;
+        r.len = c[j].len;
+        r.flags = c[j].flags;
+        r.ptr = tslot[j].ptr;
+        if (c[j].flags & NS_BUF_CHANGED) tslot[j].flags = uint16_t(c[j].flags & ~NS_BUF_CHANGED);
+        bytes += c[j].len;
       }
       rs->hwtail.store(head, std::memory_order_release);
       ts->packets += m;
@@ -127,11 +136,16 @@ class PipeAdapter final : public Adapter {
     const uint32_t n = k.nslots;
     netmap_slot* rslot = k.ring->slot;
     netmap_slot* tslot = k.peer->ring->slot;
+    const SlotCopy* c = k.copy.data();
     uint32_t m = 0;
     for (; j != head; j = next_slot(j, n), m++) {
-      if (rslot[j].flags & NS_BUF_CHANGED) {
-        tslot[j] = rslot[j];  // the sender sees NS_BUF_CHANGED too
-        rslot[j].flags &= uint16_t(~NS_BUF_CHANGED);
+      if (c[j].flags & NS_BUF_CHANGED) {
+        netmap_slot& t = tslot[j];  // the sender sees NS_BUF_CHANGED too
+        t.buf_idx = c[j].buf_idx;
+        t.len = c[j].len;
+        t.flags = c[j].flags;
+        t.ptr = rslot[j].ptr;
+        rslot[j].flags = uint16_t(c[j].flags & ~NS_BUF_CHANGED);
       }
     }
     s->packets += m;
