@@ -20,10 +20,9 @@ namespace unetmap {
 
 class Adapter;
 
-// What the kernel read of one slot the application handed over (netmap's
-// kernel-side copy): read once by the sync prologue and checked there, then
-// used by the port type instead of the slot. buf_idx 0 marks a slot that
-// failed the check where failing cannot be an EINVAL (see sync.cc).
+// What the library read of one slot (netmap's kernel-side copy): read once,
+// checked, then used instead of the slot. buf_idx 0 marks a slot that
+// failed a check where failing cannot be an EINVAL (see sync.cc).
 struct SlotCopy {
   uint32_t buf_idx;
   uint16_t len;
@@ -53,10 +52,12 @@ struct Kring {
   uint16_t id = 0;
   uint8_t dir = kTx;
   uint8_t host = 0;  // a host ring
-  // Bound rings: the prologue's copies by slot index, valid for [hwcur,
-  // head) of the sync running; copy_lo/copy_hi is the range this view left
-  // valid at its last sync (a pending NS_MOREFRAG chain), so the next sync
-  // can tell whether another view synced the ring meanwhile.
+  // Sized (nslots) by a port type that wants it (kring_init): the sync
+  // prologue's copies of the slots handed over, by slot index, valid for
+  // [hwcur, head) of the sync running (core/sync.cc). copy_lo/copy_hi is
+  // the range this view left valid at its last sync (a pending
+  // NS_MOREFRAG chain), so the next sync can tell whether another view
+  // synced the ring meanwhile.
   std::vector<SlotCopy> copy;
   uint32_t copy_lo = ~0u, copy_hi = ~0u;
 };

@@ -9,13 +9,16 @@
 // reset to the last good state and the sync fails with EINVAL; the port's
 // own txsync/rxsync never sees the bad values. The epilogue publishes tail.
 //
-// Each slot handed over is read exactly once, into the kring view's private
-// copy (Kring::copy, one 8-byte load per slot), and the port types work
-// from that copy, never from the ring: the application may rewrite a slot
-// at any time, also one it already handed over (a VALE port keeps the
-// slots of an incomplete NS_MOREFRAG chain, [hwcur, rhead), from one sync
-// to the next). Released rx slots keep their buffer check; a length beyond
-// the buffer is cut to the buffer there (netmap does not look at it).
+// Nothing a port type reads from the ring is trusted for having passed
+// this check: the application may rewrite a slot at any time, also one it
+// already handed over. A port type that works from the slots later, or
+// across syncs, keeps a private copy: if it sizes Kring::copy (VALE tx
+// rings, whose incomplete NS_MOREFRAG chains stay in [hwcur, rhead) from
+// one sync to the next), the check reads each slot handed over exactly
+// once (buf_idx, len, flags in one load) into that copy, and the port type
+// uses the copy, never the ring. Port types without a copy (pipes, the
+// slots monitors see) read each slot once where they use it and check it
+// there, as netmap's NMB() checks every index at use.
 //
 // The copy of a pending chain lives in the process-local view that read
 // it. If another view (another process, or another registration of the
@@ -54,31 +57,33 @@ static_assert(sizeof(SlotCopy) == 8 && offsetof(netmap_slot, buf_idx) == 0 &&
                   offsetof(netmap_slot, len) == 4 && offsetof(netmap_slot, flags) == 6,
               "SlotCopy is the first 8 bytes of a netmap_slot");
 
-// Copy the slots the application hands over, [rhead, head), into k.copy
-// and check them (false: refuse the sync). Pending slots [hwcur, rhead)
-// that another view synced meanwhile are read again (see the top comment).
-inline bool copy_slots(Kring& k, uint32_t head, bool tx) {
+// Check the slots the application hands over, [rhead, head) (false:
+// refuse the sync). For a view that keeps a copy (k.copy sized by the port
+// type), copy them too; pending slots [hwcur, rhead) that another view
+// synced meanwhile are read again (see the top comment).
+static inline __attribute__((always_inline)) bool check_slots(Kring& k, uint32_t head, bool tx) {
   const uint32_t n = k.nslots;
   const uint32_t nbufs = k.region->cfg().buf_num;
-  const uint32_t bsize = k.region->cfg().buf_size;
+  const uint32_t bsize = tx ? k.region->cfg().buf_size : 0xffff;
   const netmap_slot* slot = k.ring->slot;
-  if (k.copy.size() != n) k.copy.assign(n, SlotCopy{0, 0, 0});  // first sync of this view
+  const uint32_t rhead = k.ks->rhead;
+  if (k.copy.empty()) {  // a check only: the port type checks again what it uses
+    for (uint32_t i = rhead; i != head; i = next_slot(i, n))
+      if (slot[i].buf_idx - 2u >= nbufs - 2u || slot[i].len > bsize) return false;
+    return true;
+  }
   SlotCopy* c = k.copy.data();
-  const uint32_t rhead = k.ks->rhead, hwcur = k.ks->hwcur.load(std::memory_order_relaxed);
+  const uint32_t hwcur = k.ks->hwcur.load(std::memory_order_relaxed);
   if (hwcur != rhead && (k.copy_lo != hwcur || k.copy_hi != rhead)) {
     for (uint32_t i = hwcur; i != rhead; i = next_slot(i, n)) {
       c[i] = read_slot(slot, i);
-      if (c[i].buf_idx < 2 || c[i].buf_idx >= nbufs || c[i].len > bsize) c[i].buf_idx = 0;
+      if (c[i].buf_idx - 2u >= nbufs - 2u || c[i].len > bsize) c[i].buf_idx = 0;
     }
   }
   for (uint32_t i = rhead; i != head; i = next_slot(i, n)) {
-    SlotCopy& s = c[i];
-    s = read_slot(slot, i);
-    if (s.buf_idx < 2 || s.buf_idx >= nbufs) return false;
-    if (s.len > bsize) {
-      if (tx) return false;
-      s.len = uint16_t(bsize);
-    }
+    const SlotCopy s = read_slot(slot, i);
+    if (s.buf_idx - 2u >= nbufs - 2u || s.len > bsize) return false;
+    c[i] = s;
   }
   return true;
 }
@@ -136,7 +141,7 @@ static int txsync_locked(Kring& k) {
     reinit(k);
     return EINVAL;
   }
-  if (!copy_slots(k, head, true)) {
+  if (!check_slots(k, head, true)) {
     reinit(k);
     return EINVAL;
   }
@@ -162,7 +167,7 @@ static int rxsync_locked(Kring& k) {
     reinit(k);
     return EINVAL;
   }
-  if (!copy_slots(k, head, false)) {
+  if (!check_slots(k, head, false)) {
     reinit(k);
     return EINVAL;
   }

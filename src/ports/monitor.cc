@@ -31,8 +31,9 @@
 // and checked first: a monitor slot whose buffer index or length the
 // monitor's application broke is never handed to the port, and a port
 // slot that no longer names a real buffer (or claims more bytes than one
-// holds) is not handed to the monitor. Copies read the slots once too (tx:
-// the sync prologue's checked copy) and never copy more than a buffer.
+// holds) is not handed to the monitor. Copies check every slot they read
+// (or use the sync prologue's copy, where the ring keeps one) and never
+// copy more than a buffer.
 // One zero-copy monitor
 // per ring (netmap chains several; a second one here gets EBUSY). On a
 // pipe, the two ends' facing rings (A's tx, B's rx) carry the same packets
@@ -203,21 +204,25 @@ int monitor_create(Registry& reg, int watched, uint64_t flags, uint16_t mem_id, 
   return 0;
 }
 
+// Slot j of k as a monitor may use it: the prologue's copy where the view
+// keeps one (a VALE tx ring), else read once here and checked (buf_idx 0:
+// unusable).
+inline SlotCopy slot_at(const Kring& k, uint32_t j, bool tx, uint32_t nbufs, uint32_t bsize) {
+  if (tx && !k.copy.empty()) return k.copy[j];
+  SlotCopy s = read_slot(k.ring->slot, j);
+  if (s.buf_idx - 2u >= nbufs - 2u || s.len > bsize) s.buf_idx = 0;
+  return s;
+}
+
 // Copy the packets of slots [from, to) of k's ring to every monitor of it.
-void monitor_copy(Kring& k, uint32_t from, uint32_t to, bool tx) {
+// Each pass takes what it reads from slot_at(): the application may change
+// a slot between the passes (its monitor then sees a broken chain), never
+// a length or an index the copy would trust.
+void monitor_copy(const Kring& k, uint32_t from, uint32_t to, bool tx) {
   if (from == to) return;
   Region& r = *k.region;
   const uint32_t n = k.nslots, nbufs = r.cfg().buf_num, bsize = r.cfg().buf_size;
   const uint32_t total = ring_dist(from, to, n);
-  SlotCopy* c = k.copy.data();
-  if (!tx) {
-    // Received slots: the producer filled them, but the application may
-    // have written them since. Read each once; a bad one is copied empty.
-    for (uint32_t j = from; j != to; j = next_slot(j, n)) {
-      c[j] = read_slot(k.ring->slot, j);
-      if (c[j].buf_idx < 2 || c[j].buf_idx >= nbufs || c[j].len > bsize) c[j].buf_idx = 0;
-    }
-  }
   for (const auto& me : k.ks->mon) {
     uint64_t e = me.load(std::memory_order_acquire);
     if (!e || (uint32_t(e) & kZmon)) continue;
@@ -234,7 +239,7 @@ void monitor_copy(Kring& k, uint32_t from, uint32_t to, bool tx) {
       // Whole packets only.
       for (uint32_t j = from, pkt = 0; j != to; j = next_slot(j, n)) {
         pkt++;
-        if (c[j].flags & NS_MOREFRAG) continue;
+        if (slot_at(k, j, tx, nbufs, bsize).flags & NS_MOREFRAG) continue;
         if (take + pkt > room) break;
         take += pkt;
         pkt = 0;
@@ -244,7 +249,7 @@ void monitor_copy(Kring& k, uint32_t from, uint32_t to, bool tx) {
       lease_open(ms, take, &start, &slot);
     }
     for (uint32_t i = 0, j = from, at = start; i < take; i++, j = next_slot(j, n), at = next_slot(at, mn)) {
-      const SlotCopy& s = c[j];
+      const SlotCopy s = slot_at(k, j, tx, nbufs, bsize);
       netmap_slot& d = mr->slot[at];
       const uint32_t db = d.buf_idx;  // the monitor may have written it: checked here
       uint32_t len = s.len;
@@ -264,7 +269,7 @@ void monitor_copy(Kring& k, uint32_t from, uint32_t to, bool tx) {
 // Both sides are read once and checked before a buffer changes hands: a
 // monitor slot with a bad buffer or length stops the swaps (the monitor
 // broke its own ring); a port slot with one stays with the port.
-void monitor_zswap(Kring& k, uint32_t from, uint32_t to, bool tx) {
+void monitor_zswap(const Kring& k, uint32_t from, uint32_t to, bool tx) {
   if (from == to) return;
   Region& r = *k.region;
   const uint32_t n = k.nslots, bsize = r.cfg().buf_size;
@@ -291,16 +296,13 @@ void monitor_zswap(Kring& k, uint32_t from, uint32_t to, bool tx) {
       if (rel == 0) return;
       netmap_slot* slot = k.ring->slot;
       netmap_slot* fake = pipe_tx ? k.peer->ring->slot : nullptr;
-      // rx: the released slots are the prologue's checked copies; tx: the
-      // slots the txsync gave back, which the application can write.
-      SlotCopy* c = tx ? nullptr : k.copy.data();
       for (; rel; rel--, j = next_slot(j, n)) {
         const SlotCopy mine = read_slot(mr->slot, at);
         if (!r.valid_buf(mine.buf_idx) || mine.len > bsize) {  // the monitor scribbled
           ms->fwd_drops += rel;
           break;
         }
-        const SlotCopy theirs = c ? c[j] : read_slot(slot, j);
+        const SlotCopy theirs = read_slot(slot, j);
         if (!r.valid_buf(theirs.buf_idx) || theirs.len > bsize) {
           ms->fwd_drops++;
           continue;
@@ -314,7 +316,6 @@ void monitor_zswap(Kring& k, uint32_t from, uint32_t to, bool tx) {
         s.buf_idx = mine.buf_idx;
         s.len = mine.len;
         s.flags = flags;
-        if (c) c[j] = SlotCopy{mine.buf_idx, mine.len, flags};
         // A pipe's rx slot describes the tx slot's buffer: keep it so (the
         // receiver released it; the next txsync rewrites it anyway).
         if (fake) fake[j].buf_idx = mine.buf_idx;

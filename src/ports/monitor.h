@@ -13,13 +13,13 @@ namespace unetmap {
 // mem_id: the region the register asked for (0: any).
 int monitor_create(Registry& reg, int watched, uint64_t flags, uint16_t mem_id, int* out,
                    std::string* why);
-// After a sync of k moved slots [from, to): copy them to k's monitors. tx:
-// from the prologue's copy of the slots; rx: each slot is read once here
-// (k.copy is the scratch) and a bad one is copied empty.
-void monitor_copy(Kring& k, uint32_t from, uint32_t to, bool tx);
+// After a sync of k moved slots [from, to): copy them to k's monitors,
+// from the prologue's copy of the slots where k keeps one, else from the
+// ring, each slot checked where it is read (a bad one is copied empty).
+void monitor_copy(const Kring& k, uint32_t from, uint32_t to, bool tx);
 // Slots [from, to) of k were released (tx: given back by the txsync; rx:
 // released by the application, before the rxsync): hand them to k's
 // zero-copy monitor, swapping buffers.
-void monitor_zswap(Kring& k, uint32_t from, uint32_t to, bool tx);
+void monitor_zswap(const Kring& k, uint32_t from, uint32_t to, bool tx);
 
 }  // namespace unetmap

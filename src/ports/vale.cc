@@ -371,6 +371,7 @@ class ValeAdapter final : public Adapter {
 
   int kring_init(Registry& reg, Kring& k, std::string*) const override {
     if (k.dir != kTx || k.host) return 0;
+    k.copy.assign(k.nslots, SlotCopy{0, 0, 0});  // the prologue's copy of what is handed over
     auto* v = new ValeKring;
     v->reg = &reg;
     v->ft.resize(k.nslots);
