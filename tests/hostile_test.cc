@@ -17,18 +17,20 @@
 // above the storm for what "garbage" covers and what is checked.
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <ostream>
 #include <random>
-#include <thread>
-#include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "mem/region.h"
@@ -288,6 +290,79 @@ TEST(Hostile, ZeroCopyMonitorNeverGetsTheWatchedPortsBadSlots) {
   for (uint32_t i = 0; i < 10; i++) t->slot[i].buf_idx = keep_idx[i];
   z.close();
   EXPECT_EQ(reg->bufs_in_use(), base) << "no buffer lost";
+}
+
+// A sender's second thread rewrites its tx slots (index, length) while the
+// first one syncs: what passed the prologue's check may change before the
+// pipe hands it on. The receiver must never get a slot that names no
+// buffer or claims more than one (it did: the pipe read each slot again).
+TEST(Hostile, PipeSlotRewrittenDuringTheSyncNeverReachesTheReceiver) {
+  RawPort b("pr}0");
+  ASSERT_TRUE(b.ok());
+  Event ready, stop;
+  Child a([&] {
+    RawPort p("pr{0");
+    if (!p.ok()) return 1;
+    netmap_ring* t = p.tx();
+    const uint32_t n = t->num_slots;
+    std::vector<uint32_t> idx(n);
+    for (uint32_t i = 0; i < n; i++) idx[i] = t->slot[i].buf_idx;
+    std::atomic<bool> quit{false};
+    // Both threads at once, when there are two CPUs: one each.
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(0, &one);
+    pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+    std::thread scribbler([&] {
+      cpu_set_t other;
+      CPU_ZERO(&other);
+      CPU_SET(1, &other);
+      pthread_setaffinity_np(pthread_self(), sizeof other, &other);
+      // The slots just handed over, for a moment each.
+      for (uint64_t x = 1; !quit.load(std::memory_order_relaxed); x = nmtest::mix64(x)) {
+        const uint32_t j = uint32_t((*reinterpret_cast<volatile uint32_t*>(&t->head) + n - 1 - x % 64) % n);
+        netmap_slot& s = t->slot[j];
+        volatile uint32_t* bi = &s.buf_idx;
+        volatile uint16_t* ln = &s.len;
+        if (x & 1) *bi = 0x7ffffff0;
+        else *ln = 60000;
+        for (int spin = 0; spin < 50; spin++) asm volatile("");
+        if (x & 1) *bi = idx[j];
+        else *ln = 60;
+      }
+    });
+    ready.signal();
+    int rc = 0;
+    while (stop.wait(0) < 0) {
+      for (uint32_t k = 0; k < 64 && nm_ring_space(t); k++) {
+        netmap_slot& s = t->slot[t->cur];
+        s.len = 60;
+        s.flags = 0;
+        t->head = t->cur = nm_ring_next(t, t->cur);
+      }
+      if (p.txsync() != 0 && errno != EINVAL) rc = 2;
+    }
+    quit = true;
+    scribbler.join();
+    for (uint32_t i = 0; i < n; i++) t->slot[i].buf_idx = idx[i];  // what the ring owns
+    return rc;
+  });
+  ASSERT_GE(ready.wait(10000), 0);
+  auto reg = region_of(b);
+  netmap_ring* r = b.rx();
+  uint64_t slots = 0, bad = 0;
+  for (const double end = nmtest::now_ms() + 2000; nmtest::now_ms() < end;) {
+    b.poll(POLLIN, 100);
+    ASSERT_EQ(b.rxsync(), 0);
+    for (; !nm_ring_empty(r); r->head = r->cur = nm_ring_next(r, r->cur), slots++) {
+      const netmap_slot s = r->slot[r->cur];
+      if (!reg->valid_buf(s.buf_idx) || s.len > r->nr_buf_size) bad++;
+    }
+  }
+  stop.signal();
+  EXPECT_EQ(a.wait(10000), 0) << "the sender failed or crashed";
+  EXPECT_GT(slots, 1000u);
+  EXPECT_EQ(bad, 0u) << "of " << slots << " slots, " << bad << " named no buffer or were too long";
 }
 
 // ---------------------------------------------------------------------------
@@ -723,7 +798,7 @@ struct Hostile {
   void close_all() {
     for (HPort& hp : ports) {
       if (!foreign) {
-        memcpy(hp.p->nifp, hp.nifp_saved.data(), hp.nifp_saved.size());
+        memcpy(static_cast<void*>(hp.p->nifp), hp.nifp_saved.data(), hp.nifp_saved.size());
         for (HRing& h : hp.rings) {
           netmap_ring* r = h.r;
           *const_cast<int64_t*>(&r->buf_ofs) = h.buf_ofs;
