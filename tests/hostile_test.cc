@@ -6,8 +6,9 @@
 // First, one test per path that read a slot twice (each fails without its
 // fix): a VALE NS_MOREFRAG chain left pending and rewritten before its last
 // fragment (the same process, and another process that never read it), a
-// destination with smaller buffers than a fragment, and zero-copy monitors
-// whose slots (or the watched port's) are rewritten before a swap.
+// destination with smaller buffers than a fragment, zero-copy monitors
+// whose slots (or the watched port's) are rewritten before a swap, and a
+// pipe sender whose second thread rewrites slots while the first syncs.
 //
 // Then the storm (HostileStorm.*): a hostile process writes garbage into its
 // rings, slots, netmap_if and ring headers between syncs and polls, on
