@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/registry.h"
 #include "mem/region.h"
@@ -18,6 +19,25 @@
 namespace unetmap {
 
 class Adapter;
+
+// What the library read of one slot (netmap's kernel-side copy): read once,
+// checked, then used instead of the slot. buf_idx 0 marks a slot that
+// failed a check where failing cannot be an EINVAL (see sync.cc).
+struct SlotCopy {
+  uint32_t buf_idx;
+  uint16_t len;
+  uint16_t flags;
+};
+
+// Read buf_idx, len and flags of slot i in one load: the compiler cannot
+// read the slot a second time.
+inline SlotCopy read_slot(const netmap_slot* slot, uint32_t i) {
+  const uint64_t w =
+      __atomic_load_n(reinterpret_cast<const uint64_t*>(&slot[i]), __ATOMIC_RELAXED);
+  SlotCopy c;
+  __builtin_memcpy(&c, &w, sizeof c);
+  return c;
+}
 
 // A process-local view of one ring of a bound port.
 struct Kring {
@@ -32,6 +52,14 @@ struct Kring {
   uint16_t id = 0;
   uint8_t dir = kTx;
   uint8_t host = 0;  // a host ring
+  // Sized (nslots) by a port type that wants it (kring_init): the sync
+  // prologue's copies of the slots handed over, by slot index, valid for
+  // [hwcur, head) of the sync running (core/sync.cc). copy_lo/copy_hi is
+  // the range this view left valid at its last sync (a pending
+  // NS_MOREFRAG chain), so the next sync can tell whether another view
+  // synced the ring meanwhile.
+  std::vector<SlotCopy> copy;
+  uint32_t copy_lo = ~0u, copy_hi = ~0u;
 };
 
 // What a register asks of a port that may have to be created.

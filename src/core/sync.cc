@@ -8,10 +8,30 @@
 // region, and tx lengths must fit a buffer. On any violation the ring is
 // reset to the last good state and the sync fails with EINVAL; the port's
 // own txsync/rxsync never sees the bad values. The epilogue publishes tail.
+//
+// Nothing a port type reads from the ring is trusted for having passed
+// this check: the application may rewrite a slot at any time, also one it
+// already handed over. A port type that works from the slots later, or
+// across syncs, keeps a private copy: if it sizes Kring::copy (VALE tx
+// rings, whose incomplete NS_MOREFRAG chains stay in [hwcur, rhead) from
+// one sync to the next), the check reads each slot handed over exactly
+// once (buf_idx, len, flags in one load) into that copy, and the port type
+// uses the copy, never the ring. Port types without a copy (pipes, the
+// slots monitors see) read each slot once where they use it and check it
+// there, as netmap's NMB() checks every index at use.
+//
+// The copy of a pending chain lives in the process-local view that read
+// it. If another view (another process, or another registration of the
+// same ring) synced the ring since, the pending slots are read again and
+// checked; one that fails can no longer be refused (it was accepted
+// earlier), so its copy is marked unusable (buf_idx 0) and the port type
+// drops the packet it belongs to, counted.
 #include <errno.h>
 #include <signal.h>
 #include <sys/time.h>
 #include <unistd.h>
+
+#include <cstddef>
 
 #include "core/port.h"
 #include "ports/monitor.h"
@@ -31,6 +51,50 @@ inline bool read_head_cur(const Kring& k, uint32_t* head, uint32_t* cur) {
   if (*head >= n || *cur >= n) return false;
   uint32_t span = ring_dist(s->rhead, s->rtail, n);
   return ring_dist(s->rhead, *head, n) <= span && ring_dist(*head, *cur, n) <= ring_dist(*head, s->rtail, n);
+}
+
+static_assert(sizeof(SlotCopy) == 8 && offsetof(netmap_slot, buf_idx) == 0 &&
+                  offsetof(netmap_slot, len) == 4 && offsetof(netmap_slot, flags) == 6,
+              "SlotCopy is the first 8 bytes of a netmap_slot");
+
+// Check the slots the application hands over, [rhead, head) (false:
+// refuse the sync). For a view that keeps a copy (k.copy sized by the port
+// type), copy them too; pending slots [hwcur, rhead) that another view
+// synced meanwhile are read again (see the top comment).
+static inline __attribute__((always_inline)) bool check_slots(Kring& k, uint32_t head, bool tx) {
+  const uint32_t n = k.nslots;
+  const uint32_t nbufs = k.region->cfg().buf_num;
+  const uint32_t bsize = tx ? k.region->cfg().buf_size : 0xffff;
+  const netmap_slot* slot = k.ring->slot;
+  const uint32_t rhead = k.ks->rhead;
+  // Ownership (region.h): a buffer this ring does not own is taken over
+  // from a port this process bound, or refused.
+  const uint32_t tag = k.ks->buf_tag;
+  const uint32_t* owner = k.region->buf_tags();
+  if (k.copy.empty()) {  // a check only: the port type checks again what it uses
+    for (uint32_t i = rhead; i != head; i = next_slot(i, n)) {
+      const uint32_t b = slot[i].buf_idx;
+      if (b - 2u >= nbufs - 2u || slot[i].len > bsize) return false;
+      if (owner[b] != tag && !k.region->claim(b, tag)) return false;
+    }
+    return true;
+  }
+  SlotCopy* c = k.copy.data();
+  const uint32_t hwcur = k.ks->hwcur.load(std::memory_order_relaxed);
+  if (hwcur != rhead && (k.copy_lo != hwcur || k.copy_hi != rhead)) {
+    for (uint32_t i = hwcur; i != rhead; i = next_slot(i, n)) {
+      c[i] = read_slot(slot, i);
+      if (c[i].buf_idx - 2u >= nbufs - 2u || c[i].len > bsize || owner[c[i].buf_idx] != tag)
+        c[i].buf_idx = 0;
+    }
+  }
+  for (uint32_t i = rhead; i != head; i = next_slot(i, n)) {
+    const SlotCopy s = read_slot(slot, i);
+    if (s.buf_idx - 2u >= nbufs - 2u || s.len > bsize) return false;
+    if (owner[s.buf_idx] != tag && !k.region->claim(s.buf_idx, tag)) return false;
+    c[i] = s;
+  }
+  return true;
 }
 
 void reinit(Kring& k) {
@@ -88,30 +152,27 @@ static int txsync_locked(Kring& k) {
     reinit(k);
     return EINVAL;
   }
-  const uint32_t n = k.nslots;
-  const uint32_t bsize = k.region->cfg().buf_size;
-  const uint32_t tag = k.ks->buf_tag;
-  const netmap_slot* slot = k.ring->slot;
-  for (uint32_t i = k.ks->rhead; i != head; i = next_slot(i, n)) {
-    uint32_t b = slot[i].buf_idx;
-    if (!k.region->claim(b, tag) || slot[i].len > bsize) {
-      reinit(k);
-      return EINVAL;
-    }
+  if (!check_slots(k, head, true)) {
+    reinit(k);
+    return EINVAL;
   }
+  const uint32_t n = k.nslots;
   const uint32_t old = k.ks->hwcur.load(std::memory_order_relaxed), old_tail = k.ks->rtail;
   k.na->txsync(k, head);
+  const uint32_t hwcur = k.ks->hwcur.load(std::memory_order_relaxed);
   // A pipe delivers here: the receiving ring's monitors see the packets as
   // they arrive, read by anyone or not (netmap hooks the port's notify).
   if (k.peer && k.na->kind() == PortKind::kPipe && k.peer->ks->nmon.load(std::memory_order_relaxed))
-    monitor_copy_slots(*k.region, k.peer->ks, k.ring->slot, n, old,
-                       k.ks->hwcur.load(std::memory_order_relaxed), false);
+    monitor_copy_slots(*k.region, k.peer->ks, k.ring->slot, nullptr, n, old,
+                       hwcur, false);
   if (k.ks->nmon.load(std::memory_order_relaxed)) {
-    monitor_copy(k, old, k.ks->hwcur.load(std::memory_order_relaxed), true);
+    monitor_copy(k, old, hwcur, true);
     // Given back by this txsync: (old tail, new tail].
     monitor_zswap(k, next_slot(old_tail, n),
                   next_slot(k.ks->hwtail.load(std::memory_order_acquire), n), true);
   }
+  k.copy_lo = hwcur;  // what this view keeps of a pending chain
+  k.copy_hi = head;
   finalize(k, head, cur);
   return 0;
 }
@@ -122,20 +183,15 @@ static int rxsync_locked(Kring& k) {
     reinit(k);
     return EINVAL;
   }
-  const uint32_t n = k.nslots;
-  const uint32_t tag = k.ks->buf_tag;
-  const netmap_slot* slot = k.ring->slot;
-  for (uint32_t i = k.ks->rhead; i != head; i = next_slot(i, n)) {
-    uint32_t b = slot[i].buf_idx;
-    if (!k.region->claim(b, tag)) {
-      reinit(k);
-      return EINVAL;
-    }
+  if (!check_slots(k, head, false)) {
+    reinit(k);
+    return EINVAL;
   }
   const uint32_t old_tail = k.ks->rtail;
   if (k.ks->nmon.load(std::memory_order_relaxed))
     monitor_zswap(k, k.ks->hwcur.load(std::memory_order_relaxed), head, false);
   k.na->rxsync(k, head);
+  k.copy_lo = k.copy_hi = head;
   finalize(k, head, cur);
   // Arrivals on pipes and VALE ports were copied by their producer.
   const PortKind kind = k.na->kind();

@@ -249,6 +249,8 @@ class Region {
     t = tag;
     return true;
   }
+  // The owner tag of each buffer (buf_num of them), for the sync prologue.
+  const uint32_t* buf_tags() const { return buf_owner(); }
   // Give buffer b (known to be in range) to `tag` (the library moved it).
   void retag(uint32_t b, uint32_t tag) const { buf_owner()[b] = tag; }
   uint32_t buf_tag(uint32_t b) const { return b < cfg().buf_num ? buf_owner()[b] : 0; }

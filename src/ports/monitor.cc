@@ -215,16 +215,32 @@ int monitor_create(Registry& reg, int watched, uint64_t flags, uint16_t mem_id, 
 }
 
 void monitor_copy(const Kring& k, uint32_t from, uint32_t to, bool tx) {
-  monitor_copy_slots(*k.region, k.ks, k.ring->slot, k.nslots, from, to, tx);
+  // The prologue's copy where the view keeps one (a VALE tx ring).
+  const SlotCopy* copy = tx && !k.copy.empty() ? k.copy.data() : nullptr;
+  monitor_copy_slots(*k.region, k.ks, k.ring->slot, copy, k.nslots, from, to, tx);
 }
 
-// Copy the packets of slots [from, to) of `src` (a ring of n slots) to
-// every copy monitor of the ring `watched`.
-void monitor_copy_slots(Region& r, const KringState* watched, const netmap_slot* src, uint32_t n,
-                        uint32_t from, uint32_t to, bool tx) {
+// Slot j as a monitor may use it: from `copy` where the producer keeps
+// one, else read once here and checked (buf_idx 0: unusable).
+inline SlotCopy slot_at(const SlotCopy* copy, const netmap_slot* src, uint32_t j, uint32_t nbufs,
+                        uint32_t bsize) {
+  if (copy) return copy[j];
+  SlotCopy s = read_slot(src, j);
+  if (s.buf_idx - 2u >= nbufs - 2u || s.len > bsize) s.buf_idx = 0;
+  return s;
+}
+
+// Copy the packets of slots [from, to) of `src` (a ring of n slots, or the
+// producer's checked copy of it) to every copy monitor of the ring
+// `watched`. Each pass takes what it reads from slot_at(): the application
+// may change a slot between the passes (its monitor then sees a broken
+// chain), never a length or an index the copy would trust; and a monitor
+// slot is written only into a buffer the monitor's ring owns.
+void monitor_copy_slots(Region& r, const KringState* watched, const netmap_slot* src,
+                        const SlotCopy* copy, uint32_t n, uint32_t from, uint32_t to, bool tx) {
   if (from == to) return;
   const uint32_t nbufs = r.cfg().buf_num, bsize = r.cfg().buf_size;
-  uint32_t total = to >= from ? to - from : to + n - from;
+  const uint32_t total = ring_dist(from, to, n);
   for (const auto& me : watched->mon) {
     uint64_t e = me.load(std::memory_order_acquire);
     if (!e || (uint32_t(e) & kZmon)) continue;
@@ -241,7 +257,7 @@ void monitor_copy_slots(Region& r, const KringState* watched, const netmap_slot*
       // Whole packets only.
       for (uint32_t j = from, pkt = 0; j != to; j = next_slot(j, n)) {
         pkt++;
-        if (src[j].flags & NS_MOREFRAG) continue;
+        if (slot_at(copy, src, j, nbufs, bsize).flags & NS_MOREFRAG) continue;
         if (take + pkt > room) break;
         take += pkt;
         pkt = 0;
@@ -250,12 +266,14 @@ void monitor_copy_slots(Region& r, const KringState* watched, const netmap_slot*
       if (take == 0) continue;
       lease_open(ms, take, &start, &slot);
     }
+    const uint32_t mine = Region::ring_tag(mi);
     for (uint32_t i = 0, j = from, at = start; i < take; i++, j = next_slot(j, n), at = next_slot(at, mn)) {
-      const netmap_slot& s = src[j];
+      const SlotCopy s = slot_at(copy, src, j, nbufs, bsize);
       netmap_slot& d = mr->slot[at];
-      uint32_t len = s.len > bsize ? bsize : s.len;
-      if (s.buf_idx >= 2 && s.buf_idx < nbufs && d.buf_idx >= 2 && d.buf_idx < nbufs)
-        memcpy(r.buf(d.buf_idx), r.buf(s.buf_idx), len);
+      const uint32_t db = d.buf_idx;  // the monitor may have written it: checked here
+      uint32_t len = s.len;
+      if (s.buf_idx != 0 && r.buf_tag(db) == mine)
+        memcpy(r.buf(db), r.buf(s.buf_idx), len);
       else
         len = 0;
       d.len = uint16_t(len);
@@ -294,28 +312,38 @@ void monitor_zswap(const Kring& k, uint32_t from, uint32_t to, bool tx) {
       if (rel == 0) return;
       netmap_slot* slot = k.ring->slot;
       netmap_slot* fake = pipe_tx ? k.peer->ring->slot : nullptr;
-      for (; rel; rel--, j = next_slot(j, n), at = next_slot(at, mn)) {
-        netmap_slot& s = slot[j];
-        netmap_slot& d = mr->slot[at];
-        const uint32_t b = d.buf_idx, sb = s.buf_idx;
-        const uint16_t len = d.len;
-        // Each side gives only a buffer it owns (either application may
-        // have scribbled on its slot): the owner tags move with them.
-        if (r.buf_tag(b) != Region::ring_tag(mi) || r.buf_tag(sb) != k.ks->buf_tag) {
+      // Both sides are read once and each gives only a buffer it owns, of a
+      // length that fits (either application may have scribbled on its
+      // slot): a bad monitor slot stops the swaps (the monitor broke its
+      // own ring), a bad port slot stays with the port. The owner tags move
+      // with the buffers.
+      const uint32_t bsize = r.cfg().buf_size, mine_tag = Region::ring_tag(mi);
+      for (; rel; rel--, j = next_slot(j, n)) {
+        const SlotCopy mine = read_slot(mr->slot, at);
+        if (r.buf_tag(mine.buf_idx) != mine_tag || mine.len > bsize) {
           ms->fwd_drops += rel;
           break;
         }
-        r.retag(b, k.ks->buf_tag);
-        r.retag(sb, Region::ring_tag(mi));
-        d.buf_idx = sb;
-        d.len = s.len;
-        d.flags = uint16_t((s.flags & NS_MOREFRAG) | (tx ? NS_TXMON : 0));
+        const SlotCopy theirs = read_slot(slot, j);
+        if (r.buf_tag(theirs.buf_idx) != k.ks->buf_tag || theirs.len > bsize) {
+          ms->fwd_drops++;
+          continue;
+        }
+        r.retag(mine.buf_idx, k.ks->buf_tag);
+        r.retag(theirs.buf_idx, mine_tag);
+        netmap_slot& d = mr->slot[at];
+        d.buf_idx = theirs.buf_idx;
+        d.len = theirs.len;
+        d.flags = uint16_t((theirs.flags & NS_MOREFRAG) | (tx ? NS_TXMON : 0));
+        netmap_slot& s = slot[j];
+        const uint32_t b = mine.buf_idx;
         s.buf_idx = b;
-        s.len = len;
-        s.flags |= NS_BUF_CHANGED;
+        s.len = mine.len;
+        s.flags = uint16_t(theirs.flags | NS_BUF_CHANGED);
         // A pipe's rx slot describes the tx slot's buffer: keep it so (the
         // receiver released it; the next txsync rewrites it anyway).
         if (fake) fake[j].buf_idx = b;
+        at = next_slot(at, mn);
       }
       ms->hwtail.store(at, std::memory_order_release);
     }

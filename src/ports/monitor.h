@@ -16,12 +16,15 @@ int monitor_create(Registry& reg, int watched, uint64_t flags, uint16_t mem_id, 
 // Slots of a monitor's tx ring (it transmits nothing: netmap gives a
 // monitor one tx ring all the same).
 constexpr uint32_t kMonitorTxSlots = 64;
-// After a sync of k moved slots [from, to): copy them to k's monitors.
+// After a sync of k moved slots [from, to): copy them to k's monitors,
+// from the prologue's copy of the slots where k keeps one, else from the
+// ring, each slot checked where it is read (a bad one is copied empty).
 void monitor_copy(const Kring& k, uint32_t from, uint32_t to, bool tx);
 // The same for packets that arrived on ring `watched` (region r), read
-// from `slot` (n slots): the producer calls it before they are published.
-void monitor_copy_slots(Region& r, const KringState* watched, const netmap_slot* slot, uint32_t n,
-                        uint32_t from, uint32_t to, bool tx);
+// from `copy` if not null, else from `slot` (n slots): the producer calls
+// it before they are published.
+void monitor_copy_slots(Region& r, const KringState* watched, const netmap_slot* slot,
+                        const SlotCopy* copy, uint32_t n, uint32_t from, uint32_t to, bool tx);
 // Slots [from, to) of k were released (tx: given back by the txsync; rx:
 // released by the application, before the rxsync): hand them to k's
 // zero-copy monitor, swapping buffers.

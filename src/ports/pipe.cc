@@ -19,6 +19,13 @@
 // Slot k of the tx ring is written by the receiver's rxsync only while k
 // is in flight (past the tx tail), so never concurrently with the sender.
 // Packets wait in the rx ring while the other end is closed.
+//
+// Both syncs read each slot once where they use it and check it there
+// (the prologue's check is no guarantee: the application can rewrite a
+// slot at any time): a tx slot that no longer names a buffer of the region
+// or claims more than a buffer reaches the receiver as an empty slot that
+// keeps its previous buffer (counted in the tx ring's drops); a released rx
+// slot with such an index is not copied back to the sender.
 #include <cstring>
 
 #include "core/adapter.h"
@@ -26,6 +33,14 @@
 namespace unetmap {
 
 namespace {
+
+// Write a slot from a checked copy: buf_idx, len and flags in one store.
+inline void put_slot(netmap_slot* d, const SlotCopy& s, uint64_t ptr) {
+  uint64_t w;
+  memcpy(&w, &s, sizeof w);
+  memcpy(static_cast<void*>(d), &w, sizeof w);
+  d->ptr = ptr;
+}
 
 class PipeAdapter final : public Adapter {
  public:
@@ -104,16 +119,27 @@ class PipeAdapter final : public Adapter {
     netmap_slot* tslot = k.ring->slot;
     netmap_slot* rslot = rx.ring->slot;
     if (j != head) {
+      const uint32_t nbufs = k.region->cfg().buf_num, bsize = k.region->cfg().buf_size;
+      const uint32_t tag = ts->buf_tag;
       uint64_t bytes = 0;
-      uint32_t m = 0;
+      uint32_t m = 0, bad = 0;
       for (; j != head; j = next_slot(j, n), m++) {
-        rslot[j] = tslot[j];
+        netmap_slot s;  // one read of the slot, then only this copy
+        memcpy(static_cast<void*>(&s), &tslot[j], sizeof s);
+        if (s.buf_idx - 2u < nbufs - 2u && s.len <= bsize && k.region->buf_tag(s.buf_idx) == tag) {
+          rslot[j] = s;
+          bytes += s.len;
+        } else {  // rewritten since the check: an empty slot that keeps its buffer
+          rslot[j].len = 0;
+          rslot[j].flags = 0;
+          bad++;
+        }
         tslot[j].flags &= uint16_t(~NS_BUF_CHANGED);
-        bytes += tslot[j].len;
       }
       rs->hwtail.store(head, std::memory_order_release);
       ts->packets += m;
       ts->bytes += bytes;
+      if (bad) ts->drops += bad;
       ts->hwcur.store(head, std::memory_order_relaxed);
       notify(rs);
     }
@@ -126,14 +152,19 @@ class PipeAdapter final : public Adapter {
     uint32_t j = s->hwcur.load(std::memory_order_relaxed);
     if (j == head) return;
     const uint32_t n = k.nslots;
+    const uint32_t nbufs = k.region->cfg().buf_num, bsize = k.region->cfg().buf_size;
     netmap_slot* rslot = k.ring->slot;
     netmap_slot* tslot = k.peer->ring->slot;
     uint32_t m = 0;
     for (; j != head; j = next_slot(j, n), m++) {
-      if (rslot[j].flags & NS_BUF_CHANGED) {
-        tslot[j] = rslot[j];  // the sender sees NS_BUF_CHANGED too
-        rslot[j].flags &= uint16_t(~NS_BUF_CHANGED);
-      }
+      if (!(rslot[j].flags & NS_BUF_CHANGED)) continue;
+      SlotCopy c = read_slot(rslot, j);  // the slot, read once: what is handed on
+      rslot[j].flags = uint16_t(c.flags & ~NS_BUF_CHANGED);
+      // Rewritten since the check (out of range, or not a buffer of the
+      // pair's: the prologue took over the ones it saw): not handed on.
+      if (c.buf_idx - 2u >= nbufs - 2u || k.region->buf_tag(c.buf_idx) != s->buf_tag) continue;
+      if (c.len > bsize) c.len = uint16_t(bsize);
+      put_slot(&tslot[j], c, rslot[j].ptr);  // the sender sees NS_BUF_CHANGED too
     }
     s->packets += m;
     s->hwcur.store(head, std::memory_order_release);

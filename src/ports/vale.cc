@@ -9,13 +9,23 @@
 // Forwarding runs in the sender's txsync (sender's context, no daemon):
 //  1. the complete packets in [hwcur, head) (NS_MOREFRAG chains, up to 64
 //     KiB) are looked up: learning bridge by default, learning the source
-//     MAC unless the slot has NS_NO_LEARN;
+//     MAC unless the slot has NS_NO_LEARN. The slots are read from the sync
+//     prologue's checked copy (Kring::copy, core/sync.cc), never from the
+//     ring: an incomplete chain stays in [hwcur, rhead) until its last
+//     fragment comes, and rewriting its slots meanwhile changes nothing
+//     (if another process synced the ring meanwhile, they are read and
+//     checked again, and a packet with a bad one is dropped, counted in
+//     the tx ring's drops). The lookup is given the first fragment's
+//     length, which lies within its buffer;
 //  2. for each destination port, a lease of slots on one of its rx rings is
 //     taken under that ring's lease_lock (a short critical section), the
 //     packets are copied outside the lock, and the lease is marked done; the
 //     ring's hwtail advances over done leases in reservation order, so
 //     several senders fill one ring concurrently and publish in order;
-//  3. a destination without room drops (counted); the sender never blocks.
+//  3. a destination without room drops (counted in its rx ring's
+//     fwd_drops), and so does one whose buffers are shorter than a
+//     fragment: a receiver never sees a length beyond its buffer. The
+//     sender never blocks.
 //
 // A sender killed while holding a lease leaves it undone: whoever next
 // publishes on that ring (or the receiver's rxsync, when the ring stalls)
@@ -191,6 +201,7 @@ struct FwdPkt {
   uint32_t nslots;
   uint32_t dst;  // switch port, kValeBroadcast or kValeDrop
   uint32_t next;  // next packet to the same destination (unicast lists)
+  uint32_t maxlen;  // longest fragment: a destination with smaller buffers drops it
 };
 
 struct ValeKring {
@@ -241,19 +252,23 @@ void refresh(Registry& reg, ValeKring& v) {
 }
 
 // Copy one packet (tx slots first..first+nslots) into rx slots from `at`.
-// Returns the rx slot after it.
-uint32_t copy_packet(const Kring& k, const FwdPkt& f, netmap_ring* rx, uint32_t rn,
+// Returns the rx slot after it. The source is the prologue's checked copy
+// of the tx slots; every fragment fits both buffers (checked in forward()
+// and deliver()).
+uint32_t copy_packet(const Kring& k, const FwdPkt& f, netmap_ring* rx, uint32_t rn, uint32_t rtag,
                      const Region& dst_region, uint32_t at) {
   const uint32_t tn = k.nslots;
   const uint32_t dbufs = dst_region.cfg().buf_num, dsize = dst_region.cfg().buf_size;
   const uint32_t ssize = k.region->cfg().buf_size;
+  const SlotCopy* c = k.copy.data();
   uint32_t j = f.first;
   for (uint32_t s = 0; s < f.nslots; s++, j = next_slot(j, tn), at = next_slot(at, rn)) {
-    const netmap_slot& ts = k.ring->slot[j];
+    const SlotCopy& ts = c[j];
     netmap_slot& rs = rx->slot[at];
-    uint32_t len = ts.len;
-    uint32_t b = rs.buf_idx;  // the receiver may have written it: check before use
-    if (b < 2 || b >= dbufs) {
+    const uint32_t len = ts.len;
+    // The receiver may have written it: a buffer of its ring, checked before use.
+    const uint32_t b = rs.buf_idx;
+    if (b < 2 || b >= dbufs || dst_region.buf_tag(b) != rtag) {
       rs.len = 0;
     } else {
       // Whole 64-byte blocks: buffers are multiples of 64, so this stays inside both.
@@ -365,6 +380,7 @@ class ValeAdapter final : public Adapter {
 
   int kring_init(Registry& reg, Kring& k, std::string*) const override {
     if (k.dir != kTx || k.host) return 0;
+    k.copy.assign(k.nslots, SlotCopy{0, 0, 0});  // the prologue's copy of what is handed over
     auto* v = new ValeKring;
     v->reg = &reg;
     v->ft.resize(k.nslots);
@@ -464,6 +480,7 @@ class ValeAdapter final : public Adapter {
   }
 
   // Forward the complete packets of [hwcur, head); return the new hwcur.
+  // The slots are the prologue's checked copies (k.copy), never the ring.
   static uint32_t forward(Kring& k, ValeKring& v, uint32_t head) {
     SwitchEntry& sw = v.reg->sw(v.sw);
     if (sw.gen.load(std::memory_order_acquire) != v.sw_gen) {
@@ -472,22 +489,25 @@ class ValeAdapter final : public Adapter {
       refresh(*v.reg, v);
     }
     const uint32_t n = k.nslots;
+    const SlotCopy* c = k.copy.data();
     uint32_t j = k.ks->hwcur.load(std::memory_order_relaxed);
-    uint32_t npkts = 0, nbcast = 0, bcast_head = ~0u, bcast_tail = ~0u;
+    uint32_t npkts = 0, nbcast = 0, nbad = 0, bcast_head = ~0u, bcast_tail = ~0u;
     uint64_t bytes = 0;
     for (uint16_t p : v.active) v.list_head[p] = ~0u;
     ValeLookupCtx ctx{&sw, v.me, k.id, 0};
     // 1. cut the batch into packets and look each one up
     while (j != head) {
-      uint32_t first = j, ns = 1, len = k.ring->slot[j].len;
-      bool complete = true;
-      while (k.ring->slot[j].flags & NS_MOREFRAG) {
+      uint32_t first = j, ns = 1, len = c[j].len, maxlen = c[j].len;
+      bool complete = true, bad = c[j].buf_idx == 0;
+      while (c[j].flags & NS_MOREFRAG) {
         j = next_slot(j, n);
         if (j == head) {
           complete = false;
           break;
         }
-        len += k.ring->slot[j].len;
+        len += c[j].len;
+        if (c[j].len > maxlen) maxlen = c[j].len;
+        bad |= c[j].buf_idx == 0;
         ns++;
       }
       if (!complete) {
@@ -495,16 +515,20 @@ class ValeAdapter final : public Adapter {
         break;
       }
       j = next_slot(j, n);
-      const netmap_slot& s0 = k.ring->slot[first];
+      const SlotCopy& s0 = c[first];
       ctx.slot_flags = s0.flags;
-      uint32_t dst = len > 65535 || ns > NETMAP_MAX_FRAGS
-                         ? kValeDrop
-                         : v.lookup(reinterpret_cast<const uint8_t*>(k.region->buf(s0.buf_idx)),
-                                    s0.len, ctx);
+      uint32_t dst;
+      if (bad || len > 65535 || ns > NETMAP_MAX_FRAGS) {
+        dst = kValeDrop;  // a slot rewritten after it was accepted, or too long a packet
+        nbad++;
+      } else {
+        // s0.len fits the buffer (checked by the prologue): the lookup reads no further.
+        dst = v.lookup(reinterpret_cast<const uint8_t*>(k.region->buf(s0.buf_idx)), s0.len, ctx);
+      }
       if (dst != kValeBroadcast && dst != kValeDrop &&
           (dst >= kSwitchPorts || dst == v.me || v.dst[dst].rx.empty()))
         dst = kValeDrop;  // back to the sender, or to no port: dropped, as netmap does
-      v.ft[npkts] = FwdPkt{first, ns, dst, ~0u};
+      v.ft[npkts] = FwdPkt{first, ns, dst, ~0u, maxlen};
       bytes += len;
       if (dst == kValeBroadcast) {
         if (bcast_tail == ~0u) bcast_head = npkts;
@@ -524,6 +548,7 @@ class ValeAdapter final : public Adapter {
         deliver(k, v, p, v.list_head[p], bcast_head);
     k.ks->packets += npkts;
     k.ks->bytes += bytes;
+    if (nbad) k.ks->drops += nbad;
     return j;
   }
 
@@ -533,35 +558,39 @@ class ValeAdapter final : public Adapter {
     RxView& rv = d.rx[k.id % d.rx.size()];
     KringState* ks = rv.ks;
     const uint32_t n = ks->nslots;  // never the ring's own field: the application can write that
-    // Pick the packets in order and count the slots they need.
+    const uint32_t dsize = d.region->cfg().buf_size;
+    // Pick the packets in order and count the slots they need. A fragment
+    // longer than p's buffers is not cut: its packet is dropped (counted).
     uint32_t pk[2] = {uni, bc};
     std::vector<uint32_t>& order = v.order;
     order.clear();
+    uint32_t too_long = 0;
     while (pk[0] != ~0u || pk[1] != ~0u) {
       int w = pk[1] == ~0u || (pk[0] != ~0u && pk[0] < pk[1]) ? 0 : 1;
-      order.push_back(pk[w]);
+      if (v.ft[pk[w]].maxlen <= dsize) order.push_back(pk[w]);
+      else too_long++;
       pk[w] = v.ft[pk[w]].next;
     }
     uint32_t start = 0, take = 0, npk = 0, slot = 0;
     {
       LeaseGuard g(ks);
       if (!g.ok() || !lease_usable(ks, rv.gen)) {
-        ks->fwd_drops += order.size();
+        ks->fwd_drops += order.size() + too_long;
         return;
       }
       const uint32_t room = lease_room(ks);
       for (; npk < order.size() && take + v.ft[order[npk]].nslots <= room; npk++)
         take += v.ft[order[npk]].nslots;
-      ks->fwd_drops += order.size() - npk;
+      ks->fwd_drops += order.size() - npk + too_long;
       if (take == 0) return;
       lease_open(ks, take, &start, &slot);
     }
     uint32_t at = start;
     for (uint32_t i = 0; i < npk; i++)
-      at = copy_packet(k, v.ft[order[i]], rv.ring, n, *d.region, at);
+      at = copy_packet(k, v.ft[order[i]], rv.ring, n, ks->buf_tag, *d.region, at);
     // The receiving ring's copy monitors see the packets as they arrive.
     if (ks->nmon.load(std::memory_order_relaxed))
-      monitor_copy_slots(*d.region, ks, rv.ring->slot, n, start, at, false);
+      monitor_copy_slots(*d.region, ks, rv.ring->slot, nullptr, n, start, at, false);
     lease_close(ks, rv.ring, slot, rv.gen);
     notify(ks);
   }
@@ -798,7 +827,7 @@ int vale_list(const std::string& only, std::vector<ValeSwitchInfo>* out, std::st
         for (uint32_t r = 0; r < pe.nrings[kTx] && r <= kMaxRings; r++) {
           if (region->ring_port(pe.ring[kTx][r]) != sw.ports[j]) continue;
           KringState* ks = region->kring(pe.ring[kTx][r]);
-          pi.tx_packets += ks->packets, pi.tx_bytes += ks->bytes;
+          pi.tx_packets += ks->packets, pi.tx_bytes += ks->bytes, pi.tx_drops += ks->drops;
         }
         for (uint32_t r = 0; r < pe.nrings[kRx] && r <= kMaxRings; r++) {
           if (region->ring_port(pe.ring[kRx][r]) != sw.ports[j]) continue;
