@@ -457,6 +457,24 @@ TEST(Robust, GarbageIndexesInTheRegistryAreCheckedAtUse) {
   EXPECT_EQ(again.err, EIO) << "binding a port whose ring list is not its own";
 }
 
+// A question about region 1 before anyone uses it answers with its sizes
+// and makes nothing: it left a 342 MB region file behind.
+TEST(Robust, PoolsInfoOfAnUnusedRegionMakesNothing) {
+  int fd = open("/dev/netmap", O_RDWR);
+  ASSERT_GE(fd, 0);
+  nmreq_pools_info pi{};
+  pi.nr_mem_id = 1;
+  ASSERT_EQ(nmtest::ctrl(fd, NETMAP_REQ_POOLS_INFO_GET, "", &pi), 0);
+  EXPECT_EQ(pi.nr_buf_pool_objsize, unetmap::RegionConfig::from_env().buf_size);
+  EXPECT_EQ(pi.nr_buf_pool_objtotal, unetmap::RegionConfig::from_env().buf_num);
+  EXPECT_EQ(pi.nr_memsize, Region::public_size(unetmap::RegionConfig::from_env()));
+  close(fd);
+  EXPECT_EQ(join(leftovers()), "") << "files left by the question";
+  RawPort p("pi{0");  // the region made for a port has what the answer said
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p.reg.nr_memsize, pi.nr_memsize);
+}
+
 // vale-ctl documents up to 65536 slots; the name parser took 65535 at most.
 TEST(Robust, ConfTakesAsManySlotsAsValeCtl) {
   nmport_d* d = nmport_new();

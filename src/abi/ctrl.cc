@@ -131,10 +131,20 @@ int pools_info(NetmapFile* f, nmreq_pools_info* pi) {
     pi->nr_mem_id = 1;
   }
   std::string why;
-  // Region 1, the global one, always exists (as netmap's global allocator).
-  r = Region::get(pi->nr_mem_id, RegionConfig::from_env(), &err, &why, pi->nr_mem_id == 1);
-  if (!r) return fail(err, why);
-  const RegionHeader* h = r->hdr();
+  // Region 1, the global one, always exists for netmap (its global
+  // allocator): here it is described as it would be made, without making
+  // (and reserving) it for a question.
+  RegionHeader planned;
+  r = Region::get(pi->nr_mem_id, RegionConfig::from_env(), &err, &why, false);
+  if (!r && pi->nr_mem_id == 1) {
+    const RegionConfig cfg = RegionConfig::from_env();
+    const std::string bad = cfg.check();
+    if (!bad.empty()) return fail(EINVAL, "region 1: " + bad + " (from UNETMAP_* settings)");
+    planned = Region::planned(1, cfg);
+  } else if (!r) {
+    return fail(err, why);
+  }
+  const RegionHeader* h = r ? r->hdr() : &planned;
   pi->nr_memsize = h->memsize;
   pi->nr_if_pool_offset = h->if_pool;
   pi->nr_if_pool_objtotal = h->cfg.if_num;

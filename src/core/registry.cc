@@ -283,8 +283,9 @@ void Registry::repair() {
   std::sort(regions.begin(), regions.end());
   regions.erase(std::unique(regions.begin(), regions.end()), regions.end());
   for (uint16_t m : regions) sweep_region(m);
-  // 4. What nothing holds any more, and regions no port uses (one whose
-  // last port's taker died before removing it).
+  // 4. What nothing holds any more, regions no port uses (one whose last
+  // port's taker died before removing it), and files half made by the dead.
+  remove_dead_tmp_files();
   for (uint32_t i = 0; i < kMaxPorts; i++) maybe_destroy_port(int(i));
   if (DIR* d = opendir(runtime_dir().c_str())) {
     while (dirent* e = readdir(d)) {

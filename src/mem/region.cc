@@ -336,6 +336,21 @@ int Region::map_ext(std::string* why) {
 
 uint64_t Region::public_size(const RegionConfig& cfg) { return layout_of(cfg).memsize; }
 
+RegionHeader Region::planned(uint16_t id, const RegionConfig& cfg) {
+  const Layout l = layout_of(cfg);
+  RegionHeader h{};
+  h.magic = kMagic;
+  h.layout_version = kLayout;
+  h.mem_id = id;
+  h.cfg = cfg;
+  h.pub_off = l.pub_off;
+  h.memsize = l.memsize;
+  h.if_pool = l.if_pool;
+  h.ring_pool = l.ring_pool;
+  h.buf_pool = l.buf_pool;
+  return h;
+}
+
 std::shared_ptr<Region> Region::make_ext(uint16_t id, const RegionConfig& cfg,
                                          const std::string& path, uint64_t off, int* err,
                                          std::string* why) {

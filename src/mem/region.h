@@ -171,6 +171,9 @@ class Region {
                                           std::string* why);
   // Bytes of the public part of a region with these sizes.
   static uint64_t public_size(const RegionConfig& cfg);
+  // The header a region with these sizes would have (no file is made):
+  // what POOLS_INFO_GET reports of region 1 before anyone uses it.
+  static RegionHeader planned(uint16_t id, const RegionConfig& cfg);
   static std::string file_name(uint16_t id);
   // Unlink region `id` (its last port is gone; call with the registry
   // locked) unless it is persistent. Mappings stay valid; the next get()
