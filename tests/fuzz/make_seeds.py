@@ -2,12 +2,12 @@
 """Writes the binary seed corpora of the fuzzers (tests/fuzz/corpus/nmreq,
 corpus/ring): valid requests of every type, and ring operations, in the
 input formats that nmreq_fuzz.cc and ring_fuzz.cc describe. The name
-corpus (corpus/name) is plain text, written by hand.
+corpus (corpus/name) is plain text, written by hand. Inputs of findings
+are kept beside the seeds as regress_<what>.
 
-    python3 tests/fuzz/make_seeds.py    # rewrites the two directories
+    python3 tests/fuzz/make_seeds.py    # rewrites the seeds
 """
 import os
-import shutil
 import struct
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -188,7 +188,7 @@ def nmreq_seeds():
 
 # ----------------------------------------------------------------- ring
 # ring_fuzz.cc: a sequence of operations, each an opcode byte and operands.
-OP_HEAD, OP_CUR, OP_TAIL, OP_SLOT, OP_FLAGS, OP_TXSYNC, OP_RXSYNC, OP_POLL, OP_GOOD, OP_HDR, OP_IF = range(11)
+OP_HEAD, OP_CUR, OP_TAIL, OP_SLOT, OP_FLAGS, OP_TXSYNC, OP_RXSYNC, OP_POLL, OP_GOOD, OP_HDR, OP_IF, OP_DATA = range(12)
 
 
 def ring_seeds():
@@ -197,10 +197,16 @@ def ring_seeds():
 
     u32 = lambda v: struct.pack("<I", v & 0xffffffff)
     u16 = lambda v: struct.pack("<H", v & 0xffff)
+    u64 = lambda b: bytes(b).ljust(8, b"\0")
+
+    def frame(port, idx, ring=0):  # broadcast from 02:00:00:00:00:0f
+        return (op(OP_DATA, port, ring, bytes([idx, 0]), u64([0xff] * 6 + [2, 0])) +
+                op(OP_DATA, port, ring, bytes([idx, 8]), u64([0, 0, 0, 0x0f, 0x88, 0xb5, 1, 2])))
+
     s = {}
     # Send 3 packets well: slots as they are, head and cur forward, sync.
     for port in range(4):
-        s[f"send_port{port}"] = (op(OP_SLOT, port, 0, bytes([0]), bytes([0]), u32(0), u16(60), u16(0)) +
+        s[f"send_port{port}"] = (frame(port, 0) + frame(port, 1) + op(OP_SLOT, port, 0, bytes([0]), bytes([0]), u32(0), u16(60), u16(0)) +
                                  op(OP_SLOT, port, 0, bytes([1]), bytes([0]), u32(0), u16(1514), u16(0)) +
                                  op(OP_HEAD, port, 0, bytes([1]), u32(2)) + op(OP_CUR, port, 0, bytes([1]), u32(2)) +
                                  op(OP_TXSYNC, port, 0) + op(OP_GOOD) + op(OP_RXSYNC, port, 0) + op(OP_POLL, port, 0))
@@ -208,13 +214,14 @@ def ring_seeds():
     s["cur_before_head"] = op(OP_HEAD, 1, 0, bytes([1]), u32(5)) + op(OP_CUR, 1, 0, bytes([1]), u32(2)) + op(OP_TXSYNC, 1, 0)
     s["rx_head_forward"] = op(OP_GOOD) + op(OP_HEAD, 0, 0x80, bytes([1]), u32(1)) + op(OP_CUR, 0, 0x80, bytes([1]), u32(1)) + op(OP_RXSYNC, 0, 0)
     s["bad_buf_idx"] = op(OP_SLOT, 0, 0, bytes([0]), bytes([1]), u32(1 << 30), u16(60), u16(0)) + op(OP_HEAD, 0, 0, bytes([1]), u32(1)) + op(OP_TXSYNC, 0, 0)
-    s["buf_idx_of_peer"] = op(OP_SLOT, 1, 0, bytes([0]), bytes([2]), u32(0), u16(60), u16(0)) + op(OP_HEAD, 1, 0, bytes([1]), u32(1)) + op(OP_TXSYNC, 1, 0) + op(OP_GOOD)
-    s["long_len"] = op(OP_SLOT, 0, 0, bytes([0]), bytes([0]), u32(0), u16(60000), u16(0)) + op(OP_HEAD, 0, 0, bytes([1]), u32(1)) + op(OP_TXSYNC, 0, 0)
+    s["buf_idx_of_peer"] = frame(1, 0) + op(OP_SLOT, 1, 0, bytes([0]), bytes([2]), u32(0), u16(60), u16(0)) + op(OP_HEAD, 1, 0, bytes([1]), u32(1)) + op(OP_TXSYNC, 1, 0) + op(OP_GOOD)
+    s["long_len"] = frame(0, 0) + op(OP_SLOT, 0, 0, bytes([0]), bytes([0]), u32(0), u16(60000), u16(0)) + op(OP_HEAD, 0, 0, bytes([1]), u32(1)) + op(OP_TXSYNC, 0, 0)
     # An NS_MOREFRAG chain left open, then rewritten between two syncs.
-    s["morefrag_rewrite"] = (op(OP_SLOT, 0, 0, bytes([0]), bytes([0]), u32(0), u16(60), u16(1 << 11)) +
+    # (slot indexes count from head: 255 is the slot before it)
+    s["morefrag_rewrite"] = (frame(0, 0) + frame(0, 1) + op(OP_SLOT, 0, 0, bytes([0]), bytes([0]), u32(0), u16(60), u16(1 << 11)) +
                              op(OP_HEAD, 0, 0, bytes([1]), u32(1)) + op(OP_TXSYNC, 0, 0) +
-                             op(OP_SLOT, 0, 0, bytes([0]), bytes([0]), u32(0), u16(65535), u16(0)) +
-                             op(OP_SLOT, 0, 0, bytes([1]), bytes([1]), u32(7), u16(60), u16(0)) +
+                             op(OP_SLOT, 0, 0, bytes([255]), bytes([0]), u32(0), u16(65535), u16(0)) +
+                             op(OP_SLOT, 0, 0, bytes([0]), bytes([1]), u32(7), u16(60), u16(0)) +
                              op(OP_HEAD, 0, 0, bytes([1]), u32(2)) + op(OP_TXSYNC, 0, 0) + op(OP_GOOD))
     s["ring_flags"] = op(OP_FLAGS, 0, 0, u32(0xffffffff)) + op(OP_TXSYNC, 0, 0) + op(OP_POLL, 0, 0)
     s["ring_header"] = op(OP_HDR, 0, 0, bytes([1]), u32(0)) + op(OP_HDR, 0, 0, bytes([2]), u32(7)) + op(OP_TXSYNC, 0, 0) + op(OP_RXSYNC, 0, 0)
@@ -224,9 +231,9 @@ def ring_seeds():
 
 
 def write(dirname, seeds):
+    """Writes the seeds; other files there (regress_*: inputs of findings) stay."""
     d = os.path.join(HERE, "corpus", dirname)
-    shutil.rmtree(d, ignore_errors=True)
-    os.makedirs(d)
+    os.makedirs(d, exist_ok=True)
     for name, data in sorted(seeds.items()):
         with open(os.path.join(d, name), "wb") as f:
             f.write(data)

@@ -4,7 +4,7 @@
 // fz{1 (2 rings of 64 slots each), a copy monitor of vale0:f and a
 // zero-copy monitor of fz{1 (the fuzzed ports), plus two well-behaved VALE
 // ports g1, g2 on the same switch and the pipe's other end fz}1 (the good
-// peers). Then it runs the input as a sequence of operations on the fuzzed
+// peers); the good VALE ports stay open across inputs. Then it runs the input as a sequence of operations on the fuzzed
 // ports' rings: write head/cur/tail, slots (buf_idx, len, flags), ring
 // flags, the ring header's read-only fields and the netmap_if, and call
 // NIOCTXSYNC / NIOCRXSYNC / poll. Between operations and at the end the
@@ -23,6 +23,7 @@
 //   8 the good peers exchange a packet: no operands
 //   9 a read-only word of the ring header: [word] [u32]
 //  10 a word of the netmap_if: [word] [u32]
+//  11 8 bytes of a slot's buffer: [index from head] [offset] [u64]
 // ring: bit 7 rx, else tx; the rest picks the ring. Read-only fields and the
 // netmap_if are put back before the ports are closed (teardown trusting
 // them is issue 9 item 4, tested elsewhere).
@@ -84,8 +85,17 @@ class Input {
   size_t n_;
 };
 
-void open_ports() {
+// The good VALE ports stay open from one input to the next (they are never
+// written by the fuzzer), as does a null port that keeps region 1, the
+// pipe's, from being made again for every input: the rest is opened per
+// input, so that an input runs the same way alone.
+bool per_input(int i) { return i != kG1 && i != kG2; }
+nmport_d* g_hold;
+std::string g_ports;
+
+void open_ports(bool all) {
   for (int i = 0; i < kNumPorts; i++) {
+    if (!all && !per_input(i)) continue;
     Port& P = g_port[i];
     P.d = nmport_open(kSpec[i]);
     FUZZ_CHECK(P.d != nullptr, std::string(kSpec[i]) + ": " + unetmap_last_error());
@@ -107,6 +117,7 @@ void close_ports() {
   for (auto it = g_saved.rbegin(); it != g_saved.rend(); ++it) *it->first = it->second;
   g_saved.clear();
   for (int i = kNumPorts - 1; i >= 0; i--) {
+    if (!per_input(i)) continue;
     nmport_close(g_port[i].d);
     g_port[i] = Port{};
   }
@@ -175,11 +186,15 @@ bool send(const Port& P, uint32_t seq, const char* who) {
 }
 
 // The good peers still work, whatever the fuzzed ports did.
-void good_exchange() {
+void vale_exchange() {
   drain(g_port[kG2], "g2");
   uint32_t seq = ++g_seq | 0x80000000u;
   FUZZ_CHECK(send(g_port[kG1], seq, "g1"), "g1: no room in its tx ring");
   FUZZ_CHECK(drain(g_port[kG2], "g2", seq), "g2 did not receive g1's broadcast");
+}
+
+void good_exchange() {
+  vale_exchange();
   drain(g_port[kPeer], "fz}1");
   send(g_port[kPeer], ++g_seq | 0x80000000u, "fz}1");  // the fuzzed end may be full
 }
@@ -188,7 +203,7 @@ void save(uint32_t* w) { g_saved.push_back({w, *w}); }
 
 void run(Input& in) {
   while (!in.empty()) {
-    const uint8_t op = in.get<uint8_t>() % 11;
+    const uint8_t op = in.get<uint8_t>() % 12;
     Port& P = g_port[in.get<uint8_t>() % 4];
     const uint8_t rsel = in.get<uint8_t>();
     int dir = rsel >> 7;
@@ -260,13 +275,23 @@ void run(Input& in) {
         *word = v;
         break;
       }
+      case 11: {  // what the port sends: headers (MACs) decide where it goes
+        uint8_t idx = in.get<uint8_t>(), off = in.get<uint8_t>();
+        uint64_t v = in.get<uint64_t>();
+        if (!r) break;
+        const netmap_slot& s = r->slot[(uint64_t(r->head % n) + idx) % n];
+        // As NETMAP_BUF, without its pointer arithmetic on fuzzed values.
+        uintptr_t b = uintptr_t(r) + uintptr_t(r->buf_ofs) + uintptr_t(s.buf_idx) * r->nr_buf_size + off;
+        if (b >= uintptr_t(P.mem_lo) && b + 8 <= uintptr_t(P.mem_hi)) memcpy(reinterpret_cast<void*>(b), &v, 8);
+        break;
+      }
     }
   }
 }
 
 void check_clean() {
   std::string ports = fuzz::live_ports();
-  FUZZ_CHECK(ports.empty(), "ports left: " + ports);
+  FUZZ_CHECK(ports == g_ports, "ports left: " + ports + " before: " + g_ports);
   std::set<std::string> fds = fuzz::open_fds();
   FUZZ_CHECK(fds == g_fds, "fds left open: " + fuzz::join(fds) + " before: " + fuzz::join(g_fds));
   std::set<std::string> files = fuzz::runtime_files();
@@ -280,9 +305,13 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   g_quiet = *nmctx_get();
   g_quiet.error = no_error;
   nmctx_set_default(&g_quiet);
-  open_ports();
+  g_hold = nmport_open("null:hold@conf:slots=64");
+  FUZZ_CHECK(g_hold != nullptr, unetmap_last_error());
+  open_ports(true);
   good_exchange();
   close_ports();
+  vale_exchange();
+  g_ports = fuzz::live_ports();
   g_fds = fuzz::open_fds();
   g_files = fuzz::runtime_files();
   return 0;
@@ -290,7 +319,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size > 4096) return -1;
-  open_ports();
+  open_ports(false);
   Input in(data, size);
   run(in);
   // The read-only fields go back first: the good peers' checks use them.
@@ -298,6 +327,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   g_saved.clear();
   good_exchange();
   close_ports();
+  // A sender keeps its view of the switch (with the regions of the ports
+  // on it) until its next txsync: let g1 see that vale0:f went.
+  vale_exchange();
   check_clean();
   return 0;
 }
