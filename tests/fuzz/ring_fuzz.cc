@@ -2,18 +2,18 @@
 // hostile application reaches it: through its own rings in shared memory.
 // Per input it opens, through libnetmap, a VALE port vale0:f and a pipe end
 // fz{1 (2 rings of 64 slots each), a copy monitor of vale0:f and a
-// zero-copy monitor of fz{1 (the fuzzed ports), plus two well-behaved VALE
-// ports g1, g2 on the same switch and the pipe's other end fz}1 (the good
-// peers); the good VALE ports stay open across inputs. Then it runs the input as a sequence of operations on the fuzzed
-// ports' rings: write head/cur/tail, slots (buf_idx, len, flags), ring
-// flags, the ring header's read-only fields and the netmap_if, and call
-// NIOCTXSYNC / NIOCRXSYNC / poll. Between operations and at the end the
-// good peers exchange a packet.
+// zero-copy monitor of fz{1 (the fuzzed ports), and the pipe's other end
+// fz}1; two well-behaved VALE ports g1, g2 on the same switch stay open
+// across inputs (the good peers, with fz}1). Then it runs the input as a
+// sequence of operations on the fuzzed ports' rings: write head/cur/tail,
+// slots (buf_idx, len, flags), packet bytes, ring flags, the ring header's
+// read-only fields and the netmap_if, and call NIOCTXSYNC / NIOCRXSYNC /
+// poll. Between operations and at the end the good peers exchange a packet.
 //
 // Checks, besides no crash/UB/leak in the library: a good peer's syncs
 // succeed, g2 receives the broadcast g1 sends, byte for byte; every slot a
 // good peer receives names a buffer of its region and a length that fits
-// it; after closing everything no port, fd or file is left.
+// it; after closing the per-input ports no port, fd or file is left.
 //
 // Input: operations, each [op] [port] [ring] operands (make_seeds.py):
 //   0 head, 1 cur, 2 tail: [mode] [u32]  (mode&1: advance by u32 % n)
@@ -129,8 +129,8 @@ int sync(const Port& P, unsigned long req) { return ioctl(P.d->fd, req, nullptr)
 // length within the buffer.
 void check_slot(const Port& P, const netmap_ring* r, uint32_t i, const char* who) {
   const netmap_slot& s = r->slot[i];
-  const char* b = NETMAP_BUF(const_cast<netmap_ring*>(r), s.buf_idx);
-  FUZZ_CHECK(s.buf_idx >= 2 && b >= P.mem_lo && b + r->nr_buf_size <= P.mem_hi,
+  const uintptr_t b = uintptr_t(r) + uintptr_t(r->buf_ofs) + uintptr_t(s.buf_idx) * r->nr_buf_size;
+  FUZZ_CHECK(s.buf_idx >= 2 && b >= uintptr_t(P.mem_lo) && b + r->nr_buf_size <= uintptr_t(P.mem_hi),
              std::string(who) + ": slot " + std::to_string(i) + " has buffer " + std::to_string(s.buf_idx));
   FUZZ_CHECK(s.len <= r->nr_buf_size,
              std::string(who) + ": slot " + std::to_string(i) + " has len " + std::to_string(s.len));
