@@ -1,7 +1,10 @@
-// Regions are the isolation boundary: a region file belongs to the user who
-// made it (mode 0600), and another user's register in it fails with EACCES,
-// while that user can still make and use a region of their own. Runs as
-// root in CI; the other user is "nobody", entered with setuid in a child.
+// Regions are the isolation boundary within a runtime directory shared by a
+// group (UNETMAP_GROUP): a region file belongs to the user who made it
+// (mode 0600), and another member's register in it fails with EACCES,
+// while that member can still make and use a region of their own. Runs as
+// root in CI; the other user is "nobody", entered with setuid in a child,
+// and the group is nobody's own.
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <pwd.h>
 #include <sys/stat.h>
@@ -21,8 +24,10 @@ TEST(Isolation, AnotherUsersRegionIsRefused) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to become another user";
   passwd* nobody = getpwnam("nobody");
   ASSERT_NE(nobody, nullptr);
-  // The runtime directory is shared by every user, as /dev/shm/unetmap is.
-  ASSERT_EQ(chmod(unetmap::runtime_dir().c_str(), 01777), 0);
+  // The runtime directory is shared with nobody's group, explicitly.
+  ASSERT_EQ(setenv("UNETMAP_GROUP", std::to_string(nobody->pw_gid).c_str(), 1), 0);
+  std::string why;
+  ASSERT_EQ(unetmap::runtime_dir_check(&why), 0) << why;
   // The other user's process starts before root maps anything, so that it
   // inherits no mapping: it must open the region files itself.
   int go[2];
@@ -32,7 +37,7 @@ TEST(Isolation, AnotherUsersRegionIsRefused) {
   Child other([uid, gid, &go] {
     char c;
     if (read(go[0], &c, 1) != 1) return 9;
-    if (setgid(gid) != 0 || setuid(uid) != 0) return 10;
+    if (setgroups(1, &gid) != 0 || setgid(gid) != 0 || setuid(uid) != 0) return 10;
     // root's port and root's region: refused, and the reason says so.
     RawPort theirs("iso}0");
     if (theirs.ok()) return 11;

@@ -307,6 +307,24 @@ TEST(Region, ToolReportsEveryRegion) {
   EXPECT_NE(system(NM_REGIONS " -m 0 2>/dev/null"), 0) << "a bad id is refused";
 }
 
+// A region whose last user was killed is listed by nm-regions, then
+// removed by the reap its own request runs: it is skipped, not an error.
+TEST(Region, ToolSkipsARegionItsOwnReapRemoved) {
+  nmtest::Event opened;
+  Child c([&] {
+    RawPort v("vale0:gone");  // a private region of its own
+    opened.signal(v.ok() ? 'y' : 'n');
+    pause();
+    return 0;
+  });
+  ASSERT_EQ(opened.wait(5000), 'y');
+  c.kill_now();
+  struct stat st;
+  ASSERT_EQ(stat((std::string(getenv("UNETMAP_DIR")) + "/mem.1000").c_str(), &st), 0)
+      << "the dead process's region is still there before the tool runs";
+  EXPECT_EQ(system(NM_REGIONS " >/dev/null"), 0);
+}
+
 // Sizes per region: nm-regions -c makes region 21 with its own sizes (the
 // environment's knobs are not involved), ports that name @21 get them, the
 // exhaustion message suggests it, and the region stays between its users

@@ -60,9 +60,10 @@ struct Row {
 };
 
 // POOLS_INFO_GET through /dev/netmap, as any netmap application would ask.
-bool pools_info(uint16_t id, nmreq_pools_info* pi, std::string* err) {
+bool pools_info(uint16_t id, nmreq_pools_info* pi, std::string* err, int* e) {
   int fd = open("/dev/netmap", O_RDWR);
   if (fd < 0) {
+    *e = errno;
     *err = strerror(errno);
     return false;
   }
@@ -73,7 +74,7 @@ bool pools_info(uint16_t id, nmreq_pools_info* pi, std::string* err) {
   pi->nr_mem_id = id;
   h.nr_body = uintptr_t(pi);
   bool ok = ioctl(fd, NIOCCTRL, &h) == 0;
-  if (!ok) *err = strerror(errno);
+  if (!ok) *e = errno, *err = strerror(errno);
   close(fd);
   return ok;
 }
@@ -131,7 +132,11 @@ int remove_region(long id) {
     fprintf(stderr, "nm-regions: cannot open the registry: %s\n", strerror(err));
     return 1;
   }
-  unetmap::LockGuard g(reg->lock());
+  unetmap::RegistryLock g(*reg);
+  if (!g.ok()) {
+    fprintf(stderr, "nm-regions: the registry: %s\n", unetmap::lock_error().c_str());
+    return 1;
+  }
   reg->reap();
   for (uint32_t i = 0; i < unetmap::kMaxPorts; i++) {
     const unetmap::PortEntry& p = reg->port(int(i));
@@ -192,12 +197,13 @@ int main(int argc, char** argv) {
     if (only && id != only) continue;
     Row r{id, {}, 0, "?", 0};
     std::string err;
-    if (!pools_info(id, &r.pi, &err)) {
+    int e = 0;
+    if (!pools_info(id, &r.pi, &err, &e)) {
+      if (e == ENOENT) continue;  // removed since the listing (its last port went)
       fprintf(stderr, "nm-regions: region %u: %s\n", id, err.c_str());
       failed = 1;
       continue;
     }
-    int e = 0;
     if (auto reg = unetmap::Region::get(id, unetmap::RegionConfig::from_env(), &e, nullptr, false))
       r.bufs_in_use = reg->bufs_in_use();
     struct stat st;

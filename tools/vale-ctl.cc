@@ -460,7 +460,8 @@ void print_nic_backend(std::string name) {
   int err = 0;
   unetmap::Registry* reg = unetmap::Registry::get(&err);
   if (!reg) return;
-  unetmap::LockGuard g(reg->lock());
+  unetmap::RegistryLock g(*reg);
+  if (!g.ok()) return;
   int p = reg->find_port(name.c_str());
   if (p < 0 || reg->port(p).kind != unetmap::PortKind::kNic || !reg->port(p).nic_backend) return;
   auto b = unetmap::nic::Backend(reg->port(p).nic_backend);

@@ -45,8 +45,8 @@ void release(NetmapFile* f) {
   f->binding.reset();
   g_nfiles.fetch_sub(1);
   if (Registry* reg = Registry::get(nullptr)) {
-    LockGuard g(reg->lock());
-    reg->release_chan(f->token, ProcId::self());
+    RegistryLock g(*reg);
+    if (g.ok()) reg->release_chan(f->token, ProcId::self());  // else the reaper frees it
   }
   delete f;
 }
@@ -137,29 +137,47 @@ const Libc& libc() {
 bool is_netmap_path(const char* path) { return path && strcmp(path, "/dev/netmap") == 0; }
 bool is_netmap_fd(int fd) { return file_of(fd) != nullptr; }
 
+// The wake-up channel is a FIFO made by this process: mode 0600 (0620 with
+// UNETMAP_GROUP: any producer of the group may wake us, nobody else reads),
+// opened O_NOFOLLOW and checked to be the FIFO this process just made.
 int dev_open(int flags) {
   int err = 0;
-  Registry* reg = Registry::get(&err);
-  if (!reg) return fail(err, "cannot open the registry in " + runtime_dir() + ": " + strerror(err));
+  std::string rwhy;
+  Registry* reg = Registry::get(&err, &rwhy);
+  if (!reg) return fail(err, "cannot open the registry: " + rwhy);
   uint32_t token = 0;
   {
-    LockGuard g(reg->lock());
+    RegistryLock g(*reg);
+    if (!g.ok()) return fail(g.error(), "the registry: " + lock_error());
     reg->reap();
     if ((err = reg->alloc_chan(&token)) != 0) return fail(err, "too many open /dev/netmap fds");
   }
   std::string path = Registry::chan_path(Registry::chan_id(token));
+  std::string why;
   unlink(path.c_str());
   int fd = -1;
   if (mkfifo(path.c_str(), 0600) == 0) {
-    chmod(path.c_str(), 0622);  // any producer may wake us, nobody else reads
-    fd = sys::open(path.c_str(), O_RDWR | O_NONBLOCK | (flags & O_CLOEXEC));
+    fd = sys::open(path.c_str(), O_RDWR | O_NONBLOCK | O_NOFOLLOW | (flags & O_CLOEXEC));
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISFIFO(st.st_mode) || st.st_uid != geteuid())) {
+      sys::close(fd);
+      fd = -1;
+      errno = EACCES;
+      why = path + " was replaced while it was made: refused";
+    } else if (fd >= 0 && fchmod(fd, fifo_mode()) != 0) {
+      const int e = errno;
+      sys::close(fd);
+      fd = -1;
+      errno = e;
+    }
   }
   if (fd < 0 || fd >= kMaxFd) {
     err = fd < 0 ? errno : EMFILE;
     if (fd >= 0) sys::close(fd);
-    LockGuard g(reg->lock());
-    reg->free_chan(token);
-    return fail(err, "cannot create wake-up channel " + path + ": " + strerror(err));
+    RegistryLock g(*reg);
+    if (g.ok()) reg->free_chan(token);  // else the reaper frees it with this process
+    if (why.empty()) why = "cannot create wake-up channel " + path + ": " + strerror(err);
+    return fail(err, why);
   }
   auto* f = new NetmapFile;
   f->token = token;
@@ -426,8 +444,8 @@ void dev_after_fork_parent(int child_pid) {
     if (!f || !seen.insert(f).second) continue;
     if (f->binding) f->binding->add_holder(child);
     if (reg) {
-      LockGuard g(reg->lock());
-      reg->add_chan_holder(f->token, child);
+      RegistryLock g(*reg);
+      if (g.ok()) reg->add_chan_holder(f->token, child);
     }
   }
 }

@@ -8,7 +8,7 @@ namespace unetmap {
 // making may be half done: recompute lease_tail from the leases that were
 // counted (the count is written last).
 LeaseGuard::LeaseGuard(KringState* ks) : g_(ks->lease_lock) {
-  if (!g_.owner_died()) return;
+  if (!g_.ok() || !g_.owner_died()) return;
   ks->lease_tail = ks->lease_count
                        ? ks->leases[(ks->lease_first + ks->lease_count - 1) % kMaxLeases].end
                        : ks->hwtail.load();
@@ -35,6 +35,7 @@ void lease_open(KringState* ks, uint32_t n, uint32_t* start, uint32_t* slot) {
 
 void lease_close(KringState* ks, netmap_ring* ring, uint32_t slot, uint32_t gen) {
   LeaseGuard g(ks);
+  if (!g.ok()) return;
   if (ks->gen.load(std::memory_order_relaxed) != gen) return;  // the ring went meanwhile
   ks->leases[slot].done = 1;
   advance_leases(ks, ring);
@@ -47,7 +48,7 @@ void reclaim_stalled(KringState* ks, netmap_ring* ring, uint32_t head) {
       mono_ns() - ks->leases[ks->lease_first % kMaxLeases].since_ns <= 1000000)
     return;
   LeaseGuard g(ks);
-  advance_leases(ks, ring);
+  if (g.ok()) advance_leases(ks, ring);
 }
 
 // Publish done leases in order; close the hole of a dead owner's lease once

@@ -19,6 +19,9 @@ namespace unetmap {
 class LeaseGuard {
  public:
   explicit LeaseGuard(KringState* ks);
+  // False if the lock could not be taken (held too long, damaged): the
+  // caller skips its work, as for a ring with no room.
+  bool ok() const { return g_.ok(); }
 
  private:
   LockGuard g_;

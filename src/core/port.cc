@@ -26,6 +26,25 @@ bool valid_port_name(const std::string& n, std::string* why) {
   return true;
 }
 
+// The ring indexes a port entry lists (shared memory) are rings of that
+// port in its region, by the region's owner tags: never another's.
+bool rings_are_own(const Region& r, const PortEntry& pe, int port, std::string* why) {
+  for (int d : {kTx, kRx}) {
+    const uint32_t n = pe.nrings[d] + pe.nhost[d];
+    if (n > kMaxRings + 1) {
+      *why = std::string("port '") + pe.name + "' lists " + std::to_string(n) + " rings";
+      return false;
+    }
+    for (uint32_t i = 0; i < n; i++)
+      if (r.ring_port(pe.ring[d][i]) != port) {
+        *why = std::string("port '") + pe.name + "': ring " + std::to_string(i) +
+               " of region " + std::to_string(r.id()) + " is not its own (registry damaged?)";
+        return false;
+      }
+  }
+  return true;
+}
+
 }  // namespace
 
 bool ring_range(const PortEntry& pe, uint32_t mode, uint16_t ringid, uint64_t flags,
@@ -79,13 +98,18 @@ bool ring_range(const PortEntry& pe, uint32_t mode, uint16_t ringid, uint64_t fl
 int Binding::open(const BindRequest& rq, std::unique_ptr<Binding>* out, std::string* why) {
   if (!valid_port_name(rq.name, why)) return EINVAL;
   int err = 0;
-  Registry* reg = Registry::get(&err);
+  std::string rwhy;
+  Registry* reg = Registry::get(&err, &rwhy);
   if (!reg) {
-    *why = "cannot open the registry in " + runtime_dir() + ": " + strerror(err);
+    *why = "cannot open the registry: " + rwhy;
     return err;
   }
   std::unique_ptr<Binding> b(new Binding);
-  LockGuard g(reg->lock());
+  RegistryLock g(*reg);
+  if (!g.ok()) {
+    *why = "the registry: " + lock_error();
+    return g.error();
+  }
   reg->reap();
   int p = find_port_any(*reg, rq.name);
   if (rq.flags & (NR_MONITOR_TX | NR_MONITOR_RX | NR_ZCOPY_MON)) {
@@ -95,6 +119,7 @@ int Binding::open(const BindRequest& rq, std::unique_ptr<Binding>* out, std::str
     }
     int m;
     if ((err = monitor_create(*reg, p, rq.flags, rq.mem_id, &m, why)) != 0) return err;
+    reg->publish_port(m);
     BindRequest mrq = rq;
     mrq.mode = NR_REG_ALL_NIC;
     mrq.flags &= ~uint64_t(NR_MONITOR_TX | NR_MONITOR_RX | NR_ZCOPY_MON | NR_EXCLUSIVE);
@@ -139,11 +164,10 @@ int Binding::create_port(Registry& reg, const Adapter& na, const BindRequest& rq
   memcpy(pr.nslots, rq.nslots, sizeof pr.nslots);
   memcpy(pr.nhost, rq.nhost, sizeof pr.nhost);
   if (int err = na.create(reg, p, pr, why)) {
-    uint16_t m = reg.port(p).mem_id;
-    reg.port(p).kind = PortKind::kNone;
-    if (m) reg.remove_region_if_unused(m);  // it may have been made for this port
+    reg.unmake_port(p);  // and a region made for it
     return err;
   }
+  reg.publish_port(p);
   *out = p;
   return 0;
 }
@@ -154,6 +178,7 @@ int Binding::attach(Registry& reg, int p, const BindRequest& rq, std::string* wh
   int err = 0;
   region_ = Region::get(pe.mem_id, RegionConfig::from_env(), &err, why);
   if (!region_) return err;
+  if (!rings_are_own(*region_, pe, p, why)) return EIO;
   // /x: the rings bound are this registration's alone (netmap's NR_EXCLUSIVE).
   const bool excl = rq.flags & NR_EXCLUSIVE;
   for (int d : {kTx, kRx})
@@ -171,14 +196,14 @@ int Binding::attach(Registry& reg, int p, const BindRequest& rq, std::string* wh
     return ENOMEM;
   }
   RegEntry& re = reg.reg(ri);
-  if ((err = region_->alloc_if(&re.nifp, why)) != 0) {
-    re.in_use = 0;
-    return err;
-  }
   re.port = p;
   re.mem_id = pe.mem_id;
   re.holders[0] = ProcId::self();
   re.excl = excl;
+  if ((err = region_->alloc_if(&re.nifp, p, ri, why)) != 0) {
+    re.in_use = 0;
+    return err;
+  }
   for (int d : {kTx, kRx}) {
     re.first[d] = uint16_t(first_[d]), re.last[d] = uint16_t(last_[d]);
     for (uint32_t i = first_[d]; i < last_[d]; i++) {
@@ -199,8 +224,18 @@ int Binding::attach(Registry& reg, int p, const BindRequest& rq, std::string* wh
     return err;
   }
   if (rq.extra_bufs)
-    extra_bufs_ = region_->alloc_extra(rq.extra_bufs, &region_->nifp(re.nifp)->ni_bufs_head);
+    extra_bufs_ = region_->alloc_extra(rq.extra_bufs, re.nifp, &region_->nifp(re.nifp)->ni_bufs_head);
+  re.state = EntryState::kLive;
+  bind_ports(+1);
   return 0;
+}
+
+// This process may move buffers of the ports it has bound between its
+// rings (and of a pipe's other end, whose tx ring fills its rx ring).
+void Binding::bind_ports(int delta) {
+  Region::bind_port(port_, delta);
+  if (info_.kind == PortKind::kPipe) Region::bind_port(info_.peer, delta);
+  bound_ = delta > 0;
 }
 
 // Fill the netmap_if and the process-local kring views; reset the bound
@@ -247,6 +282,7 @@ int Binding::build_views(Registry& reg, std::string* why) {
   if (int err = init_krings(reg, why)) return err;
   if (pe.peer < 0) return 0;
   const PortEntry& q = reg.port(pe.peer);
+  if (!rings_are_own(r, q, pe.peer, why)) return EIO;
   for (int d : {kTx, kRx}) {
     peer_[d].resize(q.nrings[d]);
     for (uint32_t i = 0; i < q.nrings[d]; i++) {
@@ -287,10 +323,12 @@ Binding::~Binding() {
   for (int d : {kTx, kRx})
     for (uint32_t i = first_[d]; i < last_[d] && i < kr_[d].size(); i++)
       kr_[d][i].na->kring_fini(kr_[d][i]);
+  if (bound_) bind_ports(-1);
   if (reg_ < 0) return;
   Registry* reg = Registry::get(nullptr);
   if (!reg) return;
-  LockGuard g(reg->lock());
+  RegistryLock g(*reg);
+  if (!g.ok()) return;  // the reaper drops it once this process is gone
   RegEntry& re = reg->reg(reg_);
   if (!re.in_use || re.port != port_) return;  // already reaped
   if (!holders_remove(re.holders, ProcId::self())) reg->drop_reg(reg_);
@@ -299,7 +337,8 @@ Binding::~Binding() {
 void Binding::add_holder(const ProcId& p) {
   Registry* reg = Registry::get(nullptr);
   if (!reg || reg_ < 0) return;
-  LockGuard g(reg->lock());
+  RegistryLock g(*reg);
+  if (!g.ok()) return;
   RegEntry& re = reg->reg(reg_);
   if (re.in_use && re.port == port_) holders_add(re.holders, p);
 }

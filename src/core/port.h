@@ -76,6 +76,8 @@ class Binding {
   int attach(Registry& reg, int p, const BindRequest& rq, std::string* why);
   int build_views(Registry& reg, std::string* why);
   int init_krings(Registry& reg, std::string* why);
+  void bind_ports(int delta);
+  bool bound_ = false;
   std::shared_ptr<Region> region_;
   int reg_ = -1;
   int port_ = -1;

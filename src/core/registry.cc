@@ -1,11 +1,16 @@
 #include "core/registry.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
+#include <vector>
 
 #include "core/adapter.h"
 #include "mem/region.h"
@@ -24,37 +29,53 @@ void init_registry(void* base, size_t, const void*) {
 
 }  // namespace
 
-Registry* Registry::get(int* err) {
+// The registry is shared by every user of the runtime directory: mode 0600,
+// or 0660 with UNETMAP_GROUP. open_shared_file refuses a registry that is
+// a link, world-writable or someone else's; its size and header are
+// checked before the mapping is used (a short file would be a SIGBUS).
+Registry* Registry::get(int* err, std::string* why) {
   static std::once_flag once;
   static Registry* self;
   static int open_err;
+  static std::string open_why;
   std::call_once(once, [] {
-    int fd = open_shared_file("registry", sizeof(RegistryFile), 0666, init_registry, nullptr, true);
-    if (fd < 0) {
-      open_err = -fd;
-      return;
+    auto fail = [](int e, const std::string& text) {
+      open_err = e;
+      open_why = text;
+    };
+    std::string w;
+    int fd = open_shared_file("registry", sizeof(RegistryFile), shared_file_mode(), init_registry,
+                              nullptr, true, &w);
+    if (fd < 0) return fail(-fd, w);
+    struct stat st;
+    if (fstat(fd, &st) != 0 || uint64_t(st.st_size) < sizeof(RegistryFile)) {
+      sys::close(fd);
+      return fail(EPROTO, runtime_dir() + "/registry is shorter than a registry (" +
+                              std::to_string(sizeof(RegistryFile)) +
+                              " bytes): left by another unetmap version? remove it");
     }
     void* base =
         sys::mmap(nullptr, sizeof(RegistryFile), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     sys::close(fd);
-    if (base == MAP_FAILED) {
-      open_err = errno;
-      return;
-    }
+    if (base == MAP_FAILED) return fail(errno, std::string("cannot map the registry: ") + strerror(errno));
     auto* f = static_cast<RegistryFile*>(base);
     if (f->magic != kMagic || f->layout_version != kLayout) {
-      open_err = EPROTO;
-      return;
+      sys::munmap(base, sizeof(RegistryFile));
+      return fail(EPROTO, runtime_dir() +
+                              "/registry has another layout (left by another unetmap version?)");
     }
     self = new Registry(f);
   });
   if (!self && err) *err = open_err;
+  if (!self && why) *why = open_why;
   return self;
 }
 
+thread_local Registry::Nowhere Registry::nowhere_;
+
 int Registry::find_port(const char* name) const {
   for (uint32_t i = 0; i < kMaxPorts; i++)
-    if (f_->ports[i].kind != PortKind::kNone &&
+    if (f_->ports[i].kind != PortKind::kNone && f_->ports[i].state == EntryState::kLive &&
         strncmp(f_->ports[i].name, name, sizeof f_->ports[i].name) == 0)
       return int(i);
   return -1;
@@ -64,14 +85,55 @@ int Registry::alloc_port(const char* name, PortKind kind) {
   for (uint32_t i = 0; i < kMaxPorts; i++) {
     PortEntry& p = f_->ports[i];
     if (p.kind != PortKind::kNone) continue;
-    memset(&p, 0, sizeof p);
+    p = PortEntry{};
     strncpy(p.name, name, sizeof p.name - 1);
-    p.kind = kind;  // taken from now on, even before the port type fills it
     p.peer = -1;
     p.sw = -1;
+    p.state = EntryState::kMaking;
+    p.maker = ProcId::self();
+    p.kind = kind;  // taken from now on, even before the port type fills it
     return int(i);
   }
   return -1;
+}
+
+void Registry::publish_port(int i) {
+  PortEntry& p = f_->ports[i];
+  p.state = EntryState::kLive;
+  if (p.peer >= 0 && uint32_t(p.peer) < kMaxPorts && f_->ports[p.peer].state == EntryState::kMaking)
+    f_->ports[p.peer].state = EntryState::kLive;
+}
+
+void Registry::unmake_port(int i) {
+  PortEntry& p = f_->ports[i];
+  const int peer = p.peer;
+  const uint16_t mem_id = p.mem_id;
+  take_down(i);
+  if (peer >= 0 && uint32_t(peer) < kMaxPorts && f_->ports[peer].state == EntryState::kMaking)
+    take_down(peer);
+  if (mem_id) remove_region_if_unused(mem_id);
+}
+
+// Free port entry i and whatever it owns in its region: its port type's
+// state (switch, sockets), every ring the region says is its, and their
+// buffers. Safe on an entry made half-way.
+void Registry::take_down(int i) {
+  PortEntry& p = f_->ports[i];
+  if (p.kind == PortKind::kNone) {
+    p.state = EntryState::kFree;
+    return;
+  }
+  p.state = EntryState::kGoing;
+  p.maker = ProcId::self();
+  const Adapter* na = adapter_for_kind(p.kind);
+  if (na) na->destroy(*this, i);
+  int err = 0;
+  if (p.mem_id)
+    if (auto region = Region::get(p.mem_id, RegionConfig::from_env(), &err, nullptr, false))
+      region->destroy_rings_of(uint16_t(i));
+  p.name[0] = 0;
+  p.kind = PortKind::kNone;
+  p.state = EntryState::kFree;
 }
 
 int Registry::alloc_reg() {
@@ -79,22 +141,34 @@ int Registry::alloc_reg() {
     RegEntry& r = f_->regs[i];
     if (r.in_use) continue;
     r = RegEntry{};
+    r.port = -1;
+    r.state = EntryState::kMaking;
+    r.maker = ProcId::self();
     r.in_use = 1;
     return int(i);
   }
   return -1;
 }
 
-bool holders_prune_dead(Holders& hs) {
+bool holders_prune_dead(Holders& hs, AliveCache* cache) {
   bool any = false;
   for (auto& h : hs) {
     if (h.empty()) continue;
-    if (h.alive())
+    if (cache ? cache->alive(h) : h.alive())
       any = true;
     else
       h = ProcId{};
   }
   return any;
+}
+
+// One look at /proc per process and reap: a process holds many entries.
+bool AliveCache::alive(const ProcId& p) {
+  for (const auto& [q, live] : seen_)
+    if (q == p) return live;
+  const bool live = p.alive();
+  seen_.emplace_back(p, live);
+  return live;
 }
 
 bool holders_remove(Holders& hs, const ProcId& p) {
@@ -115,35 +189,50 @@ void holders_add(Holders& hs, const ProcId& p) {
 }
 
 void Registry::reap() {
+  // An entry left marked by a maker that died: the lock said so to whoever
+  // took it next, but that one may have died too before repairing.
+  for (const PortEntry& p : f_->ports)
+    if ((p.state == EntryState::kMaking || p.state == EntryState::kGoing) && !p.maker.alive())
+      return repair();
+  for (const RegEntry& r : f_->regs)
+    if (r.in_use && r.state != EntryState::kLive && !r.maker.alive()) return repair();
+  AliveCache cache;
   for (uint32_t i = 0; i < kMaxRegs; i++) {
     RegEntry& r = f_->regs[i];
-    if (r.in_use && !holders_prune_dead(r.holders)) drop_reg(int(i));
+    if (r.in_use && !holders_prune_dead(r.holders, &cache)) drop_reg(int(i));
   }
   for (uint32_t i = 0; i < kMaxChans; i++) {
     ChanEntry& c = f_->chans[i];
-    if (c.in_use && !holders_prune_dead(c.holders)) free_chan((c.gen << 10) | i);
+    if (c.in_use && !holders_prune_dead(c.holders, &cache)) free_chan((c.gen << 10) | i);
   }
 }
 
 void Registry::drop_reg(int ri) {
   RegEntry& r = f_->regs[ri];
   if (!r.in_use) return;
-  r.in_use = 0;
+  r.state = EntryState::kGoing;
+  r.maker = ProcId::self();
+  const int port = r.port;
+  if (port < 0 || uint32_t(port) >= kMaxPorts) {
+    r.in_use = 0;
+    return;
+  }
+  PortEntry& p = f_->ports[port];
   int err = 0;
-  if (r.port < 0 || uint32_t(r.port) >= kMaxPorts) return;
-  PortEntry& p = f_->ports[r.port];
-  if (auto region = Region::get(r.mem_id, RegionConfig::from_env(), &err)) {
-    region->free_extra(region->nifp(r.nifp)->ni_bufs_head);  // what is on the list now
-    region->free_if(r.nifp);
+  if (auto region = Region::get(r.mem_id, RegionConfig::from_env(), &err, nullptr, false)) {
+    region->free_if(r.nifp, ri);  // with the extra buffers it owns
     for (int d : {kTx, kRx})
       for (uint32_t i = r.first[d]; i < r.last[d] && i <= kMaxRings; i++) {
+        if (region->ring_port(p.ring[d][i]) != port) continue;
         KringState* ks = region->kring(p.ring[d][i]);
         if (ks->users) ks->users--;
         if (r.excl) ks->excl = 0;
       }
   }
   if (p.nregs > 0) p.nregs--;
-  maybe_destroy_port(r.port);
+  r.in_use = 0;
+  r.state = EntryState::kFree;
+  maybe_destroy_port(port);
 }
 
 void Registry::maybe_destroy_port(int i) {
@@ -151,18 +240,11 @@ void Registry::maybe_destroy_port(int i) {
   if (p.kind == PortKind::kNone || p.nregs > 0 || p.persistent) return;
   // The two ends of a pipe go together (a monitor's peer is only watched).
   const int peer = p.kind == PortKind::kPipe ? p.peer : -1;
-  if (peer >= 0 && f_->ports[peer].nregs > 0) return;
-  const Adapter* na = adapter_for_kind(p.kind);
-  if (na) na->destroy(*this, i);
-  p.kind = PortKind::kNone;
-  p.name[0] = 0;
-  if (peer >= 0 && uint32_t(peer) < kMaxPorts) {
-    PortEntry& q = f_->ports[peer];
-    if (na) na->destroy(*this, peer);
-    q.kind = PortKind::kNone;
-    q.name[0] = 0;
-  }
-  remove_region_if_unused(p.mem_id);
+  if (peer >= 0 && (uint32_t(peer) >= kMaxPorts || f_->ports[peer].nregs > 0)) return;
+  const uint16_t mem_id = p.mem_id;
+  take_down(i);
+  if (peer >= 0) take_down(peer);
+  remove_region_if_unused(mem_id);
 }
 
 // A region no port uses any more goes too: stale regions do not pile up,
@@ -171,6 +253,127 @@ void Registry::remove_region_if_unused(uint16_t mem_id) {
   for (const PortEntry& o : f_->ports)
     if (o.kind != PortKind::kNone && o.mem_id == mem_id) return;
   Region::remove(mem_id);
+}
+
+// See the top of registry.h. Runs with the lock held; itself safe to be
+// killed in (the next locker runs it again).
+void Registry::repair() {
+  // 1. Finish what was going, roll back what was being made.
+  for (uint32_t i = 0; i < kMaxRegs; i++) {
+    RegEntry& r = f_->regs[i];
+    if (r.in_use && r.state != EntryState::kLive) r.in_use = 0, r.state = EntryState::kFree;
+    if (!r.in_use) r.state = EntryState::kFree;
+  }
+  std::vector<uint16_t> regions;
+  for (uint32_t i = 0; i < kMaxPorts; i++) {
+    PortEntry& p = f_->ports[i];
+    if (p.kind != PortKind::kNone && p.mem_id) regions.push_back(p.mem_id);
+    if (p.state == EntryState::kMaking || p.state == EntryState::kGoing ||
+        (p.kind == PortKind::kNone && p.state != EntryState::kFree))
+      take_down(int(i));
+  }
+  // 2. Recount from the live entries; a registration of a port that is
+  // gone goes too.
+  for (RegEntry& r : f_->regs)
+    if (r.in_use && (r.port < 0 || uint32_t(r.port) >= kMaxPorts ||
+                     f_->ports[r.port].kind == PortKind::kNone))
+      r.in_use = 0, r.state = EntryState::kFree;
+  recount();
+  // 3. Objects of the regions owned by nothing live.
+  std::sort(regions.begin(), regions.end());
+  regions.erase(std::unique(regions.begin(), regions.end()), regions.end());
+  for (uint16_t m : regions) sweep_region(m);
+  // 4. What nothing holds any more, and regions no port uses (one whose
+  // last port's taker died before removing it).
+  for (uint32_t i = 0; i < kMaxPorts; i++) maybe_destroy_port(int(i));
+  if (DIR* d = opendir(runtime_dir().c_str())) {
+    while (dirent* e = readdir(d)) {
+      unsigned long id;
+      char tail;
+      if (sscanf(e->d_name, "mem.%lu%c", &id, &tail) == 1 && id >= 1 && id <= Region::kMaxId)
+        regions.push_back(uint16_t(id));
+    }
+    closedir(d);
+  }
+  for (uint16_t m : regions) remove_region_if_unused(m);
+}
+
+void Registry::recount() {
+  for (PortEntry& p : f_->ports) p.nregs = 0;
+  for (const RegEntry& r : f_->regs)
+    if (r.in_use) f_->ports[r.port].nregs++;
+  int err = 0;
+  for (uint32_t i = 0; i < kMaxPorts; i++) {
+    PortEntry& p = f_->ports[i];
+    if (p.kind == PortKind::kNone || !p.mem_id) continue;
+    auto region = Region::get(p.mem_id, RegionConfig::from_env(), &err, nullptr, false);
+    if (!region) continue;
+    for (int d : {kTx, kRx})
+      for (uint32_t k = 0; k < uint32_t(p.nrings[d] + p.nhost[d]) && k <= kMaxRings; k++) {
+        if (region->ring_port(p.ring[d][k]) != int(i)) continue;
+        KringState* ks = region->kring(p.ring[d][k]);
+        ks->users = ks->excl = 0;
+        for (const RegEntry& r : f_->regs)
+          if (r.in_use && r.port == int(i) && k >= r.first[d] && k < r.last[d]) {
+            ks->users++;
+            if (r.excl) ks->excl = 1;
+          }
+      }
+  }
+  recount_switches();
+}
+
+// A switch's port table from the ports (a port's sw and sw_port are
+// written last when it is attached).
+void Registry::recount_switches() {
+  for (uint32_t s = 0; s < kMaxSwitches; s++) {
+    SwitchEntry& sw = f_->switches[s];
+    for (auto& q : sw.ports) q = -1;
+    sw.nports = 0;
+  }
+  for (uint32_t i = 0; i < kMaxPorts; i++) {
+    PortEntry& p = f_->ports[i];
+    if (p.kind == PortKind::kNone || p.sw < 0) continue;
+    SwitchEntry* sw = uint32_t(p.sw) < kMaxSwitches ? &f_->switches[p.sw] : nullptr;
+    if (!sw || !sw->in_use || p.sw_port >= kSwitchPorts || sw->ports[p.sw_port] >= 0) {
+      p.sw = -1;
+      continue;
+    }
+    sw->ports[p.sw_port] = int16_t(i);
+    sw->nports++;
+  }
+  for (SwitchEntry& sw : f_->switches) {
+    if (sw.in_use && sw.nports == 0) sw.in_use = 0;
+    sw.gen.fetch_add(1);
+  }
+}
+
+// Rings and netmap_if objects of region m whose owner is not live.
+void Registry::sweep_region(uint16_t m) {
+  int err = 0;
+  auto region = Region::get(m, RegionConfig::from_env(), &err, nullptr, false);
+  if (!region) return;
+  for (uint32_t i = 0; i < region->cfg().ring_num; i++) {
+    int o = region->ring_port(i);
+    if (o >= 0 && (uint32_t(o) >= kMaxPorts || f_->ports[o].kind == PortKind::kNone))
+      region->destroy_rings_of(uint16_t(o));
+  }
+  for (uint32_t i = 0; i < region->cfg().if_num; i++) {
+    int r = region->if_reg(i);
+    if (r >= 0 && (uint32_t(r) >= kMaxRegs || !f_->regs[r].in_use || f_->regs[r].nifp != i ||
+                   f_->regs[r].mem_id != m))
+      region->free_if(i, r);
+  }
+}
+
+RegistryLock::RegistryLock(Registry& reg) : reg_(reg) {
+  bool died = false;
+  err_ = reg_.lock().lock(&died);
+  if (err_ == 0 && died) reg_.repair();
+}
+
+RegistryLock::~RegistryLock() {
+  if (err_ == 0) reg_.lock().unlock();
 }
 
 int Registry::alloc_chan(uint32_t* token) {

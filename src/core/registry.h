@@ -8,11 +8,25 @@
 // the child). When the last holder closes it, or dies (checked by reap()
 // whenever the registry is locked), the registration goes, and a port with
 // no registrations left is destroyed (pipes: when both ends have none).
+//
+// Every change that takes several steps is safe at any instruction: the
+// entry it changes is marked first (kMaking or kGoing, with the maker's
+// ProcId), filled, and published last (kLive, or freed). A process killed
+// half-way leaves a marked entry behind, and the robust lock reports that
+// its holder died: the next locker (RegistryLock) repairs. It finishes
+// taking down what was going, rolls back what was being made (whatever a
+// port or registration owns is found by the owner tags of its region, not
+// by fields the maker may not have written yet), and recounts what is
+// derived (a port's registrations, a ring's users, a switch's port table)
+// from the entries that are live.
 #pragma once
 
 #include <net/netmap.h>
 
 #include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "core/shm.h"
 
@@ -31,9 +45,14 @@ enum class PortKind : uint8_t { kNone = 0, kNull = 1, kPipe = 2, kVale = 3, kMon
 
 enum Dir : uint8_t { kTx = 0, kRx = 1 };
 
+// Life of a port or registration entry.
+enum class EntryState : uint8_t { kFree = 0, kMaking = 1, kLive = 2, kGoing = 3 };
+
 struct PortEntry {
   char name[NETMAP_REQ_IFNAMSIZ];  // "p{0", "null:x", ...
-  PortKind kind;
+  PortKind kind;  // kNone: the entry is free
+  EntryState state;
+  ProcId maker;   // who is making or taking it down (state kMaking, kGoing)
   uint8_t pipe_slave;  // pipes: 1 for the "}" end
   uint16_t mem_id;
   uint16_t nrings[2];  // hardware rings [kTx], [kRx]
@@ -65,8 +84,16 @@ struct SwitchEntry {
 
 // The processes holding a registration or channel open (a fork adds one).
 using Holders = ProcId[kMaxHolders];
+// Whether processes are alive, each looked up once.
+class AliveCache {
+ public:
+  bool alive(const ProcId& p);
+
+ private:
+  std::vector<std::pair<ProcId, bool>> seen_;
+};
 // Forget the dead ones; true if any is left.
-bool holders_prune_dead(Holders& h);
+bool holders_prune_dead(Holders& h, AliveCache* cache = nullptr);
 // Forget p; true if any is left.
 bool holders_remove(Holders& h, const ProcId& p);
 // Add p in a free place (kept silently as is when all are taken).
@@ -74,6 +101,9 @@ void holders_add(Holders& h, const ProcId& p);
 
 struct RegEntry {
   uint32_t in_use;
+  EntryState state;
+  uint8_t pad0[3];
+  ProcId maker;  // state kMaking, kGoing
   int32_t port;
   uint16_t mem_id;
   uint16_t pad;
@@ -100,30 +130,71 @@ struct RegistryFile {
   SwitchEntry switches[kMaxSwitches];
 };
 
+class Registry;
+
+// The registry's lock, with repair() run first when its last holder died
+// while holding it.
+// As LockGuard: check ok() where the locked work can fail (return error()
+// and lock_error()); on cleanup paths skip the work when !ok().
+class RegistryLock {
+ public:
+  explicit RegistryLock(Registry& reg);
+  ~RegistryLock();
+  RegistryLock(const RegistryLock&) = delete;
+  RegistryLock& operator=(const RegistryLock&) = delete;
+  bool ok() const { return err_ == 0; }
+  int error() const { return err_; }
+
+ private:
+  Registry& reg_;
+  int err_ = 0;
+};
+
 class Registry {
  public:
   static constexpr uint64_t kMagic = 0x554e4d5245475931ull;
-  static constexpr uint32_t kLayout = 4;
+  static constexpr uint32_t kLayout = 5;
 
-  // The process-wide mapping; nullptr (with *err) if it cannot be opened.
-  static Registry* get(int* err);
+  // The process-wide mapping; nullptr (with *err, and *why if given: a
+  // sentence saying why) if it cannot be opened.
+  static Registry* get(int* err, std::string* why = nullptr);
 
   RegistryFile* file() const { return f_; }
   RobustMutex& lock() { return f_->lock; }
-  PortEntry& port(int i) { return f_->ports[i]; }
-  SwitchEntry& sw(int i) { return f_->switches[i]; }
-  RegEntry& reg(int i) { return f_->regs[i]; }
+  // Entries by index. An index read from shared memory may be garbage: out
+  // of range, these give a process-local empty entry (kind kNone, not in
+  // use), never memory past the tables.
+  PortEntry& port(int i) { return uint32_t(i) < kMaxPorts ? f_->ports[i] : (nowhere_.p = {}); }
+  SwitchEntry& sw(int i) {
+    if (uint32_t(i) < kMaxSwitches) return f_->switches[i];
+    nowhere_.s.in_use = 0;
+    return nowhere_.s;
+  }
+  RegEntry& reg(int i) { return uint32_t(i) < kMaxRegs ? f_->regs[i] : (nowhere_.r = {}); }
 
   // All below: call with the lock held.
+  // A live port by its registry name; -1 if none.
   int find_port(const char* name) const;
-  int alloc_port(const char* name, PortKind kind);  // -1 if the table is full
+  // A port entry marked kMaking by this process; -1 if the table is full.
+  int alloc_port(const char* name, PortKind kind);
+  // The port made: kLive.
+  void publish_port(int i);
+  // Give back a port entry whose making failed (and what it owns).
+  void unmake_port(int i);
+  // A registration entry marked kMaking; -1 if the table is full.
   int alloc_reg();
+  // Roll back or finish what processes that died half-way left, and
+  // recount what is derived from live entries (RegistryLock calls it when
+  // the lock's previous holder died).
+  void repair();
   // Forget registrations of dead processes and what only they kept alive.
   void reap();
   // Drop one registration (holder bookkeeping done by the caller).
   void drop_reg(int r);
   // Destroy port i (and, for a pipe, its peer) if nothing holds it.
   void maybe_destroy_port(int i);
+  // Free port entry i and what it owns (safe on a half-made entry).
+  void take_down(int i);
   void remove_region_if_unused(uint16_t mem_id);
 
   // Wake-up channels: a FIFO per open /dev/netmap fd.
@@ -137,6 +208,15 @@ class Registry {
 
  private:
   explicit Registry(RegistryFile* f) : f_(f) {}
+  struct Nowhere {
+    PortEntry p;
+    SwitchEntry s;
+    RegEntry r;
+  };
+  static thread_local Nowhere nowhere_;
+  void recount();
+  void recount_switches();
+  void sweep_region(uint16_t mem_id);
   RegistryFile* f_;
 };
 

@@ -1,7 +1,23 @@
 // Shared-memory building blocks used by every file that lives in /dev/shm:
 // a process-shared robust mutex, an RAII file mapping, raw system calls that
-// bypass the library's own interposition, and process identity that survives
-// pid reuse (pid + start time).
+// bypass the library's own interposition, process identity that survives
+// pid reuse (pid + start time), and the runtime directory with its checks.
+//
+// Trust model (docs/architecture.md, "Trust model"): the runtime directory
+// is what /dev/netmap is for netmap. It is made 0700 by its first user, or
+// 02770 for the group named by UNETMAP_GROUP. A directory owned by another
+// user (root: by anyone but root), a symbolic link, or a directory others
+// may write without being the named group is refused; so is a file in it
+// that is a symlink, world-writable, not of the expected type, or owned by
+// anyone but the caller, root or the named group. Files are made under a
+// temporary name ".tmp.<pid>.<start>.<n>" with their pages reserved
+// (posix_fallocate: a full file system is an error at open, never a SIGBUS
+// later) and published complete with link(); the next creator removes the
+// temporary files of makers that died.
+//
+// Locks are bounded: a RobustMutex held longer than UNETMAP_LOCK_TIMEOUT_MS
+// (default 5000) is an error (ETIMEDOUT) naming the holder, and a mutex
+// whose type word was overwritten is refused (EPROTO) before glibc reads it.
 #pragma once
 
 #include <pthread.h>
@@ -18,25 +34,44 @@ namespace unetmap {
 // gets it (EOWNERDEAD is turned into a normal acquisition after marking the
 // mutex consistent): the critical sections are short and written so that a
 // half-done one leaves the shared state usable.
+//
+// Anyone who can write the file can write the mutex: the wait is bounded
+// (lock_timeout_ms()) and a damaged mutex is an error, never a hang.
 struct RobustMutex {
   pthread_mutex_t m;
   void init();
-  // True if the previous holder died holding it: the caller may repair.
-  bool lock();
+  // 0 when locked (*owner_died: the previous holder died holding it, the
+  // caller may repair), else an errno value and the reason in lock_error():
+  // ETIMEDOUT (held past the limit; the holder is named), EPROTO (the mutex
+  // was overwritten), EDEADLK, ENOTRECOVERABLE.
+  int lock(bool* owner_died = nullptr);
   void unlock() { pthread_mutex_unlock(&m); }
 };
 
+// Why this thread's last failed RobustMutex::lock failed.
+const std::string& lock_error();
+// The bound on a lock wait: UNETMAP_LOCK_TIMEOUT_MS, default 5000.
+int lock_timeout_ms();
+
+// Holds a RobustMutex for a scope. Check ok() where the locked work can
+// fail with an error (return error() and lock_error()); on cleanup paths
+// skip the work when !ok().
 class LockGuard {
  public:
-  explicit LockGuard(RobustMutex& m) : m_(m), died_(m_.lock()) {}
-  ~LockGuard() { m_.unlock(); }
+  explicit LockGuard(RobustMutex& m) : m_(m) { err_ = m_.lock(&died_); }
+  ~LockGuard() {
+    if (err_ == 0) m_.unlock();
+  }
   LockGuard(const LockGuard&) = delete;
   LockGuard& operator=(const LockGuard&) = delete;
+  bool ok() const { return err_ == 0; }
+  int error() const { return err_; }
   bool owner_died() const { return died_; }
 
  private:
   RobustMutex& m_;
-  bool died_;
+  bool died_ = false;
+  int err_ = 0;
 };
 
 // CLOCK_MONOTONIC in nanoseconds.
@@ -86,14 +121,31 @@ class Mapping {
 };
 
 // Where unetmap keeps its shared files: $UNETMAP_DIR, else /dev/shm/unetmap.
+// Made (0700, or 02770 with UNETMAP_GROUP) if missing.
 const std::string& runtime_dir();
+// Is the runtime directory one this process may use (the trust model
+// above)? 0, or an errno value with the reason in *why.
+int runtime_dir_check(std::string* why);
+// Mode of files every user of the directory shares (registry: 0660 with
+// UNETMAP_GROUP, else 0600), and of wake-up FIFOs (0620 or 0600).
+mode_t shared_file_mode();
+mode_t fifo_mode();
+
+// May this process use the open file `fd`, found at `path` in the runtime
+// directory (opened with O_NOFOLLOW)? It must be of type `type` (S_IFREG,
+// S_IFIFO), not world-writable, and owned by the caller, root or the
+// UNETMAP_GROUP group. 0, or an errno value with the reason in *why.
+int check_shared_fd(int fd, const std::string& path, mode_t type, std::string* why);
 
 // Open the shared file `name` in the runtime directory, creating it with
-// `size` bytes and running `init` on a private copy before publishing it
-// (link() makes creation atomic: every opener sees an initialised file).
-// Returns the fd (O_RDWR), or -errno.
+// `size` bytes (reserved, not sparse) and running `init` on a private copy
+// before publishing it (link() makes creation atomic: every opener sees an
+// initialised file). Returns the fd (O_RDWR), or -errno with *why set.
 int open_shared_file(const std::string& name, size_t size, mode_t mode,
                      void (*init)(void* base, size_t size, const void* arg),
-                     const void* arg, bool create);
+                     const void* arg, bool create, std::string* why = nullptr);
+
+// Remove the temporary files (".tmp.<pid>.<start>.<n>") whose maker died.
+void remove_dead_tmp_files();
 
 }  // namespace unetmap

@@ -87,12 +87,12 @@ static int txsync_locked(Kring& k) {
     return EINVAL;
   }
   const uint32_t n = k.nslots;
-  const uint32_t nbufs = k.region->cfg().buf_num;
   const uint32_t bsize = k.region->cfg().buf_size;
+  const uint32_t tag = k.ks->buf_tag;
   const netmap_slot* slot = k.ring->slot;
   for (uint32_t i = k.ks->rhead; i != head; i = next_slot(i, n)) {
     uint32_t b = slot[i].buf_idx;
-    if (b < 2 || b >= nbufs || slot[i].len > bsize) {
+    if (!k.region->claim(b, tag) || slot[i].len > bsize) {
       reinit(k);
       return EINVAL;
     }
@@ -116,11 +116,11 @@ static int rxsync_locked(Kring& k) {
     return EINVAL;
   }
   const uint32_t n = k.nslots;
-  const uint32_t nbufs = k.region->cfg().buf_num;
+  const uint32_t tag = k.ks->buf_tag;
   const netmap_slot* slot = k.ring->slot;
   for (uint32_t i = k.ks->rhead; i != head; i = next_slot(i, n)) {
     uint32_t b = slot[i].buf_idx;
-    if (b < 2 || b >= nbufs) {
+    if (!k.region->claim(b, tag)) {
       reinit(k);
       return EINVAL;
     }

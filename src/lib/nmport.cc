@@ -77,11 +77,14 @@ int apply_conf(nmport_d* d, const std::string& body, const char* spec) {
     for (char& c : key)
       if (c == '-') c = '_';
     if (val.empty()) return fail(d->ctx, EINVAL, "%s: conf key '%s': missing value", spec, key.c_str());
+    // Ring counts are 16-bit in nmreq_register, slot counts 32-bit; netmap
+    // (and vale-ctl) take up to 65536 slots.
+    const long max = key.find("slots") != std::string::npos ? 65536 : 65535;
     char* end;
     long v = strtol(val.c_str(), &end, 10);
-    if (*end || v < 0 || v > 65535)
-      return fail(d->ctx, EINVAL, "%s: conf key '%s': '%s' is not a number in 0..65535", spec,
-                  key.c_str(), val.c_str());
+    if (*end || v < 0 || v > max)
+      return fail(d->ctx, EINVAL, "%s: conf key '%s': '%s' is not a number in 0..%ld", spec,
+                  key.c_str(), val.c_str(), max);
     long* dst = key == "rings"           ? &all_rings
                 : key == "host_rings"    ? &host
                 : key == "slots"         ? &slots

@@ -168,12 +168,17 @@ int extmem_region(uint64_t usr, const nmreq_pools_info& info, uint16_t* id, std:
     return ENOMEM;
   }
   int err = 0;
-  Registry* reg = Registry::get(&err);
+  std::string rwhy;
+  Registry* reg = Registry::get(&err, &rwhy);
   if (!reg) {
-    *why = std::string("cannot open the registry: ") + strerror(err);
+    *why = "cannot open the registry: " + rwhy;
     return err;
   }
-  LockGuard g(reg->lock());
+  RegistryLock g(*reg);
+  if (!g.ok()) {
+    *why = "extmem: the registry: " + lock_error();
+    return g.error();
+  }
   *id = 0;
   for (uint32_t i = 1000; i <= Region::kMaxId && !*id; i++) {
     struct stat st;
@@ -183,15 +188,17 @@ int extmem_region(uint64_t usr, const nmreq_pools_info& info, uint16_t* id, std:
     *why = "extmem: no free region id";
     return ENOMEM;
   }
-  return Region::make_ext(*id, cfg, path, off, &err, why) ? 0 : err;
+  if (Region::make_ext(*id, cfg, path, off, &err, why)) return 0;
+  reg->remove_region_if_unused(*id);  // the id was free: what is there is what failed
+  return err;
 }
 
 void extmem_drop(uint16_t id) {
   int err = 0;
   Registry* reg = Registry::get(&err);
   if (!reg) return;
-  LockGuard g(reg->lock());
-  reg->remove_region_if_unused(id);
+  RegistryLock g(*reg);
+  if (g.ok()) reg->remove_region_if_unused(id);
 }
 
 }  // namespace unetmap

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <vector>
@@ -29,7 +30,8 @@ uint32_t env_u32(const char* name, uint32_t dflt) {
 }
 
 struct Layout {
-  uint64_t kring_off, buf_stack_off, buf_map_off, ring_stack_off, if_stack_off, pub_off;
+  uint64_t kring_off, buf_stack_off, buf_owner_off, ring_stack_off, if_stack_off, pub_off;
+  uint64_t ring_owner_off, if_owner_off;
   uint64_t if_pool, ring_pool, buf_pool, memsize;
 };
 
@@ -40,11 +42,15 @@ Layout layout_of(const RegionConfig& c) {
   off = page_up(off + sizeof(KringState) * uint64_t(c.ring_num));
   l.buf_stack_off = off;
   off = page_up(off + 4ull * c.buf_num);
-  l.buf_map_off = off;
-  off = page_up(off + (uint64_t(c.buf_num) + 63) / 64 * 8);
+  l.buf_owner_off = off;
+  off = page_up(off + 4ull * c.buf_num);
   l.ring_stack_off = off;
   off = page_up(off + 4ull * c.ring_num);
   l.if_stack_off = off;
+  off = page_up(off + 4ull * c.if_num);
+  l.ring_owner_off = off;
+  off = page_up(off + 4ull * c.ring_num);
+  l.if_owner_off = off;
   off = page_up(off + 4ull * c.if_num);
   l.pub_off = off;
   l.if_pool = 0;
@@ -76,9 +82,11 @@ void init_region(void* base, size_t, const void* argp) {
   h->buf_pool = l.buf_pool;
   h->kring_off = l.kring_off;
   h->buf_stack_off = l.buf_stack_off;
-  h->buf_map_off = l.buf_map_off;
+  h->buf_owner_off = l.buf_owner_off;
   h->ring_stack_off = l.ring_stack_off;
   h->if_stack_off = l.if_stack_off;
+  h->ring_owner_off = l.ring_owner_off;
+  h->if_owner_off = l.if_owner_off;
   if (arg->ext_path) {
     snprintf(h->ext_path, sizeof h->ext_path, "%s", arg->ext_path);
     h->ext_off = arg->ext_off;
@@ -100,6 +108,32 @@ void init_region(void* base, size_t, const void* argp) {
   for (uint32_t i = 0; i < arg->cfg.if_num; i++) is[i] = arg->cfg.if_num - 1 - i;
   h->if_free = arg->cfg.if_num;
 }
+
+// Is this header one that init_region wrote for region `id`, in a file of
+// `file_size` bytes? Every offset the library will use is recomputed from
+// the sizes, so a damaged or planted header cannot point outside the file.
+std::string check_header(const RegionHeader& h, uint16_t id, uint64_t file_size) {
+  if (h.magic != Region::kMagic || h.layout_version != Region::kLayout)
+    return "has another layout (left by another unetmap version?)";
+  if (h.mem_id != id) return "says it is region " + std::to_string(h.mem_id) + ": refused";
+  std::string bad = h.cfg.check();
+  if (!bad.empty()) return "has bad sizes (" + bad + "): refused";
+  const Layout l = layout_of(h.cfg);
+  if (h.pub_off != l.pub_off || h.memsize != l.memsize || h.if_pool != l.if_pool ||
+      h.ring_pool != l.ring_pool || h.buf_pool != l.buf_pool || h.kring_off != l.kring_off ||
+      h.buf_stack_off != l.buf_stack_off || h.buf_owner_off != l.buf_owner_off ||
+      h.ring_stack_off != l.ring_stack_off || h.if_stack_off != l.if_stack_off ||
+      h.ring_owner_off != l.ring_owner_off || h.if_owner_off != l.if_owner_off)
+    return "has offsets that do not match its sizes: refused";
+  const bool ext = h.ext_path[0] != 0;
+  if (ext && strnlen(h.ext_path, sizeof h.ext_path) == sizeof h.ext_path)
+    return "has an extmem path without an end: refused";
+  if (file_size < l.pub_off + (ext ? 0 : l.memsize)) return "is shorter than its sizes: refused";
+  if (h.buf_free > h.cfg.buf_num || h.ring_free > h.cfg.ring_num || h.if_free > h.cfg.if_num)
+    return "has free counts beyond its pools: refused";
+  return {};
+}
+
 
 std::string exhausted(uint16_t id, const char* what, uint32_t want, uint32_t in_use,
                       uint32_t total, const char* knob, const char* env) {
@@ -210,29 +244,32 @@ std::shared_ptr<Region> Region::get(uint16_t id, const RegionConfig& cfg, int* e
     return fail(EINVAL, "region ids go from 1 to " + std::to_string(kMaxId));
   InitArg arg{id, cfg, nullptr, 0};
   Layout l = layout_of(cfg);
-  int fd = open_shared_file(file_name(id), l.pub_off + l.memsize, 0600, init_region, &arg, false);
+  std::string ow;
+  int fd = open_shared_file(file_name(id), l.pub_off + l.memsize, 0600, init_region, &arg, false, &ow);
   if (fd == -ENOENT && !create) return fail(ENOENT, "no such region");
   if (fd == -ENOENT) {
     // Only a region about to be created needs a valid configuration.
     std::string bad = cfg.check();
     if (!bad.empty()) return fail(EINVAL, bad + " (from UNETMAP_* settings)");
-    fd = open_shared_file(file_name(id), l.pub_off + l.memsize, 0600, init_region, &arg, true);
+    fd = open_shared_file(file_name(id), l.pub_off + l.memsize, 0600, init_region, &arg, true, &ow);
   }
-  if (fd < 0) return fail(-fd, std::string("cannot open ") + file_name(id) + ": " + strerror(-fd));
+  if (fd < 0) return fail(-fd, ow);
   struct stat st;
-  fstat(fd, &st);
+  if (fstat(fd, &st) != 0 || uint64_t(st.st_size) < sizeof(RegionHeader)) {
+    sys::close(fd);
+    return fail(EPROTO, file_name(id) + " is shorter than a region header: refused");
+  }
   void* base = sys::mmap(nullptr, st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (base == MAP_FAILED) {
     int e = errno;
     sys::close(fd);
     return fail(e, std::string("cannot map: ") + strerror(e));
   }
-  auto* h = static_cast<RegionHeader*>(base);
-  if (h->magic != kMagic || h->layout_version != kLayout ||
-      uint64_t(st.st_size) < h->pub_off + (h->ext_path[0] ? 0 : h->memsize)) {
+  const std::string bad = check_header(*static_cast<RegionHeader*>(base), id, uint64_t(st.st_size));
+  if (!bad.empty()) {
     sys::munmap(base, st.st_size);
     sys::close(fd);
-    return fail(EPROTO, file_name(id) + " has another layout (left by another unetmap version?)");
+    return fail(EPROTO, file_name(id) + " " + bad);
   }
   std::shared_ptr<Region> r(new Region(fd, Mapping(base, st.st_size)));
   if (int e = r->map_ext(why)) {
@@ -246,6 +283,13 @@ std::shared_ptr<Region> Region::get(uint16_t id, const RegionConfig& cfg, int* e
 // The public part: after the private part, or (extmem) in the
 // application's file, mapped at an offset aligned to its page size
 // (hugetlbfs needs huge pages).
+//
+// The header names the extmem file, and anyone who could write the header
+// could name any file: the file is followed only if it is a regular file of
+// the region file's owner (opened O_PATH|O_NOFOLLOW and checked before it
+// is opened for writing, through /proc/self/fd), so a planted header never
+// makes another user's process (root's) map a file that is not the
+// region maker's own.
 int Region::map_ext(std::string* why) {
   const RegionHeader* h = hdr();
   if (!h->ext_path[0]) {
@@ -257,13 +301,36 @@ int Region::map_ext(std::string* why) {
     if (why) *why = "region " + std::to_string(h->mem_id) + " (extmem " + path + "): " + text;
     return e;
   };
-  int fd = sys::open(path.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) return fail(errno, strerror(errno));
-  struct stat st;
-  fstat(fd, &st);
+  struct stat own, st;
+  if (fstat(fd_, &own) != 0) return fail(errno, strerror(errno));
+  int pfd = sys::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (pfd < 0) {
+    if (errno == ELOOP) return fail(ELOOP, "a symbolic link: refused");
+    return fail(errno, strerror(errno));
+  }
+  if (fstat(pfd, &st) != 0) {
+    int e = errno;
+    sys::close(pfd);
+    return fail(e, strerror(e));
+  }
+  if (!S_ISREG(st.st_mode) || st.st_uid != own.st_uid) {
+    sys::close(pfd);
+    return fail(EACCES, std::string(S_ISREG(st.st_mode) ? "belongs to uid " + std::to_string(st.st_uid)
+                                                        : "not a regular file") +
+                            ", the region file to uid " + std::to_string(own.st_uid) +
+                            ": an extmem file is followed only if the region's owner owns it; refused");
+  }
+  const int fd = sys::open(("/proc/self/fd/" + std::to_string(pfd)).c_str(), O_RDWR | O_CLOEXEC);
+  const int open_err = errno;
+  sys::close(pfd);
+  if (fd < 0) return fail(open_err, strerror(open_err));
+  if (fstat(fd, &st) != 0 || st.st_uid != own.st_uid) {
+    sys::close(fd);
+    return fail(EACCES, "changed while opened: refused");
+  }
   const uint64_t align = st.st_blksize > 4096 ? uint64_t(st.st_blksize) : 4096;
   const uint64_t start = h->ext_off & ~(align - 1), end = h->ext_off + h->memsize;
-  if (uint64_t(st.st_size) < end) {
+  if (end < h->ext_off || uint64_t(st.st_size) < end) {
     sys::close(fd);
     return fail(EINVAL, "the file is smaller than the region (" + std::to_string(end) + " bytes)");
   }
@@ -298,10 +365,11 @@ std::shared_ptr<Region> Region::make_ext(uint16_t id, const RegionConfig& cfg,
   }
   InitArg arg{id, cfg, path.c_str(), off};
   Layout l = layout_of(cfg);
-  int fd = open_shared_file(file_name(id), l.pub_off, 0600, init_region, &arg, true);
+  std::string ow;
+  int fd = open_shared_file(file_name(id), l.pub_off, 0600, init_region, &arg, true, &ow);
   if (fd < 0) {
     *err = -fd;
-    if (why) *why = "cannot make " + file_name(id) + ": " + strerror(-fd);
+    if (why) *why = "cannot make " + file_name(id) + ": " + ow;
     return nullptr;
   }
   sys::close(fd);
@@ -328,89 +396,200 @@ void Region::remove(uint16_t id) {
   region_cache().map.erase(id);
 }
 
-int Region::alloc_bufs(uint32_t* out, uint32_t n, std::string* why) {
-  RegionHeader* h = hdr();
-  LockGuard g(h->lock);
-  if (h->buf_free < n) {
-    if (why) *why = exhausted(id(), "buffers", n, bufs_in_use(), cfg().buf_num - 2, "buf_num",
-                                "UNETMAP_BUF_NUM");
-    return ENOMEM;
+int Region::lock_region(std::string* why) {
+  bool died = false;
+  if (int e = hdr()->lock.lock(&died)) {
+    if (why) *why = "region " + std::to_string(id()) + ": " + lock_error();
+    return e;
   }
-  auto* st = reinterpret_cast<uint32_t*>(map_.base() + h->buf_stack_off);
-  uint64_t* map = reinterpret_cast<uint64_t*>(map_.base() + h->buf_map_off);
-  for (uint32_t i = 0; i < n; i++) {
-    uint32_t b = st[--h->buf_free];
-    map[b / 64] |= 1ull << (b % 64);
-    out[i] = b;
-  }
+  if (died) rebuild_free_stacks();
   return 0;
 }
 
-void Region::free_bufs(const uint32_t* idx, uint32_t n) {
+// After a holder of the region lock died: every object whose tag is 0 is
+// free, whatever the stacks said. Stacks are refilled in descending order,
+// so allocation hands out ascending indexes (better locality).
+void Region::rebuild_free_stacks() {
   RegionHeader* h = hdr();
-  LockGuard g(h->lock);
-  auto* st = reinterpret_cast<uint32_t*>(map_.base() + h->buf_stack_off);
-  uint64_t* map = reinterpret_cast<uint64_t*>(map_.base() + h->buf_map_off);
-  // The bitmap makes a buffer that an application duplicated in two slots
-  // go back to the pool once, not twice.
-  for (uint32_t i = 0; i < n; i++) {
-    uint32_t b = idx[i];
-    if (!valid_buf(b) || !(map[b / 64] & (1ull << (b % 64)))) continue;
-    map[b / 64] &= ~(1ull << (b % 64));
-    st[h->buf_free++] = b;
-  }
+  auto* bs = reinterpret_cast<uint32_t*>(map_.base() + h->buf_stack_off);
+  uint32_t n = 0;
+  for (uint32_t i = cfg().buf_num; i-- > 2;)
+    if (buf_owner()[i] == 0) bs[n++] = i;
+  h->buf_free = n;
+  auto* rs = reinterpret_cast<uint32_t*>(map_.base() + h->ring_stack_off);
+  n = 0;
+  for (uint32_t i = cfg().ring_num; i-- > 0;)
+    if (ring_owner()[i] == 0) rs[n++] = i;
+  h->ring_free = n;
+  auto* is = reinterpret_cast<uint32_t*>(map_.base() + h->if_stack_off);
+  n = 0;
+  for (uint32_t i = cfg().if_num; i-- > 0;)
+    if (if_owner()[i] == 0) is[n++] = i;
+  h->if_free = n;
 }
 
-int Region::alloc_ring(uint32_t* out, std::string* why) {
+int Region::alloc_bufs(uint32_t* out, uint32_t n, uint32_t tag, std::string* why) {
   RegionHeader* h = hdr();
-  LockGuard g(h->lock);
+  if (int e = lock_region(why)) return e;
+  if (h->buf_free < n) {
+    if (why) *why = exhausted(id(), "buffers", n, bufs_in_use(), cfg().buf_num - 2, "buf_num",
+                                "UNETMAP_BUF_NUM");
+    h->lock.unlock();
+    return ENOMEM;
+  }
+  auto* st = reinterpret_cast<uint32_t*>(map_.base() + h->buf_stack_off);
+  uint32_t* owner = buf_owner();
+  // Tag first, pop after: a death in between leaves a tagged buffer on the
+  // stack, which the rebuild drops.
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t b = st[h->buf_free - 1];
+    owner[b] = tag;
+    out[i] = b;
+    h->buf_free--;
+  }
+  h->lock.unlock();
+  return 0;
+}
+
+// Every buffer whose tag is one of tags[] goes back: one pass over the
+// owner tags, wherever the buffers are (a slot, an extra list, nowhere).
+void Region::free_tagged(const std::vector<uint32_t>& tags) {
+  if (tags.empty()) return;
+  RegionHeader* h = hdr();
+  if (lock_region(nullptr)) return;  // the buffers stay out of the pool (lost, never handed out twice)
+  auto* st = reinterpret_cast<uint32_t*>(map_.base() + h->buf_stack_off);
+  uint32_t* owner = buf_owner();
+  const uint32_t lo = *std::min_element(tags.begin(), tags.end());
+  const uint32_t hi = *std::max_element(tags.begin(), tags.end());
+  for (uint32_t b = 2; b < cfg().buf_num; b++) {
+    const uint32_t o = owner[b];
+    if (o < lo || o > hi || std::find(tags.begin(), tags.end(), o) == tags.end()) continue;
+    owner[b] = 0;
+    st[h->buf_free++] = b;
+  }
+  h->lock.unlock();
+}
+
+int Region::alloc_ring(uint32_t* out, uint16_t port, std::string* why) {
+  RegionHeader* h = hdr();
+  if (int e = lock_region(why)) return e;
   if (h->ring_free == 0) {
     if (why) *why = exhausted(id(), "rings", 1, cfg().ring_num, cfg().ring_num, "ring_num",
                                 "UNETMAP_RING_NUM");
+    h->lock.unlock();
     return ENOMEM;
   }
-  *out = reinterpret_cast<uint32_t*>(map_.base() + h->ring_stack_off)[--h->ring_free];
+  uint32_t ri = reinterpret_cast<uint32_t*>(map_.base() + h->ring_stack_off)[h->ring_free - 1];
+  ring_owner()[ri] = uint32_t(port) + 1;
+  h->ring_free--;
+  *out = ri;
+  h->lock.unlock();
   return 0;
 }
 
 void Region::free_ring(uint32_t i) {
   RegionHeader* h = hdr();
-  LockGuard g(h->lock);
-  if (i < cfg().ring_num && h->ring_free < cfg().ring_num)
-    reinterpret_cast<uint32_t*>(map_.base() + h->ring_stack_off)[h->ring_free++] = i;
+  if (lock_region(nullptr)) return;  // stays taken (a repair after the holder's death frees it)
+  if (i < cfg().ring_num && ring_owner()[i] && h->ring_free < cfg().ring_num) {
+    kring(i)->nslots = 0;
+    reinterpret_cast<uint32_t*>(map_.base() + h->ring_stack_off)[h->ring_free] = i;
+    ring_owner()[i] = 0;
+    h->ring_free++;
+  }
+  h->lock.unlock();
 }
 
-int Region::alloc_if(uint32_t* out, std::string* why) {
+int Region::alloc_if(uint32_t* out, int port, int reg, std::string* why) {
   RegionHeader* h = hdr();
-  LockGuard g(h->lock);
+  if (int e = lock_region(why)) return e;
   if (h->if_free == 0) {
     if (why) *why = exhausted(id(), "netmap_if objects", 1, cfg().if_num, cfg().if_num, "if_num",
                                 "UNETMAP_IF_NUM");
+    h->lock.unlock();
     return ENOMEM;
   }
-  *out = reinterpret_cast<uint32_t*>(map_.base() + h->if_stack_off)[--h->if_free];
+  uint32_t ii = reinterpret_cast<uint32_t*>(map_.base() + h->if_stack_off)[h->if_free - 1];
+  if_owner()[ii] = (uint32_t(port) + 1) << 16 | (uint32_t(reg) + 1);
+  h->if_free--;
+  *out = ii;
+  h->lock.unlock();
   return 0;
 }
 
-void Region::free_if(uint32_t i) {
+void Region::free_if(uint32_t i, int reg) {
+  if (i >= cfg().if_num || if_reg(i) != reg || reg < 0) return;
+  free_tagged({extra_tag(i)});
   RegionHeader* h = hdr();
-  LockGuard g(h->lock);
-  if (i < cfg().if_num && h->if_free < cfg().if_num)
-    reinterpret_cast<uint32_t*>(map_.base() + h->if_stack_off)[h->if_free++] = i;
+  if (lock_region(nullptr)) return;
+  if (if_reg(i) == reg && h->if_free < cfg().if_num) {
+    reinterpret_cast<uint32_t*>(map_.base() + h->if_stack_off)[h->if_free] = i;
+    if_owner()[i] = 0;
+    h->if_free++;
+  }
+  h->lock.unlock();
+}
+
+void Region::destroy_rings(const uint32_t* rings, uint32_t n, uint16_t port) {
+  std::vector<uint32_t> mine;
+  for (uint32_t i = 0; i < n; i++)
+    if (rings[i] < cfg().ring_num && ring_port(rings[i]) == port) mine.push_back(rings[i]);
+  std::sort(mine.begin(), mine.end());
+  mine.erase(std::unique(mine.begin(), mine.end()), mine.end());
+  std::vector<uint32_t> tags;
+  for (uint32_t r : mine) {
+    tags.push_back(ring_tag(r));
+    kring(r)->gen.fetch_add(1);
+  }
+  free_tagged(tags);
+  for (uint32_t r : mine) free_ring(r);
+}
+
+void Region::destroy_rings_of(uint16_t port) {
+  std::vector<uint32_t> mine;
+  for (uint32_t i = 0; i < cfg().ring_num; i++)
+    if (ring_port(i) == port) mine.push_back(i);
+  destroy_rings(mine.data(), uint32_t(mine.size()), port);
+}
+
+namespace {
+constexpr int kPortSlots = 4096;
+std::atomic<int32_t> g_bound_ports[kPortSlots];
+}  // namespace
+
+void Region::bind_port(int port, int delta) {
+  if (port >= 0 && port < kPortSlots) g_bound_ports[port].fetch_add(delta, std::memory_order_relaxed);
+}
+
+bool Region::port_bound(int port) {
+  return port >= 0 && port < kPortSlots && g_bound_ports[port].load(std::memory_order_relaxed) > 0;
+}
+
+bool Region::may_take(uint32_t o) const {
+  const uint32_t i = o & kTagIndex;
+  switch (o & ~kTagIndex) {
+    case kRingTag:
+      return i < cfg().ring_num && port_bound(ring_port(i));
+    case kExtraTag:
+      return i < cfg().if_num && if_owner()[i] && port_bound(int(if_owner()[i] >> 16) - 1);
+    default:
+      return false;  // free, or not a tag
+  }
 }
 
 int Region::make_ring(uint32_t* out, uint32_t nslots, uint16_t ringid, uint16_t dir,
-                      std::string* why, bool buffers) {
+                      uint16_t port, std::string* why, bool buffers) {
   if (nslots < 2 || nslots > cfg().max_slots()) {
     if (why) *why = "ring of " + std::to_string(nslots) + " slots does not fit ring_size " +
                     std::to_string(cfg().ring_size) + " of region " + std::to_string(id());
     return EINVAL;
   }
   uint32_t ri;
-  if (int e = alloc_ring(&ri, why)) return e;
+  if (int e = alloc_ring(&ri, port, why)) return e;
   netmap_ring* r = ring(ri);
+  KringState* k = kring(ri);
+  k->buf_tag = ring_tag(ri);
   uint32_t* tmp = new uint32_t[nslots]();
-  if (int e = buffers ? alloc_bufs(tmp, nslots, why) : 0) {
+  if (int e = buffers ? alloc_bufs(tmp, nslots, ring_tag(ri), why) : 0) {
     delete[] tmp;
     free_ring(ri);
     return e;
@@ -424,12 +603,10 @@ int Region::make_ring(uint32_t* out, uint32_t nslots, uint16_t ringid, uint16_t 
   *const_cast<uint16_t*>(&r->dir) = dir;
   for (uint32_t i = 0; i < nslots; i++) r->slot[i] = netmap_slot{tmp[i], 0, 0, 0};
   delete[] tmp;
-  KringState* k = kring(ri);
   k->hwcur.store(0);
   k->hwtail.store(dir == 0 ? nslots - 1 : 0);
   k->rhead = k->rcur = 0;
   k->rtail = k->hwtail.load();
-  k->nslots = nslots;
   k->packets = k->bytes = k->drops = k->fwd_drops = 0;
   k->waiter.store(0);
   k->nmon.store(0);
@@ -437,6 +614,12 @@ int Region::make_ring(uint32_t* out, uint32_t nslots, uint16_t ringid, uint16_t 
   k->users = k->excl = 0;
   {
     LockGuard g(k->lease_lock);
+    if (!g.ok()) {
+      if (why) *why = "region " + std::to_string(id()) + ", ring " + std::to_string(ri) + ": " + lock_error();
+      const int e = g.error();
+      destroy_rings(&ri, 1, port);
+      return e;
+    }
     k->lease_tail = k->hwtail.load();
     k->lease_first = k->lease_count = 0;
     k->dead = 0;
@@ -444,48 +627,25 @@ int Region::make_ring(uint32_t* out, uint32_t nslots, uint16_t ringid, uint16_t 
   }
   r->head = r->cur = 0;
   r->tail = k->rtail;
+  k->nslots = nslots;
   *out = ri;
   return 0;
 }
 
-uint32_t Region::alloc_extra(uint32_t n, uint32_t* head) {
+uint32_t Region::alloc_extra(uint32_t n, uint32_t nifp, uint32_t* head) {
   *head = 0;
   if (n == 0) return 0;
-  {
-    LockGuard g(hdr()->lock);
-    if (n > hdr()->buf_free) n = hdr()->buf_free;
-  }
+  if (lock_region(nullptr)) return 0;
+  if (n > hdr()->buf_free) n = hdr()->buf_free;
+  hdr()->lock.unlock();
   std::vector<uint32_t> idx(n);
-  if (n == 0 || alloc_bufs(idx.data(), n, nullptr) != 0) return 0;
+  if (n == 0 || alloc_bufs(idx.data(), n, extra_tag(nifp), nullptr) != 0) return 0;
   for (uint32_t i = 0; i < n; i++) {
     uint32_t next = i + 1 < n ? idx[i + 1] : 0;
     memcpy(buf(idx[i]), &next, 4);
   }
   *head = idx[0];
   return n;
-}
-
-void Region::free_extra(uint32_t head) {
-  std::vector<uint32_t> chain;
-  for (uint32_t b = head, steps = 0; valid_buf(b) && steps < cfg().buf_num; steps++) {
-    chain.push_back(b);
-    uint32_t next;
-    memcpy(&next, buf(b), 4);
-    b = next;
-  }
-  free_bufs(chain.data(), uint32_t(chain.size()));
-}
-
-void Region::destroy_ring(uint32_t ri) {
-  if (ri >= cfg().ring_num) return;
-  netmap_ring* r = ring(ri);
-  uint32_t n = r->num_slots <= cfg().max_slots() ? r->num_slots : 0;
-  uint32_t* tmp = new uint32_t[n + 1];
-  for (uint32_t i = 0; i < n; i++) tmp[i] = r->slot[i].buf_idx;
-  free_bufs(tmp, n);
-  delete[] tmp;
-  kring(ri)->gen.fetch_add(1);
-  free_ring(ri);
 }
 
 }  // namespace unetmap

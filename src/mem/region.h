@@ -18,6 +18,26 @@
 //
 // The free stacks are changed only under the region's robust mutex, on cold
 // paths (register, unregister, cleanup of dead processes).
+//
+// Ownership. Every buffer, ring and netmap_if object has an owner tag in
+// the private part (0: free). The tags, not the free stacks, are the truth:
+// the stacks are rebuilt from them when a process died holding the region
+// lock half-way through a change. A ring's owner is its registry port
+// (index + 1); a netmap_if's is its registration and port. A buffer is
+// owned by a ring (kRingTag | ring) or by a registration's extra buffers
+// (kExtraTag | netmap_if): nothing an application writes (slot indexes,
+// num_slots, the extra buffer list) decides what is freed. Tearing a ring
+// down frees every buffer the ring owns, wherever the application left it;
+// closing a registration frees every extra buffer it owns.
+//
+// An application may move a buffer from one of its rings to another
+// (zero-copy forwarding, extra buffers swapped in). The sync prologue sees
+// a buffer it does not own in a slot handed back and takes it over
+// (Region::claim) if the current owner is a port this process has bound
+// (or the other end of a pipe it has bound); a buffer of any other port,
+// or a free one, is refused as netmap refuses a bad index. So a buffer is
+// never handed to two rings by the pool: one of another port can be neither
+// freed nor taken by a process that has not bound that port.
 #pragma once
 
 #include <net/netmap.h>
@@ -27,6 +47,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/shm.h"
 
@@ -80,7 +101,8 @@ struct KringState {
   alignas(64) std::atomic<uint32_t> hwcur;
   std::atomic<int32_t> busy;    // pid of the process inside a sync of this ring, 0 if none
   uint32_t rhead, rcur, rtail;  // last values validated at a sync
-  uint32_t nslots;
+  uint32_t nslots;          // the library's own copy: ring->num_slots is the application's
+  uint32_t buf_tag;         // owner tag of the buffers its slots should name
   uint64_t packets, bytes;  // counted by the owner, per batch
   alignas(64) std::atomic<uint32_t> hwtail;
   uint64_t drops;
@@ -116,9 +138,11 @@ struct RegionHeader {
   uint64_t buf_pool;
   uint64_t kring_off;  // private offsets
   uint64_t buf_stack_off;
-  uint64_t buf_map_off;  // bitmap: 1 = buffer handed out
+  uint64_t buf_owner_off;  // uint32_t per buffer: its owner tag, 0 = free
   uint64_t ring_stack_off;
   uint64_t if_stack_off;
+  uint64_t ring_owner_off;  // uint32_t per ring object: port + 1, 0 = free
+  uint64_t if_owner_off;    // uint32_t per netmap_if: (port + 1) << 16 | (registration + 1)
   RobustMutex lock;
   uint32_t buf_free;  // entries on each free stack
   uint32_t ring_free;
@@ -132,7 +156,7 @@ struct RegionHeader {
 class Region {
  public:
   static constexpr uint64_t kMagic = 0x554e4d5245474e31ull;  // "UNMREGN1"
-  static constexpr uint32_t kLayout = 6;
+  static constexpr uint32_t kLayout = 7;
   static constexpr uint16_t kMaxId = 65535;
 
   // Map region `id`, creating it with `cfg` if it does not exist yet.
@@ -176,37 +200,87 @@ class Region {
   char* buf(uint32_t idx) const { return pub() + hdr()->buf_pool + uint64_t(idx) * cfg().buf_size; }
   bool valid_buf(uint32_t idx) const { return idx >= 2 && idx < cfg().buf_num; }
 
-  // Allocation (take the region lock inside). Return 0 or an errno value;
-  // on failure *why says which knob to raise.
-  int alloc_bufs(uint32_t* out, uint32_t n, std::string* why);
-  void free_bufs(const uint32_t* idx, uint32_t n);
-  int alloc_ring(uint32_t* out, std::string* why);
-  void free_ring(uint32_t i);
-  int alloc_if(uint32_t* out, std::string* why);
-  void free_if(uint32_t i);
+  // Owner tags of buffers.
+  static constexpr uint32_t kRingTag = 1u << 30, kExtraTag = 2u << 30, kTagIndex = kRingTag - 1;
+  static uint32_t ring_tag(uint32_t ring) { return kRingTag | ring; }
+  static uint32_t extra_tag(uint32_t nifp) { return kExtraTag | nifp; }
 
-  // A ring object initialised with `nslots` slots, each with a buffer of
-  // its own unless !buffers (a ring whose slots another ring fills in,
-  // as the rx rings of pipes: netmap's "fake rings").
-  int make_ring(uint32_t* out, uint32_t nslots, uint16_t ringid, uint16_t dir,
+  // Allocation (take the region lock inside), each object tagged with its
+  // owner (see the top of this file). Return 0 or an errno value; on
+  // failure *why says which knob to raise.
+  int alloc_bufs(uint32_t* out, uint32_t n, uint32_t tag, std::string* why);
+  int alloc_ring(uint32_t* out, uint16_t port, std::string* why);
+  // A netmap_if for registration `reg` of port `port`.
+  int alloc_if(uint32_t* out, int port, int reg, std::string* why);
+  // Give back netmap_if i and the extra buffers it owns, if it is still
+  // registration reg's.
+  void free_if(uint32_t i, int reg);
+  // The registration owning netmap_if i (-1 if free).
+  int if_reg(uint32_t i) const {
+    const uint32_t o = if_owner()[i];
+    return o ? int(o & 0xffff) - 1 : -1;
+  }
+
+  // A ring object owned by port `port`, initialised with `nslots` slots,
+  // each with a buffer of its own unless !buffers (a ring whose slots
+  // another ring fills in, as the rx rings of pipes: netmap's "fake
+  // rings"; their buffers stay the filling ring's, buf_tag).
+  int make_ring(uint32_t* out, uint32_t nslots, uint16_t ringid, uint16_t dir, uint16_t port,
                 std::string* why, bool buffers = true);
-  // Return the ring and the buffers of its slots.
-  void destroy_ring(uint32_t i);
+  // A fake ring's slots name the buffers of ring `filler`.
+  void set_fake(uint32_t ring, uint32_t filler) { kring(ring)->buf_tag = ring_tag(filler); }
+  // Tear down the rings of `port` among rings[] (others are skipped): each
+  // ring object and every buffer it owns goes back, in one pass.
+  void destroy_rings(const uint32_t* rings, uint32_t n, uint16_t port);
+  // Every ring `port` still owns (a port whose maker died half-way).
+  void destroy_rings_of(uint16_t port);
+  // The port owning ring i (-1 if free).
+  int ring_port(uint32_t i) const { return i < cfg().ring_num ? int(ring_owner()[i]) - 1 : -1; }
 
-  // Extra buffers (nr_extra_bufs): up to n buffers chained through their
-  // first 4 bytes (0 ends the chain). Returns how many were given and the
-  // first in *head; never fails (0 buffers when the pool is short).
-  uint32_t alloc_extra(uint32_t n, uint32_t* head);
-  // Free whatever chain starts at head, whatever the application did to
-  // it: indexes are checked, and the walk stops at buf_num steps.
-  void free_extra(uint32_t head);
+  // The sync prologue's check of a buffer an application handed back in a
+  // slot that should name a buffer tagged `tag`: true if it is, or if its
+  // owner is a port this process has bound (then it is re-tagged).
+  inline bool claim(uint32_t b, uint32_t tag) const {
+    if (b < 2 || b >= cfg().buf_num) return false;
+    volatile uint32_t& t = buf_owner()[b];
+    const uint32_t o = t;
+    if (o == tag) return true;
+    if (!may_take(o)) return false;
+    t = tag;
+    return true;
+  }
+  // Give buffer b (known to be in range) to `tag` (the library moved it).
+  void retag(uint32_t b, uint32_t tag) const { buf_owner()[b] = tag; }
+  uint32_t buf_tag(uint32_t b) const { return b < cfg().buf_num ? buf_owner()[b] : 0; }
+
+  // Extra buffers (nr_extra_bufs) of netmap_if nifp: up to n buffers
+  // chained through their first 4 bytes (0 ends the chain). Returns how
+  // many were given and the first in *head; never fails (0 buffers when
+  // the pool is short). They go back with free_if().
+  uint32_t alloc_extra(uint32_t n, uint32_t nifp, uint32_t* head);
 
   uint32_t bufs_in_use() const { return cfg().buf_num - 2 - hdr()->buf_free; }
 
   ~Region();
 
+  // Ports bound by this process (a count per registry port, kept by
+  // bindings): buffers they own may be moved into this process's rings.
+  static void bind_port(int port, int delta);
+  static bool port_bound(int port);
+
  private:
   Region(int fd, Mapping m) : fd_(fd), map_(std::move(m)) {}
+  uint32_t* buf_owner() const { return reinterpret_cast<uint32_t*>(map_.base() + hdr()->buf_owner_off); }
+  uint32_t* ring_owner() const { return reinterpret_cast<uint32_t*>(map_.base() + hdr()->ring_owner_off); }
+  uint32_t* if_owner() const { return reinterpret_cast<uint32_t*>(map_.base() + hdr()->if_owner_off); }
+  // May this process take a buffer tagged o into one of its rings?
+  bool may_take(uint32_t o) const;
+  void free_tagged(const std::vector<uint32_t>& tags);
+  // Take the region lock (0, or an errno value with *why); rebuild the
+  // free stacks from the owner tags if its last holder died inside a change.
+  int lock_region(std::string* why);
+  void rebuild_free_stacks();
+  void free_ring(uint32_t i);
   int map_ext(std::string* why);
   int fd_;
   Mapping map_;

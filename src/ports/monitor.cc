@@ -110,13 +110,15 @@ class MonitorAdapter final : public Adapter {
       const PortEntry& w = reg.port(pe.peer);
       for (int d : {kTx, kRx})
         for (uint32_t i = 0; i < w.nrings[d]; i++)
-          for (uint32_t j = 0; j < pe.nrings[kRx]; j++) unhook(*region, w.ring[d][i], pe.ring[kRx][j]);
+          for (uint32_t j = 0; j < pe.nrings[kRx]; j++)
+            if (region->ring_port(pe.ring[kRx][j]) == p) unhook(*region, w.ring[d][i], pe.ring[kRx][j]);
     }
     if (region)
       for (uint32_t j = 0; j < pe.nrings[kRx]; j++) {
+        if (region->ring_port(pe.ring[kRx][j]) != p) continue;  // not made
         KringState* ks = region->kring(pe.ring[kRx][j]);
         LeaseGuard g(ks);
-        ks->dead = 1;  // producers back off; a copy in flight only touches our own ring
+        if (g.ok()) ks->dead = 1;  // producers back off; a copy in flight only touches our own ring
       }
     pe.peer = -1;
     Adapter::destroy(reg, p);
@@ -180,17 +182,20 @@ int monitor_create(Registry& reg, int watched, uint64_t flags, uint16_t mem_id, 
   pe.nrings[kRx] = std::max(w.nrings[kTx], w.nrings[kRx]);
   pe.nslots[kRx] = std::max(w.nslots[kTx], w.nslots[kRx]);
   if ((err = make_port_rings(reg, m, *region, why)) != 0) {
-    pe.kind = PortKind::kNone;
+    reg.unmake_port(m);
     return err;
   }
   for (int d : {kTx, kRx}) {
     if (!(flags & (d == kTx ? NR_MONITOR_TX : NR_MONITOR_RX))) continue;
-    for (uint32_t i = 0; i < w.nrings[d]; i++)
-      if (!hook(*region, w.ring[d][i], pe.ring[kRx][i], zcopy)) {
+    for (uint32_t i = 0; i < w.nrings[d] && i <= kMaxRings; i++)
+      if (region->ring_port(w.ring[d][i]) != watched) {
+        *why = std::string("'") + w.name + "': ring " + std::to_string(i) + " is not its own";
+        reg.unmake_port(m);
+        return EIO;
+      } else if (!hook(*region, w.ring[d][i], pe.ring[kRx][i], zcopy)) {
         *why = std::string("'") + w.name + "' has " + std::to_string(kMaxMonitors) +
                " monitors already (the most a ring has)";
-        monitor_adapter().destroy(reg, m);  // unhooks what was hooked
-        pe.kind = PortKind::kNone;
+        reg.unmake_port(m);  // unhooks what was hooked
         return EBUSY;
       }
   }
@@ -215,7 +220,7 @@ void monitor_copy(const Kring& k, uint32_t from, uint32_t to, bool tx) {
     uint32_t take = 0, start = 0, slot = 0;
     {
       LeaseGuard g(ms);
-      if (!lease_usable(ms, gen)) continue;
+      if (!g.ok() || !lease_usable(ms, gen)) continue;
       const uint32_t room = lease_room(ms);
       // Whole packets only.
       for (uint32_t j = from, pkt = 0; j != to; j = next_slot(j, n)) {
@@ -261,7 +266,7 @@ void monitor_zswap(const Kring& k, uint32_t from, uint32_t to, bool tx) {
     const uint32_t mn = ms->nslots;
     {
       LeaseGuard g(ms);
-      if (ms->gen.load(std::memory_order_relaxed) != gen || ms->dead) return;
+      if (!g.ok() || ms->gen.load(std::memory_order_relaxed) != gen || ms->dead) return;
       uint32_t at = ms->hwtail.load(std::memory_order_relaxed);
       const uint32_t room = mn - 1 - ring_dist(ms->hwcur.load(std::memory_order_acquire), at, mn);
       uint32_t rel = ring_dist(from, to, n), j = from;
@@ -276,13 +281,17 @@ void monitor_zswap(const Kring& k, uint32_t from, uint32_t to, bool tx) {
       for (; rel; rel--, j = next_slot(j, n), at = next_slot(at, mn)) {
         netmap_slot& s = slot[j];
         netmap_slot& d = mr->slot[at];
-        const uint32_t b = d.buf_idx;
+        const uint32_t b = d.buf_idx, sb = s.buf_idx;
         const uint16_t len = d.len;
-        if (!r.valid_buf(b)) {  // the monitor scribbled on a slot it did not own
+        // Each side gives only a buffer it owns (either application may
+        // have scribbled on its slot): the owner tags move with them.
+        if (r.buf_tag(b) != Region::ring_tag(mi) || r.buf_tag(sb) != k.ks->buf_tag) {
           ms->fwd_drops += rel;
           break;
         }
-        d.buf_idx = s.buf_idx;
+        r.retag(b, k.ks->buf_tag);
+        r.retag(sb, Region::ring_tag(mi));
+        d.buf_idx = sb;
         d.len = s.len;
         d.flags = uint16_t((s.flags & NS_MOREFRAG) | (tx ? NS_TXMON : 0));
         s.buf_idx = b;

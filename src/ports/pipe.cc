@@ -89,6 +89,7 @@ class PipeAdapter final : public Adapter {
         netmap_ring* t = region->ring(tx_end.ring[kTx][i]);
         netmap_ring* r = region->ring(rx_end.ring[kRx][i]);
         memcpy(static_cast<void*>(r->slot), t->slot, sizeof(netmap_slot) * nslots);
+        region->set_fake(rx_end.ring[kRx][i], tx_end.ring[kTx][i]);
       }
     }
     return 0;

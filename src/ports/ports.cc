@@ -2,6 +2,7 @@
 // folder and one line here.
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <mutex>
@@ -44,29 +45,26 @@ const Adapter* adapter_for_kind(PortKind kind) {
 void Adapter::destroy(Registry& reg, int p) const {
   PortEntry& pe = reg.port(p);
   int err = 0;
-  auto region = Region::get(pe.mem_id, RegionConfig::from_env(), &err);
-  if (!region) return;
-  for (int d : {kTx, kRx}) {
-    uint32_t n = pe.nrings[d] + pe.nhost[d];
-    for (uint32_t i = 0; i < n && i <= kMaxRings; i++) region->destroy_ring(pe.ring[d][i]);
-    pe.nrings[d] = pe.nhost[d] = 0;
-  }
+  // Whatever rings the region says are p's: a port made half-way has rings
+  // that its entry does not list yet.
+  if (auto region = Region::get(pe.mem_id, RegionConfig::from_env(), &err, nullptr, false))
+    region->destroy_rings_of(uint16_t(p));
+  pe.nrings[kTx] = pe.nrings[kRx] = pe.nhost[kTx] = pe.nhost[kRx] = 0;
 }
 
 int make_port_rings(Registry& reg, int p, Region& r, std::string* why, bool rx_buffers) {
   PortEntry& pe = reg.port(p);
-  uint16_t made[2] = {0, 0};
   int err = 0;
   for (int d : {kTx, kRx}) {
     uint32_t n = pe.nrings[d] + pe.nhost[d];
-    for (uint32_t i = 0; i < n && !err; i++, made[d]++)
-      err = r.make_ring(&pe.ring[d][i], pe.nslots[d], uint16_t(i), uint16_t(d), why,
+    for (uint32_t i = 0; i < n && !err; i++)
+      err = r.make_ring(&pe.ring[d][i], pe.nslots[d], uint16_t(i), uint16_t(d), uint16_t(p), why,
                         d == kTx || rx_buffers);
-    if (err) break;
   }
   if (err) {
-    for (int d : {kTx, kRx})
-      for (uint32_t i = 0; i < made[d]; i++) r.destroy_ring(pe.ring[d][i]);
+    // Only what p owns goes back: an entry of pe.ring[] that failed names
+    // nothing of p's.
+    r.destroy_rings_of(uint16_t(p));
     pe.nrings[kTx] = pe.nrings[kRx] = pe.nhost[kTx] = pe.nhost[kRx] = 0;
   }
   return err;
@@ -86,8 +84,13 @@ static void wake(uint32_t token) {
   if (cached_token[id] != token) {
     if (cached_token[id]) sys::close(cached_fd[id]);
     cached_token[id] = 0;
-    int fd = sys::open(Registry::chan_path(id).c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    const std::string path = Registry::chan_path(id);
+    int fd = sys::open(path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) return;
+    if (check_shared_fd(fd, path, S_IFIFO, nullptr) != 0) {  // not a channel of this domain
+      sys::close(fd);
+      return;
+    }
     cached_token[id] = token;
     cached_fd[id] = fd;
   }

@@ -225,11 +225,14 @@ void refresh(Registry& reg, ValeKring& v) {
     int p = s.ports[i];
     if (p < 0 || i == v.me) continue;
     const PortEntry& pe = reg.port(p);
+    // The table and the port must agree (both are shared memory).
+    if (pe.kind != PortKind::kVale || pe.sw != v.sw || pe.sw_port != i) continue;
     int err = 0;
     DstPort d;
     d.region = Region::get(pe.mem_id, RegionConfig::from_env(), &err);
     if (!d.region) continue;
-    for (uint32_t r = 0; r < pe.nrings[kRx]; r++) {
+    for (uint32_t r = 0; r < pe.nrings[kRx] && r <= kMaxRings; r++) {
+      if (d.region->ring_port(pe.ring[kRx][r]) != p) continue;  // not its ring: never written
       KringState* ks = d.region->kring(pe.ring[kRx][r]);
       d.rx.push_back(RxView{ks, d.region->ring(pe.ring[kRx][r]), ks->gen.load()});
     }
@@ -335,12 +338,14 @@ class ValeAdapter final : public Adapter {
     while (slot < kSwitchPorts && sw.ports[slot] >= 0) slot++;
     if (slot == kSwitchPorts) {
       *why = "switch " + swname + " is full (" + std::to_string(kSwitchPorts) + " ports)";
+      release_switch_if_empty(reg, s);
       return ENOSPC;
     }
-    pe.sw = int16_t(s);
-    pe.sw_port = uint16_t(slot);
+    // The port's sw is written last: it is what a repair trusts.
     sw.ports[slot] = int16_t(p);
     sw.nports++;
+    pe.sw_port = uint16_t(slot);
+    pe.sw = int16_t(s);
     sw.gen.fetch_add(1);
     return 0;
   }
@@ -360,7 +365,8 @@ class ValeAdapter final : public Adapter {
     auto region = Region::get(pe.mem_id, RegionConfig::from_env(), &err);
     if (pe.sw >= 0) detach(reg, p);
     if (region)
-      for (uint32_t r = 0; r < pe.nrings[kRx]; r++) drain(region->kring(pe.ring[kRx][r]));
+      for (uint32_t r = 0; r < pe.nrings[kRx] && r <= kMaxRings; r++)
+        if (region->ring_port(pe.ring[kRx][r]) == p) drain(region->kring(pe.ring[kRx][r]));
     Adapter::destroy(reg, p);
   }
 
@@ -396,8 +402,8 @@ class ValeAdapter final : public Adapter {
     const uint32_t n = k.nslots;
     uint32_t done = ts->hwcur.load(std::memory_order_relaxed);
     if (v && v->reg->port(k.port).sw != v->sw) {
-      LockGuard g(v->reg->lock());
-      rebind(*v->reg, k, *v);
+      RegistryLock g(*v->reg);
+      if (g.ok()) rebind(*v->reg, k, *v);
     }
     if (v && v->sw >= 0 && done != head) done = forward(k, *v, head);
     else done = head;  // a port on no switch: packets go nowhere
@@ -425,6 +431,11 @@ class ValeAdapter final : public Adapter {
  public:
   static void detach(Registry& reg, int p) {
     PortEntry& pe = reg.port(p);
+    if (uint32_t(pe.sw) >= kMaxSwitches || pe.sw_port >= kSwitchPorts ||
+        reg.sw(pe.sw).ports[pe.sw_port] != p) {
+      pe.sw = -1;  // not (or not yet) in the switch's table
+      return;
+    }
     SwitchEntry& sw = reg.sw(pe.sw);
     sw.ports[pe.sw_port] = -1;
     sw.nports--;
@@ -446,6 +457,7 @@ class ValeAdapter final : public Adapter {
     for (;;) {
       {
         LeaseGuard g(ks);
+        if (!g.ok()) return;
         ks->dead = 1;
         bool live = false;
         for (uint32_t k = 0; k < ks->lease_count; k++) {
@@ -462,7 +474,8 @@ class ValeAdapter final : public Adapter {
   static uint32_t forward(Kring& k, ValeKring& v, uint32_t head) {
     SwitchEntry& sw = v.reg->sw(v.sw);
     if (sw.gen.load(std::memory_order_acquire) != v.sw_gen) {
-      LockGuard g(v.reg->lock());
+      RegistryLock g(*v.reg);
+      if (!g.ok()) return head;  // no view of the switch: the batch is dropped
       refresh(*v.reg, v);
     }
     const uint32_t n = k.nslots;
@@ -539,7 +552,7 @@ class ValeAdapter final : public Adapter {
     uint32_t start = 0, take = 0, npk = 0, slot = 0;
     {
       LeaseGuard g(ks);
-      if (!lease_usable(ks, rv.gen)) {
+      if (!g.ok() || !lease_usable(ks, rv.gen)) {
         ks->fwd_drops += order.size();
         return;
       }
@@ -576,7 +589,11 @@ int with_registry(std::string* why, F f) {
     *why = "cannot open the registry in " + runtime_dir();
     return err;
   }
-  LockGuard g(reg->lock());
+  RegistryLock g(*reg);
+  if (!g.ok()) {
+    *why = "the registry: " + lock_error();
+    return g.error();
+  }
   reg->reap();
   return f(*reg);
 }
@@ -617,12 +634,11 @@ int vale_newif(const std::string& name, const ValeNewif& conf, std::string* why)
     req.mem_id = conf.mem_id;
     for (int d : {kTx, kRx}) req.nrings[d] = conf.rings[d], req.nslots[d] = conf.slots[d];
     if (int err = ValeAdapter::make_port(reg, p, req, why)) {
-      uint16_t m = reg.port(p).mem_id;
-      reg.port(p).kind = PortKind::kNone;
-      if (m) reg.remove_region_if_unused(m);
+      reg.unmake_port(p);
       return err;
     }
     reg.port(p).persistent = 1;
+    reg.publish_port(p);
     return 0;
   });
 }
@@ -737,7 +753,11 @@ int vale_set_lookup(const std::string& swname, const std::string& lookup, std::s
   int err = 0;
   Registry* reg = Registry::get(&err);
   if (!reg) return err;
-  LockGuard g(reg->lock());
+  RegistryLock g(*reg);
+  if (!g.ok()) {
+    *why = "the registry: " + lock_error();
+    return g.error();
+  }
   int s = find_switch(*reg, swname);
   if (s < 0) {
     *why = "no switch " + swname;
@@ -756,7 +776,11 @@ int vale_list(const std::string& only, std::vector<ValeSwitchInfo>* out, std::st
     *why = "cannot open the registry";
     return err;
   }
-  LockGuard g(reg->lock());
+  RegistryLock g(*reg);
+  if (!g.ok()) {
+    *why = "the registry: " + lock_error();
+    return g.error();
+  }
   reg->reap();
   for (uint32_t i = 0; i < kMaxSwitches; i++) {
     SwitchEntry& sw = reg->sw(int(i));
@@ -775,11 +799,13 @@ int vale_list(const std::string& only, std::vector<ValeSwitchInfo>* out, std::st
       for (int d : {kTx, kRx}) pi.rings[d] = pe.nrings[d], pi.slots[d] = pe.nslots[d];
       auto region = Region::get(pe.mem_id, RegionConfig::from_env(), &err);
       if (region) {
-        for (uint32_t r = 0; r < pe.nrings[kTx]; r++) {
+        for (uint32_t r = 0; r < pe.nrings[kTx] && r <= kMaxRings; r++) {
+          if (region->ring_port(pe.ring[kTx][r]) != sw.ports[j]) continue;
           KringState* ks = region->kring(pe.ring[kTx][r]);
           pi.tx_packets += ks->packets, pi.tx_bytes += ks->bytes;
         }
-        for (uint32_t r = 0; r < pe.nrings[kRx]; r++) {
+        for (uint32_t r = 0; r < pe.nrings[kRx] && r <= kMaxRings; r++) {
+          if (region->ring_port(pe.ring[kRx][r]) != sw.ports[j]) continue;
           KringState* ks = region->kring(pe.ring[kRx][r]);
           pi.rx_packets += ks->packets, pi.drops += ks->fwd_drops;
         }
