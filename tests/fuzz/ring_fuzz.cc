@@ -88,20 +88,16 @@ class Input {
 
 // The good VALE ports stay open from one input to the next (they are never
 // written by the fuzzer); the rest is opened per input, so that an input
-// runs the same way alone. Region 1 (the pipe's and its monitor's) then
-// goes with the pipe after each input.
-//
-// UNETMAP_FUZZ_STRICT=1 keeps region 1 for the whole run (a null port holds
-// it) and checks after every input that its buffers in use are back to
-// their count before: a buffer index the application left in a slot must
-// not be freed at close unless the ring owns it. That is issue 9 item 4,
-// not fixed yet: corpus/ring/regress_foreign_buf_idx_freed_at_close fails
-// in strict mode with -runs=3 (a buffer index written into the zero-copy
-// monitor's rx ring is freed by the monitor's close although the null port
-// holds it; it is then handed out twice, and the counts drift). Make strict
-// the default once item 4 is fixed.
+// runs the same way alone. A null port keeps region 1 (the pipe's and its
+// monitor's) for the whole run, and after every input its buffers in use
+// must be back to their count before: nothing the application left in a
+// slot may be freed at close unless the ring owns it (issue 9 item 4;
+// corpus/ring/regress_foreign_buf_idx_freed_at_close failed with -runs=3
+// before the owner tags: a buffer index written into the zero-copy
+// monitor's rx ring was freed by the monitor's close although the null port
+// held it). UNETMAP_FUZZ_STRICT=0 lets region 1 go with the pipe instead.
 bool per_input(int i) { return i != kG1 && i != kG2; }
-const bool g_strict = getenv("UNETMAP_FUZZ_STRICT") && *getenv("UNETMAP_FUZZ_STRICT") == '1';
+const bool g_strict = !(getenv("UNETMAP_FUZZ_STRICT") && *getenv("UNETMAP_FUZZ_STRICT") == '0');
 nmport_d* g_hold;
 std::string g_ports;
 
