@@ -2,8 +2,10 @@
 # Installs what unetmap needs to build and test, from Debian's packages.
 # Extra package names may be given as arguments (e.g. dpdk-dev for bench/).
 set -euo pipefail
+# clang-14 and libclang-rt-14-dev (libFuzzer, the sanitizer runtimes): the
+# fuzz harnesses (scripts/fuzz.sh).
 pkgs=(cmake g++ gcc make pkg-config libgtest-dev googletest libxdp-dev libbpf-dev iproute2 procps
-  iputils-ping netcat-openbsd "$@")
+  iputils-ping netcat-openbsd clang-14 libclang-rt-14-dev "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

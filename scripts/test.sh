@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the dependencies, builds unetmap twice (optimised, and with
 # AddressSanitizer + UndefinedBehaviorSanitizer) and runs every test in
-# both builds.
+# both builds; then runs each libFuzzer harness for a bounded time
+# (FUZZ_SECONDS each, default 40: two minutes in all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
@@ -18,4 +19,6 @@ for variant in release sanitize; do
   echo "=== $variant tests"
   (cd "$dir" && ctest --output-on-failure -j2 --timeout 300) || fail=1
 done
+echo "=== fuzz (build-fuzz)"
+bash scripts/fuzz.sh "${FUZZ_SECONDS:-40}" || fail=1
 exit $fail

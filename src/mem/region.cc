@@ -206,6 +206,20 @@ std::string RegionConfig::check() const {
 
 std::string Region::file_name(uint16_t id) { return "mem." + std::to_string(id); }
 
+namespace {
+// This process's mappings of the regions, by id. Region::remove drops the
+// entry of the region it unlinks: a cached mapping would keep the file's
+// memory (and an fd) for as long as the process lives.
+struct RegionCache {
+  std::mutex mu;
+  std::map<uint16_t, std::shared_ptr<Region>> map;
+};
+RegionCache& region_cache() {
+  static RegionCache c;
+  return c;
+}
+}  // namespace
+
 std::shared_ptr<Region> Region::get(uint16_t id, const RegionConfig& cfg, int* err,
                                     std::string* why, bool create) {
   auto fail = [&](int e, const std::string& text) {
@@ -213,9 +227,8 @@ std::shared_ptr<Region> Region::get(uint16_t id, const RegionConfig& cfg, int* e
     if (why) *why = "region " + std::to_string(id) + ": " + text;
     return nullptr;
   };
-  static std::mutex mu;
-  static std::map<uint16_t, std::shared_ptr<Region>> cache;
-  std::lock_guard<std::mutex> g(mu);
+  std::lock_guard<std::mutex> g(region_cache().mu);
+  auto& cache = region_cache().map;
   auto it = cache.find(id);
   if (it != cache.end()) {
     // A region whose last port went away is unlinked (Region::remove); a
@@ -394,6 +407,8 @@ void Region::remove(uint16_t id) {
   auto r = get(id, RegionConfig{}, &err, nullptr, false);
   if (r && r->hdr()->persistent) return;
   unlink((runtime_dir() + "/" + file_name(id)).c_str());
+  std::lock_guard<std::mutex> g(region_cache().mu);
+  region_cache().map.erase(id);
 }
 
 int Region::lock_region(std::string* why) {

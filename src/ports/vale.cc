@@ -163,6 +163,9 @@ uint16_t pick_private_region(Registry& reg) {
   return 0;
 }
 
+// As vale-ctl documents (netmap itself bounds VALE rings at 4096 slots).
+constexpr uint32_t kMaxValeSlots = 65536;
+
 RegionConfig private_config(const PortEntry& pe) {
   RegionConfig c = RegionConfig::from_env();
   uint32_t rings = 0, bufs = 0, max_slots = 0;
@@ -314,6 +317,12 @@ class ValeAdapter final : public Adapter {
       pe.nslots[d] = req.nslots[d] ? req.nslots[d] : 1024;
       if (pe.nrings[d] > kMaxRings) {
         *why = "VALE ports have at most " + std::to_string(kMaxRings) + " rings";
+        return EINVAL;
+      }
+      // The private region is sized from these: an unbounded count made a
+      // region of gigabytes (found by tests/fuzz/nmreq_fuzz).
+      if (pe.nslots[d] > kMaxValeSlots) {
+        *why = "VALE rings have at most " + std::to_string(kMaxValeSlots) + " slots";
         return EINVAL;
       }
     }
