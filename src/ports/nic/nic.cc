@@ -61,8 +61,16 @@ bool rx_put(Kring& k, uint32_t* tail, uint32_t* room, const void* data, uint32_t
   for (uint32_t i = 0; i < need; i++) {
     netmap_slot& sl = k.ring->slot[t];
     uint32_t part = len > bsize ? bsize : len;
-    memcpy(k.region->buf(sl.buf_idx), src, part);
-    sl.len = uint16_t(part);
+    // The application may have written the index since its rxsync checked
+    // it: only a buffer of this ring takes the copy; any other slot comes
+    // up empty.
+    const uint32_t b = sl.buf_idx;
+    if (k.region->buf_tag(b) == k.ks->buf_tag && b >= 2) {
+      memcpy(k.region->buf(b), src, part);
+      sl.len = uint16_t(part);
+    } else {
+      sl.len = 0;
+    }
     sl.flags = i + 1 < need ? NS_MOREFRAG : 0;
     src += part;
     len -= part;
@@ -76,9 +84,14 @@ bool rx_put(Kring& k, uint32_t* tail, uint32_t* room, const void* data, uint32_t
 uint32_t tx_gather(const Kring& k, uint32_t i, uint32_t nslots, void* dst, uint32_t cap) {
   char* d = static_cast<char*>(dst);
   uint32_t len = 0;
+  const uint32_t bsize = k.region->cfg().buf_size;
   for (uint32_t c = 0; c < nslots; c++, i = next_slot(i, k.nslots)) {
-    const netmap_slot& sl = k.ring->slot[i];
-    if (len + sl.len > cap) return 0;
+    // One read of the slot (the application may rewrite it at any time),
+    // checked where it is used.
+    const SlotCopy sl = read_slot(k.ring->slot, i);
+    if (sl.len > bsize || len + sl.len > cap || k.region->buf_tag(sl.buf_idx) != k.ks->buf_tag ||
+        sl.buf_idx < 2)
+      return 0;
     memcpy(d + len, k.region->buf(sl.buf_idx), sl.len);
     len += sl.len;
   }
