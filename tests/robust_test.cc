@@ -241,6 +241,47 @@ TEST(Robust, BuffersMoveBetweenPortsTheProcessBound) {
   EXPECT_EQ(show(counts(1)), show(base)) << "every buffer came back, once";
 }
 
+// A fork child holds the registrations of its parent (as with netmap, it
+// shares the fds), so it may take over their buffers: a buffer of the
+// parent's port named in a slot of the child's own port becomes the
+// child's, and goes back to the pool when the child's ring goes, while the
+// parent's slot still names it (a slot its ring no longer owns: refused).
+// The pool then has one more free buffer than before the child ran. This is
+// why the hostile storm holds the regions it counts in a process of its
+// own: ports opened by the test itself are inherited by the hostile child,
+// whose random indexes took some of their buffers.
+TEST(Robust, AForkChildTakesBuffersOfThePortsItInherited) {
+  RawPort keep("null:ik");
+  ASSERT_TRUE(keep.ok());
+  RawPort a("ia{0"), b("ia}0");  // before the fork: the child holds them too
+  ASSERT_TRUE(a.ok() && b.ok());
+  const Counts before = counts(1);
+  const uint32_t victim = a.tx()->slot[5].buf_idx;
+  Child c([&] {
+    RawPort p("null:heir");
+    if (!p.ok()) return 2;
+    netmap_ring* t = p.tx();
+    t->slot[0].buf_idx = victim;
+    t->slot[0].len = 60;
+    t->head = t->cur = 1;
+    if (p.txsync() != 0) return 3;  // taken over: a port this process holds
+    auto r = region(1);
+    return r && r->buf_tag(victim) == Region::ring_tag(uint32_t(
+                                          (reinterpret_cast<char*>(t) - static_cast<char*>(p.mem) -
+                                           r->hdr()->ring_pool) / r->cfg().ring_size))
+               ? 0 : 4;
+  });
+  ASSERT_EQ(c.wait(10000), 0) << "3: not taken over, 4: not re-tagged";
+  EXPECT_EQ(region(1)->buf_tag(victim), 0u) << "freed with the child's ring";
+  EXPECT_EQ(counts(1).bufs, before.bufs - 1) << "ia{0's ring owns one buffer less";
+  // ia{0's slot 5 names a free buffer now: handing it over is refused.
+  netmap_ring* t = a.tx();
+  for (uint32_t i = 0; i <= 5; i++) t->slot[i].len = 60;
+  t->head = t->cur = 6;
+  EXPECT_EQ(a.txsync(), -1);
+  EXPECT_EQ(errno, EINVAL);
+}
+
 // A zombie (exited, not reaped by its parent) holds nothing: netmap
 // releases a process's fds at exit.
 TEST(Robust, AZombieHoldsNothing) {
