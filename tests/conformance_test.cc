@@ -150,8 +150,11 @@ void passed_fd_sends(bool raw) {
     nmreq_register reg{};
     int fd = recv_fd(sv[1], &reg, raw);
     if (fd < 0) return 10;
-    got.signal();
+    // Mapped (and so adopted, for a raw receive) before the sender closes
+    // its copy: an fd still in flight when its last known holder closes it
+    // is a documented limit (docs/architecture.md).
     void* mem = mmap(nullptr, reg.nr_memsize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    got.signal();
     if (mem == MAP_FAILED) {
       fprintf(stderr, "mmap of the received fd: %s\n", strerror(errno));
       return 11;
