@@ -159,7 +159,7 @@ class RegistryLock {
 class Registry {
  public:
   static constexpr uint64_t kMagic = 0x554e4d5245475931ull;
-  static constexpr uint32_t kLayout = 5;
+  static constexpr uint32_t kLayout = 6;  // 5 was used by two layouts (marked entries; channel registrations)
 
   // The process-wide mapping; nullptr (with *err, and *why if given: a
   // sentence saying why) if it cannot be opened.
