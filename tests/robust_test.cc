@@ -516,6 +516,44 @@ TEST(Robust, PoolsInfoOfAnUnusedRegionMakesNothing) {
   EXPECT_EQ(p.reg.nr_memsize, pi.nr_memsize);
 }
 
+// Garbage in a region's free stacks and counts (shared memory too) is
+// found at use: the stacks are rebuilt from the owner tags, and no buffer,
+// ring or netmap_if in use is handed out again.
+TEST(Robust, GarbageInTheFreeStacksIsRebuiltFromTheTags) {
+  RawPort a("gs{0"), b("gs}0");
+  ASSERT_TRUE(a.ok() && b.ok());
+  auto r = region(1);
+  ASSERT_TRUE(r);
+  const Counts before = counts(1);
+  {
+    unetmap::RegionHeader* h = r->hdr();
+    unetmap::LockGuard g(h->lock);
+    ASSERT_TRUE(g.ok());
+    auto* bs = reinterpret_cast<uint32_t*>(reinterpret_cast<char*>(h) + h->buf_stack_off);
+    auto* rs = reinterpret_cast<uint32_t*>(reinterpret_cast<char*>(h) + h->ring_stack_off);
+    bs[h->buf_free - 1] = 0xfffffff0u;       // past the pool
+    bs[h->buf_free - 2] = a.tx()->slot[0].buf_idx;  // a buffer in use
+    rs[h->ring_free - 1] = 0xfffffff0u;
+    h->if_free = 0xffffffffu;  // a count nobody could have made
+  }
+  RawPort c("gt{0"), d("gt}0");
+  ASSERT_TRUE(c.ok() && d.ok()) << strerror(c.err) << " " << strerror(d.err);
+  std::set<uint32_t> ab;
+  for (netmap_ring* t : {a.tx(), b.tx()})
+    for (uint32_t i = 0; i < t->num_slots; i++) ab.insert(t->slot[i].buf_idx);
+  for (netmap_ring* t : {c.tx(), d.tx()})
+    for (uint32_t i = 0; i < t->num_slots; i++)
+      ASSERT_EQ(ab.count(t->slot[i].buf_idx), 0u) << "a buffer in use handed out again";
+  EXPECT_EQ(transfer(a, b, 500), "");
+  EXPECT_EQ(transfer(c, d, 500), "");
+  c.close();
+  d.close();
+  RawPort probe("null:gprobe");  // the region is still consistent
+  ASSERT_TRUE(probe.ok());
+  probe.close();
+  EXPECT_EQ(show(counts(1)), show(before));
+}
+
 // vale-ctl documents up to 65536 slots; the name parser took 65535 at most.
 TEST(Robust, ConfTakesAsManySlotsAsValeCtl) {
   nmport_d* d = nmport_new();

@@ -446,6 +446,7 @@ void Region::rebuild_free_stacks() {
 int Region::alloc_bufs(uint32_t* out, uint32_t n, uint32_t tag, std::string* why) {
   RegionHeader* h = hdr();
   if (int e = lock_region(why)) return e;
+  if (h->buf_free > cfg().buf_num - 2) rebuild_free_stacks();  // a count nobody could have made
   if (h->buf_free < n) {
     if (why) *why = exhausted(id(), "buffers", n, bufs_in_use(), cfg().buf_num - 2, "buf_num",
                                 "UNETMAP_BUF_NUM");
@@ -456,10 +457,21 @@ int Region::alloc_bufs(uint32_t* out, uint32_t n, uint32_t tag, std::string* why
   uint32_t* owner = buf_owner();
   // Tag first, pop after: a death in between leaves a tagged buffer on the
   // stack, which the rebuild drops.
-  for (uint32_t i = 0; i < n; i++) {
-    uint32_t b = st[h->buf_free - 1];
+  for (uint32_t i = 0; i < n;) {
+    if (h->buf_free == 0) {  // only after a rebuild found fewer free than counted
+      for (uint32_t k = 0; k < i; k++) owner[out[k]] = 0;
+      rebuild_free_stacks();
+      h->lock.unlock();
+      if (why) *why = "region " + std::to_string(id()) + ": its free list was damaged; try again";
+      return ENOMEM;
+    }
+    const uint32_t b = st[h->buf_free - 1];
+    if (b < 2 || b >= cfg().buf_num || owner[b]) {  // a stack entry nobody could have pushed
+      rebuild_free_stacks();
+      continue;
+    }
     owner[b] = tag;
-    out[i] = b;
+    out[i++] = b;
     h->buf_free--;
   }
   h->lock.unlock();
@@ -480,7 +492,7 @@ void Region::free_tagged(const std::vector<uint32_t>& tags) {
     const uint32_t o = owner[b];
     if (o < lo || o > hi || std::find(tags.begin(), tags.end(), o) == tags.end()) continue;
     owner[b] = 0;
-    st[h->buf_free++] = b;
+    if (h->buf_free < cfg().buf_num - 2) st[h->buf_free++] = b;
   }
   h->lock.unlock();
 }
@@ -488,6 +500,7 @@ void Region::free_tagged(const std::vector<uint32_t>& tags) {
 int Region::alloc_ring(uint32_t* out, uint16_t port, std::string* why) {
   RegionHeader* h = hdr();
   if (int e = lock_region(why)) return e;
+  if (h->ring_free > cfg().ring_num) rebuild_free_stacks();
   if (h->ring_free == 0) {
     if (why) *why = exhausted(id(), "rings", 1, cfg().ring_num, cfg().ring_num, "ring_num",
                                 "UNETMAP_RING_NUM");
@@ -495,6 +508,11 @@ int Region::alloc_ring(uint32_t* out, uint16_t port, std::string* why) {
     return ENOMEM;
   }
   uint32_t ri = reinterpret_cast<uint32_t*>(map_.base() + h->ring_stack_off)[h->ring_free - 1];
+  if (ri >= cfg().ring_num || ring_owner()[ri]) {  // a stack entry nobody could have pushed
+    rebuild_free_stacks();
+    h->lock.unlock();
+    return alloc_ring(out, port, why);
+  }
   ring_owner()[ri] = uint32_t(port) + 1;
   h->ring_free--;
   *out = ri;
@@ -517,6 +535,7 @@ void Region::free_ring(uint32_t i) {
 int Region::alloc_if(uint32_t* out, int port, int reg, std::string* why) {
   RegionHeader* h = hdr();
   if (int e = lock_region(why)) return e;
+  if (h->if_free > cfg().if_num) rebuild_free_stacks();
   if (h->if_free == 0) {
     if (why) *why = exhausted(id(), "netmap_if objects", 1, cfg().if_num, cfg().if_num, "if_num",
                                 "UNETMAP_IF_NUM");
@@ -524,6 +543,11 @@ int Region::alloc_if(uint32_t* out, int port, int reg, std::string* why) {
     return ENOMEM;
   }
   uint32_t ii = reinterpret_cast<uint32_t*>(map_.base() + h->if_stack_off)[h->if_free - 1];
+  if (ii >= cfg().if_num || if_owner()[ii]) {  // a stack entry nobody could have pushed
+    rebuild_free_stacks();
+    h->lock.unlock();
+    return alloc_if(out, port, reg, why);
+  }
   if_owner()[ii] = (uint32_t(port) + 1) << 16 | (uint32_t(reg) + 1);
   h->if_free--;
   *out = ii;
