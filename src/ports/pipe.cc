@@ -120,13 +120,12 @@ class PipeAdapter final : public Adapter {
     netmap_slot* rslot = rx.ring->slot;
     if (j != head) {
       const uint32_t nbufs = k.region->cfg().buf_num, bsize = k.region->cfg().buf_size;
-      const uint32_t tag = ts->buf_tag;
       uint64_t bytes = 0;
       uint32_t m = 0, bad = 0;
       for (; j != head; j = next_slot(j, n), m++) {
         netmap_slot s;  // one read of the slot, then only this copy
         memcpy(static_cast<void*>(&s), &tslot[j], sizeof s);
-        if (s.buf_idx - 2u < nbufs - 2u && s.len <= bsize && k.region->buf_tag(s.buf_idx) == tag) {
+        if (s.buf_idx - 2u < nbufs - 2u && s.len <= bsize) {
           rslot[j] = s;
           bytes += s.len;
         } else {  // rewritten since the check: an empty slot that keeps its buffer
