@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 
 namespace unetmap {
 
@@ -44,6 +45,25 @@ bool rings_are_own(const Region& r, const PortEntry& pe, int port, std::string* 
       }
   }
   return true;
+}
+
+// The registry, locked (the lock held in *g) and reaped of dead processes;
+// nullptr with *err and *why if it cannot be opened or locked.
+Registry* locked_registry(std::optional<RegistryLock>* g, int* err, std::string* why) {
+  std::string rwhy;
+  Registry* reg = Registry::get(err, &rwhy);
+  if (!reg) {
+    *why = "cannot open the registry: " + rwhy;
+    return nullptr;
+  }
+  g->emplace(*reg);
+  if (!(*g)->ok()) {
+    *why = "the registry: " + lock_error();
+    *err = (*g)->error();
+    return nullptr;
+  }
+  reg->reap();
+  return reg;
 }
 
 }  // namespace
@@ -99,19 +119,10 @@ bool ring_range(const PortEntry& pe, uint32_t mode, uint16_t ringid, uint64_t fl
 int Binding::open(const BindRequest& rq, std::unique_ptr<Binding>* out, std::string* why) {
   if (!valid_port_name(rq.name, why)) return EINVAL;
   int err = 0;
-  std::string rwhy;
-  Registry* reg = Registry::get(&err, &rwhy);
-  if (!reg) {
-    *why = "cannot open the registry: " + rwhy;
-    return err;
-  }
-  std::unique_ptr<Binding> b(new Binding);
-  RegistryLock g(*reg);
-  if (!g.ok()) {
-    *why = "the registry: " + lock_error();
-    return g.error();
-  }
-  reg->reap();
+  std::unique_ptr<Binding> b(new Binding);  // goes after the lock is released
+  std::optional<RegistryLock> g;
+  Registry* reg = locked_registry(&g, &err, why);
+  if (!reg) return err;
   int p = find_port_any(*reg, rq.name);
   if (rq.flags & (NR_MONITOR_TX | NR_MONITOR_RX | NR_ZCOPY_MON)) {
     if (p < 0) {
@@ -242,18 +253,10 @@ void Binding::bind_ports(int delta) {
 
 int Binding::adopt(int ri, uint64_t flags, std::unique_ptr<Binding>* out, std::string* why) {
   int err = 0;
-  Registry* reg = Registry::get(&err);
-  if (!reg) {
-    *why = "cannot open the registry in " + runtime_dir() + ": " + strerror(err);
-    return err;
-  }
-  std::unique_ptr<Binding> b(new Binding);
-  RegistryLock g(*reg);
-  if (!g.ok()) {
-    *why = "the registry: " + lock_error();
-    return g.error();
-  }
-  reg->reap();
+  std::unique_ptr<Binding> b(new Binding);  // goes after the lock is released
+  std::optional<RegistryLock> g;
+  Registry* reg = locked_registry(&g, &err, why);
+  if (!reg) return err;
   if (ri < 0 || uint32_t(ri) >= kMaxRegs || !reg->reg(ri).in_use) {
     *why = "the registration of this netmap fd is gone (its last holder closed it)";
     return ENXIO;
