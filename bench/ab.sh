@@ -9,11 +9,12 @@
 # in a git worktree).
 #
 # Environment: RUNS (default 5), PIPE_N (packets per pipe run, default
-# 200000000), VALE_N (per VALE run, default 60000000).
+# 200000000), VALE_N (per VALE run, default 60000000), CASES (default
+# "pipe vale": the cases to run).
 set -euo pipefail
 [[ $# -eq 2 ]] || { echo "usage: $0 OLD_BUILD_DIR NEW_BUILD_DIR" >&2; exit 2; }
 OLD=$1 NEW=$2
-RUNS=${RUNS:-5} PIPE_N=${PIPE_N:-200000000} VALE_N=${VALE_N:-60000000}
+RUNS=${RUNS:-5} PIPE_N=${PIPE_N:-200000000} VALE_N=${VALE_N:-60000000} CASES=${CASES:-pipe vale}
 for b in "$OLD" "$NEW"; do
   [[ -x $b/tools/pkt-gen ]] || { echo "ab.sh: no $b/tools/pkt-gen (build it first)" >&2; exit 2; }
 done
@@ -42,14 +43,33 @@ run() {
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
+has() { [[ " $CASES " == *" $1 "* ]]; }
+# summary LABEL OLD_FIGURES... -- NEW_FIGURES...
+summary() {
+  local label=$1 o=() n=() side=o
+  shift
+  for x in "$@"; do
+    if [[ $x == -- ]]; then side=n; elif [[ $side == o ]]; then o+=("$x"); else n+=("$x"); fi
+  done
+  local mo mn
+  mo=$(median "${o[@]}") mn=$(median "${n[@]}")
+  echo "$label: old median $mo Mpps ($(printf '%s\n' "${o[@]}" | sort -g | sed -n '1p;$p' | paste -sd-)), new median $mn Mpps ($(printf '%s\n' "${n[@]}" | sort -g | sed -n '1p;$p' | paste -sd-)), ratio $(awk -v a="$mn" -v b="$mo" 'BEGIN{printf "%.2f", a/b}')"
+}
+
 declare -a OP NP OV NV
 for ((r = 1; r <= RUNS; r++)); do
-  OP+=("$(run "$OLD" 'netmap:p}0' 'netmap:p{0' "$PIPE_N")")
-  NP+=("$(run "$NEW" 'netmap:p}0' 'netmap:p{0' "$PIPE_N")")
-  OV+=("$(run "$OLD" vale0:b vale0:a "$VALE_N" -D 02:00:00:00:00:0b)")
-  NV+=("$(run "$NEW" vale0:b vale0:a "$VALE_N" -D 02:00:00:00:00:0b)")
-  echo "run $r/$RUNS  pipe old ${OP[-1]} new ${NP[-1]}  vale old ${OV[-1]} new ${NV[-1]} Mpps"
+  line="run $r/$RUNS"
+  if has pipe; then
+    OP+=("$(run "$OLD" 'netmap:p}0' 'netmap:p{0' "$PIPE_N")")
+    NP+=("$(run "$NEW" 'netmap:p}0' 'netmap:p{0' "$PIPE_N")")
+    line+="  pipe old ${OP[-1]} new ${NP[-1]}"
+  fi
+  if has vale; then
+    OV+=("$(run "$OLD" vale0:b vale0:a "$VALE_N" -D 02:00:00:00:00:0b)")
+    NV+=("$(run "$NEW" vale0:b vale0:a "$VALE_N" -D 02:00:00:00:00:0b)")
+    line+="  vale old ${OV[-1]} new ${NV[-1]}"
+  fi
+  echo "$line Mpps"
 done
-mp_o=$(median "${OP[@]}") mp_n=$(median "${NP[@]}") mv_o=$(median "${OV[@]}") mv_n=$(median "${NV[@]}")
-echo "pipe 60B: old median $mp_o Mpps, new median $mp_n Mpps, ratio $(awk -v a="$mp_n" -v b="$mp_o" 'BEGIN{printf "%.2f", a/b}')"
-echo "VALE 60B unicast: old median $mv_o Mpps, new median $mv_n Mpps, ratio $(awk -v a="$mv_n" -v b="$mv_o" 'BEGIN{printf "%.2f", a/b}')"
+if has pipe; then summary "pipe 60B" "${OP[@]}" -- "${NP[@]}"; fi
+if has vale; then summary "VALE 60B unicast" "${OV[@]}" -- "${NV[@]}"; fi

@@ -163,6 +163,58 @@ TEST_F(Ring, TxBadBufferIndex) {
   expect_received(4, 2);
 }
 
+// A refused sync has no effect at all, also on the slots before the bad
+// one that the sync had already looked at (pipes check in the pass that
+// moves the slots): their NS_BUF_CHANGED flags stay, nothing reaches the
+// receiver, and a swap in a released rx slot is not copied back.
+TEST_F(Ring, RefusedSyncsLeaveEveryFlagAndSlotAsTheyWere) {
+  RingState st = state(tx);
+  const uint32_t i = tx->cur, j = nm_ring_next(tx, i);
+  nmtest::put_pkt(tx, spec, 0, 0);
+  nmtest::put_pkt(tx, spec, 1, 0);
+  tx->slot[i].flags |= NS_BUF_CHANGED;
+  const uint32_t saved = tx->slot[j].buf_idx;
+  tx->slot[j].buf_idx = 1;
+  expect_bad_txsync(st);
+  EXPECT_TRUE(tx->slot[i].flags & NS_BUF_CHANGED) << "cleared by a refused txsync";
+  ASSERT_EQ(s.rxsync(), 0);
+  EXPECT_EQ(nm_ring_space(rx), 0u) << "a refused txsync delivered";
+  tx->slot[j].buf_idx = saved;
+  tx->head = tx->cur = nm_ring_next(tx, j);
+  ASSERT_EQ(m.txsync(), 0) << strerror(errno);
+  EXPECT_FALSE(tx->slot[i].flags & NS_BUF_CHANGED) << "the sender's flag is cleared once sent";
+  ASSERT_EQ(s.rxsync(), 0);
+  ASSERT_EQ(nm_ring_space(rx), 2u);
+  EXPECT_TRUE(rx->slot[i].flags & NS_BUF_CHANGED) << "the receiver learns of the new buffer";
+
+  // The receiver swaps the buffers of its two slots, then hands them back
+  // with a third, bad slot: refused, and the sender's slots are unchanged.
+  send(2, 3);
+  ASSERT_EQ(s.rxsync(), 0);
+  ASSERT_EQ(nm_ring_space(rx), 3u);
+  RingState rst = state(rx);
+  const uint32_t k = nm_ring_next(rx, j);
+  const uint32_t bi = rx->slot[i].buf_idx, bj = rx->slot[j].buf_idx, bk = rx->slot[k].buf_idx;
+  rx->slot[i].buf_idx = bj;
+  rx->slot[j].buf_idx = bi;
+  rx->slot[i].flags = rx->slot[j].flags = NS_BUF_CHANGED;
+  rx->slot[k].buf_idx = 1;
+  rx->head = rx->cur = nm_ring_next(rx, k);
+  expect_bad_rxsync(rst);
+  EXPECT_EQ(tx->slot[i].buf_idx, bi) << "a refused rxsync copied a slot back";
+  EXPECT_EQ(tx->slot[j].buf_idx, bj);
+  EXPECT_EQ(rx->slot[i].flags, NS_BUF_CHANGED) << "a refused rxsync cleared a flag";
+  rx->slot[k].buf_idx = bk;
+  rx->head = rx->cur = nm_ring_next(rx, k);
+  ASSERT_EQ(s.rxsync(), 0) << strerror(errno);
+  EXPECT_EQ(tx->slot[i].buf_idx, bj) << "the swap reaches the sender";
+  EXPECT_EQ(tx->slot[j].buf_idx, bi);
+  EXPECT_EQ(rx->slot[i].flags & NS_BUF_CHANGED, 0);
+  ASSERT_EQ(m.txsync(), 0);
+  send(3, 5);
+  expect_received(3, 2);
+}
+
 TEST_F(Ring, TxLengthBeyondBuffer) {
   RingState st = state(tx);
   const uint32_t bsz = tx->nr_buf_size;

@@ -39,6 +39,24 @@ inline SlotCopy read_slot(const netmap_slot* slot, uint32_t i) {
   return c;
 }
 
+struct Kring;
+
+// The sync prologue's check of one slot handed over (core/sync.cc): it
+// names a buffer of the region, its length fits a buffer (tx rings), and
+// the buffer is the ring's own or is taken over from a port this process
+// bound (Region::claim). Made once per sync, applied per slot; a port type
+// that checks its own slots (Adapter::checks_slots) uses the same one.
+struct SlotCheck {
+  inline SlotCheck(const Kring& k, bool tx);
+  bool operator()(const SlotCopy& s) const {
+    if (s.buf_idx - 2u >= nbufs - 2u || s.len > bsize) return false;
+    return tags[s.buf_idx] == tag || region->claim(s.buf_idx, tag);
+  }
+  const Region* region;
+  const uint32_t* tags;
+  uint32_t nbufs, bsize, tag;
+};
+
 // A process-local view of one ring of a bound port.
 struct Kring {
   netmap_ring* ring = nullptr;  // the library's mapping of the ring
@@ -61,6 +79,13 @@ struct Kring {
   std::vector<SlotCopy> copy;
   uint32_t copy_lo = ~0u, copy_hi = ~0u;
 };
+
+inline SlotCheck::SlotCheck(const Kring& k, bool tx)
+    : region(k.region),
+      tags(k.region->buf_tags()),
+      nbufs(k.region->cfg().buf_num),
+      bsize(tx ? k.region->cfg().buf_size : 0xffff),
+      tag(k.ks->buf_tag) {}
 
 // What a register asks of a port that may have to be created.
 struct PortRequest {
@@ -98,6 +123,17 @@ class Adapter {
   virtual void txsync(Kring& k, uint32_t head) const = 0;
   // Release [ks->hwcur, head) and refresh ks->hwtail.
   virtual void rxsync(Kring& k, uint32_t head) const = 0;
+  // A port type whose syncs read every slot handed over anyway (pipes) may
+  // check them in that same pass instead of the prologue's separate one:
+  // then, for rings that no monitor watches, the prologue calls
+  // txsync_checked/rxsync_checked instead of txsync/rxsync. They check each
+  // slot of [ks->hwcur, head) (which is the prologue's range [rhead, head):
+  // such a type keeps no pending slots) with SlotCheck, and return false
+  // to refuse the sync, having published nothing and changed nothing the
+  // application can see.
+  virtual bool checks_slots() const { return false; }
+  virtual bool txsync_checked(Kring&, uint32_t) const { return false; }
+  virtual bool rxsync_checked(Kring&, uint32_t) const { return false; }
 };
 
 // The table of port types (src/ports/ports.cc).

@@ -63,20 +63,12 @@ static_assert(sizeof(SlotCopy) == 8 && offsetof(netmap_slot, buf_idx) == 0 &&
 // synced meanwhile are read again (see the top comment).
 static inline __attribute__((always_inline)) bool check_slots(Kring& k, uint32_t head, bool tx) {
   const uint32_t n = k.nslots;
-  const uint32_t nbufs = k.region->cfg().buf_num;
-  const uint32_t bsize = tx ? k.region->cfg().buf_size : 0xffff;
   const netmap_slot* slot = k.ring->slot;
   const uint32_t rhead = k.ks->rhead;
-  // Ownership (region.h): a buffer this ring does not own is taken over
-  // from a port this process bound, or refused.
-  const uint32_t tag = k.ks->buf_tag;
-  const uint32_t* owner = k.region->buf_tags();
+  const SlotCheck ok(k, tx);
   if (k.copy.empty()) {  // a check only: the port type checks again what it uses
-    for (uint32_t i = rhead; i != head; i = next_slot(i, n)) {
-      const uint32_t b = slot[i].buf_idx;
-      if (b - 2u >= nbufs - 2u || slot[i].len > bsize) return false;
-      if (owner[b] != tag && !k.region->claim(b, tag)) return false;
-    }
+    for (uint32_t i = rhead; i != head; i = next_slot(i, n))
+      if (!ok(read_slot(slot, i))) return false;
     return true;
   }
   SlotCopy* c = k.copy.data();
@@ -84,14 +76,13 @@ static inline __attribute__((always_inline)) bool check_slots(Kring& k, uint32_t
   if (hwcur != rhead && (k.copy_lo != hwcur || k.copy_hi != rhead)) {
     for (uint32_t i = hwcur; i != rhead; i = next_slot(i, n)) {
       c[i] = read_slot(slot, i);
-      if (c[i].buf_idx - 2u >= nbufs - 2u || c[i].len > bsize || owner[c[i].buf_idx] != tag)
+      if (c[i].buf_idx - 2u >= ok.nbufs - 2u || c[i].len > ok.bsize || ok.tags[c[i].buf_idx] != ok.tag)
         c[i].buf_idx = 0;
     }
   }
   for (uint32_t i = rhead; i != head; i = next_slot(i, n)) {
     const SlotCopy s = read_slot(slot, i);
-    if (s.buf_idx - 2u >= nbufs - 2u || s.len > bsize) return false;
-    if (owner[s.buf_idx] != tag && !k.region->claim(s.buf_idx, tag)) return false;
+    if (!ok(s)) return false;
     c[i] = s;
   }
   return true;
@@ -152,13 +143,20 @@ static int txsync_locked(Kring& k) {
     reinit(k);
     return EINVAL;
   }
-  if (!check_slots(k, head, true)) {
-    reinit(k);
-    return EINVAL;
-  }
   const uint32_t n = k.nslots;
   const uint32_t old = k.ks->hwcur.load(std::memory_order_relaxed), old_tail = k.ks->rtail;
-  k.na->txsync(k, head);
+  if (k.na->checks_slots() && !k.ks->nmon.load(std::memory_order_relaxed)) {
+    if (!k.na->txsync_checked(k, head)) {
+      reinit(k);
+      return EINVAL;
+    }
+  } else {
+    if (!check_slots(k, head, true)) {
+      reinit(k);
+      return EINVAL;
+    }
+    k.na->txsync(k, head);
+  }
   const uint32_t hwcur = k.ks->hwcur.load(std::memory_order_relaxed);
   // A pipe delivers here: the receiving ring's monitors see the packets as
   // they arrive, read by anyone or not (netmap hooks the port's notify).
@@ -183,14 +181,21 @@ static int rxsync_locked(Kring& k) {
     reinit(k);
     return EINVAL;
   }
-  if (!check_slots(k, head, false)) {
-    reinit(k);
-    return EINVAL;
-  }
   const uint32_t old_tail = k.ks->rtail;
-  if (k.ks->nmon.load(std::memory_order_relaxed))
-    monitor_zswap(k, k.ks->hwcur.load(std::memory_order_relaxed), head, false);
-  k.na->rxsync(k, head);
+  if (k.na->checks_slots() && !k.ks->nmon.load(std::memory_order_relaxed)) {
+    if (!k.na->rxsync_checked(k, head)) {
+      reinit(k);
+      return EINVAL;
+    }
+  } else {
+    if (!check_slots(k, head, false)) {
+      reinit(k);
+      return EINVAL;
+    }
+    if (k.ks->nmon.load(std::memory_order_relaxed))
+      monitor_zswap(k, k.ks->hwcur.load(std::memory_order_relaxed), head, false);
+    k.na->rxsync(k, head);
+  }
   k.copy_lo = k.copy_hi = head;
   finalize(k, head, cur);
   // Arrivals on pipes and VALE ports were copied by their producer.

@@ -22,10 +22,13 @@
 //
 // Both syncs read each slot once where they use it and check it there
 // (the prologue's check is no guarantee: the application can rewrite a
-// slot at any time): a tx slot that no longer names a buffer of the region
-// or claims more than a buffer reaches the receiver as an empty slot that
-// keeps its previous buffer (counted in the tx ring's drops); a released rx
-// slot with such an index is not copied back to the sender.
+// slot at any time). As they read every slot anyway, they also do the
+// prologue's check in that pass (Adapter::checks_slots): one pass over the
+// slots per sync, not two. With a monitor on the ring the prologue checks
+// first (its swaps need checked slots); then a tx slot rewritten since
+// reaches the receiver as an empty slot that keeps its previous buffer
+// (counted in the tx ring's drops), and a released rx slot that no longer
+// names a buffer of the pair's is not copied back to the sender.
 #include <cstring>
 
 #include "core/adapter.h"
@@ -110,31 +113,50 @@ class PipeAdapter final : public Adapter {
     return 0;
   }
 
-  void txsync(Kring& k, uint32_t head) const override {
+  void txsync(Kring& k, uint32_t head) const override { move_out<false>(k, head); }
+  void rxsync(Kring& k, uint32_t head) const override { release<false>(k, head); }
+  bool checks_slots() const override { return true; }
+  bool txsync_checked(Kring& k, uint32_t head) const override { return move_out<true>(k, head); }
+  bool rxsync_checked(Kring& k, uint32_t head) const override { return release<true>(k, head); }
+
+ private:
+  // txsync: hand [hwcur, head) to the other end. kRefuse (the prologue
+  // left the check to this pass): a bad slot refuses the sync before
+  // anything is published (rx slots past the other end's hwtail are
+  // nobody's yet). Else (checked by the prologue, but rewritable since): a
+  // bad slot reaches the receiver as an empty slot that keeps its previous
+  // buffer, counted in drops.
+  template <bool kRefuse>
+  static bool move_out(Kring& k, uint32_t head) {
     Kring& rx = *k.peer;
     KringState* ts = k.ks;
     KringState* rs = rx.ks;
     const uint32_t n = k.nslots;
-    uint32_t j = ts->hwcur.load(std::memory_order_relaxed);
+    const uint32_t from = ts->hwcur.load(std::memory_order_relaxed);
     netmap_slot* tslot = k.ring->slot;
     netmap_slot* rslot = rx.ring->slot;
-    if (j != head) {
-      const uint32_t nbufs = k.region->cfg().buf_num, bsize = k.region->cfg().buf_size;
+    if (from != head) {
+      const SlotCheck ok(k, true);
       uint64_t bytes = 0;
       uint32_t m = 0, bad = 0;
-      for (; j != head; j = next_slot(j, n), m++) {
-        netmap_slot s;  // one read of the slot, then only this copy
-        memcpy(static_cast<void*>(&s), &tslot[j], sizeof s);
-        if (s.buf_idx - 2u < nbufs - 2u && s.len <= bsize) {
-          rslot[j] = s;
+      uint16_t flags = 0;
+      for (uint32_t j = from; j != head; j = next_slot(j, n), m++) {
+        const SlotCopy s = read_slot(tslot, j);  // one read, then only this copy
+        if (__builtin_expect(ok(s), 1)) {
+          put_slot(&rslot[j], s, tslot[j].ptr);
           bytes += s.len;
-        } else {  // rewritten since the check: an empty slot that keeps its buffer
+          flags |= s.flags;
+        } else if (kRefuse) {
+          return false;
+        } else {
           rslot[j].len = 0;
           rslot[j].flags = 0;
           bad++;
         }
-        tslot[j].flags &= uint16_t(~NS_BUF_CHANGED);
       }
+      if (flags & NS_BUF_CHANGED)  // the receiver's copy says so; the sender's is done
+        for (uint32_t j = from; j != head; j = next_slot(j, n))
+          tslot[j].flags &= uint16_t(~NS_BUF_CHANGED);
       rs->hwtail.store(head, std::memory_order_release);
       ts->packets += m;
       ts->bytes += bytes;
@@ -144,30 +166,47 @@ class PipeAdapter final : public Adapter {
     }
     const uint32_t rcur = rs->hwcur.load(std::memory_order_acquire);
     ts->hwtail.store(rcur == 0 ? n - 1 : rcur - 1, std::memory_order_relaxed);
+    return true;
   }
 
-  void rxsync(Kring& k, uint32_t head) const override {
+  // rxsync: give [hwcur, head) back to the sender, copying back the slots
+  // the application swapped a buffer into. kRefuse: check every slot
+  // first, in the pass that looks for NS_BUF_CHANGED (the copy-back pass
+  // runs only if one has it). A slot rewritten since its check (out of
+  // range, or not a buffer of the pair's) is not handed on.
+  template <bool kRefuse>
+  static bool release(Kring& k, uint32_t head) {
     KringState* s = k.ks;
-    uint32_t j = s->hwcur.load(std::memory_order_relaxed);
-    if (j == head) return;
+    const uint32_t from = s->hwcur.load(std::memory_order_relaxed);
+    if (from == head) return true;
     const uint32_t n = k.nslots;
-    const uint32_t nbufs = k.region->cfg().buf_num, bsize = k.region->cfg().buf_size;
+    const SlotCheck ok(k, false);
     netmap_slot* rslot = k.ring->slot;
     netmap_slot* tslot = k.peer->ring->slot;
-    uint32_t m = 0;
-    for (; j != head; j = next_slot(j, n), m++) {
-      if (!(rslot[j].flags & NS_BUF_CHANGED)) continue;
-      SlotCopy c = read_slot(rslot, j);  // the slot, read once: what is handed on
-      rslot[j].flags = uint16_t(c.flags & ~NS_BUF_CHANGED);
-      // Rewritten since the check (out of range, or not a buffer of the
-      // pair's: the prologue took over the ones it saw): not handed on.
-      if (c.buf_idx - 2u >= nbufs - 2u || k.region->buf_tag(c.buf_idx) != s->buf_tag) continue;
-      if (c.len > bsize) c.len = uint16_t(bsize);
-      put_slot(&tslot[j], c, rslot[j].ptr);  // the sender sees NS_BUF_CHANGED too
+    uint16_t flags = NS_BUF_CHANGED;
+    if (kRefuse) {
+      flags = 0;
+      for (uint32_t j = from; j != head; j = next_slot(j, n)) {
+        const SlotCopy c = read_slot(rslot, j);
+        if (!ok(c)) return false;
+        flags |= c.flags;
+      }
     }
-    s->packets += m;
+    if (flags & NS_BUF_CHANGED) {
+      const uint32_t bsize = k.region->cfg().buf_size;
+      for (uint32_t j = from; j != head; j = next_slot(j, n)) {
+        if (!(rslot[j].flags & NS_BUF_CHANGED)) continue;
+        SlotCopy c = read_slot(rslot, j);  // the slot, read once: what is handed on
+        rslot[j].flags = uint16_t(c.flags & ~NS_BUF_CHANGED);
+        if (!ok(c)) continue;
+        if (c.len > bsize) c.len = uint16_t(bsize);
+        put_slot(&tslot[j], c, rslot[j].ptr);  // the sender sees NS_BUF_CHANGED too
+      }
+    }
+    s->packets += ring_dist(from, head, n);
     s->hwcur.store(head, std::memory_order_release);
     notify(k.peer->ks);  // the sender may be waiting for room
+    return true;
   }
 };
 

@@ -192,6 +192,7 @@ struct RxView {
   KringState* ks;
   netmap_ring* ring;
   uint32_t gen;
+  uint32_t tag;  // ks->buf_tag, read once: that line is the receiver's hot one
 };
 
 struct DstPort {
@@ -247,7 +248,7 @@ void refresh(Registry& reg, ValeKring& v) {
     for (uint32_t r = 0; r < pe.nrings[kRx] && r <= kMaxRings; r++) {
       if (d.region->ring_port(pe.ring[kRx][r]) != p) continue;  // not its ring: never written
       KringState* ks = d.region->kring(pe.ring[kRx][r]);
-      d.rx.push_back(RxView{ks, d.region->ring(pe.ring[kRx][r]), ks->gen.load()});
+      d.rx.push_back(RxView{ks, d.region->ring(pe.ring[kRx][r]), ks->gen.load(), ks->buf_tag});
     }
     v.dst[i] = std::move(d);
     v.active.push_back(uint16_t(i));
@@ -596,7 +597,7 @@ class ValeAdapter final : public Adapter {
     }
     uint32_t at = start;
     for (uint32_t i = 0; i < npk; i++)
-      at = copy_packet(k, v.ft[order[i]], rv.ring, n, ks->buf_tag, *d.region, at);
+      at = copy_packet(k, v.ft[order[i]], rv.ring, n, rv.tag, *d.region, at);
     // The receiving ring's copy monitors see the packets as they arrive.
     if (ks->nmon.load(std::memory_order_relaxed))
       monitor_copy_slots(*d.region, ks, rv.ring->slot, nullptr, n, start, at, false);
