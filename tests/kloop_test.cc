@@ -256,10 +256,10 @@ TEST(Csb, BadArraysAreRefused) {
   char* area = static_cast<char*>(mmap(nullptr, 4 * page, PROT_READ | PROT_WRITE,
                                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
   ASSERT_NE(area, MAP_FAILED);
-  char* ro = area + page;          // read-only page
-  char* hole = area + 3 * page;    // unmapped
+  char* ro = area + page;        // read-only page
+  char* hole = area + 3 * page;  // no access (an unmapped page could be reused at once)
   ASSERT_EQ(mprotect(ro, page, PROT_READ), 0);
-  ASSERT_EQ(munmap(hole, page), 0);
+  ASSERT_EQ(mprotect(hole, page, PROT_NONE), 0);
   CsbPort p(0);
   p.fd = ::open("/dev/netmap", O_RDWR);
   ASSERT_GE(p.fd, 0);
@@ -274,7 +274,8 @@ TEST(Csb, BadArraysAreRefused) {
       {"overlapping", NR_EXCLUSIVE, good, good + 64, EINVAL},
       {"NULL", NR_EXCLUSIVE, 0, other, EFAULT},
       {"read-only", NR_EXCLUSIVE, good, uintptr_t(ro), EFAULT},
-      {"unmapped", NR_EXCLUSIVE, uintptr_t(hole), other, EFAULT},
+      {"no access", NR_EXCLUSIVE, uintptr_t(hole), other, EFAULT},
+      {"not user memory", NR_EXCLUSIVE, 0xffff800000000000ull, other, EFAULT},
       {"past the end", NR_EXCLUSIVE, good, uintptr_t(area + 3 * page - 64), EFAULT},
   };
   for (const Case& c : cases) {
@@ -284,7 +285,7 @@ TEST(Csb, BadArraysAreRefused) {
     EXPECT_EQ(errno, ENXIO) << c.what;
   }
   EXPECT_EQ(p.reg_with("kd{0", NR_EXCLUSIVE, good, other), 0);
-  munmap(area, 3 * page);
+  munmap(area, 4 * page);
 }
 
 // ---------------------------------------------------------------------------
