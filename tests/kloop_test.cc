@@ -529,3 +529,21 @@ TEST(Kloop, KilledKloopLeavesThePortUsable) {
 }
 
 }  // namespace
+
+namespace {
+
+// A fork child has the fd but not the parent's kloop thread: its STOP does
+// not wait for a loop it does not run, and the parent's loop runs on.
+TEST(Kloop, ForkChildDoesNotInheritTheRunningKloop) {
+  CsbPort a;
+  ASSERT_EQ(a.open("km{0"), 0);
+  KloopThread k(a.fd, 100);
+  ASSERT_EQ(k.result(50), -1);
+  Child c([&] { return nmtest::ctrl(a.fd, NETMAP_REQ_SYNC_KLOOP_STOP, "", nullptr); });
+  EXPECT_EQ(c.wait(5000), 0);
+  EXPECT_EQ(k.result(50), -1) << "the parent's kloop still runs";
+  EXPECT_EQ(k.stop(), 0);
+  EXPECT_EQ(k.result(5000), 0);
+}
+
+}  // namespace

@@ -383,7 +383,7 @@ void Kloop::run() {
 int Binding::csb_enable(uint64_t atok, uint64_t ktoa, AppWrite write, std::string* why) {
   {
     std::lock_guard<std::mutex> g(csb_.mu);
-    if (csb_.kloop & kKloopRunning) {
+    if (kloop_running()) {
       *why = "the CSB cannot change while a sync-kloop runs on this fd";
       return EBUSY;
     }
@@ -439,11 +439,12 @@ int Binding::kloop_run(KloopRequest& rq, std::string* why) {
   }
   {
     std::lock_guard<std::mutex> g(csb_.mu);
-    if (csb_.kloop & kKloopRunning) {
+    if (kloop_running()) {
       *why = "a sync-kloop already runs on this fd";
       return EBUSY;
     }
-    csb_.kloop |= kKloopRunning;
+    csb_.kloop = (csb_.kloop & kKloopStopping) | kKloopRunning;
+    csb_.kloop_pid = my_pid();
   }
   std::vector<Kring*> krings;
   for (int d : {kTx, kRx})
@@ -481,7 +482,12 @@ void Binding::kloop_stop() {
   csb_.kloop |= kKloopStopping;
   csb_.stopping.store(true, std::memory_order_release);
   if (csb_.wake_fd >= 0) efd_signal(csb_.wake_fd);
-  csb_.cv.wait(g, [&] { return !(csb_.kloop & kKloopRunning); });
+  csb_.cv.wait(g, [&] { return !kloop_running(); });
+}
+
+// Under csb_.mu.
+bool Binding::kloop_running() const {
+  return (csb_.kloop & kKloopRunning) && csb_.kloop_pid == my_pid();
 }
 
 }  // namespace unetmap

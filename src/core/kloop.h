@@ -22,6 +22,7 @@ struct CsbState {
   std::mutex mu;               // kloop and wake_fd
   std::condition_variable cv;  // a kloop ended
   uint32_t kloop = 0;          // kKloopRunning | kKloopStopping
+  int32_t kloop_pid = 0;       // the process running it (a fork child inherits the state, not the thread)
   int wake_fd = -1;            // eventfd the running kloop waits on, for STOP
   std::atomic<bool> stopping{false};
 };

@@ -98,6 +98,7 @@ class Binding {
   static int create_port(Registry& reg, const Adapter& na, const BindRequest& rq,
                          std::string* why, int* out);
   int attach(Registry& reg, int p, const BindRequest& rq, std::string* why);
+  bool kloop_running() const;
   int build_views(Registry& reg, std::string* why, bool fresh = true);
   int init_krings(Registry& reg, std::string* why);
   void bind_ports(int delta);
