@@ -333,11 +333,12 @@ void Kloop::wait() {
     if (sock < 0) continue;
     const uint32_t hwcur = k.ks->hwcur.load(std::memory_order_relaxed);
     const uint32_t hwtail = k.ks->hwtail.load(std::memory_order_acquire);
-    // tx: slots in flight (a NIC reclaims them only at a sync); rx: room.
-    const bool some = ring_dist(hwtail, hwcur, k.nslots) > 1;
+    // tx: slots in flight (a NIC reclaims them only at a sync), [hwtail + 1, hwcur);
+    // rx: room, [hwtail, hwcur - 1).
+    const uint32_t d = ring_dist(hwtail, hwcur, k.nslots);
     if (i < ntx_) {
-      if (some) timeout_ms = 1;
-    } else if (some && !(a.direct && rx_irq_pending_)) {
+      if (d > 1) timeout_ms = 1;
+    } else if (d != 1 && !(a.direct && rx_irq_pending_)) {
       pfd_.push_back(pollfd{sock, POLLIN, 0});
       pfd_ring_.push_back(-2);
     }
