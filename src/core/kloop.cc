@@ -143,6 +143,7 @@ class Kloop {
   int mode_status = -1, eventfds_status = -1;
 
  private:
+  int setup_eventfds(std::string* why);
   void txsync_ring(KloopRing& a);
   void rxsync_ring(KloopRing& a);
   void wait();
@@ -193,6 +194,12 @@ int Kloop::setup(std::vector<Kring*>& krings, uint32_t ntx, std::string* why) {
     *why = "sync-kloop direct mode needs an ioeventfd per ring (NETMAP_REQ_OPT_SYNC_KLOOP_EVENTFDS)";
     return EINVAL;
   }
+  return setup_eventfds(why);
+}
+
+// NETMAP_REQ_OPT_SYNC_KLOOP_EVENTFDS: one entry per bound ring; any
+// ioeventfd < 0 means the sleeping loop; irqfds < 0 are not signalled.
+int Kloop::setup_eventfds(std::string* why) {
   const uint64_t want = sizeof(nmreq_opt_sync_kloop_eventfds) + 2 * sizeof(int32_t) * rings_.size();
   if (rq_.eventfds_size != want || rq_.ioeventfd.size() != rings_.size()) {
     eventfds_status = EINVAL;
@@ -210,7 +217,7 @@ int Kloop::setup(std::vector<Kring*>& krings, uint32_t ntx, std::string* why) {
   }
   for (size_t i = 0; i < rings_.size(); i++) {
     KloopRing& a = rings_[i];
-    const int dir = i < ntx ? kTx : kRx;
+    const int dir = i < ntx_ ? kTx : kRx;
     a.direct = direct_[dir];
     const int32_t in = rq_.ioeventfd[i], irq = rq_.irqfd[i];
     if ((irq >= 0 && (a.irqfd = dup_eventfd(irq)) < 0) ||
