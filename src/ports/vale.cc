@@ -649,7 +649,8 @@ bool plain_name(const std::string& n) {
 
 }  // namespace
 
-int vale_newif(const std::string& name, const ValeNewif& conf, std::string* why) {
+int vale_newif(const std::string& name, const ValeNewif& conf, std::string* why,
+               ValeNewif* made) {
   if (!plain_name(name)) {
     *why = "persistent port name '" + name + "' must be letters, digits and _";
     return EINVAL;
@@ -674,6 +675,11 @@ int vale_newif(const std::string& name, const ValeNewif& conf, std::string* why)
     }
     reg.port(p).persistent = 1;
     reg.publish_port(p);
+    if (made) {
+      const PortEntry& pe = reg.port(p);
+      for (int d : {kTx, kRx}) made->rings[d] = pe.nrings[d], made->slots[d] = pe.nslots[d];
+      made->mem_id = pe.mem_id;
+    }
     return 0;
   });
 }
@@ -741,6 +747,20 @@ int vale_detach(const std::string& name, uint32_t* port_index, std::string* why)
     ValeAdapter::detach(reg, p);
     return 0;
   });
+}
+
+bool vale_persistent(const std::string& port, std::string* sw) {
+  std::string why;
+  bool yes = false;
+  sw->clear();
+  with_registry(&why, [&](Registry& reg) {
+    int p = reg.find_port(port.c_str());
+    if (p < 0 || reg.port(p).kind != PortKind::kVale || !reg.port(p).persistent) return 0;
+    yes = true;
+    if (reg.port(p).sw >= 0) *sw = reg.sw(reg.port(p).sw).name;
+    return 0;
+  });
+  return yes;
 }
 
 int vale_list_port(std::string* name, uint32_t* bridge, uint32_t* port, std::string* why) {
