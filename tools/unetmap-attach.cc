@@ -23,6 +23,8 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -85,11 +87,28 @@ void reload(Mode* m, int state_fd, const std::string& poll_path) {
 
 // Forward both ways until told to stop: blocking in poll(), or spinning on
 // the sync ioctls in polling mode.
-void run(std::vector<Pair>& pairs, int state_fd, const std::string& poll_path) {
+// The state file is still the one this helper holds (a runtime directory
+// removed under it ends the attachment: nobody could find or stop it).
+bool still_mine(int state_fd, const std::string& path) {
+  struct stat a, b;
+  return fstat(state_fd, &a) == 0 && stat(path.c_str(), &b) == 0 && a.st_ino == b.st_ino &&
+         a.st_dev == b.st_dev;
+}
+
+void run(std::vector<Pair>& pairs, int state_fd, const std::string& path,
+         const std::string& poll_path) {
   Mode m;
   sched_getaffinity(0, sizeof m.all, &m.all);
   std::vector<pollfd> fds;
+  timespec last{};
+  clock_gettime(CLOCK_MONOTONIC, &last);
   while (!g_stop) {
+    timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec != last.tv_sec) {
+      last = now;
+      if (!still_mine(state_fd, path)) break;
+    }
     if (g_reload) {
       g_reload = 0;
       reload(&m, state_fd, poll_path);
@@ -141,7 +160,7 @@ int helper(const std::string& sw, const std::string& port, bool nic, bool host, 
       nmport_close(p.vale);
       nmport_close(p.end);
     }
-    unlink(path.c_str());
+    if (still_mine(sf, path)) unlink(path.c_str());
   };
   for (bool h : {false, true}) {
     if (h && !host) break;
@@ -168,7 +187,7 @@ int helper(const std::string& sw, const std::string& port, bool nic, bool host, 
   sa.sa_handler = on_signal;
   for (int s : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaction(s, &sa, nullptr);
   say("ok");
-  run(pairs, sf, poll_path);
+  run(pairs, sf, path, poll_path);
   cleanup();
   unlink(poll_path.c_str());
   return 0;
