@@ -33,6 +33,7 @@
 
 #include "core/registry.h"
 #include "mem/region.h"
+#include "unetmap/netmap.hpp"
 #include "util/test_util.h"
 
 namespace {
@@ -1560,6 +1561,36 @@ TEST(Vale, PersistentPortOnASecondSwitchJoinsTheTwo) {
   EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_DETACH, "valeA:w1", &dt), 0);
   EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_DELIF, "w1", nullptr), 0);
   close(fd);
+}
+
+// A VALE port's private region has room for what netmap's private
+// allocator holds besides the port: pipes in its region (upstream lb opens
+// its output pipes "IN{N@MEM" there) and monitors. netmap's pools for a
+// VALE port fit four one-ring pipes; so does unetmap's region, with four
+// copy monitors of the port on top.
+TEST(Vale, PrivateRegionHasRoomForPipesAndMonitors) {
+  std::string err;
+  auto in = unetmap::Port::open("vale9:in", &err);
+  ASSERT_TRUE(in) << err;
+  const unsigned mem = in.desc()->reg.nr_mem_id;
+  ASSERT_GE(mem, 1000u) << "a private region";
+  std::vector<unetmap::Port> ends;
+  for (int k = 0; k < 4; k++) {
+    const std::string name = "vale9:in{" + std::to_string(k) + "/x@" + std::to_string(mem);
+    ends.push_back(unetmap::Port::open(name, &err));
+    ASSERT_TRUE(ends.back()) << name << ": " << err;
+    EXPECT_EQ(ends.back().desc()->reg.nr_mem_id, mem) << name;
+  }
+  for (int k = 0; k < 2; k++) {
+    const std::string name = "vale9:in}" + std::to_string(k) + "@" + std::to_string(mem);
+    ends.push_back(unetmap::Port::open(name, &err));
+    ASSERT_TRUE(ends.back()) << name << ": " << err;
+  }
+  std::vector<unetmap::Port> mons;
+  for (int k = 0; k < 4; k++) {
+    mons.push_back(unetmap::Port::open("vale9:in/rt", &err));
+    ASSERT_TRUE(mons.back()) << "monitor " << k << ": " << err;
+  }
 }
 
 TEST(Vale, PersistentPortLifecycleThroughTheApi) {

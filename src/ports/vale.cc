@@ -165,6 +165,9 @@ uint16_t pick_private_region(Registry& reg) {
 
 // As vale-ctl documents (netmap itself bounds VALE rings at 4096 slots).
 constexpr uint32_t kMaxValeSlots = 65536;
+// The pipes a VALE port's private region has room for: netmap's default
+// for the private allocator of a VALE port (2).
+constexpr uint32_t kPrivatePipes = 2;
 
 RegionConfig private_config(const PortEntry& pe) {
   RegionConfig c = RegionConfig::from_env();
@@ -177,9 +180,16 @@ RegionConfig private_config(const PortEntry& pe) {
   // Room for kMaxMonitors copy monitors too: their rings live in the
   // region of the port they watch (the file is sparse: unused room is free).
   const uint32_t mon_rings = kMaxMonitors * std::max(pe.nrings[kTx], pe.nrings[kRx]);
-  c.ring_num = rings + mon_rings + kMaxMonitors;  // each monitor has a tx ring too
+  // And the pipes netmap's private allocator has room for (lb opens its
+  // output pipes in its input port's region): netmap adds 8 ring objects
+  // per pipe of kPrivatePipes; a pipe here takes 4 (its rx rings are the
+  // other end's tx rings, without buffers of their own), so that is room
+  // for 2 * kPrivatePipes pipes of the port's ring size, buffers included.
+  const uint32_t pipe_rings = 8 * kPrivatePipes;
+  const uint32_t pipe_bufs = 2 * kPrivatePipes * 2 * max_slots;
+  c.ring_num = rings + mon_rings + kMaxMonitors + pipe_rings;  // each monitor has a tx ring too
   c.ring_size = uint32_t((sizeof(netmap_ring) + sizeof(netmap_slot) * max_slots + 4095) & ~4095ull);
-  c.buf_num = bufs + mon_rings * max_slots + kMaxMonitors * kMonitorTxSlots + 2 +
+  c.buf_num = bufs + mon_rings * max_slots + kMaxMonitors * kMonitorTxSlots + pipe_bufs + 2 +
               256;  // reserved, plus extra buffers
   c.if_num = 64;
   c.if_size = 1024;
