@@ -1593,6 +1593,50 @@ TEST(Vale, PrivateRegionHasRoomForPipesAndMonitors) {
   }
 }
 
+// A forwarder whose state file is removed under it (its runtime directory
+// went) stops within a second or two: nobody could find or stop it any
+// more; its port leaves the switch.
+TEST(Vale, WrapperStopsWhenItsStateFileGoes) {
+  int fd = open("/dev/netmap", O_RDWR);
+  ASSERT_GE(fd, 0);
+  nmreq_vale_newif nw;
+  memset(&nw, 0, sizeof nw);
+  ASSERT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_NEWIF, "w2", &nw), 0);
+  nmreq_vale_attach at;
+  memset(&at, 0, sizeof at);
+  at.reg.nr_mode = NR_REG_ALL_NIC;
+  ASSERT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_ATTACH, "valeA:w2", &at), 0);
+  ASSERT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_ATTACH, "valeB:w2", &at), 0);
+  const std::string state = std::string(getenv("UNETMAP_DIR")) + "/attach/valeB:w2";
+  pid_t pid = 0;
+  {
+    FILE* f = fopen(state.c_str(), "r");
+    ASSERT_NE(f, nullptr);
+    ASSERT_EQ(fscanf(f, "%d", &pid), 1);
+    fclose(f);
+  }
+  ASSERT_GT(pid, 1);
+  ASSERT_EQ(unlink(state.c_str()), 0);
+  // Gone, or a zombie waiting for init.
+  auto alive = [pid] {
+    FILE* f = fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
+    if (!f) return false;
+    char st = 0;
+    int r = fscanf(f, "%*d (%*[^)]) %c", &st);
+    fclose(f);
+    return r == 1 && st != 'Z';
+  };
+  const double end = now_ms() + 5000;
+  while (alive() && now_ms() < end) usleep(10000);
+  EXPECT_FALSE(alive()) << "the forwarder kept running";
+  nmreq_vale_detach dt;
+  memset(&dt, 0, sizeof dt);
+  EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_DETACH, "valeB:w2", &dt), ENXIO);
+  EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_DETACH, "valeA:w2", &dt), 0);
+  EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_DELIF, "w2", nullptr), 0);
+  close(fd);
+}
+
 TEST(Vale, PersistentPortLifecycleThroughTheApi) {
   using namespace unetmap;
   const Mac P = host(0x21), E = host(0x22);
