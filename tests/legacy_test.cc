@@ -186,11 +186,12 @@ TEST(Legacy, BadRequests) {
     EXPECT_EQ(ioctl(f, NIOCREGIF, &r), 0) << "version " << v << ": " << strerror(errno);
     close(f);
   }
-  // VALE control on ports that do not exist, a bad name, an unknown command.
+  // VALE control on ports that do not exist, a bad name, an unknown command
+  // (attaching a name that is no interface nor persistent port: EINVAL, as netmap).
   const struct {
     uint16_t cmd;
     int err;
-  } bad_cmds[] = {{NETMAP_BDG_ATTACH, ENXIO}, {NETMAP_BDG_DETACH, ENXIO},
+  } bad_cmds[] = {{NETMAP_BDG_ATTACH, EINVAL}, {NETMAP_BDG_DETACH, ENXIO},
                   {NETMAP_BDG_NEWIF, EINVAL}, {NETMAP_BDG_DELIF, ENXIO}, {99, EOPNOTSUPP}};
   for (auto [cmd, err] : bad_cmds) {
     nmreq r{};

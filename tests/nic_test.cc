@@ -20,6 +20,7 @@
 #include <string>
 
 #include "core/registry.h"
+#include "ports/vale.h"
 #include "unetmap/netmap.hpp"
 #include "util/proc.h"
 #include "util/test_util.h"
@@ -565,6 +566,202 @@ TEST(Nic, HostStackOnValeSwitch) {
   EXPECT_NE(out.find("already attached"), std::string::npos) << out;
   ASSERT_EQ(vale_ctl_in(v.a, {"-d", "vale0:" + v.ia}, &out), 0) << out;
   EXPECT_EQ(sh_out("ip -n " + v.a + " link show").find("nmhost"), std::string::npos);
+}
+
+// ---- VALE control of NICs through NIOCCTRL, from any program ----
+
+// One NIOCCTRL VALE_ATTACH of `name` from a process in namespace ns that
+// exits right after: its errno (0 on success; 99 if the register part of
+// the body came back changed, which netmap never does).
+int attach_in(const std::string& ns, const std::string& name, uint32_t mode = NR_REG_ALL_NIC,
+              uint16_t ringid = 0, uint16_t mem_id = 0) {
+  Child c([=] {
+    if (!Veth::enter(ns)) return 90;
+    int fd = open("/dev/netmap", O_RDWR);
+    if (fd < 0) return 91;
+    nmreq_vale_attach at;
+    memset(&at, 0, sizeof at);
+    at.reg.nr_mode = mode;
+    at.reg.nr_ringid = ringid;
+    at.reg.nr_mem_id = mem_id;
+    int rc = nmtest::ctrl(fd, NETMAP_REQ_VALE_ATTACH, name.c_str(), &at);
+    if (rc == 0 && (at.reg.nr_mem_id != mem_id || at.reg.nr_flags != 0 || at.reg.nr_mode != mode))
+      return 99;
+    return rc;
+  });
+  return c.wait(30000);
+}
+
+int ctrl_here(uint16_t type, const std::string& name, void* body) {
+  int fd = open("/dev/netmap", O_RDWR);
+  if (fd < 0) return -1;
+  int rc = nmtest::ctrl(fd, type, name.c_str(), body);
+  close(fd);
+  return rc;
+}
+
+// The ports of switch sw, by name (empty if there is no such switch).
+std::vector<std::string> ports_of(const std::string& sw) {
+  std::vector<unetmap::ValeSwitchInfo> v;
+  std::string why;
+  std::vector<std::string> out;
+  if (unetmap::vale_list(sw, &v, &why) == 0 && v.size() == 1)
+    for (const auto& p : v[0].ports) out.push_back(p.name);
+  return out;
+}
+
+// The pid of the helper that runs the attachment sw:port (its state file).
+pid_t helper_of(const std::string& sw, const std::string& port) {
+  std::ifstream f(std::string(getenv("UNETMAP_DIR")) + "/attach/" + sw + ":" + port);
+  pid_t pid = 0;
+  f >> pid;
+  return pid;
+}
+
+std::string cpus_allowed(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(f, line);)
+    if (line.rfind("Cpus_allowed_list:", 0) == 0) {
+      line = line.substr(18);
+      line.erase(0, line.find_first_not_of(" \t"));
+      return line;
+    }
+  return "";
+}
+
+// Any program (not only vale-ctl) attaches a NIC and its host stack with
+// NIOCCTRL VALE_ATTACH (NR_REG_NIC_SW), and the attachment outlives the
+// process that asked, as in netmap: after it exited, the switch reaches the
+// wire and the host stack (the namespaces ping through the switch), and a
+// third process detaches it, giving the interface back.
+TEST(Nic, AttachThroughNiocctrlOutlivesTheRequester) {
+  Veth v;
+  NEED_VETH(v);
+  ASSERT_EQ(attach_in(v.a, "vale0:" + v.ia, NR_REG_NIC_SW), 0);
+  EXPECT_EQ(ports_of("vale0"), (std::vector<std::string>{"vale0:" + v.ia, "vale0:" + v.ia + "_host"}));
+  EXPECT_NE(v.link(v.a, v.ia).find("xdp"), std::string::npos);
+  EXPECT_EQ(sh("ip netns exec " + v.b + " ping -c 3 -i 0.2 -W 2 10.77.0.1"), 0);
+  // A VALE port of this process reaches the wire through it.
+  const uint32_t kCount = 200, kStep = 50;
+  Receiver wire;
+  ASSERT_TRUE(wire.start(v.b, nullptr, "netmap:" + v.ib, kCount, kStep));
+  auto port = unetmap::Port::open("vale0:user");
+  ASSERT_TRUE(port);
+  EXPECT_TRUE(send_paced(port, 0, 0, kCount, kStep, wire.progress));
+  RxResult r;
+  ASSERT_TRUE(wire.result(&r));
+  EXPECT_EQ(r.got[0], kCount);
+  EXPECT_EQ(wire.wait(), 0);
+  nmreq_vale_detach dt;
+  memset(&dt, 0, sizeof dt);
+  EXPECT_EQ(ctrl_here(NETMAP_REQ_VALE_DETACH, "vale0:" + v.ia, &dt), 0);
+  EXPECT_EQ(ctrl_here(NETMAP_REQ_VALE_DETACH, "vale0:" + v.ia, &dt), ENXIO);
+  EXPECT_EQ(v.link(v.a, v.ia).find("xdp"), std::string::npos);
+  EXPECT_EQ(sh_out("ip -n " + v.a + " link show").find("nmhost"), std::string::npos);
+  EXPECT_EQ(sh("ip netns exec " + v.b + " ping -c 1 -W 2 10.77.0.1"), 0);
+}
+
+// Bad attach requests get netmap's errors and leave the attachment that is
+// there alone.
+TEST(Nic, AttachRefusesBadArgumentsAndTouchesNothingElse) {
+  Veth v;
+  NEED_VETH(v);
+  const std::string name = "vale0:" + v.ia;
+  ASSERT_EQ(attach_in(v.a, name), 0);
+  EXPECT_EQ(attach_in(v.a, name), EBUSY) << "attached twice";
+  EXPECT_EQ(attach_in(v.a, "vale1:" + v.ia), EBUSY) << "on two switches";
+  EXPECT_EQ(attach_in(v.a, "vale1:" + v.ia, NR_REG_SW), EINVAL) << "host rings alone";
+  EXPECT_EQ(attach_in(v.a, "vale1:" + v.ia, NR_REG_ONE_NIC, 0), EINVAL) << "one ring";
+  EXPECT_EQ(attach_in(v.a, "vale1:" + v.ia, NR_REG_ALL_NIC, 1), EINVAL) << "a ring id";
+  EXPECT_EQ(attach_in(v.a, "vale1:" + v.ia, NR_REG_ALL_NIC, 0, 7), EINVAL) << "region 7";
+  EXPECT_EQ(attach_in(v.a, "vale1:nosuchif9"), EINVAL) << "no such interface";
+  EXPECT_EQ(attach_in(v.a, v.ia), EINVAL) << "no switch in the name";
+  EXPECT_EQ(attach_in(v.a, "vale/x:" + v.ia), EINVAL) << "a switch name with a slash";
+  EXPECT_EQ(attach_in(v.b, "vale1:" + v.ia), EINVAL) << "not an interface of that namespace";
+  EXPECT_EQ(ports_of("vale0"), std::vector<std::string>{name});
+  EXPECT_TRUE(ports_of("vale1").empty());
+  // It still forwards.
+  const uint32_t kCount = 100, kStep = 50;
+  Receiver wire;
+  ASSERT_TRUE(wire.start(v.b, nullptr, "netmap:" + v.ib, kCount, kStep));
+  auto port = unetmap::Port::open("vale0:user");
+  ASSERT_TRUE(port);
+  EXPECT_TRUE(send_paced(port, 0, 0, kCount, kStep, wire.progress));
+  RxResult r;
+  ASSERT_TRUE(wire.result(&r));
+  EXPECT_EQ(r.got[0], kCount);
+  EXPECT_EQ(wire.wait(), 0);
+  nmreq_vale_detach dt;
+  memset(&dt, 0, sizeof dt);
+  EXPECT_EQ(ctrl_here(NETMAP_REQ_VALE_DETACH, name, &dt), 0);
+}
+
+// VALE_POLLING_ENABLE / DISABLE: netmap's errors for what is no attached
+// NIC and for bad configurations; enabled, the helper is pinned to the CPU
+// asked for; twice on or off is EFAULT; a polled NIC cannot be detached
+// (EBUSY); the legacy nr_cmd codes do the same.
+TEST(Nic, PollingModeThroughNiocctrl) {
+  Veth v;
+  NEED_VETH(v);
+  const std::string name = "vale0:" + v.ia;
+  const long ncpus = sysconf(_SC_NPROCESSORS_ONLN);
+  nmreq_vale_polling vp;
+  auto conf = [&](uint32_t mode, uint32_t first, uint32_t n) {
+    memset(&vp, 0, sizeof vp);
+    vp.nr_mode = mode, vp.nr_first_cpu_id = first, vp.nr_num_polling_cpus = n;
+    return &vp;
+  };
+  const uint32_t kSingle = NETMAP_POLLING_MODE_SINGLE_CPU, kMulti = NETMAP_POLLING_MODE_MULTI_CPU;
+  EXPECT_EQ(ctrl_here(NETMAP_REQ_VALE_POLLING_ENABLE, name, conf(kSingle, 0, 1)), ENXIO);
+  EXPECT_EQ(ctrl_here(NETMAP_REQ_VALE_POLLING_ENABLE, v.ia, conf(kSingle, 0, 1)), EINVAL);
+  ASSERT_EQ(attach_in(v.a, name), 0);
+  auto user = unetmap::Port::open("vale0:user");
+  ASSERT_TRUE(user);
+  EXPECT_EQ(ctrl_here(NETMAP_REQ_VALE_POLLING_ENABLE, "vale0:user", conf(kSingle, 0, 1)),
+            EOPNOTSUPP) << "a VALE port";
+  EXPECT_EQ(ctrl_here(NETMAP_REQ_VALE_POLLING_ENABLE, name, conf(0, 0, 1)), EINVAL);
+  EXPECT_EQ(ctrl_here(NETMAP_REQ_VALE_POLLING_ENABLE, name, conf(3, 0, 1)), EINVAL);
+  EXPECT_EQ(ctrl_here(NETMAP_REQ_VALE_POLLING_ENABLE, name, conf(kSingle, 0, 0)), EINVAL);
+  EXPECT_EQ(ctrl_here(NETMAP_REQ_VALE_POLLING_ENABLE, name, conf(kSingle, 0, 2)), EINVAL);
+  EXPECT_EQ(ctrl_here(NETMAP_REQ_VALE_POLLING_ENABLE, name, conf(kMulti, 1, 1)), EINVAL)
+      << "ring 1 of a one-ring NIC";
+  EXPECT_EQ(ctrl_here(NETMAP_REQ_VALE_POLLING_ENABLE, name, conf(kSingle, 0, uint32_t(ncpus))),
+            EINVAL) << "every CPU";
+  EXPECT_EQ(ctrl_here(NETMAP_REQ_VALE_POLLING_ENABLE, name, conf(kSingle, uint32_t(ncpus), 1)),
+            EINVAL) << "a CPU that does not exist";
+  EXPECT_EQ(ctrl_here(NETMAP_REQ_VALE_POLLING_DISABLE, name, conf(0, 0, 0)), EFAULT)
+      << "not polling";
+  const pid_t helper = helper_of("vale0", v.ia);
+  ASSERT_GT(helper, 0);
+  const std::string before = cpus_allowed(helper);
+  const uint32_t cpu = uint32_t(ncpus - 1);
+  ASSERT_EQ(ctrl_here(NETMAP_REQ_VALE_POLLING_ENABLE, name, conf(kSingle, cpu, 1)), 0);
+  EXPECT_EQ(vp.nr_mode, kSingle);  // the request comes back as it went
+  EXPECT_EQ(vp.nr_first_cpu_id, cpu);
+  EXPECT_EQ(vp.nr_num_polling_cpus, 1u);
+  EXPECT_EQ(cpus_allowed(helper), std::to_string(cpu));
+  EXPECT_EQ(ctrl_here(NETMAP_REQ_VALE_POLLING_ENABLE, name, conf(kSingle, 0, 1)), EFAULT)
+      << "enabled twice";
+  nmreq_vale_detach dt;
+  memset(&dt, 0, sizeof dt);
+  EXPECT_EQ(ctrl_here(NETMAP_REQ_VALE_DETACH, name, &dt), EBUSY) << "detached while polled";
+  ASSERT_EQ(ctrl_here(NETMAP_REQ_VALE_POLLING_DISABLE, name, conf(0, 0, 0)), 0);
+  EXPECT_EQ(cpus_allowed(helper), before);
+  EXPECT_EQ(ctrl_here(NETMAP_REQ_VALE_POLLING_DISABLE, name, conf(0, 0, 0)), EFAULT);
+  // The legacy codes: ALL_NIC is one CPU, nr_arg1 CPUs from ring id's CPU.
+  int fd = open("/dev/netmap", O_RDWR);
+  ASSERT_GE(fd, 0);
+  for (uint16_t cmd : {uint16_t(NETMAP_BDG_POLLING_ON), uint16_t(NETMAP_BDG_POLLING_OFF)}) {
+    nmreq r{};
+    snprintf(r.nr_name, sizeof r.nr_name, "%s", name.c_str());
+    r.nr_version = 14;
+    r.nr_cmd = cmd;
+    r.nr_flags = NR_REG_ALL_NIC;
+    r.nr_arg1 = 1;
+    EXPECT_EQ(ioctl(fd, NIOCREGIF, &r), 0) << cmd << ": " << strerror(errno);
+  }
+  close(fd);
+  EXPECT_EQ(ctrl_here(NETMAP_REQ_VALE_DETACH, name, &dt), 0);
 }
 
 // Slots an application rewrites after handing them over are checked where

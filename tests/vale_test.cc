@@ -33,6 +33,7 @@
 
 #include "core/registry.h"
 #include "mem/region.h"
+#include "unetmap/netmap.hpp"
 #include "util/test_util.h"
 
 namespace {
@@ -1383,7 +1384,8 @@ TEST(Vale, PersistentPortLifecycleThroughNiocctrl) {
   const uint32_t p1_index = at.port_index;
   memset(&at, 0, sizeof at);
   EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_ATTACH, "vale0:p1", &at), EBUSY);
-  EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_ATTACH, "vale0:nosuch", &at), ENXIO);
+  // No interface nor persistent port of that name: EINVAL, as netmap.
+  EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_ATTACH, "vale0:nosuch", &at), EINVAL);
 
   // Open it by its switch name and exchange frames with an ephemeral port.
   auto p1 = std::make_unique<Remote>("vale0:p1");
@@ -1448,7 +1450,8 @@ TEST(Vale, PersistentPortLifecycleThroughNiocctrl) {
   p1.reset();
   EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_DELIF, "p1", nullptr), 0);
   EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_DELIF, "p1", nullptr), ENXIO);
-  // The name is free again.
+  // The name is free again (nw holds what the first NEWIF wrote back).
+  memset(&nw, 0, sizeof nw);
   EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_NEWIF, "p1", &nw), 0);
   EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_DELIF, "p1", nullptr), 0);
 
@@ -1456,6 +1459,181 @@ TEST(Vale, PersistentPortLifecycleThroughNiocctrl) {
   ASSERT_EQ(switches().size(), 1u);
   EXPECT_EQ(e.close(), 0);
   EXPECT_TRUE(switches().empty()) << "switch left after its last port closed";
+  close(fd);
+}
+
+// NEWIF writes back the rings, slots and region it made, as netmap does
+// (libnetmap and vale-ctl -n read them); the legacy nr_cmd too.
+TEST(Vale, NewifWritesBackWhatItMade) {
+  int fd = open("/dev/netmap", O_RDWR);
+  ASSERT_GE(fd, 0);
+  nmreq_vale_newif nw;
+  memset(&nw, 0, sizeof nw);
+  ASSERT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_NEWIF, "wb1", &nw), 0);
+  EXPECT_EQ(nw.nr_tx_rings, 1);
+  EXPECT_EQ(nw.nr_rx_rings, 1);
+  EXPECT_EQ(nw.nr_tx_slots, 1024u);
+  EXPECT_EQ(nw.nr_rx_slots, 1024u);
+  nmreq_port_info_get pi;
+  memset(&pi, 0, sizeof pi);
+  ASSERT_EQ(nmtest::ctrl(fd, NETMAP_REQ_PORT_INFO_GET, "wb1", &pi), 0);
+  EXPECT_GT(nw.nr_mem_id, 1) << "a private region";
+  EXPECT_EQ(nw.nr_mem_id, pi.nr_mem_id);
+  nmreq_vale_newif asked;
+  memset(&asked, 0, sizeof asked);
+  asked.nr_tx_slots = 256, asked.nr_rx_slots = 512, asked.nr_tx_rings = 2, asked.nr_rx_rings = 3;
+  nw = asked;
+  ASSERT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_NEWIF, "wb2", &nw), 0);
+  EXPECT_EQ(nw.nr_tx_slots, 256u);
+  EXPECT_EQ(nw.nr_rx_slots, 512u);
+  EXPECT_EQ(nw.nr_tx_rings, 2);
+  EXPECT_EQ(nw.nr_rx_rings, 3);
+  EXPECT_GT(nw.nr_mem_id, 1);
+  nmreq r{};
+  strcpy(r.nr_name, "wb3");
+  r.nr_version = 14;
+  r.nr_cmd = NETMAP_BDG_NEWIF;
+  ASSERT_EQ(ioctl(fd, NIOCREGIF, &r), 0) << strerror(errno);
+  EXPECT_EQ(r.nr_tx_rings, 1);
+  EXPECT_EQ(r.nr_rx_slots, 1024u);
+  EXPECT_GT(r.nr_arg2, 1);
+  for (const char* n : {"wb1", "wb2", "wb3"})
+    EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_DELIF, n, nullptr), 0) << n;
+  close(fd);
+}
+
+// A persistent port already on one switch, attached to a second one: netmap
+// wraps it and puts the wrapper on the second switch, so the port joins the
+// two; here a forwarder (core/attach.h) does, started by a process that
+// exits before the traffic runs. While wrapped the port cannot be removed,
+// detached from its first switch, wrapped again or opened; once the
+// wrapper is detached all of that works again.
+TEST(Vale, PersistentPortOnASecondSwitchJoinsTheTwo) {
+  const Mac A = host(0x31), B = host(0x32), M = host(0x33);
+  int fd = open("/dev/netmap", O_RDWR);
+  ASSERT_GE(fd, 0);
+  nmreq_vale_newif nw;
+  memset(&nw, 0, sizeof nw);
+  ASSERT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_NEWIF, "w1", &nw), 0);
+  nmreq_vale_attach at;
+  memset(&at, 0, sizeof at);
+  at.reg.nr_mode = NR_REG_ALL_NIC;
+  ASSERT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_ATTACH, "valeA:w1", &at), 0);
+  EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_ATTACH, "valeA:w1", &at), EBUSY);
+  Child requester([] {
+    int f = open("/dev/netmap", O_RDWR);
+    nmreq_vale_attach a;
+    memset(&a, 0, sizeof a);
+    a.reg.nr_mode = NR_REG_ALL_NIC;
+    return f < 0 ? 9 : nmtest::ctrl(f, NETMAP_REQ_VALE_ATTACH, "valeB:w1", &a);
+  });
+  ASSERT_EQ(requester.wait(20000), 0) << "attach to a second switch";
+  EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_ATTACH, "valeB:w1", &at), EBUSY);
+  EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_ATTACH, "valeC:w1", &at), EBUSY) << "wrapped twice";
+  EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_NEWIF, "w1", &nw), EEXIST);
+  EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_DELIF, "w1", nullptr), EBUSY);
+  nmreq_vale_detach dt;
+  memset(&dt, 0, sizeof dt);
+  EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_DETACH, "valeA:w1", &dt), EBUSY);
+  {
+    Remote busy("valeA:w1");
+    EXPECT_FALSE(busy.ok()) << "a wrapped port was opened";
+  }
+
+  // Both ways through the port: valeA -> w1 -> wrapper -> valeB, and back.
+  Remote a("valeA:a"), b("valeB:b");
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_EQ(a.send(frame(kBcast, A, kData, 1)), 0);
+  EXPECT_EQ(next_is(b, kData, 1, &A), "");
+  ASSERT_EQ(b.send(frame(A, B, kData, 2)), 0);
+  EXPECT_EQ(next_is(a, kData, 2, &B), "");
+
+  // Unwrapped, the switches are apart: b's next frame is valeB's marker.
+  memset(&dt, 0, sizeof dt);
+  ASSERT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_DETACH, "valeB:w1", &dt), 0);
+  EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_DETACH, "valeB:w1", &dt), ENXIO);
+  ASSERT_EQ(a.send(frame(kBcast, A, kData, 3)), 0);
+  Remote m("valeB:m");
+  ASSERT_TRUE(m.ok());
+  uint32_t mk = g_marker++;
+  ASSERT_EQ(m.send(frame(kBcast, M, kMarker, mk)), 0);
+  EXPECT_EQ(next_is(b, kMarker, mk), "") << "the switches are still joined";
+  EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_DETACH, "valeA:w1", &dt), 0);
+  EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_DELIF, "w1", nullptr), 0);
+  close(fd);
+}
+
+// A VALE port's private region has room for what netmap's private
+// allocator holds besides the port: pipes in its region (upstream lb opens
+// its output pipes "IN{N@MEM" there) and monitors. netmap's pools for a
+// VALE port fit four one-ring pipes; so does unetmap's region, with four
+// copy monitors of the port on top.
+TEST(Vale, PrivateRegionHasRoomForPipesAndMonitors) {
+  std::string err;
+  auto in = unetmap::Port::open("vale9:in", &err);
+  ASSERT_TRUE(in) << err;
+  const unsigned mem = in.desc()->reg.nr_mem_id;
+  ASSERT_GE(mem, 1000u) << "a private region";
+  std::vector<unetmap::Port> ends;
+  for (int k = 0; k < 4; k++) {
+    const std::string name = "vale9:in{" + std::to_string(k) + "/x@" + std::to_string(mem);
+    ends.push_back(unetmap::Port::open(name, &err));
+    ASSERT_TRUE(ends.back()) << name << ": " << err;
+    EXPECT_EQ(ends.back().desc()->reg.nr_mem_id, mem) << name;
+  }
+  for (int k = 0; k < 2; k++) {
+    const std::string name = "vale9:in}" + std::to_string(k) + "@" + std::to_string(mem);
+    ends.push_back(unetmap::Port::open(name, &err));
+    ASSERT_TRUE(ends.back()) << name << ": " << err;
+  }
+  std::vector<unetmap::Port> mons;
+  for (int k = 0; k < 4; k++) {
+    mons.push_back(unetmap::Port::open("vale9:in/rt", &err));
+    ASSERT_TRUE(mons.back()) << "monitor " << k << ": " << err;
+  }
+}
+
+// A forwarder whose state file is removed under it (its runtime directory
+// went) stops within a second or two: nobody could find or stop it any
+// more; its port leaves the switch.
+TEST(Vale, WrapperStopsWhenItsStateFileGoes) {
+  int fd = open("/dev/netmap", O_RDWR);
+  ASSERT_GE(fd, 0);
+  nmreq_vale_newif nw;
+  memset(&nw, 0, sizeof nw);
+  ASSERT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_NEWIF, "w2", &nw), 0);
+  nmreq_vale_attach at;
+  memset(&at, 0, sizeof at);
+  at.reg.nr_mode = NR_REG_ALL_NIC;
+  ASSERT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_ATTACH, "valeA:w2", &at), 0);
+  ASSERT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_ATTACH, "valeB:w2", &at), 0);
+  const std::string state = std::string(getenv("UNETMAP_DIR")) + "/attach/valeB:w2";
+  pid_t pid = 0;
+  {
+    FILE* f = fopen(state.c_str(), "r");
+    ASSERT_NE(f, nullptr);
+    ASSERT_EQ(fscanf(f, "%d", &pid), 1);
+    fclose(f);
+  }
+  ASSERT_GT(pid, 1);
+  ASSERT_EQ(unlink(state.c_str()), 0);
+  // Gone, or a zombie waiting for init.
+  auto alive = [pid] {
+    FILE* f = fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
+    if (!f) return false;
+    char st = 0;
+    int r = fscanf(f, "%*d (%*[^)]) %c", &st);
+    fclose(f);
+    return r == 1 && st != 'Z';
+  };
+  const double end = now_ms() + 5000;
+  while (alive() && now_ms() < end) usleep(10000);
+  EXPECT_FALSE(alive()) << "the forwarder kept running";
+  nmreq_vale_detach dt;
+  memset(&dt, 0, sizeof dt);
+  EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_DETACH, "valeB:w2", &dt), ENXIO);
+  EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_DETACH, "valeA:w2", &dt), 0);
+  EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_DELIF, "w2", nullptr), 0);
   close(fd);
 }
 
@@ -1471,6 +1649,7 @@ TEST(Vale, PersistentPortLifecycleThroughTheApi) {
   uint32_t idx = 99, idx2 = 99;
   EXPECT_EQ(vale_attach("vale1:p2", &idx, &why), 0) << why;
   EXPECT_EQ(vale_attach("vale1:p2", &idx2, &why), EBUSY);
+  // (Attaching it to a second switch wraps it: NIOCCTRL, in the test above.)
   EXPECT_EQ(vale_attach("vale2:p2", &idx2, &why), EBUSY) << "attached to two switches";
   EXPECT_EQ(vale_attach("vale1:nosuch", &idx2, &why), ENXIO);
 

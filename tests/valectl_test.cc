@@ -321,10 +321,11 @@ TEST(ValeCtl, BadArgumentsAreRefusedWithOneLine) {
 // NIC operations on names that are no interface here, or on NICs that are
 // not attached (the working cases are in nic_test, in namespaces).
 TEST(ValeCtl, NicOperationsOnMissingNicsFail) {
-  fails({"-h", "vale0:nosuchif9"}, 1, {"-h vale0:nosuchif9", "cannot open netmap:nosuchif9"});
-  fails({"-p", "vale0:nosuchif9"}, 1, {"-p vale0:nosuchif9", "not attached"});
-  fails({"-P", "vale0:nosuchif9"}, 1, {"-P vale0:nosuchif9", "not attached"});
-  fails({"-p", "nosuchif9"}, 1, {"-p nosuchif9", "valeX:IF"});
+  fails({"-h", "vale0:nosuchif9"}, 1, {"-h vale0:nosuchif9", "no interface or persistent"});
+  fails({"-p", "vale0:nosuchif9"}, 1, {"-p vale0:nosuchif9", "attached with vale-ctl -a"});
+  fails({"-P", "vale0:nosuchif9"}, 1, {"-P vale0:nosuchif9", "attached with vale-ctl -a"});
+  fails({"-p", "nosuchif9"}, 1, {"-p nosuchif9", "not valeX:Y"});
+  fails({"-p", "vale0:x", "-C", "2"}, 2, {"-C", "polling mode"});
 }
 
 // The whole life of a persistent port, with traffic through the switch.
@@ -336,7 +337,12 @@ TEST(ValeCtl, PersistentPortLifecycleWithTraffic) {
 
   ok({"-a", "vale0:vp"});
   fails({"-a", "vale0:vp"}, 1, {"-a vale0:vp", "already attached", strerror(EBUSY)});
-  fails({"-a", "vale1:vp"}, 1, {"already attached to vale0", strerror(EBUSY)});
+  // On a second switch it is wrapped (as netmap does): allowed, and the
+  // wrapper goes with -d.
+  ok({"-a", "vale1:vp"});
+  fails({"-a", "vale1:vp"}, 1, {"already attached to vale1", strerror(EBUSY)});
+  fails({"-d", "vale0:vp"}, 1, {"-d vale0:vp", "wrapped on vale1", strerror(EBUSY)});
+  ok({"-d", "vale1:vp"});
   EXPECT_TRUE(has_line(ok({"-l"}).out, "vale0:vp bridge:0 port:0"));
   EXPECT_EQ(ok({"-l", "vale0:vp"}).out, "vale0:vp bridge:0 port:0\n");
 
@@ -420,7 +426,7 @@ TEST(ValeCtl, PersistentPortLifecycleWithTraffic) {
 
   ok({"-r", "vp"});
   fails({"-r", "vp"}, 1, {"-r vp", "no persistent VALE port vp"});
-  fails({"-a", "vale0:vp"}, 1, {"-a vale0:vp", "no port vp"});
+  fails({"-a", "vale0:vp"}, 1, {"-a vale0:vp", "no interface or persistent VALE port 'vp'"});
   // The name is free again.
   ok({"-n", "vp"});
   ok({"-r", "vp"});

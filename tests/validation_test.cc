@@ -553,13 +553,21 @@ TEST_F(Ctrl, BadOptionPointers) {
   EXPECT_EQ(reg("ob{0"), 0);
 }
 
-TEST_F(Ctrl, ValePollingModeIsNotSupported) {
+// Polling mode is for attached NICs (nic_test has them): netmap's ENXIO
+// for no such port, EOPNOTSUPP for a VALE port, EINVAL without a switch.
+TEST_F(Ctrl, ValePollingModeIsForAttachedNics) {
   nmreq_vale_polling vp{};
   vp.nr_mode = NETMAP_POLLING_MODE_SINGLE_CPU;
-  EXPECT_NE(nmtest::ctrl(fd, NETMAP_REQ_VALE_POLLING_ENABLE, "vale0:a", &vp), 0);
-  EXPECT_EQ(errno, EOPNOTSUPP);
+  vp.nr_num_polling_cpus = 1;
+  EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_POLLING_ENABLE, "vale0:a", &vp), ENXIO);
+  EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_POLLING_ENABLE, "a", &vp), EINVAL);
+  nmport_d* d = nmport_open("vale0:a");
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_POLLING_ENABLE, "vale0:a", &vp), EOPNOTSUPP);
   EXPECT_NE(std::string(unetmap_last_error()).find("NIC"), std::string::npos)
       << unetmap_last_error();
+  EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_POLLING_DISABLE, "vale0:a", &vp), EOPNOTSUPP);
+  nmport_close(d);
 }
 
 TEST_F(Ctrl, UnknownPortIsEnxio) {

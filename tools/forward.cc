@@ -147,7 +147,11 @@ nmport_d* open_quiet(const std::string& name, std::string* why) {
   nmctx_set_default(&ctx);
   g_lib_error.clear();
   nmport_d* d = nmport_open(name.c_str());
-  if (!d) *why = "cannot open " + name + ": " + (g_lib_error.empty() ? strerror(errno) : g_lib_error);
+  if (!d) {
+    const int err = errno;
+    *why = "cannot open " + name + ": " + (g_lib_error.empty() ? strerror(err) : g_lib_error);
+    errno = err;  // the caller may report it
+  }
   return d;
 }
 

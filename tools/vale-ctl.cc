@@ -10,10 +10,11 @@
 // netmap's commands (-n -r -a -d -l -g) go through NIOCCTRL on an open("/dev/netmap")
 // exactly as netmap's vale-ctl issues them: the library interposes the
 // ioctl and answers as netmap's kernel module would, so this file is also
-// the reference of that path. The unetmap extensions (-s statistics, -L
-// lookup functions) have no netmap ioctl and call src/ports/vale.h. NICs
-// on a switch (-a/-h/-d with an interface, -p, -P) are served by a helper
-// process (nic-attach.h), as netmap serves them with kernel threads.
+// the reference of that path. NICs on a switch (-a/-h/-d with an interface,
+// -p, -P) too: the library serves them with a helper process
+// (src/core/attach.h), as netmap serves them with kernel threads. The
+// unetmap extensions (-s statistics, -L lookup functions) have no netmap
+// ioctl and call src/ports/vale.h.
 //
 // One command per run. Bad input is refused before anything is done, with
 // one line naming the option and what it accepts (exit 2); a failed
@@ -39,7 +40,6 @@
 
 #include "abi/devnetmap.h"  // unetmap_last_error()
 #include "core/registry.h"  // kMaxRings
-#include "nic-attach.h"
 #include "ports/nic/nic.h"  // Backend
 #include "ports/vale.h"
 
@@ -59,16 +59,20 @@ void usage(FILE* f) {
           "  -r NAME          remove persistent port NAME (detach it first)\n"
           "  -a valeX:NAME    attach persistent port NAME to switch valeX (made if needed);\n"
           "                   if NAME is an interface, attach that NIC: a helper process\n"
-          "                   forwards between netmap:NAME and VALE port valeX:NAME\n"
+          "                   forwards between netmap:NAME and VALE port valeX:NAME; if\n"
+          "                   NAME is on another switch already, it joins both (wrapped)\n"
           "  -d valeX:NAME    detach NAME from switch valeX (a NIC: stop its helper, the\n"
-          "                   interface goes back to the host)\n"
+          "                   interface goes back to the host; refused in polling mode)\n"
           "  -l [valeX:Y]     list every port of every switch, or where port Y is:\n"
           "                   lines 'valeX:Y bridge:B port:P'\n"
           "  -g NAME          rings, slots and memory region of port NAME\n"
           "  -h valeX:IF      attach NIC IF and its host stack (host rings as port\n"
           "                   valeX:IF_host)\n"
           "  -p valeX:IF / -P valeX:IF  polling mode on / off for an attached NIC (its\n"
-          "                   helper spins instead of sleeping in poll)\n"
+          "                   helper spins on the rings instead of sleeping in poll)\n"
+          "options of -p:\n"
+          "  -C 0,CPU         poll every ring on CPU (the default: -C 0,0)\n"
+          "  -C 1,FIRST,N     one ring per CPU, rings and CPUs FIRST..FIRST+N-1\n"
           "options of -n:\n"
           "  -C %s\n"
           "                   ring configuration: slots %u..%u, rings 1..%u; rx_slots\n"
@@ -212,12 +216,39 @@ RingConf parse_conf(const char* arg) {
   return c;
 }
 
+// -p's -C: "0,CPU" (one CPU polls every ring) or "1,FIRST,N" (one ring
+// per CPU), as netmap's vale-ctl takes it.
+void parse_poll_conf(const char* arg, uint32_t poll[3]) {
+  std::vector<std::string> parts;
+  std::string s = arg;
+  for (size_t at = 0;;) {
+    size_t comma = s.find(',', at);
+    parts.push_back(s.substr(at, comma == std::string::npos ? std::string::npos : comma - at));
+    if (comma == std::string::npos) break;
+    at = comma + 1;
+  }
+  uint32_t v[3] = {0, 0, 1};
+  const bool multi = parts[0] == "1";
+  if (parts[0] != "0" && !multi) bad("-C: polling mode '%s' is 0 (one CPU) or 1 (a CPU per ring)", parts[0].c_str());
+  if (parts.size() > (multi ? 3u : 2u))
+    bad("-C: '%s': -C 0,CPU or -C 1,FIRST,N", arg);
+  for (size_t i = 1; i < parts.size(); i++)
+    if (!parse_u32(parts[i], i == 2 ? 1 : 0, 65535, &v[i]))
+      bad("-C: '%s' is not a %s (-C 0,CPU or -C 1,FIRST,N)", parts[i].c_str(),
+          i == 1 ? "CPU number" : "CPU count of at least 1");
+  poll[0] = multi ? NETMAP_POLLING_MODE_MULTI_CPU : NETMAP_POLLING_MODE_SINGLE_CPU;
+  poll[1] = v[1];
+  poll[2] = v[2];
+}
+
 // ---- the command line ----
 
 struct Options {
   char cmd = 0;           // the command's option letter
   std::string arg;        // its argument ("" for -l / -s without one)
   bool have_conf = false;
+  std::string conf_arg;   // -C, parsed once the command is known
+  uint32_t poll[3] = {NETMAP_POLLING_MODE_SINGLE_CPU, 0, 1};  // -p: mode, first CPU, CPUs
   RingConf conf;
   uint16_t mem_id = 0;
   bool json = false;
@@ -292,7 +323,7 @@ Options parse_args(int argc, char** argv) {
         break;
       }
       case 'C':
-        o.conf = parse_conf(optarg);
+        o.conf_arg = optarg;
         o.have_conf = true;
         break;
       case 'm': {
@@ -318,7 +349,12 @@ Options parse_args(int argc, char** argv) {
   }
   if (optind < argc) bad("unexpected argument '%s' (see --help)", argv[optind]);
   if (!o.cmd) bad("no command: one of -n -r -a -d -l -g -h -p -P -s -L (see --help)");
-  if (o.have_conf && o.cmd != 'n') bad("-C: applies to -n only (the ring configuration of a new port)");
+  if (o.have_conf && o.cmd == 'p')
+    parse_poll_conf(o.conf_arg.c_str(), o.poll);
+  else if (o.have_conf && o.cmd == 'n')
+    o.conf = parse_conf(o.conf_arg.c_str());
+  else if (o.have_conf)
+    bad("-C: applies to -n (ring configuration) and -p (polling CPUs) only");
   if (o.mem_id && o.cmd != 'n') bad("-m: applies to -n only (the memory region of a new port)");
   if (o.json && o.cmd != 'l' && o.cmd != 's') bad("-j: applies to -l and -s only");
   return o;
@@ -404,14 +440,15 @@ int do_delif(Dev& dev, const Options& o) {
   return err ? failed("-r", o.arg, err, why_of(err)) : 0;
 }
 
+// -a, or -h (a NIC with its host stack: NR_REG_NIC_SW).
 int do_attach(Dev& dev, const Options& o) {
   nmreq_vale_attach att;
   memset(&att, 0, sizeof att);
-  att.reg.nr_mode = NR_REG_ALL_NIC;
+  att.reg.nr_mode = o.cmd == 'h' ? NR_REG_NIC_SW : NR_REG_ALL_NIC;
   nmreq_header h;
   init_header(&h, NETMAP_REQ_VALE_ATTACH, o.arg, &att);
   int err = dev.ctrl(&h);
-  return err ? failed("-a", o.arg, err, why_of(err)) : 0;
+  return err ? failed(o.cmd == 'h' ? "-h" : "-a", o.arg, err, why_of(err)) : 0;
 }
 
 int do_detach(Dev& dev, const Options& o) {
@@ -481,30 +518,21 @@ int do_info(Dev& dev, const Options& o) {
   return 0;
 }
 
-// NICs on a switch (nic-attach.h): "valeX:IF" split in two.
-std::pair<std::string, std::string> split_arg(const std::string& arg) {
-  size_t colon = arg.find(':');
-  if (colon == std::string::npos) return {"", arg};
-  return {arg.substr(0, colon), arg.substr(colon + 1)};
-}
-
-int do_attach_nic(const Options& o, bool host) {
-  auto [sw, ifname] = split_arg(o.arg);
-  std::string why;
-  int err = unetmap::attach::start(sw, ifname, host, &why);
-  return err ? failed(host ? "-h" : "-a", o.arg, err, why) : 0;
-}
-
-int do_polling(const Options& o) {
+// Polling mode of an attached NIC: NIOCCTRL VALE_POLLING_ENABLE/DISABLE.
+int do_polling(Dev& dev, const Options& o) {
   const char* opt = o.cmd == 'p' ? "-p" : "-P";
-  auto [sw, ifname] = split_arg(o.arg);
-  if (sw.empty())
-    return failed(opt, o.arg, EINVAL, "name the attached NIC as valeX:IF (see vale-ctl -l)");
-  std::string why;
-  int err = unetmap::attach::set_polling(sw, ifname, o.cmd == 'p', &why);
-  return err ? failed(opt, o.arg, err, why,
-                      err == ENOENT ? "polling mode is for NICs attached with -a or -h" : nullptr)
-             : 0;
+  nmreq_vale_polling vp;
+  memset(&vp, 0, sizeof vp);
+  if (o.cmd == 'p') {
+    vp.nr_mode = o.poll[0];
+    vp.nr_first_cpu_id = o.poll[1];
+    vp.nr_num_polling_cpus = o.poll[2];
+  }
+  nmreq_header h;
+  init_header(&h, o.cmd == 'p' ? NETMAP_REQ_VALE_POLLING_ENABLE : NETMAP_REQ_VALE_POLLING_DISABLE,
+              o.arg, &vp);
+  int err = dev.ctrl(&h);
+  return err ? failed(opt, o.arg, err, why_of(err)) : 0;
 }
 
 // ---- unetmap's commands ----
@@ -577,11 +605,6 @@ int main(int argc, char** argv) {
   // This tool reports every failure itself, with the library's explanation.
   setenv("UNETMAP_QUIET", "1", 1);
   switch (o.cmd) {
-    case 'h':
-      return do_attach_nic(o, true);
-    case 'p':
-    case 'P':
-      return do_polling(o);
     case 's':
       return do_stats(o);
     case 'L':
@@ -593,14 +616,11 @@ int main(int argc, char** argv) {
   switch (o.cmd) {
     case 'n': return do_newif(dev, o);
     case 'r': return do_delif(dev, o);
-    case 'a': return is_interface(o.arg) ? do_attach_nic(o, false) : do_attach(dev, o);
-    case 'd': {
-      auto [sw, ifname] = split_arg(o.arg);
-      if (!unetmap::attach::running(sw, ifname)) return do_detach(dev, o);
-      std::string why;
-      int err = unetmap::attach::stop(sw, ifname, &why);
-      return err ? failed("-d", o.arg, err, why) : 0;
-    }
+    case 'a':
+    case 'h': return do_attach(dev, o);
+    case 'd': return do_detach(dev, o);
+    case 'p':
+    case 'P': return do_polling(dev, o);
     case 'l': return do_list(dev, o);
     case 'g': return do_info(dev, o);
   }

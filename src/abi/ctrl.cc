@@ -4,17 +4,20 @@
 // in and out of application memory as a kernel would.
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <net/netmap.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstddef>
 #include <cstdio>
 #include <string>
 #include <vector>
 
 #include "abi/file.h"
+#include "core/attach.h"
 #include "core/adapter.h"
 #include "mem/extmem.h"
 #include "ports/vale.h"
@@ -382,6 +385,121 @@ int register_extmem(NetmapFile* f, BindRequest rq, uint64_t opt) {
   return copy_out(where, &ext, sizeof ext) ? 0 : fail(EFAULT);
 }
 
+// ---- VALE_ATTACH / DETACH / POLLING: ports reached through a forwarder ----
+//
+// netmap attaches to a switch, besides persistent VALE ports, any NIC (its
+// host stack too with NR_REG_NIC_SW) and a persistent port that is on
+// another switch already, through a bridge wrapper; unetmap through a
+// forwarder process (core/attach.h), started here for whichever process
+// asks. The decision, by the port part of valeX:Y:
+//   a persistent VALE port on no switch    attach it (ports/vale.h)
+//   ... on valeX already                   EBUSY
+//   ... on another switch                  a forwarder (netmap's bwrap)
+//   an interface of this network namespace a forwarder (NIC, host rings)
+//   anything else                          EINVAL, as netmap
+
+// "valeX:Y" with a switch name of letters, digits and _ (it names a file).
+bool split_switch_port(const std::string& name, std::string* sw, std::string* port,
+                       std::string* why) {
+  size_t colon = name.find(':');
+  if (name.compare(0, 4, "vale") != 0 || colon == std::string::npos || colon + 1 >= name.size()) {
+    *why = "'" + name + "' is not valeX:Y (a switch and a port)";
+    return false;
+  }
+  *sw = name.substr(0, colon);
+  *port = name.substr(colon + 1);
+  for (char c : *sw)
+    if (!isalnum(static_cast<unsigned char>(c)) && c != '_') {
+      *why = "switch name '" + *sw + "': letters, digits and _";
+      return false;
+    }
+  return true;
+}
+
+bool is_interface(const std::string& port) {
+  return port.size() < IF_NAMESIZE && port.find_first_of("/:{}@^*") == std::string::npos &&
+         if_nametoindex(port.c_str()) != 0;
+}
+
+// The index of ephemeral port "sw:port" on its switch (0 if not found).
+uint32_t switch_index(const std::string& name) {
+  std::string n = name, why;
+  uint32_t b = 0, p = 0;
+  return vale_list_port(&n, &b, &p, &why) == 0 ? p : 0;
+}
+
+int attach_port(const std::string& name, const nmreq_register& reg, uint32_t* idx,
+                std::string* why) {
+  std::string sw, port, on;
+  if (!split_switch_port(name, &sw, &port, why)) return EINVAL;
+  if (attach::running(sw, port)) {
+    *why = port + " is already attached to " + sw;
+    return EBUSY;
+  }
+  const bool persistent = vale_persistent(port, &on);
+  if (persistent && (on.empty() || on == sw)) return vale_attach(name, idx, why);
+  if (!persistent && !is_interface(port)) {
+    *why = "no interface or persistent VALE port '" + port +
+           "' in this network namespace (vale-ctl -n makes a persistent port)";
+    return EINVAL;
+  }
+  // netmap's wrapper takes all the rings, and the host stack's with NIC_SW.
+  if (reg.nr_ringid != 0 || (reg.nr_mode != NR_REG_ALL_NIC && reg.nr_mode != NR_REG_NIC_SW)) {
+    *why = "attaching " + port + ": nr_mode NR_REG_ALL_NIC or NR_REG_NIC_SW and nr_ringid 0";
+    return EINVAL;
+  }
+  if (!persistent && reg.nr_mem_id > 1) {
+    *why = "NIC ports live in region 1: nr_mem_id " + std::to_string(reg.nr_mem_id) + " refused";
+    return EINVAL;
+  }
+  const std::string other = attach::switch_of(port);
+  if (!other.empty()) {
+    *why = port + " is already attached to " + other + " (netmap wraps a port once)";
+    return EBUSY;
+  }
+  int err = attach::start(sw, port, !persistent, !persistent && reg.nr_mode == NR_REG_NIC_SW, why);
+  if (!err) *idx = switch_index(name);
+  return err;
+}
+
+int detach_port(const std::string& name, uint32_t* idx, std::string* why) {
+  std::string sw, port, on;
+  if (!split_switch_port(name, &sw, &port, why)) return EINVAL;
+  if (attach::running(sw, port)) {
+    const uint32_t i = switch_index(name);
+    if (int err = attach::stop(sw, port, why)) return err;
+    *idx = i;
+    return 0;
+  }
+  if (vale_persistent(port, &on) && on == sw) {
+    const std::string other = attach::switch_of(port);
+    if (!other.empty()) {
+      *why = port + " is wrapped on " + other + " too: detach " + other + ":" + port + " first";
+      return EBUSY;
+    }
+  }
+  return vale_detach(name, idx, why);
+}
+
+int polling(uint16_t type, const std::string& name, const nmreq_vale_polling& r, std::string* why) {
+  std::string sw, port;
+  if (!split_switch_port(name, &sw, &port, why)) return EINVAL;
+  if (!attach::running(sw, port)) {
+    std::string n = name, w;
+    uint32_t b = 0, p = 0;
+    if (vale_list_port(&n, &b, &p, &w) == 0) {
+      *why = name + " is a VALE port, not an attached NIC: polling mode is for NICs";
+      return EOPNOTSUPP;
+    }
+    *why = "no port " + name + " (polling mode is for NICs attached with vale-ctl -a)";
+    return ENXIO;
+  }
+  if (type == NETMAP_REQ_VALE_POLLING_DISABLE) return attach::polling_disable(sw, port, why);
+  attach::Polling p;
+  p.mode = r.nr_mode, p.first_cpu = r.nr_first_cpu_id, p.ncpus = r.nr_num_polling_cpus;
+  return attach::polling_enable(sw, port, p, why);
+}
+
 // NIOCCTRL VALE_* requests: the body is copied in and out like the others.
 int vale_ctrl(void* arg, nmreq_header* h, const std::string& name, void* body) {
   std::string why;
@@ -390,12 +508,16 @@ int vale_ctrl(void* arg, nmreq_header* h, const std::string& name, void* body) {
     case NETMAP_REQ_VALE_NEWIF: {
       nmreq_vale_newif r;
       if (!body || !copy_in(&r, body, sizeof r)) return fail(EFAULT);
-      ValeNewif c;
+      ValeNewif c, made;
       c.rings[kTx] = r.nr_tx_rings, c.rings[kRx] = r.nr_rx_rings;
       c.slots[kTx] = r.nr_tx_slots, c.slots[kRx] = r.nr_rx_slots;
       c.mem_id = r.nr_mem_id;
-      err = vale_newif(name, c, &why);
-      break;
+      if ((err = vale_newif(name, c, &why, &made)) != 0) break;
+      // As netmap: what was made goes back into the request.
+      r.nr_tx_rings = made.rings[kTx], r.nr_rx_rings = made.rings[kRx];
+      r.nr_tx_slots = made.slots[kTx], r.nr_rx_slots = made.slots[kRx];
+      r.nr_mem_id = made.mem_id;
+      return copy_out(body, &r, sizeof r) ? 0 : fail(EFAULT);
     }
     case NETMAP_REQ_VALE_DELIF:
       err = vale_delif(name, &why);
@@ -407,16 +529,21 @@ int vale_ctrl(void* arg, nmreq_header* h, const std::string& name, void* body) {
       alignas(8) char buf[sizeof(nmreq_vale_attach)];
       if (!body || !copy_in(buf, body, sz)) return fail(EFAULT);
       uint32_t idx = 0;
-      uint32_t mode = reinterpret_cast<nmreq_vale_attach*>(buf)->reg.nr_mode;
-      if (att && (mode == NR_REG_NIC_SW || mode == NR_REG_SW))
-        return fail(EOPNOTSUPP, "attaching a host stack needs NIC ports, not supported yet");
-      err = att ? vale_attach(name, &idx, &why) : vale_detach(name, &idx, &why);
+      err = att ? attach_port(name, reinterpret_cast<nmreq_vale_attach*>(buf)->reg, &idx, &why)
+                : detach_port(name, &idx, &why);
       if (err) break;
       if (att)
         reinterpret_cast<nmreq_vale_attach*>(buf)->port_index = idx;
       else
         reinterpret_cast<nmreq_vale_detach*>(buf)->port_index = idx;
       return copy_out(body, buf, sz) ? 0 : fail(EFAULT);
+    }
+    case NETMAP_REQ_VALE_POLLING_ENABLE:
+    case NETMAP_REQ_VALE_POLLING_DISABLE: {
+      nmreq_vale_polling r;
+      if (!body || !copy_in(&r, body, sizeof r)) return fail(EFAULT);
+      err = polling(h->nr_reqtype, name, r, &why);
+      break;
     }
     case NETMAP_REQ_VALE_LIST: {
       nmreq_vale_list r;
@@ -501,6 +628,8 @@ int ctrl(NetmapFile* f, int fd, void* arg) {
     case NETMAP_REQ_VALE_LIST:
     case NETMAP_REQ_VALE_NEWIF:
     case NETMAP_REQ_VALE_DELIF:
+    case NETMAP_REQ_VALE_POLLING_ENABLE:
+    case NETMAP_REQ_VALE_POLLING_DISABLE:
       return vale_ctrl(arg, &h, name, body);
     case NETMAP_REQ_PORT_HDR_GET:
     case NETMAP_REQ_PORT_HDR_SET: {
@@ -509,9 +638,6 @@ int ctrl(NetmapFile* f, int fd, void* arg) {
       if (port_hdr(f, h.nr_reqtype, name, &ph)) return -1;
       return copy_out(body, &ph, sizeof ph) ? 0 : fail(EFAULT);
     }
-    case NETMAP_REQ_VALE_POLLING_ENABLE:
-    case NETMAP_REQ_VALE_POLLING_DISABLE:
-      return fail(EOPNOTSUPP, "VALE polling mode is for NIC ports, which are not supported yet");
     case NETMAP_REQ_CSB_ENABLE:
       if (!csb) return fail(EINVAL, "CSB_ENABLE needs the NETMAP_REQ_OPT_CSB option");
       return csb_option(f, csb);
@@ -567,21 +693,41 @@ int legacy_cmd(void* arg, nmreq* r) {
   uint32_t idx = 0, bridge = r->nr_arg1, port = r->nr_arg2;
   int err;
   switch (r->nr_cmd) {
-    case NETMAP_BDG_ATTACH:
-      if (r->nr_arg1 & NETMAP_BDG_HOST)
-        return fail(EOPNOTSUPP, "attaching a host stack needs NIC ports, not supported yet");
-      err = vale_attach(name, &idx, &why);
+    case NETMAP_BDG_ATTACH: {
+      nmreq_register reg{};
+      reg.nr_mode = (r->nr_arg1 & NETMAP_BDG_HOST) ? NR_REG_NIC_SW : NR_REG_ALL_NIC;
+      reg.nr_mem_id = r->nr_arg2;
+      err = attach_port(name, reg, &idx, &why);
       break;
+    }
     case NETMAP_BDG_DETACH:
-      err = vale_detach(name, &idx, &why);
+      err = detach_port(name, &idx, &why);
       break;
+    case NETMAP_BDG_POLLING_ON:
+    case NETMAP_BDG_POLLING_OFF: {
+      // netmap's mapping: ONE_NIC is multi-CPU, ALL_NIC single-CPU.
+      nmreq_vale_polling p{};
+      const uint32_t m = r->nr_flags & NR_REG_MASK;
+      p.nr_mode = m == NR_REG_ONE_NIC   ? NETMAP_POLLING_MODE_MULTI_CPU
+                  : m == NR_REG_ALL_NIC ? NETMAP_POLLING_MODE_SINGLE_CPU
+                                        : 0;
+      p.nr_first_cpu_id = r->nr_ringid & NETMAP_RING_MASK;
+      p.nr_num_polling_cpus = r->nr_arg1;
+      err = polling(r->nr_cmd == NETMAP_BDG_POLLING_ON ? NETMAP_REQ_VALE_POLLING_ENABLE
+                                                       : NETMAP_REQ_VALE_POLLING_DISABLE,
+                    name, p, &why);
+      break;
+    }
     case NETMAP_BDG_NEWIF: {
-      ValeNewif c;
+      ValeNewif c, made;
       c.rings[kTx] = r->nr_tx_rings, c.rings[kRx] = r->nr_rx_rings;
       c.slots[kTx] = r->nr_tx_slots, c.slots[kRx] = r->nr_rx_slots;
       c.mem_id = r->nr_arg2;
-      err = vale_newif(name, c, &why);
-      break;
+      if ((err = vale_newif(name, c, &why, &made)) != 0) break;
+      r->nr_tx_rings = made.rings[kTx], r->nr_rx_rings = made.rings[kRx];
+      r->nr_tx_slots = made.slots[kTx], r->nr_rx_slots = made.slots[kRx];
+      r->nr_arg2 = made.mem_id;
+      return copy_out(arg, r, sizeof *r) ? 0 : fail(EFAULT);
     }
     case NETMAP_BDG_DELIF:
       err = vale_delif(name, &why);

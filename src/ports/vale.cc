@@ -165,6 +165,9 @@ uint16_t pick_private_region(Registry& reg) {
 
 // As vale-ctl documents (netmap itself bounds VALE rings at 4096 slots).
 constexpr uint32_t kMaxValeSlots = 65536;
+// The pipes a VALE port's private region has room for: netmap's default
+// for the private allocator of a VALE port (2).
+constexpr uint32_t kPrivatePipes = 2;
 
 RegionConfig private_config(const PortEntry& pe) {
   RegionConfig c = RegionConfig::from_env();
@@ -177,9 +180,16 @@ RegionConfig private_config(const PortEntry& pe) {
   // Room for kMaxMonitors copy monitors too: their rings live in the
   // region of the port they watch (the file is sparse: unused room is free).
   const uint32_t mon_rings = kMaxMonitors * std::max(pe.nrings[kTx], pe.nrings[kRx]);
-  c.ring_num = rings + mon_rings + kMaxMonitors;  // each monitor has a tx ring too
+  // And the pipes netmap's private allocator has room for (lb opens its
+  // output pipes in its input port's region): netmap adds 8 ring objects
+  // per pipe of kPrivatePipes; a pipe here takes 4 (its rx rings are the
+  // other end's tx rings, without buffers of their own), so that is room
+  // for 2 * kPrivatePipes pipes of the port's ring size, buffers included.
+  const uint32_t pipe_rings = 8 * kPrivatePipes;
+  const uint32_t pipe_bufs = 2 * kPrivatePipes * 2 * max_slots;
+  c.ring_num = rings + mon_rings + kMaxMonitors + pipe_rings;  // each monitor has a tx ring too
   c.ring_size = uint32_t((sizeof(netmap_ring) + sizeof(netmap_slot) * max_slots + 4095) & ~4095ull);
-  c.buf_num = bufs + mon_rings * max_slots + kMaxMonitors * kMonitorTxSlots + 2 +
+  c.buf_num = bufs + mon_rings * max_slots + kMaxMonitors * kMonitorTxSlots + pipe_bufs + 2 +
               256;  // reserved, plus extra buffers
   c.if_num = 64;
   c.if_size = 1024;
@@ -649,7 +659,8 @@ bool plain_name(const std::string& n) {
 
 }  // namespace
 
-int vale_newif(const std::string& name, const ValeNewif& conf, std::string* why) {
+int vale_newif(const std::string& name, const ValeNewif& conf, std::string* why,
+               ValeNewif* made) {
   if (!plain_name(name)) {
     *why = "persistent port name '" + name + "' must be letters, digits and _";
     return EINVAL;
@@ -674,6 +685,11 @@ int vale_newif(const std::string& name, const ValeNewif& conf, std::string* why)
     }
     reg.port(p).persistent = 1;
     reg.publish_port(p);
+    if (made) {
+      const PortEntry& pe = reg.port(p);
+      for (int d : {kTx, kRx}) made->rings[d] = pe.nrings[d], made->slots[d] = pe.nslots[d];
+      made->mem_id = pe.mem_id;
+    }
     return 0;
   });
 }
@@ -741,6 +757,20 @@ int vale_detach(const std::string& name, uint32_t* port_index, std::string* why)
     ValeAdapter::detach(reg, p);
     return 0;
   });
+}
+
+bool vale_persistent(const std::string& port, std::string* sw) {
+  std::string why;
+  bool yes = false;
+  sw->clear();
+  with_registry(&why, [&](Registry& reg) {
+    int p = reg.find_port(port.c_str());
+    if (p < 0 || reg.port(p).kind != PortKind::kVale || !reg.port(p).persistent) return 0;
+    yes = true;
+    if (reg.port(p).sw >= 0) *sw = reg.sw(reg.port(p).sw).name;
+    return 0;
+  });
+  return yes;
 }
 
 int vale_list_port(std::string* name, uint32_t* bridge, uint32_t* port, std::string* why) {

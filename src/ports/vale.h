@@ -54,11 +54,17 @@ struct ValeNewif {
   uint32_t slots[2] = {0, 0};
   uint16_t mem_id = 0;
 };
-int vale_newif(const std::string& name, const ValeNewif& conf, std::string* why);
+// *made (if given) gets what was made: rings, slots and region, as netmap
+// writes them back into the request.
+int vale_newif(const std::string& name, const ValeNewif& conf, std::string* why,
+               ValeNewif* made = nullptr);
 int vale_delif(const std::string& name, std::string* why);
 // name is "valeX:Y"; *port_index gets Y's index on the switch.
 int vale_attach(const std::string& name, uint32_t* port_index, std::string* why);
 int vale_detach(const std::string& name, uint32_t* port_index, std::string* why);
+// Whether `port` is a persistent VALE port; *sw gets the switch it is on
+// ("" if none).
+bool vale_persistent(const std::string& port, std::string* sw);
 // With a name: its switch and port index. Without: the first port at or
 // after (*bridge, *port), its name in *name; ENOENT past the last.
 int vale_list_port(std::string* name, uint32_t* bridge, uint32_t* port, std::string* why);

@@ -9,19 +9,41 @@
 // The tests run in a child process and this one only waits and removes the
 // directory, so that it goes away even when a test crashes (the crash is
 // then passed on: same exit status, same signal).
+#include <dirent.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <string>
 
 namespace {
 int remove_entry(const char* path, const struct stat*, int, struct FTW*) {
   remove(path);
   return 0;
+}
+// Attachment helpers a test left running (core/attach.h): the ones that
+// still hold their state file's lock, killed before the directory goes.
+void stop_attachments(const char* dir) {
+  std::string d = std::string(dir) + "/attach";
+  DIR* dp = opendir(d.c_str());
+  if (!dp) return;
+  while (dirent* e = readdir(dp)) {
+    std::string path = d + "/" + e->d_name;
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) continue;
+    char buf[32] = {};
+    if (flock(fd, LOCK_SH | LOCK_NB) != 0 && pread(fd, buf, sizeof buf - 1, 0) > 0 && atoi(buf) > 1)
+      kill(atoi(buf), SIGKILL);
+    close(fd);
+  }
+  closedir(dp);
 }
 }  // namespace
 
@@ -51,6 +73,7 @@ int main(int argc, char** argv) {
   int st = 0;
   while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
   }
+  stop_attachments(dir);
   nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
   if (WIFSIGNALED(st)) {
     fprintf(stderr, "test process killed by signal %d (%s)\n", WTERMSIG(st),
