@@ -328,6 +328,33 @@ struct nm_csb_ktoa { /* kernel to application */
 	uint32_t pad[13];
 };
 
+/*
+ * The application's side of a CSB (sync-kloop) ring. The loop reads head
+ * before cur and writes hwcur before hwtail; so the application writes cur
+ * before head (the loop never sees a head newer than cur) and reads hwtail
+ * before hwcur.
+ */
+static inline void nm_stst_barrier(void) { __atomic_thread_fence(__ATOMIC_RELEASE); }
+static inline void nm_ldld_barrier(void) { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
+
+static inline void
+nm_sync_kloop_appl_write(struct nm_csb_atok *atok, uint32_t cur, uint32_t head)
+{
+	nm_stst_barrier(); /* slots written before they are published */
+	atok->cur = cur;
+	nm_stst_barrier();
+	atok->head = head;
+}
+
+static inline void
+nm_sync_kloop_appl_read(struct nm_csb_ktoa *ktoa, uint32_t *hwtail, uint32_t *hwcur)
+{
+	*hwtail = ktoa->hwtail;
+	nm_ldld_barrier();
+	*hwcur = ktoa->hwcur;
+	nm_ldld_barrier(); /* slots read after the pointers */
+}
+
 /* ---------------- ioctls ---------------- */
 
 #include <net/netmap_legacy.h>

@@ -3,9 +3,12 @@
 // NIOCGINFO with struct nmreq (and its nr_cmd VALE codes). Bodies are copied
 // in and out of application memory as a kernel would.
 #include <errno.h>
+#include <fcntl.h>
 #include <net/if.h>
 #include <net/netmap.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cctype>
 #include <cstddef>
@@ -36,6 +39,9 @@ void fill_register_reply(const Binding& b, nmreq_register* r) {
   r->nr_mem_id = b.region().id();
   r->nr_extra_bufs = b.extra_bufs();
 }
+
+// A duplicate of fd made past the interposed fcntl (not a netmap fd of its own).
+int dup_raw(int fd) { return int(::syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, 0)); }
 
 std::string name_of(const char* n, size_t max) { return std::string(n, strnlen(n, max)); }
 
@@ -265,15 +271,87 @@ int read_options(uint64_t first, uint16_t reqtype, Options* o) {
   return 0;
 }
 
-// The options no request took: EOPNOTSUPP, as netmap fails a request with
-// an option it does not know or that does not apply.
-int refuse_other_options(const Options& o, uint64_t taken) {
-  for (uint64_t a : o.all)
-    if (a != taken)
-      return fail(EOPNOTSUPP,
-                  "request options other than extmem on a register (csb, offsets, ...) are not "
-                  "supported yet");
+// The option types a request takes (a bit per type).
+uint32_t options_taken(uint16_t reqtype) {
+  switch (reqtype) {
+    case NETMAP_REQ_REGISTER: return 1u << NETMAP_REQ_OPT_EXTMEM | 1u << NETMAP_REQ_OPT_CSB;
+    case NETMAP_REQ_CSB_ENABLE: return 1u << NETMAP_REQ_OPT_CSB;
+    case NETMAP_REQ_SYNC_KLOOP_START:
+      return 1u << NETMAP_REQ_OPT_SYNC_KLOOP_MODE | 1u << NETMAP_REQ_OPT_SYNC_KLOOP_EVENTFDS;
+    default: return 0;
+  }
+}
+
+// Any other option: EOPNOTSUPP, as netmap fails a request with an option
+// it does not know or that does not apply.
+int refuse_other_options(const Options& o, uint16_t reqtype) {
+  const uint32_t taken = options_taken(reqtype);
+  for (uint64_t a : o.all) {
+    uint32_t t = 1;
+    while (t < NETMAP_REQ_OPT_MAX && o.at[t] != a) t++;
+    if (t == NETMAP_REQ_OPT_MAX || !(taken & (1u << t)))
+      return fail(EOPNOTSUPP, t == NETMAP_REQ_OPT_OFFSETS
+                                  ? "the offsets option is not supported yet"
+                                  : "an option of type " + std::to_string(t) +
+                                        " does not apply to request type " + std::to_string(reqtype));
+  }
   return 0;
+}
+
+// Undo a register (a later step of it failed).
+void unregister(NetmapFile* f) {
+  {
+    std::lock_guard<std::mutex> g(f->mu);
+    f->binding.reset();
+  }
+  note_registration(f);
+}
+
+// NETMAP_REQ_OPT_CSB (at REGISTER, or CSB_ENABLE): CSB mode on the
+// registration (core/kloop.h); the option's status tells the outcome.
+int csb_option(NetmapFile* f, uint64_t opt) {
+  nmreq_opt_csb c;
+  if (!copy_in(&c, reinterpret_cast<void*>(opt), sizeof c)) return fail(EFAULT);
+  Binding* b = refresh_binding(f);
+  std::string why = "CSB mode on an fd that is not registered";
+  const int err = b ? b->csb_enable(c.csb_atok, c.csb_ktoa, copy_out, &why) : ENXIO;
+  Options::set_status(opt, uint32_t(err));
+  return err ? fail(err, why) : 0;
+}
+
+// SYNC_KLOOP_START: blocks in the sync-kloop until SYNC_KLOOP_STOP.
+int kloop_start(NetmapFile* f, int fd, void* body, const Options& o) {
+  nmreq_sync_kloop_start req;
+  if (!body || !copy_in(&req, body, sizeof req)) return fail(EFAULT);
+  Binding* b = refresh_binding(f);
+  if (!b) return fail(ENXIO, "sync-kloop on an fd that is not registered");
+  KloopRequest rq;
+  rq.sleep_us = req.sleep_us;
+  rq.token = f->token;
+  const uint64_t mode = o.at[NETMAP_REQ_OPT_SYNC_KLOOP_MODE];
+  const uint64_t efds = o.at[NETMAP_REQ_OPT_SYNC_KLOOP_EVENTFDS];
+  if (mode) {
+    nmreq_opt_sync_kloop_mode m;
+    if (!copy_in(&m, reinterpret_cast<void*>(mode), sizeof m)) return fail(EFAULT);
+    rq.has_mode = true, rq.mode = m.mode;
+  }
+  if (efds) {
+    nmreq_option h;
+    if (!copy_in(&h, reinterpret_cast<void*>(efds), sizeof h)) return fail(EFAULT);
+    // nro_size is bounded by read_options (NETMAP_REQ_MAXSIZE).
+    const size_t n = h.nro_size > sizeof h ? (h.nro_size - sizeof h) / (2 * sizeof(int32_t)) : 0;
+    std::vector<int32_t> v(2 * n);
+    if (n && !copy_in(v.data(), reinterpret_cast<char*>(efds) + sizeof h, v.size() * sizeof v[0]))
+      return fail(EFAULT);
+    rq.has_eventfds = true, rq.eventfds_size = h.nro_size;
+    for (size_t i = 0; i < n; i++) rq.ioeventfd.push_back(v[2 * i]), rq.irqfd.push_back(v[2 * i + 1]);
+  }
+  if ((rq.chan_fd = dup_raw(fd)) < 0) return fail(errno, "sync-kloop: cannot duplicate the fd");
+  std::string why;
+  const int err = b->kloop_run(rq, &why);
+  if (rq.mode_status >= 0) Options::set_status(mode, uint32_t(rq.mode_status));
+  if (rq.eventfds_status >= 0) Options::set_status(efds, uint32_t(rq.eventfds_status));
+  return err ? fail(err, why) : 0;
 }
 
 // REGISTER with NETMAP_REQ_OPT_EXTMEM: the port is made in a new region on
@@ -296,11 +374,7 @@ int register_extmem(NetmapFile* f, BindRequest rq, uint64_t opt) {
   }
   if (f->binding->region().id() != id) {  // the port existed, in its own region
     uint16_t other = f->binding->region().id();
-    {
-      std::lock_guard<std::mutex> g(f->mu);
-      f->binding.reset();
-    }
-    note_registration(f);
+    unregister(f);
     extmem_drop(id);
     return fail(EINVAL, "port '" + rq.name + "' exists already, in region " + std::to_string(other) +
                             ": extmem applies to the port a register creates");
@@ -486,7 +560,7 @@ int vale_ctrl(void* arg, nmreq_header* h, const std::string& name, void* body) {
   return err ? fail(err, why) : 0;
 }
 
-int ctrl(NetmapFile* f, void* arg) {
+int ctrl(NetmapFile* f, int fd, void* arg) {
   nmreq_header h;
   if (!copy_in(&h, arg, sizeof h)) return fail(EFAULT);
   if (h.nr_version < NETMAP_MIN_API || h.nr_version > NETMAP_MAX_API)
@@ -495,8 +569,8 @@ int ctrl(NetmapFile* f, void* arg) {
   if (h.nr_reserved != 0) return fail(EINVAL, "nmreq_header.nr_reserved must be 0");
   Options opts;
   if (read_options(h.nr_options, h.nr_reqtype, &opts)) return -1;
-  const uint64_t extmem = h.nr_reqtype == NETMAP_REQ_REGISTER ? opts.at[NETMAP_REQ_OPT_EXTMEM] : 0;
-  if (refuse_other_options(opts, extmem)) return -1;
+  if (refuse_other_options(opts, h.nr_reqtype)) return -1;
+  const uint64_t extmem = opts.at[NETMAP_REQ_OPT_EXTMEM], csb = opts.at[NETMAP_REQ_OPT_CSB];
   std::string name = name_of(h.nr_name, sizeof h.nr_name);
   void* body = reinterpret_cast<void*>(h.nr_body);
   switch (h.nr_reqtype) {
@@ -513,6 +587,12 @@ int ctrl(NetmapFile* f, void* arg) {
       rq.nslots[kTx] = r.nr_tx_slots, rq.nslots[kRx] = r.nr_rx_slots;
       rq.extra_bufs = r.nr_extra_bufs;
       if (extmem ? register_extmem(f, rq, extmem) : do_register(f, rq)) return -1;
+      if (csb && csb_option(f, csb)) {
+        const int e = errno;
+        unregister(f);
+        errno = e;
+        return -1;
+      }
       fill_register_reply(*f->binding, &r);
       return copy_out(body, &r, sizeof r) ? 0 : fail(EFAULT);
     }
@@ -557,6 +637,17 @@ int ctrl(NetmapFile* f, void* arg) {
       if (!body || !copy_in(&ph, body, sizeof ph)) return fail(EFAULT);
       if (port_hdr(f, h.nr_reqtype, name, &ph)) return -1;
       return copy_out(body, &ph, sizeof ph) ? 0 : fail(EFAULT);
+    }
+    case NETMAP_REQ_CSB_ENABLE:
+      if (!csb) return fail(EINVAL, "CSB_ENABLE needs the NETMAP_REQ_OPT_CSB option");
+      return csb_option(f, csb);
+    case NETMAP_REQ_SYNC_KLOOP_START:
+      return kloop_start(f, fd, body, opts);
+    case NETMAP_REQ_SYNC_KLOOP_STOP: {
+      Binding* b = refresh_binding(f);
+      if (!b) return fail(ENXIO, "sync-kloop stop on an fd that is not registered");
+      b->kloop_stop();
+      return 0;
     }
     default:
       return fail(EOPNOTSUPP, "request type " + std::to_string(h.nr_reqtype) + " not supported");
@@ -681,8 +772,8 @@ int legacy(NetmapFile* f, unsigned long req, void* arg) {
 
 }  // namespace
 
-int dev_ctrl(NetmapFile* f, unsigned long req, void* arg) {
-  return req == NIOCCTRL ? ctrl(f, arg) : legacy(f, req, arg);
+int dev_ctrl(NetmapFile* f, int fd, unsigned long req, void* arg) {
+  return req == NIOCCTRL ? ctrl(f, fd, arg) : legacy(f, req, arg);
 }
 
 }  // namespace unetmap

@@ -86,10 +86,16 @@ int64_t spin_ns() {
   return ns;
 }
 
+// netmap refuses poll in CSB mode (POLLERR): the sync-kloop syncs.
 short scan_one(NetmapFile* f, short events) {
   if (!f->binding && !refresh_binding(f)) return POLLERR;
+  if (f->binding->csb_mode()) return POLLERR;
   return f->binding->poll_scan(events);
 }
+
+// Does poll arm and disarm f's waiters? Not in CSB mode: a sync-kloop
+// armed them with this file's token.
+bool poll_arms(const NetmapFile* f) { return f->binding && !f->binding->csb_mode(); }
 
 // Per-epoll-fd netmap registrations: these fds are not handed to the
 // kernel epoll; dev_epoll_wait checks them itself.
@@ -359,13 +365,22 @@ int dev_ioctl(int fd, unsigned long req, void* arg) {
     case NIOCRXSYNC: {
       Binding* b = refresh_binding(f);
       if (!b) return fail(ENXIO, "sync on an fd that is not registered");
+      if (b->csb_mode()) return fail(EBUSY, "NIOC*SYNC in CSB mode: the sync-kloop syncs the rings");
       int err = b->sync(req == NIOCTXSYNC ? kTx : kRx);
       return err ? fail(err) : 0;
     }
     case NIOCCTRL:
     case NIOCREGIF:
-    case NIOCGINFO:
-      return dev_ctrl(f, req, arg);
+    case NIOCGINFO: {
+      // Held for the request: a sync-kloop runs in it until STOP, also if
+      // the application closes this fd meanwhile (the kernel's file ref).
+      f->refs.fetch_add(1);
+      const int r = dev_ctrl(f, fd, req, arg);
+      const int e = errno;
+      release(f);
+      errno = e;
+      return r;
+    }
     default:
       return fail(ENOTTY);
   }
@@ -430,7 +445,7 @@ int dev_poll(struct pollfd* fds, nfds_t n, int timeout_ms) {
       // see the waiter is caught by this second scan.
       bool leases = false;
       for (nfds_t i = 0; i < n; i++)
-        if (NetmapFile* f = file_of(fds[i].fd); f && f->binding) {
+        if (NetmapFile* f = file_of(fds[i].fd); f && poll_arms(f)) {
           f->binding->arm(fds[i].events, f->token);
           fds[i].revents = scan_one(f, fds[i].events);
           if (fds[i].revents) nm_ready = true;
@@ -456,7 +471,7 @@ int dev_poll(struct pollfd* fds, nfds_t n, int timeout_ms) {
       NetmapFile* f = file_of(fds[i].fd);
       if (!f) {
         fds[i].revents = kfds[i].revents;
-      } else if (f->binding) {
+      } else if (poll_arms(f)) {
         f->binding->arm(fds[i].events, 0);
         if (kfds[i].revents & POLLIN) drain(fds[i].fd);
         if (!nm_ready || kernel || (kfds[i].revents & POLLIN))

@@ -35,7 +35,7 @@ Binding* refresh_binding(NetmapFile* f);
 // adopt the fd (devnetmap.cc: dev_adopt).
 void note_registration(NetmapFile* f);
 
-// NIOCCTRL, NIOCREGIF and NIOCGINFO on an open file (ctrl.cc).
-int dev_ctrl(NetmapFile* f, unsigned long req, void* arg);
+// NIOCCTRL, NIOCREGIF and NIOCGINFO on an open file, issued on fd (ctrl.cc).
+int dev_ctrl(NetmapFile* f, int fd, unsigned long req, void* arg);
 
 }  // namespace unetmap

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/adapter.h"
+#include "core/kloop.h"
 
 namespace unetmap {
 
@@ -35,6 +36,11 @@ struct BindRequest {
 // state, as netmap_ring_reinit does).
 int txsync_kring(Kring& k);
 int rxsync_kring(Kring& k);
+// The same for CSB mode (kloop.cc): head and cur as the application wrote
+// them in its CSB; the ring's tail is not written. EBUSY if another sync
+// holds the ring.
+int txsync_kring_csb(Kring& k, uint32_t head, uint32_t cur);
+int rxsync_kring_csb(Kring& k, uint32_t head, uint32_t cur);
 // Is the ring ready for poll (something between cur and tail)?
 inline bool kring_ready(const Kring& k) { return k.ring->cur != k.ring->tail; }
 
@@ -64,6 +70,19 @@ class Binding {
   // to *fds with the events that mean the ring may be ready.
   void wait_fds(short events, std::vector<pollfd>* fds) const;
 
+  // CSB mode and the sync-kloop (kloop.cc). With CSB mode on, the
+  // application's NIOC*SYNC and poll are refused, as netmap refuses them.
+  bool csb_mode() const { return csb_.atok.load(std::memory_order_relaxed) != nullptr; }
+  // NETMAP_REQ_OPT_CSB / CSB_ENABLE: check and initialise the application's
+  // CSB arrays (one entry per bound ring, tx first). 0 or errno, with *why.
+  int csb_enable(uint64_t atok, uint64_t ktoa, AppWrite write, std::string* why);
+  // SYNC_KLOOP_START: runs until kloop_stop(). 0 or errno, with *why.
+  int kloop_run(KloopRequest& rq, std::string* why);
+  // SYNC_KLOOP_STOP: stop the running kloop and wait for it to end (or
+  // make the next one end at once, as netmap does when none runs).
+  void kloop_stop();
+  uint32_t bound_rings() const { return last_[kTx] - first_[kTx] + last_[kRx] - first_[kRx]; }
+
   Region& region() const { return *region_; }
   uint64_t nifp_offset() const { return nifp_off_; }
   const PortEntry& port_info() const { return info_; }
@@ -79,6 +98,7 @@ class Binding {
   static int create_port(Registry& reg, const Adapter& na, const BindRequest& rq,
                          std::string* why, int* out);
   int attach(Registry& reg, int p, const BindRequest& rq, std::string* why);
+  bool kloop_running() const;
   int build_views(Registry& reg, std::string* why, bool fresh = true);
   int init_krings(Registry& reg, std::string* why);
   void bind_ports(int delta);
@@ -95,6 +115,7 @@ class Binding {
   std::vector<Kring> peer_[2];  // pipes: every ring of the other end
   uint32_t first_[2] = {0, 0};  // bound rings: [first, last)
   uint32_t last_[2] = {0, 0};
+  CsbState csb_;
 };
 
 // Bound ring range for a register mode; false (with *why) if invalid.

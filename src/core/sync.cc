@@ -26,6 +26,11 @@
 // checked; one that fails can no longer be refused (it was accepted
 // earlier), so its copy is marked unusable (buf_idx 0) and the port type
 // drops the packet it belongs to, counted.
+//
+// CSB mode (core/kloop.cc) runs the same prologue and epilogue with head
+// and cur read from the application's CSB entry instead of the ring, and
+// leaves the ring's tail alone: the sync-kloop publishes hwcur and hwtail
+// in the CSB.
 #include <errno.h>
 #include <signal.h>
 #include <sys/time.h>
@@ -42,15 +47,19 @@ namespace {
 
 
 // Read head/cur once (the application may change them concurrently).
-inline bool read_head_cur(const Kring& k, uint32_t* head, uint32_t* cur) {
+inline void read_head_cur(const Kring& k, uint32_t* head, uint32_t* cur) {
   const volatile netmap_ring* r = k.ring;
   *head = r->head;
   *cur = r->cur;
+}
+
+// head in [rhead, rtail], cur in [head, rtail].
+inline bool head_cur_ok(const Kring& k, uint32_t head, uint32_t cur) {
   const KringState* s = k.ks;
   const uint32_t n = k.nslots;
-  if (*head >= n || *cur >= n) return false;
+  if (head >= n || cur >= n) return false;
   uint32_t span = ring_dist(s->rhead, s->rtail, n);
-  return ring_dist(s->rhead, *head, n) <= span && ring_dist(*head, *cur, n) <= ring_dist(*head, s->rtail, n);
+  return ring_dist(s->rhead, head, n) <= span && ring_dist(head, cur, n) <= ring_dist(head, s->rtail, n);
 }
 
 static_assert(sizeof(SlotCopy) == 8 && offsetof(netmap_slot, buf_idx) == 0 &&
@@ -108,38 +117,62 @@ inline bool ring_tryget(KringState* s) {
 }
 inline void ring_put(KringState* s) { s->busy.store(0, std::memory_order_release); }
 
+// In CSB mode the application reads tail from its CSB (the caller writes
+// it there), so the ring is not written.
+template <bool kCsb>
 inline void finalize(Kring& k, uint32_t head, uint32_t cur) {
   KringState* s = k.ks;
   s->rhead = head;
   s->rcur = cur;
   uint32_t tail = s->hwtail.load(std::memory_order_acquire);
   s->rtail = tail;
+  if (kCsb) return;
   k.ring->tail = tail;
   if (k.ring->flags & NR_TIMESTAMP) gettimeofday(&k.ring->ts, nullptr);
 }
 
 }  // namespace
 
-static int txsync_locked(Kring& k);
-static int rxsync_locked(Kring& k);
+template <bool kCsb>
+static int txsync_locked(Kring& k, uint32_t head, uint32_t cur);
+template <bool kCsb>
+static int rxsync_locked(Kring& k, uint32_t head, uint32_t cur);
 
 int txsync_kring(Kring& k) {
   if (!ring_tryget(k.ks)) return 0;
-  int err = txsync_locked(k);
+  uint32_t head, cur;
+  read_head_cur(k, &head, &cur);
+  int err = txsync_locked<false>(k, head, cur);
   ring_put(k.ks);
   return err;
 }
 
 int rxsync_kring(Kring& k) {
   if (!ring_tryget(k.ks)) return 0;
-  int err = rxsync_locked(k);
+  uint32_t head, cur;
+  read_head_cur(k, &head, &cur);
+  int err = rxsync_locked<false>(k, head, cur);
   ring_put(k.ks);
   return err;
 }
 
-static int txsync_locked(Kring& k) {
-  uint32_t head, cur;
-  if (!read_head_cur(k, &head, &cur)) {
+int txsync_kring_csb(Kring& k, uint32_t head, uint32_t cur) {
+  if (!ring_tryget(k.ks)) return EBUSY;
+  int err = txsync_locked<true>(k, head, cur);
+  ring_put(k.ks);
+  return err;
+}
+
+int rxsync_kring_csb(Kring& k, uint32_t head, uint32_t cur) {
+  if (!ring_tryget(k.ks)) return EBUSY;
+  int err = rxsync_locked<true>(k, head, cur);
+  ring_put(k.ks);
+  return err;
+}
+
+template <bool kCsb>
+static int txsync_locked(Kring& k, uint32_t head, uint32_t cur) {
+  if (!head_cur_ok(k, head, cur)) {
     reinit(k);
     return EINVAL;
   }
@@ -171,13 +204,13 @@ static int txsync_locked(Kring& k) {
   }
   k.copy_lo = hwcur;  // what this view keeps of a pending chain
   k.copy_hi = head;
-  finalize(k, head, cur);
+  finalize<kCsb>(k, head, cur);
   return 0;
 }
 
-static int rxsync_locked(Kring& k) {
-  uint32_t head, cur;
-  if (!read_head_cur(k, &head, &cur)) {
+template <bool kCsb>
+static int rxsync_locked(Kring& k, uint32_t head, uint32_t cur) {
+  if (!head_cur_ok(k, head, cur)) {
     reinit(k);
     return EINVAL;
   }
@@ -197,7 +230,7 @@ static int rxsync_locked(Kring& k) {
     k.na->rxsync(k, head);
   }
   k.copy_lo = k.copy_hi = head;
-  finalize(k, head, cur);
+  finalize<kCsb>(k, head, cur);
   // Arrivals on pipes and VALE ports were copied by their producer.
   const PortKind kind = k.na->kind();
   if (k.ks->nmon.load(std::memory_order_relaxed) && kind != PortKind::kPipe && kind != PortKind::kVale)
