@@ -186,9 +186,11 @@ TEST(Trust, GroupDirectoryIsSetgidAndGroupShared) {
   EXPECT_EQ(st.st_gid, kNogroup);
   ASSERT_EQ(stat((dir + "/mem.1").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0600u) << "regions stay private to their owner";
-  for (const std::string& n : list_dir(dir))
-    if (n.rfind("chan.", 0) == 0 && stat((dir + "/" + n).c_str(), &st) == 0)
+  for (const std::string& n : list_dir(dir)) {
+    if (n.rfind("chan.", 0) == 0 && stat((dir + "/" + n).c_str(), &st) == 0) {
       EXPECT_EQ(st.st_mode & 07777, 0620u) << n << ": group may wake, not read";
+    }
+  }
 }
 
 // A user outside root's domain can do nothing to it: not take the lock,
