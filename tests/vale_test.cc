@@ -2025,6 +2025,36 @@ TEST(Vale, IndirectSlotWithABadAddressIsDroppedAndCounted) {
   uint32_t m = g_marker++;
   ASSERT_EQ(send_frame(ep_of(s), frame(kBcast, S, kMarker, m)), 0);
   EXPECT_EQ(next_is(r, kMarker, m), "");
+  // Good and bad addresses in one batch (one txsync): the good packets
+  // arrive whole and in order around the bad ones.
+  std::vector<uint8_t> g2 = frame(kBcast, S, kData, 2, 60), g3 = frame(kBcast, S, kData, 3, bsz + 40),
+                       g4 = frame(kBcast, S, kData, 4, 200);
+  ASSERT_EQ(s.txsync(), 0);
+  put_indirect(t, g2.data(), g2.size(), bsz, 0);
+  for (uint64_t ptr : {uint64_t(uintptr_t(gone)), uint64_t(0)}) {
+    netmap_slot& sl = t->slot[t->cur];
+    sl.len = 60, sl.flags = NS_INDIRECT, sl.ptr = ptr;
+    t->head = t->cur = nm_ring_next(t, t->cur);
+    sent_bad++;
+  }
+  put_indirect(t, g3.data(), g3.size(), bsz, 0);
+  {  // second fragment gone
+    netmap_slot& a = t->slot[t->cur];
+    a.len = 60, a.flags = NS_INDIRECT | NS_MOREFRAG, a.ptr = uint64_t(uintptr_t(g4.data()));
+    uint32_t j = nm_ring_next(t, t->cur);
+    netmap_slot& b = t->slot[j];
+    b.len = 60, b.flags = NS_INDIRECT, b.ptr = uint64_t(uintptr_t(gone));
+    t->head = t->cur = nm_ring_next(t, j);
+    sent_bad++;
+  }
+  put_indirect(t, g4.data(), g4.size(), bsz, 0);
+  ASSERT_EQ(s.txsync(), 0);
+  EXPECT_EQ(next_is(r, kData, 2), "");
+  EXPECT_EQ(next_is(r, kData, 3), "");
+  EXPECT_EQ(next_is(r, kData, 4), "");
+  m = g_marker++;
+  ASSERT_EQ(send_frame(ep_of(s), frame(kBcast, S, kMarker, m)), 0);
+  EXPECT_EQ(next_is(r, kMarker, m), "");
   munmap(two, size_t(pg));
   const auto* ps = find_port(switches(), "vale0", "vale0:s");
   ASSERT_NE(ps, nullptr);

@@ -29,12 +29,12 @@
 //
 // NS_INDIRECT (netmap: VALE tx rings only): a fragment's bytes are at the
 // user address slot->ptr in the sender's memory, not in its buffer. The
-// sender is the process running this txsync, so they are read with one
-// process_vm_readv on itself per packet, into a per-kring staging area (a
-// buffer per slot, allocated at the first indirect packet): a bad address
-// is an error (EFAULT) there, never a fault, and drops the packet (counted
-// in the tx ring's drops). ptr is read from the ring once, when the packet
-// is forwarded; len is the prologue's checked copy, so it fits a buffer as
+// sender is the process running this txsync, so they are read with
+// process_vm_readv on itself (one call for a batch of good addresses) into
+// a per-kring staging area (a buffer per slot, allocated at the first
+// indirect packet): a bad address is an error (EFAULT) there, never a
+// fault, and drops its packet (counted in the tx ring's drops). ptr is
+// read from the ring once, when the batch is forwarded; len is the prologue's checked copy, so it fits a buffer as
 // for a direct slot. The lookup and every copy then read the staged bytes:
 // one snapshot of the frame, whatever the application writes meanwhile.
 // Normal slots pay one test of a flag already loaded.
@@ -245,39 +245,79 @@ struct ValeKring {
   std::vector<uint32_t> list_tail;  // by switch port: last packet
   std::vector<uint32_t> order;      // packets for one destination, in order
   std::unique_ptr<char[]> stage;    // NS_INDIRECT fragments, one buffer per slot
+  std::vector<uint8_t> staged;      // by slot: its fragment is in stage
 };
 
-// Read the NS_INDIRECT fragments of one packet (tx slots first..first+ns)
-// from the sender's memory into v.stage, at their slots' places. false: an
-// address this process cannot read (the packet is dropped).
-bool stage_indirect(const Kring& k, ValeKring& v, uint32_t first, uint32_t ns) {
+// Read the NS_INDIRECT fragments of tx slots [from, to) from the sender's
+// memory into v.stage, each at its slot's place, with as few system calls
+// as the addresses allow (one for a batch of good ones); v.staged[j] says
+// whether slot j's bytes are there. A fragment whose address cannot be read
+// is left unstaged and the reads go on after it.
+void stage_indirect(const Kring& k, ValeKring& v, uint32_t from, uint32_t to) {
   const size_t ssize = k.region->cfg().buf_size;
-  if (!v.stage) v.stage.reset(new (std::nothrow) char[size_t(k.nslots) * ssize]);
-  if (!v.stage) return false;
-  iovec local[NETMAP_MAX_FRAGS], remote[NETMAP_MAX_FRAGS];
-  size_t niov = 0, want = 0;
+  if (!v.stage) {
+    v.stage.reset(new (std::nothrow) char[size_t(k.nslots) * ssize]);
+    v.staged.assign(k.nslots, 0);
+  }
+  constexpr size_t kIov = 128;
+  iovec local[kIov], remote[kIov];
+  uint32_t slot_of[kIov];
+  size_t n = 0;
+  auto flush = [&] {
+    for (size_t i = 0; i < n;) {
+      const ssize_t got = process_vm_readv(my_pid(), local + i, n - i, remote + i, n - i, 0);
+      if (got < 0 && errno != EFAULT) {
+        if (errno == ENOSYS || errno == EPERM) {
+          static std::once_flag once;
+          std::call_once(once, [] {
+            fprintf(stderr,
+                    "unetmap: process_vm_readv is not allowed here (seccomp?): NS_INDIRECT "
+                    "packets on VALE ports are dropped\n");
+          });
+        }
+        break;  // the rest stay unstaged
+      }
+      // Whole elements up to the first one that failed (or was cut short).
+      size_t acc = 0;
+      for (; i < n && acc + local[i].iov_len <= size_t(got < 0 ? 0 : got); i++) {
+        acc += local[i].iov_len;
+        v.staged[slot_of[i]] = 1;
+      }
+      i++;  // element i could not be read: skip it
+    }
+    n = 0;
+  };
+  if (!v.stage) return;
   const SlotCopy* c = k.copy.data();
   const volatile netmap_slot* slot = k.ring->slot;
-  for (uint32_t s = 0, j = first; s < ns; s++, j = next_slot(j, k.nslots)) {
-    if (!(c[j].flags & NS_INDIRECT) || c[j].len == 0) continue;
+  for (uint32_t j = from; j != to; j = next_slot(j, k.nslots)) {
+    if (!(c[j].flags & NS_INDIRECT)) continue;
+    v.staged[j] = c[j].len == 0;
+    if (c[j].len == 0) continue;
     const uint64_t ptr = slot[j].ptr;  // read once, here
-    if (ptr == 0 || ptr != uintptr_t(ptr)) return false;
-    local[niov] = iovec{v.stage.get() + size_t(j) * ssize, c[j].len};
-    remote[niov] = iovec{reinterpret_cast<void*>(uintptr_t(ptr)), c[j].len};
-    want += c[j].len;
-    niov++;
+    if (ptr == 0 || ptr != uintptr_t(ptr)) continue;
+    local[n] = iovec{v.stage.get() + size_t(j) * ssize, c[j].len};
+    remote[n] = iovec{reinterpret_cast<void*>(uintptr_t(ptr)), c[j].len};
+    slot_of[n++] = j;
+    if (n == kIov) flush();
   }
-  if (niov == 0) return true;
-  const ssize_t got = process_vm_readv(my_pid(), local, niov, remote, niov, 0);
-  if (got < 0 && (errno == ENOSYS || errno == EPERM)) {
-    static std::once_flag once;
-    std::call_once(once, [] {
-      fprintf(stderr,
-              "unetmap: process_vm_readv is not allowed here (seccomp?): NS_INDIRECT "
-              "packets on VALE ports are dropped\n");
-    });
+  flush();
+}
+
+// Whether every NS_INDIRECT fragment of the packet at tx slots
+// first..first+ns was staged; the first indirect packet of a forward()
+// stages the rest of its batch.
+bool indirect_ready(const Kring& k, ValeKring& v, uint32_t first, uint32_t ns, uint32_t head,
+                    bool* staged) {
+  if (!*staged) {
+    stage_indirect(k, v, first, head);
+    *staged = true;
   }
-  return got >= 0 && size_t(got) == want;
+  if (!v.stage) return false;
+  const SlotCopy* c = k.copy.data();
+  for (uint32_t s = 0, j = first; s < ns; s++, j = next_slot(j, k.nslots))
+    if ((c[j].flags & NS_INDIRECT) && !v.staged[j]) return false;
+  return true;
 }
 
 void refresh(Registry& reg, ValeKring& v) {
@@ -564,6 +604,7 @@ class ValeAdapter final : public Adapter {
     uint32_t j = k.ks->hwcur.load(std::memory_order_relaxed);
     uint32_t npkts = 0, nbcast = 0, nbad = 0, bcast_head = ~0u, bcast_tail = ~0u;
     uint64_t bytes = 0;
+    bool staged = false;  // NS_INDIRECT fragments of this batch read yet
     for (uint16_t p : v.active) v.list_head[p] = ~0u;
     ValeLookupCtx ctx{&sw, v.me, k.id, 0};
     // 1. cut the batch into packets and look each one up
@@ -592,7 +633,8 @@ class ValeAdapter final : public Adapter {
       ctx.slot_flags = s0.flags;
       uint32_t dst;
       if (bad || len > 65535 || ns > NETMAP_MAX_FRAGS ||
-          (__builtin_expect(flags & NS_INDIRECT, 0) && !stage_indirect(k, v, first, ns))) {
+          (__builtin_expect(flags & NS_INDIRECT, 0) &&
+           !indirect_ready(k, v, first, ns, head, &staged))) {
         dst = kValeDrop;  // a slot rewritten after it was accepted, too long a packet,
         nbad++;           // or an NS_INDIRECT address that cannot be read
       } else {
