@@ -1966,7 +1966,8 @@ TEST(Vale, IndirectSlotsAreReadFromTheSendersMemory) {
   ASSERT_EQ(send_frame(ep_of(s), frame(kBcast, S, kMarker, m)), 0);
   EXPECT_EQ(next_is(o, kMarker, m), "") << "indirect unicast to R was flooded";
   EXPECT_EQ(next_is(r, kMarker, m), "");
-  const auto* ps = find_port(switches(), "vale0", "vale0:s");
+  const auto sw = switches();
+  const auto* ps = find_port(sw, "vale0", "vale0:s");
   ASSERT_NE(ps, nullptr);
   EXPECT_EQ(ps->tx_drops, 0u);
 }
@@ -2056,7 +2057,8 @@ TEST(Vale, IndirectSlotWithABadAddressIsDroppedAndCounted) {
   ASSERT_EQ(send_frame(ep_of(s), frame(kBcast, S, kMarker, m)), 0);
   EXPECT_EQ(next_is(r, kMarker, m), "");
   munmap(two, size_t(pg));
-  const auto* ps = find_port(switches(), "vale0", "vale0:s");
+  const auto sw = switches();
+  const auto* ps = find_port(sw, "vale0", "vale0:s");
   ASSERT_NE(ps, nullptr);
   EXPECT_EQ(ps->tx_drops, sent_bad);
 }
