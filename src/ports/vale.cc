@@ -33,11 +33,12 @@
 // process_vm_readv on itself (one call for a batch of good addresses) into
 // a per-kring staging area (a buffer per slot, allocated at the first
 // indirect packet): a bad address is an error (EFAULT) there, never a
-// fault, and drops its packet (counted in the tx ring's drops). ptr is
-// read from the ring once, when the batch is forwarded; len is the prologue's checked copy, so it fits a buffer as
-// for a direct slot. The lookup and every copy then read the staged bytes:
-// one snapshot of the frame, whatever the application writes meanwhile.
-// Normal slots pay one test of a flag already loaded.
+// fault, and drops its packet (counted in the tx ring's drops; netmap
+// delivers it with length 0). ptr is read from the ring once, when the
+// batch is forwarded; len is the prologue's checked copy, so it fits a
+// buffer as for a direct slot. The lookup and every copy then read the
+// staged bytes: one snapshot of the frame, whatever the application
+// writes meanwhile. Normal slots pay one test of a flag already loaded.
 //
 // A sender killed while holding a lease leaves it undone: whoever next
 // publishes on that ring (or the receiver's rxsync, when the ring stalls)
@@ -295,7 +296,7 @@ void stage_indirect(const Kring& k, ValeKring& v, uint32_t from, uint32_t to) {
     v.staged[j] = c[j].len == 0;
     if (c[j].len == 0) continue;
     const uint64_t ptr = slot[j].ptr;  // read once, here
-    if (ptr == 0 || ptr != uintptr_t(ptr)) continue;
+    if (ptr == 0) continue;
     local[n] = iovec{v.stage.get() + size_t(j) * ssize, c[j].len};
     remote[n] = iovec{reinterpret_cast<void*>(uintptr_t(ptr)), c[j].len};
     slot_of[n++] = j;
