@@ -542,4 +542,94 @@ TEST(Restart, SenderKilledInsideTxsyncDoesNotStallTheNext) {
   }
 }
 
+
+// Issue 10 cause 6: senders started one after another on a pipe whose
+// receiver stays open and blocks in poll() between bursts (as upstream
+// pkt-gen -f rx). Each sender waits for room in poll(POLLOUT), sends its
+// share and goes, in one of four ways: close, exit without close, killed
+// (SIGKILL or SIGTERM) while blocked in poll afterwards. Every packet
+// carries a global sequence number: the receiver must see them all, once
+// each and in order, and no sender may stall.
+TEST(Restart, ManySendersInTurnOnAPipeWhoseReceiverStaysOpen) {
+  constexpr uint32_t kRounds = 40, kPerSender = 700;  // more than half a ring
+  constexpr uint32_t kTotal = kRounds * kPerSender;
+  Event ready;
+  Child rx([&] {
+    RawPort r("rsl}0");
+    if (!r.ok()) {
+      fprintf(stderr, "receiver: rsl}0: %s\n", strerror(r.err));
+      return 10;
+    }
+    ready.signal();
+    netmap_ring* rr = r.rx();
+    uint32_t want = 0;
+    const double end = nmtest::now_ms() + 60000;
+    while (want < kTotal) {
+      if (nmtest::now_ms() > end) {
+        fprintf(stderr, "receiver: %u of %u after 60 s\n", want, kTotal);
+        return 11;
+      }
+      pollfd p{r.fd, POLLIN, 0};
+      if (::poll(&p, 1, 1000) < 0 && errno != EINTR) return 12;
+      for (; !nm_ring_empty(rr); rr->head = rr->cur = nm_ring_next(rr, rr->cur)) {
+        const netmap_slot& sl = rr->slot[rr->cur];
+        uint32_t seq;
+        memcpy(&seq, NETMAP_BUF(rr, sl.buf_idx) + 14, 4);
+        if (sl.len != 60 || seq != want) {
+          fprintf(stderr, "receiver: got seq %u len %u, want %u\n", seq, sl.len, want);
+          return 13;
+        }
+        want++;
+      }
+    }
+    return 0;
+  });
+  ASSERT_EQ(ready.wait(10000), 'x') << "receiver: " << rx.wait(1000);
+  for (uint32_t round = 0; round < kRounds; round++) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    Event sent;
+    const int how = int(round % 4);
+    Child tx([&] {
+      RawPort s("rsl{0");
+      if (!s.ok()) return 10;
+      netmap_ring* t = s.tx();
+      uint32_t seq = round * kPerSender, last = seq + kPerSender;
+      while (seq < last) {
+        pollfd p{s.fd, POLLOUT, 0};
+        if (::poll(&p, 1, 5000) != 1) {
+          fprintf(stderr, "sender %u: no room for 5 s (tail %u head %u)\n", round, t->tail, t->head);
+          return 11;
+        }
+        for (; seq < last && !nm_ring_empty(t); seq++) {
+          netmap_slot& sl = t->slot[t->cur];
+          char* b = NETMAP_BUF(t, sl.buf_idx);
+          memset(b, 0xff, 14);
+          memcpy(b + 14, &seq, 4);
+          sl.len = 60;
+          sl.flags = 0;
+          t->head = t->cur = nm_ring_next(t, t->cur);
+        }
+      }
+      if (ioctl(s.fd, NIOCTXSYNC, nullptr) != 0) return 12;
+      if (how == 0) s.close();
+      if (how >= 2) {
+        sent.signal();
+        pollfd p{s.fd, POLLIN, 0};
+        for (;;) ::poll(&p, 1, -1);  // until killed
+      }
+      return 0;
+    });
+    if (how >= 2) {
+      ASSERT_EQ(sent.wait(10000), 'x');
+      kill(tx.pid(), how == 2 ? SIGKILL : SIGTERM);
+      const int st = tx.wait(10000);
+      EXPECT_EQ(st, 128 + (how == 2 ? SIGKILL : SIGTERM));
+    } else {
+      ASSERT_EQ(tx.wait(10000), 0) << "sender stalled or failed";
+    }
+    if (HasFailure()) break;
+  }
+  EXPECT_EQ(rx.wait(30000), 0) << "the receiver did not get every packet once, in order";
+}
+
 }  // namespace

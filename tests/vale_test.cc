@@ -1898,6 +1898,171 @@ TEST(Vale, SlotLongerThanItsBufferIsRejected) {
   EXPECT_EQ(next_is(o, kData, 2), "");
 }
 
+// NS_INDIRECT: the frame is at slot->ptr in the sender's memory (here a
+// malloc'd buffer), not in the slot's buffer, which holds garbage. Every
+// fragment or only some may be indirect.
+void put_indirect(netmap_ring* r, const uint8_t* f, size_t len, uint32_t chunk, uint32_t direct_mask) {
+  uint32_t i = r->cur, k = 0;
+  size_t off = 0;
+  do {
+    netmap_slot& s = r->slot[i];
+    size_t n = std::min<size_t>(chunk, len - off);
+    uint8_t* b = reinterpret_cast<uint8_t*>(NETMAP_BUF(r, s.buf_idx));
+    memset(b, 0xee, r->nr_buf_size);  // not the frame
+    s.len = uint16_t(n);
+    s.flags = uint16_t(off + n < len ? NS_MOREFRAG : 0);
+    if (direct_mask & (1u << k)) {
+      memcpy(b, f + off, n);
+    } else {
+      s.flags |= NS_INDIRECT;
+      s.ptr = uint64_t(uintptr_t(f + off));
+    }
+    off += n;
+    k++;
+    i = nm_ring_next(r, i);
+  } while (off < len);
+  r->head = r->cur = i;
+}
+
+TEST(Vale, IndirectSlotsAreReadFromTheSendersMemory) {
+  const Mac S = host(0x5), R = host(0x6);
+  Remote r("vale0:r"), o("vale0:o");
+  ASSERT_TRUE(r.ok() && o.ok());
+  RawPort s("vale0:s");
+  ASSERT_TRUE(s.ok()) << strerror(s.err);
+  netmap_ring* t = s.tx();
+  const uint32_t bsz = t->nr_buf_size;
+  uint32_t seq = 1;
+  // One slot, two, three (the middle one direct), as netmap's VALE copies them.
+  for (auto [len, direct] : {std::pair{60u, 0u}, {1514u, 0u}, {bsz + 100, 0u}, {2 * bsz + 7, 2u}}) {
+    SCOPED_TRACE(len);
+    std::vector<uint8_t> want = frame(kBcast, S, kData, seq, len);
+    uint8_t* heap = static_cast<uint8_t*>(malloc(len));
+    ASSERT_NE(heap, nullptr);
+    memcpy(heap, want.data(), len);
+    ASSERT_EQ(s.txsync(), 0);
+    ASSERT_GE(nm_ring_space(t), slots_for(len, bsz));
+    put_indirect(t, heap, len, bsz, direct);
+    ASSERT_EQ(s.txsync(), 0);
+    memset(heap, 0, len);  // forwarded in the txsync: later writes change nothing
+    free(heap);
+    for (Remote* x : {&r, &o}) {
+      RxFrame got;
+      ASSERT_TRUE(x->recv(&got)) << x->spec() << ": the indirect frame did not arrive";
+      EXPECT_TRUE(got.data == want) << x->spec() << ": " << describe(got);
+      for (uint16_t fl : got.flags) EXPECT_FALSE(fl & NS_INDIRECT) << "a receiver saw NS_INDIRECT";
+    }
+    seq++;
+  }
+  // Unicast is looked up in the indirect bytes: R learned, then reached alone.
+  ASSERT_EQ(r.send(frame(kBcast, R, kData, 0)), 0);
+  ASSERT_EQ(next_is(o, kData, 0), "");
+  std::vector<uint8_t> uni = frame(R, S, kData, seq, 100);
+  ASSERT_EQ(s.txsync(), 0);
+  put_indirect(t, uni.data(), uni.size(), bsz, 0);
+  ASSERT_EQ(s.txsync(), 0);
+  EXPECT_EQ(next_is(r, kData, seq), "");
+  uint32_t m = g_marker++;
+  ASSERT_EQ(send_frame(ep_of(s), frame(kBcast, S, kMarker, m)), 0);
+  EXPECT_EQ(next_is(o, kMarker, m), "") << "indirect unicast to R was flooded";
+  EXPECT_EQ(next_is(r, kMarker, m), "");
+  const auto sw = switches();
+  const auto* ps = find_port(sw, "vale0", "vale0:s");
+  ASSERT_NE(ps, nullptr);
+  EXPECT_EQ(ps->tx_drops, 0u);
+}
+
+TEST(Vale, IndirectSlotWithABadAddressIsDroppedAndCounted) {
+  const Mac S = host(0x5);
+  Remote r("vale0:r");
+  ASSERT_TRUE(r.ok());
+  RawPort s("vale0:s");
+  ASSERT_TRUE(s.ok()) << strerror(s.err);
+  netmap_ring* t = s.tx();
+  const uint32_t bsz = t->nr_buf_size;
+  // Memory that is gone, memory never mapped, a null pointer, a kernel
+  // address, and a frame whose second fragment runs off a mapping's end.
+  const long pg = sysconf(_SC_PAGESIZE);
+  uint8_t* gone = static_cast<uint8_t*>(mmap(nullptr, size_t(pg), PROT_READ | PROT_WRITE,
+                                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(gone, MAP_FAILED);
+  munmap(gone, size_t(pg));
+  uint8_t* two = static_cast<uint8_t*>(mmap(nullptr, size_t(2 * pg), PROT_READ | PROT_WRITE,
+                                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(two, MAP_FAILED);
+  munmap(two + pg, size_t(pg));
+  std::vector<uint8_t> good = frame(kBcast, S, kData, 1, 60);
+  memcpy(two + pg - 60, good.data(), 60);  // the last 60 bytes of a mapped page
+  const uint64_t bad[] = {uint64_t(uintptr_t(gone)), 0, 16, 0xffff888000000000ull,
+                          ~0ull - 100};
+  uint64_t sent_bad = 0;
+  for (uint64_t ptr : bad) {
+    SCOPED_TRACE(ptr);
+    ASSERT_EQ(s.txsync(), 0);
+    netmap_slot& sl = t->slot[t->cur];
+    sl.len = 60;
+    sl.flags = NS_INDIRECT;
+    sl.ptr = ptr;
+    t->head = t->cur = nm_ring_next(t, t->cur);
+    EXPECT_EQ(s.txsync(), 0) << "a bad indirect address is the packet's problem, not the ring's";
+    sent_bad++;
+  }
+  {  // fragment 1 readable, fragment 2 past the end of the mapping
+    ASSERT_EQ(s.txsync(), 0);
+    netmap_slot& a = t->slot[t->cur];
+    a.len = 60, a.flags = NS_INDIRECT | NS_MOREFRAG, a.ptr = uint64_t(uintptr_t(two + pg - 60));
+    uint32_t j = nm_ring_next(t, t->cur);
+    netmap_slot& b = t->slot[j];
+    b.len = uint16_t(bsz), b.flags = NS_INDIRECT, b.ptr = uint64_t(uintptr_t(two + pg));
+    t->head = t->cur = nm_ring_next(t, j);
+    EXPECT_EQ(s.txsync(), 0);
+    sent_bad++;
+  }
+  // The same page's good bytes still go through, and so does a marker.
+  ASSERT_EQ(s.txsync(), 0);
+  put_indirect(t, two + pg - 60, 60, bsz, 0);
+  ASSERT_EQ(s.txsync(), 0);
+  EXPECT_EQ(next_is(r, kData, 1), "") << "nothing of the bad packets may arrive first";
+  uint32_t m = g_marker++;
+  ASSERT_EQ(send_frame(ep_of(s), frame(kBcast, S, kMarker, m)), 0);
+  EXPECT_EQ(next_is(r, kMarker, m), "");
+  // Good and bad addresses in one batch (one txsync): the good packets
+  // arrive whole and in order around the bad ones.
+  std::vector<uint8_t> g2 = frame(kBcast, S, kData, 2, 60), g3 = frame(kBcast, S, kData, 3, bsz + 40),
+                       g4 = frame(kBcast, S, kData, 4, 200);
+  ASSERT_EQ(s.txsync(), 0);
+  put_indirect(t, g2.data(), g2.size(), bsz, 0);
+  for (uint64_t ptr : {uint64_t(uintptr_t(gone)), uint64_t(0)}) {
+    netmap_slot& sl = t->slot[t->cur];
+    sl.len = 60, sl.flags = NS_INDIRECT, sl.ptr = ptr;
+    t->head = t->cur = nm_ring_next(t, t->cur);
+    sent_bad++;
+  }
+  put_indirect(t, g3.data(), g3.size(), bsz, 0);
+  {  // second fragment gone
+    netmap_slot& a = t->slot[t->cur];
+    a.len = 60, a.flags = NS_INDIRECT | NS_MOREFRAG, a.ptr = uint64_t(uintptr_t(g4.data()));
+    uint32_t j = nm_ring_next(t, t->cur);
+    netmap_slot& b = t->slot[j];
+    b.len = 60, b.flags = NS_INDIRECT, b.ptr = uint64_t(uintptr_t(gone));
+    t->head = t->cur = nm_ring_next(t, j);
+    sent_bad++;
+  }
+  put_indirect(t, g4.data(), g4.size(), bsz, 0);
+  ASSERT_EQ(s.txsync(), 0);
+  EXPECT_EQ(next_is(r, kData, 2), "");
+  EXPECT_EQ(next_is(r, kData, 3), "");
+  EXPECT_EQ(next_is(r, kData, 4), "");
+  m = g_marker++;
+  ASSERT_EQ(send_frame(ep_of(s), frame(kBcast, S, kMarker, m)), 0);
+  EXPECT_EQ(next_is(r, kMarker, m), "");
+  munmap(two, size_t(pg));
+  const auto sw = switches();
+  const auto* ps = find_port(sw, "vale0", "vale0:s");
+  ASSERT_NE(ps, nullptr);
+  EXPECT_EQ(ps->tx_drops, sent_bad);
+}
+
 TEST(Vale, GarbageBufferIndexesInAReceiversRingAreSkipped) {
   const Mac S = host(0x5);
   Remote bad("vale0:bad"), c("vale0:c"), s("vale0:s");

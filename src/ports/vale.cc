@@ -27,6 +27,19 @@
 //     fragment: a receiver never sees a length beyond its buffer. The
 //     sender never blocks.
 //
+// NS_INDIRECT (netmap: VALE tx rings only): a fragment's bytes are at the
+// user address slot->ptr in the sender's memory, not in its buffer. The
+// sender is the process running this txsync, so they are read with
+// process_vm_readv on itself (one call for a batch of good addresses) into
+// a per-kring staging area (a buffer per slot, allocated at the first
+// indirect packet): a bad address is an error (EFAULT) there, never a
+// fault, and drops its packet (counted in the tx ring's drops; netmap
+// delivers it with length 0). ptr is read from the ring once, when the
+// batch is forwarded; len is the prologue's checked copy, so it fits a
+// buffer as for a direct slot. The lookup and every copy then read the
+// staged bytes: one snapshot of the frame, whatever the application
+// writes meanwhile. Normal slots pay one test of a flag already loaded.
+//
 // A sender killed while holding a lease leaves it undone: whoever next
 // publishes on that ring (or the receiver's rxsync, when the ring stalls)
 // sees the owner is dead and, once every later lease is done, closes the
@@ -44,6 +57,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #include <algorithm>
@@ -52,6 +66,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <string_view>
 #include <vector>
 
@@ -230,7 +245,81 @@ struct ValeKring {
   std::vector<uint32_t> list_head;  // by switch port: first packet, ~0u none
   std::vector<uint32_t> list_tail;  // by switch port: last packet
   std::vector<uint32_t> order;      // packets for one destination, in order
+  std::unique_ptr<char[]> stage;    // NS_INDIRECT fragments, one buffer per slot
+  std::vector<uint8_t> staged;      // by slot: its fragment is in stage
 };
+
+// Read the NS_INDIRECT fragments of tx slots [from, to) from the sender's
+// memory into v.stage, each at its slot's place, with as few system calls
+// as the addresses allow (one for a batch of good ones); v.staged[j] says
+// whether slot j's bytes are there. A fragment whose address cannot be read
+// is left unstaged and the reads go on after it.
+void stage_indirect(const Kring& k, ValeKring& v, uint32_t from, uint32_t to) {
+  const size_t ssize = k.region->cfg().buf_size;
+  if (!v.stage) {
+    v.stage.reset(new (std::nothrow) char[size_t(k.nslots) * ssize]);
+    v.staged.assign(k.nslots, 0);
+  }
+  constexpr size_t kIov = 128;
+  iovec local[kIov], remote[kIov];
+  uint32_t slot_of[kIov];
+  size_t n = 0;
+  auto flush = [&] {
+    for (size_t i = 0; i < n;) {
+      const ssize_t got = process_vm_readv(my_pid(), local + i, n - i, remote + i, n - i, 0);
+      if (got < 0 && errno != EFAULT) {
+        if (errno == ENOSYS || errno == EPERM) {
+          static std::once_flag once;
+          std::call_once(once, [] {
+            fprintf(stderr,
+                    "unetmap: process_vm_readv is not allowed here (seccomp?): NS_INDIRECT "
+                    "packets on VALE ports are dropped\n");
+          });
+        }
+        break;  // the rest stay unstaged
+      }
+      // Whole elements up to the first one that failed (or was cut short).
+      size_t acc = 0;
+      for (; i < n && acc + local[i].iov_len <= size_t(got < 0 ? 0 : got); i++) {
+        acc += local[i].iov_len;
+        v.staged[slot_of[i]] = 1;
+      }
+      i++;  // element i could not be read: skip it
+    }
+    n = 0;
+  };
+  if (!v.stage) return;
+  const SlotCopy* c = k.copy.data();
+  const volatile netmap_slot* slot = k.ring->slot;
+  for (uint32_t j = from; j != to; j = next_slot(j, k.nslots)) {
+    if (!(c[j].flags & NS_INDIRECT)) continue;
+    v.staged[j] = c[j].len == 0;
+    if (c[j].len == 0) continue;
+    const uint64_t ptr = slot[j].ptr;  // read once, here
+    if (ptr == 0) continue;
+    local[n] = iovec{v.stage.get() + size_t(j) * ssize, c[j].len};
+    remote[n] = iovec{reinterpret_cast<void*>(uintptr_t(ptr)), c[j].len};
+    slot_of[n++] = j;
+    if (n == kIov) flush();
+  }
+  flush();
+}
+
+// Whether every NS_INDIRECT fragment of the packet at tx slots
+// first..first+ns was staged; the first indirect packet of a forward()
+// stages the rest of its batch.
+bool indirect_ready(const Kring& k, ValeKring& v, uint32_t first, uint32_t ns, uint32_t head,
+                    bool* staged) {
+  if (!*staged) {
+    stage_indirect(k, v, first, head);
+    *staged = true;
+  }
+  if (!v.stage) return false;
+  const SlotCopy* c = k.copy.data();
+  for (uint32_t s = 0, j = first; s < ns; s++, j = next_slot(j, k.nslots))
+    if ((c[j].flags & NS_INDIRECT) && !v.staged[j]) return false;
+  return true;
+}
 
 void refresh(Registry& reg, ValeKring& v) {
   SwitchEntry& s = reg.sw(v.sw);
@@ -270,7 +359,7 @@ void refresh(Registry& reg, ValeKring& v) {
 // of the tx slots; every fragment fits both buffers (checked in forward()
 // and deliver()).
 uint32_t copy_packet(const Kring& k, const FwdPkt& f, netmap_ring* rx, uint32_t rn, uint32_t rtag,
-                     const Region& dst_region, uint32_t at) {
+                     const Region& dst_region, uint32_t at, const char* stage) {
   const uint32_t tn = k.nslots;
   const uint32_t dbufs = dst_region.cfg().buf_num, dsize = dst_region.cfg().buf_size;
   const uint32_t ssize = k.region->cfg().buf_size;
@@ -289,7 +378,10 @@ uint32_t copy_packet(const Kring& k, const FwdPkt& f, netmap_ring* rx, uint32_t 
       uint32_t cl = (len + 63) & ~63u;
       if (cl > dsize) cl = dsize;
       if (cl > ssize) cl = ssize;
-      memcpy(dst_region.buf(b), k.region->buf(ts.buf_idx), cl);
+      const char* src = __builtin_expect(ts.flags & NS_INDIRECT, 0)
+                            ? stage + size_t(j) * ssize  // staged by forward()
+                            : k.region->buf(ts.buf_idx);
+      memcpy(dst_region.buf(b), src, cl);
       rs.len = uint16_t(len);
     }
     rs.flags = s + 1 < f.nslots ? NS_MOREFRAG : 0;
@@ -513,11 +605,13 @@ class ValeAdapter final : public Adapter {
     uint32_t j = k.ks->hwcur.load(std::memory_order_relaxed);
     uint32_t npkts = 0, nbcast = 0, nbad = 0, bcast_head = ~0u, bcast_tail = ~0u;
     uint64_t bytes = 0;
+    bool staged = false;  // NS_INDIRECT fragments of this batch read yet
     for (uint16_t p : v.active) v.list_head[p] = ~0u;
     ValeLookupCtx ctx{&sw, v.me, k.id, 0};
     // 1. cut the batch into packets and look each one up
     while (j != head) {
       uint32_t first = j, ns = 1, len = c[j].len, maxlen = c[j].len;
+      uint16_t flags = c[j].flags;
       bool complete = true, bad = c[j].buf_idx == 0;
       while (c[j].flags & NS_MOREFRAG) {
         j = next_slot(j, n);
@@ -526,6 +620,7 @@ class ValeAdapter final : public Adapter {
           break;
         }
         len += c[j].len;
+        flags |= c[j].flags;
         if (c[j].len > maxlen) maxlen = c[j].len;
         bad |= c[j].buf_idx == 0;
         ns++;
@@ -538,12 +633,17 @@ class ValeAdapter final : public Adapter {
       const SlotCopy& s0 = c[first];
       ctx.slot_flags = s0.flags;
       uint32_t dst;
-      if (bad || len > 65535 || ns > NETMAP_MAX_FRAGS) {
-        dst = kValeDrop;  // a slot rewritten after it was accepted, or too long a packet
-        nbad++;
+      if (bad || len > 65535 || ns > NETMAP_MAX_FRAGS ||
+          (__builtin_expect(flags & NS_INDIRECT, 0) &&
+           !indirect_ready(k, v, first, ns, head, &staged))) {
+        dst = kValeDrop;  // a slot rewritten after it was accepted, too long a packet,
+        nbad++;           // or an NS_INDIRECT address that cannot be read
       } else {
         // s0.len fits the buffer (checked by the prologue): the lookup reads no further.
-        dst = v.lookup(reinterpret_cast<const uint8_t*>(k.region->buf(s0.buf_idx)), s0.len, ctx);
+        const char* b0 = __builtin_expect(s0.flags & NS_INDIRECT, 0)
+                             ? v.stage.get() + size_t(first) * k.region->cfg().buf_size
+                             : k.region->buf(s0.buf_idx);
+        dst = v.lookup(reinterpret_cast<const uint8_t*>(b0), s0.len, ctx);
       }
       if (dst != kValeBroadcast && dst != kValeDrop &&
           (dst >= kSwitchPorts || dst == v.me || v.dst[dst].rx.empty()))
@@ -607,7 +707,7 @@ class ValeAdapter final : public Adapter {
     }
     uint32_t at = start;
     for (uint32_t i = 0; i < npk; i++)
-      at = copy_packet(k, v.ft[order[i]], rv.ring, n, rv.tag, *d.region, at);
+      at = copy_packet(k, v.ft[order[i]], rv.ring, n, rv.tag, *d.region, at, v.stage.get());
     // The receiving ring's copy monitors see the packets as they arrive.
     if (ks->nmon.load(std::memory_order_relaxed))
       monitor_copy_slots(*d.region, ks, rv.ring->slot, nullptr, n, start, at, false);
