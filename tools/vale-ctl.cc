@@ -183,6 +183,17 @@ bool parse_u32(std::string_view s, uint32_t lo, uint32_t hi, uint32_t* out) {
   return true;
 }
 
+// "a,b,c" -> {"a", "b", "c"} (empty fields kept).
+std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> parts;
+  for (size_t at = 0;;) {
+    size_t comma = s.find(',', at);
+    parts.push_back(s.substr(at, comma == std::string::npos ? std::string::npos : comma - at));
+    if (comma == std::string::npos) return parts;
+    at = comma + 1;
+  }
+}
+
 struct RingConf {
   uint32_t slots[2] = {0, 0};
   uint32_t rings[2] = {0, 0};
@@ -191,14 +202,7 @@ struct RingConf {
 RingConf parse_conf(const char* arg) {
   static const char* const kField[4] = {"tx_slots", "rx_slots", "tx_rings", "rx_rings"};
   RingConf c;
-  std::vector<std::string> parts;
-  std::string s = arg;
-  for (size_t at = 0;;) {
-    size_t comma = s.find(',', at);
-    parts.push_back(s.substr(at, comma == std::string::npos ? std::string::npos : comma - at));
-    if (comma == std::string::npos) break;
-    at = comma + 1;
-  }
+  const std::vector<std::string> parts = split_commas(arg);
   if (parts.size() > 4)
     bad("-C: '%s' has %zu values, at most 4: %s", arg, parts.size(), kConfForm);
   uint32_t v[4] = {0, 0, 0, 0};
@@ -219,14 +223,7 @@ RingConf parse_conf(const char* arg) {
 // -p's -C: "0,CPU" (one CPU polls every ring) or "1,FIRST,N" (one ring
 // per CPU), as netmap's vale-ctl takes it.
 void parse_poll_conf(const char* arg, uint32_t poll[3]) {
-  std::vector<std::string> parts;
-  std::string s = arg;
-  for (size_t at = 0;;) {
-    size_t comma = s.find(',', at);
-    parts.push_back(s.substr(at, comma == std::string::npos ? std::string::npos : comma - at));
-    if (comma == std::string::npos) break;
-    at = comma + 1;
-  }
+  const std::vector<std::string> parts = split_commas(arg);
   uint32_t v[3] = {0, 0, 1};
   const bool multi = parts[0] == "1";
   if (parts[0] != "0" && !multi) bad("-C: polling mode '%s' is 0 (one CPU) or 1 (a CPU per ring)", parts[0].c_str());
