@@ -303,6 +303,31 @@ TEST_P(NicBackend, OddTxLengthsDoNotWedgeTheRing) {
   EXPECT_EQ(rx.wait(), 0);
 }
 
+// A 60-byte frame from 10.77.0.2:5555 to 10.77.0.1:7777 carrying
+// "hello", to mac, put on ring r (the caller syncs).
+void put_udp_hello(unetmap::Ring& r, const uint8_t mac[6]) {
+  alignas(4) uint8_t raw[66] = {};
+  uint8_t* frame = raw + 2;  // the IP header 4-aligned
+  memcpy(frame, mac, 6);
+  memcpy(frame + 6, "\x02\x00\x00\x00\x00\x0b", 6);
+  frame[12] = 0x08;
+  auto* ip = reinterpret_cast<iphdr*>(frame + 14);
+  ip->version = 4, ip->ihl = 5, ip->ttl = 64, ip->protocol = IPPROTO_UDP;
+  ip->tot_len = htons(20 + 8 + 5);
+  ip->saddr = inet_addr("10.77.0.2"), ip->daddr = inet_addr("10.77.0.1");
+  uint32_t sum = 0;
+  for (int i = 0; i < 10; i++) sum += reinterpret_cast<uint16_t*>(ip)[i];
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  ip->check = uint16_t(~sum);
+  auto* udp = reinterpret_cast<udphdr*>(frame + 34);
+  udp->source = htons(5555), udp->dest = htons(7777), udp->len = htons(8 + 5);
+  memcpy(frame + 42, "hello", 5);  // checksum 0: none, valid for IPv4
+  netmap_slot& s = r.slot(r.cur());
+  memcpy(r.buf(s.buf_idx), frame, 60);
+  s.len = 60;
+  r.advance();
+}
+
 // Host rings: what the namespace's stack sends on ia (here the ARP request
 // for a neighbour) arrives on the host rx ring and not on the wire; a UDP
 // datagram put on the host tx ring reaches a socket of the stack as if
@@ -359,27 +384,8 @@ TEST_P(NicBackend, HostRings) {
       if (ioctl(u, SIOCGIFHWADDR, &ifr)) return 7;
       memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
     }
-    alignas(4) uint8_t raw[66] = {};
-    uint8_t* frame = raw + 2;  // the IP header 4-aligned
-    memcpy(frame, mac, 6);
-    memcpy(frame + 6, "\x02\x00\x00\x00\x00\x0b", 6);
-    frame[12] = 0x08;
-    auto* ip = reinterpret_cast<iphdr*>(frame + 14);
-    ip->version = 4, ip->ihl = 5, ip->ttl = 64, ip->protocol = IPPROTO_UDP;
-    ip->tot_len = htons(20 + 8 + 5);
-    ip->saddr = inet_addr("10.77.0.2"), ip->daddr = inet_addr("10.77.0.1");
-    uint32_t sum = 0;
-    for (int i = 0; i < 10; i++) sum += reinterpret_cast<uint16_t*>(ip)[i];
-    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-    ip->check = uint16_t(~sum);
-    auto* udp = reinterpret_cast<udphdr*>(frame + 34);
-    udp->source = htons(5555), udp->dest = htons(7777), udp->len = htons(8 + 5);
-    memcpy(frame + 42, "hello", 5);  // checksum 0: none, valid for IPv4
     unetmap::Ring htx = p.tx_ring(p.last_tx_ring());
-    netmap_slot& s = htx.slot(htx.cur());
-    memcpy(htx.buf(s.buf_idx), frame, 60);
-    s.len = 60;
-    htx.advance();
+    put_udp_hello(htx, mac);
     p.txsync();
     pollfd pf{r, POLLIN, 0};
     char got[16] = {};
@@ -389,6 +395,80 @@ TEST_P(NicBackend, HostRings) {
   });
   EXPECT_EQ(host.wait(15000), 0);
   EXPECT_EQ(wire.wait(15000), 0);
+}
+
+// Several host rings (netmap's nr_host_tx_rings/nr_host_rx_rings): the
+// counts asked for at the first register are made; the stack's flows are
+// spread over the host rx rings and every one arrives on one of them; a
+// datagram put on any host tx ring reaches the stack; more host rings than
+// the ring table holds is EINVAL.
+TEST(Nic, SeveralHostRings) {
+  Veth v;
+  NEED_VETH(v);
+  ASSERT_EQ(sh("ip -n " + v.a + " neigh add 10.77.0.9 lladdr 02:00:00:00:00:09 dev " + v.ia), 0);
+  Child host = in_ns(v.a, nullptr, [&] {
+    std::string err;
+    if (unetmap::Port::open("netmap:" + v.ia + "^@conf:host_rings=65", &err)) return 2;
+    auto p = unetmap::Port::open("netmap:" + v.ia + "^@conf:host_tx_rings=3,host_rx_rings=2", &err);
+    if (!p) {
+      fprintf(stderr, "open: %s\n", err.c_str());
+      return 3;
+    }
+    if (p.last_tx_ring() - p.first_tx_ring() != 2 || p.last_rx_ring() - p.first_rx_ring() != 1) {
+      fprintf(stderr, "host rings tx %u-%u rx %u-%u\n", p.first_tx_ring(), p.last_tx_ring(),
+              p.first_rx_ring(), p.last_rx_ring());
+      return 4;
+    }
+    // 1. 64 flows from the stack: all arrive, on both host rx rings.
+    int u = socket(AF_INET, SOCK_DGRAM, 0);
+    constexpr int kFlows = 64;
+    for (int i = 0; i < kFlows; i++) {
+      sockaddr_in src{AF_INET, htons(uint16_t(20000 + i)), {inet_addr("10.77.0.1")}, {}};
+      int s = socket(AF_INET, SOCK_DGRAM, 0);
+      sockaddr_in dst{AF_INET, htons(9), {inet_addr("10.77.0.9")}, {}};
+      if (bind(s, reinterpret_cast<sockaddr*>(&src), sizeof src) ||
+          sendto(s, "flow", 4, 0, reinterpret_cast<sockaddr*>(&dst), sizeof dst) != 4)
+        return 5;
+      close(s);
+    }
+    uint32_t got[2] = {0, 0};
+    const double end = now_ms() + 5000;
+    while (got[0] + got[1] < kFlows && now_ms() < end) {
+      p.poll(POLLIN, 100);
+      for (uint32_t i = 0; i < 2; i++)
+        for (unetmap::Ring r = p.rx_ring(p.first_rx_ring() + i); !r.empty(); r.advance()) {
+          const netmap_slot& s = r.slot(r.cur());
+          const uint8_t* f = r.buf(s.buf_idx);
+          got[i] += s.len >= 46 && f[23] == IPPROTO_UDP && !memcmp(f + 42, "flow", 4);
+        }
+    }
+    if (got[0] + got[1] != kFlows || !got[0] || !got[1]) {
+      fprintf(stderr, "host rx rings got %u and %u of %d flows\n", got[0], got[1], kFlows);
+      return 6;
+    }
+    // 2. A datagram on each host tx ring reaches the stack.
+    int r = socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in me{AF_INET, htons(7777), {inet_addr("10.77.0.1")}, {}};
+    if (bind(r, reinterpret_cast<sockaddr*>(&me), sizeof me)) return 7;
+    uint8_t mac[6];
+    ifreq ifr{};
+    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", v.ia.c_str());
+    if (ioctl(u, SIOCGIFHWADDR, &ifr)) return 8;
+    memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
+    for (uint32_t i = p.first_tx_ring(); i <= p.last_tx_ring(); i++) {
+      unetmap::Ring htx = p.tx_ring(i);
+      put_udp_hello(htx, mac);
+      p.txsync();
+      pollfd pf{r, POLLIN, 0};
+      char buf[16] = {};
+      if (poll(&pf, 1, 5000) != 1 || recv(r, buf, sizeof buf, 0) != 5 || memcmp(buf, "hello", 5)) {
+        fprintf(stderr, "nothing from host tx ring %u\n", i);
+        return 9;
+      }
+    }
+    return 0;
+  });
+  EXPECT_EQ(host.wait(20000), 0);
 }
 
 // FNV-1a over a byte stream.

@@ -585,6 +585,7 @@ int ctrl(NetmapFile* f, int fd, void* arg) {
       rq.mem_id = r.nr_mem_id;
       rq.nrings[kTx] = r.nr_tx_rings, rq.nrings[kRx] = r.nr_rx_rings;
       rq.nslots[kTx] = r.nr_tx_slots, rq.nslots[kRx] = r.nr_rx_slots;
+      rq.nhost[kTx] = r.nr_host_tx_rings, rq.nhost[kRx] = r.nr_host_rx_rings;
       rq.extra_bufs = r.nr_extra_bufs;
       if (extmem ? register_extmem(f, rq, extmem) : do_register(f, rq)) return -1;
       if (csb && csb_option(f, csb)) {

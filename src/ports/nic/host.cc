@@ -1,11 +1,16 @@
 // Host rings of a NIC port: the host stack's side of the interface.
 //
-// A tap device ("nmhost<ifindex>", no address, no IPv6, no ARP) carries the
-// packets: a tc egress program on the interface hands whatever the host
-// stack transmits on it to the tap, where the host rx ring reads it; what
-// the application puts on the host tx ring is written to the tap, whose tc
-// ingress program passes it on to the interface's receive path, marked, so
-// the stack takes it as received on the interface. The tap has no offloads,
+// A multi-queue tap device ("nmhost<ifindex>", no address, no IPv6, no
+// ARP) carries the packets: a tc egress program on the interface hands
+// whatever the host stack transmits on it to the tap, where host rx ring i
+// reads tap queue i (the tap spreads the stack's flows over its queues);
+// what the application puts on host tx ring i is written to tap queue
+// i % (host rx rings), whose tc ingress program passes it on to the
+// interface's receive path, marked, so the stack takes it as received on
+// the interface. The tap and its programs (HostTap) are made with the first
+// host ring this process binds and go with its last; each bound host rx
+// ring attaches its own queue. Host rings of one interface belong to one
+// process at a time: another process's tap is refused (EBUSY). The tap has no offloads,
 // so the stack segments and checksums what it sends before the ring sees
 // it; frames the ring injects get their TCP/UDP checksum recomputed
 // (offload.h), since they may come from a peer that left it to hardware.
@@ -37,33 +42,64 @@ struct VnetHdr {
   uint16_t hdr_len, gso_size, csum_start, csum_offset;
 };
 
-class HostQueue final : public Queue {
- public:
-  explicit HostQueue(Iface& ifc) : ifc_(ifc) {}
-  int open(std::string* why);
-
-  void txsync(Kring& k, uint32_t head) override;
-  void rxsync(Kring& k, uint32_t head) override;
-  int fd() const override { return tap_.get(); }
-  bool inject(uint8_t* frame, uint32_t len) override;
-
- private:
-  int set_up(const char* name, std::string* why);
-
-  Iface& ifc_;
-  Fd tap_;
-  Fd to_tap_prog_, to_tap_link_;    // interface egress -> tap
-  Fd to_stack_prog_, to_stack_link_;  // tap ingress -> interface ingress
-  uint8_t frame_[65536];              // a packet gathered from its slots
-};
-
 int fail(std::string* why, const std::string& what) {
   int err = errno;
   *why = "host rings: " + what + ": " + strerror(err);
   return err;
 }
 
-int HostQueue::set_up(const char* name, std::string* why) {
+// A tap fd attached as one more queue of the tap called name.
+Fd attach_tap_queue(const std::string& name, std::string* why, int* err) {
+  Fd tap(::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC));
+  if (!tap) {
+    *err = fail(why, "open /dev/net/tun");
+    return tap;
+  }
+  ifreq ifr{};
+  snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", name.c_str());
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_MULTI_QUEUE;
+  if (ioctl(tap.get(), TUNSETIFF, &ifr)) {
+    *err = fail(why, "tap " + name);
+    return Fd();
+  }
+  ioctl(tap.get(), TUNSETOFFLOAD, 0);
+  return tap;
+}
+
+// The tap of an interface's host rings in this process, with its programs.
+class HostTap {
+ public:
+  explicit HostTap(Iface& ifc) : ifc_(ifc), name_("nmhost" + std::to_string(ifc.ifindex)) {}
+  // Make the tap and its programs; *first is its first queue, for the
+  // caller's host ring (the tap lives while any queue is open).
+  int open(Fd* first, std::string* why);
+  const std::string& name() const { return name_; }
+
+ private:
+  int set_up(const char* name, std::string* why);
+
+  Iface& ifc_;
+  std::string name_;
+  Fd to_tap_prog_, to_tap_link_;      // interface egress -> tap
+  Fd to_stack_prog_, to_stack_link_;  // tap ingress -> interface ingress
+};
+
+class HostQueue final : public Queue {
+ public:
+  HostQueue(std::shared_ptr<HostTap> tap, Fd fd) : tap_(std::move(tap)), fd_(std::move(fd)) {}
+
+  void txsync(Kring& k, uint32_t head) override;
+  void rxsync(Kring& k, uint32_t head) override;
+  int fd() const override { return fd_.get(); }
+  bool inject(uint8_t* frame, uint32_t len) override;
+
+ private:
+  std::shared_ptr<HostTap> tap_;
+  Fd fd_;
+  uint8_t frame_[65536];  // a packet gathered from its slots
+};
+
+int HostTap::set_up(const char* name, std::string* why) {
   std::ofstream(std::string("/proc/sys/net/ipv6/conf/") + name + "/disable_ipv6") << "1";
   Fd s(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   ifreq ifr{};
@@ -75,17 +111,17 @@ int HostQueue::set_up(const char* name, std::string* why) {
   return 0;
 }
 
-int HostQueue::open(std::string* why) {
-  tap_ = Fd(::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC));
-  if (!tap_) return fail(why, "open /dev/net/tun");
-  ifreq ifr{};
-  snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "nmhost%d", ifc_.ifindex);
-  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
-  if (ioctl(tap_.get(), TUNSETIFF, &ifr)) return fail(why, std::string("create tap ") + ifr.ifr_name);
-  ioctl(tap_.get(), TUNSETOFFLOAD, 0);
-  if (int err = set_up(ifr.ifr_name, why)) return err;
-  int tap_index = int(if_nametoindex(ifr.ifr_name));
-  int err = make_redirect(tap_index, false, &to_tap_prog_, why);
+int HostTap::open(Fd* first, std::string* why) {
+  if (if_nametoindex(name_.c_str())) {
+    *why = "host rings of " + ifc_.name + " are bound by another process (tap " + name_ + " exists)";
+    return EBUSY;
+  }
+  int err = 0;
+  *first = attach_tap_queue(name_, why, &err);
+  if (err) return err;
+  if ((err = set_up(name_.c_str(), why))) return err;
+  int tap_index = int(if_nametoindex(name_.c_str()));
+  err = make_redirect(tap_index, false, &to_tap_prog_, why);
   if (!err) err = make_redirect(ifc_.ifindex, true, &to_stack_prog_, why);
   if (!err) err = attach_tc(to_stack_prog_.get(), tap_index, Hook::kIngress, false, &to_stack_link_, why);
   if (!err) err = attach_tc(to_tap_prog_.get(), ifc_.ifindex, Hook::kEgress, true, &to_tap_link_, why);
@@ -103,7 +139,7 @@ void HostQueue::rxsync(Kring& k, uint32_t head) {
   while (room > 0) {
     netmap_slot& sl = k.ring->slot[tail];
     iovec iov[2] = {{&vh, sizeof vh}, {k.region->buf(sl.buf_idx), bsize}};
-    ssize_t r = readv(tap_.get(), iov, 2);
+    ssize_t r = readv(fd_.get(), iov, 2);
     if (r < ssize_t(sizeof vh)) break;
     sl.len = uint16_t(r - sizeof vh);
     sl.flags = 0;
@@ -121,7 +157,7 @@ bool HostQueue::inject(uint8_t* frame, uint32_t len) {
   fix_l4_checksum(frame, len);
   VnetHdr vh{};
   iovec iov[2] = {{&vh, sizeof vh}, {frame, len}};
-  return writev(tap_.get(), iov, 2) > 0;
+  return writev(fd_.get(), iov, 2) > 0;
 }
 
 void HostQueue::txsync(Kring& k, uint32_t head) {
@@ -150,9 +186,22 @@ void HostQueue::txsync(Kring& k, uint32_t head) {
 
 }  // namespace
 
-std::shared_ptr<Queue> open_host(Iface& ifc, int* err, std::string* why) {
-  auto h = std::make_shared<HostQueue>(ifc);
-  if ((*err = h->open(why)) != 0) return nullptr;
+std::shared_ptr<Queue> open_host(Iface& ifc, uint32_t q, int* err, std::string* why) {
+  if (q < ifc.host.size())
+    if (auto h = ifc.host[q].lock()) return h;
+  std::shared_ptr<HostTap> tap = std::static_pointer_cast<HostTap>(ifc.host_tap.lock());
+  Fd fd;
+  if (!tap) {
+    tap = std::make_shared<HostTap>(ifc);
+    if ((*err = tap->open(&fd, why)) != 0) return nullptr;
+    ifc.host_tap = tap;
+  } else {
+    fd = attach_tap_queue(tap->name(), why, err);
+    if (*err) return nullptr;
+  }
+  auto h = std::make_shared<HostQueue>(std::move(tap), std::move(fd));
+  if (q >= ifc.host.size()) ifc.host.resize(q + 1);
+  ifc.host[q] = h;
   return h;
 }
 

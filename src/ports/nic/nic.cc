@@ -263,7 +263,10 @@ bool send_wire(Iface& ifc, const uint8_t* f, uint32_t len) {
 void forward_marked(Kring& k, uint32_t head, Iface& ifc) {
   static thread_local uint8_t frame[65536];
   const uint32_t n = k.nslots;
-  std::shared_ptr<Queue> host = k.host ? nullptr : ifc.host.lock();
+  std::shared_ptr<Queue> host;
+  if (!k.host)
+    for (const auto& w : ifc.host)
+      if ((host = w.lock())) break;
   for (uint32_t i = k.ks->hwcur.load(std::memory_order_relaxed); i != head;) {
     uint32_t ns = packet_slots(k.ring, i, head, n);
     if (ns == 0) break;
@@ -297,9 +300,11 @@ class NicAdapter final : public Adapter {
     pe.nrings[kTx] = pe.nrings[kRx] = uint16_t(std::min(info.queues, kMaxRings));
     for (int d : {kTx, kRx}) {
       pe.nslots[d] = req.nslots[d] ? req.nslots[d] : 1024;
-      pe.nhost[d] = 1;
-      if (req.nhost[d] > 1) {
-        *why = "NIC ports have one host ring pair";
+      // Host rings share the ring table with the hardware rings.
+      pe.nhost[d] = req.nhost[d] ? req.nhost[d] : 1;
+      if (pe.nrings[d] + pe.nhost[d] > kMaxRings + 1) {
+        *why = "netmap:" + req.name + " has " + std::to_string(pe.nrings[d]) + " rings: at most " +
+               std::to_string(kMaxRings + 1 - pe.nrings[d]) + " host rings";
         return EINVAL;
       }
     }
@@ -324,8 +329,10 @@ class NicAdapter final : public Adapter {
     auto* nk = new NicKring;
     nk->ifc = ifc;
     if (k.host) {
-      nk->q = ifc->host.lock();
-      if (!nk->q && (nk->q = open_host(*ifc, &err, why))) ifc->host = nk->q;
+      // Host rx ring i reads tap queue i; host tx ring i writes queue i
+      // modulo the host rx rings (a queue nobody reads would lose flows).
+      const uint32_t hi = k.id - pe.nrings[k.dir];
+      nk->q = open_host(*ifc, k.dir == kRx ? hi : hi % pe.nhost[kRx], &err, why);
     } else if (k.id < ifc->nqueues) {
       nk->q = ifc->queues[k.id].lock();
       if (!nk->q && (nk->q = open_queue(*ifc, k.id, k.nslots, &err, why)))

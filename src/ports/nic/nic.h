@@ -48,7 +48,8 @@ struct Iface {
   std::string why_backend;  // why this backend was chosen
   int refs = 0;
   std::vector<std::weak_ptr<Queue>> queues;  // by hardware queue
-  std::weak_ptr<Queue> host;
+  std::vector<std::weak_ptr<Queue>> host;  // by tap queue (host rx ring)
+  std::weak_ptr<void> host_tap;             // the host rings' tap (host.cc)
   // AF_XDP: the program steering rx queues to sockets, attached for as
   // long as the process uses the interface.
   XskProgram xsk;
@@ -70,7 +71,9 @@ std::shared_ptr<Queue> open_xsk(Iface& ifc, uint32_t q, uint32_t nslots, int* er
                                 std::string* why);
 std::shared_ptr<Queue> open_packet(Iface& ifc, uint32_t q, uint32_t nslots, int* err,
                                    std::string* why);
-std::shared_ptr<Queue> open_host(Iface& ifc, int* err, std::string* why);
+// Tap queue q of the interface's host rings (made with the first), or the
+// one this process has open already.
+std::shared_ptr<Queue> open_host(Iface& ifc, uint32_t q, int* err, std::string* why);
 
 // Ring helpers shared by the backends.
 // Free rx slots: from hwtail up to (not including) the one before hwcur.
