@@ -54,4 +54,25 @@ TEST(FuzzFindings, ValeSlotsAreBounded) {
   nmport_close(d);
 }
 
+// A VALE port with the largest rings gets a private region sized for its
+// rings and monitors, not for pipes of its ring size too: that made the
+// region 1.7 GB, and a register asking for every extra buffer of it ran
+// out of the fuzzer's memory and time.
+TEST(FuzzFindings, LargeValeRingsDoNotInflateThePipeRoom) {
+  nmport_d* d = nmport_open("vale0:big@conf:slots=65536");
+  ASSERT_NE(d, nullptr) << strerror(errno);
+  const uint64_t memsize = d->reg.nr_memsize;
+  nmport_close(d);
+  // Rings (2 x 65536 slots) and 4 monitors' rings of 65536 buffers of 2 KB
+  // each: about 800 MB. Pipes of 65536 slots on top would be 1.7 GB.
+  EXPECT_LT(memsize, 1000ull << 20) << "region of " << (memsize >> 20) << " MB";
+  EXPECT_GT(memsize, 600ull << 20);
+  // Many rings of that size: refused with a message, not a region of 15 GB.
+  errno = 0;
+  d = nmport_open("vale0:huge@conf:rings=64,slots=65536");
+  EXPECT_EQ(d, nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  if (d) nmport_close(d);
+}
+
 }  // namespace

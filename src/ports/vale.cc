@@ -181,8 +181,15 @@ uint16_t pick_private_region(Registry& reg) {
 // As vale-ctl documents (netmap itself bounds VALE rings at 4096 slots).
 constexpr uint32_t kMaxValeSlots = 65536;
 // The pipes a VALE port's private region has room for: netmap's default
-// for the private allocator of a VALE port (2).
+// for the private allocator of a VALE port (2), with rings of up to
+// kPrivatePipeSlots (pipes' default): sizing them from the port's own rings
+// made a 65536-slot port's region 1.7 GB (found by tests/fuzz/nmreq_fuzz).
 constexpr uint32_t kPrivatePipes = 2;
+constexpr uint32_t kPrivatePipeSlots = 1024;
+// The largest private region a VALE port may ask for (its rings and the
+// room for monitors scale with rings x slots: 64 rings of 65536 slots made
+// a 15 GB region, reserved up front, found by tests/fuzz/nmreq_fuzz).
+constexpr uint64_t kMaxPrivateBytes = 1ull << 30;
 
 RegionConfig private_config(const PortEntry& pe) {
   RegionConfig c = RegionConfig::from_env();
@@ -199,9 +206,9 @@ RegionConfig private_config(const PortEntry& pe) {
   // output pipes in its input port's region): netmap adds 8 ring objects
   // per pipe of kPrivatePipes; a pipe here takes 4 (its rx rings are the
   // other end's tx rings, without buffers of their own), so that is room
-  // for 2 * kPrivatePipes pipes of the port's ring size, buffers included.
+  // for 2 * kPrivatePipes pipes of kPrivatePipeSlots, buffers included.
   const uint32_t pipe_rings = 8 * kPrivatePipes;
-  const uint32_t pipe_bufs = 2 * kPrivatePipes * 2 * max_slots;
+  const uint32_t pipe_bufs = 2 * kPrivatePipes * 2 * std::min(max_slots, kPrivatePipeSlots);
   c.ring_num = rings + mon_rings + kMaxMonitors + pipe_rings;  // each monitor has a tx ring too
   c.ring_size = uint32_t((sizeof(netmap_ring) + sizeof(netmap_slot) * max_slots + 4095) & ~4095ull);
   c.buf_num = bufs + mon_rings * max_slots + kMaxMonitors * kMonitorTxSlots + pipe_bufs + 2 +
@@ -436,6 +443,15 @@ class ValeAdapter final : public Adapter {
       cfg = private_config(pe);
       if (!pe.mem_id) {
         *why = "no free region id for a private VALE region";
+        return ENOMEM;
+      }
+      const uint64_t bytes = uint64_t(cfg.buf_num) * cfg.buf_size + uint64_t(cfg.ring_num) * cfg.ring_size;
+      if (bytes > kMaxPrivateBytes) {
+        *why = "a VALE port of " + std::to_string(pe.nrings[kTx]) + "/" + std::to_string(pe.nrings[kRx]) +
+               " rings of " + std::to_string(pe.nslots[kTx]) + "/" + std::to_string(pe.nslots[kRx]) +
+               " slots needs a private region of " + std::to_string(bytes >> 20) + " MB (with room for " +
+               "monitors and pipes): at most " + std::to_string(kMaxPrivateBytes >> 20) +
+               " MB; use fewer rings or slots, or a shared region (@N)";
         return ENOMEM;
       }
     }
