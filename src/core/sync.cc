@@ -178,18 +178,14 @@ static int txsync_locked(Kring& k, uint32_t head, uint32_t cur) {
   }
   const uint32_t n = k.nslots;
   const uint32_t old = k.ks->hwcur.load(std::memory_order_relaxed), old_tail = k.ks->rtail;
-  if (k.na->checks_slots() && !k.ks->nmon.load(std::memory_order_relaxed)) {
-    if (!k.na->txsync_checked(k, head)) {
-      reinit(k);
-      return EINVAL;
-    }
-  } else {
-    if (!check_slots(k, head, true)) {
-      reinit(k);
-      return EINVAL;
-    }
-    k.na->txsync(k, head);
+  // The port type checks in its own pass (Adapter::checks_slots), or the
+  // prologue checks first.
+  const bool fused = k.na->checks_slots() && !k.ks->nmon.load(std::memory_order_relaxed);
+  if (!(fused ? k.na->txsync_checked(k, head) : check_slots(k, head, true))) {
+    reinit(k);
+    return EINVAL;
   }
+  if (!fused) k.na->txsync(k, head);
   const uint32_t hwcur = k.ks->hwcur.load(std::memory_order_relaxed);
   // A pipe delivers here: the receiving ring's monitors see the packets as
   // they arrive, read by anyone or not (netmap hooks the port's notify).
@@ -215,16 +211,12 @@ static int rxsync_locked(Kring& k, uint32_t head, uint32_t cur) {
     return EINVAL;
   }
   const uint32_t old_tail = k.ks->rtail;
-  if (k.na->checks_slots() && !k.ks->nmon.load(std::memory_order_relaxed)) {
-    if (!k.na->rxsync_checked(k, head)) {
-      reinit(k);
-      return EINVAL;
-    }
-  } else {
-    if (!check_slots(k, head, false)) {
-      reinit(k);
-      return EINVAL;
-    }
+  const bool fused = k.na->checks_slots() && !k.ks->nmon.load(std::memory_order_relaxed);
+  if (!(fused ? k.na->rxsync_checked(k, head) : check_slots(k, head, false))) {
+    reinit(k);
+    return EINVAL;
+  }
+  if (!fused) {
     if (k.ks->nmon.load(std::memory_order_relaxed))
       monitor_zswap(k, k.ks->hwcur.load(std::memory_order_relaxed), head, false);
     k.na->rxsync(k, head);
