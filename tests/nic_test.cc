@@ -217,6 +217,18 @@ class Receiver {
   Child child_;
 };
 
+// count frames sent on port (a VALE port of this process, on the switch v.ia
+// is attached to) reach netmap:ib in v.b, every `step` acknowledged.
+void expect_reaches_wire(unetmap::Port& port, const Veth& v, uint32_t count, uint32_t step) {
+  Receiver wire;
+  ASSERT_TRUE(wire.start(v.b, nullptr, "netmap:" + v.ib, count, step));
+  EXPECT_TRUE(send_paced(port, 0, 0, count, step, wire.progress));
+  RxResult r;
+  ASSERT_TRUE(wire.result(&r));
+  EXPECT_EQ(r.got[0], count);
+  EXPECT_EQ(wire.wait(), 0);
+}
+
 // vale-ctl run in namespace ns; its exit status (output in *out).
 int vale_ctl_in(const std::string& ns, const std::vector<std::string>& args, std::string* out) {
   std::vector<std::string> a = {VALE_CTL};
@@ -602,15 +614,9 @@ TEST(Nic, AttachedToValeSwitch) {
     ASSERT_EQ(vale_ctl_in(v.a, {mode, "vale0:" + v.ia}, &out), 0) << out;
     const uint32_t kCount = 400, kStep = 100;
     // VALE port -> switch -> NIC -> wire -> netmap:ib.
-    Receiver wire;
-    ASSERT_TRUE(wire.start(v.b, nullptr, "netmap:" + v.ib, kCount, kStep));
     auto port = unetmap::Port::open("vale0:user");
     ASSERT_TRUE(port);
-    EXPECT_TRUE(send_paced(port, 0, 0, kCount, kStep, wire.progress));
-    RxResult r;
-    ASSERT_TRUE(wire.result(&r));
-    EXPECT_EQ(r.got[0], kCount);
-    EXPECT_EQ(wire.wait(), 0);
+    ASSERT_NO_FATAL_FAILURE(expect_reaches_wire(port, v, kCount, kStep));
     // And back: wire -> NIC -> switch -> the VALE port (flooded).
     Event go, back;
     Child sender = in_ns(v.b, nullptr, [&] {
@@ -722,16 +728,9 @@ TEST(Nic, AttachThroughNiocctrlOutlivesTheRequester) {
   EXPECT_NE(v.link(v.a, v.ia).find("xdp"), std::string::npos);
   EXPECT_EQ(sh("ip netns exec " + v.b + " ping -c 3 -i 0.2 -W 2 10.77.0.1"), 0);
   // A VALE port of this process reaches the wire through it.
-  const uint32_t kCount = 200, kStep = 50;
-  Receiver wire;
-  ASSERT_TRUE(wire.start(v.b, nullptr, "netmap:" + v.ib, kCount, kStep));
   auto port = unetmap::Port::open("vale0:user");
   ASSERT_TRUE(port);
-  EXPECT_TRUE(send_paced(port, 0, 0, kCount, kStep, wire.progress));
-  RxResult r;
-  ASSERT_TRUE(wire.result(&r));
-  EXPECT_EQ(r.got[0], kCount);
-  EXPECT_EQ(wire.wait(), 0);
+  ASSERT_NO_FATAL_FAILURE(expect_reaches_wire(port, v, 200, 50));
   nmreq_vale_detach dt;
   memset(&dt, 0, sizeof dt);
   EXPECT_EQ(ctrl_here(NETMAP_REQ_VALE_DETACH, "vale0:" + v.ia, &dt), 0);
@@ -761,16 +760,9 @@ TEST(Nic, AttachRefusesBadArgumentsAndTouchesNothingElse) {
   EXPECT_EQ(ports_of("vale0"), std::vector<std::string>{name});
   EXPECT_TRUE(ports_of("vale1").empty());
   // It still forwards.
-  const uint32_t kCount = 100, kStep = 50;
-  Receiver wire;
-  ASSERT_TRUE(wire.start(v.b, nullptr, "netmap:" + v.ib, kCount, kStep));
   auto port = unetmap::Port::open("vale0:user");
   ASSERT_TRUE(port);
-  EXPECT_TRUE(send_paced(port, 0, 0, kCount, kStep, wire.progress));
-  RxResult r;
-  ASSERT_TRUE(wire.result(&r));
-  EXPECT_EQ(r.got[0], kCount);
-  EXPECT_EQ(wire.wait(), 0);
+  ASSERT_NO_FATAL_FAILURE(expect_reaches_wire(port, v, 100, 50));
   nmreq_vale_detach dt;
   memset(&dt, 0, sizeof dt);
   EXPECT_EQ(ctrl_here(NETMAP_REQ_VALE_DETACH, name, &dt), 0);
