@@ -31,6 +31,8 @@
 #include <net/netmap_user.h>
 #include <poll.h>
 #include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <cstring>
@@ -88,18 +90,57 @@ class Input {
 
 // The good VALE ports stay open from one input to the next (they are never
 // written by the fuzzer); the rest is opened per input, so that an input
-// runs the same way alone. A null port keeps region 1 (the pipe's and its
-// monitor's) for the whole run, and after every input its buffers in use
-// must be back to their count before: nothing the application left in a
-// slot may be freed at close unless the ring owns it (issue 9 item 4;
-// corpus/ring/regress_foreign_buf_idx_freed_at_close failed with -runs=3
-// before the owner tags: a buffer index written into the zero-copy
-// monitor's rx ring was freed by the monitor's close although the null port
-// held it). UNETMAP_FUZZ_STRICT=0 lets region 1 go with the pipe instead.
+// runs the same way alone. A null port of another process (a child) keeps
+// region 1 (the pipe's and its monitor's) for the whole run, and after
+// every input the region's buffers in use must be back to their count
+// before: nothing the application left in a slot may be freed at close
+// unless the ring owns it, and no buffer of another process's port may be
+// taken (issue 9 item 4; corpus/ring/regress_foreign_buf_idx_freed_at_close
+// failed with -runs=3 before the owner tags: a buffer index written into
+// the zero-copy monitor's rx ring was freed by the monitor's close although
+// the null port held it). The holder must be another process: a buffer of
+// a port this process has bound may be moved to another of its rings
+// (zero-copy forwarding), and then goes with that ring
+// (corpus/ring/regress_own_port_buffer_moved_to_pipe took one of the null
+// port's buffers into the pipe when the holder was in this process).
+// UNETMAP_FUZZ_STRICT=0 lets region 1 go with the pipe instead.
 bool per_input(int i) { return i != kG1 && i != kG2; }
 const bool g_strict = !(getenv("UNETMAP_FUZZ_STRICT") && *getenv("UNETMAP_FUZZ_STRICT") == '0');
-nmport_d* g_hold;
+pid_t g_holder;
+int g_holder_pipe = -1;  // its write end: the holder exits when it closes
 std::string g_ports;
+
+// The child opens the null port, says so, and keeps it until this process
+// closes its end of the pipe (at exit, or when it dies).
+void start_holder() {
+  int ready[2], hold[2];
+  FUZZ_CHECK(pipe(ready) == 0 && pipe(hold) == 0, strerror(errno));
+  g_holder = fork();
+  FUZZ_CHECK(g_holder >= 0, strerror(errno));
+  if (g_holder == 0) {
+    close(ready[0]);
+    close(hold[1]);
+    nmport_d* d = nmport_open("null:hold@conf:slots=64");
+    const char ok = d ? 1 : 0;
+    if (write(ready[1], &ok, 1) != 1 || !d) _exit(1);
+    char c;
+    ssize_t n;
+    do n = read(hold[0], &c, 1);
+    while (n < 0 && errno == EINTR);
+    nmport_close(d);
+    _exit(0);
+  }
+  close(ready[1]);
+  close(hold[0]);
+  g_holder_pipe = hold[1];
+  char ok = 0;
+  FUZZ_CHECK(read(ready[0], &ok, 1) == 1 && ok == 1, "the holder could not open null:hold");
+  close(ready[0]);
+  atexit([] {
+    close(g_holder_pipe);
+    waitpid(g_holder, nullptr, 0);
+  });
+}
 
 void open_ports(bool all) {
   for (int i = 0; i < kNumPorts; i++) {
@@ -326,10 +367,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   g_quiet = *nmctx_get();
   g_quiet.error = no_error;
   nmctx_set_default(&g_quiet);
-  if (g_strict) {
-    g_hold = nmport_open("null:hold@conf:slots=64");
-    FUZZ_CHECK(g_hold != nullptr, unetmap_last_error());
-  }
+  if (g_strict) start_holder();
   open_ports(true);
   good_exchange();
   close_ports();
