@@ -35,7 +35,7 @@
 #include <vector>
 
 #include "mem/region.h"
-#include "ports/vale.h"
+#include "ports/vale/vale.h"
 #include "util/test_util.h"
 
 namespace {

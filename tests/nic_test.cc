@@ -20,7 +20,7 @@
 #include <string>
 
 #include "core/registry.h"
-#include "ports/vale.h"
+#include "ports/vale/vale.h"
 #include "unetmap/netmap.hpp"
 #include "util/proc.h"
 #include "util/test_util.h"

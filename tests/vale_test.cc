@@ -14,7 +14,7 @@
 // checked by sending a later "marker" frame that must arrive, from the same
 // sender (its txsync forwards synchronously, in order), and seeing that the
 // marker is the first thing in the receiver's queue.
-#include "ports/vale.h"
+#include "ports/vale/vale.h"
 
 #include <gtest/gtest.h>
 #include <sched.h>

@@ -41,7 +41,7 @@
 #include "abi/devnetmap.h"  // unetmap_last_error()
 #include "core/registry.h"  // kMaxRings
 #include "ports/nic/nic.h"  // Backend
-#include "ports/vale.h"
+#include "ports/vale/vale.h"
 
 namespace {
 

@@ -20,7 +20,7 @@
 #include "core/attach.h"
 #include "core/adapter.h"
 #include "mem/extmem.h"
-#include "ports/vale.h"
+#include "ports/vale/vale.h"
 
 namespace unetmap {
 

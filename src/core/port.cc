@@ -1,5 +1,5 @@
 #include "core/port.h"
-#include "ports/monitor.h"
+#include "ports/monitor/monitor.h"
 
 #include <errno.h>
 #include <poll.h>

@@ -39,7 +39,7 @@
 #include <cstddef>
 
 #include "core/port.h"
-#include "ports/monitor.h"
+#include "ports/monitor/monitor.h"
 
 namespace unetmap {
 

@@ -32,7 +32,7 @@
 #include <string>
 
 #include "fuzz_env.h"
-#include "ports/vale.h"
+#include "ports/vale/vale.h"
 
 namespace {
 

@@ -45,7 +45,7 @@
 
 #include "core/adapter.h"
 #include "core/lease.h"
-#include "ports/monitor.h"
+#include "ports/monitor/monitor.h"
 
 namespace unetmap {
 

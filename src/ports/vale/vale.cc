@@ -51,8 +51,8 @@
 // destination ring being destroyed is marked dead and drained under its
 // lease_lock, and its gen changes: a sender with a stale view finds out
 // under the lock and backs off, so it never writes a ring it no longer owns.
-#include "ports/vale.h"
-#include "ports/monitor.h"
+#include "ports/vale/vale.h"
+#include "ports/monitor/monitor.h"
 
 #include <errno.h>
 #include <sched.h>
