@@ -20,6 +20,7 @@
 #include <string>
 
 #include "core/registry.h"
+#include "ports/nic/nic.h"
 #include "ports/vale/vale.h"
 #include "unetmap/netmap.hpp"
 #include "util/proc.h"
@@ -249,7 +250,7 @@ int backend_of(const std::string& name) {
   if (!reg) return -1;
   unetmap::LockGuard g(reg->lock());
   int p = reg->find_port(name.c_str());
-  return p < 0 ? -1 : reg->port(p).nic_backend;
+  return p < 0 ? -1 : int(unetmap::nic::port_backend(reg->port(p)));
 }
 
 class NicBackend : public ::testing::TestWithParam<const char*> {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/registry.h"
+#include "ports/vale/vale.h"
 #include "mem/region.h"
 #include "util/test_util.h"
 
@@ -335,12 +336,12 @@ std::string registry_use() {
   reg->reap();
   std::string s;
   for (uint32_t i = 0; i < unetmap::kMaxPorts; i++)
-    if (reg->port(int(i)).kind != unetmap::PortKind::kNone)
+    if (reg->port(int(i)).kind != unetmap::kNoPort)
       s += std::string("port ") + reg->port(int(i)).name + " ";
   for (uint32_t i = 0; i < unetmap::kMaxRegs; i++)
     if (reg->reg(int(i)).in_use) s += "reg " + std::to_string(i) + " ";
   for (uint32_t i = 0; i < unetmap::kMaxSwitches; i++)
-    if (reg->sw(int(i)).in_use) s += std::string("switch ") + reg->sw(int(i)).name + " ";
+    if (unetmap::vale_switch(*reg, int(i)).in_use) s += std::string("switch ") + unetmap::vale_switch(*reg, int(i)).name + " ";
   return s;
 }
 
@@ -477,7 +478,7 @@ TEST(Robust, GarbageIndexesInTheRegistryAreCheckedAtUse) {
     int pb = reg->find_port("vale0:gb"), pv = reg->find_port("gv{0");
     ASSERT_GE(pb, 0);
     ASSERT_GE(pv, 0);
-    unetmap::SwitchEntry& sw = reg->sw(reg->port(pb).sw);
+    unetmap::SwitchEntry& sw = unetmap::vale_switch(*reg, unetmap::vale_port(reg->port(pb)).sw);
     sw.ports[200] = 31000;  // past the port table
     sw.ports[201] = int16_t(pv);  // a pipe end, in another region
     reg->port(pb).ring[unetmap::kRx][0] = 60000;  // not a ring of b's region

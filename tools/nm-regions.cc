@@ -140,7 +140,7 @@ int remove_region(long id) {
   reg->reap();
   for (uint32_t i = 0; i < unetmap::kMaxPorts; i++) {
     const unetmap::PortEntry& p = reg->port(int(i));
-    if (p.kind != unetmap::PortKind::kNone && p.mem_id == id) {
+    if (p.kind != unetmap::kNoPort && p.mem_id == id) {
       fprintf(stderr, "nm-regions: region %ld is in use by port '%s'\n", id, p.name);
       return 1;
     }

@@ -497,8 +497,8 @@ void print_nic_backend(std::string name) {
   unetmap::RegistryLock g(*reg);
   if (!g.ok()) return;
   int p = reg->find_port(name.c_str());
-  if (p < 0 || reg->port(p).kind != unetmap::PortKind::kNic || !reg->port(p).nic_backend) return;
-  auto b = unetmap::nic::Backend(reg->port(p).nic_backend);
+  const auto b = p < 0 ? unetmap::nic::Backend::kNone : unetmap::nic::port_backend(reg->port(p));
+  if (b == unetmap::nic::Backend::kNone) return;
   printf("%s: NIC port, backend %s\n", name.c_str(), unetmap::nic::backend_name(b));
 }
 

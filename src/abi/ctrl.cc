@@ -97,18 +97,17 @@ int port_info(NetmapFile* f, const std::string& name, uint16_t mem_id, nmreq_reg
   return 0;
 }
 
-// The kind of the port a name means (existing, else the one a register
-// would make); kNone if none.
-PortKind port_kind(const std::string& name) {
+// The type of the port a name means (existing, else the one a register
+// would make); nullptr if none.
+const Adapter* port_type(const std::string& name) {
   Registry* reg = Registry::get(nullptr);
-  if (!reg) return PortKind::kNone;
+  if (!reg) return nullptr;
   {
     RegistryLock g(*reg);
     int p = g.ok() ? find_port_any(*reg, name) : -1;
-    if (p >= 0) return reg->port(p).kind;
+    if (p >= 0) return adapter_for_kind(reg->port(p).kind);
   }
-  const Adapter* na = adapter_for_name(name);
-  return na ? na->kind() : PortKind::kNone;
+  return adapter_for_name(name);
 }
 
 // PORT_HDR_GET / PORT_HDR_SET: the virtio-net header length of a port.
@@ -122,7 +121,7 @@ int port_hdr(NetmapFile* f, uint16_t type, const std::string& name, nmreq_port_h
     ph->nr_hdr_len = 0;
     return 0;
   }
-  if (port_kind(name) != PortKind::kVale)
+  if (port_type(name) != &vale_adapter())
     return fail(EINVAL, "port '" + name + "': a virtio-net header length is set on VALE ports");
   if (ph->nr_hdr_len == 0) return 0;
   if (ph->nr_hdr_len == 10 || ph->nr_hdr_len == 12)

@@ -6,6 +6,7 @@
 // in core/sync.cc and runs before and after it; adapters never re-validate.
 #pragma once
 
+#include <errno.h>
 #include <net/netmap.h>
 
 #include <cstdint>
@@ -61,7 +62,7 @@ struct SlotCheck {
 struct Kring {
   netmap_ring* ring = nullptr;  // the library's mapping of the ring
   KringState* ks = nullptr;
-  Kring* peer = nullptr;  // pipes: the ring at the other end
+  Kring* peer = nullptr;  // the partner's ring facing this one (a pipe's other end)
   Region* region = nullptr;
   const Adapter* na = nullptr;
   void* priv = nullptr;  // port type's per-kring process-local state
@@ -96,21 +97,63 @@ struct PortRequest {
   uint16_t nhost[2] = {0, 0};
 };
 
+// A port type. Everything about the type lives in its folder of
+// src/ports: this adapter (its name grammar, how its ports are made, kept
+// and destroyed, its half of every sync), its shared state (PortEntry::ext
+// through port_ext<T>, a table in the registry's type area, its kring
+// state), and its line in the table of port types (src/ports/ports.cc).
+// The core names no port type.
 class Adapter {
  public:
   virtual ~Adapter() = default;
-  virtual PortKind kind() const = 0;
-  virtual const char* type_name() const = 0;
-  // Does this kernel-level port name belong to this type?
+  // Its index in the table of port types: the kind stored in its ports'
+  // registry entries.
+  PortKind kind() const;
+
+  // --- Names. A kernel-level name ("p{0", "valeX:Y", "null:x", "eth0")
+  // belongs to the first type in the table that owns() it.
   virtual bool owns(std::string_view name) const = 0;
+  // Names of this type, for the "no such port" message ("pipes (NAME{ID,
+  // NAME}ID)"); nullptr if its ports are not opened by name (monitors).
+  virtual const char* grammar() const { return nullptr; }
+  // libnetmap's port specs: the length of a prefix of `spec` that this
+  // type keeps in its kernel-level names ("valeX:" of "valeX:Y", "null:"),
+  // 0 if none; and that prefix's form for messages ("valeX:NAME").
+  virtual size_t spec_prefix(std::string_view spec) const { return 0; }
+  virtual const char* spec_prefix_form() const { return nullptr; }
   // An existing port known to this type under another name (registry
   // locked); -1 if none. VALE: "valeX:Y" for persistent port Y on valeX.
   virtual int resolve(Registry&, std::string_view) const { return -1; }
-  // Create port `p` (registry locked, name already set). 0 or errno; *why
-  // explains a failure.
+
+  // A port of this type is made by a register of an existing port with
+  // one of these NR_* flags (monitors: NR_MONITOR_TX/RX, NR_ZCOPY_MON), by
+  // create_on() rather than create().
+  virtual uint64_t register_flags() const { return 0; }
+  virtual const char* flags_name() const { return ""; }  // "monitor"
+  virtual int create_on(Registry& reg, int port, uint64_t flags, uint16_t mem_id, int* out,
+                        std::string* why) const {
+    return EINVAL;
+  }
+
+  // --- Life of a port (registry locked).
+  // A fresh entry taken for this type (all zero but name, kind, state):
+  // set up ext, before anything can read it.
+  virtual void init_entry(PortEntry&) const {}
+  // Create port `p` (name already set). 0 or errno; *why explains a
+  // failure.
   virtual int create(Registry& reg, int p, const PortRequest& req, std::string* why) const = 0;
-  // Free what create() made (registry locked). Default: every ring.
+  // Free what create() made. Default: every ring.
   virtual void destroy(Registry& reg, int p) const;
+  // A port made and destroyed together with p, whose rings p's rings
+  // exchange buffers with (a pipe's other end); -1 if none.
+  virtual int partner(const PortEntry&) const { return -1; }
+  // After a holder of the registry died: rebuild what this type derives
+  // from the live port entries (VALE's switch port tables).
+  virtual void recount(Registry&) const {}
+  // Bytes of the registry's type area this type keeps its tables in.
+  virtual uint32_t shared_size() const { return 0; }
+
+  // --- Rings of a bound port.
   // Per-kring process-local state of a bound ring (registry locked for
   // init); the default has none. 0 or errno, with *why.
   virtual int kring_init(Registry&, Kring&, std::string* why) const { return 0; }
@@ -123,9 +166,13 @@ class Adapter {
   virtual void txsync(Kring& k, uint32_t head) const = 0;
   // Release [ks->hwcur, head) and refresh ks->hwtail.
   virtual void rxsync(Kring& k, uint32_t head) const = 0;
+  // Whether what arrives on this type's rx rings is put there by a
+  // producer's txsync (pipes, VALE), which then runs the rx ring's taps,
+  // rather than by the ring's own rxsync.
+  virtual bool producer_fills_rx() const { return false; }
   // A port type whose syncs read every slot handed over anyway (pipes) may
   // check them in that same pass instead of the prologue's separate one:
-  // then, for rings that no monitor watches, the prologue calls
+  // then, for rings that no tap watches, the prologue calls
   // txsync_checked/rxsync_checked instead of txsync/rxsync. They check each
   // slot of [ks->hwcur, head) (which is the prologue's range [rhead, head):
   // such a type keeps no pending slots) with SlotCheck, and return false
@@ -138,10 +185,26 @@ class Adapter {
 
 // The table of port types (src/ports/ports.cc).
 const Adapter* adapter_for_name(std::string_view name);
+// The type a register with these flags makes on an existing port
+// (Adapter::register_flags), nullptr if none.
+const Adapter* adapter_for_flags(uint64_t flags);
 const Adapter* adapter_for_kind(PortKind kind);
 // The existing port called `name`, directly or through a port type's
 // resolve(); -1 if none (registry locked).
 int find_port_any(Registry& reg, std::string_view name);
+// The partner of port p (Adapter::partner), -1 if none or out of range.
+int port_partner(Registry& reg, int p);
+// Every port type's Adapter::recount.
+void recount_port_types(Registry& reg);
+// The start of port type `na`'s table in the registry's type area.
+void* type_area(Registry& reg, const Adapter& na);
+// The grammar of every port type, for a "no such port" message.
+std::string port_grammars();
+// libnetmap: the length of the prefix a port type keeps in its names at
+// the start of `spec` (0 if none), and the list of prefixes for messages
+// ("valeX:NAME or null:NAME").
+size_t kept_spec_prefix(std::string_view spec);
+std::string kept_spec_prefixes();
 
 // Helper for create(): make the rings of port p in region r (rx rings
 // without buffers of their own if !rx_buffers).

@@ -1,5 +1,4 @@
 #include "core/port.h"
-#include "ports/monitor/monitor.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -124,17 +123,18 @@ int Binding::open(const BindRequest& rq, std::unique_ptr<Binding>* out, std::str
   Registry* reg = locked_registry(&g, &err, why);
   if (!reg) return err;
   int p = find_port_any(*reg, rq.name);
-  if (rq.flags & (NR_MONITOR_TX | NR_MONITOR_RX | NR_ZCOPY_MON)) {
+  // A port type made on an existing port by a register flag (monitors).
+  if (const Adapter* na = adapter_for_flags(rq.flags)) {
     if (p < 0) {
-      *why = "no port '" + rq.name + "' to monitor";
+      *why = "no port '" + rq.name + "' to open a " + na->flags_name() + " of";
       return ENXIO;
     }
     int m;
-    if ((err = monitor_create(*reg, p, rq.flags, rq.mem_id, &m, why)) != 0) return err;
+    if ((err = na->create_on(*reg, p, rq.flags, rq.mem_id, &m, why)) != 0) return err;
     reg->publish_port(m);
     BindRequest mrq = rq;
     mrq.mode = NR_REG_ALL_NIC;
-    mrq.flags &= ~uint64_t(NR_MONITOR_TX | NR_MONITOR_RX | NR_ZCOPY_MON | NR_EXCLUSIVE);
+    mrq.flags &= ~(na->register_flags() | NR_EXCLUSIVE);
     if ((err = b->attach(*reg, m, mrq, why)) != 0) {
       reg->maybe_destroy_port(m);
       return err;
@@ -145,10 +145,7 @@ int Binding::open(const BindRequest& rq, std::unique_ptr<Binding>* out, std::str
   if (p < 0) {
     const Adapter* na = adapter_for_name(rq.name);
     if (!na) {
-      *why = "no such port '" + rq.name +
-             "': this build has pipes (NAME{ID, NAME}ID), VALE ports (valeX:Y), null:NAME and "
-             "persistent VALE ports made with vale-ctl -n, and the interfaces of this network "
-             "namespace (IF, IF-N, IF^, IF*)";
+      *why = "no such port '" + rq.name + "': this build has " + port_grammars();
       return ENXIO;
     }
     if ((err = create_port(*reg, *na, rq, why, &p)) != 0) return err;
@@ -228,6 +225,7 @@ int Binding::attach(Registry& reg, int p, const BindRequest& rq, std::string* wh
   reg_ = ri;
   port_ = p;
   info_ = pe;
+  partner_ = port_partner(reg, p);
   flags_ = rq.flags;
   nifp_off_ = region_->nifp_offset(re.nifp);
   nifp_idx_ = re.nifp;
@@ -244,10 +242,11 @@ int Binding::attach(Registry& reg, int p, const BindRequest& rq, std::string* wh
 }
 
 // This process may move buffers of the ports it has bound between its
-// rings (and of a pipe's other end, whose tx ring fills its rx ring).
+// rings (and of a partner's, a pipe's other end, whose tx ring fills its
+// rx ring).
 void Binding::bind_ports(int delta) {
   Region::bind_port(port_, delta);
-  if (info_.kind == PortKind::kPipe) Region::bind_port(info_.peer, delta);
+  if (partner_ >= 0) Region::bind_port(partner_, delta);
   bound_ = delta > 0;
 }
 
@@ -273,6 +272,7 @@ int Binding::adopt(int ri, uint64_t flags, std::unique_ptr<Binding>* out, std::s
   b->reg_ = ri;
   b->port_ = re.port;
   b->info_ = pe;
+  b->partner_ = port_partner(*reg, re.port);
   b->flags_ = flags;
   b->nifp_idx_ = re.nifp;
   b->nifp_off_ = b->region_->nifp_offset(re.nifp);
@@ -341,9 +341,10 @@ int Binding::build_views(Registry& reg, std::string* why, bool fresh) {
     }
   }
   if (int err = init_krings(reg, why)) return err;
-  if (pe.peer < 0) return 0;
-  const PortEntry& q = reg.port(pe.peer);
-  if (!rings_are_own(r, q, pe.peer, why)) return EIO;
+  // A partner's rings face this port's: views of them too.
+  if (partner_ < 0) return 0;
+  const PortEntry& q = reg.port(partner_);
+  if (!rings_are_own(r, q, partner_, why)) return EIO;
   for (int d : {kTx, kRx}) {
     peer_[d].resize(q.nrings[d]);
     for (uint32_t i = 0; i < q.nrings[d]; i++) {

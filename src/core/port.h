@@ -107,12 +107,13 @@ class Binding {
   int reg_ = -1;
   int port_ = -1;
   PortEntry info_{};  // copy of the port entry at register time
+  int partner_ = -1;  // Adapter::partner of the port (a pipe's other end)
   uint64_t nifp_off_ = 0;
   uint32_t nifp_idx_ = 0;
   uint64_t flags_ = 0;
   uint32_t extra_bufs_ = 0;
   std::vector<Kring> kr_[2];    // every ring of the port
-  std::vector<Kring> peer_[2];  // pipes: every ring of the other end
+  std::vector<Kring> peer_[2];  // every ring of the partner (a pipe's other end)
   uint32_t first_[2] = {0, 0};  // bound rings: [first, last)
   uint32_t last_[2] = {0, 0};
   CsbState csb_;

@@ -24,7 +24,6 @@ void init_registry(void* base, size_t, const void*) {
   f->magic = Registry::kMagic;
   f->layout_version = Registry::kLayout;
   f->lock.init();
-  for (auto& p : f->ports) p.peer = -1, p.sw = -1;
 }
 
 }  // namespace
@@ -75,7 +74,7 @@ thread_local Registry::Nowhere Registry::nowhere_;
 
 int Registry::find_port(const char* name) const {
   for (uint32_t i = 0; i < kMaxPorts; i++)
-    if (f_->ports[i].kind != PortKind::kNone && f_->ports[i].state == EntryState::kLive &&
+    if (f_->ports[i].kind != kNoPort && f_->ports[i].state == EntryState::kLive &&
         strncmp(f_->ports[i].name, name, sizeof f_->ports[i].name) == 0)
       return int(i);
   return -1;
@@ -84,13 +83,12 @@ int Registry::find_port(const char* name) const {
 int Registry::alloc_port(const char* name, PortKind kind) {
   for (uint32_t i = 0; i < kMaxPorts; i++) {
     PortEntry& p = f_->ports[i];
-    if (p.kind != PortKind::kNone) continue;
+    if (p.kind != kNoPort) continue;
     p = PortEntry{};
     strncpy(p.name, name, sizeof p.name - 1);
-    p.peer = -1;
-    p.sw = -1;
     p.state = EntryState::kMaking;
     p.maker = ProcId::self();
+    if (const Adapter* na = adapter_for_kind(kind)) na->init_entry(p);
     p.kind = kind;  // taken from now on, even before the port type fills it
     return int(i);
   }
@@ -100,17 +98,16 @@ int Registry::alloc_port(const char* name, PortKind kind) {
 void Registry::publish_port(int i) {
   PortEntry& p = f_->ports[i];
   p.state = EntryState::kLive;
-  if (p.peer >= 0 && uint32_t(p.peer) < kMaxPorts && f_->ports[p.peer].state == EntryState::kMaking)
-    f_->ports[p.peer].state = EntryState::kLive;
+  const int q = port_partner(*this, i);
+  if (q >= 0 && f_->ports[q].state == EntryState::kMaking) f_->ports[q].state = EntryState::kLive;
 }
 
 void Registry::unmake_port(int i) {
   PortEntry& p = f_->ports[i];
-  const int peer = p.peer;
+  const int peer = port_partner(*this, i);
   const uint16_t mem_id = p.mem_id;
   take_down(i);
-  if (peer >= 0 && uint32_t(peer) < kMaxPorts && f_->ports[peer].state == EntryState::kMaking)
-    take_down(peer);
+  if (peer >= 0 && f_->ports[peer].state == EntryState::kMaking) take_down(peer);
   if (mem_id) remove_region_if_unused(mem_id);
 }
 
@@ -119,7 +116,7 @@ void Registry::unmake_port(int i) {
 // buffers. Safe on an entry made half-way.
 void Registry::take_down(int i) {
   PortEntry& p = f_->ports[i];
-  if (p.kind == PortKind::kNone) {
+  if (p.kind == kNoPort) {
     p.state = EntryState::kFree;
     return;
   }
@@ -132,7 +129,7 @@ void Registry::take_down(int i) {
     if (auto region = Region::get(p.mem_id, RegionConfig::from_env(), &err, nullptr, false))
       region->destroy_rings_of(uint16_t(i));
   p.name[0] = 0;
-  p.kind = PortKind::kNone;
+  p.kind = kNoPort;
   p.state = EntryState::kFree;
 }
 
@@ -237,10 +234,10 @@ void Registry::drop_reg(int ri) {
 
 void Registry::maybe_destroy_port(int i) {
   PortEntry& p = f_->ports[i];
-  if (p.kind == PortKind::kNone || p.nregs > 0 || p.persistent) return;
-  // The two ends of a pipe go together (a monitor's peer is only watched).
-  const int peer = p.kind == PortKind::kPipe ? p.peer : -1;
-  if (peer >= 0 && (uint32_t(peer) >= kMaxPorts || f_->ports[peer].nregs > 0)) return;
+  if (p.kind == kNoPort || p.nregs > 0 || p.persistent) return;
+  // Partners (the two ends of a pipe) go together.
+  const int peer = port_partner(*this, i);
+  if (peer >= 0 && f_->ports[peer].nregs > 0) return;
   const uint16_t mem_id = p.mem_id;
   take_down(i);
   if (peer >= 0) take_down(peer);
@@ -251,7 +248,7 @@ void Registry::maybe_destroy_port(int i) {
 // and new size knobs apply to the next one.
 void Registry::remove_region_if_unused(uint16_t mem_id) {
   for (const PortEntry& o : f_->ports)
-    if (o.kind != PortKind::kNone && o.mem_id == mem_id) return;
+    if (o.kind != kNoPort && o.mem_id == mem_id) return;
   Region::remove(mem_id);
 }
 
@@ -267,16 +264,16 @@ void Registry::repair() {
   std::vector<uint16_t> regions;
   for (uint32_t i = 0; i < kMaxPorts; i++) {
     PortEntry& p = f_->ports[i];
-    if (p.kind != PortKind::kNone && p.mem_id) regions.push_back(p.mem_id);
+    if (p.kind != kNoPort && p.mem_id) regions.push_back(p.mem_id);
     if (p.state == EntryState::kMaking || p.state == EntryState::kGoing ||
-        (p.kind == PortKind::kNone && p.state != EntryState::kFree))
+        (p.kind == kNoPort && p.state != EntryState::kFree))
       take_down(int(i));
   }
   // 2. Recount from the live entries; a registration of a port that is
   // gone goes too.
   for (RegEntry& r : f_->regs)
     if (r.in_use && (r.port < 0 || uint32_t(r.port) >= kMaxPorts ||
-                     f_->ports[r.port].kind == PortKind::kNone))
+                     f_->ports[r.port].kind == kNoPort))
       r.in_use = 0, r.state = EntryState::kFree;
   recount();
   // 3. Objects of the regions owned by nothing live.
@@ -306,7 +303,7 @@ void Registry::recount() {
   int err = 0;
   for (uint32_t i = 0; i < kMaxPorts; i++) {
     PortEntry& p = f_->ports[i];
-    if (p.kind == PortKind::kNone || !p.mem_id) continue;
+    if (p.kind == kNoPort || !p.mem_id) continue;
     auto region = Region::get(p.mem_id, RegionConfig::from_env(), &err, nullptr, false);
     if (!region) continue;
     for (int d : {kTx, kRx})
@@ -321,32 +318,7 @@ void Registry::recount() {
           }
       }
   }
-  recount_switches();
-}
-
-// A switch's port table from the ports (a port's sw and sw_port are
-// written last when it is attached).
-void Registry::recount_switches() {
-  for (uint32_t s = 0; s < kMaxSwitches; s++) {
-    SwitchEntry& sw = f_->switches[s];
-    for (auto& q : sw.ports) q = -1;
-    sw.nports = 0;
-  }
-  for (uint32_t i = 0; i < kMaxPorts; i++) {
-    PortEntry& p = f_->ports[i];
-    if (p.kind == PortKind::kNone || p.sw < 0) continue;
-    SwitchEntry* sw = uint32_t(p.sw) < kMaxSwitches ? &f_->switches[p.sw] : nullptr;
-    if (!sw || !sw->in_use || p.sw_port >= kSwitchPorts || sw->ports[p.sw_port] >= 0) {
-      p.sw = -1;
-      continue;
-    }
-    sw->ports[p.sw_port] = int16_t(i);
-    sw->nports++;
-  }
-  for (SwitchEntry& sw : f_->switches) {
-    if (sw.in_use && sw.nports == 0) sw.in_use = 0;
-    sw.gen.fetch_add(1);
-  }
+  recount_port_types(*this);
 }
 
 // Rings and netmap_if objects of region m whose owner is not live.
@@ -356,7 +328,7 @@ void Registry::sweep_region(uint16_t m) {
   if (!region) return;
   for (uint32_t i = 0; i < region->cfg().ring_num; i++) {
     int o = region->ring_port(i);
-    if (o >= 0 && (uint32_t(o) >= kMaxPorts || f_->ports[o].kind == PortKind::kNone))
+    if (o >= 0 && (uint32_t(o) >= kMaxPorts || f_->ports[o].kind == kNoPort))
       region->destroy_rings_of(uint16_t(o));
   }
   for (uint32_t i = 0; i < region->cfg().if_num; i++) {

@@ -25,6 +25,7 @@
 
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -37,11 +38,13 @@ constexpr uint32_t kMaxRegs = 1024;
 constexpr uint32_t kMaxChans = 1024;
 constexpr uint32_t kMaxRings = 64;  // hardware rings per direction
 constexpr uint32_t kMaxHolders = 8;
-constexpr uint32_t kMaxSwitches = 64;
-constexpr uint32_t kSwitchPorts = 254;  // ports per VALE switch, as netmap
-constexpr uint32_t kMacTable = 1024;    // learning-bridge hash entries
+constexpr uint32_t kPortExtBytes = 16;          // a port type's own part of a port entry
+constexpr uint32_t kTypeAreaBytes = 1u << 20;   // the port types' shared tables
 
-enum class PortKind : uint8_t { kNone = 0, kNull = 1, kPipe = 2, kVale = 3, kMonitor = 4, kNic = 5 };
+// A port's type: its index in the table of port types (src/ports/ports.cc),
+// 0 for a free entry.
+using PortKind = uint8_t;
+constexpr PortKind kNoPort = 0;
 
 enum Dir : uint8_t { kTx = 0, kRx = 1 };
 
@@ -50,37 +53,33 @@ enum class EntryState : uint8_t { kFree = 0, kMaking = 1, kLive = 2, kGoing = 3 
 
 struct PortEntry {
   char name[NETMAP_REQ_IFNAMSIZ];  // "p{0", "null:x", ...
-  PortKind kind;  // kNone: the entry is free
+  PortKind kind;  // kNoPort: the entry is free
   EntryState state;
   ProcId maker;   // who is making or taking it down (state kMaking, kGoing)
-  uint8_t pipe_slave;  // pipes: 1 for the "}" end
+  uint8_t persistent;  // outlives its users (VALE ports made by vale-ctl -n)
+  uint8_t pad;
   uint16_t mem_id;
   uint16_t nrings[2];  // hardware rings [kTx], [kRx]
   uint16_t nhost[2];   // host rings
   uint32_t nslots[2];
-  int32_t peer;    // pipes: the other end, -1 if none
   uint32_t nregs;  // live registrations
-  int16_t sw;      // VALE: switch index, -1 when not attached
-  uint16_t sw_port;    // VALE: port index on the switch
-  uint8_t persistent;  // VALE: made by vale-ctl -n, outlives its users
-  uint8_t monitor;     // monitors: NR_MONITOR_TX/RX >> 8 (the port watched is peer)
-  uint8_t nic_backend;  // NIC ports: nic::Backend of the last process to bind a ring
-  uint8_t pad2;
   uint32_t ring[2][kMaxRings + 1];  // region ring index of each ring
+  // The port type's own state (port_ext<T>), set up by its init_entry()
+  // when the entry is taken.
+  alignas(8) uint8_t ext[kPortExtBytes];
 };
 
-// A VALE switch. ports[] maps switch port index -> registry port (-1 free);
-// gen changes on every attach/detach so forwarding processes refresh their
-// view. mac[] is the learning table: (1 << 63) | (port << 48) | MAC.
-struct SwitchEntry {
-  char name[NETMAP_REQ_IFNAMSIZ];  // "vale0"
-  uint32_t in_use;
-  uint32_t nports;
-  std::atomic<uint32_t> gen;
-  char lookup[32];  // name of the lookup function ("" = learning bridge)
-  int16_t ports[kSwitchPorts];
-  std::atomic<uint64_t> mac[kMacTable];
-};
+// A port type's view of the ext bytes of its ports' entries.
+template <typename T>
+T& port_ext(PortEntry& pe) {
+  static_assert(sizeof(T) <= kPortExtBytes && alignof(T) <= 8 && std::is_trivially_copyable_v<T>,
+                "a port type's entry state fits PortEntry::ext");
+  return *reinterpret_cast<T*>(pe.ext);
+}
+template <typename T>
+const T& port_ext(const PortEntry& pe) {
+  return port_ext<T>(const_cast<PortEntry&>(pe));
+}
 
 // The processes holding a registration or channel open (a fork adds one).
 using Holders = ProcId[kMaxHolders];
@@ -133,7 +132,9 @@ struct RegistryFile {
   PortEntry ports[kMaxPorts];
   RegEntry regs[kMaxRegs];
   ChanEntry chans[kMaxChans];
-  SwitchEntry switches[kMaxSwitches];
+  // Tables of the port types (VALE's switches), each at the offset the
+  // table of port types gives it (Registry::type_area).
+  alignas(64) uint8_t type_area[kTypeAreaBytes];
 };
 
 class Registry;
@@ -159,7 +160,7 @@ class RegistryLock {
 class Registry {
  public:
   static constexpr uint64_t kMagic = 0x554e4d5245475931ull;
-  static constexpr uint32_t kLayout = 6;  // 5 was used by two layouts (marked entries; channel registrations)
+  static constexpr uint32_t kLayout = 7;  // 5 was used by two layouts (marked entries; channel registrations)
 
   // The process-wide mapping; nullptr (with *err, and *why if given: a
   // sentence saying why) if it cannot be opened.
@@ -171,12 +172,10 @@ class Registry {
   // of range, these give a process-local empty entry (kind kNone, not in
   // use), never memory past the tables.
   PortEntry& port(int i) { return uint32_t(i) < kMaxPorts ? f_->ports[i] : (nowhere_.p = {}); }
-  SwitchEntry& sw(int i) {
-    if (uint32_t(i) < kMaxSwitches) return f_->switches[i];
-    nowhere_.s.in_use = 0;
-    return nowhere_.s;
-  }
   RegEntry& reg(int i) { return uint32_t(i) < kMaxRegs ? f_->regs[i] : (nowhere_.r = {}); }
+  // A port type's shared table: `bytes` at `offset` of the type area (the
+  // table of port types lays them out, src/ports/ports.cc).
+  void* type_area(uint32_t offset) { return f_->type_area + offset; }
 
   // All below: call with the lock held.
   // A live port by its registry name; -1 if none.
@@ -216,12 +215,10 @@ class Registry {
   explicit Registry(RegistryFile* f) : f_(f) {}
   struct Nowhere {
     PortEntry p;
-    SwitchEntry s;
     RegEntry r;
   };
   static thread_local Nowhere nowhere_;
   void recount();
-  void recount_switches();
   void sweep_region(uint16_t mem_id);
   RegistryFile* f_;
 };

@@ -39,7 +39,7 @@
 #include <cstddef>
 
 #include "core/port.h"
-#include "ports/monitor/monitor.h"
+#include "core/tap.h"
 
 namespace unetmap {
 
@@ -180,23 +180,23 @@ static int txsync_locked(Kring& k, uint32_t head, uint32_t cur) {
   const uint32_t old = k.ks->hwcur.load(std::memory_order_relaxed), old_tail = k.ks->rtail;
   // The port type checks in its own pass (Adapter::checks_slots), or the
   // prologue checks first.
-  const bool fused = k.na->checks_slots() && !k.ks->nmon.load(std::memory_order_relaxed);
+  const bool fused = k.na->checks_slots() && !tapped(k.ks);
   if (!(fused ? k.na->txsync_checked(k, head) : check_slots(k, head, true))) {
     reinit(k);
     return EINVAL;
   }
   if (!fused) k.na->txsync(k, head);
   const uint32_t hwcur = k.ks->hwcur.load(std::memory_order_relaxed);
-  // A pipe delivers here: the receiving ring's monitors see the packets as
-  // they arrive, read by anyone or not (netmap hooks the port's notify).
-  if (k.peer && k.na->kind() == PortKind::kPipe && k.peer->ks->nmon.load(std::memory_order_relaxed))
-    monitor_copy_slots(*k.region, k.peer->ks, k.ring->slot, nullptr, n, old,
-                       hwcur, false);
-  if (k.ks->nmon.load(std::memory_order_relaxed)) {
-    monitor_copy(k, old, hwcur, true);
+  // Delivered to a partner's ring (a pipe's other end): its taps see the
+  // packets as they arrive, read by anyone or not (netmap hooks the port's
+  // notify).
+  if (k.peer && tapped(k.peer->ks))
+    ring_tap()->arrived(*k.region, k.peer->ks, k.ring->slot, nullptr, n, old, hwcur);
+  if (tapped(k.ks)) {
+    ring_tap()->moved(k, old, hwcur, true);
     // Given back by this txsync: (old tail, new tail].
-    monitor_zswap(k, next_slot(old_tail, n),
-                  next_slot(k.ks->hwtail.load(std::memory_order_acquire), n), true);
+    ring_tap()->released(k, next_slot(old_tail, n),
+                         next_slot(k.ks->hwtail.load(std::memory_order_acquire), n), true);
   }
   k.copy_lo = hwcur;  // what this view keeps of a pending chain
   k.copy_hi = head;
@@ -211,22 +211,19 @@ static int rxsync_locked(Kring& k, uint32_t head, uint32_t cur) {
     return EINVAL;
   }
   const uint32_t old_tail = k.ks->rtail;
-  const bool fused = k.na->checks_slots() && !k.ks->nmon.load(std::memory_order_relaxed);
+  const bool fused = k.na->checks_slots() && !tapped(k.ks);
   if (!(fused ? k.na->rxsync_checked(k, head) : check_slots(k, head, false))) {
     reinit(k);
     return EINVAL;
   }
   if (!fused) {
-    if (k.ks->nmon.load(std::memory_order_relaxed))
-      monitor_zswap(k, k.ks->hwcur.load(std::memory_order_relaxed), head, false);
+    if (tapped(k.ks)) ring_tap()->released(k, k.ks->hwcur.load(std::memory_order_relaxed), head, false);
     k.na->rxsync(k, head);
   }
   k.copy_lo = k.copy_hi = head;
   finalize<kCsb>(k, head, cur);
-  // Arrivals on pipes and VALE ports were copied by their producer.
-  const PortKind kind = k.na->kind();
-  if (k.ks->nmon.load(std::memory_order_relaxed) && kind != PortKind::kPipe && kind != PortKind::kVale)
-    monitor_copy(k, old_tail, k.ks->rtail, false);
+  // What a producer's txsync put there, it showed the taps itself.
+  if (tapped(k.ks) && !k.na->producer_fills_rx()) ring_tap()->moved(k, old_tail, k.ks->rtail, false);
   return 0;
 }
 

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "abi/devnetmap.h"
+#include "core/adapter.h"
 #include "core/shm.h"
 #include "lib/rings.h"
 
@@ -316,18 +317,14 @@ int nmreq_header_decode(const char** pspec, struct nmreq_header* h, struct nmctx
     if (*p != ':')
       return fail(ctx, EINVAL, "%s: expected ':' after 'netmap' (no identifier allowed)", spec);
     name_start = ++p;
+  } else if (size_t n = unetmap::kept_spec_prefix(p)) {
+    name_start = p;  // a port type's prefix stays in the name ("valeX:", "null:")
+    p += n;
   } else if (strncmp(p, NM_BDG_NAME, 4) == 0) {
-    name_start = p;
-    p += 4;
-    while (is_ident_char(*p)) p++;
-    if (*p != ':') return fail(ctx, EINVAL, "%s: invalid switch name, expected valeX:PORT", spec);
-    p++;
-  } else if (strncmp(p, "null:", 5) == 0) {
-    name_start = p;  // null ports keep their prefix, as VALE ports do
-    p += 5;
+    return fail(ctx, EINVAL, "%s: invalid switch name, expected valeX:PORT", spec);
   } else {
-    return fail(ctx, EINVAL,
-                "%s: prefix unknown or missing: use netmap:NAME, valeX:NAME or null:NAME", spec);
+    return fail(ctx, EINVAL, "%s: prefix unknown or missing: use netmap:NAME, %s", spec,
+                unetmap::kept_spec_prefixes().c_str());
   }
   const char* port = p;
   while (*p && !strchr("-*^/@", *p)) p++;

@@ -1,13 +1,15 @@
-// The one table of port types. A new port type adds one file in this
-// folder and one line here.
+// The one table of port types. A new port type adds one folder beside
+// this file and one line in the table below.
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <mutex>
 
 #include "core/adapter.h"
+#include "core/tap.h"
 
 namespace unetmap {
 
@@ -18,29 +20,100 @@ const Adapter& monitor_adapter();
 const Adapter& nic_adapter();
 
 namespace {
-// The NIC adapter claims any interface name: it comes last.
-const Adapter* const kAdapters[] = {&null_adapter(), &pipe_adapter(), &vale_adapter(),
-                                    &monitor_adapter(), &nic_adapter()};
+// The table. A port's kind, stored in the registry, is its type's index
+// here: append new types before the NIC line (which claims any interface
+// name, so it comes last) and bump Registry::kLayout.
+const Adapter* const kAdapters[] = {
+    nullptr,  // kNoPort
+    &null_adapter(), &pipe_adapter(), &vale_adapter(), &monitor_adapter(), &nic_adapter(),
+};
+constexpr PortKind kNumKinds = sizeof kAdapters / sizeof kAdapters[0];
+
+// Offsets in the registry's type area, in table order (computed once).
+struct AreaOffsets {
+  uint32_t at[kNumKinds + 1] = {};
+  AreaOffsets() {
+    for (PortKind k = 1; k < kNumKinds; k++) at[k + 1] = at[k] + ((kAdapters[k]->shared_size() + 63) & ~63u);
+    if (at[kNumKinds] > kTypeAreaBytes) abort();  // a build error, found by every test
+  }
+};
+uint32_t area_offset(PortKind kind) {
+  static const AreaOffsets offsets;
+  return offsets.at[kind];
+}
+}  // namespace
+
+PortKind Adapter::kind() const {
+  for (PortKind k = 1; k < kNumKinds; k++)
+    if (kAdapters[k] == this) return k;
+  return kNoPort;
 }
 
 const Adapter* adapter_for_name(std::string_view name) {
-  for (const Adapter* a : kAdapters)
-    if (a->owns(name)) return a;
+  for (PortKind k = 1; k < kNumKinds; k++)
+    if (kAdapters[k]->owns(name)) return kAdapters[k];
   return nullptr;
+}
+
+const Adapter* adapter_for_flags(uint64_t flags) {
+  for (PortKind k = 1; k < kNumKinds; k++)
+    if (flags & kAdapters[k]->register_flags()) return kAdapters[k];
+  return nullptr;
+}
+
+const Adapter* adapter_for_kind(PortKind kind) {
+  return kind > kNoPort && kind < kNumKinds ? kAdapters[kind] : nullptr;
 }
 
 int find_port_any(Registry& reg, std::string_view name) {
   int p = reg.find_port(std::string(name).c_str());
-  for (const Adapter* a : kAdapters)
-    if (p < 0) p = a->resolve(reg, name);
+  for (PortKind k = 1; k < kNumKinds && p < 0; k++) p = kAdapters[k]->resolve(reg, name);
   return p;
 }
 
-const Adapter* adapter_for_kind(PortKind kind) {
-  for (const Adapter* a : kAdapters)
-    if (a->kind() == kind) return a;
-  return nullptr;
+int port_partner(Registry& reg, int p) {
+  if (uint32_t(p) >= kMaxPorts) return -1;
+  const PortEntry& pe = reg.port(p);
+  const Adapter* na = adapter_for_kind(pe.kind);
+  const int q = na ? na->partner(pe) : -1;
+  return uint32_t(q) < kMaxPorts && q != p ? q : -1;
 }
+
+void recount_port_types(Registry& reg) {
+  for (PortKind k = 1; k < kNumKinds; k++) kAdapters[k]->recount(reg);
+}
+
+void* type_area(Registry& reg, const Adapter& na) { return reg.type_area(area_offset(na.kind())); }
+
+std::string port_grammars() {
+  std::string s;
+  for (PortKind k = 1; k < kNumKinds; k++) {
+    const char* g = kAdapters[k]->grammar();
+    if (!g) continue;
+    s += s.empty() ? "" : ", ";
+    s += g;
+  }
+  return s;
+}
+
+size_t kept_spec_prefix(std::string_view spec) {
+  for (PortKind k = 1; k < kNumKinds; k++)
+    if (size_t n = kAdapters[k]->spec_prefix(spec)) return n;
+  return 0;
+}
+
+std::string kept_spec_prefixes() {
+  std::string s;
+  for (PortKind k = 1; k < kNumKinds; k++)
+    if (const char* f = kAdapters[k]->spec_prefix_form()) s += std::string(s.empty() ? "" : " or ") + f;
+  return s;
+}
+
+namespace {
+const RingTap* g_tap;
+}
+const RingTap* ring_tap() { return g_tap; }
+void set_ring_tap(const RingTap* t) { g_tap = t; }
 
 void Adapter::destroy(Registry& reg, int p) const {
   PortEntry& pe = reg.port(p);

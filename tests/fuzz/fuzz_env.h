@@ -120,7 +120,7 @@ inline std::string live_ports(bool persistent_only = false) {
   if (!reg) return s;
   for (uint32_t i = 0; i < unetmap::kMaxPorts; i++) {
     const unetmap::PortEntry& pe = reg->port(int(i));
-    if (pe.kind == unetmap::PortKind::kNone) continue;
+    if (pe.kind == unetmap::kNoPort) continue;
     if (persistent_only && !pe.persistent) continue;
     s += std::string(pe.name, strnlen(pe.name, sizeof pe.name)) + " ";
   }

@@ -67,11 +67,11 @@ void delete_persistent_ports() {
   if (!reg) return;
   for (uint32_t i = 0; i < unetmap::kMaxPorts; i++) {
     const unetmap::PortEntry& pe = reg->port(int(i));
-    if (pe.kind == unetmap::PortKind::kNone || !pe.persistent) continue;
+    if (pe.kind == unetmap::kNoPort || !pe.persistent) continue;
     std::string name(pe.name, strnlen(pe.name, sizeof pe.name)), why;
     uint32_t idx;
-    if (pe.sw >= 0) {
-      const unetmap::SwitchEntry& sw = reg->sw(pe.sw);
+    if (unetmap::vale_port(pe).sw >= 0) {
+      const unetmap::SwitchEntry& sw = unetmap::vale_switch(*reg, unetmap::vale_port(pe).sw);
       unetmap::vale_detach(std::string(sw.name, strnlen(sw.name, sizeof sw.name)) + ":" + name,
                            &idx, &why);
     }

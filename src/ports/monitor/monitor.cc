@@ -2,8 +2,8 @@
 // "PORT/rt" (both), like a mirroring port on a switch; "PORT/z" the
 // zero-copy monitor.
 //
-// A monitor is a port of its own (kind kMonitor, peer = the port watched,
-// in the watched port's region) with one rx ring per ring index of the
+// A monitor is a port of its own (MonitorPortExt::watched: the port
+// watched, in the watched port's region) with one rx ring per ring index of the
 // watched port, and one tx ring that transmits nothing (as netmap's). Each
 // watched ring lists its monitors' rx rings in its KringState (mon[],
 // changed under the registry lock). The shared sync code (core/sync.cc)
@@ -45,11 +45,18 @@
 
 #include "core/adapter.h"
 #include "core/lease.h"
+#include "core/tap.h"
 #include "ports/monitor/monitor.h"
 
 namespace unetmap {
 
 namespace {
+
+// A monitor's part of its port entry.
+struct MonitorPortExt {
+  int32_t watched;  // the port watched, -1 once unhooked
+};
+MonitorPortExt& monitor_port(PortEntry& pe) { return port_ext<MonitorPortExt>(pe); }
 
 // In a mon[] entry's low word: the monitor is a zero-copy one.
 constexpr uint32_t kZmon = 1u << 31;
@@ -83,24 +90,31 @@ bool has_zmon(Region& r, uint32_t ring) {
   return false;
 }
 
-// Is some ring a zero-copy monitor of `w` would take already zero-copy
-// monitored? On a pipe the facing rings of the other end count too.
-bool zmon_taken(Registry& reg, const PortEntry& w, Region& r) {
+// Is some ring a zero-copy monitor of port `watched` would take already
+// zero-copy monitored? The facing rings of a partner (a pipe's other end:
+// the same buffers) count too.
+bool zmon_taken(Registry& reg, int watched, Region& r) {
+  const PortEntry& w = reg.port(watched);
+  const int q = port_partner(reg, watched);
   for (int d : {kTx, kRx})
     for (uint32_t i = 0; i < w.nrings[d]; i++) {
       if (has_zmon(r, w.ring[d][i])) return true;
-      if (w.kind != PortKind::kPipe || w.peer < 0) continue;
-      const PortEntry& q = reg.port(w.peer);
-      if (i < q.nrings[1 - d] && has_zmon(r, q.ring[1 - d][i])) return true;
+      if (q >= 0 && i < reg.port(q).nrings[1 - d] && has_zmon(r, reg.port(q).ring[1 - d][i]))
+        return true;
     }
   return false;
 }
 
 class MonitorAdapter final : public Adapter {
  public:
-  PortKind kind() const override { return PortKind::kMonitor; }
-  const char* type_name() const override { return "monitor"; }
-  bool owns(std::string_view) const override { return false; }  // made by monitor_create()
+  bool owns(std::string_view) const override { return false; }  // made by create_on()
+  uint64_t register_flags() const override { return NR_MONITOR_TX | NR_MONITOR_RX | NR_ZCOPY_MON; }
+  const char* flags_name() const override { return "monitor"; }
+  int create_on(Registry& reg, int watched, uint64_t flags, uint16_t mem_id, int* out,
+                std::string* why) const override {
+    return monitor_create(reg, watched, flags, mem_id, out, why);
+  }
+  void init_entry(PortEntry& pe) const override { monitor_port(pe).watched = -1; }
 
   int create(Registry&, int, const PortRequest& req, std::string* why) const override {
     *why = "a monitor is opened as PORT/t, PORT/r or PORT/rt, not as '" + req.name + "'";
@@ -111,8 +125,9 @@ class MonitorAdapter final : public Adapter {
     PortEntry& pe = reg.port(p);
     int err = 0;
     auto region = Region::get(pe.mem_id, RegionConfig::from_env(), &err);
-    if (region && pe.peer >= 0 && reg.port(pe.peer).kind != PortKind::kNone) {
-      const PortEntry& w = reg.port(pe.peer);
+    const int watched = monitor_port(pe).watched;
+    if (region && uint32_t(watched) < kMaxPorts && reg.port(watched).kind != kNoPort) {
+      const PortEntry& w = reg.port(watched);
       for (int d : {kTx, kRx})
         for (uint32_t i = 0; i < w.nrings[d]; i++)
           for (uint32_t j = 0; j < pe.nrings[kRx]; j++)
@@ -125,7 +140,7 @@ class MonitorAdapter final : public Adapter {
         LeaseGuard g(ks);
         if (g.ok()) ks->dead = 1;  // producers back off; a copy in flight only touches our own ring
       }
-    pe.peer = -1;
+    monitor_port(pe).watched = -1;
     Adapter::destroy(reg, p);
   }
 
@@ -157,7 +172,7 @@ int monitor_create(Registry& reg, int watched, uint64_t flags, uint16_t mem_id, 
                    std::string* why) {
   const PortEntry& w = reg.port(watched);
   const bool zcopy = flags & NR_ZCOPY_MON;
-  if (w.kind == PortKind::kMonitor) {
+  if (w.kind == monitor_adapter().kind()) {
     *why = "a monitor cannot be monitored";
     return EINVAL;
   }
@@ -171,11 +186,11 @@ int monitor_create(Registry& reg, int watched, uint64_t flags, uint16_t mem_id, 
   int err = 0;
   auto region = Region::get(w.mem_id, RegionConfig::from_env(), &err, why);
   if (!region) return err;
-  if (zcopy && zmon_taken(reg, w, *region)) {
+  if (zcopy && zmon_taken(reg, watched, *region)) {
     *why = std::string("'") + w.name + "' already has a zero-copy monitor (one per ring)";
     return EBUSY;
   }
-  int m = reg.alloc_port("", PortKind::kMonitor);
+  int m = reg.alloc_port("", monitor_adapter().kind());
   if (m < 0) {
     *why = "too many ports";
     return ENOMEM;
@@ -184,8 +199,7 @@ int monitor_create(Registry& reg, int watched, uint64_t flags, uint16_t mem_id, 
   snprintf(pe.name, sizeof pe.name, "%.40s/%s%s%s#%d", w.name, zcopy ? "z" : "",
            flags & NR_MONITOR_RX ? "r" : "", flags & NR_MONITOR_TX ? "t" : "", m);
   pe.mem_id = w.mem_id;
-  pe.peer = watched;
-  pe.monitor = uint8_t(flags >> 8);
+  monitor_port(pe).watched = watched;
   pe.nrings[kRx] = std::max(w.nrings[kTx], w.nrings[kRx]);
   pe.nslots[kRx] = std::max(w.nslots[kTx], w.nslots[kRx]);
   // As netmap: one tx ring, which transmits nothing (without it libnetmap
@@ -289,7 +303,7 @@ void monitor_zswap(const Kring& k, uint32_t from, uint32_t to, bool tx) {
   if (from == to) return;
   Region& r = *k.region;
   const uint32_t n = k.nslots;
-  const bool pipe_tx = tx && k.peer && k.na->kind() == PortKind::kPipe;
+  const bool pipe_tx = tx && k.peer;  // a partner's rx ring faces this one
   for (const auto& me : k.ks->mon) {
     uint64_t e = me.load(std::memory_order_acquire);
     if (!(uint32_t(e) & kZmon)) continue;
@@ -352,4 +366,18 @@ void monitor_zswap(const Kring& k, uint32_t from, uint32_t to, bool tx) {
   }
 }
 
+}  // namespace unetmap
+
+namespace unetmap {
+namespace {
+// Monitors are the ring tap (core/tap.h).
+void arrived(Region& r, const KringState* watched, const netmap_slot* slot, const SlotCopy* copy,
+             uint32_t n, uint32_t from, uint32_t to) {
+  monitor_copy_slots(r, watched, slot, copy, n, from, to, false);
+}
+const RingTap kMonitorTap = {monitor_copy, arrived, monitor_zswap};
+const struct SetTap {
+  SetTap() { set_ring_tap(&kMonitorTap); }
+} g_set_tap;
+}  // namespace
 }  // namespace unetmap

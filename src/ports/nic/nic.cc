@@ -281,8 +281,9 @@ void forward_marked(Kring& k, uint32_t head, Iface& ifc) {
 
 class NicAdapter final : public Adapter {
  public:
-  PortKind kind() const override { return PortKind::kNic; }
-  const char* type_name() const override { return "nic"; }
+  const char* grammar() const override {
+    return "the interfaces of this network namespace (IF, IF-N, IF^, IF*)";
+  }
 
   // Any name of an interface of this network namespace that no other
   // port type claims (this adapter is last in the table).
@@ -294,7 +295,6 @@ class NicAdapter final : public Adapter {
 
   int create(Registry& reg, int p, const PortRequest& req, std::string* why) const override {
     PortEntry& pe = reg.port(p);
-    pe.kind = PortKind::kNic;
     pe.mem_id = req.mem_id ? req.mem_id : 1;
     IfInfo info = if_info(req.name);
     pe.nrings[kTx] = pe.nrings[kRx] = uint16_t(std::min(info.queues, kMaxRings));
@@ -350,7 +350,7 @@ class NicAdapter final : public Adapter {
       iface_put(ifc);
       return err ? err : EIO;
     }
-    reg.port(k.port).nic_backend = uint8_t(ifc->backend);
+    port_ext<NicPortExt>(reg.port(k.port)).backend = ifc->backend;
     if (verbose() && !ifc->why_backend.empty()) {
       fprintf(stderr, "unetmap: netmap:%s: %s\n", pe.name, ifc->why_backend.c_str());
       ifc->why_backend.clear();  // said once
@@ -386,6 +386,11 @@ class NicAdapter final : public Adapter {
 };
 
 }  // namespace
+
+Backend port_backend(const PortEntry& pe) {
+  return pe.kind != kNoPort && pe.kind == nic_adapter().kind() ? port_ext<NicPortExt>(pe).backend
+                                                                 : Backend::kNone;
+}
 }  // namespace nic
 
 const Adapter& nic_adapter() {

@@ -17,10 +17,21 @@
 #include "core/adapter.h"
 #include "ports/nic/bpf.h"
 
+namespace unetmap {
+const Adapter& nic_adapter();
+}
+
 namespace unetmap::nic {
 
 enum class Backend : uint8_t { kNone = 0, kXdp = 1, kPacket = 2 };
 const char* backend_name(Backend b);
+
+// A NIC port's part of its port entry.
+struct NicPortExt {
+  Backend backend;  // of the last process to bind a ring
+};
+// NIC port pe's backend (kNone if pe is no NIC port or none bound yet).
+Backend port_backend(const PortEntry& pe);
 
 class Queue {
  public:

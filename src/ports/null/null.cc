@@ -10,13 +10,14 @@ namespace {
 
 class NullAdapter final : public Adapter {
  public:
-  PortKind kind() const override { return PortKind::kNull; }
-  const char* type_name() const override { return "null"; }
   bool owns(std::string_view name) const override { return name.substr(0, 5) == "null:"; }
+  const char* grammar() const override { return "null:NAME"; }
+  // "null:" stays in the name, as "valeX:" does.
+  size_t spec_prefix(std::string_view spec) const override { return spec.substr(0, 5) == "null:" ? 5 : 0; }
+  const char* spec_prefix_form() const override { return "null:NAME"; }
 
   int create(Registry& reg, int p, const PortRequest& req, std::string* why) const override {
     PortEntry& pe = reg.port(p);
-    pe.kind = PortKind::kNull;
     pe.mem_id = req.mem_id ? req.mem_id : 1;  // the global region by default
     for (int d : {kTx, kRx}) {
       pe.nrings[d] = req.nrings[d] ? req.nrings[d] : 1;

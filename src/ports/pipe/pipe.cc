@@ -37,6 +37,12 @@ namespace unetmap {
 
 namespace {
 
+// A pipe end's part of its port entry: the other end.
+struct PipePortExt {
+  int32_t peer;  // -1 until both ends are made
+};
+PipePortExt& pipe_port(PortEntry& pe) { return port_ext<PipePortExt>(pe); }
+
 // Write a slot from a checked copy: buf_idx, len and flags in one store.
 inline void put_slot(netmap_slot* d, const SlotCopy& s, uint64_t ptr) {
   uint64_t w;
@@ -47,12 +53,16 @@ inline void put_slot(netmap_slot* d, const SlotCopy& s, uint64_t ptr) {
 
 class PipeAdapter final : public Adapter {
  public:
-  PortKind kind() const override { return PortKind::kPipe; }
-  const char* type_name() const override { return "pipe"; }
-
   bool owns(std::string_view name) const override {
     return name.find_first_of("{}") != std::string_view::npos;
   }
+  const char* grammar() const override { return "pipes (NAME{ID, NAME}ID)"; }
+
+  void init_entry(PortEntry& pe) const override { pipe_port(pe).peer = -1; }
+  // The two ends are made and go together, and exchange buffers.
+  int partner(const PortEntry& pe) const override { return port_ext<PipePortExt>(pe).peer; }
+  // The sender's txsync fills the other end's rx ring.
+  bool producer_fills_rx() const override { return true; }
 
   int create(Registry& reg, int p, const PortRequest& req, std::string* why) const override {
     std::string peer_name = req.name;
@@ -62,7 +72,7 @@ class PipeAdapter final : public Adapter {
       return EINVAL;
     }
     peer_name[brace] = peer_name[brace] == '{' ? '}' : '{';
-    int q = reg.alloc_port(peer_name.c_str(), PortKind::kPipe);
+    int q = reg.alloc_port(peer_name.c_str(), kind());
     if (q < 0) {
       *why = "too many ports (" + std::to_string(kMaxPorts) + ")";
       return ENOMEM;
@@ -71,30 +81,28 @@ class PipeAdapter final : public Adapter {
     uint32_t nslots = req.nslots[kTx] ? req.nslots[kTx] : (req.nslots[kRx] ? req.nslots[kRx] : 1024);
     if (nrings > kMaxRings) {
       *why = "pipes have at most " + std::to_string(kMaxRings) + " rings";
-      reg.port(q).kind = PortKind::kNone;
+      reg.port(q).kind = kNoPort;
       return EINVAL;
     }
     for (int e : {p, q}) {
       PortEntry& pe = reg.port(e);
-      pe.kind = PortKind::kPipe;
       pe.mem_id = req.mem_id ? req.mem_id : 1;  // the global region by default
       pe.nrings[kTx] = pe.nrings[kRx] = nrings;
       pe.nslots[kTx] = pe.nslots[kRx] = nslots;
-      pe.pipe_slave = strchr(pe.name, '}') != nullptr;
     }
-    reg.port(p).peer = q;
-    reg.port(q).peer = p;
+    pipe_port(reg.port(p)).peer = q;
+    pipe_port(reg.port(q)).peer = p;
     int err = 0;
     auto region = Region::get(reg.port(p).mem_id, RegionConfig::from_env(), &err, why);
     if (!region) {
-      reg.port(q).kind = PortKind::kNone;  // the caller releases p
+      reg.port(q).kind = kNoPort;  // the caller releases p
       return err;
     }
     for (int e : {p, q}) {
       if (int r = make_port_rings(reg, e, *region, why, false)) {
         destroy(reg, p);
         destroy(reg, q);
-        reg.port(q).kind = PortKind::kNone;
+        reg.port(q).kind = kNoPort;
         return r;
       }
     }

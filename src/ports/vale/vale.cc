@@ -52,7 +52,6 @@
 // lease_lock, and its gen changes: a sender with a stale view finds out
 // under the lock and backs off, so it never writes a ring it no longer owns.
 #include "ports/vale/vale.h"
-#include "ports/monitor/monitor.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -72,6 +71,8 @@
 
 #include "core/adapter.h"
 #include "core/lease.h"
+#include "core/tap.h"
+#include "ports/monitor/monitor.h"  // kMonitorTxSlots: a private region has room for monitors
 
 namespace unetmap {
 
@@ -144,13 +145,13 @@ bool split_name(std::string_view name, std::string* sw, std::string* port) {
 
 int find_switch(Registry& reg, const std::string& name) {
   for (uint32_t i = 0; i < kMaxSwitches; i++)
-    if (reg.sw(int(i)).in_use && name == reg.sw(int(i)).name) return int(i);
+    if (vale_switch(reg, int(i)).in_use && name == vale_switch(reg, int(i)).name) return int(i);
   return -1;
 }
 
 int alloc_switch(Registry& reg, const std::string& name) {
   for (uint32_t i = 0; i < kMaxSwitches; i++) {
-    SwitchEntry& s = reg.sw(int(i));
+    SwitchEntry& s = vale_switch(reg, int(i));
     if (s.in_use) continue;
     snprintf(s.name, sizeof s.name, "%s", name.c_str());
     s.lookup[0] = 0;
@@ -170,7 +171,7 @@ uint16_t pick_private_region(Registry& reg) {
   for (uint32_t id = 1000; id <= Region::kMaxId; id++) {
     bool used = false;
     for (const PortEntry& o : reg.file()->ports)
-      if (o.kind != PortKind::kNone && o.mem_id == id) used = true;
+      if (o.kind != kNoPort && o.mem_id == id) used = true;
     struct stat st;
     if (!used && stat((runtime_dir() + "/" + Region::file_name(uint16_t(id))).c_str(), &st) != 0)
       return uint16_t(id);
@@ -329,7 +330,7 @@ bool indirect_ready(const Kring& k, ValeKring& v, uint32_t first, uint32_t ns, u
 }
 
 void refresh(Registry& reg, ValeKring& v) {
-  SwitchEntry& s = reg.sw(v.sw);
+  SwitchEntry& s = vale_switch(reg, v.sw);
   v.sw_gen = s.gen.load();
   v.lookup = find_lookup(s.lookup);
   if (!v.lookup) {
@@ -346,7 +347,7 @@ void refresh(Registry& reg, ValeKring& v) {
     if (p < 0 || i == v.me) continue;
     const PortEntry& pe = reg.port(p);
     // The table and the port must agree (both are shared memory).
-    if (pe.kind != PortKind::kVale || pe.sw != v.sw || pe.sw_port != i) continue;
+    if (!is_vale_port(pe) || vale_port(pe).sw != v.sw || vale_port(pe).sw_port != i) continue;
     int err = 0;
     DstPort d;
     d.region = Region::get(pe.mem_id, RegionConfig::from_env(), &err);
@@ -398,12 +399,53 @@ uint32_t copy_packet(const Kring& k, const FwdPkt& f, netmap_ring* rx, uint32_t 
 
 class ValeAdapter final : public Adapter {
  public:
-  PortKind kind() const override { return PortKind::kVale; }
-  const char* type_name() const override { return "vale"; }
-
   bool owns(std::string_view name) const override {
     std::string sw, port;
     return split_name(name, &sw, &port) && name.find_first_of("{}") == std::string_view::npos;
+  }
+  const char* grammar() const override {
+    return "VALE ports (valeX:Y) and persistent VALE ports made with vale-ctl -n";
+  }
+  // "valeX:" stays in the name, as in libnetmap.
+  size_t spec_prefix(std::string_view spec) const override {
+    if (spec.substr(0, 4) != "vale") return 0;
+    size_t i = 4;
+    while (i < spec.size() && (isalnum(static_cast<unsigned char>(spec[i])) || spec[i] == '_')) i++;
+    return i < spec.size() && spec[i] == ':' ? i + 1 : 0;
+  }
+  const char* spec_prefix_form() const override { return "valeX:NAME"; }
+
+  void init_entry(PortEntry& pe) const override { vale_port(pe).sw = -1; }
+  // Senders fill the rx rings, in their txsync.
+  bool producer_fills_rx() const override { return true; }
+  uint32_t shared_size() const override { return sizeof(SwitchEntry) * kMaxSwitches; }
+
+  // A switch's port table from the ports (a port's sw and sw_port are
+  // written last when it is attached).
+  void recount(Registry& reg) const override {
+    for (uint32_t s = 0; s < kMaxSwitches; s++) {
+      SwitchEntry& sw = vale_switch(reg, int(s));
+      for (auto& q : sw.ports) q = -1;
+      sw.nports = 0;
+    }
+    for (uint32_t i = 0; i < kMaxPorts; i++) {
+      PortEntry& pe = reg.port(int(i));
+      ValePortExt& vp = vale_port(pe);
+      if (!is_vale_port(pe) || vp.sw < 0) continue;
+      SwitchEntry& sw = vale_switch(reg, vp.sw);
+      if (uint32_t(vp.sw) >= kMaxSwitches || !sw.in_use || vp.sw_port >= kSwitchPorts ||
+          sw.ports[vp.sw_port] >= 0) {
+        vp.sw = -1;
+        continue;
+      }
+      sw.ports[vp.sw_port] = int16_t(i);
+      sw.nports++;
+    }
+    for (uint32_t s = 0; s < kMaxSwitches; s++) {
+      SwitchEntry& sw = vale_switch(reg, int(s));
+      if (sw.in_use && sw.nports == 0) sw.in_use = 0;
+      sw.gen.fetch_add(1);
+    }
   }
 
   int create(Registry& reg, int p, const PortRequest& req, std::string* why) const override {
@@ -421,7 +463,6 @@ class ValeAdapter final : public Adapter {
   // A VALE port's rings, in its own private region unless req.mem_id.
   static int make_port(Registry& reg, int p, const PortRequest& req, std::string* why) {
     PortEntry& pe = reg.port(p);
-    pe.kind = PortKind::kVale;
     for (int d : {kTx, kRx}) {
       pe.nrings[d] = req.nrings[d] ? req.nrings[d] : 1;
       pe.nslots[d] = req.nslots[d] ? req.nslots[d] : 1024;
@@ -463,13 +504,13 @@ class ValeAdapter final : public Adapter {
 
   // Put port p on switch swname (made if needed).
   static int attach(Registry& reg, int p, const std::string& swname, std::string* why) {
-    PortEntry& pe = reg.port(p);
+    ValePortExt& vp = vale_port(reg.port(p));
     int s = find_switch(reg, swname);
     if (s < 0 && (s = alloc_switch(reg, swname)) < 0) {
       *why = "too many VALE switches (" + std::to_string(kMaxSwitches) + ")";
       return ENOMEM;
     }
-    SwitchEntry& sw = reg.sw(s);
+    SwitchEntry& sw = vale_switch(reg, s);
     uint32_t slot = 0;
     while (slot < kSwitchPorts && sw.ports[slot] >= 0) slot++;
     if (slot == kSwitchPorts) {
@@ -480,8 +521,8 @@ class ValeAdapter final : public Adapter {
     // The port's sw is written last: it is what a repair trusts.
     sw.ports[slot] = int16_t(p);
     sw.nports++;
-    pe.sw_port = uint16_t(slot);
-    pe.sw = int16_t(s);
+    vp.sw_port = uint16_t(slot);
+    vp.sw = int16_t(s);
     sw.gen.fetch_add(1);
     return 0;
   }
@@ -491,15 +532,15 @@ class ValeAdapter final : public Adapter {
     std::string swname, portname;
     if (!split_name(name, &swname, &portname)) return -1;
     int p = reg.find_port(portname.c_str());
-    if (p < 0 || reg.port(p).kind != PortKind::kVale || reg.port(p).sw < 0) return -1;
-    return swname == reg.sw(reg.port(p).sw).name ? p : -1;
+    if (p < 0 || !is_vale_port(reg.port(p)) || vale_port(reg.port(p)).sw < 0) return -1;
+    return swname == vale_switch(reg, vale_port(reg.port(p)).sw).name ? p : -1;
   }
 
   void destroy(Registry& reg, int p) const override {
     PortEntry& pe = reg.port(p);
     int err = 0;
     auto region = Region::get(pe.mem_id, RegionConfig::from_env(), &err);
-    if (pe.sw >= 0) detach(reg, p);
+    if (vale_port(pe).sw >= 0) detach(reg, p);
     if (region)
       for (uint32_t r = 0; r < pe.nrings[kRx] && r <= kMaxRings; r++)
         if (region->ring_port(pe.ring[kRx][r]) == p) drain(region->kring(pe.ring[kRx][r]));
@@ -523,8 +564,8 @@ class ValeAdapter final : public Adapter {
   // The port may be attached or detached while open (persistent ports).
   static void rebind(Registry& reg, const Kring& k, ValeKring& v) {
     const PortEntry& pe = reg.port(k.port);
-    v.sw = pe.sw;
-    v.me = pe.sw_port;
+    v.sw = vale_port(pe).sw;
+    v.me = vale_port(pe).sw_port;
     if (v.sw >= 0) refresh(reg, v);
   }
 
@@ -538,7 +579,7 @@ class ValeAdapter final : public Adapter {
     auto* v = static_cast<ValeKring*>(k.priv);
     const uint32_t n = k.nslots;
     uint32_t done = ts->hwcur.load(std::memory_order_relaxed);
-    if (v && v->reg->port(k.port).sw != v->sw) {
+    if (v && vale_port(v->reg->port(k.port)).sw != v->sw) {
       RegistryLock g(*v->reg);
       if (g.ok()) rebind(*v->reg, k, *v);
     }
@@ -561,28 +602,28 @@ class ValeAdapter final : public Adapter {
 
  private:
   static void release_switch_if_empty(Registry& reg, int s) {
-    SwitchEntry& sw = reg.sw(s);
+    SwitchEntry& sw = vale_switch(reg, s);
     if (sw.nports == 0) sw.in_use = 0;
   }
 
  public:
   static void detach(Registry& reg, int p) {
-    PortEntry& pe = reg.port(p);
-    if (uint32_t(pe.sw) >= kMaxSwitches || pe.sw_port >= kSwitchPorts ||
-        reg.sw(pe.sw).ports[pe.sw_port] != p) {
-      pe.sw = -1;  // not (or not yet) in the switch's table
+    ValePortExt& vp = vale_port(reg.port(p));
+    if (uint32_t(vp.sw) >= kMaxSwitches || vp.sw_port >= kSwitchPorts ||
+        vale_switch(reg, vp.sw).ports[vp.sw_port] != p) {
+      vp.sw = -1;  // not (or not yet) in the switch's table
       return;
     }
-    SwitchEntry& sw = reg.sw(pe.sw);
-    sw.ports[pe.sw_port] = -1;
+    SwitchEntry& sw = vale_switch(reg, vp.sw);
+    sw.ports[vp.sw_port] = -1;
     sw.nports--;
     sw.gen.fetch_add(1);
     for (auto& m : sw.mac) {
       uint64_t e = m.load(std::memory_order_relaxed);
-      if ((e & kMacValid) && ((e >> 48) & 0x7fff) == pe.sw_port) m.store(0, std::memory_order_relaxed);
+      if ((e & kMacValid) && ((e >> 48) & 0x7fff) == vp.sw_port) m.store(0, std::memory_order_relaxed);
     }
-    release_switch_if_empty(reg, pe.sw);
-    pe.sw = -1;
+    release_switch_if_empty(reg, vp.sw);
+    vp.sw = -1;
   }
 
  private:
@@ -610,7 +651,7 @@ class ValeAdapter final : public Adapter {
   // Forward the complete packets of [hwcur, head); return the new hwcur.
   // The slots are the prologue's checked copies (k.copy), never the ring.
   static uint32_t forward(Kring& k, ValeKring& v, uint32_t head) {
-    SwitchEntry& sw = v.reg->sw(v.sw);
+    SwitchEntry& sw = vale_switch(*v.reg, v.sw);
     if (sw.gen.load(std::memory_order_acquire) != v.sw_gen) {
       RegistryLock g(*v.reg);
       if (!g.ok()) return head;  // no view of the switch: the batch is dropped
@@ -724,15 +765,23 @@ class ValeAdapter final : public Adapter {
     uint32_t at = start;
     for (uint32_t i = 0; i < npk; i++)
       at = copy_packet(k, v.ft[order[i]], rv.ring, n, rv.tag, *d.region, at, v.stage.get());
-    // The receiving ring's copy monitors see the packets as they arrive.
-    if (ks->nmon.load(std::memory_order_relaxed))
-      monitor_copy_slots(*d.region, ks, rv.ring->slot, nullptr, n, start, at, false);
+    // The receiving ring's taps (copy monitors) see the packets as they arrive.
+    if (tapped(ks)) ring_tap()->arrived(*d.region, ks, rv.ring->slot, nullptr, n, start, at);
     lease_close(ks, rv.ring, slot, rv.gen);
     notify(ks);
   }
 };
 
 }  // namespace
+
+SwitchEntry& vale_switch(Registry& reg, int i) {
+  if (uint32_t(i) < kMaxSwitches) return static_cast<SwitchEntry*>(type_area(reg, vale_adapter()))[i];
+  static thread_local SwitchEntry nowhere;
+  nowhere.in_use = 0;
+  return nowhere;
+}
+
+bool is_vale_port(const PortEntry& pe) { return pe.kind != kNoPort && pe.kind == vale_adapter().kind(); }
 
 const Adapter& vale_adapter() {
   static ValeAdapter a;
@@ -786,7 +835,7 @@ int vale_newif(const std::string& name, const ValeNewif& conf, std::string* why,
       *why = "port " + name + " already exists";
       return EEXIST;
     }
-    int p = reg.alloc_port(name.c_str(), PortKind::kVale);
+    int p = reg.alloc_port(name.c_str(), vale_adapter().kind());
     if (p < 0) {
       *why = "too many ports";
       return ENOMEM;
@@ -813,13 +862,13 @@ int vale_newif(const std::string& name, const ValeNewif& conf, std::string* why,
 int vale_delif(const std::string& name, std::string* why) {
   return with_registry(why, [&](Registry& reg) {
     int p = reg.find_port(name.c_str());
-    if (p < 0 || reg.port(p).kind != PortKind::kVale || !reg.port(p).persistent) {
+    if (p < 0 || !is_vale_port(reg.port(p)) || !reg.port(p).persistent) {
       *why = "no persistent VALE port " + name;
       return ENXIO;
     }
     PortEntry& pe = reg.port(p);
-    if (pe.sw >= 0) {
-      *why = name + " is attached to " + reg.sw(pe.sw).name + ": detach it first (vale-ctl -d)";
+    if (vale_port(pe).sw >= 0) {
+      *why = name + " is attached to " + vale_switch(reg, vale_port(pe).sw).name + ": detach it first (vale-ctl -d)";
       return EBUSY;
     }
     if (pe.nregs > 0) {
@@ -842,16 +891,16 @@ int vale_attach(const std::string& name, uint32_t* port_index, std::string* why)
       return ENXIO;
     }
     PortEntry& pe = reg.port(p);
-    if (pe.kind != PortKind::kVale || !pe.persistent) {
+    if (!is_vale_port(pe) || !pe.persistent) {
       *why = portname + " cannot be attached to a switch (not a persistent VALE port)";
       return EINVAL;
     }
-    if (pe.sw >= 0) {
-      *why = portname + " is already attached to " + reg.sw(pe.sw).name;
+    if (vale_port(pe).sw >= 0) {
+      *why = portname + " is already attached to " + vale_switch(reg, vale_port(pe).sw).name;
       return EBUSY;
     }
     if (int err = ValeAdapter::attach(reg, p, swname, why)) return err;
-    *port_index = pe.sw_port;
+    *port_index = vale_port(pe).sw_port;
     return 0;
   });
 }
@@ -861,7 +910,8 @@ int vale_detach(const std::string& name, uint32_t* port_index, std::string* why)
   if (!split_or_explain(name, &swname, &portname, why)) return EINVAL;
   return with_registry(why, [&](Registry& reg) {
     int p = reg.find_port(portname.c_str());
-    if (p < 0 || reg.port(p).sw < 0 || swname != reg.sw(reg.port(p).sw).name) {
+    if (p < 0 || !is_vale_port(reg.port(p)) || vale_port(reg.port(p)).sw < 0 ||
+        swname != vale_switch(reg, vale_port(reg.port(p)).sw).name) {
       *why = portname + " is not attached to " + swname;
       return ENXIO;
     }
@@ -869,7 +919,7 @@ int vale_detach(const std::string& name, uint32_t* port_index, std::string* why)
       *why = name + " is an ephemeral port: it goes when its last user closes it";
       return EINVAL;
     }
-    *port_index = reg.port(p).sw_port;
+    *port_index = vale_port(reg.port(p)).sw_port;
     ValeAdapter::detach(reg, p);
     return 0;
   });
@@ -881,9 +931,9 @@ bool vale_persistent(const std::string& port, std::string* sw) {
   sw->clear();
   with_registry(&why, [&](Registry& reg) {
     int p = reg.find_port(port.c_str());
-    if (p < 0 || reg.port(p).kind != PortKind::kVale || !reg.port(p).persistent) return 0;
+    if (p < 0 || !is_vale_port(reg.port(p)) || !reg.port(p).persistent) return 0;
     yes = true;
-    if (reg.port(p).sw >= 0) *sw = reg.sw(reg.port(p).sw).name;
+    if (vale_port(reg.port(p)).sw >= 0) *sw = vale_switch(reg, vale_port(reg.port(p)).sw).name;
     return 0;
   });
   return yes;
@@ -893,16 +943,16 @@ int vale_list_port(std::string* name, uint32_t* bridge, uint32_t* port, std::str
   return with_registry(why, [&](Registry& reg) {
     if (!name->empty()) {
       int p = find_port_any(reg, *name);
-      if (p < 0 || reg.port(p).kind != PortKind::kVale || reg.port(p).sw < 0) {
+      if (p < 0 || !is_vale_port(reg.port(p)) || vale_port(reg.port(p)).sw < 0) {
         *why = "no VALE port " + *name;
         return ENXIO;
       }
-      *bridge = uint32_t(reg.port(p).sw);
-      *port = reg.port(p).sw_port;
+      *bridge = uint32_t(vale_port(reg.port(p)).sw);
+      *port = vale_port(reg.port(p)).sw_port;
       return 0;
     }
     for (uint32_t b = *bridge; b < kMaxSwitches; b++, *port = 0) {
-      SwitchEntry& sw = reg.sw(int(b));
+      SwitchEntry& sw = vale_switch(reg, int(b));
       if (!sw.in_use) continue;
       for (uint32_t i = *port; i < kSwitchPorts; i++) {
         if (sw.ports[i] < 0) continue;
@@ -944,7 +994,7 @@ int vale_set_lookup(const std::string& swname, const std::string& lookup, std::s
     *why = "no switch " + swname;
     return ENOENT;
   }
-  SwitchEntry& sw = reg->sw(s);
+  SwitchEntry& sw = vale_switch(*reg, s);
   snprintf(sw.lookup, sizeof sw.lookup, "%s", lookup.c_str());
   sw.gen.fetch_add(1);
   return 0;
@@ -964,7 +1014,7 @@ int vale_list(const std::string& only, std::vector<ValeSwitchInfo>* out, std::st
   }
   reg->reap();
   for (uint32_t i = 0; i < kMaxSwitches; i++) {
-    SwitchEntry& sw = reg->sw(int(i));
+    SwitchEntry& sw = vale_switch(*reg, int(i));
     if (!sw.in_use || (!only.empty() && only != sw.name)) continue;
     ValeSwitchInfo si;
     si.name = sw.name;

@@ -1,11 +1,48 @@
 // VALE switches: what the rest of unetmap (vale-ctl, tests) may ask of them.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "core/registry.h"
+
 namespace unetmap {
+
+constexpr uint32_t kMaxSwitches = 64;
+constexpr uint32_t kSwitchPorts = 254;  // ports per VALE switch, as netmap
+constexpr uint32_t kMacTable = 1024;    // learning-bridge hash entries
+
+// A VALE switch, in VALE's table of the registry (its type area): changed
+// under the registry lock. ports[] maps switch port index -> registry port
+// (-1 free); gen changes on every attach/detach so forwarding processes
+// refresh their view. mac[] is the learning table: (1 << 63) | (port << 48)
+// | MAC.
+struct SwitchEntry {
+  char name[NETMAP_REQ_IFNAMSIZ];  // "vale0"
+  uint32_t in_use;
+  uint32_t nports;
+  std::atomic<uint32_t> gen;
+  char lookup[32];  // name of the lookup function ("" = learning bridge)
+  int16_t ports[kSwitchPorts];
+  std::atomic<uint64_t> mac[kMacTable];
+};
+
+// VALE's part of a port entry (PortEntry::ext).
+struct ValePortExt {
+  int16_t sw;        // switch index, -1 when not attached
+  uint16_t sw_port;  // port index on the switch
+};
+inline ValePortExt& vale_port(PortEntry& pe) { return port_ext<ValePortExt>(pe); }
+inline const ValePortExt& vale_port(const PortEntry& pe) { return port_ext<ValePortExt>(pe); }
+// Switch i (registry locked, or read-only by a forwarder); out of range, a
+// process-local empty one.
+SwitchEntry& vale_switch(Registry& reg, int i);
+// Whether pe is a VALE port.
+bool is_vale_port(const PortEntry& pe);
+class Adapter;
+const Adapter& vale_adapter();
 
 // A lookup decides where a packet goes: a switch port index, or one of
 // these. It runs in the sender's txsync, once per packet.
