@@ -127,17 +127,13 @@ int create(long id, const char* spec) {
 // -d: delete region `id` if no port uses it.
 int remove_region(long id) {
   int err = 0;
-  unetmap::Registry* reg = unetmap::Registry::get(&err);
+  std::string why;
+  std::optional<unetmap::RegistryLock> g;
+  unetmap::Registry* reg = unetmap::lock_registry(&g, &err, &why);
   if (!reg) {
-    fprintf(stderr, "nm-regions: cannot open the registry: %s\n", strerror(err));
+    fprintf(stderr, "nm-regions: %s\n", why.c_str());
     return 1;
   }
-  unetmap::RegistryLock g(*reg);
-  if (!g.ok()) {
-    fprintf(stderr, "nm-regions: the registry: %s\n", unetmap::lock_error().c_str());
-    return 1;
-  }
-  reg->reap();
   for (uint32_t i = 0; i < unetmap::kMaxPorts; i++) {
     const unetmap::PortEntry& p = reg->port(int(i));
     if (p.kind != unetmap::kNoPort && p.mem_id == id) {
@@ -145,7 +141,6 @@ int remove_region(long id) {
       return 1;
     }
   }
-  std::string why;
   auto r = unetmap::Region::get(uint16_t(id), unetmap::RegionConfig{}, &err, &why, false);
   if (!r) {
     fprintf(stderr, "nm-regions: %s\n", why.c_str());

@@ -215,20 +215,18 @@ void note_registration(NetmapFile* f) {
 // opened O_NOFOLLOW and checked to be the FIFO this process just made.
 int dev_open(int flags) {
   int err = 0;
-  std::string rwhy;
-  Registry* reg = Registry::get(&err, &rwhy);
-  if (!reg) return fail(err, "cannot open the registry: " + rwhy);
+  std::string why;
   uint32_t token = 0;
+  Registry* reg;
   {
-    RegistryLock g(*reg);
-    if (!g.ok()) return fail(g.error(), "the registry: " + lock_error());
-    reg->reap();
+    std::optional<RegistryLock> g;
+    reg = lock_registry(&g, &err, &why);
+    if (!reg) return fail(err, why);
     if ((err = reg->alloc_chan(&token)) != 0) return fail(err, "too many open /dev/netmap fds");
     ChanEntry& c = reg->file()->chans[Registry::chan_id(token)];
     c.reg1 = 0, c.reg_nifp = 0, c.reg_flags = 0;
   }
   std::string path = Registry::chan_path(Registry::chan_id(token));
-  std::string why;
   unlink(path.c_str());
   int fd = -1;
   if (mkfifo(path.c_str(), 0600) == 0) {

@@ -111,8 +111,11 @@ class Adapter {
   PortKind kind() const;
 
   // --- Names. A kernel-level name ("p{0", "valeX:Y", "null:x", "eth0")
-  // belongs to the first type in the table that owns() it.
+  // belongs to the first type in the table that owns() it, types with
+  // name_fallback() (they may claim any name no other type knows: the
+  // interfaces of NIC ports) after the others.
   virtual bool owns(std::string_view name) const = 0;
+  virtual bool name_fallback() const { return false; }
   // Names of this type, for the "no such port" message ("pipes (NAME{ID,
   // NAME}ID)"); nullptr if its ports are not opened by name (monitors).
   virtual const char* grammar() const { return nullptr; }

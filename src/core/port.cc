@@ -46,24 +46,6 @@ bool rings_are_own(const Region& r, const PortEntry& pe, int port, std::string* 
   return true;
 }
 
-// The registry, locked (the lock held in *g) and reaped of dead processes;
-// nullptr with *err and *why if it cannot be opened or locked.
-Registry* locked_registry(std::optional<RegistryLock>* g, int* err, std::string* why) {
-  std::string rwhy;
-  Registry* reg = Registry::get(err, &rwhy);
-  if (!reg) {
-    *why = "cannot open the registry: " + rwhy;
-    return nullptr;
-  }
-  g->emplace(*reg);
-  if (!(*g)->ok()) {
-    *why = "the registry: " + lock_error();
-    *err = (*g)->error();
-    return nullptr;
-  }
-  reg->reap();
-  return reg;
-}
 
 }  // namespace
 
@@ -120,7 +102,7 @@ int Binding::open(const BindRequest& rq, std::unique_ptr<Binding>* out, std::str
   int err = 0;
   std::unique_ptr<Binding> b(new Binding);  // goes after the lock is released
   std::optional<RegistryLock> g;
-  Registry* reg = locked_registry(&g, &err, why);
+  Registry* reg = lock_registry(&g, &err, why);
   if (!reg) return err;
   int p = find_port_any(*reg, rq.name);
   // A port type made on an existing port by a register flag (monitors).
@@ -254,7 +236,7 @@ int Binding::adopt(int ri, uint64_t flags, std::unique_ptr<Binding>* out, std::s
   int err = 0;
   std::unique_ptr<Binding> b(new Binding);  // goes after the lock is released
   std::optional<RegistryLock> g;
-  Registry* reg = locked_registry(&g, &err, why);
+  Registry* reg = lock_registry(&g, &err, why);
   if (!reg) return err;
   if (ri < 0 || uint32_t(ri) >= kMaxRegs || !reg->reg(ri).in_use) {
     *why = "the registration of this netmap fd is gone (its last holder closed it)";

@@ -40,7 +40,7 @@ Registry* Registry::get(int* err, std::string* why) {
   std::call_once(once, [] {
     auto fail = [](int e, const std::string& text) {
       open_err = e;
-      open_why = text;
+      open_why = "cannot open the registry in " + runtime_dir() + ": " + text;
     };
     std::string w;
     int fd = open_shared_file("registry", sizeof(RegistryFile), shared_file_mode(), init_registry,
@@ -56,7 +56,7 @@ Registry* Registry::get(int* err, std::string* why) {
     void* base =
         sys::mmap(nullptr, sizeof(RegistryFile), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     sys::close(fd);
-    if (base == MAP_FAILED) return fail(errno, std::string("cannot map the registry: ") + strerror(errno));
+    if (base == MAP_FAILED) return fail(errno, std::string("mmap: ") + strerror(errno));
     auto* f = static_cast<RegistryFile*>(base);
     if (f->magic != kMagic || f->layout_version != kLayout) {
       sys::munmap(base, sizeof(RegistryFile));
@@ -337,6 +337,19 @@ void Registry::sweep_region(uint16_t m) {
                    f_->regs[r].mem_id != m))
       region->free_if(i, r);
   }
+}
+
+Registry* lock_registry(std::optional<RegistryLock>* g, int* err, std::string* why) {
+  Registry* reg = Registry::get(err, why);
+  if (!reg) return nullptr;
+  g->emplace(*reg);
+  if (!(*g)->ok()) {
+    *why = "the registry: " + lock_error();
+    *err = (*g)->error();
+    return nullptr;
+  }
+  reg->reap();
+  return reg;
 }
 
 RegistryLock::RegistryLock(Registry& reg) : reg_(reg) {

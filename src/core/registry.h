@@ -24,6 +24,7 @@
 #include <net/netmap.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -157,13 +158,20 @@ class RegistryLock {
   int err_ = 0;
 };
 
+class Registry;
+// The registry, locked (the lock kept in *g) and reaped of dead processes:
+// how control paths get it. nullptr, with *err and one sentence in *why,
+// if it cannot be opened or locked.
+Registry* lock_registry(std::optional<RegistryLock>* g, int* err, std::string* why);
+
 class Registry {
  public:
   static constexpr uint64_t kMagic = 0x554e4d5245475931ull;
   static constexpr uint32_t kLayout = 7;  // 5 was used by two layouts (marked entries; channel registrations)
 
-  // The process-wide mapping; nullptr (with *err, and *why if given: a
-  // sentence saying why) if it cannot be opened.
+  // The process-wide mapping; nullptr (with *err, and *why if given: the
+  // sentence "cannot open the registry ...: reason", every caller's
+  // message) if it cannot be opened.
   static Registry* get(int* err, std::string* why = nullptr);
 
   RegistryFile* file() const { return f_; }

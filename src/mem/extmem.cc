@@ -168,17 +168,9 @@ int extmem_region(uint64_t usr, const nmreq_pools_info& info, uint16_t* id, std:
     return ENOMEM;
   }
   int err = 0;
-  std::string rwhy;
-  Registry* reg = Registry::get(&err, &rwhy);
-  if (!reg) {
-    *why = "cannot open the registry: " + rwhy;
-    return err;
-  }
-  RegistryLock g(*reg);
-  if (!g.ok()) {
-    *why = "extmem: the registry: " + lock_error();
-    return g.error();
-  }
+  std::optional<RegistryLock> g;
+  Registry* reg = lock_registry(&g, &err, why);
+  if (!reg) return err;
   *id = 0;
   for (uint32_t i = 1000; i <= Region::kMaxId && !*id; i++) {
     struct stat st;

@@ -21,8 +21,9 @@ const Adapter& nic_adapter();
 
 namespace {
 // The table. A port's kind, stored in the registry, is its type's index
-// here: append new types before the NIC line (which claims any interface
-// name, so it comes last) and bump Registry::kLayout.
+// here: a new type is appended (the indexes of the others stay). Names are
+// offered to the types in this order, those that claim any name they do
+// not know (Adapter::name_fallback: NIC ports, any interface name) last.
 const Adapter* const kAdapters[] = {
     nullptr,  // kNoPort
     &null_adapter(), &pipe_adapter(), &vale_adapter(), &monitor_adapter(), &nic_adapter(),
@@ -50,8 +51,9 @@ PortKind Adapter::kind() const {
 }
 
 const Adapter* adapter_for_name(std::string_view name) {
-  for (PortKind k = 1; k < kNumKinds; k++)
-    if (kAdapters[k]->owns(name)) return kAdapters[k];
+  for (bool fallback : {false, true})
+    for (PortKind k = 1; k < kNumKinds; k++)
+      if (kAdapters[k]->name_fallback() == fallback && kAdapters[k]->owns(name)) return kAdapters[k];
   return nullptr;
 }
 

@@ -286,7 +286,8 @@ class NicAdapter final : public Adapter {
   }
 
   // Any name of an interface of this network namespace that no other
-  // port type claims (this adapter is last in the table).
+  // port type claims.
+  bool name_fallback() const override { return true; }
   bool owns(std::string_view name) const override {
     if (name.empty() || name.size() >= IFNAMSIZ) return false;
     if (name.find_first_of(":{}") != std::string_view::npos) return false;

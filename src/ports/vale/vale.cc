@@ -794,18 +794,9 @@ namespace {
 template <typename F>
 int with_registry(std::string* why, F f) {
   int err = 0;
-  Registry* reg = Registry::get(&err);
-  if (!reg) {
-    *why = "cannot open the registry in " + runtime_dir();
-    return err;
-  }
-  RegistryLock g(*reg);
-  if (!g.ok()) {
-    *why = "the registry: " + lock_error();
-    return g.error();
-  }
-  reg->reap();
-  return f(*reg);
+  std::optional<RegistryLock> g;
+  Registry* reg = lock_registry(&g, &err, why);
+  return reg ? f(*reg) : err;
 }
 
 bool split_or_explain(const std::string& name, std::string* sw, std::string* port,
@@ -982,13 +973,9 @@ int vale_set_lookup(const std::string& swname, const std::string& lookup, std::s
     return EINVAL;
   }
   int err = 0;
-  Registry* reg = Registry::get(&err);
+  std::optional<RegistryLock> g;
+  Registry* reg = lock_registry(&g, &err, why);
   if (!reg) return err;
-  RegistryLock g(*reg);
-  if (!g.ok()) {
-    *why = "the registry: " + lock_error();
-    return g.error();
-  }
   int s = find_switch(*reg, swname);
   if (s < 0) {
     *why = "no switch " + swname;
@@ -1002,17 +989,9 @@ int vale_set_lookup(const std::string& swname, const std::string& lookup, std::s
 
 int vale_list(const std::string& only, std::vector<ValeSwitchInfo>* out, std::string* why) {
   int err = 0;
-  Registry* reg = Registry::get(&err);
-  if (!reg) {
-    *why = "cannot open the registry";
-    return err;
-  }
-  RegistryLock g(*reg);
-  if (!g.ok()) {
-    *why = "the registry: " + lock_error();
-    return g.error();
-  }
-  reg->reap();
+  std::optional<RegistryLock> g;
+  Registry* reg = lock_registry(&g, &err, why);
+  if (!reg) return err;
   for (uint32_t i = 0; i < kMaxSwitches; i++) {
     SwitchEntry& sw = vale_switch(*reg, int(i));
     if (!sw.in_use || (!only.empty() && only != sw.name)) continue;
