@@ -193,12 +193,15 @@ TEST(Lease, ALeaseClosedEarlyWaitsForTheOneBeforeIt) {
   r.close(sb);
   EXPECT_EQ(r.hwtail(), 0u) << "published past a lease that is still being filled";
   // A slow producer is alive: neither the consumer's reclaim nor another
-  // publication may take its slots, however often they look.
-  for (int i = 0; i < 100; i++) {
+  // publication may take its slots, however long it takes (3 ms is past
+  // the grace period after which a dead producer's lease is reclaimed).
+  const double t0 = now_ms();
+  while (now_ms() < t0 + 3) {
     unetmap::reclaim_stalled(r.ks, r.ring, r.hwtail());
     LeaseGuard g(r.ks);
     ASSERT_TRUE(g.ok());
     unetmap::advance_leases(r.ks, r.ring);
+    ASSERT_EQ(r.hwtail(), 0u) << "a live producer's lease was taken";
   }
   EXPECT_EQ(r.hwtail(), 0u);
   EXPECT_EQ(r.pending(), 3u);

@@ -5,9 +5,31 @@
 // nmport_parse fills; here the names are opened for real (nmport_open), or
 // parsed where the grammar alone decides (option keys, garbage suffixes).
 //
-// Only behaviour netmap has is asserted (libnetmap's nmreq.c/nmport.c and
-// the kernel's netmap_interp_ringid / NR_EXCLUSIVE rules); where unetmap is
-// stricter or differs, the case is left out (see the issue 11 notes).
+// Only behaviour netmap has is asserted (libnetmap's nmreq.c/nmport.c, the
+// kernel's netmap_interp_ringid and NR_EXCLUSIVE rules, netmap_legacy.c).
+// Where unetmap differs today the case is left out; the differences found
+// (issue 11) are:
+//  - "x@3/T": netmap takes flags after a mem_id; unetmap refuses.
+//  - "x@3@3": netmap takes the same mem_id twice; unetmap parses the second
+//    as an option ("missing body").
+//  - @conf and @extmem values: netmap uses atoi (no check, "abc" is 0, no
+//    range); unetmap refuses non-numbers and out-of-range values. An empty
+//    value ("slots=") is ignored by netmap, refused by unetmap.
+//  - "@conf=N" and "@conf:N": netmap refuses (conf has no default key);
+//    unetmap takes N as rings.
+//  - "@extmem=FILE" and "@share:port=X": netmap accepts (file and port are
+//    default keys, and every option takes key=value); unetmap refuses.
+//  - extmem keys spelled with '_' (buf_num): netmap accepts, unetmap only
+//    takes the '-' spelling.
+//  - @N above 65535: netmap truncates to 16 bits; unetmap refuses.
+//  - NIOCCTRL with NR_REG_PIPE_MASTER/SLAVE: netmap refuses (EINVAL,
+//    "Deprecated pipe nr_mode"); unetmap accepts as NIOCREGIF does.
+//  - NIOCCTRL with a 64-byte nr_name: netmap cuts it to 63 characters;
+//    unetmap refuses (EINVAL).
+//  - NR_REG_ONE_NIC with a ring only one direction has: netmap binds ring 0
+//    of the other direction; unetmap refuses (EINVAL).
+//  - nmport_register on a registered descriptor: netmap EINVAL, unetmap
+//    EBUSY.
 //
 // Which rings a registration binds is observed through NR_EXCLUSIVE (/x):
 // a register that binds a ring another registration holds exclusively
