@@ -40,7 +40,8 @@ constexpr uint32_t kGen = 7;
 class TestRing {
  public:
   explicit TestRing(uint32_t nslots, uint32_t at = 0) : n_(nslots) {
-    size_ = sizeof(KringState) + sizeof(netmap_ring) + nslots * sizeof(netmap_slot) + 64;
+    const size_t ring_off = (sizeof(KringState) + 4095) & ~size_t(4095);  // netmap_ring is aligned
+    size_ = ring_off + sizeof(netmap_ring) + nslots * sizeof(netmap_slot);
     base_ = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (base_ == MAP_FAILED) abort();
     ks = new (base_) KringState();
@@ -50,8 +51,7 @@ class TestRing {
     ks->hwcur.store(at);
     ks->hwtail.store(at);
     ks->lease_tail = at;
-    ring = reinterpret_cast<netmap_ring*>(static_cast<char*>(base_) +
-                                          ((sizeof(KringState) + 63) & ~size_t(63)));
+    ring = reinterpret_cast<netmap_ring*>(static_cast<char*>(base_) + ring_off);
     for (uint32_t i = 0; i < nslots; i++) {
       ring->slot[i].buf_idx = kBuf0 + i;
       ring->slot[i].len = 0;
