@@ -36,6 +36,7 @@
 
 #include "mem/region.h"
 #include "ports/vale/vale.h"
+#include "util/remote_port.h"
 #include "util/test_util.h"
 
 namespace {
@@ -43,6 +44,7 @@ namespace {
 using nmtest::Child;
 using nmtest::Event;
 using nmtest::RawPort;
+using nmtest::fnv;
 
 // The region of an open port (kept mapped while the result lives).
 std::shared_ptr<unetmap::Region> region_of_id(uint16_t id) {
@@ -417,12 +419,6 @@ TEST(Hostile, PipeSlotRewrittenDuringTheSyncNeverReachesTheReceiver) {
 constexpr uint8_t kG1[6] = {0x02, 0, 0, 0, 0x47, 0x01};
 constexpr uint8_t kG2[6] = {0x02, 0, 0, 0, 0x47, 0x02};
 constexpr uint32_t kGoodHdr = 26;  // dst src type | seq | len | fnv of the rest
-
-uint32_t fnv(const uint8_t* p, size_t n) {
-  uint32_t h = 2166136261u;
-  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
-  return h;
-}
 
 uint32_t good_len(uint32_t seq) { return 60 + uint32_t(nmtest::mix64(seq ^ 0x600d) % 1455); }
 
