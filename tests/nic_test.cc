@@ -20,6 +20,7 @@
 #include <string>
 
 #include "core/registry.h"
+#include "core/worker.h"
 #include "ports/vale/vale.h"
 #include "unetmap/netmap.hpp"
 #include "util/proc.h"
@@ -696,12 +697,11 @@ std::vector<std::string> ports_of(const std::string& sw) {
   return out;
 }
 
-// The pid of the helper that runs the attachment sw:port (its state file).
+// The pid of the forwarder that runs the attachment sw:port (its worker).
 pid_t helper_of(const std::string& sw, const std::string& port) {
-  std::ifstream f(std::string(getenv("UNETMAP_DIR")) + "/attach/" + sw + ":" + port);
-  pid_t pid = 0;
-  f >> pid;
-  return pid;
+  unetmap::worker::Info i;
+  std::string why;
+  return unetmap::worker::get(sw + ":" + port, &i, &why) == 0 ? i.pid.pid : 0;
 }
 
 std::string cpus_allowed(pid_t pid) {
