@@ -532,6 +532,45 @@ TEST(ValeCtl, WrapperIsAWorkerRestartedAfterKill) {
   ok({"-r", "wp"});
 }
 
+// A forwarder killed five times in a row, each time soon after its start,
+// is failed: -W says so (exit 1 for the health check), -l lists the
+// attachment apart (its port is not on the switch); attaching again
+// replaces it, detaching removes it.
+TEST(ValeCtl, WrapperThatKeepsDyingIsFailed) {
+  ok({"-n", "fp"});
+  ok({"-a", "vale0:fp"});
+  ok({"-a", "vale1:fp"});
+  pid_t pid = pid_t(atoi(fields_of(ok({"-W"}).out, "vale1:fp")["pid"].c_str()));
+  for (int k = 0; k < 5; k++) {
+    ASSERT_GT(pid, 1) << "kill " << k;
+    ASSERT_EQ(kill(pid, SIGKILL), 0);
+    if (k < 4) pid = wait_restarted("vale1:fp", pid);
+  }
+  unetmap::worker::Info i;
+  std::string why;
+  const double end = now_ms() + 10000;
+  while (now_ms() < end && !(unetmap::worker::get("vale1:fp", &i, &why) == 0 &&
+                             i.state == unetmap::worker::State::kFailed))
+    usleep(5000);
+  ASSERT_EQ(i.state, unetmap::worker::State::kFailed);
+  Result h = vale_ctl({"-W", "vale1:fp"});
+  EXPECT_EQ(h.code, 1) << h.out << h.err;
+  EXPECT_NE(h.out.find("state:failed"), std::string::npos) << h.out;
+  EXPECT_NE(h.out.find("restarts:4"), std::string::npos) << h.out;
+  EXPECT_NE(h.out.find("reason: ended 5 times in a row"), std::string::npos) << h.out;
+  Result l = ok({"-l"});
+  EXPECT_NE(l.out.find("vale1:fp worker:failed pid:0 restarts:4 (not on the switch: ended 5 times"),
+            std::string::npos) << l.out;
+  EXPECT_TRUE(json_valid(ok({"-l", "-j"}).out));
+  ok({"-a", "vale1:fp"});  // replaces the failed one
+  auto w = fields_of(ok({"-W"}).out, "vale1:fp");
+  EXPECT_EQ(w["state"], "running") << w[""];
+  EXPECT_EQ(w["restarts"], "0") << w[""];
+  ok({"-d", "vale1:fp"});
+  ok({"-d", "vale0:fp"});
+  ok({"-r", "fp"});
+}
+
 // Polling mode is the forwarder's request (its conf): a forwarder killed
 // while polling comes back polling; disabled, it says "block".
 TEST(ValeCtl, PollingSurvivesARestartOfTheForwarder) {
