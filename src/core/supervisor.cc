@@ -51,6 +51,8 @@ class Supervisor {
   int run();
 
  private:
+  int init();
+  int sleep_ms() const;
   void say(const char* fmt, ...) __attribute__((format(printf, 2, 3)));
   void tell_requester(const std::string& line);
   void set_state(State s, const std::string& reason);
@@ -321,11 +323,16 @@ bool Supervisor::still_mine() const {
          a.st_dev == b.st_dev;
 }
 
-int Supervisor::run() {
+// Everything before the first worker: 0, or start()'s error (told).
+int Supervisor::init() {
   std::string why;
+  auto refuse = [&](int e) {
+    tell_requester(std::to_string(e) + " " + why);
+    return e;
+  };
   const Spec& spec = info_.spec;
-  if (int e = check_spec(spec, &kind_, &why)) return tell_requester(std::to_string(e) + " " + why), 1;
-  if (int e = dir(&dir_, &why)) return tell_requester(std::to_string(e) + " " + why), 1;
+  if (int e = check_spec(spec, &kind_, &why)) return refuse(e);
+  if (int e = dir(&dir_, &why)) return refuse(e);
   prog_ = program_of(*kind_, spec);
   info_.supervisor = ProcId::self();
   sigset_t set;
@@ -333,26 +340,37 @@ int Supervisor::run() {
   for (int s : {SIGTERM, SIGINT, SIGHUP, SIGCHLD}) sigaddset(&set, s);
   sigprocmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
-  sig_fd_ = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-  if (int e = take_lock(&why)) return tell_requester(std::to_string(e) + " " + why), 1;
+  if ((sig_fd_ = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
+    why = std::string("signalfd: ") + strerror(errno);
+    return refuse(errno);
+  }
+  if (int e = take_lock(&why)) return refuse(e);
   remove_dead_tmp_files(dir_);
   for (const char* sfx : {".conf", ".status"}) ::unlink(path(dir_, spec.name, sfx).c_str());
-  log_fd_ = open_checked(path(dir_, spec.name, ".log"), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, &why,
-                         shared_file_mode());
-  if (log_fd_ < 0 || sig_fd_ < 0) {
-    tell_requester(std::to_string(log_fd_ < 0 ? -log_fd_ : errno) + " " + why);
+  log_fd_ = open_checked(path(dir_, spec.name, ".log"), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND,
+                         &why, shared_file_mode());
+  if (log_fd_ < 0) {
     remove_files();
-    return 1;
+    return refuse(-log_fd_);
   }
   say("supervisor pid %d: kind %s", info_.supervisor.pid, spec.kind.c_str());
+  return 0;
+}
+
+// How long poll() may sleep: until the next restart, at most 1 s.
+int Supervisor::sleep_ms() const {
+  if (child_ || info_.state != State::kRestarting) return 1000;
+  const uint64_t now = mono_ns();
+  return restart_at_ns_ > now ? int(std::min<uint64_t>((restart_at_ns_ - now) / 1000000 + 1, 1000)) : 0;
+}
+
+int Supervisor::run() {
+  if (init() != 0) return 1;
   spawn();
   uint64_t checked = mono_ns();
   for (;;) {
     pollfd fds[2] = {{sig_fd_, POLLIN, 0}, {ready_fd_, POLLIN, 0}};
-    int timeout = 1000;
-    if (!child_ && info_.state == State::kRestarting)
-      timeout = int(std::min<uint64_t>(restart_at_ns_ > mono_ns() ? (restart_at_ns_ - mono_ns()) / 1000000 + 1 : 0, 1000));
-    ::poll(fds, ready_fd_ >= 0 ? 2 : 1, timeout);
+    ::poll(fds, ready_fd_ >= 0 ? 2 : 1, sleep_ms());
     if (ready_fd_ >= 0 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) read_ready();
     signalfd_siginfo si;
     while (read(sig_fd_, &si, sizeof si) == sizeof si)
@@ -387,7 +405,7 @@ int supervisor_main(int argc, char** argv) {
     fprintf(stderr,
             "usage: unetmap-worker --supervise NAME KIND [ARG...] (fd 3: the ready pipe)\n"
             "The supervisor of one worker, started by libnetmap (src/core/worker.h); "
-            "nm-workers lists, starts and stops workers.\n");
+            "vale-ctl -W lists the workers.\n");
     return 2;
   }
   Spec spec{argv[2], argv[3], std::vector<std::string>(argv + 4, argv + argc)};
