@@ -468,6 +468,27 @@ int list(std::vector<Info>* out, std::string* why) {
   return 0;
 }
 
+namespace {
+
+// Clear a stale entry (0), or find its live supervisor (EBUSY, *sup). A
+// probe, or a supervisor being born, may hold the lock for a moment.
+int clear_or_find(const std::string& d, const std::string& name, int fd, ProcId* sup) {
+  for (int i = 0; i < 200; i++) {
+    if (clear_stale(d, name, fd) == 0) return 0;
+    Info st;
+    decode(read_text(path(d, name, ".state")), &st);
+    if (st.supervisor.alive()) {
+      *sup = st.supervisor;
+      return EBUSY;
+    }
+    timespec ts{0, 5000000};
+    nanosleep(&ts, nullptr);
+  }
+  return EBUSY;
+}
+
+}  // namespace
+
 int stop(const std::string& name, std::string* why) {
   std::string d;
   if (int e = check_name(name, why)) return e;
@@ -478,25 +499,15 @@ int stop(const std::string& name, std::string* why) {
     if (fd == -ENOENT) *why = "no worker " + name;
     return -fd;
   }
-  // Stale (its supervisor died): clear it. Else ask the supervisor, which
-  // stops its worker and removes the files, and wait until it is gone.
+  // Stale (its supervisor died): cleared here. Else its supervisor stops
+  // the worker and removes the files; wait until it is gone.
   ProcId sup;
-  int err = EBUSY;
-  for (int i = 0; i < 200; i++) {
-    if ((err = clear_stale(d, name, fd)) == 0) break;
-    Info st;
-    decode(read_text(path(d, name, ".state")), &st);
-    if (st.supervisor.alive()) {
-      sup = st.supervisor;
-      break;
-    }
-    timespec ts{0, 5000000};  // a probe or a supervisor being born holds it
-    nanosleep(&ts, nullptr);
-  }
-  if (err == 0 || sup.empty()) {
+  const int found = clear_or_find(d, name, fd, &sup);
+  if (found == 0 || sup.empty()) {
     sys::close(fd);
-    if (err) *why = "worker " + name + ": its lock is held by a process that is not its supervisor";
-    return err ? EBUSY : 0;
+    if (found == 0) return 0;
+    *why = "worker " + name + ": its lock is held by a process that is not its supervisor";
+    return EBUSY;
   }
   signal_proc(sup, SIGTERM);
   if (!wait_gone(sup, kStopGraceMs + 5000)) {
