@@ -20,6 +20,7 @@
 #include <string>
 
 #include "core/registry.h"
+#include "core/worker.h"
 #include "ports/nic/nic.h"
 #include "ports/vale/vale.h"
 #include "unetmap/netmap.hpp"
@@ -697,12 +698,11 @@ std::vector<std::string> ports_of(const std::string& sw) {
   return out;
 }
 
-// The pid of the helper that runs the attachment sw:port (its state file).
+// The pid of the forwarder that runs the attachment sw:port (its worker).
 pid_t helper_of(const std::string& sw, const std::string& port) {
-  std::ifstream f(std::string(getenv("UNETMAP_DIR")) + "/attach/" + sw + ":" + port);
-  pid_t pid = 0;
-  f >> pid;
-  return pid;
+  unetmap::worker::Info i;
+  std::string why;
+  return unetmap::worker::get(sw + ":" + port, &i, &why) == 0 ? i.pid.pid : 0;
 }
 
 std::string cpus_allowed(pid_t pid) {
@@ -739,6 +739,43 @@ TEST(Nic, AttachThroughNiocctrlOutlivesTheRequester) {
   EXPECT_EQ(v.link(v.a, v.ia).find("xdp"), std::string::npos);
   EXPECT_EQ(sh_out("ip -n " + v.a + " link show").find("nmhost"), std::string::npos);
   EXPECT_EQ(sh("ip netns exec " + v.b + " ping -c 1 -W 2 10.77.0.1"), 0);
+}
+
+// The forwarder of an attached NIC is a worker (core/worker.h): killed with
+// SIGKILL, it is restarted (the kernel gave the interface back when it
+// died; the new one takes it again) and a VALE port reaches the wire
+// through it again; `vale-ctl -l` shows the port with its worker's restart.
+TEST(Nic, AttachedNicForwarderIsRestartedAfterKill) {
+  Veth v;
+  NEED_VETH(v);
+  const std::string name = "vale0:" + v.ia;
+  ASSERT_EQ(attach_in(v.a, name), 0);
+  auto port = unetmap::Port::open("vale0:user");
+  ASSERT_TRUE(port);
+  ASSERT_NO_FATAL_FAILURE(expect_reaches_wire(port, v, 100, 50));
+  const pid_t first = helper_of("vale0", v.ia);
+  ASSERT_GT(first, 1);
+  ASSERT_EQ(kill(first, SIGKILL), 0);
+  unetmap::worker::Info i;
+  std::string why;
+  const double end = now_ms() + 10000;
+  while (now_ms() < end && !(unetmap::worker::get(name, &i, &why) == 0 &&
+                             i.state == unetmap::worker::State::kRunning && i.pid.pid != first))
+    usleep(5000);
+  ASSERT_EQ(i.state, unetmap::worker::State::kRunning) << i.reason;
+  ASSERT_NE(i.pid.pid, first) << "not restarted";
+  EXPECT_EQ(i.restarts, 1u);
+  EXPECT_EQ(i.exit_signal, SIGKILL);
+  ASSERT_NO_FATAL_FAILURE(expect_reaches_wire(port, v, 100, 50));
+  std::string out;
+  ASSERT_EQ(vale_ctl_in(v.a, {"-l"}, &out), 0) << out;
+  EXPECT_NE(out.find(name + " bridge:0 port:"), std::string::npos) << out;
+  EXPECT_NE(out.find("worker:running pid:" + std::to_string(i.pid.pid) + " restarts:1"),
+            std::string::npos) << out;
+  nmreq_vale_detach dt;
+  memset(&dt, 0, sizeof dt);
+  EXPECT_EQ(ctrl_here(NETMAP_REQ_VALE_DETACH, name, &dt), 0);
+  EXPECT_EQ(v.link(v.a, v.ia).find("xdp"), std::string::npos);
 }
 
 // Bad attach requests get netmap's errors and leave the attachment that is

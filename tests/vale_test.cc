@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <random>
@@ -1076,7 +1077,7 @@ TEST(Vale, PrivateRegionHasRoomForPipesAndMonitors) {
   }
 }
 
-// A forwarder whose state file is removed under it (its runtime directory
+// A forwarder whose entry is removed under it (its runtime directory
 // went) stops within a second or two: nobody could find or stop it any
 // more; its port leaves the switch.
 TEST(Vale, WrapperStopsWhenItsStateFileGoes) {
@@ -1090,16 +1091,15 @@ TEST(Vale, WrapperStopsWhenItsStateFileGoes) {
   at.reg.nr_mode = NR_REG_ALL_NIC;
   ASSERT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_ATTACH, "valeA:w2", &at), 0);
   ASSERT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_ATTACH, "valeB:w2", &at), 0);
-  const std::string state = std::string(getenv("UNETMAP_DIR")) + "/attach/valeB:w2";
+  const std::string entry = std::string(getenv("UNETMAP_DIR")) + "/workers/valeB:w2";
   pid_t pid = 0;
   {
-    FILE* f = fopen(state.c_str(), "r");
-    ASSERT_NE(f, nullptr);
-    ASSERT_EQ(fscanf(f, "%d", &pid), 1);
-    fclose(f);
+    std::ifstream f(entry + ".state");
+    for (std::string key; f >> key;)
+      if (key == "pid") f >> pid;
   }
   ASSERT_GT(pid, 1);
-  ASSERT_EQ(unlink(state.c_str()), 0);
+  ASSERT_EQ(unlink((entry + ".lock").c_str()), 0);
   // Gone, or a zombie waiting for init.
   auto alive = [pid] {
     FILE* f = fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");

@@ -6,10 +6,13 @@
 #include <gtest/gtest.h>
 
 #include <cctype>
+#include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "core/worker.h"
 #include "util/proc.h"
 #include "util/test_util.h"
 
@@ -430,6 +433,170 @@ TEST(ValeCtl, PersistentPortLifecycleWithTraffic) {
   // The name is free again.
   ok({"-n", "vp"});
   ok({"-r", "vp"});
+}
+
+// ---- attachment forwarders are workers (core/worker.h) ----
+
+// The fields "key:value" of the line of `out` that starts with `first`.
+std::map<std::string, std::string> fields_of(const std::string& out, const std::string& first) {
+  std::istringstream in(out);
+  std::map<std::string, std::string> f;
+  for (std::string l; std::getline(in, l);) {
+    if (l.rfind(first + " ", 0) != 0) continue;
+    std::istringstream ls(l.substr(first.size() + 1));
+    for (std::string w; ls >> w;) {
+      size_t colon = w.find(':');
+      if (colon != std::string::npos) f[w.substr(0, colon)] = w.substr(colon + 1);
+    }
+    f[""] = l;
+  }
+  return f;
+}
+
+// Wait (at most 10 s) until worker `name` runs in a process other than
+// `old`; its pid, or 0.
+pid_t wait_restarted(const std::string& name, pid_t old) {
+  const double end = now_ms() + 10000;
+  while (now_ms() < end) {
+    unetmap::worker::Info i;
+    std::string why;
+    if (unetmap::worker::get(name, &i, &why) == 0 && i.state == unetmap::worker::State::kRunning &&
+        i.pid.pid > 0 && i.pid.pid != old)
+      return i.pid.pid;
+    usleep(5000);
+  }
+  return 0;
+}
+
+// The forwarder of a wrapped port (vale-ctl -a on a second switch) is a
+// worker: -W lists it (state, pid, restarts, log), -l shows it beside its
+// port. Killed with SIGKILL, it is restarted and the two switches are
+// joined again (frames cross both ways); -d stops it and removes it.
+TEST(ValeCtl, WrapperIsAWorkerRestartedAfterKill) {
+  ok({"-n", "wp"});
+  ok({"-a", "vale0:wp"});
+  ok({"-a", "vale1:wp"});
+  Port a("vale0:a"), b("vale1:b");
+  ASSERT_TRUE(a.d && b.d);
+  send_frames(a.d, 1, 5, 60);
+  recv_frames(b.d, 1, 5, 60);
+
+  const std::string log = std::string(getenv("UNETMAP_DIR")) + "/workers/vale1:wp.log";
+  auto w = fields_of(ok({"-W"}).out, "vale1:wp");
+  EXPECT_EQ(w["kind"], "attach") << w[""];
+  EXPECT_EQ(w["state"], "running") << w[""];
+  EXPECT_EQ(w["restarts"], "0") << w[""];
+  EXPECT_EQ(w["last_exit"], "-") << w[""];
+  EXPECT_EQ(w["log"], log) << w[""];
+  EXPECT_EQ(w["status"], "block") << w[""];
+  const pid_t pid = pid_t(atoi(w["pid"].c_str()));
+  ASSERT_GT(pid, 1) << w[""];
+  EXPECT_EQ(vale_ctl({"-W", "vale1:wp"}).code, 0) << "healthy";
+  auto l = fields_of(ok({"-l"}).out, "vale1:wp");
+  EXPECT_EQ(l["worker"], "running") << l[""];
+  EXPECT_EQ(l["pid"], std::to_string(pid)) << l[""];
+  EXPECT_EQ(l["restarts"], "0") << l[""];
+  Result lj = ok({"-l", "-j"});
+  EXPECT_TRUE(json_valid(lj.out)) << lj.out;
+  EXPECT_NE(lj.out.find("\"worker\": {\"state\": \"running\""), std::string::npos) << lj.out;
+  Result wj = ok({"-W", "-j"});
+  EXPECT_TRUE(json_valid(wj.out)) << wj.out;
+  EXPECT_NE(wj.out.find("\"log\": \"" + log + "\""), std::string::npos) << wj.out;
+
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+  const pid_t again = wait_restarted("vale1:wp", pid);
+  ASSERT_GT(again, 0) << "not restarted";
+  send_frames(a.d, 1, 5, 60);
+  recv_frames(b.d, 1, 5, 60);
+  send_frames(b.d, 2, 3, 100);
+  recv_frames(a.d, 2, 3, 100);
+  w = fields_of(ok({"-W"}).out, "vale1:wp");
+  EXPECT_EQ(w["restarts"], "1") << w[""];
+  EXPECT_EQ(w["last_exit"], "signal") << w[""];  // "signal 9 (Killed)"
+  EXPECT_NE(w[""].find("last_exit:signal 9 ("), std::string::npos) << w[""];
+  EXPECT_EQ(w["pid"], std::to_string(again)) << w[""];
+  std::ifstream lf(log);
+  std::string text((std::istreambuf_iterator<char>(lf)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("ended: signal 9"), std::string::npos) << text;
+  EXPECT_NE(text.find("unetmap-attach: forwarding between wp and vale1:wp"), std::string::npos)
+      << "the worker's stderr is in the log\n" << text;
+
+  ok({"-d", "vale1:wp"});
+  EXPECT_EQ(ok({"-W"}).out, "no workers\n");
+  Result gone = vale_ctl({"-W", "vale1:wp"});
+  EXPECT_EQ(gone.code, 1) << gone.err;
+  EXPECT_NE(gone.err.find("no worker vale1:wp"), std::string::npos) << gone.err;
+  ok({"-d", "vale0:wp"});
+  a.close();
+  b.close();
+  ok({"-r", "wp"});
+}
+
+// A forwarder killed five times in a row, each time soon after its start,
+// is failed: -W says so (exit 1 for the health check), -l lists the
+// attachment apart (its port is not on the switch); attaching again
+// replaces it, detaching removes it.
+TEST(ValeCtl, WrapperThatKeepsDyingIsFailed) {
+  ok({"-n", "fp"});
+  ok({"-a", "vale0:fp"});
+  ok({"-a", "vale1:fp"});
+  pid_t pid = pid_t(atoi(fields_of(ok({"-W"}).out, "vale1:fp")["pid"].c_str()));
+  for (int k = 0; k < 5; k++) {
+    ASSERT_GT(pid, 1) << "kill " << k;
+    ASSERT_EQ(kill(pid, SIGKILL), 0);
+    if (k < 4) pid = wait_restarted("vale1:fp", pid);
+  }
+  unetmap::worker::Info i;
+  std::string why;
+  const double end = now_ms() + 10000;
+  while (now_ms() < end && !(unetmap::worker::get("vale1:fp", &i, &why) == 0 &&
+                             i.state == unetmap::worker::State::kFailed))
+    usleep(5000);
+  ASSERT_EQ(i.state, unetmap::worker::State::kFailed);
+  Result h = vale_ctl({"-W", "vale1:fp"});
+  EXPECT_EQ(h.code, 1) << h.out << h.err;
+  EXPECT_NE(h.out.find("state:failed"), std::string::npos) << h.out;
+  EXPECT_NE(h.out.find("restarts:4"), std::string::npos) << h.out;
+  EXPECT_NE(h.out.find("reason: ended 5 times in a row"), std::string::npos) << h.out;
+  Result l = ok({"-l"});
+  EXPECT_NE(l.out.find("vale1:fp worker:failed pid:0 restarts:4 (not on the switch: ended 5 times"),
+            std::string::npos) << l.out;
+  EXPECT_TRUE(json_valid(ok({"-l", "-j"}).out));
+  ok({"-a", "vale1:fp"});  // replaces the failed one
+  auto w = fields_of(ok({"-W"}).out, "vale1:fp");
+  EXPECT_EQ(w["state"], "running") << w[""];
+  EXPECT_EQ(w["restarts"], "0") << w[""];
+  ok({"-d", "vale1:fp"});
+  ok({"-d", "vale0:fp"});
+  ok({"-r", "fp"});
+}
+
+// Polling mode is the forwarder's request (its conf): a forwarder killed
+// while polling comes back polling; disabled, it says "block".
+TEST(ValeCtl, PollingSurvivesARestartOfTheForwarder) {
+  ok({"-n", "pp"});
+  ok({"-a", "vale0:pp"});
+  ok({"-a", "vale1:pp"});
+  ok({"-p", "vale1:pp", "-C", "0,0"});
+  auto w = fields_of(ok({"-W"}).out, "vale1:pp");
+  EXPECT_EQ(w["status"], "poll") << w[""];  // "poll 1 0 1"
+  EXPECT_NE(w[""].find("status:poll 1 0 1"), std::string::npos) << w[""];
+  fails({"-p", "vale1:pp"}, 1, {"-p vale1:pp", "polling mode already"});
+  fails({"-d", "vale1:pp"}, 1, {"-d vale1:pp", "polling mode", strerror(EBUSY)});
+  const pid_t pid = pid_t(atoi(w["pid"].c_str()));
+  ASSERT_GT(pid, 1);
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+  ASSERT_GT(wait_restarted("vale1:pp", pid), 0);
+  const double end = now_ms() + 10000;
+  while (fields_of(ok({"-W"}).out, "vale1:pp")[""].find("status:poll 1 0 1") == std::string::npos &&
+         now_ms() < end)
+    usleep(10000);
+  EXPECT_NE(fields_of(ok({"-W"}).out, "vale1:pp")[""].find("status:poll 1 0 1"), std::string::npos);
+  ok({"-P", "vale1:pp"});
+  EXPECT_EQ(fields_of(ok({"-W"}).out, "vale1:pp")["status"], "block");
+  ok({"-d", "vale1:pp"});
+  ok({"-d", "vale0:pp"});
+  ok({"-r", "pp"});
 }
 
 // -C and -m reach the port: its rings, slots and region as the tool asked.

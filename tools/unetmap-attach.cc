@@ -1,17 +1,17 @@
 // unetmap-attach: the forwarder of a port attached to a VALE switch
-// (src/core/attach.h). The library starts it for NIOCCTRL VALE_ATTACH of an
-// interface, or of a persistent VALE port already on another switch; it is
-// not meant to be run by hand.
+// (src/core/attach.h), a worker of kind "attach" (src/core/worker.h). The
+// worker service runs it for NIOCCTRL VALE_ATTACH of an interface, or of a
+// persistent VALE port already on another switch, under a supervisor that
+// restarts it if it dies; it is not meant to be run by hand.
 //
 //   unetmap-attach SWITCH PORT nic|port host|-      (fd 3: the ready pipe)
 //
-// The first process forks the helper and exits, so the helper is nobody's
-// child (the requester may go away: the attachment stays, as in netmap).
-// The helper takes the state file's lock, opens the two sides, writes "ok"
-// (or "ERRNO why") on fd 3, and forwards both ways until SIGTERM. SIGUSR1
-// means: read SWITCH:PORT.poll again (present: polling mode, spinning on the
-// rings on the CPUs it names; absent: sleeping in poll()), then say which
-// on the second line of the state file.
+// It opens the two sides, applies its polling request (the worker's conf:
+// a restarted forwarder polls again), writes "ok" (or "ERRNO why") on fd 3,
+// and forwards both ways until SIGTERM. SIGUSR1 means: read the conf again
+// (present: polling mode, spinning on the rings on the CPUs it names;
+// absent: sleeping in poll()), then report "poll MODE FIRST N" or "block"
+// as the worker's status.
 #include <errno.h>
 #include <fcntl.h>
 #include <libnetmap.h>
@@ -31,7 +31,7 @@
 #include <string>
 #include <vector>
 
-#include "core/shm.h"  // runtime_dir()
+#include "core/worker.h"
 #include "forward.h"
 
 namespace {
@@ -59,14 +59,11 @@ struct Mode {
   cpu_set_t all;  // the affinity to go back to
 };
 
-// Read the .poll file and apply it; write the mode line of the state file.
-void reload(Mode* m, int state_fd, const std::string& poll_path) {
+// Read the polling request and apply it; report what is done.
+void reload(Mode* m) {
   unsigned mode = 0, first = 0, n = 0;
-  bool on = false;
-  if (FILE* f = fopen(poll_path.c_str(), "re")) {
-    on = fscanf(f, "%u %u %u", &mode, &first, &n) == 3 && n > 0;
-    fclose(f);
-  }
+  const std::string conf = unetmap::worker::self::conf();
+  const bool on = sscanf(conf.c_str(), "%u %u %u", &mode, &first, &n) == 3 && n > 0;
   if (on) {
     cpu_set_t set;
     CPU_ZERO(&set);
@@ -76,42 +73,19 @@ void reload(Mode* m, int state_fd, const std::string& poll_path) {
     sched_setaffinity(0, sizeof m->all, &m->all);
   }
   m->polling = on;
-  std::string text = std::to_string(getpid()) + "\n" +
-                     (on ? "poll " + std::to_string(mode) + " " + std::to_string(first) + " " +
-                               std::to_string(n)
-                         : std::string("block")) +
-                     "\n";
-  if (ftruncate(state_fd, 0) == 0 && pwrite(state_fd, text.data(), text.size(), 0) < 0) {
-  }
+  unetmap::worker::self::report(on ? "poll " + std::to_string(mode) + " " + std::to_string(first) +
+                                         " " + std::to_string(n)
+                                   : std::string("block"));
 }
 
 // Forward both ways until told to stop: blocking in poll(), or spinning on
 // the sync ioctls in polling mode.
-// The state file is still the one this helper holds (a runtime directory
-// removed under it ends the attachment: nobody could find or stop it).
-bool still_mine(int state_fd, const std::string& path) {
-  struct stat a, b;
-  return fstat(state_fd, &a) == 0 && stat(path.c_str(), &b) == 0 && a.st_ino == b.st_ino &&
-         a.st_dev == b.st_dev;
-}
-
-void run(std::vector<Pair>& pairs, int state_fd, const std::string& path,
-         const std::string& poll_path) {
-  Mode m;
-  sched_getaffinity(0, sizeof m.all, &m.all);
+void run(std::vector<Pair>& pairs, Mode& m) {
   std::vector<pollfd> fds;
-  timespec last{};
-  clock_gettime(CLOCK_MONOTONIC, &last);
   while (!g_stop) {
-    timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if (now.tv_sec != last.tv_sec) {
-      last = now;
-      if (!still_mine(state_fd, path)) break;
-    }
     if (g_reload) {
       g_reload = 0;
-      reload(&m, state_fd, poll_path);
+      reload(&m);
     }
     if (!m.polling) {
       fds.clear();
@@ -140,19 +114,10 @@ int helper(const std::string& sw, const std::string& port, bool nic, bool host, 
     close(ready);
   };
   auto fail = [&](int err, const std::string& why) {
+    fprintf(stderr, "unetmap-attach: %s\n", why.c_str());
     say(std::to_string(err) + " " + why);
     return 1;
   };
-  setsid();
-  const std::string path = unetmap::runtime_dir() + "/attach/" + sw + ":" + port;
-  const std::string poll_path = path + ".poll";
-  int sf = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (sf < 0) return fail(errno, "cannot create " + path + ": " + strerror(errno));
-  if (flock(sf, LOCK_EX | LOCK_NB) != 0) return fail(EBUSY, port + " is already attached to " + sw);
-  unlink(poll_path.c_str());  // a request left by a helper that died
-  std::string text = std::to_string(getpid()) + "\nblock\n";
-  if (ftruncate(sf, 0) != 0 || pwrite(sf, text.data(), text.size(), 0) < 0)
-    return fail(errno, "cannot write " + path);
   std::vector<Pair> pairs;
   std::string why;
   auto cleanup = [&] {
@@ -160,7 +125,6 @@ int helper(const std::string& sw, const std::string& port, bool nic, bool host, 
       nmport_close(p.vale);
       nmport_close(p.end);
     }
-    if (still_mine(sf, path)) unlink(path.c_str());
   };
   for (bool h : {false, true}) {
     if (h && !host) break;
@@ -186,10 +150,14 @@ int helper(const std::string& sw, const std::string& port, bool nic, bool host, 
   struct sigaction sa{};
   sa.sa_handler = on_signal;
   for (int s : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaction(s, &sa, nullptr);
+  Mode m;
+  sched_getaffinity(0, sizeof m.all, &m.all);
+  reload(&m);
+  fprintf(stderr, "unetmap-attach: forwarding between %s and %s:%s%s%s\n", port.c_str(), sw.c_str(),
+          port.c_str(), host ? " (and the host rings)" : "", m.polling ? ", polling" : "");
   say("ok");
-  run(pairs, sf, path, poll_path);
+  run(pairs, m);
   cleanup();
-  unlink(poll_path.c_str());
   return 0;
 }
 
@@ -198,8 +166,8 @@ int helper(const std::string& sw, const std::string& port, bool nic, bool host, 
 int main(int argc, char** argv) {
   if (argc != 5 || (strcmp(argv[3], "nic") != 0 && strcmp(argv[3], "port") != 0)) {
     fprintf(stderr,
-            "usage: unetmap-attach SWITCH PORT nic|port host|- (started by libnetmap for "
-            "VALE_ATTACH; fd 3 is its ready pipe)\n");
+            "usage: unetmap-attach SWITCH PORT nic|port host|- (a worker of kind attach, run by "
+            "the worker service for VALE_ATTACH; fd 3 is its ready pipe)\n");
     return 2;
   }
   if (fcntl(3, F_GETFD) < 0) {
@@ -207,13 +175,5 @@ int main(int argc, char** argv) {
     return 2;
   }
   setenv("UNETMAP_QUIET", "1", 1);
-  pid_t pid = fork();
-  if (pid < 0) {
-    std::string m = std::to_string(errno) + " cannot fork the attachment helper\n";
-    ssize_t r = write(3, m.data(), m.size());
-    (void)r;
-    return 1;
-  }
-  if (pid > 0) return 0;
   return helper(argv[1], argv[2], strcmp(argv[3], "nic") == 0, strcmp(argv[4], "host") == 0, 3);
 }

@@ -12,9 +12,10 @@
 // ioctl and answers as netmap's kernel module would, so this file is also
 // the reference of that path. NICs on a switch (-a/-h/-d with an interface,
 // -p, -P) too: the library serves them with a helper process
-// (src/core/attach.h), as netmap serves them with kernel threads. The
-// unetmap extensions (-s statistics, -L lookup functions) have no netmap
-// ioctl and call src/ports/vale.h.
+// (src/core/attach.h), a worker of the library's worker service
+// (src/core/worker.h), as netmap serves them with kernel threads. The
+// unetmap extensions (-s statistics, -L lookup functions, -W workers) have
+// no netmap ioctl and call src/ports/vale.h and src/core/worker.h.
 //
 // One command per run. Bad input is refused before anything is done, with
 // one line naming the option and what it accepts (exit 2); a failed
@@ -41,6 +42,7 @@
 #include "abi/devnetmap.h"  // unetmap_last_error()
 #include "core/registry.h"  // kMaxRings
 #include "ports/nic/nic.h"  // Backend
+#include "core/worker.h"
 #include "ports/vale/vale.h"
 
 namespace {
@@ -64,7 +66,10 @@ void usage(FILE* f) {
           "  -d valeX:NAME    detach NAME from switch valeX (a NIC: stop its helper, the\n"
           "                   interface goes back to the host; refused in polling mode)\n"
           "  -l [valeX:Y]     list every port of every switch, or where port Y is:\n"
-          "                   lines 'valeX:Y bridge:B port:P'\n"
+          "                   lines 'valeX:Y bridge:B port:P'; an attached NIC or wrapped\n"
+          "                   port adds its forwarder's 'worker:STATE pid:N restarts:N',\n"
+          "                   and one that is not on its switch now (its forwarder is\n"
+          "                   restarting or failed) has a line 'valeX:Y worker:...' of its own\n"
           "  -g NAME          rings, slots and memory region of port NAME\n"
           "  -h valeX:IF      attach NIC IF and its host stack (host rings as port\n"
           "                   valeX:IF_host)\n"
@@ -83,7 +88,15 @@ void usage(FILE* f) {
           "unetmap's commands:\n"
           "  -s [valeX]       per-port statistics of every switch, or of valeX\n"
           "  -L valeX:LOOKUP  lookup function of switch valeX: learning (default), hub\n"
-          "  -j               with -l or -s: print JSON\n"
+          "  -W [NAME]        the workers of the runtime directory (the forwarders of\n"
+          "                   attached NICs and wrapped ports, named valeX:Y, and any\n"
+          "                   other): one line each, 'NAME kind:K state:S pid:P\n"
+          "                   restarts:N last_exit:E log:FILE status:T reason: why';\n"
+          "                   states starting, running, restarting, failed, stopping.\n"
+          "                   A worker that dies is restarted, 5 deaths in a row within\n"
+          "                   10 s of their start mark it failed. With NAME: that one\n"
+          "                   only, exit 0 if it is running, 1 if not (a health check)\n"
+          "  -j               with -l, -s or -W: print JSON\n"
           "  --help           this help\n"
           "Ports are opened by name: 'valeX:Y' is port Y of switch valeX (an ephemeral\n"
           "port is made on first open); persistent port NAME is 'netmap:NAME' or, once\n"
@@ -268,9 +281,9 @@ Options parse_args(int argc, char** argv) {
   opterr = 0;
   int c;
   // '+': stop at the first non-option; ':': report a missing argument.
-  while ((c = getopt_long(argc, argv, "+:n:r:a:d:h:l::g:s::p:P:C:m:L:j", kLong, nullptr)) != -1) {
-    // -l and -s take an optional argument, attached or as the next word.
-    if ((c == 'l' || c == 's') && !optarg && optind < argc && argv[optind][0] != '-')
+  while ((c = getopt_long(argc, argv, "+:n:r:a:d:h:l::g:s::p:P:C:m:L:jW::", kLong, nullptr)) != -1) {
+    // -l, -s and -W take an optional argument, attached or as the next word.
+    if ((c == 'l' || c == 's' || c == 'W') && !optarg && optind < argc && argv[optind][0] != '-')
       optarg = argv[optind++];
     switch (c) {
       case 'H':
@@ -330,6 +343,11 @@ Options parse_args(int argc, char** argv) {
         o.mem_id = uint16_t(m);
         break;
       }
+      case 'W':
+        if (optarg && (!*optarg || strlen(optarg) >= 64))
+          bad("-W: '%s' is not a worker name (1 to 63 characters)", optarg);
+        set_cmd(&o, 'W', optarg);
+        break;
       case 'j':
         o.json = true;
         break;
@@ -345,7 +363,7 @@ Options parse_args(int argc, char** argv) {
     }
   }
   if (optind < argc) bad("unexpected argument '%s' (see --help)", argv[optind]);
-  if (!o.cmd) bad("no command: one of -n -r -a -d -l -g -h -p -P -s -L (see --help)");
+  if (!o.cmd) bad("no command: one of -n -r -a -d -l -g -h -p -P -s -L -W (see --help)");
   if (o.have_conf && o.cmd == 'p')
     parse_poll_conf(o.conf_arg.c_str(), o.poll);
   else if (o.have_conf && o.cmd == 'n')
@@ -353,7 +371,8 @@ Options parse_args(int argc, char** argv) {
   else if (o.have_conf)
     bad("-C: applies to -n (ring configuration) and -p (polling CPUs) only");
   if (o.mem_id && o.cmd != 'n') bad("-m: applies to -n only (the memory region of a new port)");
-  if (o.json && o.cmd != 'l' && o.cmd != 's') bad("-j: applies to -l and -s only");
+  if (o.json && o.cmd != 'l' && o.cmd != 's' && o.cmd != 'W')
+    bad("-j: applies to -W, -l and -s only");
   return o;
 }
 
@@ -409,11 +428,43 @@ std::string json_str(std::string_view s) {
   return out + "\"";
 }
 
-void print_list_entry(bool json, const char* name, unsigned bridge, unsigned port) {
+// The forwarders of attachments (workers of kind attach), to show beside
+// the ports they put on switches.
+std::vector<unetmap::worker::Info> attach_workers() {
+  std::vector<unetmap::worker::Info> all, out;
+  std::string why;
+  unetmap::worker::list(&all, &why);
+  for (auto& w : all)
+    if (w.spec.kind == "attach" && w.spec.args.size() == 4) out.push_back(w);
+  return out;
+}
+
+// The worker whose port `name` is (valeX:IF, or valeX:IF_host with host rings).
+const unetmap::worker::Info* worker_of(const std::vector<unetmap::worker::Info>& ws,
+                                       const std::string& name) {
+  for (auto& w : ws)
+    if (name == w.spec.name || (w.spec.args[3] == "host" && name == w.spec.name + "_host"))
+      return &w;
+  return nullptr;
+}
+
+std::string worker_fields(const unetmap::worker::Info& w, bool json) {
+  const char* state = unetmap::worker::state_name(w.state);
   if (json)
-    printf("{\"name\": %s, \"bridge\": %u, \"port\": %u}", json_str(name).c_str(), bridge, port);
+    return "{\"state\": " + json_str(state) + ", \"pid\": " + std::to_string(w.pid.pid) +
+           ", \"restarts\": " + std::to_string(w.restarts) + ", \"log\": " + json_str(w.log) + "}";
+  return std::string("worker:") + state + " pid:" + std::to_string(w.pid.pid) +
+         " restarts:" + std::to_string(w.restarts);
+}
+
+void print_list_entry(bool json, const char* name, unsigned bridge, unsigned port,
+                      const unetmap::worker::Info* w = nullptr) {
+  if (json)
+    printf("{\"name\": %s, \"bridge\": %u, \"port\": %u%s}", json_str(name).c_str(), bridge, port,
+           w ? (", \"worker\": " + worker_fields(*w, true)).c_str() : "");
   else
-    printf("%s bridge:%u port:%u\n", name, bridge, port);
+    printf("%s bridge:%u port:%u%s\n", name, bridge, port,
+           w ? (" " + worker_fields(*w, false)).c_str() : "");
 }
 
 int do_newif(Dev& dev, const Options& o) {
@@ -464,14 +515,16 @@ int do_list(Dev& dev, const Options& o) {
   memset(&l, 0, sizeof l);
   nmreq_header h;
   init_header(&h, NETMAP_REQ_VALE_LIST, o.arg, &l);
+  const std::vector<unetmap::worker::Info> ws = attach_workers();
   if (!o.arg.empty()) {
     if (int err = dev.ctrl(&h)) return failed("-l", o.arg, err, why_of(err));
-    print_list_entry(o.json, o.arg.c_str(), l.nr_bridge_idx, l.nr_port_idx);
+    print_list_entry(o.json, o.arg.c_str(), l.nr_bridge_idx, l.nr_port_idx, worker_of(ws, o.arg));
     if (o.json) printf("\n");
     return 0;
   }
   if (o.json) printf("[");
   int n = 0, rc = 0;
+  std::vector<std::string> shown;
   for (;; n++) {
     h.nr_name[0] = '\0';
     if (int err = dev.ctrl(&h)) {
@@ -480,8 +533,20 @@ int do_list(Dev& dev, const Options& o) {
     }
     h.nr_name[sizeof h.nr_name - 1] = '\0';
     if (o.json) printf("%s\n  ", n ? "," : "");
-    print_list_entry(o.json, h.nr_name, l.nr_bridge_idx, l.nr_port_idx);
+    const unetmap::worker::Info* w = worker_of(ws, h.nr_name);
+    if (w) shown.push_back(w->spec.name);
+    print_list_entry(o.json, h.nr_name, l.nr_bridge_idx, l.nr_port_idx, w);
     l.nr_port_idx++;
+  }
+  // Attachments whose forwarder is not on its switch now.
+  for (const auto& w : ws) {
+    if (std::find(shown.begin(), shown.end(), w.spec.name) != shown.end()) continue;
+    if (o.json)
+      printf("%s\n  {\"name\": %s, \"worker\": %s}", n++ ? "," : "", json_str(w.spec.name).c_str(),
+             worker_fields(w, true).c_str());
+    else
+      printf("%s %s (not on the switch%s%s)\n", w.spec.name.c_str(), worker_fields(w, false).c_str(),
+             w.reason.empty() ? "" : ": ", w.reason.c_str());
   }
   if (o.json) printf("%s]\n", n ? "\n" : "");
   return rc;
@@ -585,6 +650,45 @@ int do_stats(const Options& o) {
   return 0;
 }
 
+// -W [NAME]: the workers, or one (exit 1 if it does not run).
+int do_workers(const Options& o) {
+  namespace wk = unetmap::worker;
+  std::vector<wk::Info> ws;
+  std::string why;
+  if (o.arg.empty()) {
+    if (int err = wk::list(&ws, &why)) return failed("-W", "", err, why);
+  } else {
+    wk::Info i;
+    if (int err = wk::get(o.arg, &i, &why))
+      return failed("-W", o.arg, err, why, err == ENOENT ? "vale-ctl -W lists them" : nullptr);
+    ws.push_back(i);
+  }
+  if (o.json) printf("[");
+  for (size_t k = 0; k < ws.size(); k++) {
+    const wk::Info& w = ws[k];
+    const char* state = wk::state_name(w.state);
+    if (o.json) {
+      std::string args;
+      for (size_t a = 0; a < w.spec.args.size(); a++) args += (a ? ", " : "") + json_str(w.spec.args[a]);
+      printf("%s\n  {\"name\": %s, \"kind\": %s, \"args\": [%s], \"state\": %s, \"pid\": %d, "
+             "\"supervisor\": %d, \"restarts\": %u, \"last_exit\": %s, \"log\": %s, "
+             "\"status\": %s, \"reason\": %s}",
+             k ? "," : "", json_str(w.spec.name).c_str(), json_str(w.spec.kind).c_str(), args.c_str(),
+             json_str(state).c_str(), w.pid.pid, w.supervised ? w.supervisor.pid : 0, w.restarts,
+             json_str(wk::describe_exit(w)).c_str(), json_str(w.log).c_str(),
+             json_str(w.status).c_str(), json_str(w.reason).c_str());
+    } else {
+      printf("%s kind:%s state:%s pid:%d restarts:%u last_exit:%s log:%s status:%s%s%s\n",
+             w.spec.name.c_str(), w.spec.kind.c_str(), state, w.pid.pid, w.restarts,
+             wk::describe_exit(w).c_str(), w.log.c_str(), w.status.empty() ? "-" : w.status.c_str(),
+             w.reason.empty() ? "" : " reason: ", w.reason.c_str());
+    }
+  }
+  if (o.json) printf("%s]\n", ws.empty() ? "" : "\n");
+  else if (ws.empty()) printf("no workers\n");
+  return !o.arg.empty() && ws[0].state != wk::State::kRunning ? kExitFailed : 0;
+}
+
 int do_lookup(const Options& o) {
   size_t colon = o.arg.find(':');
   std::string sw = o.arg.substr(0, colon), lookup = o.arg.substr(colon + 1), why;
@@ -606,6 +710,8 @@ int main(int argc, char** argv) {
       return do_stats(o);
     case 'L':
       return do_lookup(o);
+    case 'W':
+      return do_workers(o);
     default:
       break;
   }

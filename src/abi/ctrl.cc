@@ -464,7 +464,7 @@ int attach_port(const std::string& name, const nmreq_register& reg, uint32_t* id
 int detach_port(const std::string& name, uint32_t* idx, std::string* why) {
   std::string sw, port, on;
   if (!split_switch_port(name, &sw, &port, why)) return EINVAL;
-  if (attach::running(sw, port)) {
+  if (attach::exists(sw, port)) {  // a failed one too: detaching removes it
     const uint32_t i = switch_index(name);
     if (int err = attach::stop(sw, port, why)) return err;
     *idx = i;

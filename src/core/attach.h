@@ -13,21 +13,22 @@
 //                on valeY, so P joins both switches; here netmap:P (opened
 //                exclusively: netmap's wrapped port is busy) and valeY:P.
 //
-// The forwarder is a helper process (tools/unetmap-attach.cc, found next to
-// libnetmap.so or at $UNETMAP_ATTACH_HELPER), started by whichever process
-// asks, double-forked and in a session of its own, so the attachment
-// outlives the requester as in netmap. It holds an flock on its state file
-// <runtime>/attach/valeX:P for as long as it lives: that lock, never a pid
-// alone, tells a live attachment from a stale file. A helper that dies
-// takes its ports with it (the interface goes back to the host, the switch
-// forgets the port at its next reap).
+// The forwarder is a worker of kind "attach" (core/worker.h) named after
+// the attachment, "valeX:P": its program, tools/unetmap-attach.cc, is
+// found next to libnetmap.so or at $UNETMAP_ATTACH_HELPER. The worker
+// service runs it under a supervisor of its own, so the attachment outlives
+// the requester as in netmap, is restarted when it dies (kill -9, crash:
+// the interface comes back to the switch after the backoff) and is listed
+// with its state (vale-ctl -l, vale-ctl -W). A failed attachment holds no
+// port; detaching it removes it, attaching again replaces it.
 //
 // Polling mode (VALE_POLLING_ENABLE/DISABLE): netmap starts kernel threads
-// that poll the NIC's rings on the CPUs asked for. The helper already runs
-// the attachment; polling makes it spin on the rings instead of sleeping in
-// poll(), pinned to those CPUs. The request is the file valeX:P.poll (made
-// with O_EXCL: enabling twice fails, as in netmap), the helper is told with
-// SIGUSR1 and acknowledges on the second line of its state file.
+// that poll the NIC's rings on the CPUs asked for. The forwarder already
+// runs the attachment; polling makes it spin on the rings instead of
+// sleeping in poll(), pinned to those CPUs. The request is the worker's
+// conf, "MODE FIRST_CPU NCPUS" (made with link(): enabling twice fails, as
+// in netmap; it survives a restart), and the forwarder's status, "poll
+// MODE FIRST NCPUS" or "block", is its acknowledgement.
 #pragma once
 
 #include <cstdint>
@@ -51,6 +52,8 @@ int start(const std::string& sw, const std::string& port, bool nic, bool host, s
 int stop(const std::string& sw, const std::string& port, std::string* why);
 // Is there a live forwarder for this pair?
 bool running(const std::string& sw, const std::string& port);
+// Is there an attachment for this pair, even a failed one?
+bool exists(const std::string& sw, const std::string& port);
 // The switch of a live forwarder of `port` (any switch), or "".
 std::string switch_of(const std::string& port);
 

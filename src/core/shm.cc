@@ -407,8 +407,52 @@ int check_shared_fd(int fd, const std::string& path, mode_t type, std::string* w
 
 // ---- shared files: made complete, with their pages reserved ----
 
-void remove_dead_tmp_files() {
-  int dfd = sys::open(runtime_dir().c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+int runtime_subdir(const std::string& name, std::string* path, std::string* why) {
+  if (int e = runtime_dir_check(why)) return e;
+  *path = runtime_dir() + "/" + name;
+  gid_t gid = 0;
+  const bool grp = shared_group(&gid, nullptr) > 0;
+  if (::mkdir(path->c_str(), 0700) == 0 && grp && ::chmod(path->c_str(), 02770) != 0) {
+    if (why) *why = "cannot make " + *path + " 02770: " + strerror(errno);
+    return errno;
+  }
+  int fd = sys::open(path->c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    const int e = errno;
+    if (why) *why = *path + (e == ELOOP || e == ENOTDIR ? " is not a directory (a symbolic link?): refused"
+                                                        : std::string(" cannot be opened: ") + strerror(e));
+    return e;
+  }
+  struct stat st;
+  int err = fstat(fd, &st) != 0 ? errno : 0;
+  sys::close(fd);
+  if (err) {
+    if (why) *why = *path + " cannot be checked: " + strerror(err);
+    return err;
+  }
+  if ((st.st_mode & S_IWOTH) ||
+      (st.st_uid != geteuid() && st.st_uid != 0 && !(grp && st.st_gid == gid))) {
+    if (why) *why = *path + " belongs to " + user_name(st.st_uid) + " (mode " + mode_str(st.st_mode) +
+                    "): not to you, root or the group named by UNETMAP_GROUP, or writable by every "
+                    "user; refused";
+    return EACCES;
+  }
+  return 0;
+}
+
+std::string tmp_file_name() {
+  static std::atomic<uint32_t> seq{0};
+  const ProcId me = ProcId::self();
+  char tmp[96];
+  snprintf(tmp, sizeof tmp, ".tmp.%d.%llu.%u", me.pid, static_cast<unsigned long long>(me.start),
+           seq.fetch_add(1));
+  return tmp;
+}
+
+void remove_dead_tmp_files() { remove_dead_tmp_files(runtime_dir()); }
+
+void remove_dead_tmp_files(const std::string& dir) {
+  int dfd = sys::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (dfd < 0) return;
   DIR* d = fdopendir(dfd);
   if (!d) {

@@ -141,6 +141,12 @@ mode_t fifo_mode();
 // UNETMAP_GROUP group. 0, or an errno value with the reason in *why.
 int check_shared_fd(int fd, const std::string& path, mode_t type, std::string* why);
 
+// The subdirectory `name` of the runtime directory, made if missing (0700,
+// or 02770 for the UNETMAP_GROUP group) and checked as the runtime
+// directory is (not a symlink; owned by the caller, root or the group; not
+// writable by every user). 0 with its path in *path, or errno with *why.
+int runtime_subdir(const std::string& name, std::string* path, std::string* why);
+
 // Open the shared file `name` in the runtime directory, creating it with
 // `size` bytes (reserved, not sparse) and running `init` on a private copy
 // before publishing it (link() makes creation atomic: every opener sees an
@@ -149,7 +155,11 @@ int open_shared_file(const std::string& name, size_t size, mode_t mode,
                      void (*init)(void* base, size_t size, const void* arg),
                      const void* arg, bool create, std::string* why = nullptr);
 
-// Remove the temporary files (".tmp.<pid>.<start>.<n>") whose maker died.
+// Remove the temporary files (".tmp.<pid>.<start>.<n>") whose maker died,
+// in the runtime directory or in `dir`.
 void remove_dead_tmp_files();
+void remove_dead_tmp_files(const std::string& dir);
+// A name for a temporary file of this process: ".tmp.<pid>.<start>.<n>".
+std::string tmp_file_name();
 
 }  // namespace unetmap

@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <string>
 
 namespace {
@@ -28,19 +29,25 @@ int remove_entry(const char* path, const struct stat*, int, struct FTW*) {
   remove(path);
   return 0;
 }
-// Attachment helpers a test left running (core/attach.h): the ones that
-// still hold their state file's lock, killed before the directory goes.
-void stop_attachments(const char* dir) {
-  std::string d = std::string(dir) + "/attach";
+// Workers a test left running (core/worker.h: attachment forwarders and
+// others): the supervisors that still hold their entry's lock are killed,
+// and their workers with them (PR_SET_PDEATHSIG), before the directory goes.
+void stop_workers(const char* dir) {
+  std::string d = std::string(dir) + "/workers";
   DIR* dp = opendir(d.c_str());
   if (!dp) return;
   while (dirent* e = readdir(dp)) {
-    std::string path = d + "/" + e->d_name;
-    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    std::string n = e->d_name;
+    if (n.size() < 6 || n.compare(n.size() - 5, 5, ".lock") != 0) continue;
+    int fd = open((d + "/" + n).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) continue;
-    char buf[32] = {};
-    if (flock(fd, LOCK_SH | LOCK_NB) != 0 && pread(fd, buf, sizeof buf - 1, 0) > 0 && atoi(buf) > 1)
-      kill(atoi(buf), SIGKILL);
+    if (flock(fd, LOCK_SH | LOCK_NB) != 0) {
+      std::ifstream st(d + "/" + n.substr(0, n.size() - 5) + ".state");
+      for (std::string key; st >> key;) {
+        int pid = 0;
+        if (key == "supervisor" && st >> pid && pid > 1) kill(pid, SIGKILL);
+      }
+    }
     close(fd);
   }
   closedir(dp);
@@ -73,7 +80,7 @@ int main(int argc, char** argv) {
   int st = 0;
   while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
   }
-  stop_attachments(dir);
+  stop_workers(dir);
   nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
   if (WIFSIGNALED(st)) {
     fprintf(stderr, "test process killed by signal %d (%s)\n", WTERMSIG(st),
