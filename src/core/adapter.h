@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/engine.h"
 #include "core/registry.h"
 #include "mem/region.h"
 
