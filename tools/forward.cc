@@ -74,7 +74,7 @@ Stop move_ring(netmap_ring* rx, netmap_ring* tx, uint32_t limit, bool zero_copy,
       continue;
     }
     if (zero_copy) {
-      for (uint32_t f = 0; f < n; f++) {
+      for (uint32_t x = 0; x < n; x++) {
         netmap_slot& rs = rx->slot[j];
         netmap_slot& ts = tx->slot[k];
         std::swap(rs.buf_idx, ts.buf_idx);
