@@ -242,9 +242,7 @@ struct FwdPkt {
   uint32_t nslots;
   uint32_t dst;  // switch port, kValeBroadcast or kValeDrop
   uint32_t next;  // next packet to the same destination (unicast lists)
-  uint32_t maxlen;  // longest fragment: a destination with smaller buffers splits it
   uint32_t len;
-  uint32_t dslots;  // slots it takes in the destination being served (deliver())
 };
 
 struct ValeKring {
@@ -259,6 +257,8 @@ struct ValeKring {
   std::vector<uint32_t> list_head;  // by switch port: first packet, ~0u none
   std::vector<uint32_t> list_tail;  // by switch port: last packet
   std::vector<uint32_t> order;      // packets for one destination, in order
+  std::vector<uint32_t> need;       // their slots there, where not one per fragment
+  uint32_t maxlen = 0;              // the batch's longest fragment
   std::unique_ptr<char[]> stage;    // NS_INDIRECT fragments, one buffer per slot
   std::vector<uint8_t> staged;      // by slot: its fragment is in stage
 };
@@ -512,6 +512,7 @@ class ValeAdapter final : public Adapter {
     v->reg = &reg;
     v->ft.resize(k.nslots);
     v->order.reserve(k.nslots);
+    v->need.reserve(k.nslots);
     v->list_head.assign(kSwitchPorts, ~0u);
     v->list_tail.assign(kSwitchPorts, ~0u);
     rebind(reg, k, *v);
@@ -618,7 +619,7 @@ class ValeAdapter final : public Adapter {
     const uint32_t n = k.nslots;
     const SlotCopy* c = k.copy.data();
     uint32_t j = k.ks->hwcur.load(std::memory_order_relaxed);
-    uint32_t npkts = 0, nbcast = 0, nbad = 0, bcast_head = ~0u, bcast_tail = ~0u;
+    uint32_t npkts = 0, nbcast = 0, nbad = 0, bcast_head = ~0u, bcast_tail = ~0u, maxlen = 0;
     uint64_t bytes = 0;
     bool staged = false;  // NS_INDIRECT fragments of this batch read yet
     for (uint16_t p : v.active) v.list_head[p] = ~0u;
@@ -648,7 +649,8 @@ class ValeAdapter final : public Adapter {
       if (dst != kValeBroadcast && dst != kValeDrop &&
           (dst >= kSwitchPorts || dst == v.me || v.dst[dst].rx.empty()))
         dst = kValeDrop;  // back to the sender, or to no port: dropped, as netmap does
-      v.ft[npkts] = FwdPkt{first, ns, dst, ~0u, fs.maxlen, len, 0};
+      v.ft[npkts] = FwdPkt{first, ns, dst, ~0u, len};
+      if (fs.maxlen > maxlen) maxlen = fs.maxlen;
       bytes += len;
       if (dst == kValeBroadcast) {
         if (bcast_tail == ~0u) bcast_head = npkts;
@@ -663,6 +665,7 @@ class ValeAdapter final : public Adapter {
       npkts++;
     }
     // 2. deliver, destination by destination (broadcasts go to every port)
+    v.maxlen = maxlen;
     for (uint16_t p : v.active)
       if ((v.list_head[p] != ~0u || nbcast) && !v.dst[p].rx.empty())
         deliver(k, v, p, v.list_head[p], bcast_head);
@@ -683,20 +686,26 @@ class ValeAdapter final : public Adapter {
     rule.src_buf = ssize;
     rule.dst_buf = d.region->cfg().buf_size;
     rule.max_frame = kMaxFrame;
-    // Pick the packets in order and count the slots they take in p's
-    // buffers (more than the sender's where p's are shorter).
+    // Pick the packets in order. Where every fragment of the batch fits
+    // p's buffers, a packet takes a slot per fragment; else the engine
+    // counts the slots (more than the sender's where p's are shorter).
+    const bool simple = rule.src_hdr == rule.dst_hdr && v.maxlen <= rule.dst_buf;
     uint32_t pk[2] = {uni, bc};
     std::vector<uint32_t>& order = v.order;
     order.clear();
+    v.need.clear();
     uint32_t too_long = 0;
     while (pk[0] != ~0u || pk[1] != ~0u) {
       int w = pk[1] == ~0u || (pk[0] != ~0u && pk[0] < pk[1]) ? 0 : 1;
-      FwdPkt& f = v.ft[pk[w]];
-      f.dslots = rule.src_hdr == rule.dst_hdr && f.maxlen <= rule.dst_buf
-                     ? f.nslots
-                     : frame_slots(PktFrags{k, f, v.stage.get(), ssize}, f.nslots, f.len, rule);
-      if (f.dslots) order.push_back(pk[w]);
-      else too_long++;
+      const FwdPkt& f = v.ft[pk[w]];
+      if (simple) {
+        order.push_back(pk[w]);
+      } else if (uint32_t s = frame_slots(PktFrags{k, f, v.stage.get(), ssize}, f.nslots, f.len, rule)) {
+        order.push_back(pk[w]);
+        v.need.push_back(s);
+      } else {
+        too_long++;
+      }
       pk[w] = f.next;
     }
     uint32_t start = 0, take = 0, npk = 0, slot = 0;
@@ -707,8 +716,11 @@ class ValeAdapter final : public Adapter {
         return;
       }
       const uint32_t room = lease_room(ks);
-      for (; npk < order.size() && take + v.ft[order[npk]].dslots <= room; npk++)
-        take += v.ft[order[npk]].dslots;
+      for (; npk < order.size(); npk++) {
+        const uint32_t s = simple ? v.ft[order[npk]].nslots : v.need[npk];
+        if (take + s > room) break;
+        take += s;
+      }
       ks->fwd_drops += order.size() - npk + too_long;
       if (take == 0) return;
       lease_open(ks, take, &start, &slot);
