@@ -172,33 +172,17 @@ inline uint32_t frame_slots(const Src& src, uint32_t nfrags, uint32_t len, const
   return slots;
 }
 
-// Copy the frame into destination slots from `at` (a ring of n slots),
-// which the caller reserved: frame_slots() of them, for a frame it did not
-// refuse. Returns the slot after the frame.
+namespace engine_detail {
+
+// copy_frame() past its one-slot case: fragments split over slots, and
+// header lengths that differ.
 template <class Src, class Bufs>
-inline uint32_t copy_frame(const Src& src, uint32_t nfrags, const CopyRule& r, netmap_slot* dst,
-                           uint32_t n, uint32_t at, const Bufs& bufs) {
-  const uint32_t b = engine_detail::slot_room(r.dst_buf);
-  if (nfrags == 1 && r.src_hdr == r.dst_hdr) {
-    const Frag f = src(0);
-    if (f.len <= b) {  // the usual case: one slot
-      netmap_slot& s = dst[at];
-      uint8_t* d = bufs(s.buf_idx);
-      if (d) {
-        // Whole 64-byte blocks where both buffers have them (buffer sizes
-        // are multiples of 64).
-        uint32_t cl = (f.len + 63) & ~63u;
-        if (cl > b || cl > r.src_buf) cl = f.len;
-        memcpy(d, f.buf, cl);
-      }
-      s.len = uint16_t(d ? f.len : 0);
-      s.flags = r.flags;
-      return next_slot(at, n);
-    }
-  }
+__attribute__((noinline)) uint32_t copy_chain(const Src& src, uint32_t nfrags, const CopyRule& r,
+                                              netmap_slot* dst, uint32_t n, uint32_t at, const Bufs& bufs) {
+  const uint32_t b = slot_room(r.dst_buf);
   uint32_t fi = 0, off = 0, zeros = 0;
   if (r.src_hdr != r.dst_hdr) {
-    engine_detail::skip_bytes(src, nfrags, r.src_hdr, &fi, &off);
+    skip_bytes(src, nfrags, r.src_hdr, &fi, &off);
     zeros = r.dst_hdr;
   }
   for (; fi < nfrags; fi++, off = 0) {
@@ -223,6 +207,35 @@ inline uint32_t copy_frame(const Src& src, uint32_t nfrags, const CopyRule& r, n
     } while (left || zeros);
   }
   return at;
+}
+
+}  // namespace engine_detail
+
+// Copy the frame into destination slots from `at` (a ring of n slots),
+// which the caller reserved: frame_slots() of them, for a frame it did not
+// refuse. Returns the slot after the frame. The usual case (one fragment
+// that fits one slot) is inlined into the caller's loop.
+template <class Src, class Bufs>
+inline uint32_t copy_frame(const Src& src, uint32_t nfrags, const CopyRule& r, netmap_slot* dst,
+                           uint32_t n, uint32_t at, const Bufs& bufs) {
+  if (__builtin_expect(nfrags == 1 && r.src_hdr == r.dst_hdr, 1)) {
+    const Frag f = src(0);
+    if (f.len <= r.dst_buf && f.len <= 0xffff) {
+      netmap_slot& s = dst[at];
+      uint8_t* d = bufs(s.buf_idx);
+      if (d) {
+        // Whole 64-byte blocks where both buffers have them (buffer sizes
+        // are multiples of 64).
+        uint32_t cl = (f.len + 63) & ~63u;
+        if (cl > r.dst_buf || cl > r.src_buf) cl = f.len;
+        memcpy(d, f.buf, cl);
+      }
+      s.len = uint16_t(d ? f.len : 0);
+      s.flags = r.flags;
+      return next_slot(at, n);
+    }
+  }
+  return engine_detail::copy_chain(src, nfrags, r, dst, n, at, bufs);
 }
 
 // Copy the frame to the destination at *tail if it may go and fits in
