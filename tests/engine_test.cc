@@ -34,7 +34,7 @@ struct TestRing {
     size_t off = 0;
     do {
       const uint32_t c = uint32_t(std::min<size_t>(chunk, data.size() - off));
-      memcpy(buf(slot[at].buf_idx), data.data() + off, c);
+      if (c) memcpy(buf(slot[at].buf_idx), data.data() + off, c);
       off += c;
       slot[at].len = uint16_t(c);
       slot[at].flags = off < data.size() ? NS_MOREFRAG : 0;
