@@ -262,6 +262,63 @@ TEST(Vale, MultiSlotFramesArriveWhole) {
   EXPECT_EQ(next_is(r, kMarker, m), "") << "a frame shorter than 14 bytes was forwarded";
 }
 
+// Ports whose regions have different buffer sizes (4096 and 2048 bytes):
+// a frame longer than the receiver's buffers arrives as a NS_MOREFRAG
+// chain of slots that each fit a buffer, every byte intact (it was
+// dropped; before that, it arrived with a slot length beyond the buffer).
+// Both ways: the 2048-byte side's chains keep their fragments.
+TEST(Vale, FrameFromLargerBuffersArrivesAsAChainThatFitsTheReceiver) {
+  const Mac S = host(0x7), R = host(0x8);
+  setenv("UNETMAP_BUF_SIZE", "4096", 1);  // the sender's private region
+  nmport_d* sd = nmport_open("valebs:s");
+  unsetenv("UNETMAP_BUF_SIZE");
+  ASSERT_NE(sd, nullptr) << strerror(errno);
+  nmport_d* rd = nmport_open("valebs:r");
+  ASSERT_NE(rd, nullptr) << strerror(errno);
+  const Ep se = ep_of(sd), re = ep_of(rd);
+  ASSERT_EQ(se.tx(se.tx0)->nr_buf_size, 4096u);
+  ASSERT_EQ(re.rx(re.rx0)->nr_buf_size, 2048u);
+  ASSERT_EQ(send_frame(re, frame(kBcast, R, kData, 0)), 0);  // teach R
+  RxFrame got;
+  ASSERT_TRUE(recv_frame(se, 2000, &got));
+  uint32_t seq = 1;
+  struct Case {
+    const Ep& from;
+    const Ep& to;
+    Mac dst, src;
+    uint32_t len;
+    std::vector<uint16_t> lens;  // the slots it must arrive in
+  };
+  const Case cases[] = {
+      {se, re, R, S, 3000, {2048, 952}},
+      {se, re, R, S, 4096, {2048, 2048}},
+      {se, re, R, S, 9000, {2048, 2048, 2048, 2048, 808}},  // sent as 4096, 4096, 808
+      {se, re, R, S, 1514, {1514}},
+      {re, se, S, R, 3000, {2048, 952}},  // 2048 -> 4096: the sender's chain
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(testing::Message() << c.len << " bytes from buffers of " << c.from.tx(c.from.tx0)->nr_buf_size);
+    const std::vector<uint8_t> f = frame(c.dst, c.src, kData, seq++, c.len);
+    ASSERT_EQ(send_frame(c.from, f), 0);
+    ASSERT_TRUE(recv_frame(c.to, 2000, &got)) << "the frame did not arrive";
+    const uint32_t bsize = c.to.rx(got.ring)->nr_buf_size;
+    for (size_t i = 0; i < got.lens.size(); i++) {
+      EXPECT_LE(got.lens[i], bsize) << "slot " << i << ": a length beyond the receiver's buffer";
+      EXPECT_EQ(bool(got.flags[i] & NS_MOREFRAG), i + 1 < got.lens.size()) << "slot " << i;
+    }
+    EXPECT_EQ(got.lens, c.lens);
+    EXPECT_EQ(got.data.size(), f.size());
+    EXPECT_TRUE(got.data == f) << "bytes differ (" << check_frame(got.data.data(), got.data.size()) << ")";
+  }
+  std::vector<unetmap::ValeSwitchInfo> v;
+  std::string why;
+  ASSERT_EQ(unetmap::vale_list("valebs", &v, &why), 0) << why;
+  ASSERT_EQ(v.size(), 1u);
+  for (const auto& p : v[0].ports) EXPECT_EQ(p.drops, 0u) << p.name;
+  nmport_close(sd);
+  nmport_close(rd);
+}
+
 // ===========================================================================
 // 4. A full destination ring drops; the sender never blocks.
 

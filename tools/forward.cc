@@ -1,5 +1,6 @@
 // The forwarding loop (see forward.h). Plain loops over slots: no call per
-// packet beyond memcpy in copy mode, no allocation, no sync.
+// packet beyond memcpy in copy mode, no allocation, no sync. Chains and
+// copies are the packet engine's (src/core/engine.h), as in the library.
 #include "forward.h"
 
 #include <errno.h>
@@ -8,69 +9,37 @@
 
 #include <algorithm>
 
+#include "core/engine.h"
+
 namespace unetmap::fwd {
 namespace {
 
 // Why one ring pair stopped.
 enum class Stop { kRxDone, kTxFull, kLimit };
 
-uint32_t advance(const netmap_ring* r, uint32_t i, uint32_t n) {
-  i += n;
-  return i >= r->num_slots ? i - r->num_slots : i;
-}
-
-// The packet starting at rx slot i, within the `avail` slots before tail:
-// its slot count (0 if its last fragment is not there yet) and length.
-uint32_t packet_at(netmap_ring* rx, uint32_t i, uint32_t avail, uint32_t* len) {
-  const uint32_t bsz = rx->nr_buf_size;
-  uint32_t bytes = 0;
-  for (uint32_t n = 1; n <= avail; n++) {
-    const netmap_slot& s = rx->slot[i];
-    bytes += std::min<uint32_t>(s.len, bsz);
-    if (!(s.flags & NS_MOREFRAG)) {
-      *len = bytes;
-      return n;
-    }
-    i = nm_ring_next(rx, i);
+// The bytes of the rx slots of a packet (a slot's length is the
+// library's, within its buffer; bounded all the same).
+struct RxFrags {
+  const netmap_ring* rx;
+  uint32_t first;
+  Frag operator()(uint32_t i) const {
+    const netmap_slot& s = rx->slot[ring_add(first, i, rx->num_slots)];
+    return Frag{reinterpret_cast<const uint8_t*>(NETMAP_BUF(rx, s.buf_idx)),
+                std::min<uint32_t>(s.len, rx->nr_buf_size)};
   }
-  return 0;
-}
-
-// Copy the n-slot packet at rx slot j into tx slots from k, cut to the tx
-// buffer size. Returns the tx slot after the packet.
-uint32_t copy_packet(netmap_ring* rx, uint32_t j, uint32_t n, netmap_ring* tx, uint32_t k) {
-  const uint32_t rbsz = rx->nr_buf_size, tbsz = tx->nr_buf_size;
-  netmap_slot* ts = &tx->slot[k];
-  char* dst = NETMAP_BUF(tx, ts->buf_idx);
-  uint32_t used = 0;
-  for (uint32_t f = 0; f < n; f++, j = nm_ring_next(rx, j)) {
-    const netmap_slot& rs = rx->slot[j];
-    const char* src = NETMAP_BUF(rx, rs.buf_idx);
-    uint32_t left = std::min<uint32_t>(rs.len, rbsz);
-    while (left > 0) {
-      if (used == tbsz) {  // this tx buffer is full: chain the next slot
-        ts->len = uint16_t(used);
-        ts->flags = NS_MOREFRAG;
-        k = nm_ring_next(tx, k);
-        ts = &tx->slot[k];
-        dst = NETMAP_BUF(tx, ts->buf_idx);
-        used = 0;
-      }
-      uint32_t chunk = std::min(left, tbsz - used);
-      memcpy(dst + used, src, chunk);
-      used += chunk, src += chunk, left -= chunk;
-    }
-  }
-  ts->len = uint16_t(used);
-  ts->flags = 0;
-  return nm_ring_next(tx, k);
-}
+};
 
 // Move packets from one rx ring to one tx ring until the rx ring has no
 // complete packet left, the tx ring has no room for the next one, or
 // `limit` packets have moved.
 Stop move_ring(netmap_ring* rx, netmap_ring* tx, uint32_t limit, bool zero_copy, Counters* c,
                uint32_t* moved) {
+  const uint32_t rn = rx->num_slots, tn = tx->num_slots;
+  CopyRule rule;
+  rule.src_buf = rx->nr_buf_size;
+  rule.dst_buf = tx->nr_buf_size;
+  rule.max_frame = ~0u;  // whatever the tx ring has room for
+  const auto bufs = [tx](uint32_t b) { return reinterpret_cast<uint8_t*>(NETMAP_BUF(tx, b)); };
   uint32_t j = rx->cur, k = tx->cur;
   uint32_t rx_avail = nm_ring_space(rx), tx_avail = nm_ring_space(tx);
   uint32_t pkts = 0;
@@ -81,42 +50,43 @@ Stop move_ring(netmap_ring* rx, netmap_ring* tx, uint32_t limit, bool zero_copy,
       why = Stop::kLimit;
       break;
     }
-    uint32_t len = 0;
-    const uint32_t n = packet_at(rx, j, rx_avail, &len);
+    const FrameSpan f = frame_at(rx->slot, j, rx_avail, rn);
+    const uint32_t n = f.nslots, len = f.len;
     if (n == 0) {
       // The rest of the packet is still to come, unless the chain already
       // fills the ring: then it never ends, and is dropped.
-      if (rx_avail + 1 < rx->num_slots) break;
+      if (rx_avail + 1 < rn) break;
       c->drops++;
-      j = advance(rx, j, rx_avail);
+      j = ring_add(j, rx_avail, rn);
       rx_avail = 0;
       break;
     }
-    const uint32_t need = zero_copy ? n : std::max(1u, (len + tx->nr_buf_size - 1) / tx->nr_buf_size);
+    const RxFrags frags{rx, j};
+    const uint32_t need = zero_copy ? n : frame_slots(frags, n, len, rule);
     if (need > tx_avail) {
-      if (need + 1 < tx->num_slots) {
+      if (need + 1 < tn) {
         why = Stop::kTxFull;
         break;
       }
       c->drops++;  // longer than the tx ring: it could never be sent
-      j = advance(rx, j, n);
+      j = ring_add(j, n, rn);
       rx_avail -= n;
       continue;
     }
     if (zero_copy) {
-      for (uint32_t f = 0; f < n; f++) {
+      for (uint32_t x = 0; x < n; x++) {
         netmap_slot& rs = rx->slot[j];
         netmap_slot& ts = tx->slot[k];
         std::swap(rs.buf_idx, ts.buf_idx);
         ts.len = rs.len;
         ts.flags = uint16_t(NS_BUF_CHANGED | (rs.flags & NS_MOREFRAG));
         rs.flags = NS_BUF_CHANGED;
-        j = nm_ring_next(rx, j);
-        k = nm_ring_next(tx, k);
+        j = next_slot(j, rn);
+        k = next_slot(k, tn);
       }
     } else {
-      k = copy_packet(rx, j, n, tx, k);
-      j = advance(rx, j, n);
+      k = copy_frame(frags, n, rule, tx->slot, tn, k, bufs);
+      j = ring_add(j, n, rn);
     }
     rx_avail -= n;
     tx_avail -= need;

@@ -11,8 +11,10 @@
 //   zero copy  the rx slot and the tx slot exchange their buffers (both
 //              marked NS_BUF_CHANGED): one 16-byte slot write per fragment.
 //              Only valid when both ports live in one memory region.
-//   copy       the bytes are copied into the tx slots' own buffers, cut to
-//              the tx ring's buffer size (the regions may differ in it).
+//   copy       the bytes are copied into the tx slots' own buffers by the
+//              packet engine (src/core/engine.h): each fragment into tx
+//              slots of its own, split over a NS_MOREFRAG chain where the
+//              tx ring's buffers are shorter (the regions may differ).
 //
 // The caller syncs: forward() only advances head/cur of the rings it
 // touched. poll() with POLLIN on the source and POLLOUT on the destination

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/engine.h"
 #include "core/registry.h"
 #include "mem/region.h"
 

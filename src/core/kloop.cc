@@ -149,7 +149,7 @@ class Kloop {
   void wait();
   void port_irq(int dir);
   bool no_rx_slots(const Kring& k, uint32_t head) const {
-    return k.ks->hwtail.load(std::memory_order_acquire) == (head == 0 ? k.nslots - 1 : head - 1);
+    return k.ks->hwtail.load(std::memory_order_acquire) == prev_slot(head, k.nslots);
   }
   Binding& b_;
   CsbState& csb_;

@@ -15,9 +15,7 @@ LeaseGuard::LeaseGuard(KringState* ks) : g_(ks->lease_lock) {
 }
 
 uint32_t lease_room(const KringState* ks) {
-  const uint32_t n = ks->nslots;
-  const uint32_t hwcur = ks->hwcur.load(std::memory_order_acquire);
-  return ring_dist(ks->lease_tail, hwcur == 0 ? n - 1 : hwcur - 1, n);
+  return ring_space(ks->lease_tail, ks->hwcur.load(std::memory_order_acquire), ks->nslots);
 }
 
 void lease_open(KringState* ks, uint32_t n, uint32_t* start, uint32_t* slot) {
@@ -25,7 +23,7 @@ void lease_open(KringState* ks, uint32_t n, uint32_t* start, uint32_t* slot) {
   *slot = (ks->lease_first + ks->lease_count) % kMaxLeases;
   Lease& l = ks->leases[*slot];
   l.start = *start;
-  l.end = (*start + n) % ks->nslots;
+  l.end = ring_add(*start, n, ks->nslots);
   l.done = 0;
   l.owner = ProcId::self();
   l.since_ns = mono_ns();
@@ -72,11 +70,11 @@ void advance_leases(KringState* ks, netmap_ring* ring) {
     for (uint32_t from = l.end, to = l.start; from != ks->lease_tail;
          from = next_slot(from, n), to = next_slot(to, n))
       std::swap(ring->slot[from], ring->slot[to]);
-    ks->lease_tail = (ks->lease_tail + n - hole) % n;
+    ks->lease_tail = ring_sub(ks->lease_tail, hole, n);
     for (uint32_t k = 1; k < ks->lease_count; k++) {
       Lease& m = ks->leases[(ks->lease_first + k) % kMaxLeases];
-      m.start = (m.start + n - hole) % n;
-      m.end = (m.end + n - hole) % n;
+      m.start = ring_sub(m.start, hole, n);
+      m.end = ring_sub(m.end, hole, n);
     }
     ks->lease_first = (ks->lease_first + 1) % kMaxLeases;
     ks->lease_count--;

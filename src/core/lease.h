@@ -12,6 +12,7 @@
 
 #include <cstdint>
 
+#include "core/engine.h"
 #include "mem/region.h"
 
 namespace unetmap {

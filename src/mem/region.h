@@ -72,12 +72,6 @@ struct RegionConfig {
   std::string check() const;
 };
 
-// Ring index arithmetic: the slot after i, and slots from `from` to `to`.
-inline uint32_t next_slot(uint32_t i, uint32_t n) { return i + 1 == n ? 0 : i + 1; }
-inline uint32_t ring_dist(uint32_t from, uint32_t to, uint32_t n) {
-  return to >= from ? to - from : to + n - from;
-}
-
 // A reservation of rx slots [start, end) by one producer (netmap's lease).
 struct Lease {
   uint32_t start, end;

@@ -147,14 +147,14 @@ class MonitorAdapter final : public Adapter {
   void txsync(Kring& k, uint32_t head) const override {
     // The dummy tx ring transmits nothing: what is put there is dropped.
     k.ks->hwcur.store(head, std::memory_order_relaxed);
-    k.ks->hwtail.store(head == 0 ? k.nslots - 1 : head - 1, std::memory_order_relaxed);
+    k.ks->hwtail.store(prev_slot(head, k.nslots), std::memory_order_relaxed);
   }
 
   void rxsync(Kring& k, uint32_t head) const override {
     KringState* s = k.ks;
     uint32_t old = s->hwcur.load(std::memory_order_relaxed);
     if (head != old) {
-      s->packets += head >= old ? head - old : head + k.nslots - old;
+      s->packets += ring_dist(old, head, k.nslots);
       s->hwcur.store(head, std::memory_order_release);
     }
     reclaim_stalled(s, k.ring, head);
@@ -244,6 +244,17 @@ inline SlotCopy slot_at(const SlotCopy* copy, const netmap_slot* src, uint32_t j
   return s;
 }
 
+// The slots of the packet at j among the `avail` from j on, from the
+// producer's copy or the ring (its flags only: a broken chain is harmless);
+// 0 if it does not end there.
+inline uint32_t packet_slots(const SlotCopy* copy, const netmap_slot* src, uint32_t j, uint32_t avail,
+                             uint32_t n) {
+  return copy ? frame_at(copy, j, avail, n).nslots : frame_at(src, j, avail, n).nslots;
+}
+
+// Bytes of an empty fragment (a slot that names no buffer).
+const uint8_t kNoBytes[1] = {0};
+
 // Copy the packets of slots [from, to) of `src` (a ring of n slots, or the
 // producer's checked copy of it) to every copy monitor of the ring
 // `watched`. Each pass takes what it reads from slot_at(): the application
@@ -255,6 +266,10 @@ void monitor_copy_slots(Region& r, const KringState* watched, const netmap_slot*
   if (from == to) return;
   const uint32_t nbufs = r.cfg().buf_num, bsize = r.cfg().buf_size;
   const uint32_t total = ring_dist(from, to, n);
+  CopyRule rule;  // within one region: same buffers, no header change
+  rule.src_buf = rule.dst_buf = bsize;
+  rule.max_frame = ~0u;
+  rule.flags = tx ? NS_TXMON : 0;
   for (const auto& me : watched->mon) {
     uint64_t e = me.load(std::memory_order_acquire);
     if (!e || (uint32_t(e) & kZmon)) continue;
@@ -269,29 +284,35 @@ void monitor_copy_slots(Region& r, const KringState* watched, const netmap_slot*
       if (!g.ok() || !lease_usable(ms, gen)) continue;
       const uint32_t room = lease_room(ms);
       // Whole packets only.
-      for (uint32_t j = from, pkt = 0; j != to; j = next_slot(j, n)) {
-        pkt++;
-        if (slot_at(copy, src, j, nbufs, bsize).flags & NS_MOREFRAG) continue;
-        if (take + pkt > room) break;
-        take += pkt;
-        pkt = 0;
+      for (uint32_t j = from, left = total; left;) {
+        const uint32_t ns = packet_slots(copy, src, j, left, n);
+        if (ns == 0 || take + ns > room) break;
+        take += ns;
+        left -= ns;
+        j = ring_add(j, ns, n);
       }
       ms->fwd_drops += total - take;  // slots, close enough to packets for small frames
       if (take == 0) continue;
       lease_open(ms, take, &start, &slot);
     }
+    // The packet engine's copy, frame by frame: each fragment fits a buffer
+    // of the region (slot_at), so each takes one monitor slot, and the
+    // frames fill exactly the slots leased.
     const uint32_t mine = Region::ring_tag(mi);
-    for (uint32_t i = 0, j = from, at = start; i < take; i++, j = next_slot(j, n), at = next_slot(at, mn)) {
-      const SlotCopy s = slot_at(copy, src, j, nbufs, bsize);
-      netmap_slot& d = mr->slot[at];
-      const uint32_t db = d.buf_idx;  // the monitor may have written it: checked here
-      uint32_t len = s.len;
-      if (s.buf_idx != 0 && r.buf_tag(db) == mine)
-        memcpy(r.buf(db), r.buf(s.buf_idx), len);
-      else
-        len = 0;
-      d.len = uint16_t(len);
-      d.flags = uint16_t((s.flags & NS_MOREFRAG) | (tx ? NS_TXMON : 0));
+    const auto bufs = [&](uint32_t b) -> uint8_t* {
+      return r.buf_tag(b) == mine ? reinterpret_cast<uint8_t*>(r.buf(b)) : nullptr;
+    };
+    for (uint32_t j = from, at = start, left = take; left;) {
+      // A chain the application broke since the count: the rest of the lease.
+      uint32_t ns = packet_slots(copy, src, j, left, n);
+      if (ns == 0) ns = left;
+      const auto frag = [&](uint32_t i) {
+        const SlotCopy s = slot_at(copy, src, ring_add(j, i, n), nbufs, bsize);
+        return s.buf_idx ? Frag{reinterpret_cast<const uint8_t*>(r.buf(s.buf_idx)), s.len} : Frag{kNoBytes, 0};
+      };
+      at = copy_frame(frag, ns, rule, mr->slot, mn, at, bufs);
+      j = ring_add(j, ns, n);
+      left -= ns;
     }
     lease_close(ms, mr, slot, gen);
     notify(ms);
@@ -316,11 +337,11 @@ void monitor_zswap(const Kring& k, uint32_t from, uint32_t to, bool tx) {
       LeaseGuard g(ms);
       if (!g.ok() || ms->gen.load(std::memory_order_relaxed) != gen || ms->dead) return;
       uint32_t at = ms->hwtail.load(std::memory_order_relaxed);
-      const uint32_t room = mn - 1 - ring_dist(ms->hwcur.load(std::memory_order_acquire), at, mn);
+      const uint32_t room = ring_space(at, ms->hwcur.load(std::memory_order_acquire), mn);
       uint32_t rel = ring_dist(from, to, n), j = from;
       if (rel > room) {  // the oldest stay with the port
         ms->fwd_drops += rel - room;
-        j = (j + rel - room) % n;
+        j = ring_add(j, rel - room, n);
         rel = room;
       }
       if (rel == 0) return;

@@ -13,7 +13,7 @@
 // process at a time: another process's tap is refused (EBUSY). The tap has no offloads,
 // so the stack segments and checksums what it sends before the ring sees
 // it; frames the ring injects get their TCP/UDP checksum recomputed
-// (offload.h), since they may come from a peer that left it to hardware.
+// (core/engine.h), since they may come from a peer that left it to hardware.
 // The tap and both programs go with the process.
 #include <errno.h>
 #include <fcntl.h>
@@ -27,7 +27,7 @@
 #include <cstring>
 #include <fstream>
 
-#include "ports/nic/offload.h"
+#include "core/engine.h"
 #include "ports/nic/nic.h"
 
 namespace unetmap::nic {
@@ -171,7 +171,7 @@ void HostQueue::txsync(Kring& k, uint32_t head) {
     uint32_t len = tx_gather(k, cur, ns, frame_, sizeof frame_);
     bool ok = len && inject(frame_, len);
     if (!ok && len && errno == EAGAIN) break;  // the tap's queue is full: next sync
-    cur = (cur + ns) % n;
+    cur = ring_add(cur, ns, n);
     if (ok) {
       sent++;
       bytes += len;

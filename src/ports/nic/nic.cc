@@ -53,49 +53,33 @@ const char* backend_name(Backend b) {
 }
 
 bool rx_put(Kring& k, uint32_t* tail, uint32_t* room, const void* data, uint32_t len) {
-  const uint32_t bsize = k.region->cfg().buf_size;
-  const uint32_t need = len == 0 ? 1 : (len + bsize - 1) / bsize;
-  if (need > *room) return false;
-  const char* src = static_cast<const char*>(data);
-  uint32_t t = *tail;
-  for (uint32_t i = 0; i < need; i++) {
-    netmap_slot& sl = k.ring->slot[t];
-    uint32_t part = len > bsize ? bsize : len;
-    // The application may have written the index since its rxsync checked
-    // it: only a buffer of this ring takes the copy; any other slot comes
-    // up empty.
-    const uint32_t b = sl.buf_idx;
-    if (k.region->buf_tag(b) == k.ks->buf_tag && b >= 2) {
-      memcpy(k.region->buf(b), src, part);
-      sl.len = uint16_t(part);
-    } else {
-      sl.len = 0;
-    }
-    sl.flags = i + 1 < need ? NS_MOREFRAG : 0;
-    src += part;
-    len -= part;
-    t = next_slot(t, k.nslots);
-  }
-  *tail = t;
-  *room -= need;
-  return true;
+  CopyRule rule;
+  rule.dst_buf = k.region->cfg().buf_size;
+  rule.max_frame = ~0u;  // what the socket gave, however long, if the ring has room
+  const Frag f{static_cast<const uint8_t*>(data), len};
+  const auto src = [&](uint32_t) { return f; };
+  // The application may have written the index since its rxsync checked
+  // it: only a buffer of this ring takes the copy; any other slot comes up
+  // empty.
+  const Region& r = *k.region;
+  const uint32_t tag = k.ks->buf_tag;
+  return put_frame(src, 1, len, rule, k.ring->slot, k.nslots, tail, room, [&](uint32_t b) -> uint8_t* {
+    return b >= 2 && r.buf_tag(b) == tag ? reinterpret_cast<uint8_t*>(r.buf(b)) : nullptr;
+  });
 }
 
 uint32_t tx_gather(const Kring& k, uint32_t i, uint32_t nslots, void* dst, uint32_t cap) {
-  char* d = static_cast<char*>(dst);
-  uint32_t len = 0;
-  const uint32_t bsize = k.region->cfg().buf_size;
-  for (uint32_t c = 0; c < nslots; c++, i = next_slot(i, k.nslots)) {
-    // One read of the slot (the application may rewrite it at any time),
-    // checked where it is used.
-    const SlotCopy sl = read_slot(k.ring->slot, i);
-    if (sl.len > bsize || len + sl.len > cap || k.region->buf_tag(sl.buf_idx) != k.ks->buf_tag ||
-        sl.buf_idx < 2)
-      return 0;
-    memcpy(d + len, k.region->buf(sl.buf_idx), sl.len);
-    len += sl.len;
-  }
-  return len;
+  const Region& r = *k.region;
+  const uint32_t bsize = r.cfg().buf_size, tag = k.ks->buf_tag;
+  // One read of each slot (the application may rewrite it at any time),
+  // checked where it is used.
+  return gather_frame(
+      [&](uint32_t c) {
+        const SlotCopy sl = read_slot(k.ring->slot, ring_add(i, c, k.nslots));
+        if (sl.len > bsize || sl.buf_idx < 2 || r.buf_tag(sl.buf_idx) != tag) return Frag{nullptr, kBadFrag};
+        return Frag{reinterpret_cast<const uint8_t*>(r.buf(sl.buf_idx)), sl.len};
+      },
+      nslots, static_cast<uint8_t*>(dst), cap);
 }
 
 namespace {
@@ -275,7 +259,7 @@ void forward_marked(Kring& k, uint32_t head, Iface& ifc) {
       bool ok = len && (k.host ? send_wire(ifc, frame, len) : host && host->inject(frame, len));
       if (!ok) k.ks->drops++;
     }
-    i = (i + ns) % n;
+    i = ring_add(i, ns, n);
   }
 }
 

@@ -89,26 +89,24 @@ std::shared_ptr<Queue> open_host(Iface& ifc, uint32_t q, int* err, std::string* 
 // Ring helpers shared by the backends.
 // Free rx slots: from hwtail up to (not including) the one before hwcur.
 inline uint32_t rx_room(const KringState* s, uint32_t n) {
-  uint32_t cur = s->hwcur.load(std::memory_order_relaxed);
-  return ring_dist(s->hwtail.load(std::memory_order_relaxed), cur == 0 ? n - 1 : cur - 1, n);
+  return ring_space(s->hwtail.load(std::memory_order_relaxed), s->hwcur.load(std::memory_order_relaxed), n);
 }
 // A tx ring whose slots up to `sent` are gone: they are free again.
 inline void tx_done(KringState* s, uint32_t sent, uint32_t n) {
   s->hwcur.store(sent, std::memory_order_relaxed);
-  s->hwtail.store(sent == 0 ? n - 1 : sent - 1, std::memory_order_release);
+  s->hwtail.store(prev_slot(sent, n), std::memory_order_release);
 }
 // The slots of the packet starting at i (NS_MOREFRAG chains), 0 if the
 // chain does not end before `head`.
 inline uint32_t packet_slots(const netmap_ring* r, uint32_t i, uint32_t head, uint32_t n) {
-  for (uint32_t c = 1; i != head; c++, i = next_slot(i, n))
-    if (!(r->slot[i].flags & NS_MOREFRAG)) return c;
-  return 0;
+  return frame_at(r->slot, i, ring_dist(i, head, n), n).nslots;
 }
-// Copy a frame into the rx ring at *tail, over several slots if it is
-// longer than a buffer; false (nothing written) if it does not fit in room.
+// Copy a frame into the rx ring at *tail (the packet engine's copy: over
+// several slots if it is longer than a buffer); false (nothing written) if
+// it does not fit in room.
 bool rx_put(Kring& k, uint32_t* tail, uint32_t* room, const void* data, uint32_t len);
 // Gather the packet of `nslots` slots at i into dst (at most cap bytes);
-// its length, or 0 if it does not fit.
+// its length, or 0 if it does not fit or a slot names no buffer of the ring.
 uint32_t tx_gather(const Kring& k, uint32_t i, uint32_t nslots, void* dst, uint32_t cap);
 
 }  // namespace unetmap::nic

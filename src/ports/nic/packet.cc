@@ -15,7 +15,7 @@
 // a fanout group: flows are hashed across the rings (AF_PACKET cannot see
 // hardware queues). Frames the stack merged (GRO, a veth peer's TSO) are
 // cut back to the wire's size, and checksums left to the hardware are
-// finished (offload.h).
+// finished (the packet engine's offloads, core/engine.h).
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/if_ether.h>
@@ -27,8 +27,8 @@
 
 #include <cstring>
 
+#include "core/engine.h"
 #include "ports/nic/nic.h"
-#include "ports/nic/offload.h"
 
 namespace unetmap::nic {
 
@@ -151,14 +151,14 @@ void PacketQueue::stop_rx() {
 }
 
 // One received frame onto the ring: cut back to the wire's size if the
-// stack merged it (offload.h), its checksum finished if the sender left it
+// stack merged it (core/engine.h), its checksum finished if the sender left it
 // to the hardware. The number of frames put, 0 if dropped, -1 if the ring
 // has no room for it now.
 int PacketQueue::deliver(Kring& k, uint32_t* tail, uint32_t* room, uint8_t* data, uint32_t len,
                          bool csum_not_ready) {
   const uint32_t wire = ifc_.mtu + 18;  // Ethernet header and a VLAN tag
   if (len > wire) {
-    if (*room < len / (ifc_.mtu - 80) + 2) return -1;
+    if (*room < tcp_segments_max(len, ifc_.mtu)) return -1;
     int put = 0;
     if (tcp_segment(data, len, ifc_.mtu, [&](uint8_t* f, uint32_t n) { put += rx_put(k, tail, room, f, n); }))
       return put;
@@ -226,7 +226,7 @@ void PacketQueue::txsync(Kring& k, uint32_t head) {
     int r = sendmmsg(tx_fd_, msgs_, nmsg, MSG_DONTWAIT);
     if (r <= 0) {
       if (r < 0 && errno != EAGAIN && errno != ENOBUFS) {
-        cur = (cur + uint32_t(msgs_[0].msg_hdr.msg_iovlen)) % n;  // refused (too long...): drop it
+        cur = ring_add(cur, uint32_t(msgs_[0].msg_hdr.msg_iovlen), n);  // refused (too long...): drop it
         s->drops++;
         continue;
       }
@@ -234,7 +234,7 @@ void PacketQueue::txsync(Kring& k, uint32_t head) {
     }
     for (int m = 0; m < r; m++) {
       uint32_t ns = uint32_t(msgs_[m].msg_hdr.msg_iovlen);
-      cur = (cur + ns) % n;
+      cur = ring_add(cur, ns, n);
       bytes += msgs_[m].msg_len;
     }
     sent += uint32_t(r);

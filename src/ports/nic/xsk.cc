@@ -203,7 +203,7 @@ void XskQueue::txsync(Kring& k, uint32_t head) {
     if (ns == 0) break;
     uint64_t addr = free_tx_.back();
     uint32_t len = tx_gather(k, cur, ns, xsk_umem__get_data(area_, addr), kFrame);
-    cur = (cur + ns) % n;
+    cur = ring_add(cur, ns, n);
     if (len == 0) {  // longer than a frame
       s->drops++;
       continue;

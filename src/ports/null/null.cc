@@ -36,9 +36,9 @@ class NullAdapter final : public Adapter {
   void txsync(Kring& k, uint32_t head) const override {
     KringState* s = k.ks;
     uint32_t n = k.nslots, old = s->hwcur.load(std::memory_order_relaxed);
-    s->packets += head >= old ? head - old : head + n - old;
+    s->packets += ring_dist(old, head, n);
     s->hwcur.store(head, std::memory_order_relaxed);
-    s->hwtail.store(head == 0 ? n - 1 : head - 1, std::memory_order_relaxed);
+    s->hwtail.store(prev_slot(head, n), std::memory_order_relaxed);
   }
 
   void rxsync(Kring& k, uint32_t head) const override {

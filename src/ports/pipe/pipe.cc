@@ -173,7 +173,7 @@ class PipeAdapter final : public Adapter {
       notify(rs);
     }
     const uint32_t rcur = rs->hwcur.load(std::memory_order_acquire);
-    ts->hwtail.store(rcur == 0 ? n - 1 : rcur - 1, std::memory_order_relaxed);
+    ts->hwtail.store(prev_slot(rcur, n), std::memory_order_relaxed);
     return true;
   }
 

@@ -22,10 +22,12 @@
 //     packets are copied outside the lock, and the lease is marked done; the
 //     ring's hwtail advances over done leases in reservation order, so
 //     several senders fill one ring concurrently and publish in order;
-//  3. a destination without room drops (counted in its rx ring's
-//     fwd_drops), and so does one whose buffers are shorter than a
-//     fragment: a receiver never sees a length beyond its buffer. The
-//     sender never blocks.
+//  3. the copy is the packet engine's (core/engine.h): each fragment goes
+//     to slots of its own, split over a NS_MOREFRAG chain where the
+//     destination's buffers are shorter, so a receiver never sees a
+//     length beyond its buffer; a destination without room for all of a
+//     packet drops it (counted in its rx ring's fwd_drops). The sender
+//     never blocks.
 //
 // NS_INDIRECT (netmap: VALE tx rings only): a fragment's bytes are at the
 // user address slot->ptr in the sender's memory, not in its buffer. The
@@ -221,6 +223,9 @@ RegionConfig private_config(const PortEntry& pe) {
 
 // ---- the sender's view of the switch ----
 
+// The longest packet a VALE port takes (64 KiB, as netmap's switch).
+constexpr uint32_t kMaxFrame = 65535;
+
 struct RxView {
   KringState* ks;
   netmap_ring* ring;
@@ -238,7 +243,7 @@ struct FwdPkt {
   uint32_t nslots;
   uint32_t dst;  // switch port, kValeBroadcast or kValeDrop
   uint32_t next;  // next packet to the same destination (unicast lists)
-  uint32_t maxlen;  // longest fragment: a destination with smaller buffers drops it
+  uint32_t len;
 };
 
 struct ValeKring {
@@ -253,6 +258,8 @@ struct ValeKring {
   std::vector<uint32_t> list_head;  // by switch port: first packet, ~0u none
   std::vector<uint32_t> list_tail;  // by switch port: last packet
   std::vector<uint32_t> order;      // packets for one destination, in order
+  std::vector<uint32_t> need;       // their slots there, where not one per fragment
+  uint32_t maxlen = 0;              // the batch's longest fragment
   std::unique_ptr<char[]> stage;    // NS_INDIRECT fragments, one buffer per slot
   std::vector<uint8_t> staged;      // by slot: its fragment is in stage
 };
@@ -362,40 +369,32 @@ void refresh(Registry& reg, ValeKring& v) {
   }
 }
 
-// Copy one packet (tx slots first..first+nslots) into rx slots from `at`.
-// Returns the rx slot after it. The source is the prologue's checked copy
-// of the tx slots; every fragment fits both buffers (checked in forward()
-// and deliver()).
-uint32_t copy_packet(const Kring& k, const FwdPkt& f, netmap_ring* rx, uint32_t rn, uint32_t rtag,
-                     const Region& dst_region, uint32_t at, const char* stage) {
-  const uint32_t tn = k.nslots;
-  const uint32_t dbufs = dst_region.cfg().buf_num, dsize = dst_region.cfg().buf_size;
-  const uint32_t ssize = k.region->cfg().buf_size;
-  const SlotCopy* c = k.copy.data();
-  uint32_t j = f.first;
-  for (uint32_t s = 0; s < f.nslots; s++, j = next_slot(j, tn), at = next_slot(at, rn)) {
-    const SlotCopy& ts = c[j];
-    netmap_slot& rs = rx->slot[at];
-    const uint32_t len = ts.len;
-    // The receiver may have written it: a buffer of its ring, checked before use.
-    const uint32_t b = rs.buf_idx;
-    if (b < 2 || b >= dbufs || dst_region.buf_tag(b) != rtag) {
-      rs.len = 0;
-    } else {
-      // Whole 64-byte blocks: buffers are multiples of 64, so this stays inside both.
-      uint32_t cl = (len + 63) & ~63u;
-      if (cl > dsize) cl = dsize;
-      if (cl > ssize) cl = ssize;
-      const char* src = __builtin_expect(ts.flags & NS_INDIRECT, 0)
-                            ? stage + size_t(j) * ssize  // staged by forward()
-                            : k.region->buf(ts.buf_idx);
-      memcpy(dst_region.buf(b), src, cl);
-      rs.len = uint16_t(len);
-    }
-    rs.flags = s + 1 < f.nslots ? NS_MOREFRAG : 0;
+// The fragments of packet f: the prologue's checked copy of its tx slots,
+// read from the sender's buffers (or, NS_INDIRECT, from the staging area).
+struct PktFrags {
+  const Kring& k;
+  const FwdPkt& f;
+  const char* stage;
+  uint32_t ssize;
+  Frag operator()(uint32_t i) const {
+    const uint32_t j = ring_add(f.first, i, k.nslots);
+    const SlotCopy& s = k.copy[j];
+    const char* b = __builtin_expect(s.flags & NS_INDIRECT, 0) ? stage + size_t(j) * ssize  // staged by forward()
+                                                                : k.region->buf(s.buf_idx);
+    return Frag{reinterpret_cast<const uint8_t*>(b), s.len};
   }
-  return at;
-}
+};
+
+// The buffer of a destination rx slot, which its receiver may have written:
+// only a buffer of that ring takes a copy.
+struct RxBufs {
+  const Region& r;
+  uint32_t nbufs, tag;
+  uint8_t* operator()(uint32_t b) const {
+    if (b < 2 || b >= nbufs || r.buf_tag(b) != tag) return nullptr;
+    return reinterpret_cast<uint8_t*>(r.buf(b));
+  }
+};
 
 class ValeAdapter final : public Adapter {
  public:
@@ -554,6 +553,7 @@ class ValeAdapter final : public Adapter {
     v->reg = &reg;
     v->ft.resize(k.nslots);
     v->order.reserve(k.nslots);
+    v->need.reserve(k.nslots);
     v->list_head.assign(kSwitchPorts, ~0u);
     v->list_tail.assign(kSwitchPorts, ~0u);
     rebind(reg, k, *v);
@@ -586,7 +586,7 @@ class ValeAdapter final : public Adapter {
     if (v && v->sw >= 0 && done != head) done = forward(k, *v, head);
     else done = head;  // a port on no switch: packets go nowhere
     ts->hwcur.store(done, std::memory_order_relaxed);
-    ts->hwtail.store(done == 0 ? n - 1 : done - 1, std::memory_order_relaxed);
+    ts->hwtail.store(prev_slot(done, n), std::memory_order_relaxed);
   }
 
   void rxsync(Kring& k, uint32_t head) const override {
@@ -660,38 +660,23 @@ class ValeAdapter final : public Adapter {
     const uint32_t n = k.nslots;
     const SlotCopy* c = k.copy.data();
     uint32_t j = k.ks->hwcur.load(std::memory_order_relaxed);
-    uint32_t npkts = 0, nbcast = 0, nbad = 0, bcast_head = ~0u, bcast_tail = ~0u;
+    uint32_t npkts = 0, nbcast = 0, nbad = 0, bcast_head = ~0u, bcast_tail = ~0u, maxlen = 0;
     uint64_t bytes = 0;
     bool staged = false;  // NS_INDIRECT fragments of this batch read yet
     for (uint16_t p : v.active) v.list_head[p] = ~0u;
     ValeLookupCtx ctx{&sw, v.me, k.id, 0};
     // 1. cut the batch into packets and look each one up
     while (j != head) {
-      uint32_t first = j, ns = 1, len = c[j].len, maxlen = c[j].len;
-      uint16_t flags = c[j].flags;
-      bool complete = true, bad = c[j].buf_idx == 0;
-      while (c[j].flags & NS_MOREFRAG) {
-        j = next_slot(j, n);
-        if (j == head) {
-          complete = false;
-          break;
-        }
-        len += c[j].len;
-        flags |= c[j].flags;
-        if (c[j].len > maxlen) maxlen = c[j].len;
-        bad |= c[j].buf_idx == 0;
-        ns++;
-      }
-      if (!complete) {
-        j = first;  // wait for the rest of the packet
-        break;
-      }
-      j = next_slot(j, n);
+      const uint32_t first = j;
+      const FrameSpan fs = frame_at(c, j, ring_dist(j, head, n), n);
+      if (fs.nslots == 0) break;  // wait for the rest of the packet
+      const uint32_t ns = fs.nslots, len = fs.len;
+      j = ring_add(j, ns, n);
       const SlotCopy& s0 = c[first];
       ctx.slot_flags = s0.flags;
       uint32_t dst;
-      if (bad || len > 65535 || ns > NETMAP_MAX_FRAGS ||
-          (__builtin_expect(flags & NS_INDIRECT, 0) &&
+      if (fs.buf0 || len > kMaxFrame || ns > NETMAP_MAX_FRAGS ||
+          (__builtin_expect(fs.flags & NS_INDIRECT, 0) &&
            !indirect_ready(k, v, first, ns, head, &staged))) {
         dst = kValeDrop;  // a slot rewritten after it was accepted, too long a packet,
         nbad++;           // or an NS_INDIRECT address that cannot be read
@@ -705,7 +690,8 @@ class ValeAdapter final : public Adapter {
       if (dst != kValeBroadcast && dst != kValeDrop &&
           (dst >= kSwitchPorts || dst == v.me || v.dst[dst].rx.empty()))
         dst = kValeDrop;  // back to the sender, or to no port: dropped, as netmap does
-      v.ft[npkts] = FwdPkt{first, ns, dst, ~0u, maxlen};
+      v.ft[npkts] = FwdPkt{first, ns, dst, ~0u, len};
+      if (fs.maxlen > maxlen) maxlen = fs.maxlen;
       bytes += len;
       if (dst == kValeBroadcast) {
         if (bcast_tail == ~0u) bcast_head = npkts;
@@ -720,6 +706,7 @@ class ValeAdapter final : public Adapter {
       npkts++;
     }
     // 2. deliver, destination by destination (broadcasts go to every port)
+    v.maxlen = maxlen;
     for (uint16_t p : v.active)
       if ((v.list_head[p] != ~0u || nbcast) && !v.dst[p].rx.empty())
         deliver(k, v, p, v.list_head[p], bcast_head);
@@ -735,18 +722,32 @@ class ValeAdapter final : public Adapter {
     RxView& rv = d.rx[k.id % d.rx.size()];
     KringState* ks = rv.ks;
     const uint32_t n = ks->nslots;  // never the ring's own field: the application can write that
-    const uint32_t dsize = d.region->cfg().buf_size;
-    // Pick the packets in order and count the slots they need. A fragment
-    // longer than p's buffers is not cut: its packet is dropped (counted).
+    const uint32_t ssize = k.region->cfg().buf_size;
+    CopyRule rule;
+    rule.src_buf = ssize;
+    rule.dst_buf = d.region->cfg().buf_size;
+    rule.max_frame = kMaxFrame;
+    // Pick the packets in order. Where every fragment of the batch fits
+    // p's buffers, a packet takes a slot per fragment; else the engine
+    // counts the slots (more than the sender's where p's are shorter).
+    const bool simple = rule.src_hdr == rule.dst_hdr && v.maxlen <= rule.dst_buf;
     uint32_t pk[2] = {uni, bc};
     std::vector<uint32_t>& order = v.order;
     order.clear();
+    v.need.clear();
     uint32_t too_long = 0;
     while (pk[0] != ~0u || pk[1] != ~0u) {
       int w = pk[1] == ~0u || (pk[0] != ~0u && pk[0] < pk[1]) ? 0 : 1;
-      if (v.ft[pk[w]].maxlen <= dsize) order.push_back(pk[w]);
-      else too_long++;
-      pk[w] = v.ft[pk[w]].next;
+      const FwdPkt& f = v.ft[pk[w]];
+      if (simple) {
+        order.push_back(pk[w]);
+      } else if (uint32_t s = frame_slots(PktFrags{k, f, v.stage.get(), ssize}, f.nslots, f.len, rule)) {
+        order.push_back(pk[w]);
+        v.need.push_back(s);
+      } else {
+        too_long++;
+      }
+      pk[w] = f.next;
     }
     uint32_t start = 0, take = 0, npk = 0, slot = 0;
     {
@@ -756,15 +757,21 @@ class ValeAdapter final : public Adapter {
         return;
       }
       const uint32_t room = lease_room(ks);
-      for (; npk < order.size() && take + v.ft[order[npk]].nslots <= room; npk++)
-        take += v.ft[order[npk]].nslots;
+      for (; npk < order.size(); npk++) {
+        const uint32_t s = simple ? v.ft[order[npk]].nslots : v.need[npk];
+        if (take + s > room) break;
+        take += s;
+      }
       ks->fwd_drops += order.size() - npk + too_long;
       if (take == 0) return;
       lease_open(ks, take, &start, &slot);
     }
     uint32_t at = start;
-    for (uint32_t i = 0; i < npk; i++)
-      at = copy_packet(k, v.ft[order[i]], rv.ring, n, rv.tag, *d.region, at, v.stage.get());
+    const RxBufs bufs{*d.region, d.region->cfg().buf_num, rv.tag};
+    for (uint32_t i = 0; i < npk; i++) {
+      const FwdPkt& f = v.ft[order[i]];
+      at = copy_frame(PktFrags{k, f, v.stage.get(), ssize}, f.nslots, rule, rv.ring->slot, n, at, bufs);
+    }
     // The receiving ring's taps (copy monitors) see the packets as they arrive.
     if (tapped(ks)) ring_tap()->arrived(*d.region, ks, rv.ring->slot, nullptr, n, start, at);
     lease_close(ks, rv.ring, slot, rv.gen);

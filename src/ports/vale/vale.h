@@ -74,7 +74,7 @@ struct ValePortInfo {
   uint32_t slots[2] = {0, 0};
   uint64_t tx_packets = 0, tx_bytes = 0;  // sent into the switch
   uint64_t rx_packets = 0;                // released by the receiver
-  uint64_t drops = 0;     // for this port: no room, or a fragment beyond its buffers
+  uint64_t drops = 0;     // for this port: no room for all of a packet
   uint64_t tx_drops = 0;  // from this port: bad slots (rewritten after the check), too long
 };
 

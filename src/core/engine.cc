@@ -1,8 +1,20 @@
-#include "ports/nic/offload.h"
+// The packet engine's offloads (engine.h): what a NIC's offloads leave
+// for software to do, and what VALE ports with virtio-net headers will ask.
+//
+// Checksums. Frames may carry a TCP/UDP checksum that the sender left for
+// the hardware to finish (a veth peer with checksum offload, the usual
+// case in containers): valid on the way to a NIC, invalid to a stack that
+// receives them as they are. fix_l4_checksum() computes it afresh.
+//
+// Segmentation. A socket sees frames as the stack has them: a veth peer's
+// TSO or a NIC's GRO gives TCP frames of up to 64 KiB, which
+// tcp_segment() cuts back to the wire's size, as the NIC would have sent
+// them, each with its own headers and checksums.
+#include "core/engine.h"
 
 #include <cstring>
 
-namespace unetmap::nic {
+namespace unetmap {
 
 namespace {
 
@@ -38,8 +50,7 @@ void put16(uint8_t* p, uint32_t v) {
 
 }  // namespace
 
-bool tcp_segment(const uint8_t* f, uint32_t len, uint32_t mtu,
-                 const std::function<void(uint8_t*, uint32_t)>& out) {
+bool tcp_segment(const uint8_t* f, uint32_t len, uint32_t mtu, SegmentSink out) {
   uint16_t type = 0;
   uint32_t l3 = l3_offset(f, len, &type), iph;
   if (type == 0x0800 && len >= l3 + 20 && f[l3 + 9] == 6) {
@@ -78,7 +89,7 @@ bool tcp_segment(const uint8_t* f, uint32_t len, uint32_t mtu,
       put16(seg + l3 + 4, hdrs - l4 + part);
     }
     fix_l4_checksum(seg, hdrs + part);
-    out(seg, hdrs + part);
+    out.fn(out.ctx, seg, hdrs + part);
   }
   return true;
 }
@@ -131,4 +142,4 @@ void fix_l4_checksum(uint8_t* f, uint32_t len) {
   f[at + 1] = uint8_t(c);
 }
 
-}  // namespace unetmap::nic
+}  // namespace unetmap
