@@ -499,6 +499,35 @@ TEST(Robust, GarbageIndexesInTheRegistryAreCheckedAtUse) {
   EXPECT_EQ(again.err, EIO) << "binding a port whose ring list is not its own";
 }
 
+// Partners (a pipe's two ends) name each other in their registry entries.
+// An end whose partner field names some other port (garbage, or an entry
+// freed and reused) has no partner: closing it took that port down too,
+// even a persistent VALE port nobody had open.
+TEST(Robust, APartnerMustNameItBack) {
+  std::string why;
+  ASSERT_EQ(unetmap::vale_newif("pvictim", unetmap::ValeNewif{}, &why), 0) << why;
+  int err = 0;
+  unetmap::Registry* reg = unetmap::Registry::get(&err);
+  ASSERT_NE(reg, nullptr);
+  {
+    RawPort v("pk{0"), w("pk}0");
+    ASSERT_TRUE(v.ok() && w.ok());
+    unetmap::RegistryLock g(*reg);
+    const int pv = reg->find_port("pk{0"), victim = reg->find_port("pvictim");
+    ASSERT_GE(pv, 0);
+    ASSERT_GE(victim, 0);
+    const int32_t garbage = victim;  // the pipe's part of the entry starts with its peer
+    memcpy(reg->port(pv).ext, &garbage, sizeof garbage);
+  }
+  {
+    unetmap::RegistryLock g(*reg);
+    EXPECT_GE(reg->find_port("pvictim"), 0) << "a port the pipe named went with it";
+    EXPECT_LT(reg->find_port("pk{0"), 0);
+    EXPECT_LT(reg->find_port("pk}0"), 0);
+  }
+  EXPECT_EQ(unetmap::vale_delif("pvictim", &why), 0) << why;
+}
+
 // A question about region 1 before anyone uses it answers with its sizes
 // and makes nothing: it left a 342 MB region file behind.
 TEST(Robust, PoolsInfoOfAnUnusedRegionMakesNothing) {

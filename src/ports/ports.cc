@@ -73,12 +73,17 @@ int find_port_any(Registry& reg, std::string_view name) {
   return p;
 }
 
+// Partners name each other: an entry naming one that was freed and reused
+// (shared memory may say anything) has none.
 int port_partner(Registry& reg, int p) {
-  if (uint32_t(p) >= kMaxPorts) return -1;
-  const PortEntry& pe = reg.port(p);
-  const Adapter* na = adapter_for_kind(pe.kind);
-  const int q = na ? na->partner(pe) : -1;
-  return uint32_t(q) < kMaxPorts && q != p ? q : -1;
+  auto partner_of = [&reg](int i) {
+    if (uint32_t(i) >= kMaxPorts) return -1;
+    const PortEntry& pe = reg.port(i);
+    const Adapter* na = adapter_for_kind(pe.kind);
+    return na ? na->partner(pe) : -1;
+  };
+  const int q = partner_of(p);
+  return uint32_t(q) < kMaxPorts && q != p && partner_of(q) == p ? q : -1;
 }
 
 void recount_port_types(Registry& reg) {
