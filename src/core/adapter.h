@@ -196,7 +196,7 @@ const Adapter* adapter_for_kind(PortKind kind);
 // The existing port called `name`, directly or through a port type's
 // resolve(); -1 if none (registry locked).
 int find_port_any(Registry& reg, std::string_view name);
-// The partner of port p (Adapter::partner), -1 if none or out of range.
+// The partner of port p (Adapter::partner) if it names p back; else -1.
 int port_partner(Registry& reg, int p);
 // Every port type's Adapter::recount.
 void recount_port_types(Registry& reg);

@@ -7,7 +7,8 @@
 // A registration has holders: the processes that have it open (a fork adds
 // the child). When the last holder closes it, or dies (checked by reap()
 // whenever the registry is locked), the registration goes, and a port with
-// no registrations left is destroyed (pipes: when both ends have none).
+// no registrations left is destroyed (partners, a pipe's two ends: when
+// both have none).
 //
 // Every change that takes several steps is safe at any instruction: the
 // entry it changes is marked first (kMaking or kGoing, with the maker's
@@ -204,7 +205,7 @@ class Registry {
   void reap();
   // Drop one registration (holder bookkeeping done by the caller).
   void drop_reg(int r);
-  // Destroy port i (and, for a pipe, its peer) if nothing holds it.
+  // Destroy port i (and its partner, Adapter::partner) if nothing holds it.
   void maybe_destroy_port(int i);
   // Free port entry i and what it owns (safe on a half-made entry).
   void take_down(int i);

@@ -1,5 +1,5 @@
-// The one table of port types. A new port type adds one folder beside
-// this file and one line in the table below.
+// The one table of port types. A new port type is one folder beside this
+// file and its name appended to UNETMAP_PORT_TYPES below.
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -13,21 +13,20 @@
 
 namespace unetmap {
 
-const Adapter& null_adapter();
-const Adapter& pipe_adapter();
-const Adapter& vale_adapter();
-const Adapter& monitor_adapter();
-const Adapter& nic_adapter();
+// The table of port types: X(NAME) for the adapter NAME_adapter() of
+// src/ports/NAME/. A port's kind, stored in the registry, is its type's
+// index here (from 1): a new type is appended, so the others keep theirs.
+// Names are offered to the types in this order, those that claim any name
+// they do not know (Adapter::name_fallback: NIC ports, any interface
+// name) last.
+#define UNETMAP_PORT_TYPES(X) X(null) X(pipe) X(vale) X(monitor) X(nic)
+
+#define UNETMAP_DECLARE_ADAPTER(type) const Adapter& type##_adapter();
+UNETMAP_PORT_TYPES(UNETMAP_DECLARE_ADAPTER)
 
 namespace {
-// The table. A port's kind, stored in the registry, is its type's index
-// here: a new type is appended (the indexes of the others stay). Names are
-// offered to the types in this order, those that claim any name they do
-// not know (Adapter::name_fallback: NIC ports, any interface name) last.
-const Adapter* const kAdapters[] = {
-    nullptr,  // kNoPort
-    &null_adapter(), &pipe_adapter(), &vale_adapter(), &monitor_adapter(), &nic_adapter(),
-};
+#define UNETMAP_ADAPTER_ENTRY(type) &type##_adapter(),
+const Adapter* const kAdapters[] = {nullptr /* kNoPort */, UNETMAP_PORT_TYPES(UNETMAP_ADAPTER_ENTRY)};
 constexpr PortKind kNumKinds = sizeof kAdapters / sizeof kAdapters[0];
 
 // Offsets in the registry's type area, in table order (computed once).
