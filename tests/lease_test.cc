@@ -375,6 +375,54 @@ TEST(Lease, AHoleOfADeadProducerIsClosedOnceEveryLaterLeaseIsDone) {
   EXPECT_EQ(e, 5u);
 }
 
+// Closing a hole moves slots in several writes. A closer killed after any
+// of them (simulated: advance_leases stops after `budget` steps, with the
+// lock held, as a process killed there leaves it) left the ring half
+// moved, and the next closer moved it again from the start: slots
+// swapped back, a dead producer's half-written slot published. The move
+// is journalled; the next holder of the lock finishes it.
+TEST(Lease, AHoleCloserKilledAtAnyStepIsFinishedByTheNextLocker) {
+  for (uint32_t budget = 0; budget <= 11; budget++) {
+    SCOPED_TRACE("killed after step " + std::to_string(budget));
+    TestRing r(16, 2);
+    ASSERT_EQ(dead_lease(r, 3), 2u);  // 2, 3, 4
+    const double since = now_ms();
+    uint32_t b, sb, c, sc;
+    ASSERT_TRUE(r.open(2, &b, &sb));  // 5, 6
+    ASSERT_TRUE(r.open(1, &c, &sc));  // 7
+    r.fill(b, 2, 0xb);
+    r.fill(c, 1, 0xc);
+    r.close(sc);
+    r.close(sb);
+    while (now_ms() < since + 2) std::this_thread::yield();  // the dead lease's grace period
+    {
+      LeaseGuard g(r.ks, r.ring);
+      ASSERT_TRUE(g.ok());
+      uint32_t left = budget;
+      unetmap::advance_leases(r.ks, r.ring, &left);
+      if (left == 0 && r.ks->hole.active) {
+        EXPECT_EQ(r.hwtail(), 2u) << "published before the move was done";
+      }
+    }
+    {
+      LeaseGuard g(r.ks, r.ring);  // the next locker
+      ASSERT_TRUE(g.ok());
+      unetmap::advance_leases(r.ks, r.ring);
+    }
+    EXPECT_EQ(r.ks->hole.active, 0u);
+    EXPECT_EQ(r.hwtail(), 5u);
+    EXPECT_EQ(r.pending(), 0u);
+    const uint16_t want[] = {0xb, 0xb, 0xc};
+    for (uint32_t i = 0; i < 3; i++) EXPECT_EQ(r.ring->slot[2 + i].len, want[i]) << "slot " << 2 + i;
+    EXPECT_EQ(r.ring->slot[2].ptr & 0xffff, 0u);
+    EXPECT_EQ(r.ring->slot[3].ptr & 0xffff, 1u);
+    EXPECT_EQ(r.buffers(), all_buffers(16)) << "every buffer in the ring once";
+    uint32_t e, se;
+    ASSERT_TRUE(r.open(1, &e, &se));
+    EXPECT_EQ(e, 5u);
+  }
+}
+
 TEST(Lease, AHoleInTheMiddleIsClosedAfterTheLeaseBeforeItPublishes) {
   TestRing r(16);
   uint32_t a, sa, b, sb;

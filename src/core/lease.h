@@ -19,7 +19,9 @@ namespace unetmap {
 
 class LeaseGuard {
  public:
-  explicit LeaseGuard(KringState* ks);
+  // ring: the ring of ks, for closing a hole a dead closer left half done
+  // (nullptr where the caller has none: it is closed by the next one).
+  explicit LeaseGuard(KringState* ks, netmap_ring* ring = nullptr);
   // False if the lock could not be taken (held too long, damaged): the
   // caller skips its work, as for a ring with no room.
   bool ok() const { return g_.ok(); }
@@ -31,7 +33,7 @@ class LeaseGuard {
 // With the lock held: can the ring take a lease (same generation as the
 // producer's view, not being destroyed, a free lease entry)?
 inline bool lease_usable(const KringState* ks, uint32_t gen) {
-  return ks->gen.load(std::memory_order_relaxed) == gen && !ks->dead &&
+  return ks->gen.load(std::memory_order_relaxed) == gen && !ks->dead && !ks->hole.active &&
          ks->lease_count < kMaxLeases;
 }
 // With the lock held: free slots after the reservations.
@@ -42,7 +44,12 @@ void lease_open(KringState* ks, uint32_t n, uint32_t* start, uint32_t* slot);
 // Takes the lock: the lease is filled; publish what can be published.
 void lease_close(KringState* ks, netmap_ring* ring, uint32_t slot, uint32_t gen);
 // With the lock held: publish done leases, reclaim dead owners' leases.
-void advance_leases(KringState* ks, netmap_ring* ring);
+// budget (tests only): stop after that many steps of closing a hole, as a
+// process killed there would.
+void advance_leases(KringState* ks, netmap_ring* ring, uint32_t* budget = nullptr);
+// With the lock held: finish closing the hole ks->hole records (budget as
+// above; false if stopped).
+bool finish_hole(KringState* ks, netmap_ring* ring, uint32_t* budget = nullptr);
 // A consumer whose ring looks empty while leases are pending: reclaim a
 // dead producer's lease if one is old enough (cheap when none is).
 void reclaim_stalled(KringState* ks, netmap_ring* ring, uint32_t head);

@@ -82,6 +82,18 @@ struct Lease {
 };
 constexpr uint32_t kMaxLeases = 16;
 
+// The move that closes a dead producer's hole: `moves` slots from `from`
+// down to `to`, each swapped in three steps through `tmp`. step is
+// (slots moved << 2) | phase, written in one store after each step's
+// write, so every step can be run again until the next one is recorded.
+struct HoleMove {
+  uint32_t active;
+  uint32_t from, to, moves;
+  uint32_t new_tail;  // lease_tail and hwtail once the move is done
+  std::atomic<uint32_t> step;
+  netmap_slot tmp;
+};
+
 // Per-ring state shared by the ring's owner and its peer. hwcur is written
 // by the ring's own syncs, hwtail by whoever produces into the ring (rx) or
 // returns space to it (tx); waiter is armed by a blocked owner.
@@ -108,6 +120,9 @@ struct KringState {
   uint32_t dead;       // being destroyed: no new leases
   uint64_t fwd_drops;  // packets producers dropped for lack of room
   Lease leases[kMaxLeases];
+  // Closing a dead producer's hole (core/lease.cc): a journal, so that a
+  // closer killed half-way is finished by the next holder of lease_lock.
+  HoleMove hole;
   // Copy monitors of this ring: (ring gen << 32) | (monitor rx ring + 1),
   // set and cleared under the registry lock, read at every sync.
   std::atomic<uint32_t> nmon;
@@ -150,7 +165,7 @@ struct RegionHeader {
 class Region {
  public:
   static constexpr uint64_t kMagic = 0x554e4d5245474e31ull;  // "UNMREGN1"
-  static constexpr uint32_t kLayout = 7;
+  static constexpr uint32_t kLayout = 8;  // 8: KringState::hole
   static constexpr uint16_t kMaxId = 65535;
 
   // Map region `id`, creating it with `cfg` if it does not exist yet.

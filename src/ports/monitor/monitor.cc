@@ -280,7 +280,7 @@ void monitor_copy_slots(Region& r, const KringState* watched, const netmap_slot*
     const uint32_t mn = ms->nslots;
     uint32_t take = 0, start = 0, slot = 0;
     {
-      LeaseGuard g(ms);
+      LeaseGuard g(ms, mr);
       if (!g.ok() || !lease_usable(ms, gen)) continue;
       const uint32_t room = lease_room(ms);
       // Whole packets only.
@@ -334,8 +334,8 @@ void monitor_zswap(const Kring& k, uint32_t from, uint32_t to, bool tx) {
     netmap_ring* mr = r.ring(mi);
     const uint32_t mn = ms->nslots;
     {
-      LeaseGuard g(ms);
-      if (!g.ok() || ms->gen.load(std::memory_order_relaxed) != gen || ms->dead) return;
+      LeaseGuard g(ms, mr);
+      if (!g.ok() || ms->gen.load(std::memory_order_relaxed) != gen || ms->dead || ms->hole.active) return;
       uint32_t at = ms->hwtail.load(std::memory_order_relaxed);
       const uint32_t room = ring_space(at, ms->hwcur.load(std::memory_order_acquire), mn);
       uint32_t rel = ring_dist(from, to, n), j = from;

@@ -751,7 +751,7 @@ class ValeAdapter final : public Adapter {
     }
     uint32_t start = 0, take = 0, npk = 0, slot = 0;
     {
-      LeaseGuard g(ks);
+      LeaseGuard g(ks, rv.ring);
       if (!g.ok() || !lease_usable(ks, rv.gen)) {
         ks->fwd_drops += order.size() + too_long;
         return;
