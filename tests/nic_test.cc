@@ -6,6 +6,7 @@
 // and a process killed while it holds the interface must leave it working.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <linux/if_packet.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
@@ -944,6 +945,152 @@ TEST_P(NicBackend, RewrittenSlotsNeverCrashTheLibrary) {
   EXPECT_EQ(more.wait(20000), 0);
   EXPECT_EQ(got.wait(15000), 'y') << "frames into garbage slots arrive empty";
   EXPECT_EQ(rx.wait(10000), 0) << "the receiver was not crashed inside the library";
+}
+
+// A raw AF_PACKET socket on ifname (of this namespace) that sends what the
+// host stack would: through the interface's egress, where the host rings
+// take it.
+int stack_socket(const std::string& ifname) {
+  int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+  sockaddr_ll a{};
+  a.sll_family = AF_PACKET;
+  a.sll_ifindex = int(if_nametoindex(ifname.c_str()));
+  if (fd >= 0 && bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a)) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Packets the qdisc of interface ifname (of this namespace) has handed
+// to its driver; -1 if unknown.
+long qdisc_sent(const std::string& ifname) {
+  std::string out = sh_out("tc -s qdisc show dev " + ifname + " 2>/dev/null");
+  long bytes = 0, pkts = -1;
+  size_t at = out.find("Sent ");
+  if (at == std::string::npos || sscanf(out.c_str() + at, "Sent %ld bytes %ld pkt", &bytes, &pkts) != 2) return -1;
+  return pkts;
+}
+
+// Wait until ifname's qdisc has passed at least want packets to its
+// driver (5 s at most).
+bool transmitted(const std::string& ifname, long want) {
+  for (const double end = now_ms() + 5000; now_ms() < end;) {
+    if (qdisc_sent(ifname) >= want) return true;
+    usleep(1000);
+  }
+  return false;
+}
+
+// Host rx slots the application rewrote after handing them back (so the
+// sync prologue never sees them again) name a buffer of another ring or
+// none of the region while the stack's frames wait in the tap: the sync
+// passes them over, empty, and writes no buffer but the ring's own (the
+// host tx ring's buffers keep their marker). The frames were not lost:
+// with the slots' own buffers back they arrive whole, in order.
+TEST(Nic, HostRxNeverWritesABufferItsRingDoesNotOwn) {
+  Veth v;
+  NEED_VETH(v);
+  Child host = in_ns(v.a, nullptr, [&] {
+    std::string err;
+    auto p = unetmap::Port::open("netmap:" + v.ia + "^", &err);
+    if (!p) {
+      fprintf(stderr, "open: %s\n", err.c_str());
+      return 2;
+    }
+    unetmap::Ring hrx = p.rx_ring(p.last_rx_ring()), htx = p.tx_ring(p.last_tx_ring());
+    const uint32_t n = hrx.num_slots(), bsize = hrx.buf_size();
+    const uint32_t past = uint32_t(p.reg().nr_memsize / bsize) + 16;  // beyond the region
+    for (uint32_t i = 0; i < htx.num_slots(); i++) memset(htx.buf(htx.slot(i).buf_idx), 0xa5, bsize);
+    std::vector<uint32_t> own(n);
+    for (uint32_t i = 0; i < n; i++) {
+      own[i] = hrx.slot(i).buf_idx;
+      hrx.slot(i).buf_idx = i % 3 == 0   ? htx.slot(i % htx.num_slots()).buf_idx
+                            : i % 3 == 1 ? past
+                                         : 0x7ffffff0u;
+    }
+    const std::string tap = "nmhost" + std::to_string(if_nametoindex(v.ia.c_str()));
+    const long before = qdisc_sent(tap);
+    int raw = stack_socket(v.ia);
+    if (raw < 0 || before < 0) return 3;
+    constexpr uint32_t kFrames = 32;
+    uint8_t f[200];
+    for (uint32_t seq = 0; seq < kFrames; seq++)
+      if (send(raw, f, make_frame(f, 1, seq, sizeof f), 0) != ssize_t(sizeof f)) return 4;
+    if (!transmitted(tap, before + kFrames)) return 5;  // in the tap: the host rx ring's to take
+    if (p.poll(POLLIN, 5000) <= 0) return 6;
+    for (uint32_t i = 0; i < htx.num_slots(); i++) {
+      const uint8_t* b = htx.buf(htx.slot(i).buf_idx);
+      for (uint32_t j = 0; j < bsize; j++)
+        if (b[j] != 0xa5) {
+          fprintf(stderr, "host tx buffer %u written at %u\n", htx.slot(i).buf_idx, j);
+          return 8;
+        }
+    }
+    for (uint32_t i = hrx.cur(); i != hrx.tail(); i = hrx.next(i))
+      if (hrx.slot(i).len != 0) return 7;
+    for (uint32_t i = 0; i < n; i++) hrx.slot(i).buf_idx = own[i];
+    hrx.release_to(hrx.tail());
+    uint32_t next = 0;
+    for (const double end = now_ms() + 5000; next < kFrames && now_ms() < end;) {
+      p.poll(POLLIN, 100);
+      for (; !hrx.empty(); hrx.advance()) {
+        const netmap_slot& s = hrx.slot(hrx.cur());
+        uint32_t tag, seq;
+        if (s.len != sizeof f || !is_ours(hrx.buf(s.buf_idx), s.len, &tag, &seq) || tag != 1 || seq != next)
+          return 9;
+        next++;
+      }
+    }
+    return next == kFrames ? 0 : 10;
+  });
+  EXPECT_EQ(host.wait(20000), 0);
+}
+
+// Frames from the stack longer than a buffer (the interface's MTU above
+// the buffer size) arrive on the host rx ring as NS_MOREFRAG chains whose
+// slots each fit their buffer, with the frame's bytes, not cut short.
+TEST(Nic, HostRxFrameLongerThanABufferArrivesAsAChain) {
+  Veth v;
+  NEED_VETH(v);
+  ASSERT_EQ(sh("ip -n " + v.a + " link set " + v.ia + " mtu 9000"), 0);
+  Child host = in_ns(v.a, nullptr, [&] {
+    std::string err;
+    auto p = unetmap::Port::open("netmap:" + v.ia + "^", &err);
+    if (!p) {
+      fprintf(stderr, "open: %s\n", err.c_str());
+      return 2;
+    }
+    unetmap::Ring hrx = p.rx_ring(p.last_rx_ring());
+    const uint32_t bsize = hrx.buf_size();
+    if (bsize >= 9014) return 3;  // nothing to chain
+    const std::vector<uint32_t> lens = {60, bsize, bsize + 1, 2 * bsize + 7, 9014, 61};
+    int raw = stack_socket(v.ia);
+    if (raw < 0) return 4;
+    std::vector<uint8_t> f(9014), got;
+    for (uint32_t seq = 0; seq < lens.size(); seq++)
+      if (send(raw, f.data(), make_frame(f.data(), 2, seq, lens[seq]), 0) != ssize_t(lens[seq])) return 5;
+    uint32_t next = 0;
+    for (const double end = now_ms() + 5000; next < lens.size() && now_ms() < end;) {
+      p.poll(POLLIN, 100);
+      for (; !hrx.empty(); hrx.advance()) {
+        const netmap_slot& s = hrx.slot(hrx.cur());
+        if (s.len > bsize) return 6;
+        got.insert(got.end(), hrx.buf(s.buf_idx), hrx.buf(s.buf_idx) + s.len);
+        if (s.flags & NS_MOREFRAG) continue;
+        if (next >= lens.size() || got.size() != lens[next]) {
+          fprintf(stderr, "frame %u: %zu bytes\n", next, got.size());
+          return 7;
+        }
+        make_frame(f.data(), 2, next, lens[next]);
+        if (memcmp(got.data(), f.data(), got.size())) return 8;
+        got.clear();
+        next++;
+      }
+    }
+    return next == lens.size() ? 0 : 9;
+  });
+  EXPECT_EQ(host.wait(20000), 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, NicBackend, ::testing::Values("xdp", "packet"),
