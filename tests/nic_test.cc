@@ -1093,6 +1093,120 @@ TEST(Nic, HostRxFrameLongerThanABufferArrivesAsAChain) {
   EXPECT_EQ(host.wait(20000), 0);
 }
 
+// A second thread rewrites tx slots while the sender syncs (the moment a
+// slot names another port's buffer, an index past the region, or a length
+// past its buffer, then its own again): whatever the sync read after its
+// prologue's check, only the sender's frame bytes reach the wire (the
+// other port's buffers hold frames of tag 7, which must never arrive), and
+// the library does not crash.
+TEST_P(NicBackend, SlotsRewrittenDuringTxsyncPutOnlyFrameBytesOnTheWire) {
+  Veth v;
+  NEED_VETH(v);
+  struct Bufs {
+    uint32_t n;
+    uint32_t idx[64];
+  };
+  struct Seen {
+    uint32_t good, leaked;
+  };
+  Event bufs, done, seen;
+  Child rx = in_ns(v.a, GetParam(), [&] {
+    auto p = unetmap::Port::open("netmap:" + v.ia);
+    if (!p) return 2;
+    // The other port's buffers: its tx ring's, a frame of tag 7 each.
+    unetmap::Ring tx = p.tx_ring(0), ring = p.rx_ring(0);
+    Bufs b{};
+    for (; b.n < 64 && b.n < tx.num_slots(); b.n++) {
+      b.idx[b.n] = tx.slot(b.n).buf_idx;
+      make_frame(tx.buf(b.idx[b.n]), 7, b.n, tx.buf_size());
+    }
+    bufs.send(b);
+    Seen r{0, 0};
+    bool end_seen = false;
+    for (const double end = now_ms() + 60000; !end_seen && now_ms() < end;) {
+      p.poll(POLLIN, 50);
+      for (; !ring.empty(); ring.advance()) {
+        const netmap_slot& s = ring.slot(ring.cur());
+        uint32_t tag, seq;
+        if (is_ours(ring.buf(s.buf_idx), s.len, &tag, &seq) && (tag == 0 || tag == 3)) {
+          r.good += tag == 0;
+          end_seen |= tag == 3;
+        } else {
+          r.leaked++;
+        }
+      }
+    }
+    seen.send(r);
+    return end_seen ? 0 : 3;
+  });
+  Child tx = in_ns(v.b, GetParam(), [&] {
+    auto p = unetmap::Port::open("netmap:" + v.ib);
+    if (!p) return 2;
+    Bufs other;
+    if (!bufs.recv(&other, 10000) || other.n == 0) return 3;
+    unetmap::Ring ring = p.tx_ring(0);
+    const uint32_t n = ring.num_slots(), bsize = ring.buf_size();
+    const uint32_t past = uint32_t(p.reg().nr_memsize / bsize) + 16;
+    std::vector<uint32_t> own(n);
+    for (uint32_t i = 0; i < n; i++) {
+      own[i] = ring.slot(i).buf_idx;
+      make_frame(ring.buf(own[i]), 0, i, bsize);  // any length of it is a frame of ours
+    }
+    std::atomic<bool> stop{false};
+    // The scribbler works on the slots just handed over (behind head), one
+    // at a time, each bad for a moment.
+    std::thread scribbler([&] {
+      for (uint32_t i = 0; !stop.load(std::memory_order_relaxed); i++) {
+        const uint32_t at = (ring.head() + n - 1 - i % 32) % n;
+        netmap_slot& sl = ring.slot(at);
+        const uint32_t k = i / 32 % 3;
+        volatile uint32_t* idx = &sl.buf_idx;
+        volatile uint16_t* len = &sl.len;
+        *idx = k == 0 ? other.idx[i % other.n] : k == 1 ? past : own[at];
+        *len = uint16_t(k == 2 ? bsize + 1000 : 60);
+        for (int spin = 0; spin < 200; spin++) asm volatile("" ::: "memory");
+        *len = 60;
+        *idx = own[at];
+      }
+    });
+    uint32_t refused = 0;
+    for (const double end = now_ms() + 4000; now_ms() < end;) {
+      for (uint32_t c = 0; c < 32 && !ring.empty(); c++) {
+        ring.slot(ring.cur()).len = 60;
+        ring.advance();
+      }
+      if (p.txsync() < 0) {
+        if (errno != EINVAL) break;
+        refused++;
+      }
+    }
+    if (getenv("NICTEST_DEBUG")) fprintf(stderr, "refused %u\n", refused);
+    stop = true;
+    scribbler.join();
+    for (uint32_t i = 0; i < n; i++) ring.slot(i) = netmap_slot{own[i], 60, 0, 0};
+    // The end, clean: a frame of tag 3 (sent until the receiver saw it).
+    for (const double end = now_ms() + 20000; now_ms() < end;) {
+      if (p.txsync() < 0) return 4;
+      if (!ring.empty()) {
+        netmap_slot& s = ring.slot(ring.cur());
+        s.len = uint16_t(make_frame(ring.buf(s.buf_idx), 3, 0, 60));
+        ring.advance();
+        p.txsync();
+      }
+      if (done.wait(0) >= 0) break;
+      p.poll(POLLOUT, 20);
+    }
+    return 0;
+  });
+  Seen r{};
+  ASSERT_TRUE(seen.recv(&r, 90000));
+  done.signal();
+  EXPECT_EQ(r.leaked, 0u) << "bytes other than the sender's frames reached the wire";
+  EXPECT_GT(r.good, 0u);
+  EXPECT_EQ(tx.wait(30000), 0) << "the sender survived its own scribbling";
+  EXPECT_EQ(rx.wait(10000), 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, NicBackend, ::testing::Values("xdp", "packet"),
                          [](const auto& info) { return std::string(info.param); });
 
