@@ -6,6 +6,7 @@
 // and a process killed while it holds the interface must leave it working.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <linux/if_packet.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
@@ -944,6 +945,266 @@ TEST_P(NicBackend, RewrittenSlotsNeverCrashTheLibrary) {
   EXPECT_EQ(more.wait(20000), 0);
   EXPECT_EQ(got.wait(15000), 'y') << "frames into garbage slots arrive empty";
   EXPECT_EQ(rx.wait(10000), 0) << "the receiver was not crashed inside the library";
+}
+
+// A raw AF_PACKET socket on ifname (of this namespace) that sends what the
+// host stack would: through the interface's egress, where the host rings
+// take it.
+int stack_socket(const std::string& ifname) {
+  int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+  sockaddr_ll a{};
+  a.sll_family = AF_PACKET;
+  a.sll_ifindex = int(if_nametoindex(ifname.c_str()));
+  if (fd >= 0 && bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a)) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Packets the qdisc of interface ifname (of this namespace) has handed
+// to its driver; -1 if unknown.
+long qdisc_sent(const std::string& ifname) {
+  std::string out = sh_out("tc -s qdisc show dev " + ifname + " 2>/dev/null");
+  long bytes = 0, pkts = -1;
+  size_t at = out.find("Sent ");
+  if (at == std::string::npos || sscanf(out.c_str() + at, "Sent %ld bytes %ld pkt", &bytes, &pkts) != 2) return -1;
+  return pkts;
+}
+
+// Wait until ifname's qdisc has passed at least want packets to its
+// driver (5 s at most).
+bool transmitted(const std::string& ifname, long want) {
+  for (const double end = now_ms() + 5000; now_ms() < end;) {
+    if (qdisc_sent(ifname) >= want) return true;
+    usleep(1000);
+  }
+  return false;
+}
+
+// Host rx slots the application rewrote after handing them back (so the
+// sync prologue never sees them again) name a buffer of another ring or
+// none of the region while the stack's frames wait in the tap: the sync
+// passes them over, empty, and writes no buffer but the ring's own (the
+// host tx ring's buffers keep their marker). The frames were not lost:
+// with the slots' own buffers back they arrive whole, in order.
+TEST(Nic, HostRxNeverWritesABufferItsRingDoesNotOwn) {
+  Veth v;
+  NEED_VETH(v);
+  Child host = in_ns(v.a, nullptr, [&] {
+    std::string err;
+    auto p = unetmap::Port::open("netmap:" + v.ia + "^", &err);
+    if (!p) {
+      fprintf(stderr, "open: %s\n", err.c_str());
+      return 2;
+    }
+    unetmap::Ring hrx = p.rx_ring(p.last_rx_ring()), htx = p.tx_ring(p.last_tx_ring());
+    const uint32_t n = hrx.num_slots(), bsize = hrx.buf_size();
+    const uint32_t past = uint32_t(p.reg().nr_memsize / bsize) + 16;  // beyond the region
+    for (uint32_t i = 0; i < htx.num_slots(); i++) memset(htx.buf(htx.slot(i).buf_idx), 0xa5, bsize);
+    std::vector<uint32_t> own(n);
+    for (uint32_t i = 0; i < n; i++) {
+      own[i] = hrx.slot(i).buf_idx;
+      hrx.slot(i).buf_idx = i % 3 == 0   ? htx.slot(i % htx.num_slots()).buf_idx
+                            : i % 3 == 1 ? past
+                                         : 0x7ffffff0u;
+    }
+    const std::string tap = "nmhost" + std::to_string(if_nametoindex(v.ia.c_str()));
+    const long before = qdisc_sent(tap);
+    int raw = stack_socket(v.ia);
+    if (raw < 0 || before < 0) return 3;
+    constexpr uint32_t kFrames = 32;
+    uint8_t f[200];
+    for (uint32_t seq = 0; seq < kFrames; seq++)
+      if (send(raw, f, make_frame(f, 1, seq, sizeof f), 0) != ssize_t(sizeof f)) return 4;
+    if (!transmitted(tap, before + kFrames)) return 5;  // in the tap: the host rx ring's to take
+    if (p.poll(POLLIN, 5000) <= 0) return 6;
+    for (uint32_t i = 0; i < htx.num_slots(); i++) {
+      const uint8_t* b = htx.buf(htx.slot(i).buf_idx);
+      for (uint32_t j = 0; j < bsize; j++)
+        if (b[j] != 0xa5) {
+          fprintf(stderr, "host tx buffer %u written at %u\n", htx.slot(i).buf_idx, j);
+          return 8;
+        }
+    }
+    for (uint32_t i = hrx.cur(); i != hrx.tail(); i = hrx.next(i))
+      if (hrx.slot(i).len != 0) return 7;
+    for (uint32_t i = 0; i < n; i++) hrx.slot(i).buf_idx = own[i];
+    hrx.release_to(hrx.tail());
+    uint32_t next = 0;
+    for (const double end = now_ms() + 5000; next < kFrames && now_ms() < end;) {
+      p.poll(POLLIN, 100);
+      for (; !hrx.empty(); hrx.advance()) {
+        const netmap_slot& s = hrx.slot(hrx.cur());
+        uint32_t tag, seq;
+        if (s.len != sizeof f || !is_ours(hrx.buf(s.buf_idx), s.len, &tag, &seq) || tag != 1 || seq != next)
+          return 9;
+        next++;
+      }
+    }
+    return next == kFrames ? 0 : 10;
+  });
+  EXPECT_EQ(host.wait(20000), 0);
+}
+
+// Frames from the stack longer than a buffer (the interface's MTU above
+// the buffer size) arrive on the host rx ring as NS_MOREFRAG chains whose
+// slots each fit their buffer, with the frame's bytes, not cut short.
+TEST(Nic, HostRxFrameLongerThanABufferArrivesAsAChain) {
+  Veth v;
+  NEED_VETH(v);
+  ASSERT_EQ(sh("ip -n " + v.a + " link set " + v.ia + " mtu 9000"), 0);
+  Child host = in_ns(v.a, nullptr, [&] {
+    std::string err;
+    auto p = unetmap::Port::open("netmap:" + v.ia + "^", &err);
+    if (!p) {
+      fprintf(stderr, "open: %s\n", err.c_str());
+      return 2;
+    }
+    unetmap::Ring hrx = p.rx_ring(p.last_rx_ring());
+    const uint32_t bsize = hrx.buf_size();
+    if (bsize >= 9014) return 3;  // nothing to chain
+    const std::vector<uint32_t> lens = {60, bsize, bsize + 1, 2 * bsize + 7, 9014, 61};
+    int raw = stack_socket(v.ia);
+    if (raw < 0) return 4;
+    std::vector<uint8_t> f(9014), got;
+    for (uint32_t seq = 0; seq < lens.size(); seq++)
+      if (send(raw, f.data(), make_frame(f.data(), 2, seq, lens[seq]), 0) != ssize_t(lens[seq])) return 5;
+    uint32_t next = 0;
+    for (const double end = now_ms() + 5000; next < lens.size() && now_ms() < end;) {
+      p.poll(POLLIN, 100);
+      for (; !hrx.empty(); hrx.advance()) {
+        const netmap_slot& s = hrx.slot(hrx.cur());
+        if (s.len > bsize) return 6;
+        got.insert(got.end(), hrx.buf(s.buf_idx), hrx.buf(s.buf_idx) + s.len);
+        if (s.flags & NS_MOREFRAG) continue;
+        if (next >= lens.size() || got.size() != lens[next]) {
+          fprintf(stderr, "frame %u: %zu bytes\n", next, got.size());
+          return 7;
+        }
+        make_frame(f.data(), 2, next, lens[next]);
+        if (memcmp(got.data(), f.data(), got.size())) return 8;
+        got.clear();
+        next++;
+      }
+    }
+    return next == lens.size() ? 0 : 9;
+  });
+  EXPECT_EQ(host.wait(20000), 0);
+}
+
+// A second thread rewrites tx slots while the sender syncs (the moment a
+// slot names another port's buffer, an index past the region, or a length
+// past its buffer, then its own again): whatever the sync read after its
+// prologue's check, only the sender's frame bytes reach the wire (the
+// other port's buffers hold frames of tag 7, which must never arrive), and
+// the library does not crash.
+TEST_P(NicBackend, SlotsRewrittenDuringTxsyncPutOnlyFrameBytesOnTheWire) {
+  Veth v;
+  NEED_VETH(v);
+  struct Bufs {
+    uint32_t n;
+    uint32_t idx[64];
+  };
+  struct Seen {
+    uint32_t good, leaked;
+  };
+  Event bufs, done, seen;
+  Child rx = in_ns(v.a, GetParam(), [&] {
+    auto p = unetmap::Port::open("netmap:" + v.ia);
+    if (!p) return 2;
+    // The other port's buffers: its tx ring's, a frame of tag 7 each.
+    unetmap::Ring tx = p.tx_ring(0), ring = p.rx_ring(0);
+    Bufs b{};
+    for (; b.n < 64 && b.n < tx.num_slots(); b.n++) {
+      b.idx[b.n] = tx.slot(b.n).buf_idx;
+      make_frame(tx.buf(b.idx[b.n]), 7, b.n, tx.buf_size());
+    }
+    bufs.send(b);
+    Seen r{0, 0};
+    bool end_seen = false;
+    for (const double end = now_ms() + 60000; !end_seen && now_ms() < end;) {
+      p.poll(POLLIN, 50);
+      for (; !ring.empty(); ring.advance()) {
+        const netmap_slot& s = ring.slot(ring.cur());
+        uint32_t tag, seq;
+        if (is_ours(ring.buf(s.buf_idx), s.len, &tag, &seq) && (tag == 0 || tag == 3)) {
+          r.good += tag == 0;
+          end_seen |= tag == 3;
+        } else {
+          r.leaked++;
+        }
+      }
+    }
+    seen.send(r);
+    return end_seen ? 0 : 3;
+  });
+  Child tx = in_ns(v.b, GetParam(), [&] {
+    auto p = unetmap::Port::open("netmap:" + v.ib);
+    if (!p) return 2;
+    Bufs other;
+    if (!bufs.recv(&other, 10000) || other.n == 0) return 3;
+    unetmap::Ring ring = p.tx_ring(0);
+    const uint32_t n = ring.num_slots(), bsize = ring.buf_size();
+    const uint32_t past = uint32_t(p.reg().nr_memsize / bsize) + 16;
+    std::vector<uint32_t> own(n);
+    for (uint32_t i = 0; i < n; i++) {
+      own[i] = ring.slot(i).buf_idx;
+      make_frame(ring.buf(own[i]), 0, i, bsize);  // any length of it is a frame of ours
+    }
+    std::atomic<bool> stop{false};
+    // The scribbler works on the slots just handed over (behind head), one
+    // at a time, each bad for a moment.
+    std::thread scribbler([&] {
+      for (uint32_t i = 0; !stop.load(std::memory_order_relaxed); i++) {
+        const uint32_t at = (ring.head() + n - 1 - i % 32) % n;
+        netmap_slot& sl = ring.slot(at);
+        const uint32_t k = i / 32 % 3;
+        volatile uint32_t* idx = &sl.buf_idx;
+        volatile uint16_t* len = &sl.len;
+        *idx = k == 0 ? other.idx[i % other.n] : k == 1 ? past : own[at];
+        *len = uint16_t(k == 2 ? bsize + 1000 : 60);
+        for (int spin = 0; spin < 200; spin++) asm volatile("" ::: "memory");
+        *len = 60;
+        *idx = own[at];
+      }
+    });
+    uint32_t refused = 0;
+    for (const double end = now_ms() + 4000; now_ms() < end;) {
+      for (uint32_t c = 0; c < 32 && !ring.empty(); c++) {
+        ring.slot(ring.cur()).len = 60;
+        ring.advance();
+      }
+      if (p.txsync() < 0) {
+        if (errno != EINVAL) break;
+        refused++;
+      }
+    }
+    if (getenv("NICTEST_DEBUG")) fprintf(stderr, "refused %u\n", refused);
+    stop = true;
+    scribbler.join();
+    for (uint32_t i = 0; i < n; i++) ring.slot(i) = netmap_slot{own[i], 60, 0, 0};
+    // The end, clean: a frame of tag 3 (sent until the receiver saw it).
+    for (const double end = now_ms() + 20000; now_ms() < end;) {
+      if (p.txsync() < 0) return 4;
+      if (!ring.empty()) {
+        netmap_slot& s = ring.slot(ring.cur());
+        s.len = uint16_t(make_frame(ring.buf(s.buf_idx), 3, 0, 60));
+        ring.advance();
+        p.txsync();
+      }
+      if (done.wait(0) >= 0) break;
+      p.poll(POLLOUT, 20);
+    }
+    return 0;
+  });
+  Seen r{};
+  ASSERT_TRUE(seen.recv(&r, 90000));
+  done.signal();
+  EXPECT_EQ(r.leaked, 0u) << "bytes other than the sender's frames reached the wire";
+  EXPECT_GT(r.good, 0u);
+  EXPECT_EQ(tx.wait(30000), 0) << "the sender survived its own scribbling";
+  EXPECT_EQ(rx.wait(10000), 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, NicBackend, ::testing::Values("xdp", "packet"),

@@ -24,6 +24,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 
@@ -41,6 +42,9 @@ struct VnetHdr {
   uint8_t gso_type;
   uint16_t hdr_len, gso_size, csum_start, csum_offset;
 };
+
+// Bytes of a frame beyond its IP packet: an Ethernet header and a VLAN tag.
+constexpr uint32_t kL2Max = 18;
 
 int fail(std::string* why, const std::string& what) {
   int err = errno;
@@ -74,6 +78,7 @@ class HostTap {
   // caller's host ring (the tap lives while any queue is open).
   int open(Fd* first, std::string* why);
   const std::string& name() const { return name_; }
+  uint32_t mtu() const { return ifc_.mtu; }
 
  private:
   int set_up(const char* name, std::string* why);
@@ -96,7 +101,8 @@ class HostQueue final : public Queue {
  private:
   std::shared_ptr<HostTap> tap_;
   Fd fd_;
-  uint8_t frame_[65536];  // a packet gathered from its slots
+  uint8_t frame_[65536];     // a packet gathered from its slots (txsync)
+  uint8_t rx_frame_[65536];  // what follows a received frame's first buffer (rxsync)
 };
 
 int HostTap::set_up(const char* name, std::string* why) {
@@ -128,28 +134,68 @@ int HostTap::open(Fd* first, std::string* why) {
   return err;
 }
 
+// A frame goes from the tap straight into the buffer of the slot at tail,
+// the slot read once and its buffer checked first (the application may
+// have written any index into a slot the ring owns): a slot that names no
+// buffer of the ring is passed over, empty, and counted, the tap not read
+// for it. What is longer than a buffer goes on into rx_frame_ and from
+// there into the slots after it, a NS_MOREFRAG chain (the packet engine's
+// copy, which checks each of them); the tap is read only with room for the
+// longest frame the interface's MTU lets the stack send, and a frame the
+// ring has no room for all the same is dropped, counted, never cut short.
 void HostQueue::rxsync(Kring& k, uint32_t head) {
   KringState* s = k.ks;
   s->hwcur.store(head, std::memory_order_relaxed);
-  uint32_t room = rx_room(s, k.nslots);
+  const uint32_t n = k.nslots;
+  uint32_t room = rx_room(s, n);
   uint32_t tail = s->hwtail.load(std::memory_order_relaxed);
-  const uint32_t bsize = k.region->cfg().buf_size;
-  uint64_t taken = 0, bytes = 0;
+  const uint32_t bsize = std::min<uint32_t>(k.region->cfg().buf_size, 0xffff);
+  const uint32_t need = std::max<uint32_t>(std::min<uint32_t>((tap_->mtu() + kL2Max + bsize - 1) / bsize, n - 1), 1);
+  CopyRule rule;
+  rule.dst_buf = bsize;
+  rule.max_frame = ~0u;
+  uint64_t taken = 0, bytes = 0, drops = 0;
   VnetHdr vh;
-  while (room > 0) {
+  while (room >= need) {
     netmap_slot& sl = k.ring->slot[tail];
-    iovec iov[2] = {{&vh, sizeof vh}, {k.region->buf(sl.buf_idx), bsize}};
-    ssize_t r = readv(fd_.get(), iov, 2);
+    uint8_t* b = ring_buf(k, read_slot(k.ring->slot, tail).buf_idx);
+    if (!b) {
+      sl.len = 0;
+      sl.flags = 0;
+      tail = next_slot(tail, n);
+      room--;
+      drops++;
+      continue;
+    }
+    iovec iov[3] = {{&vh, sizeof vh}, {b, bsize}, {rx_frame_, sizeof rx_frame_}};
+    ssize_t r = readv(fd_.get(), iov, 3);
     if (r < ssize_t(sizeof vh)) break;
-    sl.len = uint16_t(r - sizeof vh);
-    sl.flags = 0;
-    tail = next_slot(tail, k.nslots);
-    room--;
+    const uint32_t len = uint32_t(r - sizeof vh);
+    if (len <= bsize) {
+      sl.len = uint16_t(len);
+      sl.flags = 0;
+      tail = next_slot(tail, n);
+      room--;
+    } else {
+      const Frag rest{rx_frame_, len - bsize};
+      uint32_t t = next_slot(tail, n), left = room - 1;
+      if (len >= bsize + sizeof rx_frame_ ||
+          !put_frame([&](uint32_t) { return rest; }, 1, rest.len, rule, k.ring->slot, n, &t, &left,
+                     [&](uint32_t i) { return ring_buf(k, i); })) {
+        drops++;
+        continue;
+      }
+      sl.len = uint16_t(bsize);
+      sl.flags = NS_MOREFRAG;
+      tail = t;
+      room = left;
+    }
     taken++;
-    bytes += sl.len;
+    bytes += len;
   }
   s->packets += taken;
   s->bytes += bytes;
+  s->drops += drops;
   s->hwtail.store(tail, std::memory_order_release);
 }
 

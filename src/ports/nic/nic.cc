@@ -61,11 +61,8 @@ bool rx_put(Kring& k, uint32_t* tail, uint32_t* room, const void* data, uint32_t
   // The application may have written the index since its rxsync checked
   // it: only a buffer of this ring takes the copy; any other slot comes up
   // empty.
-  const Region& r = *k.region;
-  const uint32_t tag = k.ks->buf_tag;
-  return put_frame(src, 1, len, rule, k.ring->slot, k.nslots, tail, room, [&](uint32_t b) -> uint8_t* {
-    return b >= 2 && r.buf_tag(b) == tag ? reinterpret_cast<uint8_t*>(r.buf(b)) : nullptr;
-  });
+  return put_frame(src, 1, len, rule, k.ring->slot, k.nslots, tail, room,
+                   [&](uint32_t b) { return ring_buf(k, b); });
 }
 
 uint32_t tx_gather(const Kring& k, uint32_t i, uint32_t nslots, void* dst, uint32_t cap) {

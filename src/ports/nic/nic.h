@@ -101,6 +101,13 @@ inline void tx_done(KringState* s, uint32_t sent, uint32_t n) {
 inline uint32_t packet_slots(const netmap_ring* r, uint32_t i, uint32_t head, uint32_t n) {
   return frame_at(r->slot, i, ring_dist(i, head, n), n).nslots;
 }
+// The buffer b names if ring k owns it, else nullptr: b is read once from
+// a slot the application may rewrite at any time, and checked here, where
+// it is used (the owner tag, as SlotCheck; Region::buf_tag checks the range).
+inline uint8_t* ring_buf(const Kring& k, uint32_t b) {
+  const Region& r = *k.region;
+  return b >= 2 && r.buf_tag(b) == k.ks->buf_tag ? reinterpret_cast<uint8_t*>(r.buf(b)) : nullptr;
+}
 // Copy a frame into the rx ring at *tail (the packet engine's copy: over
 // several slots if it is longer than a buffer); false (nothing written) if
 // it does not fit in room.

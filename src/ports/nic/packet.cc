@@ -61,6 +61,7 @@ class PacketQueue final : public Queue {
   int deliver(Kring& k, uint32_t* tail, uint32_t* room, uint8_t* data, uint32_t len,
               bool csum_not_ready);
   void close_rx();
+  uint32_t tx_packet(const Kring& k, uint32_t i, uint32_t head, iovec* iov, uint32_t cap, bool* ok);
 
   Iface& ifc_;
   uint32_t q_;
@@ -202,25 +203,55 @@ void PacketQueue::rxsync(Kring& k, uint32_t head) {
   s->hwtail.store(tail, std::memory_order_release);
 }
 
+// The packet at slot i, among the slots up to head: each slot read once
+// (the application may rewrite it at any time, also after the sync
+// prologue's check) and checked, its iovec made from that copy, up to cap
+// of them. Its slots (0 if its chain does not end before head), and false
+// in *ok if a slot names no buffer of the ring, is longer than a buffer,
+// or does not fit in cap.
+uint32_t PacketQueue::tx_packet(const Kring& k, uint32_t i, uint32_t head, iovec* iov, uint32_t cap,
+                                bool* ok) {
+  const uint32_t n = k.nslots, avail = ring_dist(i, head, n), bsize = k.region->cfg().buf_size;
+  *ok = true;
+  for (uint32_t c = 0; c < avail; i = next_slot(i, n)) {
+    const SlotCopy sl = read_slot(k.ring->slot, i);
+    uint8_t* b = ring_buf(k, sl.buf_idx);
+    if (c < cap && b && sl.len <= bsize)
+      iov[c] = {b, sl.len};
+    else
+      *ok = false;
+    c++;
+    if (!(sl.flags & NS_MOREFRAG)) return c;
+  }
+  return 0;
+}
+
 void PacketQueue::txsync(Kring& k, uint32_t head) {
   KringState* s = k.ks;
   const uint32_t n = k.nslots;
   uint32_t cur = s->hwcur.load(std::memory_order_relaxed);
   uint64_t sent = 0, bytes = 0;
   while (cur != head) {
-    // One batch: a message per packet, an iovec per slot.
+    // One batch: a message per packet, an iovec per slot. A bad packet
+    // (see tx_packet) ends the batch, and is dropped at the start of one.
     uint32_t nmsg = 0, niov = 0, i = cur;
     while (i != head && nmsg < kTxBatch) {
-      uint32_t ns = packet_slots(k.ring, i, head, n);
-      if (ns == 0 || niov + ns > kTxBatch * 2) break;
+      bool ok;
+      uint32_t ns = tx_packet(k, i, head, &iov_[niov], kTxBatch * 2 - niov, &ok);
+      if (ns == 0 || !ok) {
+        if (ns && nmsg == 0) {
+          cur = i = ring_add(i, ns, n);
+          s->drops++;
+          continue;
+        }
+        break;
+      }
       mmsghdr& m = msgs_[nmsg++];
       m.msg_hdr = msghdr{};
       m.msg_hdr.msg_iov = &iov_[niov];
       m.msg_hdr.msg_iovlen = ns;
-      for (uint32_t c = 0; c < ns; c++, i = next_slot(i, n)) {
-        const netmap_slot& sl = k.ring->slot[i];
-        iov_[niov++] = {k.region->buf(sl.buf_idx), sl.len};
-      }
+      niov += ns;
+      i = ring_add(i, ns, n);
     }
     if (nmsg == 0) break;
     int r = sendmmsg(tx_fd_, msgs_, nmsg, MSG_DONTWAIT);
