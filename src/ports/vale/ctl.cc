@@ -39,6 +39,19 @@ bool plain_name(const std::string& n) {
   return true;
 }
 
+// Run f on switch swname with the registry locked.
+template <typename F>
+int with_switch(const std::string& swname, std::string* why, F f) {
+  return with_registry(why, [&](Registry& reg) {
+    int s = vale::find_switch(reg, swname);
+    if (s < 0) {
+      *why = "no switch " + swname;
+      return ENOENT;
+    }
+    return f(vale_switch(reg, s));
+  });
+}
+
 }  // namespace
 
 int vale_newif(const std::string& name, const ValeNewif& conf, std::string* why,
@@ -185,23 +198,33 @@ int vale_list_port(std::string* name, uint32_t* bridge, uint32_t* port, std::str
 }
 
 int vale_set_lookup(const std::string& swname, const std::string& lookup, std::string* why) {
-  if (!lookup.empty() && !vale::find_lookup(lookup.c_str())) {
+  ValeLookupOps ops;
+  if (!lookup.empty() && !vale::find_lookup(lookup.c_str(), &ops)) {
     *why = "no lookup named '" + lookup + "' in this process";
     return EINVAL;
   }
-  int err = 0;
-  std::optional<RegistryLock> g;
-  Registry* reg = lock_registry(&g, &err, why);
-  if (!reg) return err;
-  int s = vale::find_switch(*reg, swname);
-  if (s < 0) {
-    *why = "no switch " + swname;
-    return ENOENT;
-  }
-  SwitchEntry& sw = vale_switch(*reg, s);
-  snprintf(sw.lookup, sizeof sw.lookup, "%s", lookup.c_str());
-  sw.gen.fetch_add(1);
-  return 0;
+  return with_switch(swname, why, [&](SwitchEntry& sw) {
+    vale::lookup_gone(sw);
+    snprintf(sw.lookup, sizeof sw.lookup, "%s", lookup.c_str());
+    sw.gen.fetch_add(1);
+    return 0;
+  });
+}
+
+int vale_config_lookup(const std::string& swname, std::span<const uint8_t> req, std::string* why) {
+  return with_switch(swname, why, [&](SwitchEntry& sw) {
+    const char* name = sw.lookup[0] ? sw.lookup : "learning";
+    ValeLookupOps ops;
+    if (!vale::find_lookup(name, &ops)) {
+      *why = std::string("switch ") + sw.name + " uses lookup '" + name + "', which this process has not registered";
+      return EINVAL;
+    }
+    if (!ops.config) {
+      *why = std::string("lookup '") + name + "' takes no configuration";
+      return EOPNOTSUPP;
+    }
+    return ops.config(sw, req, why);
+  });
 }
 
 int vale_list(const std::string& only, std::vector<ValeSwitchInfo>* out, std::string* why) {

@@ -52,6 +52,8 @@
 #include <cstdio>
 #include <mutex>
 #include <new>
+#include <set>
+#include <string>
 
 #include "core/lease.h"
 #include "core/tap.h"
@@ -133,19 +135,27 @@ bool indirect_ready(const Kring& k, ValeKring& v, uint32_t first, uint32_t ns, u
   return true;
 }
 
+// Once per switch and lookup name in a process.
+void warn_missing_lookup(const SwitchEntry& s) {
+  static std::mutex mu;
+  static std::set<std::string> told;
+  std::lock_guard<std::mutex> g(mu);
+  if (!told.insert(std::string(s.name) + ":" + s.lookup).second) return;
+  fprintf(stderr,
+          "unetmap: switch %s uses lookup '%s', which this process has not registered "
+          "(vale_register_lookup): its packets are dropped\n",
+          s.name, s.lookup);
+}
+
 }  // namespace
 
 void refresh(Registry& reg, ValeKring& v) {
   SwitchEntry& s = vale_switch(reg, v.sw);
   v.sw_gen = s.gen.load();
-  v.lookup = find_lookup(s.lookup);
-  if (!v.lookup) {
-    fprintf(stderr,
-            "unetmap: switch %s uses lookup '%s', which this process has not registered "
-            "(vale_register_lookup): its packets are dropped\n",
-            s.name, s.lookup);
-    v.lookup = unknown_lookup;
-  }
+  ValeLookupOps ops;
+  v.lookup_missing = !find_lookup(s.lookup, &ops);
+  v.lookup = v.lookup_missing ? unknown_lookup : ops.lookup;
+  if (v.lookup_missing) warn_missing_lookup(s);
   v.active.clear();
   v.dst.assign(kSwitchPorts, DstPort{});
   for (uint32_t i = 0; i < kSwitchPorts; i++) {
@@ -345,6 +355,7 @@ uint32_t forward(Kring& k, ValeKring& v, uint32_t head) {
       deliver(k, v, p, v.list_head[p], bcast_head);
   k.ks->packets += npkts;
   k.ks->bytes += bytes;
+  if (__builtin_expect(v.lookup_missing, 0)) nbad = npkts;  // none went anywhere
   if (nbad) k.ks->drops += nbad;
   return j;
 }

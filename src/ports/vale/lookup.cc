@@ -1,10 +1,15 @@
 // VALE lookups: where a packet goes, decided once per packet in the
-// sender's txsync. "learning" (the default) and "hub" are built in; a
-// program registers its own by name (vale_register_lookup). A switch
-// stores the name of its lookup, and each process finds the function by
-// that name.
+// sender's txsync. A lookup is a set of operations (ValeLookupOps in
+// vale.h, as netmap's netmap_bdg_ops) found by name: a switch stores the
+// name and the lookup's private data (SwitchEntry::lookup_data), and each
+// process finds the operations by that name, first among the built-in
+// lookups every process has ("learning", the default, and "hub"), then
+// among those the program registered (vale_register_lookup). A process
+// that knows neither cannot run the lookup: forward.cc drops the switch's
+// packets there.
 #include <errno.h>
 
+#include <cstring>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -50,37 +55,72 @@ uint32_t unknown_lookup(const uint8_t*, uint32_t, const ValeLookupCtx&) { return
 
 namespace {
 
+struct NamedLookup {
+  std::string_view name;
+  ValeLookupOps ops;
+};
+// Every process has these, whoever set them on a switch.
+const NamedLookup kBuiltin[] = {
+    {"learning", {learning_lookup, nullptr, nullptr}},
+    {"hub", {hub_lookup, nullptr, nullptr}},
+};
+
+// The ones this program registered.
 struct LookupEntry {
   std::string name;
-  ValeLookupFn fn;
+  ValeLookupOps ops;
 };
 std::mutex g_lookup_mu;
 std::vector<LookupEntry>& lookups() {
-  static std::vector<LookupEntry> v = {{"learning", learning_lookup}, {"hub", hub_lookup}};
+  static std::vector<LookupEntry> v;
   return v;
+}
+
+const ValeLookupOps* builtin(std::string_view n) {
+  for (const NamedLookup& b : kBuiltin)
+    if (b.name == n) return &b.ops;
+  return nullptr;
 }
 
 }  // namespace
 
-ValeLookupFn find_lookup(const char* name) {
-  std::lock_guard<std::mutex> g(g_lookup_mu);
+bool find_lookup(const char* name, ValeLookupOps* ops) {
   std::string_view n = name[0] ? name : "learning";
+  if (const ValeLookupOps* b = builtin(n)) {
+    *ops = *b;
+    return true;
+  }
+  std::lock_guard<std::mutex> g(g_lookup_mu);
   for (auto& e : lookups())
-    if (e.name == n) return e.fn;
-  return nullptr;
+    if (e.name == n) {
+      *ops = e.ops;
+      return true;
+    }
+  return false;
+}
+
+void lookup_gone(SwitchEntry& sw) {
+  ValeLookupOps ops;
+  if (find_lookup(sw.lookup, &ops) && ops.dtor) ops.dtor(sw);
+  memset(sw.lookup_data, 0, sizeof sw.lookup_data);
 }
 
 }  // namespace unetmap::vale
 
 namespace unetmap {
 
-int vale_register_lookup(const std::string& name, ValeLookupFn fn) {
-  if (name.empty() || name.size() >= sizeof(SwitchEntry::lookup) || !fn) return EINVAL;
+int vale_register_lookup(const std::string& name, const ValeLookupOps& ops) {
+  if (name.empty() || name.size() >= sizeof(SwitchEntry::lookup) || !ops.lookup) return EINVAL;
+  if (vale::builtin(name)) return EEXIST;
   std::lock_guard<std::mutex> g(vale::g_lookup_mu);
   for (auto& e : vale::lookups())
     if (e.name == name) return EEXIST;
-  vale::lookups().push_back({name, fn});
+  vale::lookups().push_back({name, ops});
   return 0;
+}
+
+int vale_register_lookup(const std::string& name, ValeLookupFn fn) {
+  return vale_register_lookup(name, ValeLookupOps{fn, nullptr, nullptr});
 }
 
 }  // namespace unetmap

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <string>
 
 #include "ports/monitor/monitor.h"  // kMonitorTxSlots: a private region has room for monitors
@@ -36,6 +37,7 @@ int alloc_switch(Registry& reg, const std::string& name) {
     if (s.in_use) continue;
     snprintf(s.name, sizeof s.name, "%s", name.c_str());
     s.lookup[0] = 0;
+    memset(s.lookup_data, 0, sizeof s.lookup_data);
     s.nports = 0;
     for (auto& p : s.ports) p = -1;
     for (auto& m : s.mac) m.store(0, std::memory_order_relaxed);
@@ -104,7 +106,9 @@ RegionConfig private_config(const PortEntry& pe) {
 
 void release_switch_if_empty(Registry& reg, int s) {
   SwitchEntry& sw = vale_switch(reg, s);
-  if (sw.nports == 0) sw.in_use = 0;
+  if (sw.nports != 0) return;
+  lookup_gone(sw);
+  sw.in_use = 0;
 }
 
 }  // namespace
@@ -216,7 +220,10 @@ void recount_switches(Registry& reg) {
   }
   for (uint32_t s = 0; s < kMaxSwitches; s++) {
     SwitchEntry& sw = vale_switch(reg, int(s));
-    if (sw.in_use && sw.nports == 0) sw.in_use = 0;
+    if (sw.in_use && sw.nports == 0) {
+      lookup_gone(sw);
+      sw.in_use = 0;
+    }
     sw.gen.fetch_add(1);
   }
 }

@@ -40,8 +40,12 @@ constexpr uint64_t kMacValid = 1ull << 63;
 uint32_t learning_lookup(const uint8_t* pkt, uint32_t len, const ValeLookupCtx& c);
 // For a switch whose lookup this process does not know: it cannot forward.
 uint32_t unknown_lookup(const uint8_t*, uint32_t, const ValeLookupCtx&);
-// The lookup of that name ("" = learning) in this process, or nullptr.
-ValeLookupFn find_lookup(const char* name);
+// The operations of the lookup of that name ("" = learning): a built-in
+// one, or one this process registered; false if neither.
+bool find_lookup(const char* name, ValeLookupOps* ops);
+// sw's lookup goes (the switch goes, or its lookup changes): its dtor runs
+// if this process knows it, and its private data is zeroed. Registry locked.
+void lookup_gone(SwitchEntry& sw);
 
 // ---- forward.cc: the sender's view of the switch ----
 
@@ -74,6 +78,7 @@ struct ValeKring {
   uint16_t me = 0;
   uint32_t sw_gen = ~0u;
   ValeLookupFn lookup = learning_lookup;
+  bool lookup_missing = false;  // this process does not know the switch's lookup
   std::vector<DstPort> dst;        // by switch port index
   std::vector<uint16_t> active;    // switch ports other than me
   std::vector<FwdPkt> ft;          // this batch
