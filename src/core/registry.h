@@ -168,7 +168,7 @@ Registry* lock_registry(std::optional<RegistryLock>* g, int* err, std::string* w
 class Registry {
  public:
   static constexpr uint64_t kMagic = 0x554e4d5245475931ull;
-  static constexpr uint32_t kLayout = 7;  // 5 was used by two layouts (marked entries; channel registrations)
+  static constexpr uint32_t kLayout = 8;  // 5 was used by two layouts (marked entries; channel registrations)
 
   // The process-wide mapping; nullptr (with *err, and *why if given: the
   // sentence "cannot open the registry ...: reason", every caller's

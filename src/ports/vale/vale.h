@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -13,19 +14,22 @@ namespace unetmap {
 constexpr uint32_t kMaxSwitches = 64;
 constexpr uint32_t kSwitchPorts = 254;  // ports per VALE switch, as netmap
 constexpr uint32_t kMacTable = 1024;    // learning-bridge hash entries
+constexpr uint32_t kLookupData = 256;   // a lookup's private data, per switch
 
 // A VALE switch, in VALE's table of the registry (its type area): changed
 // under the registry lock. ports[] maps switch port index -> registry port
 // (-1 free); gen changes on every attach/detach so forwarding processes
 // refresh their view. mac[] is the learning table: (1 << 63) | (port << 48)
-// | MAC.
+// | MAC. lookup_data is the lookup's private data, shared by every
+// process: zeroed when the lookup is set, written by its config.
 struct SwitchEntry {
   char name[NETMAP_REQ_IFNAMSIZ];  // "vale0"
   uint32_t in_use;
   uint32_t nports;
   std::atomic<uint32_t> gen;
-  char lookup[32];  // name of the lookup function ("" = learning bridge)
+  char lookup[32];  // name of the lookup ("" = learning bridge)
   int16_t ports[kSwitchPorts];
+  alignas(8) uint8_t lookup_data[kLookupData];
   std::atomic<uint64_t> mac[kMacTable];
 };
 
@@ -58,12 +62,33 @@ struct ValeLookupCtx {
 };
 using ValeLookupFn = uint32_t (*)(const uint8_t* pkt, uint32_t len, const ValeLookupCtx& ctx);
 
-// Lookups are found by name in each process: "learning" (the default) and
-// "hub" are built in; a program registers its own before it forwards.
-// Returns 0, or EEXIST / EINVAL.
+// A lookup is a set of operations, as netmap's netmap_bdg_ops. lookup runs
+// per packet and may read and write sw->lookup_data (other processes run
+// it at the same time: single words, atomics); config and dtor run on
+// control paths, with the registry locked.
+struct ValeLookupOps {
+  ValeLookupFn lookup = nullptr;
+  // A control request's bytes (vale_config_lookup) into sw.lookup_data.
+  // 0 or an errno value with *why set. None: the lookup takes no config.
+  int (*config)(SwitchEntry& sw, std::span<const uint8_t> req, std::string* why) = nullptr;
+  // The switch goes or its lookup changes; sw.lookup_data is zeroed after.
+  // It runs in the process that does this, if that process knows the lookup.
+  void (*dtor)(SwitchEntry& sw) = nullptr;
+};
+
+// "learning" (the default) and "hub" are built into every process. A
+// program registers its own before it forwards: a switch stores the name,
+// and a process that has not registered it drops that switch's packets
+// (counted in its tx rings' drops), as netmap cannot run a lookup whose
+// module is not loaded. Returns 0, or EEXIST / EINVAL.
 int vale_register_lookup(const std::string& name, ValeLookupFn fn);
-// Set switch `sw`'s lookup ("" for the default). 0 or an errno value.
+int vale_register_lookup(const std::string& name, const ValeLookupOps& ops);
+// Set switch `sw`'s lookup ("" for the default): the old one's dtor runs
+// and the private data is zeroed. 0 or an errno value.
 int vale_set_lookup(const std::string& sw, const std::string& lookup, std::string* why);
+// Hand `req` to the config of switch `sw`'s lookup (this process must know
+// it). 0 or an errno value (EOPNOTSUPP: a lookup without config).
+int vale_config_lookup(const std::string& sw, std::span<const uint8_t> req, std::string* why);
 
 struct ValePortInfo {
   std::string name;  // "vale0:a"
@@ -75,7 +100,8 @@ struct ValePortInfo {
   uint64_t tx_packets = 0, tx_bytes = 0;  // sent into the switch
   uint64_t rx_packets = 0;                // released by the receiver
   uint64_t drops = 0;     // for this port: no room for all of a packet
-  uint64_t tx_drops = 0;  // from this port: bad slots (rewritten after the check), too long
+  uint64_t tx_drops = 0;  // from this port: bad slots (rewritten after the check), too long,
+                          // or a lookup the sender does not know
 };
 
 struct ValeSwitchInfo {
