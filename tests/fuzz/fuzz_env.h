@@ -103,13 +103,22 @@ inline std::set<std::string> open_fds() {
   return s;
 }
 
+// The runtime directory's files, and those of its workers/ directory as
+// "workers/NAME". The workers/ directory itself is not counted: the worker
+// service (src/core/worker.h) makes it at its first request, even one that
+// fails (a fuzzed VALE_ATTACH), and it stays with the runtime directory;
+// a worker's files left in it are counted.
 inline std::set<std::string> runtime_files() {
   std::set<std::string> s;
-  if (DIR* d = opendir(runtime_dir().c_str())) {
-    while (dirent* e = readdir(d))
-      if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) s.insert(e->d_name);
-    closedir(d);
-  }
+  auto list = [&s](const std::string& dir, const std::string& prefix) {
+    if (DIR* d = opendir(dir.c_str())) {
+      while (dirent* e = readdir(d))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) s.insert(prefix + e->d_name);
+      closedir(d);
+    }
+  };
+  list(runtime_dir(), "");
+  if (s.erase("workers")) list(runtime_dir() + "/workers", "workers/");
   return s;
 }
 
