@@ -72,6 +72,15 @@ void lease_close(KringState* ks, netmap_ring* ring, uint32_t slot, uint32_t gen)
   advance_leases(ks, ring);
 }
 
+void lease_ring_release(KringState* ks, netmap_ring* ring, uint32_t head) {
+  const uint32_t old = ks->hwcur.load(std::memory_order_relaxed);
+  if (head != old) {
+    ks->packets += ring_dist(old, head, ks->nslots);
+    ks->hwcur.store(head, std::memory_order_release);
+  }
+  reclaim_stalled(ks, ring, head);
+}
+
 void reclaim_stalled(KringState* ks, netmap_ring* ring, uint32_t head) {
   // Racy peek first: no lock while all is well.
   if (ks->hwtail.load(std::memory_order_acquire) != head ||

@@ -50,6 +50,10 @@ void advance_leases(KringState* ks, netmap_ring* ring, uint32_t* budget = nullpt
 // With the lock held: finish closing the hole ks->hole records (budget as
 // above; false if stopped).
 bool finish_hole(KringState* ks, netmap_ring* ring, uint32_t* budget = nullptr);
+// The rxsync of a ring producers fill through leases (VALE ports,
+// monitors): release [hwcur, head), counted, and reclaim a dead producer's
+// lease if the ring stalls behind it.
+void lease_ring_release(KringState* ks, netmap_ring* ring, uint32_t head);
 // A consumer whose ring looks empty while leases are pending: reclaim a
 // dead producer's lease if one is old enough (cheap when none is).
 void reclaim_stalled(KringState* ks, netmap_ring* ring, uint32_t head);

@@ -150,15 +150,7 @@ class MonitorAdapter final : public Adapter {
     k.ks->hwtail.store(prev_slot(head, k.nslots), std::memory_order_relaxed);
   }
 
-  void rxsync(Kring& k, uint32_t head) const override {
-    KringState* s = k.ks;
-    uint32_t old = s->hwcur.load(std::memory_order_relaxed);
-    if (head != old) {
-      s->packets += ring_dist(old, head, k.nslots);
-      s->hwcur.store(head, std::memory_order_release);
-    }
-    reclaim_stalled(s, k.ring, head);
-  }
+  void rxsync(Kring& k, uint32_t head) const override { lease_ring_release(k.ks, k.ring, head); }
 };
 
 }  // namespace
