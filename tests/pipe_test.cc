@@ -6,6 +6,7 @@
 // (tests/helpers/nm_peer.cc, fork + exec), so they share nothing but what
 // unetmap itself shares. Every packet is checked byte by byte.
 #include <gtest/gtest.h>
+#include <sys/time.h>
 
 #include <algorithm>
 #include <string>
@@ -121,6 +122,43 @@ TEST(Pipe, PairedRingsShareOneSetOfBuffers) {
   EXPECT_TRUE(both.empty()) << both.size() << " buffers belong to both tx rings";
   EXPECT_EQ(bufs(s.rx()), mt) << "slave rx ring and master tx ring disagree";
   EXPECT_EQ(bufs(m.rx()), st) << "master rx ring and slave tx ring disagree";
+}
+
+// netmap stamps ring->ts at every rxsync (tcpdump and libpcap print it),
+// not only with NR_TIMESTAMP; UNETMAP_NO_TIMESTAMP=1 is netmap's
+// no_timestamp knob (read once per process: tried in a child).
+TEST(Pipe, EveryRxsyncStampsTheRing) {
+  RawPort tx("ts{0"), rx("ts}0");
+  ASSERT_TRUE(tx.ok() && rx.ok());
+  nmtest::PktSpec spec;
+  timeval last{};
+  for (uint32_t seq = 0; seq < 3; seq++) {
+    nmtest::put_pkt(tx.tx(), spec, seq, 0);
+    ASSERT_EQ(tx.txsync(), 0);
+    timeval before;
+    gettimeofday(&before, nullptr);
+    ASSERT_EQ(rx.rxsync(), 0);
+    timeval after, ts = rx.rx()->ts;
+    gettimeofday(&after, nullptr);
+    EXPECT_FALSE(timercmp(&ts, &before, <)) << "seq " << seq << ": ts " << ts.tv_sec << "." << ts.tv_usec;
+    EXPECT_FALSE(timercmp(&ts, &after, >)) << "seq " << seq;
+    EXPECT_FALSE(timercmp(&ts, &last, <)) << "seq " << seq << ": time went back";
+    last = ts;
+    rx.rx()->head = rx.rx()->cur = rx.rx()->tail;
+  }
+  Child off([] {
+    setenv("UNETMAP_NO_TIMESTAMP", "1", 1);
+    RawPort t("ts2{0"), r("ts2}0");
+    if (!t.ok() || !r.ok()) return 2;
+    nmtest::PktSpec spec;
+    nmtest::put_pkt(t.tx(), spec, 0, 0);
+    if (t.txsync() != 0 || r.rxsync() != 0 || nm_ring_space(r.rx()) != 1) return 3;
+    if (r.rx()->ts.tv_sec != 0 || r.rx()->ts.tv_usec != 0) return 4;
+    r.rx()->flags |= NR_TIMESTAMP;  // forces it
+    if (r.rxsync() != 0 || r.rx()->ts.tv_sec == 0) return 5;
+    return 0;
+  });
+  EXPECT_EQ(off.wait(10000), 0);
 }
 
 // The classic zero-copy forwarder: take a packet from one pipe's rx ring,

@@ -314,7 +314,7 @@ std::vector<std::string> leftovers() {
   if (!d) return v;
   while (dirent* e = readdir(d)) {
     std::string n = e->d_name;
-    if (n != "." && n != ".." && n != "registry" && n.rfind("chan.", 0) != 0) v.push_back(n);
+    if (n != "." && n != ".." && n != "registry" && n != "chan") v.push_back(n);
   }
   closedir(d);
   std::sort(v.begin(), v.end());

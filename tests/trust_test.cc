@@ -107,13 +107,15 @@ std::string show(const std::set<std::string>& names) {
 struct Traffic {
   Event tx_ready, rx_ready, go;
   Child tx, rx;
-  void start(const std::string& pipe, uint32_t count, uint32_t slots = 0) {
-    rx = Child([&, pipe, count, slots] {
+  enum Drop { kNone, kRx, kTx };  // which end becomes nobody once open
+  void start(const std::string& pipe, uint32_t count, uint32_t slots = 0, Drop drop = kNone) {
+    rx = Child([&, pipe, count, slots, drop] {
       RawPort p((pipe + "}0").c_str(), NR_REG_ALL_NIC, 0, 0, slots);
       if (!p.ok()) {
         fprintf(stderr, "traffic rx: %s: %s\n", strerror(p.err), unetmap_last_error());
         return 2;
       }
+      if (drop == kRx && !become_nobody()) return 5;
       rx_ready.signal();
       if (go.wait(20000) < 0) return 3;
       nmtest::IoOpts o;
@@ -123,12 +125,13 @@ struct Traffic {
       if (!e.empty()) fprintf(stderr, "traffic rx: %s\n", e.c_str());
       return e.empty() ? 0 : 4;
     });
-    tx = Child([&, pipe, count, slots] {
+    tx = Child([&, pipe, count, slots, drop] {
       RawPort p((pipe + "{0").c_str(), NR_REG_ALL_NIC, 0, 0, slots);
       if (!p.ok()) {
         fprintf(stderr, "traffic tx: %s: %s\n", strerror(p.err), unetmap_last_error());
         return 2;
       }
+      if (drop == kTx && !become_nobody()) return 5;
       tx_ready.signal();
       if (go.wait(20000) < 0) return 3;
       nmtest::IoOpts o;
@@ -162,11 +165,16 @@ TEST(Trust, RuntimeDirectoryIsPrivateByDefault) {
   EXPECT_EQ(st.st_mode & 07777, 0600u) << "the registry";
   ASSERT_EQ(stat((dir + "/mem.1").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0600u) << "a region";
+  // Wake-up FIFOs: in chan/, which only members reach through the
+  // directory (a member that drops root keeps its fd of chan/).
+  ASSERT_EQ(stat((dir + "/chan").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0711u) << "chan/";
   int fifos = 0;
-  for (const std::string& n : list_dir(dir))
-    if (n.rfind("chan.", 0) == 0 && stat((dir + "/" + n).c_str(), &st) == 0) {
+  for (const std::string& n : list_dir(dir + "/chan"))
+    if (stat((dir + "/chan/" + n).c_str(), &st) == 0) {
       fifos++;
-      EXPECT_EQ(st.st_mode & 07777, 0600u) << n;
+      EXPECT_TRUE(S_ISFIFO(st.st_mode)) << n;
+      EXPECT_EQ(st.st_mode & 07777, 0666u) << n;
     }
   EXPECT_EQ(fifos, 1);
 }
@@ -186,11 +194,36 @@ TEST(Trust, GroupDirectoryIsSetgidAndGroupShared) {
   EXPECT_EQ(st.st_gid, kNogroup);
   ASSERT_EQ(stat((dir + "/mem.1").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0600u) << "regions stay private to their owner";
-  for (const std::string& n : list_dir(dir)) {
-    if (n.rfind("chan.", 0) == 0 && stat((dir + "/" + n).c_str(), &st) == 0) {
-      EXPECT_EQ(st.st_mode & 07777, 0620u) << n << ": group may wake, not read";
-    }
+  ASSERT_EQ(stat((dir + "/chan").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 02771u) << "chan/";
+  EXPECT_EQ(st.st_gid, kNogroup);
+  EXPECT_EQ(list_dir(dir + "/chan").size(), 1u);
+}
+
+// tcpdump opens its port as root, then becomes user tcpdump: its wake-ups
+// must still reach root's processes, and theirs reach it, or a pipe
+// crawls at one batch per poll timeout. Each end in turn drops root after
+// opening; the pipe has 64 slots, so 20000 packets need hundreds of
+// wake-ups each way within the deadline.
+TEST(Trust, AnEndThatDropsRootStillWakesAndIsWoken) {
+  NEED_ROOT();
+  const std::string dir = fresh_runtime_dir();
+  for (Traffic::Drop drop : {Traffic::kRx, Traffic::kTx}) {
+    SCOPED_TRACE(drop == Traffic::kRx ? "the receiver drops root" : "the sender drops root");
+    Traffic t;
+    t.start(drop == Traffic::kRx ? "dr" : "dt", 20000, 64, drop);
+    ASSERT_TRUE(t.ready());
+    t.run();
+    EXPECT_TRUE(t.flowed());
   }
+  // Nobody else reaches the FIFOs: chan/ is reached only through root's
+  // 0700 directory.
+  Child outsider([&] {
+    if (!become_nobody()) return 10;
+    int fd = open((dir + "/chan/0").c_str(), O_RDWR | O_NONBLOCK);
+    return fd < 0 && errno == EACCES ? 0 : 11;
+  });
+  EXPECT_EQ(outsider.wait(10000), 0) << "an outsider opened a wake-up FIFO";
 }
 
 // A user outside root's domain can do nothing to it: not take the lock,
@@ -390,7 +423,7 @@ TEST(Trust, GroupMemberCannotRedirectRootsWakeUp) {
   Child member([&] {
     char chan[64] = {};
     if (!go.recv(&chan, 20000) || !become_nobody()) return 10;
-    const std::string path = dir + "/" + chan;
+    const std::string path = dir + "/chan/" + chan;
     if (unlink(path.c_str()) != 0 || symlink(secret.c_str(), path.c_str()) != 0) return 11;
     return 0;
   });
@@ -421,7 +454,7 @@ TEST(Trust, GroupMemberCannotRedirectRootsWakeUp) {
     token = ks->waiter.load();
   ASSERT_NE(token, 0u) << "the receiver never armed its wait";
   char chan[64] = {};
-  snprintf(chan, sizeof chan, "chan.%u", unetmap::Registry::chan_id(token));
+  snprintf(chan, sizeof chan, "%u", unetmap::Registry::chan_id(token));
   go.send(chan);
   ASSERT_EQ(member.wait(10000), 0) << "the member could not replace the FIFO";
   nmtest::PktSpec spec;

@@ -72,7 +72,7 @@ struct netmap_ring {
 
 	uint32_t flags; /* NR_TIMESTAMP, NR_FORWARD: set by the application */
 
-	struct timeval ts; /* time of the last rxsync, with NR_TIMESTAMP */
+	struct timeval ts; /* time of the last rxsync (UNETMAP_NO_TIMESTAMP=1: only with NR_TIMESTAMP) */
 
 	const uint64_t offset_mask; /* bits of slot.ptr used as data offset */
 	const uint64_t buf_align;   /* alignment required for offsets */

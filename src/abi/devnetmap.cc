@@ -210,9 +210,9 @@ void note_registration(NetmapFile* f) {
 }
 
 
-// The wake-up channel is a FIFO made by this process: mode 0600 (0620 with
-// UNETMAP_GROUP: any producer of the group may wake us, nobody else reads),
-// opened O_NOFOLLOW and checked to be the FIFO this process just made.
+// The wake-up channel is a FIFO made by this process in chan/ (mode 0666:
+// Registry::chan_dir says who reaches it), opened O_NOFOLLOW and checked
+// to be the FIFO this process just made.
 int dev_open(int flags) {
   int err = 0;
   std::string why;
@@ -226,22 +226,28 @@ int dev_open(int flags) {
     ChanEntry& c = reg->file()->chans[Registry::chan_id(token)];
     c.reg1 = 0, c.reg_nifp = 0, c.reg_flags = 0;
   }
-  std::string path = Registry::chan_path(Registry::chan_id(token));
-  unlink(path.c_str());
+  const std::string path = Registry::chan_path(Registry::chan_id(token));
+  const std::string name = Registry::chan_name(Registry::chan_id(token));
+  const int dfd = Registry::chan_dir(&why);
   int fd = -1;
-  if (mkfifo(path.c_str(), 0600) == 0) {
-    fd = sys::open(path.c_str(), O_RDWR | O_NONBLOCK | O_NOFOLLOW | (flags & O_CLOEXEC));
-    struct stat st;
-    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISFIFO(st.st_mode) || st.st_uid != geteuid())) {
-      sys::close(fd);
-      fd = -1;
-      errno = EACCES;
-      why = path + " was replaced while it was made: refused";
-    } else if (fd >= 0 && fchmod(fd, fifo_mode()) != 0) {
-      const int e = errno;
-      sys::close(fd);
-      fd = -1;
-      errno = e;
+  if (dfd < 0) {
+    errno = -dfd;
+  } else {
+    unlinkat(dfd, name.c_str(), 0);
+    if (mkfifoat(dfd, name.c_str(), 0600) == 0) {
+      fd = sys::openat(dfd, name.c_str(), O_RDWR | O_NONBLOCK | O_NOFOLLOW | (flags & O_CLOEXEC));
+      struct stat st;
+      if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISFIFO(st.st_mode) || st.st_uid != geteuid())) {
+        sys::close(fd);
+        fd = -1;
+        errno = EACCES;
+        why = path + " was replaced while it was made: refused";
+      } else if (fd >= 0 && fchmod(fd, fifo_mode()) != 0) {
+        const int e = errno;
+        sys::close(fd);
+        fd = -1;
+        errno = e;
+      }
     }
   }
   if (fd < 0 || fd >= kMaxFd) {
@@ -271,16 +277,18 @@ NetmapFile* dev_adopt(int fd) {
   ssize_t n = readlink(link, path, sizeof path - 1);
   if (n <= 0) return nullptr;
   path[n] = 0;
-  const std::string prefix = runtime_dir() + "/chan.";
+  const std::string prefix = runtime_dir() + "/chan/";
   if (strncmp(path, prefix.c_str(), prefix.size()) != 0) return nullptr;
   char* end = nullptr;
   unsigned long id = strtoul(path + prefix.size(), &end, 10);
   if (end == path + prefix.size() || *end || id >= kMaxChans) return nullptr;
   // The file by that name now must be this very FIFO (a freed channel's is
   // unlinked, a reused one is a new FIFO).
+  const int dfd = Registry::chan_dir();
+  const char* name = path + prefix.size();
   struct stat a, b;
-  if (fstat(fd, &a) != 0 || !S_ISFIFO(a.st_mode) || stat(path, &b) != 0 || a.st_dev != b.st_dev ||
-      a.st_ino != b.st_ino)
+  if (dfd < 0 || fstat(fd, &a) != 0 || !S_ISFIFO(a.st_mode) ||
+      fstatat(dfd, name, &b, AT_SYMLINK_NOFOLLOW) != 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino)
     return nullptr;
   Registry* reg = Registry::get(nullptr);
   if (!reg) return nullptr;
@@ -289,7 +297,8 @@ NetmapFile* dev_adopt(int fd) {
   {
     RegistryLock g(*reg);
     ChanEntry& c = reg->file()->chans[id];
-    if (!g.ok() || !c.in_use || stat(path, &b) != 0 || a.st_ino != b.st_ino) return nullptr;
+    if (!g.ok() || !c.in_use || fstatat(dfd, name, &b, AT_SYMLINK_NOFOLLOW) != 0 || a.st_ino != b.st_ino)
+      return nullptr;
     token = (c.gen << 10) | uint32_t(id);
     bool held = false;
     for (const ProcId& h : c.holders) held |= h == ProcId::self();
@@ -323,7 +332,7 @@ NetmapFile* dev_adopt(int fd) {
 // for the directory the same way without caching it.
 void dev_adopt_inherited() {
   const char* e = getenv("UNETMAP_DIR");
-  const std::string prefix = std::string(e && *e ? e : "/dev/shm/unetmap") + "/chan.";
+  const std::string prefix = std::string(e && *e ? e : "/dev/shm/unetmap") + "/chan/";
   DIR* d = opendir("/proc/self/fd");
   if (!d) return;
   std::vector<int> fds;

@@ -72,6 +72,7 @@ struct Kring {
   uint16_t id = 0;
   uint8_t dir = kTx;
   uint8_t host = 0;  // a host ring
+  bool stamp = false;  // an rx ring stamped at every rxsync (core/port.cc)
   // Sized (nslots) by a port type that wants it (kring_init): the sync
   // prologue's copies of the slots handed over, by slot index, valid for
   // [hwcur, head) of the sync running (core/sync.cc). copy_lo/copy_hi is

@@ -349,9 +349,19 @@ int Binding::build_views(Registry& reg, std::string* why, bool fresh) {
 
 // The port type's per-ring setup of every bound ring; on failure the rings
 // set up so far are taken down and the binding binds nothing.
+// netmap stamps ring->ts at every rxsync unless its no_timestamp knob is
+// set (NR_TIMESTAMP forces it): UNETMAP_NO_TIMESTAMP=1 is that knob, read
+// when a port is bound.
+static bool stamp_every_rxsync() {
+  const char* e = getenv("UNETMAP_NO_TIMESTAMP");
+  return !(e && *e && strcmp(e, "0") != 0);
+}
+
 int Binding::init_krings(Registry& reg, std::string* why) {
+  const bool stamp = stamp_every_rxsync();
   for (int d : {kTx, kRx})
     for (uint32_t i = first_[d]; i < last_[d]; i++) {
+      kr_[d][i].stamp = stamp && d == kRx;
       int err = kr_[d][i].na->kring_init(reg, kr_[d][i], why);
       if (!err) continue;
       for (int e : {kTx, kRx})

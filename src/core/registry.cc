@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -380,7 +381,8 @@ int Registry::alloc_chan(uint32_t* token) {
 void Registry::free_chan(uint32_t token) {
   ChanEntry& c = f_->chans[chan_id(token)];
   if (!c.in_use || c.gen != (token >> 10)) return;
-  unlink(chan_path(chan_id(token)).c_str());
+  const int dfd = chan_dir();
+  if (dfd >= 0) unlinkat(dfd, chan_name(chan_id(token)).c_str(), 0);
   c.in_use = 0;
   for (auto& h : c.holders) h = ProcId{};
 }
@@ -396,8 +398,28 @@ void Registry::add_chan_holder(uint32_t token, const ProcId& p) {
   if (c.in_use && c.gen == (token >> 10)) holders_add(c.holders, p);
 }
 
-std::string Registry::chan_path(uint32_t id) {
-  return runtime_dir() + "/chan." + std::to_string(id);
+std::string Registry::chan_path(uint32_t id) { return runtime_dir() + "/chan/" + chan_name(id); }
+
+int Registry::chan_dir(std::string* why) {
+  static std::mutex mu;
+  static int fd = -1;
+  std::lock_guard<std::mutex> g(mu);
+  if (fd >= 0) return fd;
+  std::string path;
+  fd = runtime_subdir_fd("chan", true, &path, why);
+  return fd;
+}
+
+int Registry::open_chan_for_wake(uint32_t id) {
+  const int dfd = chan_dir();
+  if (dfd < 0) return -1;
+  const int fd = sys::openat(dfd, chan_name(id).c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return -1;
+  if (check_chan_fd(fd) != 0) {
+    sys::close(fd);
+    return -1;
+  }
+  return fd;
 }
 
 }  // namespace unetmap

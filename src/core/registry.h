@@ -168,7 +168,7 @@ Registry* lock_registry(std::optional<RegistryLock>* g, int* err, std::string* w
 class Registry {
  public:
   static constexpr uint64_t kMagic = 0x554e4d5245475931ull;
-  static constexpr uint32_t kLayout = 8;  // 5 was used by two layouts (marked entries; channel registrations)
+  static constexpr uint32_t kLayout = 9;  // 5 was used by two layouts (marked entries; channel registrations)
 
   // The process-wide mapping; nullptr (with *err, and *why if given: the
   // sentence "cannot open the registry ...: reason", every caller's
@@ -211,13 +211,24 @@ class Registry {
   void take_down(int i);
   void remove_region_if_unused(uint16_t mem_id);
 
-  // Wake-up channels: a FIFO per open /dev/netmap fd.
+  // Wake-up channels: a FIFO per open /dev/netmap fd, <runtime>/chan/ID.
+  // chan/ is 0711 (02771 shared) and its FIFOs 0666: only members reach it
+  // through the runtime directory, and a member that drops privileges
+  // (tcpdump switching to user tcpdump) keeps reaching it through the fd
+  // it opened before, so its wake-ups still arrive.
   int alloc_chan(uint32_t* token);  // with lock held
   void free_chan(uint32_t token);   // with lock held
   // A holder lets go of the channel; it goes with its last holder.
   void release_chan(uint32_t token, const ProcId& p);
   void add_chan_holder(uint32_t token, const ProcId& p);
-  static std::string chan_path(uint32_t id);
+  static std::string chan_path(uint32_t id);  // for messages
+  static std::string chan_name(uint32_t id) { return std::to_string(id); }
+  // This process's fd of chan/ (opened once, kept), or -errno with *why.
+  static int chan_dir(std::string* why = nullptr);
+  // Open channel id's FIFO to wake its reader (O_RDWR: a FIFO whose reader
+  // died gives EAGAIN once full, never SIGPIPE); checked to be a channel
+  // of this domain. fd or -1.
+  static int open_chan_for_wake(uint32_t id);
   static uint32_t chan_id(uint32_t token) { return token & 0x3ff; }
 
  private:

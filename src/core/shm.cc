@@ -212,6 +212,9 @@ int open(const char* path, int flags, mode_t mode) {
   long r = ::syscall(SYS_openat, AT_FDCWD, path, flags, mode);
   return static_cast<int>(r);
 }
+int openat(int dirfd, const char* path, int flags, mode_t mode) {
+  return static_cast<int>(::syscall(SYS_openat, dirfd, path, flags, mode));
+}
 int close(int fd) { return static_cast<int>(::syscall(SYS_close, fd)); }
 void* mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
   long r = ::syscall(SYS_mmap, addr, len, prot, flags, fd, off);
@@ -378,10 +381,7 @@ mode_t shared_file_mode() {
   return shared_group(&g, nullptr) > 0 ? 0660 : 0600;
 }
 
-mode_t fifo_mode() {
-  gid_t g;
-  return shared_group(&g, nullptr) > 0 ? 0620 : 0600;
-}
+mode_t fifo_mode() { return 0666; }
 
 int check_shared_fd(int fd, const std::string& path, mode_t type, std::string* why) {
   auto fail = [&](int e, const std::string& text) {
@@ -405,38 +405,59 @@ int check_shared_fd(int fd, const std::string& path, mode_t type, std::string* w
   return 0;
 }
 
+int check_chan_fd(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return errno;
+  if (!S_ISFIFO(st.st_mode) || (st.st_mode & 07777) != fifo_mode()) return EACCES;
+  gid_t gid = 0;
+  const bool grp = shared_group(&gid, nullptr) > 0;
+  if (st.st_uid != geteuid() && st.st_uid != 0 && !(grp && st.st_gid == gid)) return EACCES;
+  return 0;
+}
+
 // ---- shared files: made complete, with their pages reserved ----
 
-int runtime_subdir(const std::string& name, std::string* path, std::string* why) {
-  if (int e = runtime_dir_check(why)) return e;
+int runtime_subdir_fd(const std::string& name, bool traversable, std::string* path,
+                      std::string* why) {
+  if (int e = runtime_dir_check(why)) return -e;
   *path = runtime_dir() + "/" + name;
   gid_t gid = 0;
   const bool grp = shared_group(&gid, nullptr) > 0;
-  if (::mkdir(path->c_str(), 0700) == 0 && grp && ::chmod(path->c_str(), 02770) != 0) {
-    if (why) *why = "cannot make " + *path + " 02770: " + strerror(errno);
-    return errno;
+  const mode_t mode = (grp ? 02770 : 0700) | (traversable ? 0011 : 0);
+  if (::mkdir(path->c_str(), 0700) == 0 && ::chmod(path->c_str(), mode) != 0) {
+    const int e = errno;
+    if (why) *why = "cannot make " + *path + " " + mode_str(mode) + ": " + strerror(e);
+    return -e;
   }
   int fd = sys::open(path->c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
     const int e = errno;
     if (why) *why = *path + (e == ELOOP || e == ENOTDIR ? " is not a directory (a symbolic link?): refused"
                                                         : std::string(" cannot be opened: ") + strerror(e));
-    return e;
+    return -e;
   }
   struct stat st;
-  int err = fstat(fd, &st) != 0 ? errno : 0;
-  sys::close(fd);
-  if (err) {
-    if (why) *why = *path + " cannot be checked: " + strerror(err);
-    return err;
+  if (fstat(fd, &st) != 0) {
+    const int e = errno;
+    sys::close(fd);
+    if (why) *why = *path + " cannot be checked: " + strerror(e);
+    return -e;
   }
   if ((st.st_mode & S_IWOTH) ||
       (st.st_uid != geteuid() && st.st_uid != 0 && !(grp && st.st_gid == gid))) {
+    sys::close(fd);
     if (why) *why = *path + " belongs to " + user_name(st.st_uid) + " (mode " + mode_str(st.st_mode) +
                     "): not to you, root or the group named by UNETMAP_GROUP, or writable by every "
                     "user; refused";
-    return EACCES;
+    return -EACCES;
   }
+  return fd;
+}
+
+int runtime_subdir(const std::string& name, std::string* path, std::string* why) {
+  const int fd = runtime_subdir_fd(name, false, path, why);
+  if (fd < 0) return -fd;
+  sys::close(fd);
   return 0;
 }
 

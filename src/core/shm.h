@@ -100,6 +100,7 @@ struct ProcId {
 // through its own interposed open/close/mmap.
 namespace sys {
 int open(const char* path, int flags, mode_t mode = 0);
+int openat(int dirfd, const char* path, int flags, mode_t mode = 0);
 int close(int fd);
 void* mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off);
 int munmap(void* addr, size_t len);
@@ -131,7 +132,8 @@ const std::string& runtime_dir();
 // above)? 0, or an errno value with the reason in *why.
 int runtime_dir_check(std::string* why);
 // Mode of files every user of the directory shares (registry: 0660 with
-// UNETMAP_GROUP, else 0600), and of wake-up FIFOs (0620 or 0600).
+// UNETMAP_GROUP, else 0600), and of wake-up FIFOs: 0666, in a directory
+// only members reach (Registry::chan_dir).
 mode_t shared_file_mode();
 mode_t fifo_mode();
 
@@ -140,12 +142,21 @@ mode_t fifo_mode();
 // S_IFIFO), not world-writable, and owned by the caller, root or the
 // UNETMAP_GROUP group. 0, or an errno value with the reason in *why.
 int check_shared_fd(int fd, const std::string& path, mode_t type, std::string* why);
+// The same for a wake-up FIFO of chan/: a FIFO of mode fifo_mode(), owned
+// by the caller, root or the group. 0 or an errno value.
+int check_chan_fd(int fd);
 
 // The subdirectory `name` of the runtime directory, made if missing (0700,
 // or 02770 for the UNETMAP_GROUP group) and checked as the runtime
 // directory is (not a symlink; owned by the caller, root or the group; not
 // writable by every user). 0 with its path in *path, or errno with *why.
 int runtime_subdir(const std::string& name, std::string* path, std::string* why);
+// The same, kept open: an fd of the directory (O_CLOEXEC), or -errno with
+// *why. `traversable` adds search permission for everyone (0711, 02771):
+// nobody outside the domain reaches it through the runtime directory, but
+// a member that changes its uid keeps reaching it through the fd.
+int runtime_subdir_fd(const std::string& name, bool traversable, std::string* path,
+                      std::string* why);
 
 // Open the shared file `name` in the runtime directory, creating it with
 // `size` bytes (reserved, not sparse) and running `init` on a private copy

@@ -222,6 +222,7 @@ static int rxsync_locked(Kring& k, uint32_t head, uint32_t cur) {
   }
   k.copy_lo = k.copy_hi = head;
   finalize<kCsb>(k, head, cur);
+  if (!kCsb && k.stamp && !(k.ring->flags & NR_TIMESTAMP)) gettimeofday(&k.ring->ts, nullptr);
   // What a producer's txsync put there, it showed the taps itself.
   if (tapped(k.ks) && !k.na->producer_fills_rx()) ring_tap()->moved(k, old_tail, k.ks->rtail, false);
   return 0;

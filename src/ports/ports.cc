@@ -163,13 +163,8 @@ static void wake(uint32_t token) {
   if (cached_token[id] != token) {
     if (cached_token[id]) sys::close(cached_fd[id]);
     cached_token[id] = 0;
-    const std::string path = Registry::chan_path(id);
-    int fd = sys::open(path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+    const int fd = Registry::open_chan_for_wake(id);
     if (fd < 0) return;
-    if (check_shared_fd(fd, path, S_IFIFO, nullptr) != 0) {  // not a channel of this domain
-      sys::close(fd);
-      return;
-    }
     cached_token[id] = token;
     cached_fd[id] = fd;
   }

@@ -107,7 +107,8 @@ inline std::set<std::string> open_fds() {
 // "workers/NAME". The workers/ directory itself is not counted: the worker
 // service (src/core/worker.h) makes it at its first request, even one that
 // fails (a fuzzed VALE_ATTACH), and it stays with the runtime directory;
-// a worker's files left in it are counted.
+// a worker's files left in it are counted. So are the wake-up FIFOs of
+// chan/ (made with the first /dev/netmap fd).
 inline std::set<std::string> runtime_files() {
   std::set<std::string> s;
   auto list = [&s](const std::string& dir, const std::string& prefix) {
@@ -119,6 +120,7 @@ inline std::set<std::string> runtime_files() {
   };
   list(runtime_dir(), "");
   if (s.erase("workers")) list(runtime_dir() + "/workers", "workers/");
+  if (s.erase("chan")) list(runtime_dir() + "/chan", "chan/");  // wake-up FIFOs
   return s;
 }
 
