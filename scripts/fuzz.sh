@@ -25,7 +25,7 @@ if [ -z "$cxx" ]; then
   exit 1
 fi
 cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER="$cc" \
-  -DCMAKE_CXX_COMPILER="$cxx" -DUNETMAP_FUZZ=ON -DBUILD_TESTING=OFF >/dev/null
+  -DCMAKE_CXX_COMPILER="$cxx" -DUNETMAP_FUZZ=ON -DBUILD_TESTING=OFF -DUNETMAP_PCAP=OFF >/dev/null
 targets=()
 for f in $fuzzers; do targets+=("${f}_fuzz"); done
 cmake --build "$dir" -j"$(nproc)" --target "${targets[@]}" >/dev/null

@@ -1,8 +1,10 @@
 // The fd model: a netmap fd behaves like a kernel one under dup/dup2/dup3/
 // fcntl(F_DUPFD), close and fork; every other fd goes to libc untouched.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sched.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -251,6 +253,43 @@ TEST(Fork, ChildCloseKeepsTheParentsWakeups) {
   EXPECT_LT(wall, 2000);
   EXPECT_EQ(tx.wait(10000), 0);
   EXPECT_EQ(nregs("fw}0"), 1);
+}
+
+// O_NONBLOCK of a netmap fd is the application's (libpcap's
+// pcap_setnonblock, FIONBIO): fcntl shows what it set, and clearing it
+// never makes the library's own reads of the wake-up FIFO block (a
+// blocking read there hung the first poll after a wake-up).
+TEST(Fcntl, NonblockIsTheApplicationsAndNeverBlocksTheLibrary) {
+  RawPort s("fn}0");
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(fcntl(s.fd, F_GETFL) & O_NONBLOCK, 0) << "a new /dev/netmap fd is blocking";
+  ASSERT_EQ(fcntl(s.fd, F_SETFL, fcntl(s.fd, F_GETFL) | O_NONBLOCK), 0);
+  EXPECT_NE(fcntl(s.fd, F_GETFL) & O_NONBLOCK, 0);
+  int off = 0;
+  ASSERT_EQ(ioctl(s.fd, FIONBIO, &off), 0);
+  EXPECT_EQ(fcntl(s.fd, F_GETFL) & O_NONBLOCK, 0);
+  ASSERT_EQ(fcntl(s.fd, F_SETFL, fcntl(s.fd, F_GETFL) & ~O_NONBLOCK), 0);
+  Event blocked;
+  Child tx([&] {
+    RawPort m("fn{0");
+    if (!m.ok()) return 2;
+    if (blocked.wait(10000) < 0) return 3;
+    for (int i = 0; i < 2; i++) {
+      pollfd none{-1, 0, 0};
+      poll(&none, 1, 200);  // let the receiver block
+      if (send_via(m.fd, m, uint32_t(i)) != 0) return 4;
+    }
+    return 0;
+  });
+  blocked.signal();
+  for (int i = 0; i < 2; i++) {
+    short rev = 0;
+    ASSERT_EQ(s.poll(POLLIN, 5000, &rev), 1) << "wake-up " << i;
+    netmap_ring* r = s.rx();
+    r->head = r->cur = r->tail;
+    ASSERT_EQ(s.rxsync(), 0);
+  }
+  EXPECT_EQ(tx.wait(10000), 0);
 }
 
 // ---------------------------------------------------------------------------

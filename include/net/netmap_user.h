@@ -101,6 +101,7 @@ static inline void nm_pkt_copy(const void *src, void *dst, int len)
 
 #include <poll.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -176,12 +177,18 @@ int nm_mmap(struct nm_desc *d, const struct nm_desc *parent);
 typedef void (*nm_cb_t)(unsigned char *, const struct nm_pkthdr *,
 			const unsigned char *d);
 
-/* Send one packet on the first tx ring with room; returns len or 0. */
+/*
+ * Send one packet on the first tx ring with room; returns len or 0. The
+ * packet leaves at the next sync (poll, NIOCTXSYNC, or nm_close, which
+ * flushes); when every ring is full, one NIOCTXSYNC makes room first.
+ */
 static inline int nm_inject(struct nm_desc *d, const void *buf, size_t size)
 {
 	unsigned int c, n = d->last_tx_ring - d->first_tx_ring + 1;
-	for (c = 0; c < n; c++) {
-		unsigned int ri = d->cur_tx_ring + c;
+	for (c = 0; c < 2 * n; c++) {
+		if (c == n && ioctl(d->fd, NIOCTXSYNC, NULL) != 0)
+			break;
+		unsigned int ri = d->cur_tx_ring + c % n;
 		if (ri > d->last_tx_ring)
 			ri -= n;
 		struct netmap_ring *ring = NETMAP_TXRING(d->nifp, ri);

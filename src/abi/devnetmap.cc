@@ -9,9 +9,11 @@
 #include <stdarg.h>
 #include <string.h>
 #include <limits.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -364,6 +366,16 @@ void dev_adopt_received(const msghdr* m) {
   }
 }
 
+int dev_counters(int fd, Dir d, Binding::Counters* out) {
+  NetmapFile* f = file_of(fd);
+  if (!f) return fail(EBADF, "not a netmap fd");
+  std::lock_guard<std::mutex> g(f->mu);
+  Binding* b = refresh_binding(f);
+  if (!b) return fail(ENXIO, "the netmap fd has no port registered");
+  *out = b->counters(d);
+  return 0;
+}
+
 int dev_ioctl(int fd, unsigned long req, void* arg) {
   NetmapFile* f = file_of(fd);
   if (!f) return fail(EBADF);
@@ -388,9 +400,29 @@ int dev_ioctl(int fd, unsigned long req, void* arg) {
       errno = e;
       return r;
     }
+    case FIONBIO: {
+      int on = 0;
+      if (!copy_in(&on, arg, sizeof on)) return fail(EFAULT);
+      f->nonblock.store(on != 0);
+      return 0;
+    }
     default:
       return fail(ENOTTY);
   }
+}
+
+bool dev_fcntl_fl(int fd, int cmd, long arg, int* ret) {
+  NetmapFile* f = file_of(fd);
+  if (!f || (cmd != F_GETFL && cmd != F_SETFL)) return false;
+  if (cmd == F_GETFL) {
+    const long r = ::syscall(SYS_fcntl, fd, F_GETFL, 0);
+    *ret = r < 0 ? -1 : int((r & ~O_NONBLOCK) | (f->nonblock.load() ? O_NONBLOCK : 0));
+    return true;
+  }
+  const long r = ::syscall(SYS_fcntl, fd, F_SETFL, arg | O_NONBLOCK);
+  if (r == 0) f->nonblock.store((arg & O_NONBLOCK) != 0);
+  *ret = int(r);
+  return true;
 }
 
 void* dev_mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) {

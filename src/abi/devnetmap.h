@@ -34,6 +34,11 @@ bool is_netmap_ioctl(unsigned long req);
 // All return like the system calls: -1 with errno set on failure.
 int dev_open(int flags);
 int dev_ioctl(int fd, unsigned long req, void* arg);
+// fcntl F_GETFL/F_SETFL on a netmap fd: the application sees and sets its
+// own O_NONBLOCK (as on /dev/netmap; FIONBIO too), the FIFO underneath
+// stays nonblocking. true if fd is a netmap fd and cmd one of those (*ret
+// is fcntl's result, errno set on -1).
+bool dev_fcntl_fl(int fd, int cmd, long arg, int* ret);
 void* dev_mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off);
 int dev_poll(struct pollfd* fds, nfds_t n, int timeout_ms);
 int dev_select(int nfds, fd_set* r, fd_set* w, fd_set* e, struct timeval* tv);

@@ -18,6 +18,9 @@ struct NetmapFile {
   std::unique_ptr<Binding> binding;
   std::atomic<int> refs{1};
   std::mutex mu;  // serialises register against register
+  // The application's O_NONBLOCK (fcntl, FIONBIO). The FIFO underneath
+  // stays O_NONBLOCK: the library drains it.
+  std::atomic<bool> nonblock{false};
 };
 
 // Fail a request: errno = err, the explanation kept for unetmap_last_error()
@@ -34,6 +37,9 @@ Binding* refresh_binding(NetmapFile* f);
 // Record f's registration (or none) with its channel, for processes that
 // adopt the fd (devnetmap.cc: dev_adopt).
 void note_registration(NetmapFile* f);
+
+// Counters of the rings fd registered in direction d (unetmap_fd_counters).
+int dev_counters(int fd, Dir d, Binding::Counters* out);
 
 // NIOCCTRL, NIOCREGIF and NIOCGINFO on an open file, issued on fd (ctrl.cc).
 int dev_ctrl(NetmapFile* f, int fd, unsigned long req, void* arg);

@@ -200,7 +200,9 @@ EXPORT int fcntl(int fd, int cmd, ...) {
   va_start(ap, cmd);
   long arg = va_arg(ap, long);
   va_end(ap);
-  int r = libc().fcntl(fd, cmd, arg);
+  int r;
+  if (unetmap::dev_fcntl_fl(fd, cmd, arg, &r)) return r;
+  r = libc().fcntl(fd, cmd, arg);
   if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) unetmap::dev_dup(fd, r);
   return r;
 }

@@ -194,6 +194,8 @@ const Adapter* adapter_for_name(std::string_view name);
 // (Adapter::register_flags), nullptr if none.
 const Adapter* adapter_for_flags(uint64_t flags);
 const Adapter* adapter_for_kind(PortKind kind);
+// The port type's name in the table ("pipe", "vale", ...); "" for none.
+const char* kind_name(PortKind kind);
 // The existing port called `name`, directly or through a port type's
 // resolve(); -1 if none (registry locked).
 int find_port_any(Registry& reg, std::string_view name);

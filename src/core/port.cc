@@ -373,6 +373,17 @@ int Binding::init_krings(Registry& reg, std::string* why) {
   return 0;
 }
 
+Binding::Counters Binding::counters(Dir d) const {
+  Counters c;
+  for (uint32_t i = first_[d]; i < last_[d] && i < kr_[d].size(); i++) {
+    const KringState* ks = kr_[d][i].ks;
+    c.packets += ks->packets;
+    c.bytes += ks->bytes;
+    c.drops += ks->drops + (d == kRx ? ks->fwd_drops : 0);
+  }
+  return c;
+}
+
 Binding::~Binding() {
   for (int d : {kTx, kRx})
     for (uint32_t i = first_[d]; i < last_[d] && i < kr_[d].size(); i++)

@@ -81,6 +81,12 @@ class Binding {
   // SYNC_KLOOP_STOP: stop the running kloop and wait for it to end (or
   // make the next one end at once, as netmap does when none runs).
   void kloop_stop();
+  // Counters of the bound rings of one direction (KringState: packets,
+  // bytes, and drops: the port's own plus, rx, producers' for lack of room).
+  struct Counters {
+    uint64_t packets = 0, bytes = 0, drops = 0;
+  };
+  Counters counters(Dir d) const;
   uint32_t bound_rings() const { return last_[kTx] - first_[kTx] + last_[kRx] - first_[kRx]; }
 
   Region& region() const { return *region_; }

@@ -109,6 +109,9 @@ int nm_close(struct nm_desc* d) {
     errno = EINVAL;
     return EINVAL;
   }
+  // What nm_inject queued leaves now (netmap's close drops it: pcap_inject
+  // then pcap_close would send nothing).
+  if (d->fd >= 0 && d->nifp) unetmap::dev_ioctl(d->fd, NIOCTXSYNC, nullptr);
   if (d->done_mmap && d->mem) munmap(d->mem, d->memsize);
   if (d->fd >= 0) unetmap::dev_close(d->fd);
   memset(static_cast<void*>(d), 0, sizeof *d);

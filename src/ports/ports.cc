@@ -28,6 +28,8 @@ namespace {
 #define UNETMAP_ADAPTER_ENTRY(type) &type##_adapter(),
 const Adapter* const kAdapters[] = {nullptr /* kNoPort */, UNETMAP_PORT_TYPES(UNETMAP_ADAPTER_ENTRY)};
 constexpr PortKind kNumKinds = sizeof kAdapters / sizeof kAdapters[0];
+#define UNETMAP_KIND_NAME(type) #type,
+const char* const kKindNames[] = {"", UNETMAP_PORT_TYPES(UNETMAP_KIND_NAME)};
 
 // Offsets in the registry's type area, in table order (computed once).
 struct AreaOffsets {
@@ -61,6 +63,8 @@ const Adapter* adapter_for_flags(uint64_t flags) {
     if (flags & kAdapters[k]->register_flags()) return kAdapters[k];
   return nullptr;
 }
+
+const char* kind_name(PortKind kind) { return kind > kNoPort && kind < kNumKinds ? kKindNames[kind] : ""; }
 
 const Adapter* adapter_for_kind(PortKind kind) {
   return kind > kNoPort && kind < kNumKinds ? kAdapters[kind] : nullptr;

@@ -16,9 +16,10 @@ class Proc {
  public:
   // before_exec runs in the child first (e.g. to enter a network namespace).
   explicit Proc(const std::vector<std::string>& args, const std::function<void()>& before_exec = {}) {
-    int out[2], err[2];
-    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) abort();
+    int in[2], out[2], err[2];
+    if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) abort();
     child_ = Child([&] {
+      dup2(in[0], 0);
       dup2(out[1], 1);
       dup2(err[1], 2);
       if (before_exec) before_exec();
@@ -29,13 +30,22 @@ class Proc {
       fprintf(stderr, "execv %s: %s\n", a[0], strerror(errno));
       return 127;
     });
+    close(in[0]);
     close(out[1]);
     close(err[1]);
+    in_ = in[1];
     fd_[0] = out[0], fd_[1] = err[0];
   }
   ~Proc() {
     for (int fd : fd_)
       if (fd >= 0) close(fd);
+    if (in_ >= 0) close(in_);
+  }
+  pid_t pid() const { return child_.pid(); }
+  // Write to its stdin (a line it waits for); false if it is gone.
+  bool write_in(const std::string& s) {
+    signal(SIGPIPE, SIG_IGN);
+    return in_ >= 0 && ::write(in_, s.data(), s.size()) == ssize_t(s.size());
   }
   Proc(const Proc&) = delete;
   Proc& operator=(const Proc&) = delete;
@@ -94,6 +104,7 @@ class Proc {
     return true;
   }
   Child child_;
+  int in_ = -1;
   int fd_[2] = {-1, -1};
   std::string out_, err_;
   int code_ = -1;
