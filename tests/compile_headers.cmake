@@ -17,7 +17,7 @@ cmake_minimum_required(VERSION 3.20)
 
 file(MAKE_DIRECTORY ${WORK})
 set(WARN -Wall -Wextra -Werror)
-set(HEADERS net/netmap.h net/netmap_user.h net/netmap_legacy.h libnetmap.h)
+set(HEADERS net/netmap.h net/netmap_user.h net/netmap_legacy.h libnetmap.h unetmap/unetmap.h)
 set(failures 0)
 
 function(try_compile_cmd what)
