@@ -17,8 +17,12 @@
 #                speed by bench/afp_send (sendmmsg, PACKET_QDISC_BYPASS) on vA
 #                for PEER_COUNT frames; the figure is the frames tcpdump
 #                captured over the sender's time, its drops beside it.
+#   4. file:     the same tcpdump reading a pcap file of FILE_COUNT such frames
+#                (-r, written once from a pipe) in /dev/shm: tcpdump's filter
+#                and writer with no capture path at all, for scale (libpcap's
+#                file reader costs more per frame than the netmap module).
 # Each unetmap run in a fresh UNETMAP_DIR; runs alternate the cases; prints the
-# per-run figures, the medians and the ratios to the peer.
+# per-run figures, the medians and the ratios to the veth peer and to the file.
 #
 # Environment:
 #   BUILD_DIR    unetmap build dir (default: <this dir>/../build), with
@@ -26,6 +30,7 @@
 #   RUNS         runs of each case (default 5)
 #   PCAP_COUNT   frames per unetmap run (default 50000000)
 #   PEER_COUNT   frames per veth run (default 10000000)
+#   FILE_COUNT   frames in the file case's file (default 5000000, 380 MB in /dev/shm)
 #   PCAP_TIMEOUT upper bound in seconds for one process (default 120)
 #   CC           C compiler for bench/afp_send.c (default cc)
 #   KEEP_LOGS=1  keep the logs directory (path printed at the end)
@@ -36,13 +41,14 @@ ME=pcap.sh
 . "$(dirname "$0")/lib.sh"
 PCAP_COUNT=${PCAP_COUNT:-50000000}
 PEER_COUNT=${PEER_COUNT:-10000000}
+FILE_COUNT=${FILE_COUNT:-5000000}
 PCAP_TIMEOUT=${PCAP_TIMEOUT:-120}
 CC=${CC:-cc}
 RUN="$BUILD_DIR/tools/unetmap-run"
 TCPDUMP=${TCPDUMP:-/usr/bin/tcpdump}
 FILTER="udp dst port 4321"
 
-check_env "bash scripts/build.sh" RUNS PCAP_COUNT PEER_COUNT PCAP_TIMEOUT
+check_env "bash scripts/build.sh" RUNS PCAP_COUNT PEER_COUNT FILE_COUNT PCAP_TIMEOUT
 [[ -x "$RUN" ]] || die "unetmap-run not found at $RUN (build with UNETMAP_PCAP=ON, or set BUILD_DIR)"
 [[ -x "$TCPDUMP" ]] || die "tcpdump not found at $TCPDUMP (apt-get install tcpdump)"
 [[ $(id -u) -eq 0 ]] || die "run as root (network namespaces, tcpdump on a veth)"
@@ -53,6 +59,7 @@ NETNS=()
 cleanup_hook() {
     local ns
     for ns in "${NETNS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+    [[ -n "${PCAP_FILE:-}" ]] && rm -f "$PCAP_FILE"
 }
 bench_init ubp
 PKTGEN_T=(timeout "$PCAP_TIMEOUT" "$PKTGEN")
@@ -103,7 +110,7 @@ stop_tcpdump() {
     reap_within "$TDPID" 10
 }
 
-PIPE=() MON=() MON_DROP=() PEER=() PEER_DROP=()
+PIPE=() MON=() MON_DROP=() PEER=() PEER_DROP=() FILE_R=()
 
 run_pipe() {
     local n=$1 d="$WORK/pipe_$1"
@@ -178,15 +185,48 @@ run_peer() {
         "$n" "$mpps" "$CAPT" "${DROP:-?}" "$PEER_COUNT"
 }
 
+# make_file: PCAP_FILE, FILE_COUNT frames captured from a pipe by tcpdump
+make_file() {
+    local d="$WORK/file"
+    mkdir -p "$d"
+    PCAP_FILE=$(mktemp /dev/shm/unetmap-bench-pcap.XXXXXX)
+    chmod 0666 "$PCAP_FILE"  # written by user tcpdump
+    new_unetmap_dir
+    UNETMAP_DIR=$UNETMAP_DIR_CUR start_tcpdump "$d/td" 1 "$RUN" "$TCPDUMP" -ni 'netmap:bf}0' \
+        -c "$FILE_COUNT" -w "$PCAP_FILE" || die "cannot capture the file case's file"
+    UNETMAP_DIR=$UNETMAP_DIR_CUR "${PKTGEN_T[@]}" -i 'netmap:bf{0' -f tx -l 60 -n "$FILE_COUNT" \
+        >"$d/tx.out" 2>"$d/tx.err" &
+    local txpid=$!; PIDS+=("$txpid")
+    wait_child "$txpid" "the file's sender"
+    reap_within "$TDPID" 30
+    drop_unetmap_dir
+    tcpdump_counts "$d/td.err"
+    [[ "$CAPT" == "$FILE_COUNT" ]] || die "the file case's file has '$CAPT' frames, not $FILE_COUNT"
+}
+
+run_file() {
+    local n=$1 t0 t1 mpps
+    t0=$(date +%s.%N)
+    taskset -c 1 "$TCPDUMP" -nr "$PCAP_FILE" -w /dev/null "$FILTER" 2>/dev/null || { echo "run $n: tcpdump -r failed" >&2; return 1; }
+    t1=$(date +%s.%N)
+    mpps=$(awk -v c="$FILE_COUNT" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", c / (b - a) / 1e6 }')
+    FILE_R+=("$mpps")
+    printf 'run %d  file      tcpdump %8.3f Mpps  (-r of a file of %s frames)\n' "$n" "$mpps" "$FILE_COUNT"
+}
+
 out=$("$CC" -O2 -Wall -o "$AFP_SEND" "$HERE/afp_send.c" 2>&1) || die "cannot compile afp_send.c: $out"
 setup_link
+make_file
 echo "tcpdump $("$TCPDUMP" --version 2>&1 | head -n 1 | cut -d' ' -f3), filter '$FILTER', -w /dev/null, 60-byte frames, $RUNS runs"
 for ((n = 1; n <= RUNS; n++)); do
     run_pipe "$n" || true
     run_monitor "$n" || true
     run_peer "$n" || true
+    run_file "$n" || true
 done
-p=$(median "${PIPE[@]}") m=$(median "${MON[@]}") v=$(median "${PEER[@]}")
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b > 0) printf "%.1f", a / b; else printf "-" }'; }
-echo "medians: pipe ${p:--} Mpps, VALE monitor ${m:--} Mpps, stock tcpdump on veth ${v:--} Mpps;" \
-    "ratios to the veth: pipe $(ratio "$p" "$v"), monitor $(ratio "$m" "$v")"
+p=$(median "${PIPE[@]}") m=$(median "${MON[@]}") v=$(median "${PEER[@]}") f=$(median "${FILE_R[@]}")
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b > 0) printf "%.2f", a / b; else printf "-" }'; }
+echo "medians: pipe ${p:--} Mpps, VALE monitor ${m:--} Mpps, stock tcpdump on veth ${v:--} Mpps," \
+    "tcpdump -r ${f:--} Mpps"
+echo "ratios: to the veth: pipe $(ratio "$p" "$v"), monitor $(ratio "$m" "$v");" \
+    "to tcpdump -r: pipe $(ratio "$p" "$f"), monitor $(ratio "$m" "$f")"

@@ -11,9 +11,13 @@
 // count) with a deadline.
 #include <gtest/gtest.h>
 #include <libnetmap.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <sched.h>
 #include <poll.h>
 #include <pwd.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 
@@ -280,6 +284,68 @@ TEST(Pcap, KilledTcpdumpLeavesTheWatchedPortRunning) {
   EXPECT_EQ(lines(again.p.out()).size(), 100u);
   EXPECT_EQ(tx.wait(30000), 0);
   EXPECT_EQ(rx.wait(30000), 0) << "the watched receiver lost or reordered frames";
+}
+
+// A NIC port: tcpdump on netmap:IF (AF_XDP) in a network namespace of the
+// test's, a veth pair whose other end gets udp_frames from a raw socket.
+// Promiscuous mode is on for the capture and off at its end, also when
+// tcpdump (user tcpdump by then) is killed.
+TEST(Pcap, TcpdumpCapturesANicPortInPromiscuousMode) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces)";
+  const std::string ns = "unpc" + std::to_string(getpid() % 1000000);
+  auto sh = [](const std::string& c) { return system((c + " >/dev/null 2>&1").c_str()); };
+  struct Netns {
+    std::string name;
+    ~Netns() { system(("ip netns del " + name + " >/dev/null 2>&1").c_str()); }
+  } guard{ns};
+  ASSERT_EQ(sh("ip netns add " + ns), 0);
+  ASSERT_EQ(sh("ip netns exec " + ns + " sysctl -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1"), 0);
+  ASSERT_EQ(sh("ip -n " + ns + " link add pa type veth peer name pb"), 0);
+  ASSERT_EQ(sh("ip -n " + ns + " link set pa up"), 0);
+  ASSERT_EQ(sh("ip -n " + ns + " link set pb up"), 0);
+  auto enter = [ns] {
+    int fd = open(("/run/netns/" + ns).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) _exit(120);
+    close(fd);
+  };
+  auto promisc = [&] {  // the kernel's promiscuity count of pb
+    Proc ip({"/usr/sbin/ip", "-n", ns, "-d", "link", "show", "pb"});
+    ip.finish(10000);
+    const size_t at = ip.out().find("promiscuity ");
+    return at != std::string::npos && atoi(ip.out().c_str() + at + 12) > 0;
+  };
+  ASSERT_FALSE(promisc());
+  Proc td(run_args({kTcpdump, "-ni", "netmap:pb", "-c", "200", "udp dst port 1000"}), enter);
+  ASSERT_TRUE(td.wait_for("listening on", true, 15000)) << td.show();
+  EXPECT_TRUE(promisc()) << "libpcap's promiscuous mode did not reach the interface";
+  std::atomic<int>* stop = shared_flag();
+  Child tx([&] {
+    enter();
+    int s = socket(AF_PACKET, SOCK_RAW, 0);
+    sockaddr_ll to{};
+    to.sll_family = AF_PACKET;
+    to.sll_ifindex = int(if_nametoindex("pa"));
+    to.sll_halen = 6;
+    if (s < 0 || to.sll_ifindex == 0) return 2;
+    for (uint32_t seq = 0; !stop->load() && seq < 1000000; seq++) {
+      uint8_t f[UDP_FRAME_LEN];
+      udp_frame(f, seq);
+      while (sendto(s, f, sizeof f, 0, reinterpret_cast<sockaddr*>(&to), sizeof to) < 0)
+        if (errno != ENOBUFS && errno != EAGAIN) return 3;
+    }
+    return 0;
+  });
+  EXPECT_EQ(td.finish(30000), 0) << td.show();
+  stop->store(1);
+  EXPECT_EQ(tx.wait(30000), 0);
+  expect_decoded(lines(td.out()), 200);
+  EXPECT_FALSE(promisc()) << "promiscuous mode stayed on after tcpdump";
+  // Killed, tcpdump cannot turn it off itself: the kernel does.
+  Proc killed(run_args({kTcpdump, "-ni", "netmap:pb", "udp"}), enter);
+  ASSERT_TRUE(killed.wait_for("listening on", true, 15000)) << killed.show();
+  EXPECT_TRUE(promisc());
+  killed.stop(SIGKILL);
+  EXPECT_FALSE(promisc()) << "promiscuous mode stayed on after kill -9 of tcpdump";
 }
 
 // pcap_inject, then pcap_close: every frame reaches the other end.

@@ -19,15 +19,27 @@
 // - pcap_inject / pcap_sendpacket: the module's inject fails (0) when the
 //   tx ring is full and pcap_sendpacket then reports success; here a
 //   blocking capture waits for room (poll), as a socket would.
+// - pcap_create / pcap_activate / pcap_open_live: the module makes a NIC's
+//   interface promiscuous with SIOCSIFFLAGS and clears it at close, which
+//   fails once tcpdump has dropped root (and never happens after a kill
+//   -9): the interface stayed promiscuous. Here the flag it set is cleared
+//   at once (still root) and the capture holds a PACKET_MR_PROMISC
+//   membership on an AF_PACKET socket instead, which the kernel drops when
+//   the socket closes, however the process ends.
 // - pcap_activate / pcap_open_live / pcap_stats: the module reports no
 //   drops; ps_drop is the frames producers dropped for lack of room in the
 //   capture's rx rings since it was activated (VALE senders, copy monitors, NIC backends count them; a
 //   pipe's sender waits instead of dropping).
 #include <dlfcn.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
 #include <pcap/pcap.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unetmap/unetmap.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <map>
@@ -65,6 +77,7 @@ const Real& real() {
 
 struct Capture {
   uint64_t drops_at_open = 0;
+  int promisc_fd = -1;  // holds the NIC's promiscuous mode (see above)
   pcap_pkthdr hdr{};  // pcap_next_ex's frame
   const u_char* data = nullptr;
 };
@@ -73,6 +86,7 @@ struct Captures {
   std::mutex mu;
   std::map<pcap_t*, Capture> netmap;
   std::map<pcap_t*, bool> other;  // activated captures on other fds
+  std::map<pcap_t*, std::string> device;  // pcap_create's name, until activated
 };
 Captures& captures() {
   static Captures* c = new Captures;  // used until exit: never destroyed
@@ -105,6 +119,50 @@ Capture* capture(pcap_t* p) {
   Capture& cap = c.netmap[p];
   cap.drops_at_open = drops;
   return &cap;
+}
+
+// ---- promiscuous mode of NIC ports ----
+
+// The interface a netmap name opens on its NIC rings ("netmap:eth0-1/x"
+// -> "eth0"), "" for anything else (pipes, VALE, host rings only).
+std::string nic_interface(const std::string& dev) {
+  if (dev.rfind("netmap:", 0) != 0) return "";
+  const std::string rest = dev.substr(7);
+  const size_t end = rest.find_first_of("-^*/@{}");
+  if (end != std::string::npos && rest[end] == '^') return "";  // host rings only
+  const std::string name = rest.substr(0, end);
+  if (name.empty() || name.size() >= IFNAMSIZ || if_nametoindex(name.c_str()) == 0) return "";
+  return name;
+}
+
+int if_flags(const std::string& ifname, short* flags, bool set) {
+  const int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return -1;
+  ifreq ifr{};
+  memcpy(ifr.ifr_name, ifname.data(), ifname.size());
+  ifr.ifr_flags = *flags;
+  const int rc = ioctl(s, set ? SIOCSIFFLAGS : SIOCGIFFLAGS, &ifr);
+  if (rc == 0 && !set) *flags = ifr.ifr_flags;
+  ::close(s);
+  return rc;
+}
+
+// After libpcap's activate: if it turned IFF_PROMISC on, hold the mode by
+// a membership instead. The socket's fd, or -1.
+int promisc_by_membership(const std::string& ifname, bool was_promisc) {
+  short flags = 0;
+  if (was_promisc || if_flags(ifname, &flags, false) != 0 || !(flags & IFF_PROMISC)) return -1;
+  const int s = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);  // protocol 0: receives nothing
+  packet_mreq mr{};
+  mr.mr_ifindex = int(if_nametoindex(ifname.c_str()));
+  mr.mr_type = PACKET_MR_PROMISC;
+  if (s < 0 || setsockopt(s, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof mr) != 0) {
+    if (s >= 0) ::close(s);
+    return -1;  // libpcap's flag stays: as without this library
+  }
+  flags &= short(~IFF_PROMISC);
+  if_flags(ifname, &flags, true);
+  return s;
 }
 
 // Counts the frames the filter let through to the caller's handler.
@@ -200,18 +258,44 @@ int pcap_findalldevs(pcap_if_t** all, char* errbuf) {
   return 0;
 }
 
-// A capture's drops count from here.
+pcap_t* pcap_create(const char* dev, char* errbuf) {
+  static const auto real_create = next_symbol<pcap_t* (*)(const char*, char*)>("pcap_create");
+  if (!real_create) return nullptr;
+  pcap_t* p = real_create(dev, errbuf);
+  if (p && dev) {
+    std::lock_guard<std::mutex> g(captures().mu);
+    captures().device[p] = dev;
+  }
+  return p;
+}
+
+// A capture's drops count from here; its promiscuous mode is a membership.
 int pcap_activate(pcap_t* p) {
   if (!real().activate) return PCAP_ERROR;
+  std::string dev;
+  {
+    std::lock_guard<std::mutex> g(captures().mu);
+    auto it = captures().device.find(p);
+    if (it != captures().device.end()) dev = it->second, captures().device.erase(it);
+  }
+  const std::string ifname = nic_interface(dev);
+  short flags = 0;
+  const bool was_promisc = !ifname.empty() && if_flags(ifname, &flags, false) == 0 && (flags & IFF_PROMISC);
   const int rc = real().activate(p);
-  if (rc >= 0) capture(p);
+  if (rc < 0) return rc;
+  Capture* cap = capture(p);
+  if (cap && !ifname.empty()) cap->promisc_fd = promisc_by_membership(ifname, was_promisc);
   return rc;
 }
 
 pcap_t* pcap_open_live(const char* dev, int snaplen, int promisc, int ms, char* errbuf) {
   if (!real().open_live) return nullptr;
+  const std::string ifname = dev ? nic_interface(dev) : "";
+  short flags = 0;
+  const bool was_promisc = !ifname.empty() && if_flags(ifname, &flags, false) == 0 && (flags & IFF_PROMISC);
   pcap_t* p = real().open_live(dev, snaplen, promisc, ms, errbuf);
-  if (p) capture(p);
+  Capture* cap = p ? capture(p) : nullptr;
+  if (cap && !ifname.empty() && cap->promisc_fd < 0) cap->promisc_fd = promisc_by_membership(ifname, was_promisc);
   return p;
 }
 
@@ -289,13 +373,17 @@ int pcap_stats(pcap_t* p, pcap_stat* ps) {
 }
 
 void pcap_close(pcap_t* p) {
+  int promisc_fd = -1;
   {
     Captures& c = captures();
     std::lock_guard<std::mutex> g(c.mu);
-    c.netmap.erase(p);
+    auto it = c.netmap.find(p);
+    if (it != c.netmap.end()) promisc_fd = it->second.promisc_fd, c.netmap.erase(it);
     c.other.erase(p);
+    c.device.erase(p);
   }
   if (real().close) real().close(p);
+  if (promisc_fd >= 0) ::close(promisc_fd);
 }
 
 }  // extern "C"
