@@ -238,3 +238,37 @@ run_memif() {
     printf 'run %d/%d  %s    rx %8.3f Mpps  (median of %d steady stats samples of %d)\n' \
         "$n" "$RUNS" "$label" "$med" "${#steady[@]}" "${#samples[@]}"
 }
+
+# ------------------------------------------------- a veth pair in two namespaces
+# The script sets NS_A and NS_B (names) and NETNS=() before bench_init, and
+# calls del_netns from its cleanup_hook.
+
+# shellcheck disable=SC2317  # called by the scripts' cleanup_hook
+del_netns() {
+    local ns
+    for ns in "${NETNS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+    NETNS=()
+}
+
+# setup_link: veth vA (in NS_A) - vB (in NS_B), both up, IPv6 off (no
+# autoconfiguration chatter on the link)
+setup_link() {
+    local ns out i
+    for ns in "$NS_A" "$NS_B"; do
+        out=$(ip netns add "$ns" 2>&1) || die "cannot create network namespaces (ip netns add: $out)"
+        NETNS+=("$ns")
+        ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 \
+            net.ipv6.conf.default.disable_ipv6=1 >/dev/null 2>&1 || true
+    done
+    out=$( { ip link add vA netns "$NS_A" type veth peer name vB netns "$NS_B" &&
+             ip -n "$NS_A" link set vA up && ip -n "$NS_B" link set vB up; } 2>&1 ) ||
+        die "cannot set up the veth pair: $out"
+    for ((i = 0; i < 200; i++)); do
+        if ip -n "$NS_A" -o link show dev vA | grep -q 'state UP' &&
+           ip -n "$NS_B" -o link show dev vB | grep -q 'state UP'; then
+            return 0
+        fi
+        sleep 0.05
+    done
+    die "the veth pair did not come up within 10 s"
+}

@@ -50,13 +50,7 @@ for t in ip taskset "$CC"; do
 done
 
 NS_A="unA$$" NS_B="unB$$"
-NETNS=()                    # namespaces we created (removed on exit)
-# shellcheck disable=SC2317  # called by cleanup_hook
-del_netns() {
-    local ns
-    for ns in "${NETNS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
-    NETNS=()
-}
+NETNS=()                    # namespaces we created (removed on exit: del_netns, lib.sh)
 # shellcheck disable=SC2317  # called by cleanup (lib.sh)
 cleanup_hook() { del_netns; }
 
@@ -64,27 +58,7 @@ bench_init unic
 AFP_SEND="$WORK/afp_send" AFP_RECV="$WORK/afp_recv"
 
 # ----------------------------------------------------------------------- setup
-setup_link() {
-    local ns out i
-    for ns in "$NS_A" "$NS_B"; do
-        out=$(ip netns add "$ns" 2>&1) || die "cannot create network namespaces (ip netns add: $out)"
-        NETNS+=("$ns")
-        # no IPv6 autoconfiguration chatter on the link (new devices inherit "default")
-        ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 \
-            net.ipv6.conf.default.disable_ipv6=1 >/dev/null 2>&1 || true
-    done
-    out=$( { ip link add vA netns "$NS_A" type veth peer name vB netns "$NS_B" &&
-             ip -n "$NS_A" link set vA up && ip -n "$NS_B" link set vB up; } 2>&1 ) ||
-        die "cannot set up the veth pair: $out"
-    for ((i = 0; i < 200; i++)); do
-        if ip -n "$NS_A" -o link show dev vA | grep -q 'state UP' &&
-           ip -n "$NS_B" -o link show dev vB | grep -q 'state UP'; then
-            return 0
-        fi
-        sleep 0.05
-    done
-    die "the veth pair did not come up within 10 s"
-}
+# setup_link: lib.sh
 
 # ifstat NS DEV COUNTER: a counter of /sys/class/net/DEV/statistics in NS
 ifstat() {

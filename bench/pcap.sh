@@ -54,39 +54,36 @@ check_env "bash scripts/build.sh" RUNS PCAP_COUNT PEER_COUNT FILE_COUNT PCAP_TIM
 [[ $(id -u) -eq 0 ]] || die "run as root (network namespaces, tcpdump on a veth)"
 
 NS_A="ubpA$$" NS_B="ubpB$$"
-NETNS=()
+NETNS=()                    # removed on exit: del_netns (lib.sh)
 # shellcheck disable=SC2317  # called by cleanup (lib.sh)
 cleanup_hook() {
-    local ns
-    for ns in "${NETNS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+    del_netns
     [[ -n "${PCAP_FILE:-}" ]] && rm -f "$PCAP_FILE"
 }
 bench_init ubp
 PKTGEN_T=(timeout "$PCAP_TIMEOUT" "$PKTGEN")
 AFP_SEND="$WORK/afp_send"
 
-setup_link() {
-    local ns out i
-    for ns in "$NS_A" "$NS_B"; do
-        out=$(ip netns add "$ns" 2>&1) || die "cannot create network namespaces (ip netns add: $out)"
-        NETNS+=("$ns")
-        ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 \
-            net.ipv6.conf.default.disable_ipv6=1 >/dev/null 2>&1 || true
-    done
-    out=$( { ip link add vA netns "$NS_A" type veth peer name vB netns "$NS_B" &&
-             ip -n "$NS_A" link set vA up && ip -n "$NS_B" link set vB up; } 2>&1 ) ||
-        die "cannot set up the veth pair: $out"
-    for ((i = 0; i < 200; i++)); do
-        ip -n "$NS_B" -o link show dev vB | grep -q 'state UP' && return 0
-        sleep 0.05
-    done
-    die "the veth pair did not come up within 10 s"
-}
-
 # tcpdump_counts LOG: CAPT and DROP from tcpdump's closing lines
 tcpdump_counts() {
     CAPT=$(sed -n 's/^\([0-9]*\) packets\{0,1\} captured.*/\1/p' "$1" | tail -n 1)
     DROP=$(sed -n 's/^\([0-9]*\) packets\{0,1\} dropped by kernel.*/\1/p' "$1" | tail -n 1)
+}
+
+# capture_rate N CASE LOGDIR SENT: the frames tcpdump captured (LOGDIR/td.err)
+# over the sender's time (LOGDIR/tx.out) as RATE, printed as run N's CASE line
+capture_rate() {
+    local n=$1 c=$2 d=$3 sent=$4 secs
+    tcpdump_counts "$d/td.err"
+    secs=$(summary_field "$d/tx.out" tx seconds)
+    if [[ -z "$secs" || -z "$CAPT" ]]; then
+        echo "run $n: $c: no figure (sender '$secs' s, tcpdump captured '$CAPT')" >&2
+        tail -n 3 "$d/td.err" "$d/tx.err" >&2 || true
+        return 1
+    fi
+    RATE=$(awk -v c="$CAPT" -v s="$secs" 'BEGIN { printf "%.3f", c / s / 1e6 }')
+    printf 'run %d  %-9s tcpdump %8.3f Mpps  (%s captured, %s dropped of %s sent)\n' \
+        "$n" "$c" "$RATE" "$CAPT" "${DROP:-?}" "$sent"
 }
 
 # start_tcpdump LOGSTEM CPU CMD...: start tcpdump (CMD...) on CPU and wait
@@ -110,7 +107,7 @@ stop_tcpdump() {
     reap_within "$TDPID" 10
 }
 
-PIPE=() MON=() MON_DROP=() PEER=() PEER_DROP=() FILE_R=()
+PIPE=() MON=() PEER=() FILE_R=()
 
 run_pipe() {
     local n=$1 d="$WORK/pipe_$1"
@@ -149,18 +146,9 @@ run_monitor() {
     wait_child "$txpid" "run $n: VALE sender"
     reap_within "$rxpid" 15
     stop_tcpdump
-    tcpdump_counts "$d/td.err"
-    local secs; secs=$(summary_field "$d/tx.out" tx seconds)
     drop_unetmap_dir
-    if [[ -z "$secs" || -z "$CAPT" ]]; then
-        echo "run $n: monitor: no figure (sender '$secs' s, tcpdump captured '$CAPT')" >&2
-        tail -n 3 "$d/td.err" "$d/tx.err" >&2 || true
-        return 1
-    fi
-    local mpps; mpps=$(awk -v c="$CAPT" -v s="$secs" 'BEGIN { printf "%.3f", c / s / 1e6 }')
-    MON+=("$mpps"); MON_DROP+=("${DROP:-0}")
-    printf 'run %d  monitor   tcpdump %8.3f Mpps  (%s captured, %s dropped of %s sent)\n' \
-        "$n" "$mpps" "$CAPT" "${DROP:-?}" "$PCAP_COUNT"
+    capture_rate "$n" monitor "$d" "$PCAP_COUNT" || return 1
+    MON+=("$RATE")
 }
 
 run_peer() {
@@ -172,17 +160,8 @@ run_peer() {
     local txpid=$!; PIDS+=("$txpid")
     wait_child "$txpid" "run $n: afp_send"
     stop_tcpdump
-    tcpdump_counts "$d/td.err"
-    local secs; secs=$(summary_field "$d/tx.out" tx seconds)
-    if [[ -z "$secs" || -z "$CAPT" ]]; then
-        echo "run $n: veth: no figure (sender '$secs' s, tcpdump captured '$CAPT')" >&2
-        tail -n 3 "$d/td.err" "$d/tx.err" >&2 || true
-        return 1
-    fi
-    local mpps; mpps=$(awk -v c="$CAPT" -v s="$secs" 'BEGIN { printf "%.3f", c / s / 1e6 }')
-    PEER+=("$mpps"); PEER_DROP+=("${DROP:-0}")
-    printf 'run %d  veth      tcpdump %8.3f Mpps  (%s captured, %s dropped of %s sent)\n' \
-        "$n" "$mpps" "$CAPT" "${DROP:-?}" "$PEER_COUNT"
+    capture_rate "$n" veth "$d" "$PEER_COUNT" || return 1
+    PEER+=("$RATE")
 }
 
 # make_file: PCAP_FILE, FILE_COUNT frames captured from a pipe by tcpdump
