@@ -292,6 +292,50 @@ TEST(Fcntl, NonblockIsTheApplicationsAndNeverBlocksTheLibrary) {
   EXPECT_EQ(tx.wait(10000), 0);
 }
 
+// The library keeps an fd of chan/ (wake-up FIFOs). A program that closes
+// every fd (a daemon) or reuses that number for another directory must
+// not make the library unlink or create files there, and wake-ups go on.
+TEST(ChanDir, ClosedOrReusedFdIsNeverUsedForAnotherDirectory) {
+  RawPort first("cd}0");
+  ASSERT_TRUE(first.ok());
+  const std::string chan = std::string(getenv("UNETMAP_DIR")) + "/chan";
+  int held = -1;
+  for (int fd = 0; fd < 4096 && held < 0; fd++) {
+    char link[64], path[4096];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    const ssize_t n = readlink(link, path, sizeof path - 1);
+    if (n > 0 && std::string(path, size_t(n)) == chan) held = fd;
+  }
+  ASSERT_GE(held, 0) << "no fd of " << chan;
+  // The number now names a victim directory holding files named as the
+  // next channels would be.
+  const std::string victim = std::string(getenv("UNETMAP_DIR")) + ".victim";
+  ASSERT_EQ(mkdir(victim.c_str(), 0700), 0);
+  for (int i = 0; i < 8; i++) close(open((victim + "/" + std::to_string(i)).c_str(), O_CREAT | O_WRONLY, 0600));
+  const int vfd = open(victim.c_str(), O_RDONLY | O_DIRECTORY);
+  ASSERT_GE(vfd, 0);
+  ASSERT_EQ(dup2(vfd, held), held);
+  close(vfd);
+  {
+    RawPort tx("cd{0");
+    ASSERT_TRUE(tx.ok()) << unetmap_last_error();
+    Child rx([&] {
+      short rev = 0;
+      return first.poll(POLLIN, 5000, &rev) == 1 ? 0 : 2;  // woken through the FIFO
+    });
+    pollfd none{-1, 0, 0};
+    poll(&none, 1, 200);  // let it block
+    ASSERT_EQ(send_via(tx.fd, tx, 0), 0);
+    EXPECT_EQ(rx.wait(10000), 0) << "the wake-up was lost";
+  }
+  for (int i = 0; i < 8; i++) {
+    struct stat st;
+    EXPECT_EQ(stat((victim + "/" + std::to_string(i)).c_str(), &st), 0) << i << " was removed";
+    EXPECT_TRUE(S_ISREG(st.st_mode)) << i << " was replaced";
+  }
+  close(held);
+}
+
 // ---------------------------------------------------------------------------
 // Everything that is not a netmap fd goes to libc unchanged.
 

@@ -259,6 +259,13 @@ TEST(Pcap, TcpdumpListsUnetmapPorts) {
   ASSERT_TRUE(ready->load());
   Proc d(run_args({kTcpdump, "-D"}));
   EXPECT_EQ(d.finish(10000), 0) << d.show();
+  // A listing makes nothing: no runtime directory, no ports listed.
+  const std::string none = std::string(getenv("UNETMAP_DIR")) + ".none";
+  Proc e(run_args({"/usr/bin/env", "UNETMAP_DIR=" + none, kTcpdump, "-D"}));
+  EXPECT_EQ(e.finish(10000), 0) << e.show();
+  EXPECT_EQ(e.out().find("unetmap"), std::string::npos) << e.out();
+  struct stat st;
+  EXPECT_NE(stat(none.c_str(), &st), 0) << "tcpdump -D made a runtime directory";
   stop->store(1);
   EXPECT_EQ(holder.wait(10000), 0);
   EXPECT_NE(d.out().find(".lo "), std::string::npos) << d.out();
@@ -348,15 +355,18 @@ TEST(Pcap, TcpdumpCapturesANicPortInPromiscuousMode) {
   EXPECT_FALSE(promisc()) << "promiscuous mode stayed on after kill -9 of tcpdump";
 }
 
-// pcap_inject, then pcap_close: every frame reaches the other end.
-TEST(Pcap, InjectedFramesArriveInOrder) {
+// pcap_inject: every frame reaches the other end, in order, before the
+// program closes its capture (it waits for a line on stdin to do so).
+TEST(Pcap, InjectedFramesArriveInOrderBeforeClose) {
   std::atomic<int>* ready = shared_flag();
   Child rx = receiver("netmap:pi}0", 5000, ready);
   for (const double end = nmtest::now_ms() + 10000; !ready->load() && nmtest::now_ms() < end;) usleep(1000);
   ASSERT_TRUE(ready->load());
   Proc tool(run_args({PCAP_TOOL, "inject", "netmap:pi{0", "5000"}));
+  ASSERT_TRUE(tool.wait_for("sent 5000", false, 30000)) << tool.show();
+  EXPECT_EQ(rx.wait(30000), 0) << "frames stayed in the tx ring";
+  ASSERT_TRUE(tool.write_in("close\n"));
   EXPECT_EQ(tool.finish(30000), 0) << tool.show();
-  EXPECT_EQ(rx.wait(30000), 0);
 }
 
 // pcap_open_live + pcap_setfilter + pcap_loop.

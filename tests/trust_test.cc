@@ -174,7 +174,7 @@ TEST(Trust, RuntimeDirectoryIsPrivateByDefault) {
     if (stat((dir + "/chan/" + n).c_str(), &st) == 0) {
       fifos++;
       EXPECT_TRUE(S_ISFIFO(st.st_mode)) << n;
-      EXPECT_EQ(st.st_mode & 07777, 0666u) << n;
+      EXPECT_EQ(st.st_mode & 07777, 0622u) << n << ": who reaches chan/ may wake, only the owner reads";
     }
   EXPECT_EQ(fifos, 1);
 }
@@ -198,6 +198,26 @@ TEST(Trust, GroupDirectoryIsSetgidAndGroupShared) {
   EXPECT_EQ(st.st_mode & 07777, 02771u) << "chan/";
   EXPECT_EQ(st.st_gid, kNogroup);
   EXPECT_EQ(list_dir(dir + "/chan").size(), 1u);
+  for (const std::string& n : list_dir(dir + "/chan")) {
+    if (stat((dir + "/chan/" + n).c_str(), &st) == 0) {
+      EXPECT_EQ(st.st_mode & 07777, 0622u) << n << ": a member may wake, not read (steal) a wake-up";
+    }
+  }
+}
+
+// chan/'s FIFOs are reachable by whoever can enter the runtime directory:
+// one that others may enter (an old or hand-made 0755) is refused, with
+// the reason, before any FIFO is made in it.
+TEST(Trust, RuntimeDirectoryOthersMayEnterIsRefused) {
+  const std::string dir = fresh_runtime_dir();
+  ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+  ASSERT_EQ(chmod(dir.c_str(), 0711), 0);
+  RawPort p("oe{0");
+  EXPECT_FALSE(p.ok());
+  EXPECT_EQ(p.err, EACCES);
+  EXPECT_NE(std::string(unetmap_last_error()).find("can be entered by every user"), std::string::npos)
+      << unetmap_last_error();
+  EXPECT_FALSE(list_dir(dir).count("chan")) << "a FIFO directory was made in it";
 }
 
 // tcpdump opens its port as root, then becomes user tcpdump: its wake-ups

@@ -2,6 +2,7 @@
 // and a netmap fd's ring counters, for programs and tools.
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unetmap/unetmap.h>
 
 #include <optional>
@@ -10,11 +11,18 @@
 #include "abi/file.h"
 #include "core/adapter.h"
 #include "core/registry.h"
+#include "core/shm.h"
 
 using namespace unetmap;
 
 extern "C" int unetmap_ports(struct unetmap_port_info* out, int max) {
   if (max < 0 || (max > 0 && !out)) return fail(EINVAL, "unetmap_ports: no array for max entries");
+  // A listing makes nothing: no runtime directory or registry yet, no ports
+  // (so `tcpdump -D` of another user does not claim the directory).
+  struct stat st;
+  const std::string registry = runtime_dir_path() + "/registry";
+  if (stat(registry.c_str(), &st) != 0)
+    return errno == ENOENT ? 0 : fail(errno, registry + ": " + strerror(errno));
   int err = 0;
   std::string why;
   std::optional<RegistryLock> g;

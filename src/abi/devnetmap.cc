@@ -412,11 +412,16 @@ int dev_ioctl(int fd, unsigned long req, void* arg) {
 }
 
 bool dev_fcntl_fl(int fd, int cmd, long arg, int* ret) {
+  if (cmd != F_GETFL && cmd != F_SETFL) return false;
   NetmapFile* f = file_of(fd);
-  if (!f || (cmd != F_GETFL && cmd != F_SETFL)) return false;
+  struct stat st;
+  // A netmap fd this process has not seen yet (SCM_RIGHTS, execve).
+  if (!f && fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) f = dev_adopt(fd);
+  if (!f) return false;
   if (cmd == F_GETFL) {
+    // As /dev/netmap's: the FIFO's O_NOFOLLOW and O_NONBLOCK are the library's.
     const long r = ::syscall(SYS_fcntl, fd, F_GETFL, 0);
-    *ret = r < 0 ? -1 : int((r & ~O_NONBLOCK) | (f->nonblock.load() ? O_NONBLOCK : 0));
+    *ret = r < 0 ? -1 : int((r & ~(O_NONBLOCK | O_NOFOLLOW)) | (f->nonblock.load() ? O_NONBLOCK : 0));
     return true;
   }
   const long r = ::syscall(SYS_fcntl, fd, F_SETFL, arg | O_NONBLOCK);

@@ -403,17 +403,32 @@ std::string Registry::chan_path(uint32_t id) { return runtime_dir() + "/chan/" +
 int Registry::chan_dir(std::string* why) {
   static std::mutex mu;
   static int fd = -1;
+  static dev_t dev;
+  static ino_t ino;
   std::lock_guard<std::mutex> g(mu);
-  if (fd >= 0) return fd;
+  struct stat st;
+  if (fd >= 0 && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) && st.st_dev == dev && st.st_ino == ino)
+    return fd;
+  // Never opened, or the application closed its number (a daemon closing
+  // every fd) or reused it: not ours any more, never closed here. Opened
+  // again by path, which works while this process may enter the directory.
+  fd = -1;
   std::string path;
-  fd = runtime_subdir_fd("chan", true, &path, why);
-  return fd;
+  const int nfd = runtime_subdir_fd("chan", true, &path, why);
+  if (nfd < 0) return nfd;
+  if (fstat(nfd, &st) != 0) {
+    const int e = errno;
+    sys::close(nfd);
+    return -e;
+  }
+  dev = st.st_dev, ino = st.st_ino;
+  return fd = nfd;
 }
 
 int Registry::open_chan_for_wake(uint32_t id) {
   const int dfd = chan_dir();
   if (dfd < 0) return -1;
-  const int fd = sys::openat(dfd, chan_name(id).c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+  const int fd = sys::openat(dfd, chan_name(id).c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return -1;
   if (check_chan_fd(fd) != 0) {
     sys::close(fd);

@@ -212,10 +212,11 @@ class Registry {
   void remove_region_if_unused(uint16_t mem_id);
 
   // Wake-up channels: a FIFO per open /dev/netmap fd, <runtime>/chan/ID.
-  // chan/ is 0711 (02771 shared) and its FIFOs 0666: only members reach it
-  // through the runtime directory, and a member that drops privileges
-  // (tcpdump switching to user tcpdump) keeps reaching it through the fd
-  // it opened before, so its wake-ups still arrive.
+  // chan/ is 0711 (02771 shared) and its FIFOs 0622: only members reach it
+  // through the runtime directory (which may not be entered by others:
+  // setup_dir), only a FIFO's owner reads it, and a member that drops
+  // privileges (tcpdump switching to user tcpdump) keeps reaching chan/
+  // through the fd it opened before, so its wake-ups still arrive.
   int alloc_chan(uint32_t* token);  // with lock held
   void free_chan(uint32_t token);   // with lock held
   // A holder lets go of the channel; it goes with its last holder.
@@ -223,11 +224,12 @@ class Registry {
   void add_chan_holder(uint32_t token, const ProcId& p);
   static std::string chan_path(uint32_t id);  // for messages
   static std::string chan_name(uint32_t id) { return std::to_string(id); }
-  // This process's fd of chan/ (opened once, kept), or -errno with *why.
+  // This process's fd of chan/, or -errno with *why: opened once and
+  // checked (device and inode) at every use, since the application may
+  // close or reuse any fd number (then it is opened again).
   static int chan_dir(std::string* why = nullptr);
-  // Open channel id's FIFO to wake its reader (O_RDWR: a FIFO whose reader
-  // died gives EAGAIN once full, never SIGPIPE); checked to be a channel
-  // of this domain. fd or -1.
+  // Open channel id's FIFO to wake its reader (O_WRONLY | O_NONBLOCK: no
+  // reader is ENXIO); checked to be a channel of this domain. fd or -1.
   static int open_chan_for_wake(uint32_t id);
   static uint32_t chan_id(uint32_t token) { return token & 0x3ff; }
 

@@ -355,15 +355,26 @@ int setup_dir(const std::string& d, std::string* why) {
                             mode_str(st.st_mode) + "): set UNETMAP_GROUP=" +
                             std::to_string(st.st_gid) +
                             " to share it with that group, or chmod g-w; refused");
+  // Who can pass through it can reach chan/'s wake-up FIFOs (0622).
+  if (st.st_mode & S_IXOTH)
+    return fail(EACCES, "can be entered by every user (mode " + mode_str(st.st_mode) +
+                            "): refused; chmod o-rx it (0700), or share it with a group by "
+                            "UNETMAP_GROUP");
+  if ((st.st_mode & S_IXGRP) && !(grp > 0 && st.st_gid == gid))
+    return fail(EACCES, "can be entered by group " + group_name(st.st_gid) + " (mode " +
+                            mode_str(st.st_mode) + "): set UNETMAP_GROUP=" +
+                            std::to_string(st.st_gid) +
+                            " to share it with that group, or chmod g-rx; refused");
   return 0;
 }
+
+
+}  // namespace
 
 std::string runtime_dir_path() {
   const char* e = getenv("UNETMAP_DIR");
   return (e && *e) ? e : "/dev/shm/unetmap";
 }
-
-}  // namespace
 
 const std::string& runtime_dir() {
   static const std::string dir = [] {
@@ -381,7 +392,7 @@ mode_t shared_file_mode() {
   return shared_group(&g, nullptr) > 0 ? 0660 : 0600;
 }
 
-mode_t fifo_mode() { return 0666; }
+mode_t fifo_mode() { return 0622; }
 
 int check_shared_fd(int fd, const std::string& path, mode_t type, std::string* why) {
   auto fail = [&](int e, const std::string& text) {
@@ -424,11 +435,9 @@ int runtime_subdir_fd(const std::string& name, bool traversable, std::string* pa
   gid_t gid = 0;
   const bool grp = shared_group(&gid, nullptr) > 0;
   const mode_t mode = (grp ? 02770 : 0700) | (traversable ? 0011 : 0);
-  if (::mkdir(path->c_str(), 0700) == 0 && ::chmod(path->c_str(), mode) != 0) {
-    const int e = errno;
-    if (why) *why = "cannot make " + *path + " " + mode_str(mode) + ": " + strerror(e);
-    return -e;
-  }
+  const bool made = ::mkdir(path->c_str(), 0700) == 0;
+  // Set its mode through an fd of what was made, never by path: a member
+  // of a shared directory could put a link there in between.
   int fd = sys::open(path->c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
     const int e = errno;
@@ -441,6 +450,13 @@ int runtime_subdir_fd(const std::string& name, bool traversable, std::string* pa
     const int e = errno;
     sys::close(fd);
     if (why) *why = *path + " cannot be checked: " + strerror(e);
+    return -e;
+  }
+  if (made && st.st_uid == geteuid() && (st.st_mode & 07777) != mode &&
+      (fchmod(fd, mode) != 0 || fstat(fd, &st) != 0)) {
+    const int e = errno;
+    sys::close(fd);
+    if (why) *why = "cannot make " + *path + " " + mode_str(mode) + ": " + strerror(e);
     return -e;
   }
   if ((st.st_mode & S_IWOTH) ||

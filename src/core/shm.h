@@ -128,12 +128,16 @@ class Mapping {
 // Where unetmap keeps its shared files: $UNETMAP_DIR, else /dev/shm/unetmap.
 // Made (0700, or 02770 with UNETMAP_GROUP) if missing.
 const std::string& runtime_dir();
+// The same path, neither made nor checked (for a look that must create
+// nothing).
+std::string runtime_dir_path();
 // Is the runtime directory one this process may use (the trust model
 // above)? 0, or an errno value with the reason in *why.
 int runtime_dir_check(std::string* why);
 // Mode of files every user of the directory shares (registry: 0660 with
-// UNETMAP_GROUP, else 0600), and of wake-up FIFOs: 0666, in a directory
-// only members reach (Registry::chan_dir).
+// UNETMAP_GROUP, else 0600), and of wake-up FIFOs: 0622 (anyone who
+// reaches chan/ may wake, only the owner reads), in a directory only
+// members reach (Registry::chan_dir).
 mode_t shared_file_mode();
 mode_t fifo_mode();
 

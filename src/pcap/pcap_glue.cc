@@ -18,7 +18,9 @@
 //   and a nonblocking dispatch with nothing ready returns 0.
 // - pcap_inject / pcap_sendpacket: the module's inject fails (0) when the
 //   tx ring is full and pcap_sendpacket then reports success; here a
-//   blocking capture waits for room (poll), as a socket would.
+//   blocking capture waits for room (poll), as a socket would, and every
+//   injected frame leaves at once (the module left it in the ring until
+//   the ring filled, the next poll or pcap_close).
 // - pcap_create / pcap_activate / pcap_open_live: the module makes a NIC's
 //   interface promiscuous with SIOCSIFFLAGS and clears it at close, which
 //   fails once tcpdump has dropped root (and never happens after a kill
@@ -33,6 +35,7 @@
 #include <dlfcn.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
+#include <net/netmap.h>
 #include <pcap/pcap.h>
 #include <poll.h>
 #include <string.h>
@@ -41,6 +44,7 @@
 #include <unetmap/unetmap.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -77,6 +81,7 @@ const Real& real() {
 
 struct Capture {
   uint64_t drops_at_open = 0;
+  bool nonblock = false;  // pcap_setnonblock's setting, kept here
   int promisc_fd = -1;  // holds the NIC's promiscuous mode (see above)
   pcap_pkthdr hdr{};  // pcap_next_ex's frame
   const u_char* data = nullptr;
@@ -101,11 +106,13 @@ bool rx_drops(pcap_t* p, uint64_t* drops) {
   return true;
 }
 
-// p's state if p captures on a netmap fd, else nullptr. Known from the
-// first call on it (pcap_open_live activates it inside libpcap).
-Capture* capture(pcap_t* p) {
-  Captures& c = captures();
-  std::lock_guard<std::mutex> g(c.mu);
+bool nonblocking(pcap_t* p) {
+  char err[PCAP_ERRBUF_SIZE];
+  return pcap_getnonblock(p, err) == 1;
+}
+
+// capture()'s lookup, lock held.
+Capture* lookup(Captures& c, pcap_t* p) {
   auto it = c.netmap.find(p);
   if (it != c.netmap.end()) return &it->second;
   if (c.other.count(p)) return nullptr;
@@ -118,7 +125,30 @@ Capture* capture(pcap_t* p) {
   }
   Capture& cap = c.netmap[p];
   cap.drops_at_open = drops;
+  cap.nonblock = nonblocking(p);
   return &cap;
+}
+
+// Bumped by pcap_close: a thread's cached lookup is stale.
+std::atomic<uint64_t> g_closes{0};
+
+// p's state if p captures on a netmap fd, else nullptr. Known from the
+// first call on it (pcap_open_live activates it inside libpcap). The
+// last capture a thread asked about is answered without the lock.
+Capture* capture(pcap_t* p) {
+  thread_local pcap_t* last_p = nullptr;
+  thread_local Capture* last_cap = nullptr;
+  thread_local uint64_t last_closes = ~0ull;
+  const uint64_t closes = g_closes.load(std::memory_order_acquire);
+  if (p == last_p && closes == last_closes) return last_cap;
+  Capture* cap = nullptr;
+  {
+    Captures& c = captures();
+    std::lock_guard<std::mutex> g(c.mu);
+    cap = lookup(c, p);
+  }
+  if (cap || pcap_fileno(p) >= 0) last_p = p, last_cap = cap, last_closes = closes;
+  return cap;
 }
 
 // ---- promiscuous mode of NIC ports ----
@@ -147,11 +177,13 @@ int if_flags(const std::string& ifname, short* flags, bool set) {
   return rc;
 }
 
-// After libpcap's activate: if it turned IFF_PROMISC on, hold the mode by
-// a membership instead. The socket's fd, or -1.
+// After libpcap's activate: if IFF_PROMISC is on, hold the mode by a
+// membership of this capture's own (another capture's flag may go any
+// time), and clear the flag if it was not on before (so libpcap's module
+// set it). The socket's fd, or -1.
 int promisc_by_membership(const std::string& ifname, bool was_promisc) {
   short flags = 0;
-  if (was_promisc || if_flags(ifname, &flags, false) != 0 || !(flags & IFF_PROMISC)) return -1;
+  if (if_flags(ifname, &flags, false) != 0 || !(flags & IFF_PROMISC)) return -1;
   const int s = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);  // protocol 0: receives nothing
   packet_mreq mr{};
   mr.mr_ifindex = int(if_nametoindex(ifname.c_str()));
@@ -160,8 +192,10 @@ int promisc_by_membership(const std::string& ifname, bool was_promisc) {
     if (s >= 0) ::close(s);
     return -1;  // libpcap's flag stays: as without this library
   }
-  flags &= short(~IFF_PROMISC);
-  if_flags(ifname, &flags, true);
+  if (!was_promisc) {
+    flags &= short(~IFF_PROMISC);
+    if_flags(ifname, &flags, true);
+  }
   return s;
 }
 
@@ -175,11 +209,6 @@ void count_and_deliver(u_char* arg, const pcap_pkthdr* h, const u_char* bytes) {
   auto* c = reinterpret_cast<Counting*>(arg);
   c->delivered++;
   c->handler(c->user, h, bytes);
-}
-
-bool nonblocking(pcap_t* p) {
-  char err[PCAP_ERRBUF_SIZE];
-  return pcap_getnonblock(p, err) == 1;
 }
 
 // Is a frame (or an error) waiting? poll on a netmap fd syncs its rx rings.
@@ -299,9 +328,18 @@ pcap_t* pcap_open_live(const char* dev, int snaplen, int promisc, int ms, char* 
   return p;
 }
 
+int pcap_setnonblock(pcap_t* p, int nonblock, char* errbuf) {
+  static const auto real_set = next_symbol<int (*)(pcap_t*, int, char*)>("pcap_setnonblock");
+  if (!real_set) return PCAP_ERROR;
+  const int rc = real_set(p, nonblock, errbuf);
+  if (Capture* cap = rc == 0 ? capture(p) : nullptr) cap->nonblock = nonblock != 0;
+  return rc;
+}
+
 int pcap_dispatch(pcap_t* p, int cnt, pcap_handler handler, u_char* user) {
-  if (!capture(p)) return real().dispatch(p, cnt, handler, user);
-  if (nonblocking(p) && !readable_now(p)) return 0;
+  Capture* cap = capture(p);
+  if (!cap) return real().dispatch(p, cnt, handler, user);
+  if (cap->nonblock && !readable_now(p)) return 0;
   Counting c{handler, user};
   const int rc = real().dispatch(p, cnt, count_and_deliver, reinterpret_cast<u_char*>(&c));
   return rc < 0 ? rc : c.delivered;
@@ -328,7 +366,7 @@ int pcap_next_ex(pcap_t* p, pcap_pkthdr** hdr, const u_char** data) {
   Capture* cap = capture(p);
   if (!cap) return real().next_ex(p, hdr, data);
   for (;;) {
-    if (nonblocking(p) && !readable_now(p)) return 0;
+    if (cap->nonblock && !readable_now(p)) return 0;
     cap->data = nullptr;
     const int rc = real().dispatch(p, 1, keep_one, reinterpret_cast<u_char*>(cap));
     if (rc < 0) return rc;
@@ -350,12 +388,18 @@ const u_char* pcap_next(pcap_t* p, pcap_pkthdr* h) {
 }
 
 int pcap_inject(pcap_t* p, const void* buf, size_t size) {
-  if (!capture(p)) return real().inject(p, buf, size);
-  for (;;) {
+  Capture* cap = capture(p);
+  if (!cap) return real().inject(p, buf, size);
+  for (int tries = 0;; tries++) {
     const int rc = real().inject(p, buf, size);
-    if (rc != 0 || size == 0 || nonblocking(p)) return rc;
+    // Sent now, as on every other libpcap backend (one sync per frame).
+    if (rc > 0) ioctl(pcap_fileno(p), NIOCTXSYNC, nullptr);
+    if (rc != 0 || size == 0 || cap->nonblock) return rc;
+    // Blocking: wait for room. A frame of several slots may find some room
+    // but not enough: then wait a millisecond between tries, not spin.
     pollfd pf{pcap_fileno(p), POLLOUT, 0};
     if (poll(&pf, 1, -1) < 0 || (pf.revents & POLLERR)) return rc;
+    if (tries > 0) poll(nullptr, 0, 1);
   }
 }
 
@@ -381,6 +425,7 @@ void pcap_close(pcap_t* p) {
     if (it != c.netmap.end()) promisc_fd = it->second.promisc_fd, c.netmap.erase(it);
     c.other.erase(p);
     c.device.erase(p);
+    g_closes.fetch_add(1, std::memory_order_release);
   }
   if (real().close) real().close(p);
   if (promisc_fd >= 0) ::close(promisc_fd);

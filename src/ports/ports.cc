@@ -2,6 +2,8 @@
 // file and its name appended to UNETMAP_PORT_TYPES below.
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -153,11 +155,27 @@ int make_port_rings(Registry& reg, int p, Region& r, std::string* why, bool rx_b
   return err;
 }
 
+// A write to a FIFO whose reader is gone raises SIGPIPE: blocked around the
+// write, and taken if it came, so the application never sees it.
+static ssize_t write_without_sigpipe(int fd, const void* b, size_t n) {
+  sigset_t pipe_set, old;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+  const ssize_t r = ::write(fd, b, n);
+  if (r < 0 && errno == EPIPE) {
+    const timespec now{0, 0};
+    sigtimedwait(&pipe_set, nullptr, &now);
+    errno = EPIPE;
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return r;
+}
+
 // Wake-up: the waiter token names a FIFO (its registry channel); one byte
 // written to it makes the blocked poll() return. Write ends are cached per
-// process and reopened when the channel's generation changes. They are
-// opened O_RDWR so that a FIFO whose reader died gives EAGAIN once full,
-// never SIGPIPE.
+// process and reopened when the channel's generation changes; a FIFO whose
+// reader died cannot be opened (ENXIO) or written (EPIPE, no signal).
 static void wake(uint32_t token) {
   static std::mutex mu;
   static uint32_t cached_token[kMaxChans];
@@ -173,7 +191,7 @@ static void wake(uint32_t token) {
     cached_fd[id] = fd;
   }
   char c = 1;
-  if (::write(cached_fd[id], &c, 1) < 0 && errno != EAGAIN) {
+  if (write_without_sigpipe(cached_fd[id], &c, 1) < 0 && errno != EAGAIN) {
     sys::close(cached_fd[id]);
     cached_token[id] = 0;
   }

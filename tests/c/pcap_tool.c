@@ -3,7 +3,8 @@
  * system's libpcap headers and soname (the libpcap it gets at run time is
  * unetmap's, with the netmap module):
  *   pcap_tool inject DEV COUNT   pcap_open_live, then COUNT pcap_inject
- *                                (udp_frame seq 0..COUNT-1), pcap_close
+ *                                (udp_frame seq 0..COUNT-1), print "sent
+ *                                COUNT", wait for a line on stdin, pcap_close
  *   pcap_tool stats DEV          pcap_create + activate, print "ready",
  *                                wait for a line on stdin, read what is
  *                                there (pcap_dispatch, nonblocking), then
@@ -39,8 +40,12 @@ static int inject(const char *dev, long count)
 		if (pcap_inject(p, f, sizeof f) != (int)sizeof f)
 			return fail("pcap_inject", pcap_geterr(p));
 	}
-	pcap_close(p);
 	printf("sent %ld\n", count);
+	fflush(stdout);
+	char line[64];
+	if (!fgets(line, sizeof line, stdin))
+		return fail("stdin", "closed before the close line");
+	pcap_close(p);
 	return 0;
 }
 
