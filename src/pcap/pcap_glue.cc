@@ -158,9 +158,14 @@ Capture* capture(pcap_t* p) {
 std::string nic_interface(const std::string& dev) {
   if (dev.rfind("netmap:", 0) != 0) return "";
   const std::string rest = dev.substr(7);
-  const size_t end = rest.find_first_of("-^*/@{}");
+  const size_t end = rest.find_first_of("^*/@{}");
   if (end != std::string::npos && rest[end] == '^') return "";  // host rings only
-  const std::string name = rest.substr(0, end);
+  std::string name = rest.substr(0, end);
+  // "-N" names one ring (netmap's grammar takes no other '-' in a name).
+  const size_t dash = name.rfind('-');
+  if (if_nametoindex(name.c_str()) == 0 && dash != std::string::npos && dash + 1 < name.size() &&
+      name.find_first_not_of("0123456789", dash + 1) == std::string::npos)
+    name.resize(dash);
   if (name.empty() || name.size() >= IFNAMSIZ || if_nametoindex(name.c_str()) == 0) return "";
   return name;
 }
