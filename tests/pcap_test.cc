@@ -379,6 +379,17 @@ TEST(Pcap, OpenLiveLoopWithAFilter) {
   EXPECT_EQ(tx.wait(30000), 0);
 }
 
+// Captures on the system's interfaces go through unetmap-run untouched and
+// without a word from unetmap.
+TEST(Pcap, OtherInterfacesAreLibpcapsOwnAndSilent) {
+  Proc tool(run_args({PCAP_TOOL, "stats", "lo"}));
+  ASSERT_TRUE(tool.wait_for("ready", false, 15000)) << tool.show();
+  ASSERT_TRUE(tool.write_in("go\n"));
+  EXPECT_EQ(tool.finish(30000), 0) << tool.show();
+  EXPECT_NE(tool.out().find("got "), std::string::npos) << tool.show();
+  EXPECT_EQ(tool.err().find("unetmap"), std::string::npos) << tool.show();
+}
+
 // pcap_stats of a capture whose ring filled: what the switch dropped for
 // it is ps_drop, what it kept is ps_recv, and together they are what was
 // sent.

@@ -212,7 +212,7 @@ void note_registration(NetmapFile* f) {
 }
 
 
-// The wake-up channel is a FIFO made by this process in chan/ (mode 0666:
+// The wake-up channel is a FIFO made by this process in chan/ (mode 0622:
 // Registry::chan_dir says who reaches it), opened O_NOFOLLOW and checked
 // to be the FIFO this process just made.
 int dev_open(int flags) {
@@ -368,7 +368,7 @@ void dev_adopt_received(const msghdr* m) {
 
 int dev_counters(int fd, Dir d, Binding::Counters* out) {
   NetmapFile* f = file_of(fd);
-  if (!f) return fail(EBADF, "not a netmap fd");
+  if (!f) return fail(EBADF);  // a question, not a failed request: nothing printed
   std::lock_guard<std::mutex> g(f->mu);
   Binding* b = refresh_binding(f);
   if (!b) return fail(ENXIO, "the netmap fd has no port registered");
