@@ -282,14 +282,18 @@ TEST(Pcap, KilledTcpdumpLeavesTheWatchedPortRunning) {
   ASSERT_TRUE(ready->load());
   Tcpdump first({"-ni", "netmap:pk}0/rt", "udp dst port 1000"});
   ASSERT_TRUE(first.listening());
-  Child tx = sender("netmap:pk{0", 300000);
+  // Frames 0..99999 while the first tcpdump runs and is killed, the rest
+  // once the next one listens: the receiver must get all, in order.
+  Child tx = sender("netmap:pk{0", 100000);
   ASSERT_TRUE(first.p.wait_for("UDP, length 18", false, 15000)) << first.p.show();
   first.p.stop(SIGKILL);
+  EXPECT_EQ(tx.wait(30000), 0);
   Tcpdump again({"-ni", "netmap:pk}0/rt", "-c", "100", "udp dst port 1000"});
   ASSERT_TRUE(again.listening());
+  Child tx2 = sender("netmap:pk{0", 200000, nullptr, 100000);
   EXPECT_EQ(again.p.finish(30000), 0) << again.p.show();
   EXPECT_EQ(lines(again.p.out()).size(), 100u);
-  EXPECT_EQ(tx.wait(30000), 0);
+  EXPECT_EQ(tx2.wait(30000), 0);
   EXPECT_EQ(rx.wait(30000), 0) << "the watched receiver lost or reordered frames";
 }
 
