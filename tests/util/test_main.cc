@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -23,12 +24,29 @@
 
 #include <fstream>
 #include <string>
+#include <vector>
 
 namespace {
 int remove_entry(const char* path, const struct stat*, int, struct FTW*) {
   remove(path);
   return 0;
 }
+
+// A test's other scratch paths are named UNETMAP_DIR + "." + anything
+// (a capture file's directory, an install prefix): they go with it.
+void remove_siblings(const char* dir) {
+  const std::string d = dir;
+  const size_t slash = d.rfind('/');
+  const std::string parent = d.substr(0, slash), prefix = d.substr(slash + 1) + ".";
+  DIR* p = opendir(parent.c_str());
+  if (!p) return;
+  std::vector<std::string> found;
+  while (dirent* e = readdir(p))
+    if (strncmp(e->d_name, prefix.c_str(), prefix.size()) == 0) found.push_back(parent + "/" + e->d_name);
+  closedir(p);
+  for (const std::string& f : found) nftw(f.c_str(), remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 // Workers a test left running (core/worker.h: attachment forwarders and
 // others): the supervisors that still hold their entry's lock are killed,
 // and their workers with them (PR_SET_PDEATHSIG), before the directory goes.
@@ -82,6 +100,7 @@ int main(int argc, char** argv) {
   }
   stop_workers(dir);
   nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+  remove_siblings(dir);
   if (WIFSIGNALED(st)) {
     fprintf(stderr, "test process killed by signal %d (%s)\n", WTERMSIG(st),
             strsignal(WTERMSIG(st)));
