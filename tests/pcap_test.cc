@@ -65,6 +65,12 @@ std::vector<std::string> lines(const std::string& s) {
   return v;
 }
 
+// Has a child set flag within ms milliseconds?
+bool set_within(std::atomic<int>* flag, int ms) {
+  for (const double end = nmtest::now_ms() + ms; !flag->load() && nmtest::now_ms() < end;) usleep(1000);
+  return flag->load() != 0;
+}
+
 // Sends udp_frame seq first.. on port `name`: `count` frames, or with
 // count 0 until `stop` is set (shared memory). Waits for room with poll.
 // Exit 0 when done.
@@ -216,8 +222,7 @@ TEST(Pcap, TcpdumpCapturesAVALEPort) {
 TEST(Pcap, TcpdumpCapturesAMonitorWhileTheReceiverGetsEverything) {
   std::atomic<int>* ready = shared_flag();
   Child rx = receiver("netmap:pm}0", 100000, ready);
-  for (const double end = nmtest::now_ms() + 10000; !ready->load() && nmtest::now_ms() < end;) usleep(1000);
-  ASSERT_TRUE(ready->load());
+  ASSERT_TRUE(set_within(ready, 10000));
   Tcpdump td({"-ni", "netmap:pm}0/r", "-c", "500", "-e", "udp dst port 1000"});
   ASSERT_TRUE(td.listening());
   Child tx = sender("netmap:pm{0", 100000);
@@ -255,8 +260,7 @@ TEST(Pcap, TcpdumpListsUnetmapPorts) {
     for (const double end = nmtest::now_ms() + 20000; !stop->load() && nmtest::now_ms() < end;) usleep(1000);
     return 0;
   });
-  for (const double end = nmtest::now_ms() + 10000; !ready->load() && nmtest::now_ms() < end;) usleep(1000);
-  ASSERT_TRUE(ready->load());
+  ASSERT_TRUE(set_within(ready, 10000));
   Proc d(run_args({kTcpdump, "-D"}));
   EXPECT_EQ(d.finish(10000), 0) << d.show();
   // A listing makes nothing: no runtime directory, no ports listed.
@@ -278,8 +282,7 @@ TEST(Pcap, TcpdumpListsUnetmapPorts) {
 TEST(Pcap, KilledTcpdumpLeavesTheWatchedPortRunning) {
   std::atomic<int>* ready = shared_flag();
   Child rx = receiver("netmap:pk}0", 300000, ready);
-  for (const double end = nmtest::now_ms() + 10000; !ready->load() && nmtest::now_ms() < end;) usleep(1000);
-  ASSERT_TRUE(ready->load());
+  ASSERT_TRUE(set_within(ready, 10000));
   Tcpdump first({"-ni", "netmap:pk}0/rt", "udp dst port 1000"});
   ASSERT_TRUE(first.listening());
   // Frames 0..99999 while the first tcpdump runs and is killed, the rest
@@ -364,8 +367,7 @@ TEST(Pcap, TcpdumpCapturesANicPortInPromiscuousMode) {
 TEST(Pcap, InjectedFramesArriveInOrderBeforeClose) {
   std::atomic<int>* ready = shared_flag();
   Child rx = receiver("netmap:pi}0", 5000, ready);
-  for (const double end = nmtest::now_ms() + 10000; !ready->load() && nmtest::now_ms() < end;) usleep(1000);
-  ASSERT_TRUE(ready->load());
+  ASSERT_TRUE(set_within(ready, 10000));
   Proc tool(run_args({PCAP_TOOL, "inject", "netmap:pi{0", "5000"}));
   ASSERT_TRUE(tool.wait_for("sent 5000", false, 30000)) << tool.show();
   EXPECT_EQ(rx.wait(30000), 0) << "frames stayed in the tx ring";
@@ -472,8 +474,7 @@ TEST(Pcap, ScapySniffsAndSends) {
 
   std::atomic<int>* ready = shared_flag();
   Child rx = receiver("netmap:pz}0", 50, ready);
-  for (const double end = nmtest::now_ms() + 10000; !ready->load() && nmtest::now_ms() < end;) usleep(1000);
-  ASSERT_TRUE(ready->load());
+  ASSERT_TRUE(set_within(ready, 10000));
   Proc sd(run_args({"/usr/bin/python3", script, "send"}));
   EXPECT_EQ(sd.finish(60000), 0) << sd.show();
   EXPECT_EQ(rx.wait(30000), 0) << "scapy's frames did not all arrive in order";

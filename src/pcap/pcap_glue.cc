@@ -182,6 +182,12 @@ int if_flags(const std::string& ifname, short* flags, bool set) {
   return rc;
 }
 
+// Is IFF_PROMISC set on the interface (false for "")?
+bool promiscuous(const std::string& ifname) {
+  short flags = 0;
+  return !ifname.empty() && if_flags(ifname, &flags, false) == 0 && (flags & IFF_PROMISC);
+}
+
 // After libpcap's activate: if IFF_PROMISC is on, hold the mode by a
 // membership of this capture's own (another capture's flag may go any
 // time), and clear the flag if it was not on before (so libpcap's module
@@ -313,8 +319,7 @@ int pcap_activate(pcap_t* p) {
     if (it != captures().device.end()) dev = it->second, captures().device.erase(it);
   }
   const std::string ifname = nic_interface(dev);
-  short flags = 0;
-  const bool was_promisc = !ifname.empty() && if_flags(ifname, &flags, false) == 0 && (flags & IFF_PROMISC);
+  const bool was_promisc = promiscuous(ifname);
   const int rc = real().activate(p);
   if (rc < 0) return rc;
   Capture* cap = capture(p);
@@ -325,8 +330,7 @@ int pcap_activate(pcap_t* p) {
 pcap_t* pcap_open_live(const char* dev, int snaplen, int promisc, int ms, char* errbuf) {
   if (!real().open_live) return nullptr;
   const std::string ifname = dev ? nic_interface(dev) : "";
-  short flags = 0;
-  const bool was_promisc = !ifname.empty() && if_flags(ifname, &flags, false) == 0 && (flags & IFF_PROMISC);
+  const bool was_promisc = promiscuous(ifname);
   pcap_t* p = real().open_live(dev, snaplen, promisc, ms, errbuf);
   Capture* cap = p ? capture(p) : nullptr;
   if (cap && !ifname.empty() && cap->promisc_fd < 0) cap->promisc_fd = promisc_by_membership(ifname, was_promisc);
