@@ -44,6 +44,7 @@
 #include "ports/nic/nic.h"  // Backend
 #include "core/worker.h"
 #include "ports/vale/vale.h"
+#include "ports/vhost/control.h"
 
 namespace {
 
@@ -63,8 +64,15 @@ void usage(FILE* f) {
           "                   if NAME is an interface, attach that NIC: a helper process\n"
           "                   forwards between netmap:NAME and VALE port valeX:NAME; if\n"
           "                   NAME is on another switch already, it joins both (wrapped)\n"
+          "  -a valeX:NAME,vhost=PATH[,client][,queues=N]\n"
+          "                   make NAME a vhost-user port of switch valeX: a virtio-net\n"
+          "                   device for a VM (QEMU) or DPDK's virtio_user at Unix socket\n"
+          "                   PATH, served by a worker; it listens on PATH, or connects\n"
+          "                   to it with 'client' (again whenever the front end restarts);\n"
+          "                   N queue pairs (1..16, default 1)\n"
           "  -d valeX:NAME    detach NAME from switch valeX (a NIC: stop its helper, the\n"
-          "                   interface goes back to the host; refused in polling mode)\n"
+          "                   interface goes back to the host; refused in polling mode;\n"
+          "                   a vhost-user port: stop its worker, the port goes)\n"
           "  -l [valeX:Y]     list every port of every switch, or where port Y is:\n"
           "                   lines 'valeX:Y bridge:B port:P'; an attached NIC or wrapped\n"
           "                   port adds its forwarder's 'worker:STATE pid:N restarts:N',\n"
@@ -262,6 +270,8 @@ struct Options {
   RingConf conf;
   uint16_t mem_id = 0;
   bool json = false;
+  bool vhost = false;                  // -a valeX:NAME,vhost=PATH...
+  unetmap::vhost::AttachRequest vreq;
 };
 
 void set_cmd(Options* o, char c, const char* arg) {
@@ -295,11 +305,19 @@ Options parse_args(int argc, char** argv) {
         set_cmd(&o, char(c), optarg);
         break;
       case 'a':
-      case 'd':
+      case 'd': {
+        std::string why;
+        if (c == 'a' && unetmap::vhost::parse(optarg, &o.vreq, &why) != ENOENT) {
+          if (!why.empty()) bad("-a: %s", why.c_str());
+          o.vhost = true;
+          set_cmd(&o, 'a', optarg);
+          break;
+        }
         // A port name, or the name of an interface (which may have - or .).
         need_vale(c == 'a' ? "-a" : "-d", optarg, !is_interface(optarg), "NAME");
         set_cmd(&o, char(c), optarg);
         break;
+      }
       case 'h':
         need_vale("-h", optarg, false, "IF");
         set_cmd(&o, 'h', optarg);
@@ -435,7 +453,9 @@ std::vector<unetmap::worker::Info> attach_workers() {
   std::string why;
   unetmap::worker::list(&all, &why);
   for (auto& w : all)
-    if (w.spec.kind == "attach" && w.spec.args.size() == 4) out.push_back(w);
+    if ((w.spec.kind == "attach" && w.spec.args.size() == 4) ||
+        (w.spec.kind == "vhost" && w.spec.args.size() == 5))
+      out.push_back(w);
   return out;
 }
 
@@ -450,11 +470,18 @@ const unetmap::worker::Info* worker_of(const std::vector<unetmap::worker::Info>&
 
 std::string worker_fields(const unetmap::worker::Info& w, bool json) {
   const char* state = unetmap::worker::state_name(w.state);
+  const bool vhost = w.spec.kind == "vhost";
   if (json)
     return "{\"state\": " + json_str(state) + ", \"pid\": " + std::to_string(w.pid.pid) +
-           ", \"restarts\": " + std::to_string(w.restarts) + ", \"log\": " + json_str(w.log) + "}";
+           ", \"restarts\": " + std::to_string(w.restarts) + ", \"log\": " + json_str(w.log) +
+           (vhost ? ", \"vhost\": " + json_str(w.spec.args[2]) + ", \"mode\": " + json_str(w.spec.args[3]) +
+                        ", \"queues\": " + w.spec.args[4] + ", \"status\": " + json_str(w.status)
+                  : std::string()) +
+           "}";
   return std::string("worker:") + state + " pid:" + std::to_string(w.pid.pid) +
-         " restarts:" + std::to_string(w.restarts);
+         " restarts:" + std::to_string(w.restarts) +
+         (vhost ? " vhost:" + w.spec.args[2] + " mode:" + w.spec.args[3] + " queues:" + w.spec.args[4]
+                : std::string());
 }
 
 void print_list_entry(bool json, const char* name, unsigned bridge, unsigned port,
@@ -490,6 +517,11 @@ int do_delif(Dev& dev, const Options& o) {
 
 // -a, or -h (a NIC with its host stack: NR_REG_NIC_SW).
 int do_attach(Dev& dev, const Options& o) {
+  if (o.vhost) {
+    std::string why;
+    const int err = unetmap::vhost::attach(o.vreq, &why);
+    return err ? failed("-a", o.arg, err, why) : 0;
+  }
   nmreq_vale_attach att;
   memset(&att, 0, sizeof att);
   att.reg.nr_mode = o.cmd == 'h' ? NR_REG_NIC_SW : NR_REG_ALL_NIC;
@@ -500,6 +532,11 @@ int do_attach(Dev& dev, const Options& o) {
 }
 
 int do_detach(Dev& dev, const Options& o) {
+  std::string sw, port, why;
+  if (split_vale(o.arg.c_str(), true, &sw, &port) && unetmap::vhost::exists(sw, port)) {
+    const int err = unetmap::vhost::detach(sw, port, &why);
+    return err ? failed("-d", o.arg, err, why) : 0;
+  }
   nmreq_vale_detach det;
   memset(&det, 0, sizeof det);
   nmreq_header h;

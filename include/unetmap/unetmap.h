@@ -47,6 +47,40 @@ struct unetmap_ring_counters {
  */
 int unetmap_fd_counters(int fd, int rx, struct unetmap_ring_counters *out);
 
+/* A range of the caller's memory. */
+struct unetmap_mem_range {
+	const void *addr;
+	uint64_t len;
+};
+
+/*
+ * NS_INDIRECT slots (VALE ports) carry the address of a fragment in the
+ * sender's memory; netmap copies it from there, and so does unetmap, with a
+ * checked copy that turns a bad address into a dropped packet. A program
+ * that sends from memory it keeps mapped (a vhost-user backend: the
+ * guest's memory) may name up to 64 ranges of it here: fragments of the tx
+ * rings of netmap fd `fd` that lie wholly in one are then read in place,
+ * with no extra copy. Fragments outside them are still read with the
+ * checked copy. The caller keeps the ranges mapped while they are set and
+ * does not sync fd's rings in another thread meanwhile; n = 0 clears them.
+ * 0, or -1 with errno: EBADF, ENXIO (fd not registered), EINVAL.
+ */
+int unetmap_indirect_ranges(int fd, const struct unetmap_mem_range *r, unsigned n);
+
+/*
+ * vhost-user ports: switch port `port` ("valeX:NAME") becomes a virtio-net
+ * device for a VM or any vhost-user front end (QEMU, DPDK's virtio_user)
+ * at Unix socket `path`, served by a supervised worker process until
+ * unetmap_vhost_detach(). It listens on path, or with UNETMAP_VHOST_CLIENT
+ * connects to it (and again whenever the front end restarts). queues:
+ * queue pairs, 1 to 16. 0, or -1 with errno (EBUSY: the port is served
+ * already; ENXIO on detach: it is not a vhost-user port).
+ * vale-ctl -a valeX:NAME,vhost=PATH[,client][,queues=N] calls this.
+ */
+#define UNETMAP_VHOST_CLIENT 0x1
+int unetmap_vhost_attach(const char *port, const char *path, unsigned flags, unsigned queues);
+int unetmap_vhost_detach(const char *port);
+
 #ifdef __cplusplus
 }
 #endif

@@ -12,6 +12,8 @@
 #include "core/adapter.h"
 #include "core/registry.h"
 #include "core/shm.h"
+#include "ports/vhost/control.h"
+#include "ports/vhost/device.h"
 
 using namespace unetmap;
 
@@ -56,4 +58,49 @@ extern "C" int unetmap_fd_counters(int fd, int rx, struct unetmap_ring_counters*
   out->bytes = c.bytes;
   out->drops = c.drops;
   return 0;
+}
+
+extern "C" int unetmap_indirect_ranges(int fd, const struct unetmap_mem_range* r, unsigned n) {
+  if (n && !r) return fail(EFAULT, "unetmap_indirect_ranges: ranges is NULL");
+  if (n > 64) return fail(EINVAL, "unetmap_indirect_ranges: at most 64 ranges");
+  std::vector<DirectRanges::Range> v;
+  for (unsigned i = 0; i < n; i++) {
+    const uintptr_t lo = reinterpret_cast<uintptr_t>(r[i].addr);
+    if (r[i].len == 0 || lo + r[i].len < lo) return fail(EINVAL, "unetmap_indirect_ranges: an empty or wrapping range");
+    v.push_back({lo, uintptr_t(lo + r[i].len)});
+  }
+  return dev_direct_ranges(fd, std::move(v));
+}
+
+namespace {
+// "valeX:NAME" into a request, or -1 with errno.
+int vhost_port(const char* port, vhost::AttachRequest* r) {
+  if (!port) return fail(EFAULT, "vhost-user port name is NULL");
+  std::string why;
+  const int err = vhost::parse(std::string(port) + ",vhost=/", r, &why);
+  return err ? fail(err, why) : 0;
+}
+}  // namespace
+
+extern "C" int unetmap_vhost_attach(const char* port, const char* path, unsigned flags, unsigned queues) {
+  vhost::AttachRequest r;
+  if (vhost_port(port, &r) != 0) return -1;
+  if (!path || !*path) return fail(EINVAL, "unetmap_vhost_attach: no socket path");
+  if (flags & ~unsigned(UNETMAP_VHOST_CLIENT)) return fail(EINVAL, "unetmap_vhost_attach: unknown flags");
+  if (queues < 1 || queues > vhost::kMaxQueuePairs)
+    return fail(EINVAL, "unetmap_vhost_attach: queues is 1 to " + std::to_string(vhost::kMaxQueuePairs));
+  r.path = path;
+  r.client = flags & UNETMAP_VHOST_CLIENT;
+  r.queues = queues;
+  std::string why;
+  const int err = vhost::attach(r, &why);
+  return err ? fail(err, why) : 0;
+}
+
+extern "C" int unetmap_vhost_detach(const char* port) {
+  vhost::AttachRequest r;
+  if (vhost_port(port, &r) != 0) return -1;
+  std::string why;
+  const int err = vhost::detach(r.sw, r.name, &why);
+  return err ? fail(err, why) : 0;
 }

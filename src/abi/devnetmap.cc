@@ -376,6 +376,16 @@ int dev_counters(int fd, Dir d, Binding::Counters* out) {
   return 0;
 }
 
+int dev_direct_ranges(int fd, std::vector<DirectRanges::Range> r) {
+  NetmapFile* f = file_of(fd);
+  if (!f) return fail(EBADF, "unetmap_indirect_ranges: not a netmap fd");
+  std::lock_guard<std::mutex> g(f->mu);
+  Binding* b = refresh_binding(f);
+  if (!b) return fail(ENXIO, "unetmap_indirect_ranges: the netmap fd has no port registered");
+  b->set_direct_ranges(std::move(r));
+  return 0;
+}
+
 int dev_ioctl(int fd, unsigned long req, void* arg) {
   NetmapFile* f = file_of(fd);
   if (!f) return fail(EBADF);

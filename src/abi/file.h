@@ -40,6 +40,8 @@ void note_registration(NetmapFile* f);
 
 // Counters of the rings fd registered in direction d (unetmap_fd_counters).
 int dev_counters(int fd, Dir d, Binding::Counters* out);
+// unetmap_indirect_ranges(): 0 or -1 with errno.
+int dev_direct_ranges(int fd, std::vector<DirectRanges::Range> r);
 
 // NIOCCTRL, NIOCREGIF and NIOCGINFO on an open file, issued on fd (ctrl.cc).
 int dev_ctrl(NetmapFile* f, int fd, unsigned long req, void* arg);

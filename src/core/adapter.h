@@ -59,6 +59,21 @@ struct SlotCheck {
   uint32_t nbufs, bsize, tag;
 };
 
+// Ranges of this process's memory where the application vouches that its
+// NS_INDIRECT fragments may be read directly (unetmap_indirect_ranges);
+// fragments elsewhere are read with a checked copy.
+struct DirectRanges {
+  struct Range {
+    uintptr_t lo, hi;  // [lo, hi)
+  };
+  std::vector<Range> r;
+  bool contains(uint64_t p, uint32_t len) const {
+    for (const Range& x : r)
+      if (p >= x.lo && p < x.hi && len <= x.hi - p) return true;
+    return false;
+  }
+};
+
 // A process-local view of one ring of a bound port.
 struct Kring {
   netmap_ring* ring = nullptr;  // the library's mapping of the ring
@@ -73,6 +88,7 @@ struct Kring {
   uint8_t dir = kTx;
   uint8_t host = 0;  // a host ring
   bool stamp = false;  // an rx ring stamped at every rxsync (core/port.cc)
+  const DirectRanges* direct = nullptr;  // tx rings: the binding's, if it set any
   // Sized (nslots) by a port type that wants it (kring_init): the sync
   // prologue's copies of the slots handed over, by slot index, valid for
   // [hwcur, head) of the sync running (core/sync.cc). copy_lo/copy_hi is

@@ -373,6 +373,11 @@ int Binding::init_krings(Registry& reg, std::string* why) {
   return 0;
 }
 
+void Binding::set_direct_ranges(std::vector<DirectRanges::Range> r) {
+  direct_.r = std::move(r);
+  for (Kring& k : kr_[kTx]) k.direct = direct_.r.empty() ? nullptr : &direct_;
+}
+
 Binding::Counters Binding::counters(Dir d) const {
   Counters c;
   for (uint32_t i = first_[d]; i < last_[d] && i < kr_[d].size(); i++) {

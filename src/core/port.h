@@ -89,6 +89,11 @@ class Binding {
   Counters counters(Dir d) const;
   uint32_t bound_rings() const { return last_[kTx] - first_[kTx] + last_[kRx] - first_[kRx]; }
 
+  // NS_INDIRECT fragments of the tx rings that lie in these ranges of this
+  // process are read there directly (unetmap_indirect_ranges). The caller
+  // syncs no ring of this binding meanwhile.
+  void set_direct_ranges(std::vector<DirectRanges::Range> r);
+
   Region& region() const { return *region_; }
   uint64_t nifp_offset() const { return nifp_off_; }
   const PortEntry& port_info() const { return info_; }
@@ -123,6 +128,7 @@ class Binding {
   uint32_t first_[2] = {0, 0};  // bound rings: [first, last)
   uint32_t last_[2] = {0, 0};
   CsbState csb_;
+  DirectRanges direct_;
 };
 
 // Bound ring range for a register mode; false (with *why) if invalid.

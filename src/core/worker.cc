@@ -50,6 +50,16 @@ int check_attach(const std::vector<std::string>& a, std::string* why) {
   return EINVAL;
 }
 
+// vhost: SWITCH NAME /SOCKET server|client QUEUES
+int check_vhost(const std::vector<std::string>& a, std::string* why) {
+  if (a.size() == 5 && a[0].rfind("vale", 0) == 0 && word(a[0]) && word(a[1]) && a[2].size() > 1 &&
+      a[2][0] == '/' && a[2].size() < 108 && (a[3] == "server" || a[3] == "client") && word(a[4]) &&
+      atoi(a[4].c_str()) >= 1 && atoi(a[4].c_str()) <= 16)
+    return 0;
+  *why = "kind vhost takes SWITCH NAME /SOCKET server|client QUEUES (e.g. vale0 vm1 /run/vm1.sock server 1)";
+  return EINVAL;
+}
+
 // program: /ABSOLUTE/PATH [ARG...]
 int check_program(const std::vector<std::string>& a, std::string* why) {
   if (!a.empty() && a[0].size() > 1 && a[0][0] == '/') return 0;
@@ -59,6 +69,7 @@ int check_program(const std::vector<std::string>& a, std::string* why) {
 
 const Kind kKinds[] = {
     {"attach", "unetmap-attach", "UNETMAP_ATTACH_HELPER", true, check_attach},
+    {"vhost", "unetmap-vhost", "UNETMAP_VHOST_HELPER", true, check_vhost},
     {"program", nullptr, nullptr, false, check_program},
 };
 
@@ -78,7 +89,7 @@ int pidfd_of(const ProcId& p) {
 const Kind* find_kind(const std::string& name, std::string* why) {
   for (const Kind& k : kKinds)
     if (name == k.name) return &k;
-  *why = "no worker kind '" + name + "': attach or program";
+  *why = "no worker kind '" + name + "': attach, vhost or program";
   return nullptr;
 }
 

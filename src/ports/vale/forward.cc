@@ -28,7 +28,9 @@
 // a per-kring staging area (a buffer per slot, allocated at the first
 // indirect packet): a bad address is an error (EFAULT) there, never a
 // fault, and drops its packet (counted in the tx ring's drops; netmap
-// delivers it with length 0). ptr is read from the ring once, when the
+// delivers it with length 0). A fragment within the ranges the sender
+// vouches for (unetmap_indirect_ranges: a vhost-user backend's guest
+// memory) is read in place instead, with no staging copy. ptr is read from the ring once, when the
 // batch is forwarded; len is the prologue's checked copy, so it fits a
 // buffer as for a direct slot. The lookup and every copy then read the
 // staged bytes: one snapshot of the frame, whatever the application
@@ -70,10 +72,7 @@ namespace {
 // is left unstaged and the reads go on after it.
 void stage_indirect(const Kring& k, ValeKring& v, uint32_t from, uint32_t to) {
   const size_t ssize = k.region->cfg().buf_size;
-  if (!v.stage) {
-    v.stage.reset(new (std::nothrow) char[size_t(k.nslots) * ssize]);
-    v.staged.assign(k.nslots, 0);
-  }
+  if (v.ind.empty()) v.ind.assign(k.nslots, nullptr);
   constexpr size_t kIov = 128;
   iovec local[kIov], remote[kIov];
   uint32_t slot_of[kIov];
@@ -96,21 +95,28 @@ void stage_indirect(const Kring& k, ValeKring& v, uint32_t from, uint32_t to) {
       size_t acc = 0;
       for (; i < n && acc + local[i].iov_len <= size_t(got < 0 ? 0 : got); i++) {
         acc += local[i].iov_len;
-        v.staged[slot_of[i]] = 1;
+        v.ind[slot_of[i]] = static_cast<const char*>(local[i].iov_base);
       }
       i++;  // element i could not be read: skip it
     }
     n = 0;
   };
-  if (!v.stage) return;
+  if (v.ind.empty()) return;
+  static const char kEmpty = 0;
   const SlotCopy* c = k.copy.data();
   const volatile netmap_slot* slot = k.ring->slot;
   for (uint32_t j = from; j != to; j = next_slot(j, k.nslots)) {
     if (!(c[j].flags & NS_INDIRECT)) continue;
-    v.staged[j] = c[j].len == 0;
+    v.ind[j] = c[j].len == 0 ? &kEmpty : nullptr;
     if (c[j].len == 0) continue;
     const uint64_t ptr = slot[j].ptr;  // read once, here
     if (ptr == 0) continue;
+    if (k.direct && k.direct->contains(ptr, c[j].len)) {
+      v.ind[j] = reinterpret_cast<const char*>(uintptr_t(ptr));
+      continue;
+    }
+    if (!v.stage) v.stage.reset(new (std::nothrow) char[size_t(k.nslots) * ssize]);
+    if (!v.stage) continue;
     local[n] = iovec{v.stage.get() + size_t(j) * ssize, c[j].len};
     remote[n] = iovec{reinterpret_cast<void*>(uintptr_t(ptr)), c[j].len};
     slot_of[n++] = j;
@@ -128,10 +134,10 @@ bool indirect_ready(const Kring& k, ValeKring& v, uint32_t first, uint32_t ns, u
     stage_indirect(k, v, first, head);
     *staged = true;
   }
-  if (!v.stage) return false;
+  if (v.ind.empty()) return false;
   const SlotCopy* c = k.copy.data();
   for (uint32_t s = 0, j = first; s < ns; s++, j = next_slot(j, k.nslots))
-    if ((c[j].flags & NS_INDIRECT) && !v.staged[j]) return false;
+    if ((c[j].flags & NS_INDIRECT) && !v.ind[j]) return false;
   return true;
 }
 
@@ -185,12 +191,11 @@ namespace {
 struct PktFrags {
   const Kring& k;
   const FwdPkt& f;
-  const char* stage;
-  uint32_t ssize;
+  const char* const* ind;
   Frag operator()(uint32_t i) const {
     const uint32_t j = ring_add(f.first, i, k.nslots);
     const SlotCopy& s = k.copy[j];
-    const char* b = __builtin_expect(s.flags & NS_INDIRECT, 0) ? stage + size_t(j) * ssize  // staged by forward()
+    const char* b = __builtin_expect(s.flags & NS_INDIRECT, 0) ? ind[j]  // found by forward()
                                                                 : k.region->buf(s.buf_idx);
     return Frag{reinterpret_cast<const uint8_t*>(b), s.len};
   }
@@ -215,7 +220,9 @@ void deliver(Kring& k, ValeKring& v, uint16_t p, uint32_t uni, uint32_t bc) {
   const uint32_t n = ks->nslots;  // never the ring's own field: the application can write that
   const uint32_t ssize = k.region->cfg().buf_size;
   CopyRule rule;
-  rule.src_buf = ssize;
+  // Fragments read in place (Kring::direct) end where their length says:
+  // nothing past them is read.
+  rule.src_buf = k.direct ? 0 : ssize;
   rule.dst_buf = d.region->cfg().buf_size;
   rule.max_frame = kMaxFrame;
   // Pick the packets in order. Where every fragment of the batch fits
@@ -232,7 +239,7 @@ void deliver(Kring& k, ValeKring& v, uint16_t p, uint32_t uni, uint32_t bc) {
     const FwdPkt& f = v.ft[pk[w]];
     if (simple) {
       order.push_back(pk[w]);
-    } else if (uint32_t s = frame_slots(PktFrags{k, f, v.stage.get(), ssize}, f.nslots, f.len, rule)) {
+    } else if (uint32_t s = frame_slots(PktFrags{k, f, v.ind.data()}, f.nslots, f.len, rule)) {
       order.push_back(pk[w]);
       v.need.push_back(s);
     } else {
@@ -261,7 +268,7 @@ void deliver(Kring& k, ValeKring& v, uint16_t p, uint32_t uni, uint32_t bc) {
   const RxBufs bufs{*d.region, d.region->cfg().buf_num, rv.tag};
   for (uint32_t i = 0; i < npk; i++) {
     const FwdPkt& f = v.ft[order[i]];
-    at = copy_frame(PktFrags{k, f, v.stage.get(), ssize}, f.nslots, rule, rv.ring->slot, n, at, bufs);
+    at = copy_frame(PktFrags{k, f, v.ind.data()}, f.nslots, rule, rv.ring->slot, n, at, bufs);
   }
   // The receiving ring's taps (copy monitors) see the packets as they arrive.
   if (tapped(ks)) ring_tap()->arrived(*d.region, ks, rv.ring->slot, nullptr, n, start, at);
@@ -325,9 +332,7 @@ uint32_t forward(Kring& k, ValeKring& v, uint32_t head) {
       nbad++;           // or an NS_INDIRECT address that cannot be read
     } else {
       // s0.len fits the buffer (checked by the prologue): the lookup reads no further.
-      const char* b0 = __builtin_expect(s0.flags & NS_INDIRECT, 0)
-                           ? v.stage.get() + size_t(first) * k.region->cfg().buf_size
-                           : k.region->buf(s0.buf_idx);
+      const char* b0 = __builtin_expect(s0.flags & NS_INDIRECT, 0) ? v.ind[first] : k.region->buf(s0.buf_idx);
       dst = v.lookup(reinterpret_cast<const uint8_t*>(b0), s0.len, ctx);
     }
     if (dst != kValeBroadcast && dst != kValeDrop &&

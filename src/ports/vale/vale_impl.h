@@ -88,7 +88,8 @@ struct ValeKring {
   std::vector<uint32_t> need;       // their slots there, where not one per fragment
   uint32_t maxlen = 0;              // the batch's longest fragment
   std::unique_ptr<char[]> stage;    // NS_INDIRECT fragments, one buffer per slot
-  std::vector<uint8_t> staged;      // by slot: its fragment is in stage
+  std::vector<const char*> ind;     // by slot: where its NS_INDIRECT fragment is
+                                    // (in stage, or in place: Kring::direct), or nullptr
 };
 
 // Rebuild v's view of its switch (registry locked).

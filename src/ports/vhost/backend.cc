@@ -1,0 +1,489 @@
+#include "ports/vhost/backend.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libnetmap.h>
+#include <net/netmap_user.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/worker.h"
+#include "ports/vhost/device.h"
+#include "ports/vhost/transport.h"
+#include "unetmap/unetmap.h"
+
+namespace unetmap::vhost {
+
+namespace {
+
+volatile sig_atomic_t g_stop = 0;
+void on_term(int) { g_stop = 1; }
+
+uint64_t now_ns() {
+  timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return uint64_t(t.tv_sec) * 1000000000ull + uint64_t(t.tv_nsec);
+}
+
+void log_line(const std::string& s) { fprintf(stderr, "unetmap-vhost: %s\n", s.c_str()); }
+
+// Chains popped from a receive queue and not filled yet: a frame that
+// needs more buffers than the guest has made available waits with them.
+struct RxStash {
+  static constexpr uint32_t kMax = 128;
+  std::unique_ptr<Chain[]> c{new Chain[kMax]};
+  uint32_t first = 0, n = 0;
+  uint64_t room = 0;  // bytes of the chains held
+  Chain& at(uint32_t k) { return c[(first + k) % kMax]; }
+};
+
+// Copies bytes into the segments of consecutive chains.
+struct SegWriter {
+  RxStash& s;
+  uint32_t chain = 0, seg = 0, off = 0;
+  uint32_t written = 0;  // into the current chain
+  std::vector<uint32_t>* lens;  // bytes written per chain
+  void put(const uint8_t* p, uint32_t len) {
+    while (len) {
+      Chain& c = s.at(chain);
+      if (seg == c.nsegs) {
+        (*lens)[chain] = written;
+        chain++;
+        seg = off = written = 0;
+        continue;
+      }
+      const Seg& g = c.seg[seg];
+      const uint32_t take = g.len - off < len ? g.len - off : len;
+      memcpy(g.p + off, p, take);
+      p += take;
+      len -= take;
+      off += take;
+      written += take;
+      if (off == g.len) {
+        seg++;
+        off = 0;
+      }
+    }
+  }
+};
+
+class Backend {
+ public:
+  struct Options {
+    std::string sw, name, path;
+    bool client = false;
+    uint32_t pairs = 1;
+  };
+  explicit Backend(const Options& o) : o_(o), dev_(Device::Options{o.pairs}), stash_(o.pairs) {}
+  ~Backend() {
+    disconnect("exiting");
+    if (listen_ >= 0) close(listen_);
+    if (port_) nmport_close(port_);
+  }
+
+  int open(std::string* why);
+  void run();
+
+ private:
+  uint32_t tx(uint32_t i);
+  uint32_t rx(uint32_t i, bool* stalled);
+  void call(Queue& q) {
+    if (q.call < 0) return;
+    const uint64_t one = 1;
+    ssize_t r = write(q.call, &one, sizeof one);
+    (void)r;
+  }
+  void on_message();
+  void disconnect(const std::string& why);
+  void try_connect();
+  void accept_one();
+  void set_direct_ranges();
+  void report();
+  void sleep_until_work(bool rx_stalled);
+
+  Options o_;
+  Device dev_;
+  nmport_d* port_ = nullptr;
+  uint32_t bsize_ = 2048;
+  int listen_ = -1, conn_ = -1;
+  uint64_t next_connect_ = 0, backoff_ = 100000000ull;
+  uint64_t gen_seen_ = ~0ull;
+  std::vector<RxStash> stash_;
+  Chain scratch_;
+  std::vector<uint32_t> lens_ = std::vector<uint32_t>(RxStash::kMax + 1);
+  struct Done {
+    uint16_t id, ndesc;
+  };
+  std::vector<Done> done_ = std::vector<Done>(1024);
+  uint64_t tx_frames_ = 0, tx_dropped_ = 0, rx_frames_ = 0, rx_dropped_ = 0;
+  std::unique_ptr<Message> msg_{new Message};
+};
+
+int Backend::open(std::string* why) {
+  const std::string spec = o_.sw + ":" + o_.name + "/x@conf:rings=" + std::to_string(o_.pairs);
+  port_ = nmport_open(spec.c_str());
+  if (!port_) {
+    *why = "cannot open " + o_.sw + ":" + o_.name + ": " + unetmap_last_error();
+    return errno ? errno : EIO;
+  }
+  if (port_->reg.nr_tx_rings < o_.pairs || port_->reg.nr_rx_rings < o_.pairs) {
+    *why = o_.sw + ":" + o_.name + " has fewer rings than queue pairs";
+    return EINVAL;
+  }
+  bsize_ = NETMAP_TXRING(port_->nifp, 0)->nr_buf_size;
+  if (!o_.client) {
+    listen_ = listen_at(o_.path, why);
+    if (listen_ < 0) return -listen_;
+  }
+  return 0;
+}
+
+// Guest memory is where this port's NS_INDIRECT slots point: tell the
+// library it may read them there directly.
+void Backend::set_direct_ranges() {
+  std::vector<unetmap_mem_range> r;
+  const GuestMemory& m = dev_.memory();
+  for (uint32_t i = 0; i < m.regions(); i++) r.push_back({m.range(i).host, m.range(i).size});
+  if (unetmap_indirect_ranges(port_->fd, r.data(), unsigned(r.size())) != 0)
+    log_line(std::string("indirect ranges: ") + unetmap_last_error());
+}
+
+void Backend::report() {
+  std::string s = conn_ < 0 ? (o_.client ? "connecting to " : "listening on ") + o_.path
+                            : "connected: " + dev_.describe();
+  worker::self::report(s);
+}
+
+void Backend::disconnect(const std::string& why) {
+  if (conn_ < 0) return;
+  close(conn_);
+  conn_ = -1;
+  for (RxStash& s : stash_) s.first = s.n = 0, s.room = 0;
+  dev_.reset();
+  set_direct_ranges();  // none
+  log_line("front end gone (" + why + ")");
+  next_connect_ = now_ns();
+  report();
+}
+
+void Backend::try_connect() {
+  if (!o_.client || conn_ >= 0 || now_ns() < next_connect_) return;
+  const int s = connect_to(o_.path);
+  if (s < 0) {
+    next_connect_ = now_ns() + backoff_;
+    if (backoff_ < 1000000000ull) backoff_ *= 2;
+    return;
+  }
+  backoff_ = 100000000ull;
+  conn_ = s;
+  log_line("connected to " + o_.path);
+  report();
+}
+
+void Backend::accept_one() {
+  const int s = accept4(listen_, nullptr, nullptr, SOCK_CLOEXEC);
+  if (s < 0) return;
+  if (conn_ >= 0) {  // one front end at a time
+    log_line("a second front end was refused: one is connected");
+    close(s);
+    return;
+  }
+  conn_ = s;
+  log_line("front end connected");
+  report();
+}
+
+void Backend::on_message() {
+  std::string why, reply;
+  int err = read_message(conn_, msg_.get(), &why);
+  if (err) {
+    disconnect(err == ECONNRESET ? "closed" : why);
+    return;
+  }
+  const uint64_t gen = dev_.generation();
+  err = dev_.handle(msg_->h, msg_->payload, msg_->fds, &reply, &why);
+  if (err) {
+    disconnect(why);
+    return;
+  }
+  if (!why.empty()) log_line(why);
+  if (!reply.empty() && send_reply(conn_, reply) != 0) {
+    disconnect("the reply could not be sent");
+    return;
+  }
+  if (dev_.generation() != gen) {
+    set_direct_ranges();
+    report();
+  }
+}
+
+// Guest queue 2i+1 (it transmits) -> the port's tx ring i.
+uint32_t Backend::tx(uint32_t i) {
+  const uint32_t qi = 2 * i + 1;
+  if (!dev_.live(qi)) return 0;
+  Queue& q = dev_.queue(qi);
+  netmap_ring* r = NETMAP_TXRING(port_->nifp, i);
+  const uint32_t n = r->num_slots, hdr = dev_.hdr_len();
+  // The most slots one chain can take: every segment, and a 64 KiB frame
+  // cut into buffers.
+  uint32_t worst = Chain::kMaxSegs + (65535 + bsize_ - 1) / bsize_;
+  if (worst > n - 1) worst = n - 1;
+  uint32_t total = 0;
+  for (;;) {
+    uint32_t cur = r->cur, space = nm_ring_space(r), nd = 0;
+    while (space >= worst && nd < done_.size()) {
+      Chain& c = scratch_;
+      if (!q.vq.pop(&c, false)) break;
+      done_[nd++] = Done{c.id, c.ndesc};
+      if (c.too_long || c.len <= hdr || c.len - hdr > 65535) {
+        tx_dropped_++;
+        continue;
+      }
+      // The frame after the guest's header, one slot per buffer-sized piece.
+      uint32_t skip = hdr, first = cur;
+      for (uint32_t s = 0; s < c.nsegs; s++) {
+        uint8_t* p = c.seg[s].p;
+        uint32_t len = c.seg[s].len;
+        const uint32_t k = skip < len ? skip : len;
+        p += k;
+        len -= k;
+        skip -= k;
+        while (len) {
+          const uint32_t piece = len < bsize_ ? len : bsize_;
+          netmap_slot& sl = r->slot[cur];
+          sl.ptr = reinterpret_cast<uintptr_t>(p);
+          sl.len = uint16_t(piece);
+          sl.flags = NS_INDIRECT | NS_MOREFRAG;
+          p += piece;
+          len -= piece;
+          cur = nm_ring_next(r, cur);
+          space--;
+        }
+      }
+      r->slot[cur == 0 ? n - 1 : cur - 1].flags = NS_INDIRECT;  // the frame's last slot
+      (void)first;
+      tx_frames_++;
+    }
+    if (nd == 0) break;
+    r->head = r->cur = cur;
+    ioctl(port_->fd, NIOCTXSYNC, nullptr);  // the switch copies the frames out of guest memory
+    for (uint32_t k = 0; k < nd; k++) {
+      scratch_.id = done_[k].id;
+      scratch_.ndesc = done_[k].ndesc;
+      q.vq.push(scratch_, 0);
+    }
+    if (q.vq.flush()) call(q);
+    total += nd;
+    if (space >= worst && nd < done_.size()) break;  // the guest has no more
+  }
+  return total;
+}
+
+// The port's rx ring i -> guest queue 2i (it receives). *stalled: frames
+// wait for buffers the guest has not given.
+uint32_t Backend::rx(uint32_t i, bool* stalled) {
+  const uint32_t qi = 2 * i;
+  if (!dev_.live(qi)) return 0;
+  Queue& q = dev_.queue(qi);
+  RxStash& st = stash_[i];
+  netmap_ring* r = NETMAP_RXRING(port_->nifp, i);
+  const uint32_t n = r->num_slots, hdr = dev_.hdr_len(), tail = r->tail;
+  const bool mrg = dev_.has(kNetMrgRxbuf);
+  uint32_t cur = r->cur, frames = 0;
+  while (cur != tail) {
+    // The frame: slots up to one without NS_MOREFRAG.
+    uint32_t end = cur, flen = 0, ns = 0;
+    bool whole = false;
+    while (end != tail) {
+      const netmap_slot& s = r->slot[end];
+      flen += s.len < bsize_ ? s.len : bsize_;
+      ns++;
+      end = nm_ring_next(r, end);
+      if (!(s.flags & NS_MOREFRAG)) {
+        whole = true;
+        break;
+      }
+    }
+    if (!whole) break;
+    const uint64_t need = uint64_t(hdr) + flen;
+    // Buffers for it: one chain, or as many as it takes (mergeable).
+    while ((mrg ? st.room < need : st.n == 0) && st.n < RxStash::kMax) {
+      Chain& c = st.at(st.n);
+      if (!q.vq.pop(&c, true)) break;
+      st.n++;
+      st.room += c.len;
+    }
+    uint32_t take;  // chains for this frame
+    if (!mrg) {
+      if (st.n == 0) break;
+      take = 1;
+      if (st.at(0).len < need) {  // the guest's buffer is too short: dropped
+        rx_dropped_++;
+        cur = end;
+        continue;
+      }
+    } else {
+      if (st.room < need) {
+        if (st.n == RxStash::kMax) {  // it can never fit: dropped
+          rx_dropped_++;
+          cur = end;
+          continue;
+        }
+        break;
+      }
+      uint64_t room = 0;
+      for (take = 0; room < need; take++) room += st.at(take).len;
+    }
+    // Header, then the frame's bytes.
+    NetHdr h{};
+    h.num_buffers = uint16_t(take);
+    SegWriter w{st, 0, 0, 0, 0, &lens_};
+    w.put(reinterpret_cast<const uint8_t*>(&h), hdr);
+    for (uint32_t k = 0, j = cur; k < ns; k++, j = nm_ring_next(r, j)) {
+      const netmap_slot& s = r->slot[j];
+      w.put(reinterpret_cast<const uint8_t*>(NETMAP_BUF(r, s.buf_idx)), s.len < bsize_ ? s.len : bsize_);
+    }
+    lens_[w.chain] = w.written;
+    for (uint32_t k = 0; k < take; k++) {
+      Chain& c = st.at(k);
+      q.vq.push(c, lens_[k]);
+      st.room -= c.len;
+    }
+    st.first = (st.first + take) % RxStash::kMax;
+    st.n -= take;
+    cur = end;
+    frames++;
+  }
+  r->head = r->cur = cur;
+  if (frames && q.vq.flush()) call(q);
+  rx_frames_ += frames;
+  *stalled = cur != r->tail;
+  (void)n;
+  return frames;
+}
+
+// Nothing to do: let the guest kick, then sleep until the front end
+// speaks, the guest kicks, or the switch brings frames.
+void Backend::sleep_until_work(bool rx_stalled) {
+  std::vector<pollfd> fds;
+  fds.push_back({conn_ >= 0 ? conn_ : listen_, POLLIN, 0});
+  const bool have_conn = conn_ >= 0;
+  bool work = false;
+  for (uint32_t qi = 0; have_conn && qi < 2 * dev_.queue_pairs(); qi++) {
+    if (!dev_.live(qi)) continue;
+    Queue& q = dev_.queue(qi);
+    const bool rxq = qi % 2 == 0;
+    if (rxq && !rx_stalled) continue;  // the netmap fd wakes us for receive
+    q.vq.kicks(true);
+    if (q.vq.pending()) work = true;
+    if (q.kick >= 0) fds.push_back({q.kick, POLLIN, 0});
+  }
+  const size_t nm_at = fds.size();
+  if (have_conn && !rx_stalled) fds.push_back({port_->fd, POLLIN, 0});
+  int timeout = -1;
+  if (o_.client && conn_ < 0) {
+    fds[0].fd = -1;
+    timeout = 100;
+  }
+  if (!work) poll(fds.data(), fds.size(), timeout);
+  for (uint32_t qi = 0; have_conn && qi < 2 * dev_.queue_pairs(); qi++)
+    if (dev_.live(qi)) dev_.queue(qi).vq.kicks(false);
+  for (size_t k = 1; k < nm_at; k++) {
+    if (!(fds[k].revents & POLLIN)) continue;
+    uint64_t v;
+    ssize_t r = read(fds[k].fd, &v, sizeof v);  // an eventfd: clears it
+    (void)r;
+  }
+  if (fds[0].fd >= 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+    if (conn_ >= 0) on_message();
+    else if (listen_ >= 0) accept_one();
+  }
+}
+
+void Backend::run() {
+  report();
+  uint32_t idle = 0, busy = 0;
+  while (!g_stop) {
+    try_connect();
+    uint32_t work = 0;
+    bool stalled = false;
+    if (conn_ >= 0) {
+      ioctl(port_->fd, NIOCRXSYNC, nullptr);
+      for (uint32_t i = 0; i < dev_.queue_pairs(); i++) {
+        bool s = false;
+        work += tx(i) + rx(i, &s);
+        stalled |= s;
+      }
+    }
+    if (work) {
+      idle = 0;
+      // Messages are rare: looked for every so many busy rounds.
+      if (++busy % 64 == 0) {
+        pollfd p{conn_, POLLIN, 0};
+        if (poll(&p, 1, 0) > 0) on_message();
+      }
+      continue;
+    }
+    if (conn_ >= 0 && ++idle < 64) continue;  // a short spin before sleeping
+    idle = 0;
+    sleep_until_work(stalled);
+  }
+}
+
+}  // namespace
+
+int backend_main(int argc, char** argv) {
+  if (argc != 6 || (strcmp(argv[4], "server") != 0 && strcmp(argv[4], "client") != 0)) {
+    fprintf(stderr,
+            "usage: unetmap-vhost SWITCH NAME PATH server|client QUEUES (a worker of kind vhost, run "
+            "by the worker service; fd 3 is its ready pipe)\n");
+    return 2;
+  }
+  const int ready = fcntl(3, F_GETFD) >= 0 ? 3 : -1;
+  auto say = [&](const std::string& m) {
+    if (ready < 0) return;
+    std::string line = m + "\n";
+    ssize_t r = write(ready, line.data(), line.size());
+    (void)r;
+    close(ready);
+  };
+  setenv("UNETMAP_QUIET", "1", 1);
+  signal(SIGPIPE, SIG_IGN);
+  struct sigaction sa{};
+  sa.sa_handler = on_term;
+  for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaction(s, &sa, nullptr);
+  Backend::Options o;
+  o.sw = argv[1];
+  o.name = argv[2];
+  o.path = argv[3];
+  o.client = strcmp(argv[4], "client") == 0;
+  o.pairs = uint32_t(atoi(argv[5]));
+  if (o.pairs < 1 || o.pairs > kMaxQueuePairs) {
+    say("22 queues: 1 to " + std::to_string(kMaxQueuePairs));
+    return 2;
+  }
+  Backend b(o);
+  std::string why;
+  if (int err = b.open(&why)) {
+    log_line(why);
+    say(std::to_string(err) + " " + why);
+    return 1;
+  }
+  log_line("serving " + o.sw + ":" + o.name + " on " + o.path + (o.client ? " (client)" : " (server)"));
+  say("ok");
+  b.run();
+  return 0;
+}
+
+}  // namespace unetmap::vhost

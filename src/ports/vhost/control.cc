@@ -1,0 +1,114 @@
+#include "ports/vhost/control.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <climits>
+
+#include "ports/vhost/device.h"
+#include "unetmap/unetmap.h"
+
+namespace unetmap::vhost {
+
+namespace {
+
+bool word(const std::string& s) {
+  if (s.empty()) return false;
+  for (char c : s)
+    if (!isalnum(static_cast<unsigned char>(c)) && c != '_') return false;
+  return true;
+}
+
+std::string worker_name(const std::string& sw, const std::string& name) { return sw + ":" + name; }
+
+bool is_vhost(const worker::Info& i) { return i.spec.kind == "vhost" && i.spec.args.size() == 5; }
+
+}  // namespace
+
+int parse(const std::string& spec, AttachRequest* out, std::string* why) {
+  const size_t comma = spec.find(',');
+  if (comma == std::string::npos || spec.compare(comma + 1, 6, "vhost=") != 0) return ENOENT;
+  const std::string port = spec.substr(0, comma);
+  const size_t colon = port.find(':');
+  AttachRequest r;
+  if (colon == std::string::npos || port.compare(0, 4, "vale") != 0 || !word(port.substr(0, colon)) ||
+      !word(port.substr(colon + 1))) {
+    *why = "'" + port + "': a vhost-user port is valeX:NAME (letters, digits, _)";
+    return EINVAL;
+  }
+  r.sw = port.substr(0, colon);
+  r.name = port.substr(colon + 1);
+  // vhost=PATH runs to the next ",client" or ",queues=": a path may hold commas.
+  std::string rest = spec.substr(comma + 7);
+  for (;;) {
+    size_t c = rest.rfind(',');
+    if (c == std::string::npos) break;
+    const std::string opt = rest.substr(c + 1);
+    if (opt == "client") {
+      r.client = true;
+    } else if (opt.compare(0, 7, "queues=") == 0) {
+      char* end = nullptr;
+      const long q = strtol(opt.c_str() + 7, &end, 10);
+      if (opt.size() == 7 || *end || q < 1 || q > long(kMaxQueuePairs)) {
+        *why = "'" + opt + "': queues is 1 to " + std::to_string(kMaxQueuePairs);
+        return EINVAL;
+      }
+      r.queues = uint32_t(q);
+    } else {
+      break;
+    }
+    rest.resize(c);
+  }
+  r.path = rest;
+  if (r.path.empty()) {
+    *why = "vhost= needs the socket's path";
+    return EINVAL;
+  }
+  *out = r;
+  return 0;
+}
+
+int attach(const AttachRequest& req, std::string* why) {
+  AttachRequest r = req;
+  if (!r.path.empty() && r.path[0] != '/') {
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd)) {
+      *why = "the socket path is relative and the current directory is unknown";
+      return EINVAL;
+    }
+    r.path = std::string(cwd) + "/" + r.path;
+  }
+  if (r.path.size() > 107 || r.path.find('\n') != std::string::npos) {
+    *why = "socket path '" + r.path + "': at most 107 bytes, no newline";
+    return EINVAL;
+  }
+  worker::Spec spec{worker_name(r.sw, r.name), "vhost",
+                    {r.sw, r.name, r.path, r.client ? "client" : "server", std::to_string(r.queues)}};
+  return worker::start(spec, why);
+}
+
+int detach(const std::string& sw, const std::string& name, std::string* why) {
+  if (!exists(sw, name)) {
+    *why = sw + ":" + name + " is not a vhost-user port";
+    return ENXIO;
+  }
+  return worker::stop(worker_name(sw, name), why);
+}
+
+bool exists(const std::string& sw, const std::string& name) {
+  worker::Info i;
+  std::string why;
+  return worker::get(worker_name(sw, name), &i, &why) == 0 && is_vhost(i);
+}
+
+std::vector<worker::Info> ports() {
+  std::vector<worker::Info> all, out;
+  std::string why;
+  worker::list(&all, &why);
+  for (worker::Info& i : all)
+    if (is_vhost(i)) out.push_back(std::move(i));
+  return out;
+}
+
+}  // namespace unetmap::vhost

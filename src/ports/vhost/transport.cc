@@ -1,0 +1,151 @@
+#include "ports/vhost/transport.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+
+namespace unetmap::vhost {
+
+namespace {
+
+// recv exactly n bytes (fds may come with the first part).
+int recv_all(int sock, void* buf, size_t n, std::vector<int>* fds, bool* cut) {
+  size_t got = 0;
+  while (got < n) {
+    alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int) * kMaxFds)];
+    iovec iov{static_cast<char*>(buf) + got, n - got};
+    msghdr mh{};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = fds ? ctl : nullptr;
+    mh.msg_controllen = fds ? sizeof ctl : 0;
+    const ssize_t r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return errno;
+    if (r == 0) return ECONNRESET;
+    if (fds) {
+      for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        const size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < k; i++) {
+          int fd;
+          memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+          fds->push_back(fd);
+        }
+      }
+      if (mh.msg_flags & MSG_CTRUNC) *cut = true;
+    }
+    got += size_t(r);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int read_message(int sock, Message* m, std::string* why) {
+  m->fds.clear();
+  bool cut = false;
+  int err = recv_all(sock, &m->h, sizeof m->h, &m->fds, &cut);
+  auto drop_fds = [m] {
+    for (int fd : m->fds) close(fd);
+    m->fds.clear();
+  };
+  if (err) {
+    drop_fds();
+    if (err != ECONNRESET) *why = std::string("reading a message: ") + strerror(err);
+    return err;
+  }
+  if (cut || m->fds.size() > kMaxFds) {
+    drop_fds();
+    *why = "a message with more fds than a request takes";
+    return EINVAL;
+  }
+  if (m->h.size > kMaxPayload) {
+    drop_fds();
+    *why = "a message of " + std::to_string(m->h.size) + " bytes (at most " + std::to_string(kMaxPayload) + ")";
+    return EINVAL;
+  }
+  err = recv_all(sock, m->payload, m->h.size, nullptr, nullptr);
+  if (err) {
+    drop_fds();
+    *why = "a message cut short";
+    return err == ECONNRESET ? EINVAL : err;
+  }
+  return 0;
+}
+
+int send_reply(int sock, const std::string& reply) {
+  size_t sent = 0;
+  while (sent < reply.size()) {
+    const ssize_t r = send(sock, reply.data() + sent, reply.size() - sent, MSG_NOSIGNAL);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return errno;
+    sent += size_t(r);
+  }
+  return 0;
+}
+
+namespace {
+bool unix_addr(const std::string& path, sockaddr_un* a) {
+  if (path.empty() || path.size() >= sizeof a->sun_path) return false;
+  memset(a, 0, sizeof *a);
+  a->sun_family = AF_UNIX;
+  memcpy(a->sun_path, path.c_str(), path.size() + 1);
+  return true;
+}
+}  // namespace
+
+int listen_at(const std::string& path, std::string* why) {
+  sockaddr_un a;
+  if (!unix_addr(path, &a)) {
+    *why = "socket path '" + path + "': empty or longer than " + std::to_string(sizeof a.sun_path - 1) + " bytes";
+    return -EINVAL;
+  }
+  struct stat st;
+  if (lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      *why = path + " exists and is not a socket";
+      return -EEXIST;
+    }
+    // A socket that nobody listens on is a dead server's: replace it.
+    const int probe = connect_to(path);
+    if (probe >= 0) {
+      close(probe);
+      *why = path + ": another server listens there";
+      return -EADDRINUSE;
+    }
+    unlink(path.c_str());
+  }
+  const int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) {
+    *why = std::string("socket: ") + strerror(errno);
+    return -errno;
+  }
+  if (bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(s, 4) != 0) {
+    const int err = errno;
+    *why = path + ": " + strerror(err);
+    close(s);
+    return -err;
+  }
+  return s;
+}
+
+int connect_to(const std::string& path) {
+  sockaddr_un a;
+  if (!unix_addr(path, &a)) return -EINVAL;
+  const int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return -errno;
+  if (connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    const int err = errno;
+    close(s);
+    return -err;
+  }
+  return s;
+}
+
+}  // namespace unetmap::vhost
