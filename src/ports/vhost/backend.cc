@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -78,6 +79,33 @@ struct SegWriter {
   }
 };
 
+// Bytes of chain c's frame (after `hdr` header bytes) in the segment that
+// holds its first byte.
+uint32_t first_data(const Chain& c, uint32_t hdr) {
+  for (uint32_t s = 0; s < c.nsegs; s++) {
+    if (hdr < c.seg[s].len) return c.seg[s].len - hdr;
+    hdr -= c.seg[s].len;
+  }
+  return 0;
+}
+
+// Copy n bytes of chain c's frame (after hdr bytes) to out.
+void gather(const Chain& c, uint32_t hdr, uint8_t* out, uint32_t n) {
+  for (uint32_t s = 0; s < c.nsegs && n; s++) {
+    uint32_t len = c.seg[s].len;
+    const uint8_t* p = c.seg[s].p;
+    const uint32_t k = hdr < len ? hdr : len;
+    p += k, len -= k, hdr -= k;
+    const uint32_t t = len < n ? len : n;
+    memcpy(out, p, t);
+    out += t, n -= t;
+  }
+}
+
+// The bytes of a frame a switch wants in its first slot (its lookup reads
+// the Ethernet header there, as netmap's does).
+constexpr uint32_t kHead = 128;
+
 class Backend {
  public:
   struct Options {
@@ -88,7 +116,13 @@ class Backend {
   explicit Backend(const Options& o) : o_(o), dev_(Device::Options{o.pairs}), stash_(o.pairs) {}
   ~Backend() {
     disconnect("exiting");
-    if (listen_ >= 0) close(listen_);
+    if (listen_ >= 0) {
+      // The socket file goes with the server, if it is still ours.
+      struct stat st;
+      if (lstat(o_.path.c_str(), &st) == 0 && st.st_ino == sock_ino_ && st.st_dev == sock_dev_)
+        unlink(o_.path.c_str());
+      close(listen_);
+    }
     if (port_) nmport_close(port_);
   }
 
@@ -111,12 +145,15 @@ class Backend {
   void set_direct_ranges();
   void report();
   void sleep_until_work(bool rx_stalled);
+  void check_sockets();
 
   Options o_;
   Device dev_;
   nmport_d* port_ = nullptr;
   uint32_t bsize_ = 2048;
   int listen_ = -1, conn_ = -1;
+  ino_t sock_ino_ = 0;
+  dev_t sock_dev_ = 0;
   uint64_t next_connect_ = 0, backoff_ = 100000000ull;
   uint64_t gen_seen_ = ~0ull;
   std::vector<RxStash> stash_;
@@ -128,6 +165,7 @@ class Backend {
   std::vector<Done> done_ = std::vector<Done>(1024);
   uint64_t tx_frames_ = 0, tx_dropped_ = 0, rx_frames_ = 0, rx_dropped_ = 0;
   std::unique_ptr<Message> msg_{new Message};
+  std::vector<uint8_t> bounce_;  // kHead bytes per tx slot (ring 0's size)
 };
 
 int Backend::open(std::string* why) {
@@ -142,9 +180,12 @@ int Backend::open(std::string* why) {
     return EINVAL;
   }
   bsize_ = NETMAP_TXRING(port_->nifp, 0)->nr_buf_size;
+  bounce_.assign(size_t(NETMAP_TXRING(port_->nifp, 0)->num_slots) * kHead, 0);
   if (!o_.client) {
     listen_ = listen_at(o_.path, why);
     if (listen_ < 0) return -listen_;
+    struct stat st;
+    if (lstat(o_.path.c_str(), &st) == 0) sock_ino_ = st.st_ino, sock_dev_ = st.st_dev;
   }
   return 0;
 }
@@ -153,6 +194,7 @@ int Backend::open(std::string* why) {
 // library it may read them there directly.
 void Backend::set_direct_ranges() {
   std::vector<unetmap_mem_range> r;
+  if (!dev_.memory().empty()) r.push_back({bounce_.data(), bounce_.size()});
   const GuestMemory& m = dev_.memory();
   for (uint32_t i = 0; i < m.regions(); i++) r.push_back({m.range(i).host, m.range(i).size});
   if (unetmap_indirect_ranges(port_->fd, r.data(), unsigned(r.size())) != 0)
@@ -235,9 +277,9 @@ uint32_t Backend::tx(uint32_t i) {
   Queue& q = dev_.queue(qi);
   netmap_ring* r = NETMAP_TXRING(port_->nifp, i);
   const uint32_t n = r->num_slots, hdr = dev_.hdr_len();
-  // The most slots one chain can take: every segment, and a 64 KiB frame
+  // The most slots one chain can take: every segment, a bounce slot and a 64 KiB frame
   // cut into buffers.
-  uint32_t worst = Chain::kMaxSegs + (65535 + bsize_ - 1) / bsize_;
+  uint32_t worst = Chain::kMaxSegs + 1 + (65535 + bsize_ - 1) / bsize_;
   if (worst > n - 1) worst = n - 1;
   uint32_t total = 0;
   for (;;) {
@@ -250,8 +292,24 @@ uint32_t Backend::tx(uint32_t i) {
         tx_dropped_++;
         continue;
       }
-      // The frame after the guest's header, one slot per buffer-sized piece.
-      uint32_t skip = hdr, first = cur;
+      // The frame after the guest's header, one slot per buffer-sized
+      // piece. A switch looks a frame up in its first slot: when the guest
+      // put fewer than kHead bytes in its first buffer, the frame's first
+      // bytes are gathered into this slot's bounce buffer.
+      uint32_t skip = hdr;
+      const uint32_t flen = uint32_t(c.len) - hdr;
+      if (first_data(c, hdr) < kHead && first_data(c, hdr) < flen) {
+        const uint32_t take = flen < kHead ? flen : kHead;
+        uint8_t* b = &bounce_[size_t(cur) * kHead];
+        gather(c, hdr, b, take);
+        netmap_slot& sl = r->slot[cur];
+        sl.ptr = reinterpret_cast<uintptr_t>(b);
+        sl.len = uint16_t(take);
+        sl.flags = NS_INDIRECT | NS_MOREFRAG;
+        cur = nm_ring_next(r, cur);
+        space--;
+        skip += take;
+      }
       for (uint32_t s = 0; s < c.nsegs; s++) {
         uint8_t* p = c.seg[s].p;
         uint32_t len = c.seg[s].len;
@@ -272,7 +330,6 @@ uint32_t Backend::tx(uint32_t i) {
         }
       }
       r->slot[cur == 0 ? n - 1 : cur - 1].flags = NS_INDIRECT;  // the frame's last slot
-      (void)first;
       tx_frames_++;
     }
     if (nd == 0) break;
@@ -377,7 +434,10 @@ uint32_t Backend::rx(uint32_t i, bool* stalled) {
 // speaks, the guest kicks, or the switch brings frames.
 void Backend::sleep_until_work(bool rx_stalled) {
   std::vector<pollfd> fds;
-  fds.push_back({conn_ >= 0 ? conn_ : listen_, POLLIN, 0});
+  // The connection (none: fd -1), then the listening socket (none in
+  // client mode), then kick eventfds, then the netmap fd.
+  fds.push_back({conn_, POLLIN, 0});
+  fds.push_back({listen_, POLLIN, 0});
   const bool have_conn = conn_ >= 0;
   bool work = false;
   for (uint32_t qi = 0; have_conn && qi < 2 * dev_.queue_pairs(); qi++) {
@@ -391,24 +451,26 @@ void Backend::sleep_until_work(bool rx_stalled) {
   }
   const size_t nm_at = fds.size();
   if (have_conn && !rx_stalled) fds.push_back({port_->fd, POLLIN, 0});
-  int timeout = -1;
-  if (o_.client && conn_ < 0) {
-    fds[0].fd = -1;
-    timeout = 100;
-  }
+  const int timeout = o_.client && conn_ < 0 ? 100 : -1;
   if (!work) poll(fds.data(), fds.size(), timeout);
   for (uint32_t qi = 0; have_conn && qi < 2 * dev_.queue_pairs(); qi++)
     if (dev_.live(qi)) dev_.queue(qi).vq.kicks(false);
-  for (size_t k = 1; k < nm_at; k++) {
+  for (size_t k = 2; k < nm_at; k++) {
     if (!(fds[k].revents & POLLIN)) continue;
     uint64_t v;
     ssize_t r = read(fds[k].fd, &v, sizeof v);  // an eventfd: clears it
     (void)r;
   }
-  if (fds[0].fd >= 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR))) {
-    if (conn_ >= 0) on_message();
-    else if (listen_ >= 0) accept_one();
-  }
+  if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) on_message();
+  if (fds[1].revents & POLLIN) accept_one();
+}
+
+// While busy: a message or a connection now and then.
+void Backend::check_sockets() {
+  pollfd p[2] = {{conn_, POLLIN, 0}, {listen_, POLLIN, 0}};
+  if (poll(p, 2, 0) <= 0) return;
+  if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) on_message();
+  if (p[1].revents & POLLIN) accept_one();
 }
 
 void Backend::run() {
@@ -429,10 +491,7 @@ void Backend::run() {
     if (work) {
       idle = 0;
       // Messages are rare: looked for every so many busy rounds.
-      if (++busy % 64 == 0) {
-        pollfd p{conn_, POLLIN, 0};
-        if (poll(&p, 1, 0) > 0) on_message();
-      }
+      if (++busy % 64 == 0) check_sockets();
       continue;
     }
     if (conn_ >= 0 && ++idle < 64) continue;  // a short spin before sleeping
