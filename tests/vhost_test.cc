@@ -16,11 +16,16 @@
 #include <libnetmap.h>
 #include <net/netmap_user.h>
 #include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -392,6 +397,339 @@ TEST_F(Vhost, BadAttachRequestsAreRefused) {
   struct stat st;
   ASSERT_EQ(stat(file.c_str(), &st), 0);
   EXPECT_TRUE(S_ISREG(st.st_mode));
+}
+
+}  // namespace
+
+namespace {
+
+// ---- hostile front ends ----
+
+class VhostHostile : public Vhost {
+ protected:
+  void SetUp() override {
+    attach("vm");
+    pid_ = worker_info("vale0:vm").pid.pid;
+    ASSERT_GT(pid_, 0);
+  }
+  // The switch still forwards between two ordinary ports.
+  void switch_works(uint32_t seq) {
+    Port a("vale0:h1"), b("vale0:h2");
+    std::vector<uint8_t> r;
+    ASSERT_TRUE(a.send(frame(seq, 500)));
+    ASSERT_TRUE(b.recv(&r, 5000));
+    EXPECT_EQ(r, frame(seq, 500));
+  }
+  // A well-behaved front end is served, by the same worker process unless
+  // `restarted`.
+  void good_front_works(bool restarted = false) {
+    Port p("vale0:p");
+    auto f = front("vm");
+    ASSERT_TRUE(f);
+    std::vector<uint8_t> r;
+    for (uint32_t seq = 0; seq < 50; seq++) {
+      ASSERT_TRUE(f->send_frame(frame(seq, 300)));
+      ASSERT_TRUE(p.recv(&r, 5000)) << seq;
+      ASSERT_EQ(r, frame(seq, 300));
+    }
+    const auto i = worker_info("vale0:vm");
+    if (!restarted) {
+      EXPECT_EQ(i.pid.pid, pid_);
+      EXPECT_EQ(i.restarts, 0u);
+    }
+  }
+  pid_t pid_ = 0;
+};
+
+struct BadMessage {
+  const char* what;
+  uint32_t req, flags, size;  // size: the header's claim
+  std::vector<uint8_t> payload;
+  int nfds;                   // memfds attached
+};
+
+std::vector<uint8_t> bytes_of(const void* p, size_t n) {
+  const uint8_t* b = static_cast<const uint8_t*>(p);
+  return std::vector<uint8_t>(b, b + n);
+}
+
+// Each malformed message ends its connection (or is refused); nothing else
+// is touched.
+TEST_F(VhostHostile, MalformedMessagesEndOnlyThatConnection) {
+  vh::MemTable t{};
+  t.nregions = 1;
+  t.regions[0] = vh::MemRegionDesc{0, 1 << 20, 0x10000000, 0};
+  vh::MemTable nine = t, wrap = t, big = t, zero = t;
+  nine.nregions = 9;
+  zero.nregions = 0;
+  wrap.regions[0].guest_phys_addr = ~0ull - 100;
+  big.regions[0].memory_size = 1ull << 40;
+  const uint64_t idx99 = 99, nofd0 = vh::kVringNoFd, unoffered = ~0ull;
+  vh::VringState s99{99, 256};
+  const std::vector<BadMessage> bad = {
+      {"oversized payload", vh::kGetFeatures, vh::kVersion, 5000, {}, 0},
+      {"version 2", vh::kGetFeatures, 2, 0, {}, 0},
+      {"short SET_VRING_ADDR", vh::kSetVringAddr, vh::kVersion, 8, std::vector<uint8_t>(8), 0},
+      {"9 regions", vh::kSetMemTable, vh::kVersion, sizeof nine, bytes_of(&nine, sizeof nine), 1},
+      {"0 regions", vh::kSetMemTable, vh::kVersion, 8 + 32, bytes_of(&zero, 8 + 32), 1},
+      {"regions without fds", vh::kSetMemTable, vh::kVersion, 8 + 32, bytes_of(&t, 8 + 32), 0},
+      {"more fds than regions", vh::kSetMemTable, vh::kVersion, 8 + 32, bytes_of(&t, 8 + 32), 2},
+      {"region wrapping around", vh::kSetMemTable, vh::kVersion, 8 + 32, bytes_of(&wrap, 8 + 32), 1},
+      {"region beyond its file", vh::kSetMemTable, vh::kVersion, 8 + 32, bytes_of(&big, 8 + 32), 1},
+      {"kick without fd flag", vh::kSetVringKick, vh::kVersion, 8, bytes_of(&idx99, 8), 0},
+      {"no-fd flag with an fd", vh::kSetVringCall, vh::kVersion, 8, bytes_of(&nofd0, 8), 1},
+      {"ten fds", vh::kGetFeatures, vh::kVersion, 0, {}, 10},
+      {"features not offered", vh::kSetFeatures, vh::kVersion, 8, bytes_of(&unoffered, 8), 0},
+      {"unknown request", 99, vh::kVersion, 0, {}, 0},
+      {"queue 99", vh::kSetVringNum, vh::kVersion, 8, bytes_of(&s99, 8), 0},
+      {"base of queue 99", vh::kGetVringBase, vh::kVersion, 8, bytes_of(&s99, 8), 0},
+      {"config not offered", vh::kGetConfig, vh::kVersion, 0, {}, 0},
+  };
+  for (const BadMessage& m : bad) {
+    VhostFront g(VhostFront::Options{});
+    ASSERT_TRUE(g.connect(sock_path("vm"), 5000));
+    std::vector<int> fds(m.nfds, g.memfd());
+    // The header claims m.size; the bytes sent are the payload given.
+    vh::MsgHeader h{m.req, m.flags, m.size};
+    std::vector<uint8_t> b = bytes_of(&h, sizeof h);
+    b.insert(b.end(), m.payload.begin(), m.payload.end());
+    iovec iov{b.data(), b.size()};
+    msghdr mh{};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int) * 16)];
+    if (!fds.empty()) {
+      mh.msg_control = ctl;
+      mh.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+      cmsghdr* c = CMSG_FIRSTHDR(&mh);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+      memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+    }
+    ASSERT_EQ(sendmsg(g.sock(), &mh, MSG_NOSIGNAL), ssize_t(b.size())) << m.what;
+    EXPECT_TRUE(g.closed_by_peer(5000)) << m.what;
+  }
+  switch_works(1);
+  good_front_works();
+}
+
+// With REPLY_ACK, a refused request is answered "no" and the connection
+// stays.
+TEST_F(VhostHostile, RefusedRequestsAreAnsweredWithReplyAck) {
+  auto f = front("vm");
+  ASSERT_TRUE(f);
+  vh::VringState s99{99, 256};
+  vh::MsgHeader h;
+  std::string p;
+  ASSERT_TRUE(f->send_msg(vh::kSetVringNum, &s99, sizeof s99, {}, vh::kVersion | vh::kFlagNeedReply));
+  ASSERT_TRUE(f->recv_reply(&h, &p));
+  ASSERT_EQ(p.size(), 8u);
+  uint64_t v;
+  memcpy(&v, p.data(), 8);
+  EXPECT_NE(v, 0u);
+  // A ring outside the guest's memory cannot start: refused, not live.
+  // (Stopped first: a running queue's addresses cannot change.)
+  const vh::VringState stop{1, 0};
+  ASSERT_TRUE(f->send_msg(vh::kGetVringBase, &stop, sizeof stop));
+  ASSERT_TRUE(f->recv_reply(&h, &p));
+  vh::VringAddr a{1, 0, f->uva(f->mem_size() + 4096), f->uva(0), f->uva(0), 0};
+  ASSERT_TRUE(f->send_msg(vh::kSetVringAddr, &a, sizeof a, {}, vh::kVersion | vh::kFlagNeedReply));
+  ASSERT_TRUE(f->recv_reply(&h, &p));
+  memcpy(&v, p.data(), 8);
+  EXPECT_EQ(v, 0u);  // taken: checked when the queue starts
+  const uint64_t idx = 1;
+  ASSERT_TRUE(f->send_msg(vh::kSetVringKick, &idx, 8, {f->memfd()}, vh::kVersion | vh::kFlagNeedReply));
+  ASSERT_TRUE(f->recv_reply(&h, &p));
+  memcpy(&v, p.data(), 8);
+  EXPECT_NE(v, 0u);
+  EXPECT_TRUE(status_has("vale0:vm", "1 of 2 queues live", 5000)) << worker_info("vale0:vm").status;
+  EXPECT_FALSE(f->closed_by_peer(200));
+}
+
+// A front end that stalls halfway through a message, or never reads its
+// replies, is cut off: it cannot hang the backend.
+TEST_F(VhostHostile, StallingFrontEndsAreCutOff) {
+  {
+    VhostFront f(VhostFront::Options{});
+    ASSERT_TRUE(f.connect(sock_path("vm"), 5000));
+    const vh::MsgHeader h{vh::kSetFeatures, vh::kVersion, 8};
+    ASSERT_EQ(send(f.sock(), &h, sizeof h, 0), ssize_t(sizeof h));  // and no payload
+    EXPECT_TRUE(f.closed_by_peer(5000));
+  }
+  {
+    VhostFront f(VhostFront::Options{});
+    ASSERT_TRUE(f.connect(sock_path("vm"), 5000));
+    // GET_FEATURES until the socket is full, reading nothing.
+    const vh::MsgHeader h{vh::kGetFeatures, vh::kVersion, 0};
+    int sent = 0;
+    while (sent < 200000 && send(f.sock(), &h, sizeof h, MSG_DONTWAIT | MSG_NOSIGNAL) == ssize_t(sizeof h)) sent++;
+    // The backend gives up on its reply; the connection ends.
+    EXPECT_TRUE(f.closed_by_peer(10000));
+  }
+  switch_works(2);
+  good_front_works();
+}
+
+// Garbage in the rings: each case stops that queue (or the connection),
+// never the worker, never the switch.
+TEST_F(VhostHostile, GarbageRingsStopOnlyThatQueue) {
+  VhostFront::Options io;
+  io.indirect = true;
+  struct Case {
+    const char* what;
+    std::function<void(VhostFront&)> act;
+  };
+  const uint16_t n = 256;
+  const std::vector<Case> cases = {
+      {"buffer outside memory",
+       [](VhostFront& f) {
+         f.desc(1)[0] = vh::Desc{f.mem_size() + 4096, 100, 0, 0};
+         f.make_avail(1, 0);
+       }},
+      {"buffer running past memory",
+       [](VhostFront& f) {
+         f.desc(1)[0] = vh::Desc{f.mem_size() - 100, 100000, 0, 0};
+         f.make_avail(1, 0);
+       }},
+      {"chain looping",
+       [](VhostFront& f) {
+         f.desc(1)[0] = vh::Desc{f.scratch(), 100, vh::kDescNext, 1};
+         f.desc(1)[1] = vh::Desc{f.scratch(), 100, vh::kDescNext, 0};
+         f.make_avail(1, 0);
+       }},
+      {"next out of the ring",
+       [n](VhostFront& f) {
+         f.desc(1)[0] = vh::Desc{f.scratch(), 100, vh::kDescNext, uint16_t(n + 3)};
+         f.make_avail(1, 0);
+       }},
+      {"head out of the ring", [n](VhostFront& f) { f.make_avail(1, uint16_t(n + 7)); }},
+      {"avail index jumping",
+       [n](VhostFront& f) {
+         f.avail(1)[1] = uint16_t(n + 50);
+         f.kick(1);
+       }},
+      {"writable transmit buffer",
+       [](VhostFront& f) {
+         f.desc(1)[0] = vh::Desc{f.scratch(), 100, vh::kDescWrite, 0};
+         f.make_avail(1, 0);
+       }},
+      {"indirect nested",
+       [](VhostFront& f) {
+         vh::Desc* t = reinterpret_cast<vh::Desc*>(f.mem() + f.scratch());
+         t[0] = vh::Desc{f.scratch(), 32, vh::kDescIndirect, 0};
+         f.desc(1)[0] = vh::Desc{f.scratch(), 32, vh::kDescIndirect, 0};
+         f.make_avail(1, 0);
+       }},
+      {"indirect table of 17 bytes",
+       [](VhostFront& f) {
+         f.desc(1)[0] = vh::Desc{f.scratch(), 17, vh::kDescIndirect, 0};
+         f.make_avail(1, 0);
+       }},
+      {"indirect table looping",
+       [](VhostFront& f) {
+         vh::Desc* t = reinterpret_cast<vh::Desc*>(f.mem() + f.scratch());
+         t[0] = vh::Desc{f.scratch() + 4096, 100, vh::kDescNext, 1};
+         t[1] = vh::Desc{f.scratch() + 4096, 100, vh::kDescNext, 0};
+         f.desc(1)[0] = vh::Desc{f.scratch(), 32, vh::kDescIndirect, 0};
+         f.make_avail(1, 0);
+       }},
+      {"readable receive buffer",
+       [](VhostFront& f) {
+         f.desc(0)[0] = vh::Desc{f.scratch(), 2048, 0, 0};
+         f.make_avail(0, 0);
+         Port p("vale0:g");
+         p.send(frame(9, 100));
+       }},
+      {"receive buffer outside memory",
+       [](VhostFront& f) {
+         f.desc(0)[0] = vh::Desc{~0ull - 10, 2048, vh::kDescWrite, 0};
+         f.make_avail(0, 0);
+         Port p("vale0:g");
+         p.send(frame(9, 100));
+       }},
+  };
+  uint32_t seq = 10;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    auto f = front("vm", io);
+    ASSERT_TRUE(f);
+    c.act(*f);
+    // Whatever the queue did with it, the switch forwards, and the worker
+    // is the same process.
+    switch_works(seq++);
+    EXPECT_EQ(worker_info("vale0:vm").pid.pid, pid_);
+  }
+  good_front_works();
+}
+
+// Random messages, thousands of them, with fds now and then: the worker
+// lives through them all.
+TEST_F(VhostHostile, RandomMessageStorm) {
+  std::mt19937 rng(20261202);
+  uint32_t msgs = 0, conns = 0;
+  const int ev = eventfd(0, EFD_CLOEXEC);
+  while (msgs < 3000) {
+    VhostFront f(VhostFront::Options{});
+    ASSERT_TRUE(f.connect(sock_path("vm"), 5000));
+    // Every other connection starts from a device set up, queues running.
+    std::string why;
+    if (conns++ % 2 && !f.setup(&why)) continue;
+    for (int k = 0; k < 200 && msgs < 3000; k++, msgs++) {
+      const uint32_t req = rng() % 45;
+      const uint32_t size = rng() % 4 == 0 ? rng() % 300 : std::vector<uint32_t>{0, 8, 8, 12, 40, 264}[rng() % 6];
+      std::vector<uint8_t> p(size);
+      for (auto& b : p) b = uint8_t(rng() % 4 == 0 ? rng() : (rng() % 3));
+      // Sometimes a plausible queue index and small numbers.
+      if (size >= 8 && rng() % 2) p[0] = uint8_t(rng() % 3), p[4] = uint8_t(rng() % 2), p[5] = 1;
+      std::vector<int> fds;
+      const uint32_t nf = rng() % 5 == 0 ? 1 + rng() % 2 : 0;
+      for (uint32_t i = 0; i < nf; i++) fds.push_back(rng() % 2 ? f.memfd() : ev);
+      const uint32_t flags = vh::kVersion | (rng() % 2 ? vh::kFlagNeedReply : 0);
+      if (!f.send_msg(req, p.data(), size, fds, flags)) break;  // closed by the backend
+      // Read whatever replies came.
+      char sink[4096];
+      while (recv(f.sock(), sink, sizeof sink, MSG_DONTWAIT) > 0) {
+      }
+    }
+  }
+  close(ev);
+  EXPECT_GT(conns, 1u);
+  switch_works(3);
+  good_front_works();
+}
+
+// A guest that shrinks its memory under the backend makes the next access
+// fault: only the worker dies; it is restarted and serves again, and the
+// switch's other ports never stop.
+TEST_F(VhostHostile, ShrunkGuestMemoryRestartsOnlyTheWorker) {
+  auto f = front("vm");
+  ASSERT_TRUE(f);
+  Port a("vale0:h1"), b("vale0:h2");
+  // A transmit buffer near the end of the guest's memory, then the memory
+  // cut to half: the backend's read of the frame faults.
+  const uint64_t at = f->mem_size() - 8192;
+  memcpy(f->mem() + at + 12, frame(1, 200).data(), 200);
+  memset(f->mem() + at, 0, 12);
+  f->desc(1)[0] = vh::Desc{at, 212, 0, 0};
+  ASSERT_EQ(ftruncate(f->memfd(), off_t(f->mem_size() / 2)), 0);
+  f->make_avail(1, 0);
+  // The worker dies of it and is restarted (a new process).
+  const double end = now_ms() + 10000;
+  unetmap::worker::Info i;
+  while (now_ms() < end) {
+    i = worker_info("vale0:vm");
+    if (i.restarts >= 1 && i.state == unetmap::worker::State::kRunning && i.pid.pid != pid_) break;
+    usleep(5000);
+  }
+  ASSERT_GE(i.restarts, 1u) << i.reason;
+  EXPECT_EQ(i.exit_signal, SIGBUS) << unetmap::worker::describe_exit(i);
+  std::vector<uint8_t> r;
+  ASSERT_TRUE(a.send(frame(2, 400)));
+  ASSERT_TRUE(b.recv(&r, 5000));
+  EXPECT_EQ(r, frame(2, 400));
+  f.reset();
+  good_front_works(true);
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -13,10 +15,33 @@ namespace unetmap::vhost {
 
 namespace {
 
-// recv exactly n bytes (fds may come with the first part).
-int recv_all(int sock, void* buf, size_t n, std::vector<int>* fds, bool* cut) {
+// Wait until sock is ready for `events` before deadline_ms (now_ms
+// clock); ETIMEDOUT if not.
+int wait_ready(int sock, short events, double deadline_ms) {
+  for (;;) {
+    timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    const double now = double(t.tv_sec) * 1e3 + double(t.tv_nsec) / 1e6;
+    if (now >= deadline_ms) return ETIMEDOUT;
+    pollfd p{sock, events, 0};
+    const int r = poll(&p, 1, int(deadline_ms - now) + 1);
+    if (r > 0) return 0;
+    if (r < 0 && errno != EINTR) return errno;
+  }
+}
+
+double deadline(int ms) {
+  timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return double(t.tv_sec) * 1e3 + double(t.tv_nsec) / 1e6 + ms;
+}
+
+// recv exactly n bytes (fds may come with the first part), waiting at
+// most until the deadline for each part.
+int recv_all(int sock, void* buf, size_t n, std::vector<int>* fds, bool* cut, double until) {
   size_t got = 0;
   while (got < n) {
+    if (int err = wait_ready(sock, POLLIN, until)) return err;
     alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int) * kMaxFds)];
     iovec iov{static_cast<char*>(buf) + got, n - got};
     msghdr mh{};
@@ -24,8 +49,8 @@ int recv_all(int sock, void* buf, size_t n, std::vector<int>* fds, bool* cut) {
     mh.msg_iovlen = 1;
     mh.msg_control = fds ? ctl : nullptr;
     mh.msg_controllen = fds ? sizeof ctl : 0;
-    const ssize_t r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
-    if (r < 0 && errno == EINTR) continue;
+    const ssize_t r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    if (r < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (r < 0) return errno;
     if (r == 0) return ECONNRESET;
     if (fds) {
@@ -50,7 +75,8 @@ int recv_all(int sock, void* buf, size_t n, std::vector<int>* fds, bool* cut) {
 int read_message(int sock, Message* m, std::string* why) {
   m->fds.clear();
   bool cut = false;
-  int err = recv_all(sock, &m->h, sizeof m->h, &m->fds, &cut);
+  const double until = deadline(kMessageTimeoutMs);
+  int err = recv_all(sock, &m->h, sizeof m->h, &m->fds, &cut, until);
   auto drop_fds = [m] {
     for (int fd : m->fds) close(fd);
     m->fds.clear();
@@ -58,6 +84,7 @@ int read_message(int sock, Message* m, std::string* why) {
   if (err) {
     drop_fds();
     if (err != ECONNRESET) *why = std::string("reading a message: ") + strerror(err);
+    if (err == ETIMEDOUT) *why = "a message that did not arrive whole within " + std::to_string(kMessageTimeoutMs) + " ms";
     return err;
   }
   if (cut || m->fds.size() > kMaxFds) {
@@ -70,7 +97,7 @@ int read_message(int sock, Message* m, std::string* why) {
     *why = "a message of " + std::to_string(m->h.size) + " bytes (at most " + std::to_string(kMaxPayload) + ")";
     return EINVAL;
   }
-  err = recv_all(sock, m->payload, m->h.size, nullptr, nullptr);
+  err = recv_all(sock, m->payload, m->h.size, nullptr, nullptr, until);
   if (err) {
     drop_fds();
     *why = "a message cut short";
@@ -81,9 +108,11 @@ int read_message(int sock, Message* m, std::string* why) {
 
 int send_reply(int sock, const std::string& reply) {
   size_t sent = 0;
+  const double until = deadline(kMessageTimeoutMs);
   while (sent < reply.size()) {
-    const ssize_t r = send(sock, reply.data() + sent, reply.size() - sent, MSG_NOSIGNAL);
-    if (r < 0 && errno == EINTR) continue;
+    if (int err = wait_ready(sock, POLLOUT, until)) return err;  // a front end that reads no replies
+    const ssize_t r = send(sock, reply.data() + sent, reply.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (r < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (r < 0) return errno;
     sent += size_t(r);
   }

@@ -20,7 +20,13 @@ struct Message {
   std::vector<int> fds;  // the caller's to close (Device::handle takes them)
 };
 
-// Read one message from a connected socket. 0; ECONNRESET at end of file;
+// How long a message may take to arrive whole once its first byte has, and
+// a reply to be taken: a front end that stalls halfway is cut off, so it
+// can never hang the backend.
+constexpr int kMessageTimeoutMs = 1000;
+
+// Read one message from a connected socket (nonblocking: the backend made
+// it so). 0; ECONNRESET at end of file; ETIMEDOUT if it stalls halfway;
 // or an errno value with *why (a truncated or oversized message: the
 // connection is to be closed). fds beyond kMaxFds, or cut short by the
 // kernel, are closed and make it fail.
