@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Installs what unetmap needs to build and test, from Debian's packages.
-# Extra package names may be given as arguments (e.g. dpdk-dev for bench/).
+# Extra package names may be given as arguments.
 set -euo pipefail
 # clang-14 and libclang-rt-14-dev (libFuzzer, the sanitizer runtimes): the
 # fuzz harnesses (scripts/fuzz.sh).
 # dpkg-dev, flex, bison and libpcap0.8-dev: libpcap with its netmap module,
 # built from Debian's libpcap source (scripts/libpcap.sh, unetmap-run);
 # tcpdump, tshark and python3-scapy: the programs the pcap tests run on it.
+# dpdk-dev (dpdk-testpmd): DPDK's virtio_user, the vhost-user front end of
+# the vhost tests, and the peers of bench/.
 pkgs=(cmake g++ gcc make pkg-config libgtest-dev googletest libxdp-dev libbpf-dev iproute2 procps
   iputils-ping netcat-openbsd clang-14 libclang-rt-14-dev binutils dpkg-dev flex bison
-  libpcap0.8-dev tcpdump tshark python3-scapy "$@")
+  libpcap0.8-dev tcpdump tshark python3-scapy dpdk-dev "$@")
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 # Debian's source packages (apt-get source libpcap): deb-src lines beside

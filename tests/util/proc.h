@@ -61,6 +61,19 @@ class Proc {
     }
     return true;
   }
+  // The same, for an occurrence that starts at or after offset `from`
+  // (what a command printed after out().size() was `from`). Its offset, or
+  // npos on timeout.
+  size_t wait_for_from(const std::string& what, size_t from, bool err, int timeout_ms) {
+    const double end = now_ms() + timeout_ms;
+    const std::string& s = err ? err_ : out_;
+    size_t at;
+    while ((at = s.find(what, from)) == std::string::npos) {
+      int left = int(end - now_ms());
+      if (left <= 0 || !read_some(left)) return std::string::npos;
+    }
+    return at;
+  }
   // Send sig, read the output to its end and wait for the exit.
   int stop(int sig = SIGTERM, int timeout_ms = 10000) {
     kill(child_.pid(), sig);

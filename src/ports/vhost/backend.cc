@@ -146,6 +146,7 @@ class Backend {
   void report();
   void sleep_until_work(bool rx_stalled);
   void check_sockets();
+  void tell_broken();
 
   Options o_;
   Device dev_;
@@ -166,6 +167,8 @@ class Backend {
   uint64_t tx_frames_ = 0, tx_dropped_ = 0, rx_frames_ = 0, rx_dropped_ = 0;
   std::unique_ptr<Message> msg_{new Message};
   std::vector<uint8_t> bounce_;  // kHead bytes per tx slot (ring 0's size)
+  bool debug_ = getenv("UNETMAP_VHOST_DEBUG") != nullptr;  // every message in the log
+  uint64_t broken_told_ = 0;  // queues whose stop was logged, by bit
 };
 
 int Backend::open(std::string* why) {
@@ -254,6 +257,7 @@ void Backend::on_message() {
     return;
   }
   const uint64_t gen = dev_.generation();
+  if (debug_) log_line(describe_message(msg_->h, msg_->payload, msg_->fds.size()));
   err = dev_.handle(msg_->h, msg_->payload, msg_->fds, &reply, &why);
   if (err) {
     disconnect(why);
@@ -333,6 +337,7 @@ uint32_t Backend::tx(uint32_t i) {
       tx_frames_++;
     }
     if (nd == 0) break;
+    if (debug_) log_line("queue " + std::to_string(qi) + ": " + std::to_string(nd) + " chains sent");
     r->head = r->cur = cur;
     ioctl(port_->fd, NIOCTXSYNC, nullptr);  // the switch copies the frames out of guest memory
     for (uint32_t k = 0; k < nd; k++) {
@@ -452,6 +457,9 @@ void Backend::sleep_until_work(bool rx_stalled) {
   const size_t nm_at = fds.size();
   if (have_conn && !rx_stalled) fds.push_back({port_->fd, POLLIN, 0});
   const int timeout = o_.client && conn_ < 0 ? 100 : -1;
+  if (debug_ && have_conn)
+    for (uint32_t qi = 0; qi < 2 * dev_.queue_pairs(); qi++)
+      log_line("sleeping: queue " + std::to_string(qi) + " " + dev_.queue(qi).vq.state());
   if (!work) poll(fds.data(), fds.size(), timeout);
   for (uint32_t qi = 0; have_conn && qi < 2 * dev_.queue_pairs(); qi++)
     if (dev_.live(qi)) dev_.queue(qi).vq.kicks(false);
@@ -460,9 +468,26 @@ void Backend::sleep_until_work(bool rx_stalled) {
     uint64_t v;
     ssize_t r = read(fds[k].fd, &v, sizeof v);  // an eventfd: clears it
     (void)r;
+    if (debug_) log_line("kick on fd " + std::to_string(fds[k].fd));
   }
   if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) on_message();
   if (fds[1].revents & POLLIN) accept_one();
+}
+
+// A queue the guest broke is logged once (it stays stopped until the
+// front end sets it up again).
+void Backend::tell_broken() {
+  for (uint32_t qi = 0; qi < 2 * dev_.queue_pairs(); qi++) {
+    const Virtq& vq = dev_.queue(qi).vq;
+    const uint64_t b = 1ull << qi;
+    if (vq.broken() && !(broken_told_ & b)) {
+      broken_told_ |= b;
+      log_line("queue " + std::to_string(qi) + " stopped: " + vq.why_broken());
+      report();
+    } else if (!vq.broken()) {
+      broken_told_ &= ~b;
+    }
+  }
 }
 
 // While busy: a message or a connection now and then.
@@ -488,6 +513,7 @@ void Backend::run() {
         stalled |= s;
       }
     }
+    if (conn_ >= 0) tell_broken();
     if (work) {
       idle = 0;
       // Messages are rare: looked for every so many busy rounds.

@@ -106,6 +106,17 @@ int read_message(int sock, Message* m, std::string* why) {
   return 0;
 }
 
+std::string describe_message(const MsgHeader& h, const uint8_t* p, size_t nfds) {
+  char b[300];
+  int n = snprintf(b, sizeof b, "message %u flags 0x%x size %u fds %zu", h.request, h.flags, h.size, nfds);
+  for (uint32_t i = 0; i + 4 <= h.size && i < 40 && n > 0 && size_t(n) < sizeof b; i += 4) {
+    uint32_t w;
+    memcpy(&w, p + i, 4);
+    n += snprintf(b + n, sizeof b - size_t(n), " %08x", w);
+  }
+  return b;
+}
+
 int send_reply(int sock, const std::string& reply) {
   size_t sent = 0;
   const double until = deadline(kMessageTimeoutMs);

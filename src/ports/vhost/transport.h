@@ -31,6 +31,8 @@ constexpr int kMessageTimeoutMs = 1000;
 // connection is to be closed). fds beyond kMaxFds, or cut short by the
 // kernel, are closed and make it fail.
 int read_message(int sock, Message* m, std::string* why);
+// One line about a message, for a debug log: its name and payload.
+std::string describe_message(const MsgHeader& h, const uint8_t* payload, size_t nfds);
 // Send a reply whole. 0 or errno.
 int send_reply(int sock, const std::string& reply);
 

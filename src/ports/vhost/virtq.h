@@ -70,6 +70,8 @@ class Virtq {
   void kicks(bool on);
   // The state to hand back on GET_VRING_BASE.
   uint32_t base() const;
+  // For a debug log: where the device is and what the ring says there.
+  std::string state();
 
  private:
   bool fail(const char* why);
