@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-30}
-fuzzers=${FUZZERS:-name nmreq ring}
+fuzzers=${FUZZERS:-name nmreq ring vhost}
 dir=build-fuzz
 
 cxx="" cc=""

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes the binary seed corpora of the fuzzers (tests/fuzz/corpus/nmreq,
-corpus/ring): valid requests of every type, and ring operations, in the
-input formats that nmreq_fuzz.cc and ring_fuzz.cc describe. The name
+corpus/ring, corpus/vhost): valid requests of every type, ring operations,
+and vhost-user sessions that set up a device and run its queues, in the
+input formats that nmreq_fuzz.cc, ring_fuzz.cc and vhost_fuzz.cc describe. The name
 corpus (corpus/name) is plain text, written by hand. Inputs of findings
 are kept beside the seeds as regress_<what>.
 
@@ -230,6 +231,75 @@ def ring_seeds():
     return s
 
 
+# ---------------------------------------------------------------- vhost
+V_GET_FEATURES, V_SET_FEATURES, V_SET_OWNER, V_SET_MEM_TABLE = 1, 2, 3, 5
+V_SET_NUM, V_SET_ADDR, V_SET_BASE, V_GET_BASE, V_KICK, V_CALL = 8, 9, 10, 11, 12, 13
+V_GET_PF, V_SET_PF, V_ENABLE, V_SET_STATUS = 15, 16, 18, 39
+F_MRG, F_INDIRECT, F_EVENT_IDX, F_PF, F_V1, F_PACKED, F_IN_ORDER = 15, 28, 29, 30, 32, 34, 35
+UVA = 0x7f0000100000  # where the front end says guest memory is
+QSIZE = 8
+# queue q's rings in guest memory: desc, avail (driver area), used (device area)
+RINGS = {0: (0x000, 0x080, 0x100), 1: (0x200, 0x280, 0x300)}
+
+
+def vmsg(req, payload=b"", nfds=0, flags=1):
+    return struct.pack("<BBHB", req, flags, len(payload), nfds) + payload
+
+
+def vhost_memory(packed):
+    """The first page of guest memory: one transmit chain (queue 1: a
+    header descriptor and a frame descriptor) and one receive buffer
+    (queue 0) made available."""
+    m = bytearray(4096)
+    def desc(q, i, addr, ln, flags, nxt_or_id):
+        off = RINGS[q][0] + 16 * i
+        if packed:  # addr, len, id, flags
+            struct.pack_into("<QIHH", m, off, addr, ln, nxt_or_id, flags)
+        else:       # addr, len, flags, next
+            struct.pack_into("<QIHH", m, off, addr, ln, flags, nxt_or_id)
+    avail_bit = 0x80  # packed: AVAIL set, USED clear, as in the first lap
+    if packed:
+        desc(1, 0, 0x800, 12, 1 | avail_bit, 0)
+        desc(1, 1, 0x810, 200, avail_bit, 7)
+        desc(0, 0, 0xc00, 1024, 2 | avail_bit, 3)
+    else:
+        desc(1, 0, 0x800, 12, 1, 1)
+        desc(1, 1, 0x810, 200, 0, 0)
+        desc(0, 0, 0xc00, 1024, 2, 0)
+        for q in (0, 1):  # avail: flags 0, idx 1, ring[0] = 0
+            struct.pack_into("<HHH", m, RINGS[q][1], 0, 1, 0)
+    m[0x810:0x810 + 14] = b"\xff" * 6 + b"\x02" + b"\0" * 5 + b"\x08\x00"
+    return bytes(m)
+
+
+def vhost_session(packed=False, features=(F_MRG, F_INDIRECT, F_EVENT_IDX, F_PF, F_V1)):
+    f = sum(1 << b for b in features) | ((1 << F_PACKED) if packed else 0)
+    s = vmsg(V_GET_FEATURES) + vmsg(V_GET_PF) + vmsg(V_SET_PF, struct.pack("<Q", 1 << 3))
+    s += vmsg(V_SET_FEATURES, struct.pack("<Q", f)) + vmsg(V_SET_OWNER)
+    s += vmsg(V_SET_MEM_TABLE, struct.pack("<IIQQQQ", 1, 0, 0, 64 << 10, UVA, 0), nfds=1, flags=9)
+    for q in (0, 1):
+        d, a, u = RINGS[q]
+        s += vmsg(V_SET_NUM, struct.pack("<II", q, QSIZE))
+        s += vmsg(V_SET_ADDR, struct.pack("<IIQQQQ", q, 0, UVA + d, UVA + u, UVA + a, 0))
+        s += vmsg(V_SET_BASE, struct.pack("<II", q, 0x8000 if packed else 0))
+        s += vmsg(V_CALL, struct.pack("<Q", q), nfds=1)
+        s += vmsg(V_KICK, struct.pack("<Q", q), nfds=1)
+        s += vmsg(V_ENABLE, struct.pack("<II", q, 1))
+    s += vmsg(V_SET_STATUS, struct.pack("<Q", 0xf))
+    s += vmsg(V_GET_BASE, struct.pack("<II", 1, 0))
+    return s
+
+
+def vhost_seeds():
+    s = {}
+    s["split"] = bytes([0]) + vhost_memory(False) + vhost_session(False)
+    s["packed"] = bytes([0]) + vhost_memory(True) + vhost_session(True)
+    s["split_two_pairs"] = bytes([1]) + vhost_memory(False) + vhost_session(False)
+    s["split_plain"] = bytes([0]) + vhost_memory(False) + vhost_session(False, (F_PF, F_V1))
+    s["packed_in_order"] = bytes([0]) + vhost_memory(True) + vhost_session(True, (F_IN_ORDER, F_PF, F_V1))
+    return s
+
+
 def write(dirname, seeds):
     """Writes the seeds; other files there (regress_*: inputs of findings) stay."""
     d = os.path.join(HERE, "corpus", dirname)
@@ -242,3 +312,4 @@ def write(dirname, seeds):
 if __name__ == "__main__":
     write("nmreq", nmreq_seeds())
     write("ring", ring_seeds())
+    write("vhost", vhost_seeds())

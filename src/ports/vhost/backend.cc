@@ -156,7 +156,6 @@ class Backend {
   ino_t sock_ino_ = 0;
   dev_t sock_dev_ = 0;
   uint64_t next_connect_ = 0, backoff_ = 100000000ull;
-  uint64_t gen_seen_ = ~0ull;
   std::vector<RxStash> stash_;
   Chain scratch_;
   std::vector<uint32_t> lens_ = std::vector<uint32_t>(RxStash::kMax + 1);
