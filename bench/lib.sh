@@ -126,6 +126,19 @@ median() {
               printf "%.3f\n", m }'
 }
 
+# steady_median LOG FIELD (bench/nic.sh, vhost.sh): "MEDIAN STEADY ALL": the median (Mpps) of testpmd's
+# per-second FIELD (Rx-pps or Tx-pps) samples while traffic flowed, without the
+# first and last two (ramp-up, partial seconds), how many samples that median is
+# of and how many there were; fails if there was none
+steady_median() {
+    local samples=() k=2 n
+    mapfile -t samples < <(grep -o "$2: *[0-9]*" "$1" | awk '$2 > 0 { print $2 }' || true)
+    ((${#samples[@]} > 0)) || return 1
+    while ((${#samples[@]} - 2 * k < 1 && k > 0)); do k=$((k - 1)); done
+    n=$((${#samples[@]} - 2 * k))
+    echo "$(awk -v v="$(median "${samples[@]:k:n}")" 'BEGIN { printf "%.3f", v / 1e6 }') $n ${#samples[@]}"
+}
+
 summary_field() {  # summary_field LOG FUNC FIELD
     sed -n "/^summary: func=$2 /s/.*[[:space:]]$3=\([0-9.]*\).*/\1/p" "$1" | tail -n 1
 }

@@ -194,7 +194,7 @@ TEST(Worker, StartRefusesBadRequests) {
   EXPECT_EQ(wk::start(wk::Spec{"a/b", "program", {"/bin/true"}}, &why), EINVAL);
   EXPECT_EQ(wk::start(wk::Spec{".x", "program", {"/bin/true"}}, &why), EINVAL);
   EXPECT_EQ(wk::start(wk::Spec{"x", "nosuchkind", {}}, &why), EINVAL);
-  EXPECT_NE(why.find("attach or program"), std::string::npos) << why;
+  EXPECT_NE(why.find("attach, vhost or program"), std::string::npos) << why;
   EXPECT_EQ(wk::start(wk::Spec{"x", "program", {"sh"}}, &why), EINVAL) << "a relative path";
   EXPECT_EQ(wk::start(wk::Spec{"x", "program", {"/bin/sh", "a\nb"}}, &why), EINVAL);
   EXPECT_EQ(wk::start(wk::Spec{"x", "program", {"/nonexistent/prog"}}, &why), ENOENT);

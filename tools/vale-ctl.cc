@@ -64,12 +64,13 @@ void usage(FILE* f) {
           "                   if NAME is an interface, attach that NIC: a helper process\n"
           "                   forwards between netmap:NAME and VALE port valeX:NAME; if\n"
           "                   NAME is on another switch already, it joins both (wrapped)\n"
-          "  -a valeX:NAME,vhost=PATH[,client][,queues=N]\n"
+          "  -a valeX:NAME,vhost=PATH[,client][,queues=N][,slots=S]\n"
           "                   make NAME a vhost-user port of switch valeX: a virtio-net\n"
           "                   device for a VM (QEMU) or DPDK's virtio_user at Unix socket\n"
           "                   PATH, served by a worker; it listens on PATH, or connects\n"
           "                   to it with 'client' (again whenever the front end restarts);\n"
-          "                   N queue pairs (1..16, default 1)\n"
+          "                   N queue pairs (1..16, default 1), S slots per ring\n"
+          "                   (64..32768, default 1024)\n"
           "  -d valeX:NAME    detach NAME from switch valeX (a NIC: stop its helper, the\n"
           "                   interface goes back to the host; refused in polling mode;\n"
           "                   a vhost-user port: stop its worker, the port goes)\n"
@@ -454,7 +455,7 @@ std::vector<unetmap::worker::Info> attach_workers() {
   unetmap::worker::list(&all, &why);
   for (auto& w : all)
     if ((w.spec.kind == "attach" && w.spec.args.size() == 4) ||
-        (w.spec.kind == "vhost" && w.spec.args.size() == 5))
+        (w.spec.kind == "vhost" && w.spec.args.size() == 6))
       out.push_back(w);
   return out;
 }

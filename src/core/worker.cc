@@ -50,13 +50,16 @@ int check_attach(const std::vector<std::string>& a, std::string* why) {
   return EINVAL;
 }
 
-// vhost: SWITCH NAME /SOCKET server|client QUEUES
+// vhost: SWITCH NAME /SOCKET server|client QUEUES SLOTS
 int check_vhost(const std::vector<std::string>& a, std::string* why) {
-  if (a.size() == 5 && a[0].rfind("vale", 0) == 0 && word(a[0]) && word(a[1]) && a[2].size() > 1 &&
-      a[2][0] == '/' && a[2].size() < 108 && (a[3] == "server" || a[3] == "client") && word(a[4]) &&
-      atoi(a[4].c_str()) >= 1 && atoi(a[4].c_str()) <= 16)
+  auto in = [](const std::string& s, int lo, int hi) {
+    return word(s) && s.size() < 7 && atoi(s.c_str()) >= lo && atoi(s.c_str()) <= hi;
+  };
+  if (a.size() == 6 && a[0].rfind("vale", 0) == 0 && word(a[0]) && word(a[1]) && a[2].size() > 1 &&
+      a[2][0] == '/' && a[2].size() < 108 && (a[3] == "server" || a[3] == "client") && in(a[4], 1, 16) &&
+      (a[5] == "0" || in(a[5], 64, 32768)))
     return 0;
-  *why = "kind vhost takes SWITCH NAME /SOCKET server|client QUEUES (e.g. vale0 vm1 /run/vm1.sock server 1)";
+  *why = "kind vhost takes SWITCH NAME /SOCKET server|client QUEUES SLOTS (e.g. vale0 vm1 /run/vm1.sock server 1 0)";
   return EINVAL;
 }
 

@@ -39,6 +39,11 @@ uint64_t now_ns() {
 
 void log_line(const std::string& s) { fprintf(stderr, "unetmap-vhost: %s\n", s.c_str()); }
 
+uint64_t env_u64(const char* name, uint64_t dflt) {
+  const char* v = getenv(name);
+  return v && *v ? strtoull(v, nullptr, 10) : dflt;
+}
+
 // Chains popped from a receive queue and not filled yet: a frame that
 // needs more buffers than the guest has made available waits with them.
 struct RxStash {
@@ -112,6 +117,7 @@ class Backend {
     std::string sw, name, path;
     bool client = false;
     uint32_t pairs = 1;
+    uint32_t slots = 0;  // 0: the switch's default
   };
   explicit Backend(const Options& o) : o_(o), dev_(Device::Options{o.pairs}), stash_(o.pairs) {}
   ~Backend() {
@@ -132,6 +138,8 @@ class Backend {
  private:
   uint32_t tx(uint32_t i);
   uint32_t rx(uint32_t i, bool* stalled);
+  void drop_rx(uint32_t i);
+  void drop_stale();
   void call(Queue& q) {
     if (q.call < 0) return;
     const uint64_t one = 1;
@@ -167,11 +175,18 @@ class Backend {
   std::unique_ptr<Message> msg_{new Message};
   std::vector<uint8_t> bounce_;  // kHead bytes per tx slot (ring 0's size)
   bool debug_ = getenv("UNETMAP_VHOST_DEBUG") != nullptr;  // every message in the log
+  // How long an idle backend keeps polling before it sleeps
+  // (UNETMAP_VHOST_SPIN_US, default 200).
+  uint64_t spin_ns_ = 1000ull * env_u64("UNETMAP_VHOST_SPIN_US", 200);
   uint64_t broken_told_ = 0;  // queues whose stop was logged, by bit
+  uint64_t next_report_ = 0;  // when the status is written again
+  uint64_t reported_ = 0;     // counted() when it was
+  uint64_t counted() const { return tx_frames_ + tx_dropped_ + rx_frames_ + rx_dropped_; }
 };
 
 int Backend::open(std::string* why) {
-  const std::string spec = o_.sw + ":" + o_.name + "/x@conf:rings=" + std::to_string(o_.pairs);
+  std::string spec = o_.sw + ":" + o_.name + "/x@conf:rings=" + std::to_string(o_.pairs);
+  if (o_.slots) spec += ",slots=" + std::to_string(o_.slots);
   port_ = nmport_open(spec.c_str());
   if (!port_) {
     *why = "cannot open " + o_.sw + ":" + o_.name + ": " + unetmap_last_error();
@@ -203,10 +218,17 @@ void Backend::set_direct_ranges() {
     log_line(std::string("indirect ranges: ") + unetmap_last_error());
 }
 
+// The worker's status (vale-ctl -W): the connection, the device and what
+// the backend moved and dropped. Written on every change of state, and
+// every second while the guest is connected.
 void Backend::report() {
   std::string s = conn_ < 0 ? (o_.client ? "connecting to " : "listening on ") + o_.path
                             : "connected: " + dev_.describe();
+  s += "; from guest " + std::to_string(tx_frames_) + " frames, " + std::to_string(tx_dropped_) +
+       " dropped; to guest " + std::to_string(rx_frames_) + ", " + std::to_string(rx_dropped_) + " dropped";
   worker::self::report(s);
+  next_report_ = now_ns() + 1000000000ull;
+  reported_ = counted();
 }
 
 void Backend::disconnect(const std::string& why) {
@@ -232,6 +254,7 @@ void Backend::try_connect() {
   backoff_ = 100000000ull;
   conn_ = s;
   log_line("connected to " + o_.path);
+  drop_stale();
   report();
 }
 
@@ -245,6 +268,7 @@ void Backend::accept_one() {
   }
   conn_ = s;
   log_line("front end connected");
+  drop_stale();
   report();
 }
 
@@ -336,7 +360,6 @@ uint32_t Backend::tx(uint32_t i) {
       tx_frames_++;
     }
     if (nd == 0) break;
-    if (debug_) log_line("queue " + std::to_string(qi) + ": " + std::to_string(nd) + " chains sent");
     r->head = r->cur = cur;
     ioctl(port_->fd, NIOCTXSYNC, nullptr);  // the switch copies the frames out of guest memory
     for (uint32_t k = 0; k < nd; k++) {
@@ -434,9 +457,26 @@ uint32_t Backend::rx(uint32_t i, bool* stalled) {
   return frames;
 }
 
+// Frames for a receive queue that is not live are dropped, as a link that
+// is down drops them: a guest never gets stale frames when it comes.
+void Backend::drop_rx(uint32_t i) {
+  netmap_ring* r = NETMAP_RXRING(port_->nifp, i);
+  for (uint32_t j = r->cur; j != r->tail; j = nm_ring_next(r, j))
+    if (!(r->slot[j].flags & NS_MOREFRAG)) rx_dropped_++;
+  r->head = r->cur = r->tail;
+}
+
+// What came while no front end was there.
+void Backend::drop_stale() {
+  ioctl(port_->fd, NIOCRXSYNC, nullptr);
+  for (uint32_t i = 0; i < o_.pairs; i++) drop_rx(i);
+  ioctl(port_->fd, NIOCRXSYNC, nullptr);
+}
+
 // Nothing to do: let the guest kick, then sleep until the front end
 // speaks, the guest kicks, or the switch brings frames.
 void Backend::sleep_until_work(bool rx_stalled) {
+  if (counted() != reported_) report();  // the figures as they are when it goes idle
   std::vector<pollfd> fds;
   // The connection (none: fd -1), then the listening socket (none in
   // client mode), then kick eventfds, then the netmap fd.
@@ -500,6 +540,7 @@ void Backend::check_sockets() {
 void Backend::run() {
   report();
   uint32_t idle = 0, busy = 0;
+  uint64_t idle_since = 0;
   while (!g_stop) {
     try_connect();
     uint32_t work = 0;
@@ -508,9 +549,12 @@ void Backend::run() {
       ioctl(port_->fd, NIOCRXSYNC, nullptr);
       for (uint32_t i = 0; i < dev_.queue_pairs(); i++) {
         bool s = false;
-        work += tx(i) + rx(i, &s);
+        work += tx(i);
+        if (dev_.live(2 * i)) work += rx(i, &s);
+        else drop_rx(i);  // a guest that cannot receive: the link is down
         stalled |= s;
       }
+      if (now_ns() > next_report_ && counted() != reported_) report();
     }
     if (conn_ >= 0) tell_broken();
     if (work) {
@@ -519,7 +563,12 @@ void Backend::run() {
       if (++busy % 64 == 0) check_sockets();
       continue;
     }
-    if (conn_ >= 0 && ++idle < 64) continue;  // a short spin before sleeping
+    // Idle: keep polling a while (a guest that sends in bursts finds the
+    // backend awake, with no kick or wake-up to pay), then sleep.
+    if (conn_ >= 0) {
+      if (idle++ == 0) idle_since = now_ns();
+      if ((idle & 63) || now_ns() - idle_since < spin_ns_) continue;
+    }
     idle = 0;
     sleep_until_work(stalled);
   }
@@ -528,10 +577,10 @@ void Backend::run() {
 }  // namespace
 
 int backend_main(int argc, char** argv) {
-  if (argc != 6 || (strcmp(argv[4], "server") != 0 && strcmp(argv[4], "client") != 0)) {
+  if (argc != 7 || (strcmp(argv[4], "server") != 0 && strcmp(argv[4], "client") != 0)) {
     fprintf(stderr,
-            "usage: unetmap-vhost SWITCH NAME PATH server|client QUEUES (a worker of kind vhost, run "
-            "by the worker service; fd 3 is its ready pipe)\n");
+            "usage: unetmap-vhost SWITCH NAME PATH server|client QUEUES SLOTS (a worker of kind vhost, "
+            "run by the worker service; fd 3 is its ready pipe)\n");
     return 2;
   }
   const int ready = fcntl(3, F_GETFD) >= 0 ? 3 : -1;
@@ -543,6 +592,7 @@ int backend_main(int argc, char** argv) {
     close(ready);
   };
   setenv("UNETMAP_QUIET", "1", 1);
+  setenv("UNETMAP_NO_TIMESTAMP", "1", 1);  // nobody reads this port's ring->ts
   signal(SIGPIPE, SIG_IGN);
   struct sigaction sa{};
   sa.sa_handler = on_term;
@@ -553,6 +603,7 @@ int backend_main(int argc, char** argv) {
   o.path = argv[3];
   o.client = strcmp(argv[4], "client") == 0;
   o.pairs = uint32_t(atoi(argv[5]));
+  o.slots = uint32_t(atoi(argv[6]));
   if (o.pairs < 1 || o.pairs > kMaxQueuePairs) {
     say("22 queues: 1 to " + std::to_string(kMaxQueuePairs));
     return 2;

@@ -19,7 +19,7 @@
 
 namespace unetmap::vhost {
 
-// main() of unetmap-vhost: "SWITCH NAME PATH server|client QUEUES", fd 3
+// main() of unetmap-vhost: "SWITCH NAME PATH server|client QUEUES SLOTS", fd 3
 // the worker's ready pipe.
 int backend_main(int argc, char** argv);
 

@@ -22,7 +22,7 @@ bool word(const std::string& s) {
 
 std::string worker_name(const std::string& sw, const std::string& name) { return sw + ":" + name; }
 
-bool is_vhost(const worker::Info& i) { return i.spec.kind == "vhost" && i.spec.args.size() == 5; }
+bool is_vhost(const worker::Info& i) { return i.spec.kind == "vhost" && i.spec.args.size() == 6; }
 
 }  // namespace
 
@@ -39,7 +39,8 @@ int parse(const std::string& spec, AttachRequest* out, std::string* why) {
   }
   r.sw = port.substr(0, colon);
   r.name = port.substr(colon + 1);
-  // vhost=PATH runs to the next ",client" or ",queues=": a path may hold commas.
+  // vhost=PATH runs to the first of the options at its end (",client",
+  // ",queues=", ",slots="): a path may hold commas.
   std::string rest = spec.substr(comma + 7);
   for (;;) {
     size_t c = rest.rfind(',');
@@ -55,6 +56,14 @@ int parse(const std::string& spec, AttachRequest* out, std::string* why) {
         return EINVAL;
       }
       r.queues = uint32_t(q);
+    } else if (opt.compare(0, 6, "slots=") == 0) {
+      char* end = nullptr;
+      const long n = strtol(opt.c_str() + 6, &end, 10);
+      if (opt.size() == 6 || *end || n < 64 || n > 32768) {
+        *why = "'" + opt + "': slots is 64 to 32768";
+        return EINVAL;
+      }
+      r.slots = uint32_t(n);
     } else {
       break;
     }
@@ -84,7 +93,8 @@ int attach(const AttachRequest& req, std::string* why) {
     return EINVAL;
   }
   worker::Spec spec{worker_name(r.sw, r.name), "vhost",
-                    {r.sw, r.name, r.path, r.client ? "client" : "server", std::to_string(r.queues)}};
+                    {r.sw, r.name, r.path, r.client ? "client" : "server", std::to_string(r.queues),
+                     std::to_string(r.slots)}};
   return worker::start(spec, why);
 }
 

@@ -84,13 +84,9 @@ bool Virtq::fail(const char* why) {
 std::string Virtq::state() {
   if (!num_) return "not set up";
   char b[160];
-  int first = -1;
-  for (uint32_t i = 0; packed_ && i < num_ && first < 0; i++)
-    if (load16(&desc_[i].b)) first = int(i);
   if (packed_)
-    snprintf(b, sizeof b, "packed at %u wrap %d, desc flags 0x%x, device event flags %u, first flagged %d (0x%x)",
-             last_avail_, avail_wrap_, load16(&desc_[last_avail_].b), load16(&device_ev_->flags), first,
-             first >= 0 ? load16(&desc_[first].b) : 0);
+    snprintf(b, sizeof b, "packed at %u wrap %d, desc flags 0x%x, device event flags %u", last_avail_,
+             avail_wrap_, load16(&desc_[last_avail_].b), load16(&device_ev_->flags));
   else
     snprintf(b, sizeof b, "split at %u, avail idx %u, used idx %u", last_avail_, load16(&avail_[1]),
              load16(&used_[1]));

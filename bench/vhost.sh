@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# vhost.sh - vhost-user ports on a VALE switch beside DPDK's own vhost-user
+# backend, in the same run. The guests are DPDK's testpmd with
+# net_virtio_user (no hugepages: ../shared/peers), the "VM" of every case;
+# its forwarding lcore is CPU 1. Cases, for each frame size:
+#   1. vm->switch: testpmd txonly -> vale0:a (vhost-user, its worker on
+#                  CPU 0) -> VALE -> pkt-gen rx on vale0:p (CPU 0, a ring of
+#                  16384 slots: on two cores the receiver shares its CPU with
+#                  the worker and drains once per time slice). Figure: what
+#                  pkt-gen received, median of its steady per-second rates.
+#   2. switch->vm: pkt-gen tx on vale0:q (CPU 0) -> VALE -> vale0:a -> testpmd
+#                  rxonly. Figure: testpmd's Rx-pps.
+#   3. vm->vm:     testpmd txonly -> vale0:a -> VALE -> vale0:b -> a second
+#                  testpmd rxonly (its forwarding lcore CPU 0). Four busy
+#                  processes on two cores. Figure: the receiver's Rx-pps.
+#   4. peer:       testpmd net_vhost <-> testpmd net_virtio_user (DPDK's
+#                  backend in a testpmd of its own, two processes), both ways:
+#                  virtio_user txonly -> vhost rxonly, vhost txonly ->
+#                  virtio_user rxonly. Figure: the receiver's Rx-pps.
+# Each unetmap run in a fresh UNETMAP_DIR. Prints per-run figures, medians,
+# and the ratio of each unetmap case to the peer's same direction.
+#
+# Environment:
+#   BUILD_DIR      unetmap build dir (default: <this dir>/../build)
+#   RUNS           runs of each case (default 3)
+#   VHOST_SECONDS  seconds of traffic per run (default 8)
+#   SIZES          frame sizes, testpmd's --txpkts (default "64 1514")
+#   VHOST_SLOTS    slots of the vhost-user ports' rings (default 16384: as the
+#                  receiver's, room for what arrives while the worker waits
+#                  for its CPU)
+#   KEEP_LOGS=1    keep the logs directory (path printed at the end)
+set -euo pipefail
+
+ME=vhost.sh
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+. "$(dirname "$0")/lib.sh"
+RUNS=${RUNS:-3}
+VHOST_SECONDS=${VHOST_SECONDS:-8}
+SIZES=${SIZES:-"64 1514"}
+VHOST_SLOTS=${VHOST_SLOTS:-16384}
+VALECTL="$BUILD_DIR/tools/vale-ctl"
+
+check_env "bash scripts/build.sh" RUNS VHOST_SECONDS VHOST_SLOTS
+((HAVE_TESTPMD)) || die "$TESTPMD not found (apt-get install dpdk-dev)"
+[[ -x "$VALECTL" ]] || die "vale-ctl not found at $VALECTL"
+[[ -x "$BUILD_DIR/unetmap-vhost" ]] || die "unetmap-vhost not found in $BUILD_DIR"
+bench_init vh
+PKTGEN_T=(timeout $((VHOST_SECONDS + 30)) "$PKTGEN")
+EAL=(--no-huge -m 512 --no-pci)
+APP=(--total-num-mbufs=32768 --stats-period 1 --nb-cores=1)
+
+# testpmd LOG TAG MAIN_LCORE VDEV MODE SIZE [SECONDS]: a testpmd in the
+# background (its forwarding lcore is the other CPU); sets TPID.
+testpmd() {
+    local log=$1 tag=$2 main=$3 vdev=$4 mode=$5 size=$6 secs=${7:-$((VHOST_SECONDS + 4))}
+    timeout "$secs" "$TESTPMD" -l 0,1 --main-lcore "$main" "${EAL[@]}" --file-prefix="$tag" \
+        --vdev="$vdev" -- "${APP[@]}" --forward-mode="$mode" --txpkts="$size" >"$log" 2>&1 </dev/null &
+    TPID=$!; PIDS+=("$TPID")
+}
+
+# attach NAME: vale0:NAME a vhost-user port at $UNETMAP_DIR_CUR/NAME.sock, its
+# worker pinned to CPU 0.
+attach() {
+    UNETMAP_DIR=$UNETMAP_DIR_CUR "$VALECTL" -a "vale0:$1,vhost=$UNETMAP_DIR_CUR/$1.sock,slots=$VHOST_SLOTS" || return 1
+    local w
+    w=$(pgrep -f "unetmap-vhost vale0 $1 " | head -1)
+    [[ -n "$w" ]] && taskset -p -c 0 "$w" >/dev/null
+}
+
+# pktgen_median LOG: "MEDIAN STEADY ALL" of pkt-gen's per-second rates (Mpps)
+pktgen_median() {
+    local samples=() k=2 n
+    mapfile -t samples < <(grep -aoE '^[0-9.]+ [KM]?pps' "$1" |
+        awk '{ v = $1; if ($2 == "Kpps") v /= 1e3; else if ($2 == "pps") v /= 1e6; if (v > 0) print v }')
+    ((${#samples[@]} > 0)) || return 1
+    while ((${#samples[@]} - 2 * k < 1 && k > 0)); do k=$((k - 1)); done
+    n=$((${#samples[@]} - 2 * k))
+    echo "$(median "${samples[@]:k:n}") $n ${#samples[@]}"
+}
+
+declare -A FIG  # FIG[case/size] = "v1 v2 ..."
+record() { FIG[$1]="${FIG[$1]:-} $2"; }
+
+run_vm_switch() {
+    local n=$1 size=$2 d="$WORK/vs_${size}_$1" rx k all
+    mkdir -p "$d"
+    new_unetmap_dir
+    attach a || { drop_unetmap_dir; return 1; }
+    UNETMAP_DIR=$UNETMAP_DIR_CUR "${PKTGEN_T[@]}" -i "vale0:p@conf:slots=16384" -f rx -a 0 \
+        >"$d/rx.out" 2>"$d/rx.err" &
+    local rxpid=$!; PIDS+=("$rxpid")
+    wait_for "$d/rx.err" "rings of" 10 "$rxpid" || { echo "run $n: receiver did not start" >&2; return 1; }
+    testpmd "$d/vm.log" "${TAG}_${n}_vs" 0 "net_virtio_user0,path=$UNETMAP_DIR_CUR/a.sock" txonly "$size"
+    local tp=$TPID
+    wait "$tp" 2>/dev/null || true; forget "$tp"
+    stop_pid "$rxpid"; forget "$rxpid"
+    drop_unetmap_dir
+    if ! read -r rx k all < <(pktgen_median "$d/rx.out"); then
+        echo "run $n: vm->switch $size: no figure" >&2; tail -n 3 "$d/rx.err" "$d/vm.log" >&2; return 1
+    fi
+    record "vm->switch/$size" "$rx"
+    printf 'run %d/%d  %5s B  unetmap vm->switch  %7.3f Mpps  (pkt-gen rx, median of %s of %s s)\n' \
+        "$n" "$RUNS" "$size" "$rx" "$k" "$all"
+}
+
+run_switch_vm() {
+    local n=$1 size=$2 d="$WORK/sv_${size}_$1" rx k all plen=$(($2 - 4))
+    mkdir -p "$d"
+    new_unetmap_dir
+    attach a || { drop_unetmap_dir; return 1; }
+    testpmd "$d/vm.log" "${TAG}_${n}_sv" 0 "net_virtio_user0,path=$UNETMAP_DIR_CUR/a.sock" rxonly "$size"
+    local tp=$TPID
+    wait_for "$d/vm.log" "Rx-pps:" 20 "$tp" || { echo "run $n: testpmd not ready" >&2; return 1; }
+    UNETMAP_DIR=$UNETMAP_DIR_CUR "${PKTGEN_T[@]}" -i vale0:q -f tx -l "$plen" -a 0 \
+        >"$d/tx.out" 2>"$d/tx.err" &
+    local txpid=$!; PIDS+=("$txpid")
+    wait "$tp" 2>/dev/null || true; forget "$tp"
+    stop_pid "$txpid"; forget "$txpid"
+    drop_unetmap_dir
+    if ! read -r rx k all < <(steady_median "$d/vm.log" Rx-pps); then
+        echo "run $n: switch->vm $size: no figure" >&2; tail -n 3 "$d/tx.err" "$d/vm.log" >&2; return 1
+    fi
+    record "switch->vm/$size" "$rx"
+    printf 'run %d/%d  %5s B  unetmap switch->vm  %7.3f Mpps  (testpmd rx, median of %s of %s s)\n' \
+        "$n" "$RUNS" "$size" "$rx" "$k" "$all"
+}
+
+run_vm_vm() {
+    local n=$1 size=$2 d="$WORK/vv_${size}_$1" rx k all
+    mkdir -p "$d"
+    new_unetmap_dir
+    attach a && attach b || { drop_unetmap_dir; return 1; }
+    testpmd "$d/b.log" "${TAG}_${n}_vvb" 1 "net_virtio_user0,path=$UNETMAP_DIR_CUR/b.sock" rxonly "$size" \
+        $((VHOST_SECONDS + 8))
+    local tb=$TPID
+    wait_for "$d/b.log" "Rx-pps:" 20 "$tb" || { echo "run $n: testpmd b not ready" >&2; return 1; }
+    testpmd "$d/a.log" "${TAG}_${n}_vva" 0 "net_virtio_user0,path=$UNETMAP_DIR_CUR/a.sock" txonly "$size"
+    local ta=$TPID
+    wait "$ta" 2>/dev/null || true; forget "$ta"
+    stop_pid "$tb"; forget "$tb"
+    drop_unetmap_dir
+    if ! read -r rx k all < <(steady_median "$d/b.log" Rx-pps); then
+        echo "run $n: vm->vm $size: no figure" >&2; tail -n 3 "$d/a.log" "$d/b.log" >&2; return 1
+    fi
+    record "vm->vm/$size" "$rx"
+    printf 'run %d/%d  %5s B  unetmap vm->vm      %7.3f Mpps  (testpmd rx, median of %s of %s s)\n' \
+        "$n" "$RUNS" "$size" "$rx" "$k" "$all"
+}
+
+# The peer: DPDK's vhost backend (net_vhost, in testpmd) and net_virtio_user.
+# DIR: "to_host" (virtio_user txonly -> vhost rxonly) or "to_guest".
+run_peer() {
+    local n=$1 size=$2 dir=$3 d="$WORK/peer_${3}_${2}_$1" rx k all hmode vmode rxlog
+    mkdir -p "$d"
+    if [[ $dir == to_host ]]; then hmode=rxonly vmode=txonly rxlog=host.log
+    else hmode=txonly vmode=rxonly rxlog=vm.log; fi
+    testpmd "$d/host.log" "${TAG}_${n}_ph" 1 "net_vhost0,iface=$d/vhost.sock,queues=1" "$hmode" "$size" \
+        $((VHOST_SECONDS + 8))
+    local th=$TPID
+    wait_for "$d/host.log" "vhost-user server: socket created" 20 "$th" ||
+        wait_for "$d/host.log" "Port 0" 5 "$th" || true
+    testpmd "$d/vm.log" "${TAG}_${n}_pv" 0 "net_virtio_user0,path=$d/vhost.sock,queues=1" "$vmode" "$size"
+    local tv=$TPID
+    wait "$tv" 2>/dev/null || true; forget "$tv"
+    stop_pid "$th"; forget "$th"
+    if ! read -r rx k all < <(steady_median "$d/$rxlog" Rx-pps); then
+        echo "run $n: peer $dir $size: no figure" >&2; tail -n 3 "$d/host.log" "$d/vm.log" >&2; return 1
+    fi
+    record "peer_$dir/$size" "$rx"
+    printf 'run %d/%d  %5s B  DPDK %-14s %7.3f Mpps  (testpmd rx, median of %s of %s s)\n' \
+        "$n" "$RUNS" "$size" "$dir" "$rx" "$k" "$all"
+}
+
+echo "unetmap: testpmd net_virtio_user <-> vale0 vhost-user ports (workers on CPU 0) <-> pkt-gen / testpmd"
+echo "peer: DPDK testpmd net_vhost <-> testpmd net_virtio_user; ${VHOST_SECONDS} s per run, $RUNS runs"
+for n in $(seq 1 "$RUNS"); do
+    for size in $SIZES; do
+        run_vm_switch "$n" "$size" || true
+        run_switch_vm "$n" "$size" || true
+        run_vm_vm "$n" "$size" || true
+        run_peer "$n" "$size" to_host || true
+        run_peer "$n" "$size" to_guest || true
+    done
+done
+
+echo
+echo "medians (Mpps):"
+for size in $SIZES; do
+    # shellcheck disable=SC2086
+    vs=$(median ${FIG[vm->switch/$size]:-}) sv=$(median ${FIG[switch->vm/$size]:-})
+    # shellcheck disable=SC2086
+    vv=$(median ${FIG[vm->vm/$size]:-}) ph=$(median ${FIG[peer_to_host/$size]:-})
+    # shellcheck disable=SC2086
+    pg=$(median ${FIG[peer_to_guest/$size]:-})
+    ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "-"; else printf "%.2f", a / b }'; }
+    printf '%5s B  vm->switch %s (x%s of DPDK virtio->vhost %s)  switch->vm %s (x%s of DPDK vhost->virtio %s)  vm->vm %s\n' \
+        "$size" "${vs:--}" "$(ratio "$vs" "$ph")" "${ph:--}" "${sv:--}" "$(ratio "$sv" "$pg")" "${pg:--}" "${vv:--}"
+done
