@@ -365,12 +365,13 @@ TEST(ValeCtl, PersistentPortLifecycleWithTraffic) {
   send_frames(p.d, 2, 3, 100);
   recv_frames(x.d, 2, 3, 100);
 
-  // Text statistics: port index kind rings slots region tx_packets tx_bytes rx_packets drops
+  // Text statistics: port index kind rings slots region tx_packets tx_bytes rx_packets drops hdr
   Result s = ok({"-s"});
   EXPECT_NE(s.out.find("vale0: lookup learning, 2 ports"), std::string::npos) << s.out;
   std::vector<std::string> rp = stats_row(s.out, "vale0:vp"), rx = stats_row(s.out, "vale0:x");
-  ASSERT_EQ(rp.size(), 10u) << s.out;
-  ASSERT_EQ(rx.size(), 10u) << s.out;
+  ASSERT_EQ(rp.size(), 11u) << s.out;
+  EXPECT_EQ(rp[10], "0");  // no virtio-net header
+  ASSERT_EQ(rx.size(), 11u) << s.out;
   EXPECT_EQ(rp[1], "0");
   EXPECT_EQ(rp[2], "persistent");
   EXPECT_EQ(rp[3], "1/1");
@@ -398,6 +399,7 @@ TEST(ValeCtl, PersistentPortLifecycleWithTraffic) {
   EXPECT_EQ(json_port_field(j.out, "vale0:vp", "tx_bytes"), 300) << j.out;
   EXPECT_EQ(json_port_field(j.out, "vale0:vp", "rx_packets"), 5) << j.out;
   EXPECT_EQ(json_port_field(j.out, "vale0:vp", "drops"), 0) << j.out;
+  EXPECT_EQ(json_port_field(j.out, "vale0:vp", "hdr_len"), 0) << j.out;
   EXPECT_EQ(json_port_field(j.out, "vale0:vp", "tx_slots"), 1024) << j.out;
   EXPECT_EQ(json_port_field(j.out, "vale0:x", "tx_packets"), 5) << j.out;
   EXPECT_EQ(json_port_field(j.out, "vale0:x", "rx_packets"), 3) << j.out;
@@ -618,7 +620,7 @@ TEST(ValeCtl, RingConfigurationAndRegion) {
       << g.out;
   ok({"-a", "vale2:q"});
   std::vector<std::string> row = stats_row(ok({"-s", "vale2"}).out, "vale2:q");
-  ASSERT_EQ(row.size(), 10u);
+  ASSERT_EQ(row.size(), 11u);
   EXPECT_EQ(row[3], "2/3");
   EXPECT_EQ(row[4], "256/512");
   EXPECT_EQ(row[5], "7");
@@ -627,7 +629,7 @@ TEST(ValeCtl, RingConfigurationAndRegion) {
   ok({"-n", "q2", "-C", "128,64"});
   ok({"-a", "vale2:q2"});
   row = stats_row(ok({"-s"}).out, "vale2:q2");
-  ASSERT_EQ(row.size(), 10u);
+  ASSERT_EQ(row.size(), 11u);
   EXPECT_EQ(row[3], "1/1");
   EXPECT_EQ(row[4], "128/64");
   // Three values: the ring count applies to both directions.

@@ -654,10 +654,10 @@ int do_stats(const Options& o) {
         printf("%s\n    {\"name\": %s, \"index\": %u, \"persistent\": %s, \"region\": %u, "
                "\"tx_rings\": %u, \"rx_rings\": %u, \"tx_slots\": %u, \"rx_slots\": %u, "
                "\"tx_packets\": %" PRIu64 ", \"tx_bytes\": %" PRIu64
-               ", \"rx_packets\": %" PRIu64 ", \"drops\": %" PRIu64 "}",
+               ", \"rx_packets\": %" PRIu64 ", \"drops\": %" PRIu64 ", \"hdr_len\": %u}",
                j ? "," : "", json_str(p.name).c_str(), p.index, p.persistent ? "true" : "false",
                unsigned(p.mem_id), unsigned(p.rings[0]), unsigned(p.rings[1]), p.slots[0],
-               p.slots[1], p.tx_packets, p.tx_bytes, p.rx_packets, p.drops);
+               p.slots[1], p.tx_packets, p.tx_bytes, p.rx_packets, p.drops, p.hdr_len);
       }
       printf("%s]}", s.ports.empty() ? "" : "\n  ");
     }
@@ -673,16 +673,16 @@ int do_stats(const Options& o) {
            s.ports.size() == 1 ? "" : "s");
     int w = 4;
     for (const auto& p : s.ports) w = std::max(w, int(p.name.size()));
-    printf("  %-*s %5s %-10s %5s %11s %6s %12s %14s %12s %10s\n", w, "port", "index", "kind",
-           "rings", "slots", "region", "tx_packets", "tx_bytes", "rx_packets", "drops");
+    printf("  %-*s %5s %-10s %5s %11s %6s %12s %14s %12s %10s %3s\n", w, "port", "index", "kind",
+           "rings", "slots", "region", "tx_packets", "tx_bytes", "rx_packets", "drops", "hdr");
     for (const auto& p : s.ports) {
       char rings[16], slots[24];
       snprintf(rings, sizeof rings, "%u/%u", unsigned(p.rings[0]), unsigned(p.rings[1]));
       snprintf(slots, sizeof slots, "%u/%u", p.slots[0], p.slots[1]);
       printf("  %-*s %5u %-10s %5s %11s %6u %12" PRIu64 " %14" PRIu64 " %12" PRIu64 " %10" PRIu64
-             "\n",
+             " %3u\n",
              w, p.name.c_str(), p.index, p.persistent ? "persistent" : "ephemeral", rings, slots,
-             unsigned(p.mem_id), p.tx_packets, p.tx_bytes, p.rx_packets, p.drops);
+             unsigned(p.mem_id), p.tx_packets, p.tx_bytes, p.rx_packets, p.drops, p.hdr_len);
     }
   }
   return 0;

@@ -111,23 +111,25 @@ const Adapter* port_type(const std::string& name) {
 }
 
 // PORT_HDR_GET / PORT_HDR_SET: the virtio-net header length of a port.
-// netmap answers GET for any port; unetmap's ports have no header (0).
-// SET is for VALE ports; lengths 10 and 12 need the header conversion of
-// the VM work, not done yet.
+// netmap answers GET for any port (0 for all but VALE ports, the only
+// ones that have one) and SET for existing VALE ports.
 int port_hdr(NetmapFile* f, uint16_t type, const std::string& name, nmreq_port_hdr* ph) {
+  std::string why;
+  if (type == NETMAP_REQ_PORT_HDR_SET) {
+    if (ph->nr_hdr_len != 0 && ph->nr_hdr_len != 10 && ph->nr_hdr_len != 12)
+      return fail(EINVAL, "virtio-net header length " + std::to_string(ph->nr_hdr_len) +
+                              ": netmap takes 0, 10 or 12");
+    if (port_type(name) != &vale_adapter())
+      return fail(EINVAL, "port '" + name + "': a virtio-net header length is set on VALE ports");
+    const int err = vale_set_hdr_len(name, ph->nr_hdr_len, &why);
+    return err ? fail(err, why) : 0;
+  }
   nmreq_register r{};
   if (port_info(f, name, 0, &r)) return -1;
-  if (type == NETMAP_REQ_PORT_HDR_GET) {
-    ph->nr_hdr_len = 0;
-    return 0;
-  }
-  if (port_type(name) != &vale_adapter())
-    return fail(EINVAL, "port '" + name + "': a virtio-net header length is set on VALE ports");
-  if (ph->nr_hdr_len == 0) return 0;
-  if (ph->nr_hdr_len == 10 || ph->nr_hdr_len == 12)
-    return fail(EOPNOTSUPP, "virtio-net headers on VALE ports are not supported yet");
-  return fail(EINVAL, "virtio-net header length " + std::to_string(ph->nr_hdr_len) +
-                          ": netmap takes 0, 10 or 12");
+  uint32_t len = 0;
+  if (port_type(name) == &vale_adapter() && vale_hdr_len(name, &len, &why) != 0) len = 0;
+  ph->nr_hdr_len = len;
+  return 0;
 }
 
 int pools_info(NetmapFile* f, nmreq_pools_info* pi) {
@@ -688,7 +690,7 @@ void legacy_reply(const nmreq_register& rr, nmreq* r) {
 }
 
 // Legacy VALE control: nr_cmd in a NIOCREGIF request.
-int legacy_cmd(void* arg, nmreq* r) {
+int legacy_cmd(NetmapFile* f, void* arg, nmreq* r) {
   std::string name = name_of(r->nr_name, sizeof r->nr_name), why;
   uint32_t idx = 0, bridge = r->nr_arg1, port = r->nr_arg2;
   int err;
@@ -732,6 +734,15 @@ int legacy_cmd(void* arg, nmreq* r) {
     case NETMAP_BDG_DELIF:
       err = vale_delif(name, &why);
       break;
+    case NETMAP_BDG_VNET_HDR:
+    case NETMAP_VNET_HDR_GET: {  // the length in nr_arg1, as PORT_HDR_SET/GET
+      nmreq_port_hdr ph{};
+      ph.nr_hdr_len = r->nr_arg1;
+      const uint16_t t = r->nr_cmd == NETMAP_BDG_VNET_HDR ? NETMAP_REQ_PORT_HDR_SET : NETMAP_REQ_PORT_HDR_GET;
+      if (port_hdr(f, t, name, &ph) != 0) return -1;
+      r->nr_arg1 = uint16_t(ph.nr_hdr_len);
+      return copy_out(arg, r, sizeof *r) ? 0 : fail(EFAULT);
+    }
     case NETMAP_BDG_LIST:
       if ((err = vale_list_port(&name, &bridge, &port, &why)) != 0) break;
       snprintf(r->nr_name, sizeof r->nr_name, "%s", name.c_str());
@@ -751,7 +762,7 @@ int legacy(NetmapFile* f, unsigned long req, void* arg) {
   constexpr uint16_t kLegacyApi = 11;  // the first version with struct nmreq as it is
   if (r.nr_version < kLegacyApi)
     return fail(EINVAL, "nr_version " + std::to_string(r.nr_version) + " not supported");
-  if (r.nr_cmd != 0) return legacy_cmd(arg, &r);
+  if (r.nr_cmd != 0) return legacy_cmd(f, arg, &r);
   BindRequest rq = legacy_request(r);
   nmreq_register rr{};
   if (req == NIOCREGIF) {

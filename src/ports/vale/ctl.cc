@@ -155,6 +155,38 @@ int vale_detach(const std::string& name, uint32_t* port_index, std::string* why)
   });
 }
 
+int vale_set_hdr_len(const std::string& name, uint32_t len, std::string* why) {
+  if (len != 0 && len != 10 && len != 12) {
+    *why = "virtio-net header length " + std::to_string(len) + ": netmap takes 0, 10 or 12";
+    return EINVAL;
+  }
+  return with_registry(why, [&](Registry& reg) {
+    const int p = find_port_any(reg, name);
+    if (p < 0 || !is_vale_port(reg.port(p))) {
+      *why = "'" + name + "' is no VALE port: virtio-net headers are set on VALE ports";
+      return ENXIO;
+    }
+    ValePortExt& vp = vale_port(reg.port(p));
+    if (vp.hdr_len == len) return 0;
+    vp.hdr_len = uint16_t(len);
+    // Senders' views of the switch carry each port's length: they refresh.
+    if (vp.sw >= 0) vale_switch(reg, vp.sw).gen.fetch_add(1);
+    return 0;
+  });
+}
+
+int vale_hdr_len(const std::string& name, uint32_t* len, std::string* why) {
+  return with_registry(why, [&](Registry& reg) {
+    const int p = find_port_any(reg, name);
+    if (p < 0 || !is_vale_port(reg.port(p))) {
+      *why = "'" + name + "' is no VALE port";
+      return ENXIO;
+    }
+    *len = vale_port(reg.port(p)).hdr_len;
+    return 0;
+  });
+}
+
 bool vale_persistent(const std::string& port, std::string* sw) {
   std::string why;
   bool yes = false;
@@ -246,6 +278,7 @@ int vale_list(const std::string& only, std::vector<ValeSwitchInfo>* out, std::st
       pi.index = j;
       pi.persistent = pe.persistent;
       pi.mem_id = pe.mem_id;
+      pi.hdr_len = vale_port(pe).hdr_len;
       for (int d : {kTx, kRx}) pi.rings[d] = pe.nrings[d], pi.slots[d] = pe.nslots[d];
       auto region = Region::get(pe.mem_id, RegionConfig::from_env(), &err);
       if (region) {

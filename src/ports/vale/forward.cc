@@ -164,6 +164,9 @@ void refresh(Registry& reg, ValeKring& v) {
   if (v.lookup_missing) warn_missing_lookup(s);
   v.active.clear();
   v.dst.assign(kSwitchPorts, DstPort{});
+  const int self = v.me < kSwitchPorts ? s.ports[v.me] : -1;
+  v.hdr = uint32_t(self) < kMaxPorts && is_vale_port(reg.port(self)) ? vale_port(reg.port(self)).hdr_len : 0;
+  if (v.hdr != 10 && v.hdr != 12) v.hdr = 0;  // shared memory may say anything
   for (uint32_t i = 0; i < kSwitchPorts; i++) {
     int p = s.ports[i];
     if (p < 0 || i == v.me) continue;
@@ -172,6 +175,7 @@ void refresh(Registry& reg, ValeKring& v) {
     if (!is_vale_port(pe) || vale_port(pe).sw != v.sw || vale_port(pe).sw_port != i) continue;
     int err = 0;
     DstPort d;
+    d.hdr = vale_port(pe).hdr_len == 10 || vale_port(pe).hdr_len == 12 ? vale_port(pe).hdr_len : 0;
     d.region = Region::get(pe.mem_id, RegionConfig::from_env(), &err);
     if (!d.region) continue;
     for (uint32_t r = 0; r < pe.nrings[kRx] && r <= kMaxRings; r++) {
@@ -224,7 +228,12 @@ void deliver(Kring& k, ValeKring& v, uint16_t p, uint32_t uni, uint32_t bc) {
   // nothing past them is read.
   rule.src_buf = k.direct ? 0 : ssize;
   rule.dst_buf = d.region->cfg().buf_size;
-  rule.max_frame = kMaxFrame;
+  rule.src_hdr = v.hdr;
+  rule.dst_hdr = d.hdr;
+  rule.max_frame = kMaxFrame + d.hdr;
+  // Between ports whose headers differ, a frame whose header asks for
+  // segmentation or a checksum cannot go as it is (not done yet: dropped).
+  const bool convert = rule.src_hdr != rule.dst_hdr;
   // Pick the packets in order. Where every fragment of the batch fits
   // p's buffers, a packet takes a slot per fragment; else the engine
   // counts the slots (more than the sender's where p's are shorter).
@@ -237,7 +246,9 @@ void deliver(Kring& k, ValeKring& v, uint16_t p, uint32_t uni, uint32_t bc) {
   while (pk[0] != ~0u || pk[1] != ~0u) {
     int w = pk[1] == ~0u || (pk[0] != ~0u && pk[0] < pk[1]) ? 0 : 1;
     const FwdPkt& f = v.ft[pk[w]];
-    if (simple) {
+    if (convert && f.offload) {
+      too_long++;
+    } else if (simple) {
       order.push_back(pk[w]);
     } else if (uint32_t s = frame_slots(PktFrags{k, f, v.ind.data()}, f.nslots, f.len, rule)) {
       order.push_back(pk[w]);
@@ -325,7 +336,8 @@ uint32_t forward(Kring& k, ValeKring& v, uint32_t head) {
     const SlotCopy& s0 = c[first];
     ctx.slot_flags = s0.flags;
     uint32_t dst;
-    if (fs.buf0 || len > kMaxFrame || ns > NETMAP_MAX_FRAGS ||
+    bool offload = false;
+    if (fs.buf0 || len > kMaxFrame + v.hdr || ns > NETMAP_MAX_FRAGS ||
         (__builtin_expect(fs.flags & NS_INDIRECT, 0) &&
          !indirect_ready(k, v, first, ns, head, &staged))) {
       dst = kValeDrop;  // a slot rewritten after it was accepted, too long a packet,
@@ -333,12 +345,28 @@ uint32_t forward(Kring& k, ValeKring& v, uint32_t head) {
     } else {
       // s0.len fits the buffer (checked by the prologue): the lookup reads no further.
       const char* b0 = __builtin_expect(s0.flags & NS_INDIRECT, 0) ? v.ind[first] : k.region->buf(s0.buf_idx);
-      dst = v.lookup(reinterpret_cast<const uint8_t*>(b0), s0.len, ctx);
+      uint32_t l0 = s0.len;
+      if (__builtin_expect(v.hdr != 0, 0)) {
+        // The virtio-net header first: flags (1: needs a checksum) and
+        // gso_type; the lookup reads the Ethernet header after it, in the
+        // next slot if the header has a slot of its own (as netmap does).
+        offload = l0 >= 2 && ((b0[0] & 1) || b0[1] != 0);
+        if (l0 > v.hdr) {
+          b0 += v.hdr, l0 -= v.hdr;
+        } else if (l0 == v.hdr && ns > 1) {
+          const uint32_t j1 = next_slot(first, n);
+          b0 = __builtin_expect(c[j1].flags & NS_INDIRECT, 0) ? v.ind[j1] : k.region->buf(c[j1].buf_idx);
+          l0 = c[j1].len;
+        } else {
+          l0 = 0;  // no Ethernet header in sight: the lookup drops it
+        }
+      }
+      dst = v.lookup(reinterpret_cast<const uint8_t*>(b0), l0, ctx);
     }
     if (dst != kValeBroadcast && dst != kValeDrop &&
         (dst >= kSwitchPorts || dst == v.me || v.dst[dst].rx.empty()))
       dst = kValeDrop;  // back to the sender, or to no port: dropped, as netmap does
-    v.ft[npkts] = FwdPkt{first, ns, dst, ~0u, len};
+    v.ft[npkts] = FwdPkt{first, ns, dst, ~0u, len, offload};
     if (fs.maxlen > maxlen) maxlen = fs.maxlen;
     bytes += len;
     if (dst == kValeBroadcast) {

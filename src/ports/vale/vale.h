@@ -37,6 +37,7 @@ struct SwitchEntry {
 struct ValePortExt {
   int16_t sw;        // switch index, -1 when not attached
   uint16_t sw_port;  // port index on the switch
+  uint16_t hdr_len;  // virtio-net header before each frame (netmap's virt_hdr_len): 0, 10, 12
 };
 inline ValePortExt& vale_port(PortEntry& pe) { return port_ext<ValePortExt>(pe); }
 inline const ValePortExt& vale_port(const PortEntry& pe) { return port_ext<ValePortExt>(pe); }
@@ -102,6 +103,7 @@ struct ValePortInfo {
   uint64_t drops = 0;     // for this port: no room for all of a packet
   uint64_t tx_drops = 0;  // from this port: bad slots (rewritten after the check), too long,
                           // or a lookup the sender does not know
+  uint32_t hdr_len = 0;   // its virtio-net header length
 };
 
 struct ValeSwitchInfo {
@@ -125,6 +127,13 @@ int vale_delif(const std::string& name, std::string* why);
 // name is "valeX:Y"; *port_index gets Y's index on the switch.
 int vale_attach(const std::string& name, uint32_t* port_index, std::string* why);
 int vale_detach(const std::string& name, uint32_t* port_index, std::string* why);
+// The virtio-net header length of VALE port `name` (netmap's
+// NETMAP_REQ_PORT_HDR_SET/GET): 0, 10 or 12 bytes before each frame in its
+// rings. The switch converts between ports whose lengths differ. 0 or an
+// errno value with *why (ENXIO: no such VALE port; EINVAL: a bad length).
+int vale_set_hdr_len(const std::string& name, uint32_t len, std::string* why);
+int vale_hdr_len(const std::string& name, uint32_t* len, std::string* why);
+
 // Whether `port` is a persistent VALE port; *sw gets the switch it is on
 // ("" if none).
 bool vale_persistent(const std::string& port, std::string* sw);

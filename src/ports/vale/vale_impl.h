@@ -62,6 +62,7 @@ struct RxView {
 struct DstPort {
   std::shared_ptr<Region> region;
   std::vector<RxView> rx;
+  uint16_t hdr = 0;  // its virtio-net header length
 };
 
 struct FwdPkt {
@@ -70,12 +71,14 @@ struct FwdPkt {
   uint32_t dst;  // switch port, kValeBroadcast or kValeDrop
   uint32_t next;  // next packet to the same destination (unicast lists)
   uint32_t len;
+  bool offload;   // its virtio-net header asks for segmentation or a checksum
 };
 
 struct ValeKring {
   Registry* reg = nullptr;  // the process's registry mapping
   int sw = -1;
   uint16_t me = 0;
+  uint16_t hdr = 0;  // this port's virtio-net header length
   uint32_t sw_gen = ~0u;
   ValeLookupFn lookup = learning_lookup;
   bool lookup_missing = false;  // this process does not know the switch's lookup
