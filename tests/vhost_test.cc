@@ -475,6 +475,15 @@ namespace {
 
 // ---- hostile front ends ----
 
+// A zeroed virtio-net header with num_buffers n, then frame f.
+std::vector<uint8_t> with_hdr_zero(const std::vector<uint8_t>& f, uint16_t n) {
+  vh::NetHdr h{};
+  h.num_buffers = n;
+  std::vector<uint8_t> v(reinterpret_cast<const uint8_t*>(&h), reinterpret_cast<const uint8_t*>(&h) + 12);
+  v.insert(v.end(), f.begin(), f.end());
+  return v;
+}
+
 class VhostHostile : public Vhost {
  protected:
   void SetUp() override {
@@ -615,6 +624,73 @@ TEST_F(VhostHostile, RefusedRequestsAreAnsweredWithReplyAck) {
   EXPECT_NE(v, 0u);
   EXPECT_TRUE(status_has("vale0:vm", "1 of 2 queues live", 5000)) << worker_info("vale0:vm").status;
   EXPECT_FALSE(f->closed_by_peer(200));
+}
+
+// Receive buffers the backend holds for a frame that needs more (mergeable
+// buffers) go back to the guest, used and empty, before a request can stop
+// the queue or change the memory they are in.
+TEST_F(VhostHostile, HeldReceiveBuffersGoBackBeforeTheQueueStops) {
+  VhostFront::Options o;
+  o.rx_buf = 256;
+  o.event_idx = true;
+  auto f = front("vm", o);
+  ASSERT_TRUE(f);
+  Port p("vale0:p");
+  f->post_rx(3);  // 768 bytes: not enough for the frame below
+  ASSERT_TRUE(p.send(frame(1, 1500)));
+  // The backend took the three and asks for a kick when more come: its
+  // avail_event (after the used ring) says it is at 3.
+  const uint16_t* avail_event = f->used(0) + 2 + 4 * o.qsize;
+  const double end = now_ms() + 5000;
+  while (__atomic_load_n(avail_event, __ATOMIC_ACQUIRE) != 3 && now_ms() < end) usleep(1000);
+  ASSERT_EQ(*avail_event, 3);
+  const vh::VringState stop{0, 0};
+  vh::MsgHeader h;
+  std::string r;
+  ASSERT_TRUE(f->send_msg(vh::kGetVringBase, &stop, sizeof stop));
+  ASSERT_TRUE(f->recv_reply(&h, &r));
+  vh::VringState got;
+  memcpy(&got, r.data(), sizeof got);
+  EXPECT_EQ(got.num, 3u);
+  // All three are in the used ring, empty: none is lost to the guest.
+  EXPECT_EQ(__atomic_load_n(&f->used(0)[1], __ATOMIC_ACQUIRE), 3);
+  const vh::UsedElem* u = reinterpret_cast<const vh::UsedElem*>(f->used(0) + 2);
+  for (int i = 0; i < 3; i++) EXPECT_EQ(u[i].len, 0u) << i;
+  EXPECT_EQ(worker_info("vale0:vm").pid.pid, pid_);
+}
+
+// A receive chain of more segments than the backend records is filled only
+// as far as it recorded: never past it.
+TEST_F(VhostHostile, OverlongReceiveChainIsFilledOnlyWhereRecorded) {
+  auto f = front("vm");
+  ASSERT_TRUE(f);
+  Port p("vale0:p");
+  // 64 one-byte buffers, then a 4000-byte one, in one chain (heads at 100..164).
+  const uint64_t at = f->scratch();
+  memset(f->mem() + at, 0xee, 8192);
+  for (uint16_t k = 0; k < 65; k++)
+    f->desc(0)[100 + k] = vh::Desc{at + k, k < 64 ? 1u : 4000u, uint16_t(vh::kDescWrite | (k < 64 ? vh::kDescNext : 0)),
+                                   uint16_t(101 + k)};
+  f->make_avail(0, 100);
+  ASSERT_TRUE(p.send(frame(2, 1500)));
+  // Then an ordinary buffer: the frame takes both, 64 bytes in the first.
+  f->post_rx(1);
+  std::vector<uint8_t> r;
+  vh::NetHdr h;
+  const double end = now_ms() + 5000;
+  while (__atomic_load_n(&f->used(0)[1], __ATOMIC_ACQUIRE) < 2 && now_ms() < end) f->called(0, 20);
+  ASSERT_EQ(f->used(0)[1], 2);
+  const vh::UsedElem* u = reinterpret_cast<const vh::UsedElem*>(f->used(0) + 2);
+  EXPECT_EQ(u[0].id, 100u);
+  EXPECT_EQ(u[0].len, 64u);
+  EXPECT_EQ(u[1].len, 12u + 1500u - 64u);
+  std::vector<uint8_t> want = with_hdr_zero(frame(2, 1500), 2);
+  EXPECT_EQ(std::vector<uint8_t>(f->mem() + at, f->mem() + at + 64), std::vector<uint8_t>(want.begin(), want.begin() + 64));
+  EXPECT_EQ(f->mem()[at + 64], 0xee);  // the 4000-byte buffer was not recorded: untouched
+  EXPECT_EQ(worker_info("vale0:vm").pid.pid, pid_);
+  EXPECT_EQ(worker_info("vale0:vm").restarts, 0u);
+  (void)r;
+  (void)h;
 }
 
 // A front end that stalls halfway through a message, or never reads its
@@ -1146,6 +1222,32 @@ TEST(ValeHdr, DifferentLengthsConvertTheHeader) {
   ASSERT_TRUE(h0.recv(&r, 5000));
   EXPECT_EQ(r, frame(8, 100));
   EXPECT_EQ(vale_port_info("vale0", "vale0:h0").drops, before + 1);
+}
+
+// pkt-gen -H 12 sets its port's header and puts a zeroed one before each
+// frame: a port without one receives the bare frame, a port with one the
+// header and the frame.
+TEST(ValeHdr, PktGenWithAHeader) {
+  Port bare("vale0:bare"), with("vale0:with");
+  ASSERT_EQ(hdr_set("vale0:with", 12), 0);
+  Proc tx({PKT_GEN, "-i", "vale0:tx", "-f", "tx", "-H", "12", "-n", "100", "-l", "60", "-w", "0"});
+  EXPECT_EQ(tx.finish(20000), 0) << tx.show();
+  std::vector<uint8_t> r;
+  uint32_t n = 0;
+  while (bare.recv(&r, 2000)) {
+    ASSERT_EQ(r.size(), 60u);
+    EXPECT_EQ(r[12], 0x08);  // IPv4 right after the addresses: no header left
+    n++;
+    if (n == 100) break;
+  }
+  EXPECT_EQ(n, 100u);
+  ASSERT_TRUE(with.recv(&r, 2000));
+  ASSERT_EQ(r.size(), 72u);
+  EXPECT_EQ(std::vector<uint8_t>(r.begin(), r.begin() + 12), std::vector<uint8_t>(12, 0));
+  EXPECT_EQ(r[12 + 12], 0x08);
+  Proc bad({PKT_GEN, "-i", "vale0:tx2", "-f", "tx", "-H", "11", "-n", "1"});
+  EXPECT_NE(bad.finish(10000), 0);
+  EXPECT_NE(bad.err().find("0, 10 or 12"), std::string::npos) << bad.err();
 }
 
 }  // namespace

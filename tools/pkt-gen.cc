@@ -11,6 +11,7 @@
 // sent or received, -W exits rx after a second with no traffic, or SIGINT).
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <net/ethernet.h>
 #include <netinet/ip.h>
@@ -18,6 +19,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,6 +48,7 @@ struct Options {
   std::string ifname;
   Func func = Func::kRx;
   int len = 60;
+  int virt_hdr = 0;    // -H: virtio-net header bytes before each frame (0, 10, 12)
   uint64_t count = 0;  // 0: forever
   int burst = 512;
   double rate = 0;  // packets per second, 0: unlimited
@@ -85,6 +88,8 @@ void on_signal(int) { g_stop.store(true); }
           "  -i PORT      port name, e.g. netmap:p{0, netmap:p}0, null:x\n"
           "  -f FUNC      tx, rx (default), ping, pong\n"
           "  -l LEN       frame length in bytes, 60..65535 (default 60)\n"
+          "  -H LEN       a virtio-net header of LEN bytes (0, 10, 12) before each frame,\n"
+          "               zeroed; set on the port (NETMAP_REQ_PORT_HDR_SET: VALE ports)\n"
           "  -n COUNT     packets to send or receive, 0 = forever (default)\n"
           "  -b BURST     packets per batch (default 512)\n"
           "  -R RATE      transmit rate in packets per second (default: unlimited)\n"
@@ -159,7 +164,7 @@ void parse_range(const char* opt, const char* s, AddrRange* r) {
 Options parse_args(int argc, char** argv) {
   Options o;
   int c;
-  while ((c = getopt(argc, argv, "i:f:l:n:b:R:p:a:w:T:WS:D:s:d:zZh")) != -1) {
+  while ((c = getopt(argc, argv, "i:f:l:n:b:R:p:a:w:T:WS:D:s:d:zZH:h")) != -1) {
     switch (c) {
       case 'i': o.ifname = optarg; break;
       case 'f': {
@@ -172,6 +177,11 @@ Options parse_args(int argc, char** argv) {
         break;
       }
       case 'l': o.len = int(parse_long("-l", optarg, 60, 65535)); break;
+      case 'H':
+        o.virt_hdr = int(parse_long("-H", optarg, 0, 12));
+        if (o.virt_hdr != 0 && o.virt_hdr != 10 && o.virt_hdr != 12)
+          die("-H: a virtio-net header is 0, 10 or 12 bytes, not '%s'", optarg);
+        break;
       case 'n': o.count = uint64_t(parse_long("-n", optarg, 0, LONG_MAX)); break;
       case 'b': o.burst = int(parse_long("-b", optarg, 1, 65536)); break;
       case 'R': o.rate = double(parse_long("-R", optarg, 1, LONG_MAX)); break;
@@ -214,11 +224,12 @@ uint16_t ip_checksum(const void* data, size_t len) {
 
 // The template frame: Ethernet + IPv4 + UDP, payload filled with a pattern.
 struct Frame {
-  std::vector<uint8_t> bytes;
-  ether_header* eth() { return reinterpret_cast<ether_header*>(bytes.data()); }
-  ip* iph() { return reinterpret_cast<ip*>(bytes.data() + sizeof(ether_header)); }
+  std::vector<uint8_t> bytes;  // the virtio-net header (-H), then the frame
+  size_t hdr = 0;
+  ether_header* eth() { return reinterpret_cast<ether_header*>(bytes.data() + hdr); }
+  ip* iph() { return reinterpret_cast<ip*>(bytes.data() + hdr + sizeof(ether_header)); }
   udphdr* udp() {
-    return reinterpret_cast<udphdr*>(bytes.data() + sizeof(ether_header) + sizeof(ip));
+    return reinterpret_cast<udphdr*>(bytes.data() + hdr + sizeof(ether_header) + sizeof(ip));
   }
 };
 
@@ -236,7 +247,8 @@ void set_addresses(Frame& f, uint32_t sip, uint16_t sport, uint32_t dip, uint16_
 
 Frame make_frame(const Options& o) {
   Frame f;
-  f.bytes.assign(size_t(o.len), 0);
+  f.hdr = size_t(o.virt_hdr);
+  f.bytes.assign(f.hdr + size_t(o.len), 0);
   ether_header* e = f.eth();
   memcpy(e->ether_shost, o.src_mac, 6);
   memcpy(e->ether_dhost, o.dst_mac, 6);
@@ -249,7 +261,7 @@ Frame make_frame(const Options& o) {
   iph->ip_p = IPPROTO_UDP;
   udphdr* u = f.udp();
   u->uh_ulen = htons(uint16_t(o.len - sizeof(ether_header) - sizeof(ip)));
-  for (size_t i = kHeaders; i < f.bytes.size(); i++) f.bytes[i] = uint8_t('a' + i % 26);
+  for (size_t i = f.hdr + kHeaders; i < f.bytes.size(); i++) f.bytes[i] = uint8_t('a' + (i - f.hdr) % 26);
   set_addresses(f, o.src.ip0, o.src.port0, o.dst.ip0, o.dst.port0);
   return f;
 }
@@ -418,7 +430,7 @@ void ping_loop(const Options& o, const unetmap::Port& port, ThreadStats& st, uin
   uint32_t seq = 0;
   while (!g_stop.load() && (quota == 0 || seq < quota)) {
     PingPayload pl{kPingMagic, seq, now_ns()};
-    memcpy(f.bytes.data() + kHeaders, &pl, sizeof pl);
+    memcpy(f.bytes.data() + f.hdr + kHeaders, &pl, sizeof pl);
     if (!port.inject({f.bytes.data(), f.bytes.size()})) {
       port.poll(POLLOUT, 1000);
       continue;
@@ -433,7 +445,8 @@ void ping_loop(const Options& o, const unetmap::Port& port, ThreadStats& st, uin
         while (!r.empty()) {
           const netmap_slot& s = r.slot(r.cur());
           PingPayload got{};
-          if (s.len >= kHeaders + sizeof got) memcpy(&got, r.buf(s.buf_idx) + kHeaders, sizeof got);
+          const size_t at = size_t(o.virt_hdr) + kHeaders;
+          if (s.len >= at + sizeof got) memcpy(&got, r.buf(s.buf_idx) + at, sizeof got);
           r.advance();
           if (got.magic != kPingMagic || got.seq != seq) continue;
           uint64_t rtt = now_ns() - got.ts;
@@ -467,8 +480,8 @@ void pong_loop(const Options& o, const unetmap::Port& port, ThreadStats& st, uin
         ts.len = rs.len;
         ts.flags = NS_BUF_CHANGED | (rs.flags & NS_MOREFRAG);
         rs.flags |= NS_BUF_CHANGED;
-        uint8_t* p = tx.buf(ts.buf_idx);
-        if (ts.len >= 12) {  // swap MAC addresses
+        uint8_t* p = tx.buf(ts.buf_idx) + o.virt_hdr;
+        if (ts.len >= o.virt_hdr + 12) {  // swap MAC addresses
           uint8_t tmp[6];
           memcpy(tmp, p, 6), memcpy(p, p + 6, 6), memcpy(p + 6, tmp, 6);
         }
@@ -499,6 +512,23 @@ bool port_has_link(const std::string& name) {
          name.rfind("vale", 0) != 0;
 }
 
+// -H: the port's virtio-net header length, as netmap's pkt-gen sets it.
+void set_virt_hdr(std::string name, int len) {
+  if (name.rfind("netmap:", 0) == 0) name = name.substr(7);
+  name = name.substr(0, name.find_first_of("/@"));
+  const int fd = open("/dev/netmap", O_RDWR | O_CLOEXEC);
+  nmreq_port_hdr ph{};
+  ph.nr_hdr_len = uint32_t(len);
+  nmreq_header h{};
+  h.nr_version = NETMAP_API;
+  h.nr_reqtype = NETMAP_REQ_PORT_HDR_SET;
+  snprintf(h.nr_name, sizeof h.nr_name, "%s", name.c_str());
+  h.nr_body = uintptr_t(&ph);
+  if (fd < 0 || ioctl(fd, NIOCCTRL, &h) != 0)
+    die("-H: cannot set the virtio-net header length of %s (a VALE port takes one)", name.c_str());
+  close(fd);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -517,6 +547,7 @@ int main(int argc, char** argv) {
     }
     ports.push_back(std::move(p));
   }
+  if (o.virt_hdr) set_virt_hdr(o.ifname, o.virt_hdr);
   const nmreq_register& reg = ports[0].reg();
   fprintf(stderr, "pkt-gen: %s: %u tx / %u rx rings of %u / %u slots, region %u, %d thread%s\n",
           o.ifname.c_str(), reg.nr_tx_rings, reg.nr_rx_rings, reg.nr_tx_slots, reg.nr_rx_slots,

@@ -369,8 +369,9 @@ void dev_adopt_received(const msghdr* m) {
 int dev_counters(int fd, Dir d, Binding::Counters* out) {
   NetmapFile* f = file_of(fd);
   if (!f) return fail(EBADF);  // a question, not a failed request: nothing printed
+  refresh_binding(f);  // adopts a registration made elsewhere (takes f->mu itself)
   std::lock_guard<std::mutex> g(f->mu);
-  Binding* b = refresh_binding(f);
+  Binding* b = f->binding.get();
   if (!b) return fail(ENXIO, "the netmap fd has no port registered");
   *out = b->counters(d);
   return 0;
@@ -379,8 +380,9 @@ int dev_counters(int fd, Dir d, Binding::Counters* out) {
 int dev_direct_ranges(int fd, std::vector<DirectRanges::Range> r) {
   NetmapFile* f = file_of(fd);
   if (!f) return fail(EBADF, "unetmap_indirect_ranges: not a netmap fd");
+  refresh_binding(f);  // adopts a registration made elsewhere (takes f->mu itself)
   std::lock_guard<std::mutex> g(f->mu);
-  Binding* b = refresh_binding(f);
+  Binding* b = f->binding.get();
   if (!b) return fail(ENXIO, "unetmap_indirect_ranges: the netmap fd has no port registered");
   b->set_direct_ranges(std::move(r));
   return 0;

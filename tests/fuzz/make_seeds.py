@@ -282,8 +282,8 @@ def vhost_session(packed=False, features=(F_MRG, F_INDIRECT, F_EVENT_IDX, F_PF, 
         s += vmsg(V_SET_NUM, struct.pack("<II", q, QSIZE))
         s += vmsg(V_SET_ADDR, struct.pack("<IIQQQQ", q, 0, UVA + d, UVA + u, UVA + a, 0))
         s += vmsg(V_SET_BASE, struct.pack("<II", q, 0x8000 if packed else 0))
-        s += vmsg(V_CALL, struct.pack("<Q", q), nfds=1)
-        s += vmsg(V_KICK, struct.pack("<Q", q), nfds=1)
+        s += vmsg(V_CALL, struct.pack("<Q", q), nfds=1 | 4)  # an eventfd
+        s += vmsg(V_KICK, struct.pack("<Q", q), nfds=1 | 4)
         s += vmsg(V_ENABLE, struct.pack("<II", q, 1))
     s += vmsg(V_SET_STATUS, struct.pack("<Q", 0xf))
     s += vmsg(V_GET_BASE, struct.pack("<II", 1, 0))

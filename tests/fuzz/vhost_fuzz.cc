@@ -7,7 +7,8 @@
 // hostile VM or front end controls, all of it.
 //
 // Input: [pairs:1] [memory: 4096 bytes, the first page of guest memory]
-// then messages: [req:1] [flags:1] [size:2] [nfds:1] [size bytes].
+// then messages: [req:1] [flags:1] [size:2] [fds:1] [size bytes]; fds bits
+// 0-1 how many, bit 2 whether the first is the eventfd (else the memfd).
 // The guest memory is a 64 KiB memfd (the rest zero); a message's fds are
 // dups of it or of an eventfd. After each message, every live queue is run
 // as the backend runs it: chains popped, their bytes read or written,
@@ -94,6 +95,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       memcpy(&len, h + 2, 2);
       len %= 4200;  // sometimes more than any message may have
       const uint32_t nfds = h[4] % 4;
+      const bool ev_first = h[4] & 4;  // the first fd an eventfd (kick, call), else the memfd
       at += 5;
       // Header and payload as the front end sends them; the payload's bytes
       // are the input's (zeros past its end).
@@ -104,7 +106,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       bytes.resize(sizeof mh + (len > kMaxPayload ? 0 : len), '\0');
       at += avail;
       std::vector<int> fds;
-      for (uint32_t i = 0; i < nfds; i++) fds.push_back(i % 2 ? ev : memfd);
+      for (uint32_t i = 0; i < nfds; i++) fds.push_back((i % 2 == 0) == ev_first ? ev : memfd);
       iovec iov{bytes.data(), bytes.size()};
       msghdr msg{};
       msg.msg_iov = &iov;

@@ -111,6 +111,25 @@ void gather(const Chain& c, uint32_t hdr, uint8_t* out, uint32_t n) {
 // the Ethernet header there, as netmap's does).
 constexpr uint32_t kHead = 128;
 
+// The tx slots chain c's frame takes (Backend::tx): a bounce slot if its
+// first buffer is short, then each segment's rest cut into buffers of
+// bsize bytes.
+uint32_t tx_slots_of(const Chain& c, uint32_t hdr, uint32_t bsize) {
+  const uint32_t flen = uint32_t(c.len) - hdr;
+  uint32_t skip = hdr, n = 0;
+  if (first_data(c, hdr) < kHead && first_data(c, hdr) < flen) {
+    n = 1;
+    skip += flen < kHead ? flen : kHead;
+  }
+  for (uint32_t s = 0; s < c.nsegs; s++) {
+    uint32_t len = c.seg[s].len;
+    const uint32_t k = skip < len ? skip : len;
+    len -= k, skip -= k;
+    n += (len + bsize - 1) / bsize;
+  }
+  return n;
+}
+
 class Backend {
  public:
   struct Options {
@@ -140,6 +159,8 @@ class Backend {
   uint32_t rx(uint32_t i, bool* stalled);
   void drop_rx(uint32_t i);
   void drop_stale();
+  void release_stash();
+  uint32_t tx_slots(const Chain& c, uint32_t hdr) const { return tx_slots_of(c, hdr, bsize_); }
   void call(Queue& q) {
     if (q.call < 0) return;
     const uint64_t one = 1;
@@ -174,6 +195,23 @@ class Backend {
   uint64_t tx_frames_ = 0, tx_dropped_ = 0, rx_frames_ = 0, rx_dropped_ = 0;
   std::unique_ptr<Message> msg_{new Message};
   std::vector<uint8_t> bounce_;  // kHead bytes per tx slot (ring 0's size)
+  // One slot of the port's rx ring, read once: its buffer checked to lie
+  // in the port's memory (nullptr and length 0 if not).
+  struct RxSlot {
+    const uint8_t* buf;
+    uint32_t len;
+    uint16_t flags;
+  };
+  static constexpr uint32_t kMaxFrameSlots = 256;
+  RxSlot rxs_[kMaxFrameSlots];
+  RxSlot rx_slot(const netmap_ring* r, uint32_t i) const {
+    const netmap_slot s = r->slot[i];
+    const uint8_t* b = reinterpret_cast<const uint8_t*>(NETMAP_BUF(r, s.buf_idx));
+    const uint8_t* lo = static_cast<const uint8_t*>(port_->mem->mem);
+    uint32_t len = s.len < bsize_ ? s.len : bsize_;
+    if (b < lo || b + bsize_ > lo + port_->mem->size) b = nullptr, len = 0;
+    return RxSlot{b, len, s.flags};
+  }
   bool debug_ = getenv("UNETMAP_VHOST_DEBUG") != nullptr;  // every message in the log
   // How long an idle backend keeps polling before it sleeps
   // (UNETMAP_VHOST_SPIN_US, default 200).
@@ -279,6 +317,10 @@ void Backend::on_message() {
     disconnect(err == ECONNRESET ? "closed" : why);
     return;
   }
+  // Receive buffers held for a frame still to come go back to the guest
+  // (used, empty) before any request can stop a queue or unmap the memory
+  // they are in.
+  release_stash();
   const uint64_t gen = dev_.generation();
   if (debug_) log_line(describe_message(msg_->h, msg_->payload, msg_->fds.size()));
   err = dev_.handle(msg_->h, msg_->payload, msg_->fds, &reply, &why);
@@ -309,14 +351,15 @@ uint32_t Backend::tx(uint32_t i) {
   uint32_t worst = Chain::kMaxSegs + 1 + (65535 + bsize_ - 1) / bsize_;
   if (worst > n - 1) worst = n - 1;
   uint32_t total = 0;
-  for (;;) {
+  // A few batches at most: receive, messages and signals get their turn.
+  for (int round = 0; round < 4; round++) {
     uint32_t cur = r->cur, space = nm_ring_space(r), nd = 0;
     while (space >= worst && nd < done_.size()) {
       Chain& c = scratch_;
       if (!q.vq.pop(&c, false)) break;
       done_[nd++] = Done{c.id, c.ndesc};
-      if (c.too_long || c.len <= hdr || c.len - hdr > 65535) {
-        tx_dropped_++;
+      if (c.too_long || c.len <= hdr || c.len - hdr > 65535 || tx_slots(c, hdr) > space) {
+        tx_dropped_++;  // malformed, too long, or more slots than a ring this small has
         continue;
       }
       // The frame after the guest's header, one slot per buffer-sized
@@ -389,15 +432,20 @@ uint32_t Backend::rx(uint32_t i, bool* stalled) {
     // The frame: slots up to one without NS_MOREFRAG.
     uint32_t end = cur, flen = 0, ns = 0;
     bool whole = false;
-    while (end != tail) {
-      const netmap_slot& s = r->slot[end];
-      flen += s.len < bsize_ ? s.len : bsize_;
-      ns++;
+    while (end != tail && ns < kMaxFrameSlots) {
+      const RxSlot s = rx_slot(r, end);
+      rxs_[ns++] = s;
+      flen += s.len;
       end = nm_ring_next(r, end);
       if (!(s.flags & NS_MOREFRAG)) {
         whole = true;
         break;
       }
+    }
+    if (!whole && ns == kMaxFrameSlots) {  // no frame is that long: dropped
+      rx_dropped_++;
+      cur = end;
+      continue;
     }
     if (!whole) break;
     const uint64_t need = uint64_t(hdr) + flen;
@@ -434,10 +482,7 @@ uint32_t Backend::rx(uint32_t i, bool* stalled) {
     h.num_buffers = uint16_t(take);
     SegWriter w{st, 0, 0, 0, 0, &lens_};
     w.put(reinterpret_cast<const uint8_t*>(&h), hdr);
-    for (uint32_t k = 0, j = cur; k < ns; k++, j = nm_ring_next(r, j)) {
-      const netmap_slot& s = r->slot[j];
-      w.put(reinterpret_cast<const uint8_t*>(NETMAP_BUF(r, s.buf_idx)), s.len < bsize_ ? s.len : bsize_);
-    }
+    for (uint32_t k = 0; k < ns; k++) w.put(rxs_[k].buf, rxs_[k].len);
     lens_[w.chain] = w.written;
     for (uint32_t k = 0; k < take; k++) {
       Chain& c = st.at(k);
@@ -455,6 +500,18 @@ uint32_t Backend::rx(uint32_t i, bool* stalled) {
   *stalled = cur != r->tail;
   (void)n;
   return frames;
+}
+
+void Backend::release_stash() {
+  for (uint32_t i = 0; i < stash_.size(); i++) {
+    RxStash& st = stash_[i];
+    if (st.n == 0) continue;
+    Queue& q = dev_.queue(2 * i);
+    for (uint32_t k = 0; k < st.n; k++) q.vq.push(st.at(k), 0);
+    if (q.vq.flush()) call(q);
+    st.first = st.n = 0;
+    st.room = 0;
+  }
 }
 
 // Frames for a receive queue that is not live are dropped, as a link that

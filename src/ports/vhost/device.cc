@@ -1,6 +1,7 @@
 #include "ports/vhost/device.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -27,6 +28,20 @@ std::string reply_of(uint32_t request, const void* payload, uint32_t size) {
 }
 
 std::string reply_u64(uint32_t request, uint64_t v) { return reply_of(request, &v, sizeof v); }
+
+// Kick and call fds must be eventfds (a pipe or socket could block the
+// backend's read or write, or never clear); made nonblocking for the same
+// reason. False if it is no eventfd.
+bool make_eventfd_nonblocking(int fd) {
+  char link[64];
+  const std::string p = "/proc/self/fd/" + std::to_string(fd);
+  const ssize_t n = readlink(p.c_str(), link, sizeof link - 1);
+  if (n <= 0) return false;
+  link[n] = '\0';
+  if (strcmp(link, "anon_inode:[eventfd]") != 0) return false;
+  const int fl = fcntl(fd, F_GETFL);
+  return fl >= 0 && fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0;
+}
 
 const char* request_name(uint32_t r) {
   switch (r) {
@@ -200,14 +215,13 @@ int Device::handle(const MsgHeader& h, const uint8_t* p, std::vector<int>& fds, 
       if (t.nregions == 0 || t.nregions > kMaxMemRegions || size < 8 + 32 * t.nregions)
         return bad(std::to_string(t.nregions) + " regions in " + std::to_string(size) + " bytes");
       std::string w;
-      const int err = mem_.set(t, fds.data(), uint32_t(fds.size()), &w);
+      int err = mem_.set(t, fds.data(), uint32_t(fds.size()), &w);
       close_all(fds);  // mapped (or refused): the fds are not needed any more
-      if (err) {
+      if (!err) err = remap(&w);
+      if (err)  // no queue may run on rings the table no longer maps
         for (uint32_t i = 0; i < q_.size(); i++)
           if (q_[i].started) stop_queue(i);
-        return ack(err, w);
-      }
-      return ack(remap(&w), w);
+      return ack(err, w);
     }
     case kSetVringNum:
     case kSetVringBase:
@@ -270,6 +284,10 @@ int Device::handle(const MsgHeader& h, const uint8_t* p, std::vector<int>& fds, 
       Queue& q = q_[i];
       const int fd = nofd ? -1 : fds[0];
       fds.clear();
+      if (fd >= 0 && !make_eventfd_nonblocking(fd)) {
+        close(fd);
+        return ack(EINVAL, "queue " + std::to_string(i) + ": a kick, call or err fd that is no eventfd");
+      }
       if (req == kSetVringCall) {
         set_fd(&q.call, fd);
         return ack(0, "");

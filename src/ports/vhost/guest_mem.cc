@@ -1,8 +1,10 @@
 #include "ports/vhost/guest_mem.h"
 
 #include <errno.h>
+#include <linux/magic.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 
 #include <cstring>
 
@@ -25,14 +27,21 @@ int GuestMemory::set(const MemTable& t, const int* fds, uint32_t nfds, std::stri
       clear();
       return EINVAL;
     }
-    if (fstat(fds[i], &st) != 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) ||
-        uint64_t(st.st_size) < end) {
-      *why = "memory region " + std::to_string(i) + ": its fd is not a file of at least " +
-             std::to_string(end) + " bytes";
+    // Shared memory only (a memfd, /dev/shm, hugetlbfs): a file whose pages
+    // another process serves (FUSE, NFS) could stall a copy forever, inside
+    // a lease on another port's ring.
+    struct statfs fs;
+    if (fstat(fds[i], &st) != 0 || !S_ISREG(st.st_mode) || uint64_t(st.st_size) < end ||
+        fstatfs(fds[i], &fs) != 0 || (fs.f_type != TMPFS_MAGIC && fs.f_type != HUGETLBFS_MAGIC)) {
+      *why = "memory region " + std::to_string(i) + ": its fd is not a shared-memory file (memfd, tmpfs, " +
+             "hugetlbfs) of at least " + std::to_string(end) + " bytes";
       clear();
       return EINVAL;
     }
-    void* m = mmap(nullptr, end, PROT_READ | PROT_WRITE, MAP_SHARED, fds[i], 0);
+    // Mapped whole pages of the file's own size (hugetlbfs: huge pages).
+    const uint64_t page = st.st_blksize > 4096 ? uint64_t(st.st_blksize) : 4096;
+    const uint64_t map_len = (end + page - 1) / page * page;
+    void* m = mmap(nullptr, map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fds[i], 0);
     if (m == MAP_FAILED) {
       const int err = errno;
       *why = "memory region " + std::to_string(i) + ": mmap: " + strerror(err);
@@ -44,7 +53,7 @@ int GuestMemory::set(const MemTable& t, const int* fds, uint32_t nfds, std::stri
     r.size = d.memory_size;
     r.uva = d.userspace_addr;
     r.map = static_cast<uint8_t*>(m);
-    r.map_len = end;
+    r.map_len = map_len;
     r.host = r.map + d.mmap_offset;
   }
   return 0;

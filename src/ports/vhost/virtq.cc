@@ -55,7 +55,7 @@ int Virtq::setup(const GuestMemory& m, const VringConfig& c, std::string* why) {
   indirect_ = c.indirect;
   if (packed_) {
     last_avail_ = uint16_t(c.base & 0x7fff);
-    avail_wrap_ = c.base == 0 || (c.base >> 15) & 1;
+    avail_wrap_ = (c.base >> 15) & 1;  // a fresh ring: 0x8000 (index 0, wrap counter 1)
     if (last_avail_ >= num_) {
       *why = "ring base " + std::to_string(c.base) + " beyond the ring";
       reset();
@@ -107,11 +107,11 @@ bool Virtq::walk(uint64_t addr, uint32_t len, bool write, Chain* c) {
     if (!p) return fail("a descriptor points outside the guest's memory");
     const uint32_t take = avail < len ? uint32_t(avail) : len;
     if (c->nsegs == Chain::kMaxSegs) {
-      c->too_long = true;  // counted, dropped: the chain is still given back
+      c->too_long = true;  // dropped (transmit) or not filled past here (receive); given back
     } else {
       c->seg[c->nsegs++] = Seg{p, take};
+      c->len += take;  // only bytes a segment records: what the backend may write
     }
-    c->len += take;
     addr += take;
     len -= take;
   }
@@ -226,6 +226,7 @@ uint32_t Virtq::pending() {
 }
 
 void Virtq::push(const Chain& c, uint32_t len) {
+  if (!num_) return;  // reset meanwhile: nothing to give back to
   if (packed_) {
     // id and len first, then the flags that hand the descriptor over.
     Desc* d = &desc_[used_slot_];

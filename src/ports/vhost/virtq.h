@@ -32,8 +32,8 @@ struct Chain {
   uint16_t id = 0;      // the head (split) or buffer id (packed) to give back
   uint16_t ndesc = 0;   // descriptors it took in the ring (packed)
   uint32_t nsegs = 0;
-  uint64_t len = 0;     // bytes of all segments
-  bool too_long = false;  // more than kMaxSegs segments: to be dropped
+  uint64_t len = 0;     // bytes of the segments recorded
+  bool too_long = false;  // more than kMaxSegs segments: the rest is not recorded
   Seg seg[kMaxSegs];
 };
 
@@ -41,7 +41,7 @@ struct Chain {
 struct VringConfig {
   uint16_t num = 0;
   uint64_t desc = 0, avail = 0, used = 0;  // front-end virtual addresses
-  uint32_t base = 0;  // split: next avail index; packed: avail idx | wrap << 15
+  uint32_t base = 0;  // split: next avail index; packed: avail idx | wrap counter << 15
   bool packed = false, event_idx = false, indirect = false;
 };
 
