@@ -429,6 +429,9 @@ TEST_F(Vhost, FrontEndGoneAndBackAndOneAtATime) {
 TEST_F(Vhost, DetachRemovesPortWorkerAndSocket) {
   attach("vm");
   ASSERT_EQ(access(sock_path("vm").c_str(), F_OK), 0);
+  struct stat st;
+  ASSERT_EQ(stat(sock_path("vm").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 077, 0u);  // only its owner may connect and be the VM
   EXPECT_EQ(vale_port_info("vale0", "vale0:vm").name, "vale0:vm");
   std::string why;
   ASSERT_EQ(vh::detach("vale0", "vm", &why), 0) << why;
@@ -605,6 +608,12 @@ TEST_F(VhostHostile, RefusedRequestsAreAnsweredWithReplyAck) {
   ASSERT_TRUE(f->recv_reply(&h, &p));
   ASSERT_EQ(p.size(), 8u);
   uint64_t v;
+  memcpy(&v, p.data(), 8);
+  EXPECT_NE(v, 0u);
+  // Features cannot change under running queues.
+  const uint64_t feat = f->features();
+  ASSERT_TRUE(f->send_msg(vh::kSetFeatures, &feat, 8, {}, vh::kVersion | vh::kFlagNeedReply));
+  ASSERT_TRUE(f->recv_reply(&h, &p));
   memcpy(&v, p.data(), 8);
   EXPECT_NE(v, 0u);
   // A ring outside the guest's memory cannot start: refused, not live.

@@ -344,7 +344,17 @@ bool VhostFront::recv_frame(std::vector<uint8_t>* frame, NetHdr* hdr, int timeou
     }
   };
   std::pair<uint16_t, uint32_t> e;
-  if (!next(&e)) return false;
+  auto recycle = [&](uint16_t d) {
+    q.chains.erase(d);
+    q.free.push_back(d);
+    post_rx(1);
+  };
+  // A buffer given back empty (the device dropped a frame that did not
+  // fit it) is posted again, as a driver does.
+  do {
+    if (!next(&e)) return false;
+    if (e.second < hdr_len()) recycle(e.first);
+  } while (e.second < hdr_len());
   auto bytes_of = [&](const std::pair<uint16_t, uint32_t>& u) {
     const uint32_t len = u.second < q.buf_size ? u.second : q.buf_size;
     const uint8_t* p = mem_ + q.bufs + uint64_t(u.first) * q.buf_size;

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/worker.h"
+#include "ports/vale/vale.h"
 #include "ports/vhost/device.h"
 #include "ports/vhost/transport.h"
 #include "unetmap/unetmap.h"
@@ -234,6 +235,8 @@ int Backend::open(std::string* why) {
     *why = o_.sw + ":" + o_.name + " has fewer rings than queue pairs";
     return EINVAL;
   }
+  // This backend puts frames on the switch without a virtio-net header.
+  if (int err = vale_set_hdr_len(o_.sw + ":" + o_.name, 0, why)) return err;
   bsize_ = NETMAP_TXRING(port_->nifp, 0)->nr_buf_size;
   bounce_.assign(size_t(NETMAP_TXRING(port_->nifp, 0)->num_slots) * kHead, 0);
   if (!o_.client) {
@@ -460,8 +463,12 @@ uint32_t Backend::rx(uint32_t i, bool* stalled) {
     if (!mrg) {
       if (st.n == 0) break;
       take = 1;
-      if (st.at(0).len < need) {  // the guest's buffer is too short: dropped
-        rx_dropped_++;
+      if (st.at(0).len < need) {  // the guest's buffer is too short: the frame is dropped,
+        rx_dropped_++;            // the buffer given back unused
+        q.vq.push(st.at(0), 0);
+        st.room -= st.at(0).len;
+        st.first = (st.first + 1) % RxStash::kMax;
+        st.n--;
         cur = end;
         continue;
       }
@@ -552,7 +559,9 @@ void Backend::sleep_until_work(bool rx_stalled) {
   }
   const size_t nm_at = fds.size();
   if (have_conn && !rx_stalled) fds.push_back({port_->fd, POLLIN, 0});
-  const int timeout = o_.client && conn_ < 0 ? 100 : -1;
+  int timeout = o_.client && conn_ < 0 ? 100 : -1;
+  for (uint32_t qi = 0; have_conn && qi < 2 * dev_.queue_pairs(); qi++)
+    if (dev_.live(qi) && dev_.queue(qi).kick < 0) timeout = 1;  // a queue without kicks: looked at
   if (debug_ && have_conn)
     for (uint32_t qi = 0; qi < 2 * dev_.queue_pairs(); qi++)
       log_line("sleeping: queue " + std::to_string(qi) + " " + dev_.queue(qi).vq.state());

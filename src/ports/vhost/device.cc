@@ -180,6 +180,8 @@ int Device::handle(const MsgHeader& h, const uint8_t* p, std::vector<int>& fds, 
       if (!need(8, 0)) return bad("payload or fds");
       const uint64_t f = u64();
       if (f & ~offered_) return ack(EINVAL, "features not offered");
+      for (const Queue& q : q_)
+        if (q.started) return ack(EBUSY, "features changed while a queue runs");
       acked_ = f;
       features_set_ = true;
       // Without protocol features, a queue is enabled as soon as it starts.
@@ -217,6 +219,7 @@ int Device::handle(const MsgHeader& h, const uint8_t* p, std::vector<int>& fds, 
       std::string w;
       int err = mem_.set(t, fds.data(), uint32_t(fds.size()), &w);
       close_all(fds);  // mapped (or refused): the fds are not needed any more
+      gen_++;          // the memory changed, whatever follows
       if (!err) err = remap(&w);
       if (err)  // no queue may run on rings the table no longer maps
         for (uint32_t i = 0; i < q_.size(); i++)

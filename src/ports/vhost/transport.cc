@@ -161,12 +161,16 @@ int listen_at(const std::string& path, std::string* why) {
     }
     unlink(path.c_str());
   }
-  const int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (s < 0) {
     *why = std::string("socket: ") + strerror(errno);
     return -errno;
   }
-  if (bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(s, 4) != 0) {
+  // The socket is the VM's NIC: only its owner may connect (0600).
+  const mode_t old = umask(0077);
+  const int b = bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  umask(old);
+  if (b != 0 || listen(s, 4) != 0) {
     const int err = errno;
     *why = path + ": " + strerror(err);
     close(s);
@@ -178,7 +182,9 @@ int listen_at(const std::string& path, std::string* why) {
 int connect_to(const std::string& path) {
   sockaddr_un a;
   if (!unix_addr(path, &a)) return -EINVAL;
-  const int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  // Nonblocking: a Unix socket whose backlog is full (a front end that
+  // never accepts) says EAGAIN rather than blocking the backend.
+  const int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (s < 0) return -errno;
   if (connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
     const int err = errno;

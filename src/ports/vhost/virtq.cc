@@ -20,8 +20,8 @@ inline Desc load_desc(const Desc* d) {
   Desc c;
   const uint64_t* w = reinterpret_cast<const uint64_t*>(d);
   const uint64_t w0 = __atomic_load_n(&w[0], __ATOMIC_RELAXED), w1 = __atomic_load_n(&w[1], __ATOMIC_RELAXED);
-  memcpy(&c.addr, &w0, 8);
-  memcpy(&c.len, &w1, 8);
+  memcpy(reinterpret_cast<char*>(&c), &w0, 8);
+  memcpy(reinterpret_cast<char*>(&c) + 8, &w1, 8);
   return c;
 }
 
@@ -42,8 +42,15 @@ int Virtq::setup(const GuestMemory& m, const VringConfig& c, std::string* why) {
     avail_ = reinterpret_cast<uint16_t*>(m.uva(c.avail, 6 + 2 * n));
     used_ = reinterpret_cast<uint16_t*>(m.uva(c.used, 6 + 8 * n));
   }
-  if (!desc_ || (c.packed ? !driver_ev_ || !device_ev_ : !avail_ || !used_) ||
-      (c.desc & 15) || (c.avail & 1) || (c.used & (c.packed ? 3 : 3))) {
+  // Aligned as virtio asks, both as the front end gave them and here (the
+  // region's offsets are the front end's to choose too).
+  auto misaligned = [](uint64_t a, const void* p, uint64_t m) {
+    return (a & m) || (reinterpret_cast<uintptr_t>(p) & m);
+  };
+  const void* drv = c.packed ? static_cast<const void*>(driver_ev_) : avail_;
+  const void* dev = c.packed ? static_cast<const void*>(device_ev_) : used_;
+  if (!desc_ || !drv || !dev || misaligned(c.desc, desc_, 15) ||
+      misaligned(c.avail, drv, c.packed ? 3 : 1) || misaligned(c.used, dev, 3)) {
     *why = "ring addresses outside the guest's memory or misaligned";
     reset();
     return EINVAL;
