@@ -575,21 +575,7 @@ TEST_F(VhostHostile, MalformedMessagesEndOnlyThatConnection) {
     vh::MsgHeader h{m.req, m.flags, m.size};
     std::vector<uint8_t> b = bytes_of(&h, sizeof h);
     b.insert(b.end(), m.payload.begin(), m.payload.end());
-    iovec iov{b.data(), b.size()};
-    msghdr mh{};
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int) * 16)];
-    if (!fds.empty()) {
-      mh.msg_control = ctl;
-      mh.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-      cmsghdr* c = CMSG_FIRSTHDR(&mh);
-      c->cmsg_level = SOL_SOCKET;
-      c->cmsg_type = SCM_RIGHTS;
-      c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-      memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-    }
-    ASSERT_EQ(sendmsg(g.sock(), &mh, MSG_NOSIGNAL), ssize_t(b.size())) << m.what;
+    ASSERT_TRUE(g.send_raw(b.data(), b.size(), fds)) << m.what;
     EXPECT_TRUE(g.closed_by_peer(5000)) << m.what;
   }
   switch_works(1);

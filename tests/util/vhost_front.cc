@@ -95,7 +95,11 @@ bool VhostFront::send_msg(uint32_t req, const void* payload, uint32_t size, cons
   MsgHeader h{req, flags, size};
   std::string buf(reinterpret_cast<const char*>(&h), sizeof h);
   if (size) buf.append(static_cast<const char*>(payload), size);
-  iovec iov{buf.data(), buf.size()};
+  return send_raw(buf.data(), buf.size(), fds);
+}
+
+bool VhostFront::send_raw(const void* bytes, size_t n, const std::vector<int>& fds) {
+  iovec iov{const_cast<void*>(bytes), n};
   msghdr mh{};
   mh.msg_iov = &iov;
   mh.msg_iovlen = 1;
@@ -109,7 +113,7 @@ bool VhostFront::send_msg(uint32_t req, const void* payload, uint32_t size, cons
     c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
     memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
   }
-  return sendmsg(sock_, &mh, MSG_NOSIGNAL) == ssize_t(buf.size());
+  return sendmsg(sock_, &mh, MSG_NOSIGNAL) == ssize_t(n);
 }
 
 bool VhostFront::recv_reply(MsgHeader* h, std::string* payload, int timeout_ms) {

@@ -44,6 +44,8 @@ class VhostFront {
   // Raw messages.
   bool send_msg(uint32_t req, const void* payload, uint32_t size, const std::vector<int>& fds = {},
                 uint32_t flags = vh::kVersion);
+  // Any bytes, as one sendmsg with the fds (a header may claim anything).
+  bool send_raw(const void* bytes, size_t n, const std::vector<int>& fds = {});
   // A reply (or the REPLY_ACK of a request sent with kFlagNeedReply);
   // false on timeout or a closed connection.
   bool recv_reply(vh::MsgHeader* h, std::string* payload, int timeout_ms = 5000);
