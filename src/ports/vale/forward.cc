@@ -28,13 +28,15 @@
 // a per-kring staging area (a buffer per slot, allocated at the first
 // indirect packet): a bad address is an error (EFAULT) there, never a
 // fault, and drops its packet (counted in the tx ring's drops; netmap
-// delivers it with length 0). A fragment within the ranges the sender
-// vouches for (unetmap_indirect_ranges: a vhost-user backend's guest
-// memory) is read in place instead, with no staging copy. ptr is read from the ring once, when the
+// delivers it with length 0). ptr is read from the ring once, when the
 // batch is forwarded; len is the prologue's checked copy, so it fits a
 // buffer as for a direct slot. The lookup and every copy then read the
 // staged bytes: one snapshot of the frame, whatever the application
 // writes meanwhile. Normal slots pay one test of a flag already loaded.
+// A fragment within the ranges the sender vouches for
+// (unetmap_indirect_ranges: a vhost-user backend's guest memory) is read
+// in place instead, with no staging copy; there the lookup and each copy
+// may see bytes the guest changed meanwhile (in its own frame only).
 //
 // A sender killed while holding a lease leaves it undone: whoever next
 // publishes on that ring (or the receiver's rxsync, when the ring stalls)
