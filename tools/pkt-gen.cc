@@ -223,11 +223,20 @@ uint16_t ip_checksum(const void* data, size_t len) {
 }
 
 // The template frame: Ethernet + IPv4 + UDP, payload filled with a pattern.
+// The IPv4 header lies 2 bytes off a 4-byte boundary (after 14 bytes of
+// Ethernet, and a virtio-net header with -H): it is read and written
+// through an aligned copy.
 struct Frame {
   std::vector<uint8_t> bytes;  // the virtio-net header (-H), then the frame
   size_t hdr = 0;
   ether_header* eth() { return reinterpret_cast<ether_header*>(bytes.data() + hdr); }
-  ip* iph() { return reinterpret_cast<ip*>(bytes.data() + hdr + sizeof(ether_header)); }
+  uint8_t* ip_at() { return bytes.data() + hdr + sizeof(ether_header); }
+  ip get_ip() {
+    ip h;
+    memcpy(&h, ip_at(), sizeof h);
+    return h;
+  }
+  void put_ip(const ip& h) { memcpy(ip_at(), &h, sizeof h); }
   udphdr* udp() {
     return reinterpret_cast<udphdr*>(bytes.data() + hdr + sizeof(ether_header) + sizeof(ip));
   }
@@ -236,11 +245,12 @@ struct Frame {
 constexpr size_t kHeaders = sizeof(ether_header) + sizeof(ip) + sizeof(udphdr);
 
 void set_addresses(Frame& f, uint32_t sip, uint16_t sport, uint32_t dip, uint16_t dport) {
-  ip* iph = f.iph();
-  iph->ip_src.s_addr = htonl(sip);
-  iph->ip_dst.s_addr = htonl(dip);
-  iph->ip_sum = 0;
-  iph->ip_sum = ip_checksum(iph, sizeof(ip));
+  ip iph = f.get_ip();
+  iph.ip_src.s_addr = htonl(sip);
+  iph.ip_dst.s_addr = htonl(dip);
+  iph.ip_sum = 0;
+  iph.ip_sum = ip_checksum(&iph, sizeof(ip));
+  f.put_ip(iph);
   f.udp()->uh_sport = htons(sport);
   f.udp()->uh_dport = htons(dport);
 }
@@ -253,12 +263,13 @@ Frame make_frame(const Options& o) {
   memcpy(e->ether_shost, o.src_mac, 6);
   memcpy(e->ether_dhost, o.dst_mac, 6);
   e->ether_type = htons(ETHERTYPE_IP);
-  ip* iph = f.iph();
-  iph->ip_v = 4;
-  iph->ip_hl = 5;
-  iph->ip_len = htons(uint16_t(o.len - sizeof(ether_header)));
-  iph->ip_ttl = 64;
-  iph->ip_p = IPPROTO_UDP;
+  ip iph{};
+  iph.ip_v = 4;
+  iph.ip_hl = 5;
+  iph.ip_len = htons(uint16_t(o.len - sizeof(ether_header)));
+  iph.ip_ttl = 64;
+  iph.ip_p = IPPROTO_UDP;
+  f.put_ip(iph);
   udphdr* u = f.udp();
   u->uh_ulen = htons(uint16_t(o.len - sizeof(ether_header) - sizeof(ip)));
   for (size_t i = f.hdr + kHeaders; i < f.bytes.size(); i++) f.bytes[i] = uint8_t('a' + (i - f.hdr) % 26);
