@@ -12,13 +12,13 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "core/shm.h"  // mono_ns
 #include "core/worker.h"
 #include "ports/vale/vale.h"
 #include "ports/vhost/device.h"
@@ -31,12 +31,6 @@ namespace {
 
 volatile sig_atomic_t g_stop = 0;
 void on_term(int) { g_stop = 1; }
-
-uint64_t now_ns() {
-  timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return uint64_t(t.tv_sec) * 1000000000ull + uint64_t(t.tv_nsec);
-}
 
 void log_line(const std::string& s) { fprintf(stderr, "unetmap-vhost: %s\n", s.c_str()); }
 
@@ -268,7 +262,7 @@ void Backend::report() {
   s += "; from guest " + std::to_string(tx_frames_) + " frames, " + std::to_string(tx_dropped_) +
        " dropped; to guest " + std::to_string(rx_frames_) + ", " + std::to_string(rx_dropped_) + " dropped";
   worker::self::report(s);
-  next_report_ = now_ns() + 1000000000ull;
+  next_report_ = mono_ns() + 1000000000ull;
   reported_ = counted();
 }
 
@@ -280,15 +274,15 @@ void Backend::disconnect(const std::string& why) {
   dev_.reset();
   set_direct_ranges();  // none
   log_line("front end gone (" + why + ")");
-  next_connect_ = now_ns();
+  next_connect_ = mono_ns();
   report();
 }
 
 void Backend::try_connect() {
-  if (!o_.client || conn_ >= 0 || now_ns() < next_connect_) return;
+  if (!o_.client || conn_ >= 0 || mono_ns() < next_connect_) return;
   const int s = connect_to(o_.path);
   if (s < 0) {
-    next_connect_ = now_ns() + backoff_;
+    next_connect_ = mono_ns() + backoff_;
     if (backoff_ < 1000000000ull) backoff_ *= 2;
     return;
   }
@@ -620,7 +614,7 @@ void Backend::run() {
         else drop_rx(i);  // a guest that cannot receive: the link is down
         stalled |= s;
       }
-      if (now_ns() > next_report_ && counted() != reported_) report();
+      if (mono_ns() > next_report_ && counted() != reported_) report();
     }
     if (conn_ >= 0) tell_broken();
     if (work) {
@@ -632,8 +626,8 @@ void Backend::run() {
     // Idle: keep polling a while (a guest that sends in bursts finds the
     // backend awake, with no kick or wake-up to pay), then sleep.
     if (conn_ >= 0) {
-      if (idle++ == 0) idle_since = now_ns();
-      if ((idle & 63) || now_ns() - idle_since < spin_ns_) continue;
+      if (idle++ == 0) idle_since = mono_ns();
+      if ((idle & 63) || mono_ns() - idle_since < spin_ns_) continue;
     }
     idle = 0;
     sleep_until_work(stalled);
