@@ -6,7 +6,8 @@
 # leak, hang, out of memory, a failed check), whose input is kept in
 # build-fuzz/findings/ with the log:
 #   build-fuzz/tests/fuzz/<name>_fuzz build-fuzz/findings/<file>   # replay it
-# FUZZERS="name ring" limits the run to those harnesses.
+# FUZZERS="name ring" limits the run to those harnesses; FUZZ_FLAGS adds
+# libFuzzer flags (FUZZ_FLAGS=-seed=N replays a run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-30}
@@ -45,7 +46,7 @@ for f in $fuzzers; do
   # -timeout: an input that runs 10 s is a hang. The outer timeout is a
   # backstop for a run that never ends.
   timeout $((secs + 120)) "$dir/tests/fuzz/${f}_fuzz" -max_total_time="$secs" -timeout=10 \
-    -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$work/$f-" "$corpus" \
+    -rss_limit_mb=2048 -print_final_stats=1 ${FUZZ_FLAGS:-} -artifact_prefix="$work/$f-" "$corpus" \
     >"$log" 2>&1 || rc=$?
   stats=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -1 || true)
   runs=$(sed -nE 's/^stat::number_of_executed_units:[[:space:]]*([0-9]+)/\1/p' "$log" | tail -1)
@@ -55,6 +56,22 @@ for f in $fuzzers; do
   if [ "$rc" -eq 0 ] && [ -z "$found" ]; then
     echo "fuzz $f: ok, ${runs:-?} inputs in ${secs}s, coverage ${cov:-?}, corpus ${corp:-?}"
     continue
+  fi
+  # A slow unit (one input ran 10 s or more without reaching the hang check)
+  # is replayed alone: slow again is a finding, fast is a stall of the
+  # machine, reported with the input and its replay time and not failed.
+  if [ "$rc" -eq 0 ] && [[ $(basename "$found") == "$f-slow-unit-"* ]]; then
+    t0=$(date +%s%N)
+    rrc=0
+    timeout 60 "$dir/tests/fuzz/${f}_fuzz" "$found" >"$work/$f.replay" 2>&1 || rrc=$?
+    ms=$((($(date +%s%N) - t0) / 1000000))
+    input=\'$(head -c 300 "$found" | LC_ALL=C cat -v | tr '\n' '|')\'
+    if [ "$rrc" -eq 0 ] && [ "$ms" -lt 2000 ]; then
+      echo "fuzz $f: ok, ${runs:-?} inputs in ${secs}s, coverage ${cov:-?}, corpus ${corp:-?};" \
+        "one slow unit did not reproduce (${ms} ms alone): input $input"
+      continue
+    fi
+    echo "fuzz $f: slow unit reproduced (${ms} ms alone, exit $rrc): input $input"
   fi
   fail=1
   keep=""

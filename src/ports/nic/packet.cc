@@ -46,7 +46,7 @@ int fail(std::string* why, const std::string& what) {
 
 class PacketQueue final : public Queue {
  public:
-  PacketQueue(Iface& ifc, uint32_t q) : ifc_(ifc), q_(q) {}
+  explicit PacketQueue(Iface& ifc) : ifc_(ifc) {}
   ~PacketQueue() override;
   int open_tx(std::string* why);
 
@@ -64,7 +64,6 @@ class PacketQueue final : public Queue {
   uint32_t tx_packet(const Kring& k, uint32_t i, uint32_t head, iovec* iov, uint32_t cap, bool* ok);
 
   Iface& ifc_;
-  uint32_t q_;
   int tx_fd_ = -1, rx_fd_ = -1;
   char* rx_map_ = nullptr;
   mmsghdr msgs_[kTxBatch];
@@ -280,7 +279,7 @@ void PacketQueue::txsync(Kring& k, uint32_t head) {
 
 std::shared_ptr<Queue> open_packet(Iface& ifc, uint32_t q, uint32_t nslots, int* err,
                                    std::string* why) {
-  auto p = std::make_shared<PacketQueue>(ifc, q);
+  auto p = std::make_shared<PacketQueue>(ifc);  // one socket pair serves any queue number q
   if ((*err = p->open_tx(why)) != 0) return nullptr;
   return p;
 }
