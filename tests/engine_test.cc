@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/engine.h"
+#include "util/offload_frames.h"
 
 using namespace unetmap;
 
@@ -431,4 +432,136 @@ TEST(Engine, TcpSegmentationCutsToTheMtuAndKeepsTheStream) {
     segs.emplace_back(p, p + len);
   }));
   EXPECT_TRUE(segs.empty());
+}
+
+// ---- virtio-net header offloads (vnet_finish), checked by scapy ----
+
+namespace {
+
+using nmtest::Offloaded;
+using nmtest::offloaded;
+using nmtest::scapy_says;
+
+std::vector<std::vector<uint8_t>> finish(const VnetHdr& h, std::vector<uint8_t> f, uint32_t mtu, bool* ok) {
+  std::vector<std::vector<uint8_t>> out;
+  *ok = vnet_finish(h, f.data(), uint32_t(f.size()), mtu,
+                    [&](uint8_t* p, uint32_t len) { out.emplace_back(p, p + len); });
+  return out;
+}
+
+struct GsoCase {
+  const char* name;
+  bool v6, tcp, vlan;
+  uint32_t payload, gso_size, mtu, frames;
+};
+void PrintTo(const GsoCase& c, std::ostream* os) { *os << c.name; }
+
+}  // namespace
+
+class VnetGso : public ::testing::TestWithParam<GsoCase> {};
+
+// A GSO frame cut by vnet_finish(): as many frames as vnet_frames() said,
+// and scapy finds them right (checksums, lengths, sequence, fragments)
+// and together equal to the data sent.
+TEST_P(VnetGso, FramesAreWhatScapyExpects) {
+  const GsoCase& c = GetParam();
+  Offloaded o = offloaded(c.v6, c.tcp, c.payload, c.vlan, c.tcp ? 0x19 | 0x80 : 0);  // FIN PSH ACK CWR
+  o.hdr.gso_type = c.tcp ? (c.v6 ? kGsoTcp6 : kGsoTcp4) | kGsoEcn : kGsoUdp;
+  o.hdr.gso_size = uint16_t(c.gso_size);
+  const uint32_t len = uint32_t(o.frame.size());
+  EXPECT_EQ(vnet_frames(o.hdr, o.frame.data(), len, c.mtu), c.frames);
+  bool ok = false;
+  const auto frames = finish(o.hdr, o.frame, c.mtu, &ok);
+  ASSERT_TRUE(ok);
+  ASSERT_EQ(frames.size(), c.frames);
+  const uint32_t maxseg = c.gso_size < c.mtu ? c.gso_size : c.mtu;
+  EXPECT_EQ(scapy_says(c.tcp ? "tcp" : "udp", frames, o.payload, c.mtu, maxseg), "");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Engine, VnetGso,
+    ::testing::Values(
+        // 64000 bytes at 1448 a segment (timestamps on): 45 segments.
+        GsoCase{"Tcp4", false, true, false, 64000, 1448, 1500, 45},
+        // The mtu, not gso_size, limits: 1500 - 20 - 32 = 1448 a segment.
+        GsoCase{"Tcp4MtuLimits", false, true, true, 10000, 9000, 1500, 7},
+        GsoCase{"Tcp6Vlan", true, true, true, 30000, 1428, 1500, 22},
+        // UFO: 8 + 20000 bytes in fragments of 1480: 14 of them.
+        GsoCase{"Udp4", false, false, false, 20000, 1480, 1500, 14},
+        // IPv6 fragments: 1500 - 40 - 8 = 1452, rounded down to 1448.
+        GsoCase{"Udp6", true, false, true, 9000, 4000, 1500, 7},
+        // A datagram that fits goes whole.
+        GsoCase{"Udp4Fits", false, false, false, 1000, 1480, 1500, 1}),
+    [](const ::testing::TestParamInfo<GsoCase>& i) { return std::string(i.param.name); });
+
+// NEEDS_CSUM alone: the frame goes whole, its checksum finished (one
+// scapy run checks the four kinds).
+TEST(Engine, VnetNeedsCsumIsFinished) {
+  std::vector<std::vector<uint8_t>> done, untouched;
+  std::vector<uint8_t> payloads;
+  for (bool v6 : {false, true}) {
+    for (bool tcp : {false, true}) {
+      SCOPED_TRACE(std::string(v6 ? "IPv6 " : "IPv4 ") + (tcp ? "TCP" : "UDP"));
+      Offloaded o = offloaded(v6, tcp, 333, v6);
+      bool ok = false;
+      const auto frames = finish(o.hdr, o.frame, 1500, &ok);
+      ASSERT_TRUE(ok);
+      ASSERT_EQ(frames.size(), 1u);
+      EXPECT_EQ(frames[0].size(), o.frame.size());
+      done.push_back(frames[0]);
+      payloads.insert(payloads.end(), o.payload.begin(), o.payload.end());
+      // Without NEEDS_CSUM the frame is passed as it is (its checksum still partial).
+      const auto same = finish(VnetHdr{}, o.frame, 1500, &ok);
+      ASSERT_TRUE(ok);
+      ASSERT_EQ(same.size(), 1u);
+      EXPECT_TRUE(same[0] == o.frame);
+      untouched.push_back(same[0]);
+    }
+  }
+  EXPECT_EQ(scapy_says("csum", done, payloads, 1500, 1500), "");
+  EXPECT_NE(scapy_says("csum", untouched, payloads, 1500, 1500), "");  // the check can fail
+}
+
+// A bad header makes nothing (the caller drops the frame and counts it).
+TEST(Engine, VnetBadHeadersMakeNothing) {
+  const Offloaded t4 = offloaded(false, true, 5000, false), u6 = offloaded(true, false, 5000, false);
+  const uint32_t len = uint32_t(t4.frame.size());
+  struct Bad {
+    const char* why;
+    const Offloaded& o;
+    VnetHdr h;
+  };
+  auto with = [](VnetHdr h, auto f) {
+    f(h);
+    return h;
+  };
+  const VnetHdr g4 = with(t4.hdr, [](VnetHdr& h) { h.gso_type = kGsoTcp4, h.gso_size = 1448; });
+  const Bad bad[] = {
+      {"unknown gso_type 2", t4, with(g4, [](VnetHdr& h) { h.gso_type = 2; })},
+      {"UDP_L4 (5) is not offered", t4, with(g4, [](VnetHdr& h) { h.gso_type = 5; })},
+      {"ECN without GSO", t4, with(t4.hdr, [](VnetHdr& h) { h.gso_type = kGsoEcn; })},
+      {"gso_size 0", t4, with(g4, [](VnetHdr& h) { h.gso_size = 0; })},
+      {"TCPv6 on an IPv4 frame", t4, with(g4, [](VnetHdr& h) { h.gso_type = kGsoTcp6; })},
+      {"TCPv4 on a UDP frame", u6, with(g4, [&](VnetHdr& h) { h.csum_start = uint16_t(u6.l4); })},
+      {"UDP GSO on a TCP frame", t4, with(g4, [](VnetHdr& h) { h.gso_type = kGsoUdp; })},
+      {"csum_start past the end", t4, with(t4.hdr, [&](VnetHdr& h) { h.csum_start = uint16_t(len); })},
+      {"checksum field past the end", t4, with(t4.hdr, [&](VnetHdr& h) { h.csum_offset = uint16_t(len - t4.l4 - 1); })},
+      {"a segment of 8 bytes: 625 frames", t4, with(g4, [](VnetHdr& h) { h.gso_size = 8; })},
+      {"UDP fragments of fewer than 8 bytes", u6, with(u6.hdr, [](VnetHdr& h) { h.gso_type = kGsoUdp, h.gso_size = 7; })},
+  };
+  for (const Bad& b : bad) {
+    SCOPED_TRACE(b.why);
+    EXPECT_EQ(vnet_frames(b.h, b.o.frame.data(), uint32_t(b.o.frame.size()), 1500), 0u);
+    bool ok = true;
+    EXPECT_TRUE(finish(b.h, b.o.frame, 1500, &ok).empty());
+    EXPECT_FALSE(ok);
+  }
+  // A frame cut short in its headers, and one too short for Ethernet.
+  VnetHdr g = g4;
+  g.flags = 0;
+  for (uint32_t cut : {13u, 20u, 40u, 60u}) {
+    EXPECT_EQ(vnet_frames(g, t4.frame.data(), cut, 1500), 0u) << cut;
+    bool ok = true;
+    EXPECT_TRUE(finish(g, std::vector<uint8_t>(t4.frame.begin(), t4.frame.begin() + cut), 1500, &ok).empty());
+  }
 }

@@ -37,6 +37,7 @@
 #include "ports/vhost/control.h"
 #include "util/proc.h"
 #include "util/test_util.h"
+#include "util/offload_frames.h"
 #include "util/vhost_front.h"
 
 namespace {
@@ -1186,8 +1187,10 @@ TEST(ValeHdr, EqualLengthsPassTheHeaderAndTheLookupSkipsIt) {
 }
 
 // Different lengths: the source's header goes, the destination gets one of
-// its own length, zeroed (no offload asked for); a frame whose header asks
-// for segmentation or a checksum does not go as it is (dropped, counted).
+// its own length, zeroed where no offload is asked for; where one is, its
+// fields go over to a port with a header of the other length, and a port
+// without one gets the work done (ValeHdr.MismatchPath*); a header that
+// asks for what its frame cannot be given is dropped there, counted.
 TEST(ValeHdr, DifferentLengthsConvertTheHeader) {
   Port h12("vale0:h12"), h10("vale0:h10"), h0("vale0:h0");
   ASSERT_EQ(hdr_set("vale0:h12", 12), 0);
@@ -1207,8 +1210,10 @@ TEST(ValeHdr, DifferentLengthsConvertTheHeader) {
   ASSERT_TRUE(h0.recv(&r, 5000));
   EXPECT_EQ(r, f);
   ASSERT_TRUE(h10.recv(&r, 5000));
+  EXPECT_EQ(std::vector<uint8_t>(r.begin(), r.begin() + 10), std::vector<uint8_t>(10, 0));
   EXPECT_EQ(std::vector<uint8_t>(r.begin() + 10, r.end()), f);
-  // A GSO frame from h12: not to h0 or h10 (dropped and counted there).
+  // TCPv4 GSO on a frame that is not TCP: h10 gets it with the header's
+  // fields (it can take offloads: the header is its to judge), h0 never.
   std::vector<uint8_t> g = with_hdr(12, f);
   g[1] = 1;  // gso_type TCPV4
   const uint64_t before = vale_port_info("vale0", "vale0:h0").drops;
@@ -1217,6 +1222,83 @@ TEST(ValeHdr, DifferentLengthsConvertTheHeader) {
   ASSERT_TRUE(h0.recv(&r, 5000));
   EXPECT_EQ(r, frame(8, 100));
   EXPECT_EQ(vale_port_info("vale0", "vale0:h0").drops, before + 1);
+  ASSERT_TRUE(h10.recv(&r, 5000));
+  ASSERT_EQ(r.size(), 10 + f.size());
+  EXPECT_EQ(std::vector<uint8_t>(r.begin(), r.begin() + 10), std::vector<uint8_t>(g.begin(), g.begin() + 10));
+  EXPECT_EQ(std::vector<uint8_t>(r.begin() + 10, r.end()), f);
+}
+
+// The mismatch path to a port without a header, as netmap's: a 64 KB
+// TCPv4 GSO frame (with NEEDS_CSUM) from a port with a 12-byte header
+// arrives at a port without one as 45 wire-size segments that scapy finds
+// right; a port with a 12-byte header gets it whole, byte for byte; one
+// with a 10-byte header gets it whole with the header's fields.
+TEST(ValeHdr, MismatchPathSegmentsTcpForAPortWithoutAHeader) {
+  Port vm("vale0:vm"), vm2("vale0:vm2"), h10("vale0:h10"), bare("vale0:bare");
+  ASSERT_EQ(hdr_set("vale0:vm", 12), 0);
+  ASSERT_EQ(hdr_set("vale0:vm2", 12), 0);
+  ASSERT_EQ(hdr_set("vale0:h10", 10), 0);
+  nmtest::Offloaded o = nmtest::offloaded(false, true, 64000, false);
+  o.hdr.gso_type = unetmap::kGsoTcp4;
+  o.hdr.gso_size = 1448;
+  const std::vector<uint8_t> sent = o.with_header(12);
+  ASSERT_TRUE(vm.send(sent));  // broadcast: to all three
+  std::vector<uint8_t> r;
+  ASSERT_TRUE(vm2.recv(&r, 5000));
+  EXPECT_TRUE(r == sent) << "passthrough changed the frame";
+  ASSERT_TRUE(h10.recv(&r, 5000));
+  EXPECT_TRUE(std::vector<uint8_t>(r.begin(), r.begin() + 10) == std::vector<uint8_t>(sent.begin(), sent.begin() + 10));
+  EXPECT_TRUE(std::vector<uint8_t>(r.begin() + 10, r.end()) == o.frame);
+  std::vector<std::vector<uint8_t>> segs;
+  while (segs.size() < 45 && bare.recv(&r, 5000)) segs.push_back(r);
+  ASSERT_EQ(segs.size(), 45u);
+  EXPECT_FALSE(bare.recv(&r, 200)) << "more than 45 segments";
+  EXPECT_EQ(nmtest::scapy_says("tcp", segs, o.payload, 1500, 1448), "");
+}
+
+// UDP GSO (UFO) becomes IP fragments, IPv4 and IPv6; NEEDS_CSUM alone is
+// finished; a header that asks for the impossible is dropped and counted.
+TEST(ValeHdr, MismatchPathFragmentsUdpAndFinishesChecksums) {
+  Port vm("vale0:vm"), bare("vale0:bare");
+  ASSERT_EQ(hdr_set("vale0:vm", 12), 0);
+  std::vector<uint8_t> r;
+  for (bool v6 : {false, true}) {
+    SCOPED_TRACE(v6 ? "IPv6" : "IPv4");
+    nmtest::Offloaded o = nmtest::offloaded(v6, false, 9000, v6);
+    o.hdr.gso_type = unetmap::kGsoUdp;
+    o.hdr.gso_size = 1400;
+    ASSERT_TRUE(vm.send(o.with_header(12)));
+    std::vector<std::vector<uint8_t>> frags;
+    const uint32_t want = (9008 + 1399) / 1400;  // 8 + 9000 bytes of datagram in 1400s
+    while (frags.size() < want && bare.recv(&r, 5000)) frags.push_back(r);
+    ASSERT_EQ(frags.size(), want);
+    EXPECT_EQ(nmtest::scapy_says("udp", frags, o.payload, 1500, 1400), "");
+  }
+  std::vector<std::vector<uint8_t>> done;
+  std::vector<uint8_t> payloads;
+  for (bool tcp : {false, true}) {
+    const nmtest::Offloaded o = nmtest::offloaded(tcp, tcp, 700, false);
+    ASSERT_TRUE(vm.send(o.with_header(12)));
+    ASSERT_TRUE(bare.recv(&r, 5000));
+    done.push_back(r);
+    payloads.insert(payloads.end(), o.payload.begin(), o.payload.end());
+  }
+  EXPECT_EQ(nmtest::scapy_says("csum", done, payloads, 1500, 1500), "");
+  // Bad headers: checksum offsets past the frame, an unknown gso_type,
+  // gso_size 0. Each is dropped and counted; the marker after them comes.
+  const uint64_t before = vale_port_info("vale0", "vale0:bare").drops;
+  nmtest::Offloaded b = nmtest::offloaded(false, true, 3000, false);
+  b.hdr.csum_start = 5000;
+  ASSERT_TRUE(vm.send(b.with_header(12)));
+  b = nmtest::offloaded(false, true, 3000, false);
+  b.hdr.gso_type = 2, b.hdr.gso_size = 1000;
+  ASSERT_TRUE(vm.send(b.with_header(12)));
+  b.hdr.gso_type = unetmap::kGsoTcp4, b.hdr.gso_size = 0;
+  ASSERT_TRUE(vm.send(b.with_header(12)));
+  ASSERT_TRUE(vm.send(with_hdr(12, frame(9, 100))));
+  ASSERT_TRUE(bare.recv(&r, 5000));
+  EXPECT_EQ(r, frame(9, 100));
+  EXPECT_EQ(vale_port_info("vale0", "vale0:bare").drops, before + 3);
 }
 
 // pkt-gen -H 12 sets its port's header and puts a zeroed one before each

@@ -26,8 +26,10 @@
 // virtio-net headers (netmap's virt_hdr_len: 0, 10 or 12 bytes in front of
 // the Ethernet frame, per port). Equal lengths on both sides: the header is
 // part of the bytes and passes through. Different: the source's header is
-// dropped and the destination gets a zeroed one of its own length (no
-// offload asked for), as netmap's mismatch path does without segmentation.
+// dropped and the destination gets a zeroed one of its own length. (A
+// header that asks for work does not go through this copy: VALE's
+// mismatch path finishes it with vnet_finish() first, or, between two
+// lengths that both have a header, copies its fields over.)
 //
 // Sources and destinations are given by callables, inlined into the
 // caller's loop: a fragment source `Frag src(uint32_t i)` for i < nfrags,
@@ -36,9 +38,9 @@
 // destination ring owns (its application may have written anything
 // there): such a slot gets length 0, and the copy goes on.
 //
-// Offloads (engine.cc): TCP/UDP checksums and TCP segmentation of
-// Ethernet frames, for NIC ports today and VALE ports with virtio-net
-// headers next.
+// Offloads (engine.cc): TCP/UDP checksums, TCP segmentation and IP
+// fragmentation of Ethernet frames, for NIC ports, VALE's mismatch path
+// and vhost-user ports (what a virtio-net header asks for).
 #pragma once
 
 #include <net/netmap.h>
@@ -276,22 +278,76 @@ struct SegmentSink {
   void* ctx;
 };
 
+template <class F>
+inline SegmentSink sink_of(const F& f) {
+  return SegmentSink{[](void* c, uint8_t* p, uint32_t l) { (*static_cast<const F*>(c))(p, l); },
+                     const_cast<void*>(static_cast<const void*>(&f))};
+}
+
 // Cut a TCP frame whose IP packet is longer than `mtu` into frames whose
-// IP packets are at most mtu, each with its own headers and checksums,
-// passed in order to out. False (nothing passed) if the frame is not TCP
-// over IPv4/IPv6 or its headers leave no room for data.
-bool tcp_segment(const uint8_t* frame, uint32_t len, uint32_t mtu, SegmentSink out);
+// IP packets are at most mtu (and whose payloads are at most mss bytes,
+// if mss is not 0), each with its own headers and checksums, passed in
+// order to out. False (nothing passed) if the frame is not TCP over
+// IPv4/IPv6 or its headers leave no room for data.
+bool tcp_segment(const uint8_t* frame, uint32_t len, uint32_t mtu, SegmentSink out, uint32_t mss = 0);
 template <class F>
 inline bool tcp_segment(const uint8_t* frame, uint32_t len, uint32_t mtu, const F& f) {
-  return tcp_segment(
-      frame, len, mtu,
-      SegmentSink{[](void* c, uint8_t* p, uint32_t l) { (*static_cast<const F*>(c))(p, l); },
-                  const_cast<void*>(static_cast<const void*>(&f))});
+  return tcp_segment(frame, len, mtu, sink_of(f));
 }
 // The most segments tcp_segment() makes of a frame of len bytes (an
 // upper bound, for reserving room first).
 inline uint32_t tcp_segments_max(uint32_t len, uint32_t mtu) {
   return mtu > 80 ? len / (mtu - 80) + 2 : len;
 }
+
+// ---- virtio-net headers (netmap's virt_hdr_len; virtio 1.x, 5.1.6) ----
+
+// The first 10 bytes of a header, the part every length has (a 12-byte
+// one adds num_buffers). Multi-byte fields are little-endian.
+struct VnetHdr {
+  uint8_t flags = 0;     // kVnetNeedsCsum, kVnetDataValid
+  uint8_t gso_type = 0;  // kGso*
+  uint16_t hdr_len = 0;  // a hint only: never trusted
+  uint16_t gso_size = 0;
+  uint16_t csum_start = 0;
+  uint16_t csum_offset = 0;
+};
+constexpr uint32_t kVnetHdrCommon = 10;
+constexpr uint8_t kVnetNeedsCsum = 1, kVnetDataValid = 2;
+constexpr uint8_t kGsoNone = 0, kGsoTcp4 = 1, kGsoUdp = 3, kGsoTcp6 = 4, kGsoEcn = 0x80;
+
+inline VnetHdr read_vnet_hdr(const uint8_t* p) {
+  auto le = [p](int i) { return uint16_t(p[i] | p[i + 1] << 8); };
+  VnetHdr h;
+  h.flags = p[0];
+  h.gso_type = p[1];
+  h.hdr_len = le(2);
+  h.gso_size = le(4);
+  h.csum_start = le(6);
+  h.csum_offset = le(8);
+  return h;
+}
+// Whether a header asks for work: a checksum to finish or a frame to cut.
+inline bool vnet_wants_work(const uint8_t* p) { return (p[0] & kVnetNeedsCsum) || p[1] != kGsoNone; }
+
+// Do in software what header h asks of the frame that follows it (len
+// bytes, the header not included), as a device without offloads would
+// have to: NEEDS_CSUM completes the checksum at csum_start + csum_offset;
+// a GSO frame is cut into frames whose IP packets are at most mtu bytes
+// and whose payloads are at most gso_size (TCP: segments with their own
+// sequence numbers, flags, IP ids, lengths and checksums; UDP: IP
+// fragments of the one datagram, IPv4 or IPv6). The frames are passed in
+// order to out; a frame that asks for nothing is passed as it is. False,
+// nothing passed, if the header is bad: an unknown gso_type, a GSO frame
+// that is not what its type says or has gso_size 0, checksum offsets
+// outside the frame, more than 256 frames to make. The frame's bytes may be changed.
+bool vnet_finish(const VnetHdr& h, uint8_t* frame, uint32_t len, uint32_t mtu, SegmentSink out);
+template <class F>
+inline bool vnet_finish(const VnetHdr& h, uint8_t* frame, uint32_t len, uint32_t mtu, const F& f) {
+  return vnet_finish(h, frame, len, mtu, sink_of(f));
+}
+// The frames vnet_finish() makes of this frame (at most 256), 0 if its
+// header is bad: callers reserve room with it first.
+uint32_t vnet_frames(const VnetHdr& h, const uint8_t* frame, uint32_t len, uint32_t mtu);
 
 }  // namespace unetmap

@@ -218,6 +218,65 @@ struct RxBufs {
   }
 };
 
+// One flat frame (the mismatch path's).
+struct FlatFrag {
+  const uint8_t* p;
+  uint32_t len;
+  Frag operator()(uint32_t) const { return Frag{p, len}; }
+};
+
+// The mismatch path, to a port without a header: do what packet f's
+// header asks (engine's vnet_finish: a checksum finished, a GSO frame cut
+// to kValeMtu) and queue the frames made for the destination, in order,
+// with the slots each takes under rule r. False if the header is bad or
+// the frames do not fit the batch's room (the packet is dropped).
+bool finish_for(const Kring& k, ValeKring& v, const FwdPkt& f, const CopyRule& r) {
+  if (v.whole.size() < kMaxFrame + 12) v.whole.resize(kMaxFrame + 12);
+  const uint32_t len = gather_frame(PktFrags{k, f, v.ind.data()}, f.nslots, v.whole.data(),
+                                    uint32_t(v.whole.size()));
+  if (len < v.hdr + 14u) return false;
+  const VnetHdr h = read_vnet_hdr(v.whole.data());
+  uint8_t* frame = v.whole.data() + v.hdr;
+  const uint32_t flen = len - v.hdr;
+  const uint32_t n = vnet_frames(h, frame, flen, kValeMtu);
+  // Each frame made holds at most its headers again (up to 140 bytes with
+  // a tag) besides its share of the data.
+  if (n == 0 || v.made.size() + flen + n * 160ull > kMadeMax) return false;
+  const size_t frames0 = v.made_frames.size();
+  bool fits = true;
+  vnet_finish(h, frame, flen, kValeMtu, [&](uint8_t* p, uint32_t l) {
+    const uint32_t s = frame_slots(FlatFrag{p, l}, 1, l, r);
+    if (s == 0) fits = false;
+    if (!fits) return;
+    v.made_frames.push_back({uint32_t(v.made.size()), l});
+    v.made.insert(v.made.end(), p, p + l);
+    v.order.push_back(kMadeBit | uint32_t(v.made_frames.size() - 1));
+    v.need.push_back(s);
+  });
+  if (fits) return true;
+  const size_t added = v.made_frames.size() - frames0;  // take back what was queued
+  v.order.resize(v.order.size() - added);
+  v.need.resize(v.need.size() - added);
+  if (added) v.made.resize(v.made_frames[frames0].off);
+  v.made_frames.resize(frames0);
+  return false;
+}
+
+// The mismatch path, between two lengths that both have a header: the
+// fields of the sender's (its first 10 bytes, which both lengths share)
+// go over the zeroed header the copy put in the destination slot.
+void copy_vnet_fields(const Kring& k, const ValeKring& v, const FwdPkt& f, uint8_t* dst) {
+  uint8_t h[kVnetHdrCommon];
+  uint32_t got = 0;
+  for (uint32_t i = 0; i < f.nslots && got < kVnetHdrCommon; i++) {
+    const Frag fr = PktFrags{k, f, v.ind.data()}(i);
+    const uint32_t t = fr.len < kVnetHdrCommon - got ? fr.len : kVnetHdrCommon - got;
+    memcpy(h + got, fr.buf, t);
+    got += t;
+  }
+  if (got == kVnetHdrCommon && dst) memcpy(dst, h, kVnetHdrCommon);
+}
+
 // Packets of two ordered lists (unicast to p, broadcast) into one rx ring of p.
 void deliver(Kring& k, ValeKring& v, uint16_t p, uint32_t uni, uint32_t bc) {
   DstPort& d = v.dst[p];
@@ -234,8 +293,13 @@ void deliver(Kring& k, ValeKring& v, uint16_t p, uint32_t uni, uint32_t bc) {
   rule.dst_hdr = d.hdr;
   rule.max_frame = kMaxFrame + d.hdr;
   // Between ports whose headers differ, a frame whose header asks for
-  // segmentation or a checksum cannot go as it is (not done yet: dropped).
+  // segmentation or a checksum takes the mismatch path: finished here for
+  // a port without a header, its header's fields kept for one with.
   const bool convert = rule.src_hdr != rule.dst_hdr;
+  CopyRule made_rule = rule;  // frames the mismatch path made: flat, no header
+  made_rule.src_hdr = made_rule.src_buf = 0;
+  v.made.clear();
+  v.made_frames.clear();
   // Pick the packets in order. Where every fragment of the batch fits
   // p's buffers, a packet takes a slot per fragment; else the engine
   // counts the slots (more than the sender's where p's are shorter).
@@ -248,8 +312,8 @@ void deliver(Kring& k, ValeKring& v, uint16_t p, uint32_t uni, uint32_t bc) {
   while (pk[0] != ~0u || pk[1] != ~0u) {
     int w = pk[1] == ~0u || (pk[0] != ~0u && pk[0] < pk[1]) ? 0 : 1;
     const FwdPkt& f = v.ft[pk[w]];
-    if (convert && f.offload) {
-      too_long++;
+    if (convert && f.offload && d.hdr == 0) {
+      if (!finish_for(k, v, f, made_rule)) too_long++;
     } else if (simple) {
       order.push_back(pk[w]);
     } else if (uint32_t s = frame_slots(PktFrags{k, f, v.ind.data()}, f.nslots, f.len, rule)) {
@@ -280,8 +344,16 @@ void deliver(Kring& k, ValeKring& v, uint16_t p, uint32_t uni, uint32_t bc) {
   uint32_t at = start;
   const RxBufs bufs{*d.region, d.region->cfg().buf_num, rv.tag};
   for (uint32_t i = 0; i < npk; i++) {
+    if (__builtin_expect(order[i] & kMadeBit, 0)) {
+      const ValeKring::Made& m = v.made_frames[order[i] & ~kMadeBit];
+      at = copy_frame(FlatFrag{v.made.data() + m.off, m.len}, 1, made_rule, rv.ring->slot, n, at, bufs);
+      continue;
+    }
     const FwdPkt& f = v.ft[order[i]];
+    const uint32_t first = at;
     at = copy_frame(PktFrags{k, f, v.ind.data()}, f.nslots, rule, rv.ring->slot, n, at, bufs);
+    if (__builtin_expect(convert && f.offload, 0))  // to a port with a header of another length
+      copy_vnet_fields(k, v, f, bufs(rv.ring->slot[first].buf_idx));
   }
   // The receiving ring's taps (copy monitors) see the packets as they arrive.
   if (tapped(ks)) ring_tap()->arrived(*d.region, ks, rv.ring->slot, nullptr, n, start, at);

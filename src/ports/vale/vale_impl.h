@@ -51,6 +51,12 @@ void lookup_gone(SwitchEntry& sw);
 
 // The longest packet a VALE port takes (64 KiB, as netmap's switch).
 constexpr uint32_t kMaxFrame = 65535;
+// The IP packets a GSO frame is cut into for a port without a virtio-net
+// header: netmap's default maximum frame (1514) less Ethernet's header.
+constexpr uint32_t kValeMtu = 1500;
+// Bytes of frames the mismatch path makes for one destination in one
+// batch, at most (what does not fit is dropped and counted).
+constexpr uint32_t kMadeMax = 4u << 20;
 
 struct RxView {
   KringState* ks;
@@ -93,7 +99,17 @@ struct ValeKring {
   std::unique_ptr<char[]> stage;    // NS_INDIRECT fragments, one buffer per slot
   std::vector<const char*> ind;     // by slot: where its NS_INDIRECT fragment is
                                     // (in stage, or in place: Kring::direct), or nullptr
+  // The mismatch path (forward.cc): a frame whose header asks for work,
+  // gathered in one piece, and the frames finished from it for the
+  // current destination; an `order` entry with kMadeBit names one.
+  std::vector<uint8_t> whole;
+  std::vector<uint8_t> made;
+  struct Made {
+    uint32_t off, len;
+  };
+  std::vector<Made> made_frames;
 };
+constexpr uint32_t kMadeBit = 0x80000000u;
 
 // Rebuild v's view of its switch (registry locked).
 void refresh(Registry& reg, ValeKring& v);
