@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-30}
-fuzzers=${FUZZERS:-name nmreq ring vhost}
+fuzzers=${FUZZERS:-name nmreq ring vhost offload}
 dir=build-fuzz
 
 cxx="" cc=""

@@ -374,6 +374,190 @@ TEST_F(Vhost, VmToVm) {
   }
 }
 
+// ---- offloads: checksums and segmentation negotiated with the guest ----
+
+constexpr uint64_t fbit(uint32_t b) { return 1ull << b; }
+// What a Linux guest acks: checksums and TSO both ways (UFO only where a
+// test says).
+constexpr uint64_t kGuestTakes = fbit(vh::kNetGuestCsum) | fbit(vh::kNetGuestTso4) | fbit(vh::kNetGuestTso6);
+constexpr uint64_t kHostTakes = fbit(vh::kNetCsum) | fbit(vh::kNetHostTso4) | fbit(vh::kNetHostTso6) |
+                                fbit(vh::kNetHostUfo);
+
+// PORT_HDR_SET / GET through /dev/netmap, as an application asks: the errno.
+int hdr_set(const std::string& name, uint32_t len) {
+  const int fd = open("/dev/netmap", O_RDWR | O_CLOEXEC);
+  nmreq_port_hdr ph{};
+  ph.nr_hdr_len = len;
+  const int err = nmtest::ctrl(fd, NETMAP_REQ_PORT_HDR_SET, name.c_str(), &ph);
+  close(fd);
+  return err;
+}
+uint32_t hdr_get(const std::string& name) {
+  const int fd = open("/dev/netmap", O_RDWR | O_CLOEXEC);
+  nmreq_port_hdr ph{};
+  ph.nr_hdr_len = 99;
+  const int err = nmtest::ctrl(fd, NETMAP_REQ_PORT_HDR_GET, name.c_str(), &ph);
+  close(fd);
+  return err ? ~0u : ph.nr_hdr_len;
+}
+
+// The port's header length once it is `want` (bounded wait), else what it is.
+uint32_t port_hdr_becomes(const std::string& name, uint32_t want, int timeout_ms) {
+  const double end = now_ms() + timeout_ms;
+  uint32_t h = hdr_get(name);
+  while (h != want && now_ms() < end) {
+    usleep(2000);
+    h = hdr_get(name);
+  }
+  return h;
+}
+
+// A 64000-byte TCPv4 GSO frame as a guest hands it over: its header
+// (NEEDS_CSUM, gso TCPv4 at 1448) in 12 bytes, then the frame.
+nmtest::Offloaded tso_frame(bool v6 = false) {
+  nmtest::Offloaded o = nmtest::offloaded(v6, true, 64000, false);
+  o.hdr.gso_type = v6 ? unetmap::kGsoTcp6 : unetmap::kGsoTcp4;
+  o.hdr.gso_size = 1448;
+  return o;
+}
+
+// The backend offers every offload; the port's header follows what the
+// guest acks: 12 bytes when it takes checksums and TSO, 0 when not.
+TEST_F(Vhost, OffloadsAreOfferedAndThePortHeaderFollowsTheGuest) {
+  attach("vm");
+  {
+    VhostFront probe({});
+    ASSERT_TRUE(probe.connect(sock_path("vm"), 5000));
+    uint64_t offered = 0;
+    ASSERT_TRUE(probe.send_msg(vh::kGetFeatures, nullptr, 0));
+    vh::MsgHeader h;
+    std::string pl;
+    ASSERT_TRUE(probe.recv_reply(&h, &pl));
+    ASSERT_EQ(pl.size(), 8u);
+    memcpy(&offered, pl.data(), 8);
+    EXPECT_EQ(offered & (kGuestTakes | kHostTakes | fbit(vh::kNetGuestUfo)),
+              kGuestTakes | kHostTakes | fbit(vh::kNetGuestUfo));
+  }
+  ASSERT_TRUE(status_has("vale0:vm", "listening", 5000));
+  VhostFront::Options o;
+  o.offloads = kGuestTakes | kHostTakes;
+  {
+    auto f = front("vm", o);
+    ASSERT_TRUE(f);
+    EXPECT_EQ(port_hdr_becomes("vale0:vm", 12, 5000), 12u);
+  }
+  ASSERT_TRUE(status_has("vale0:vm", "listening", 5000));
+  o.offloads = kHostTakes;  // sends offloaded frames, takes none
+  auto f = front("vm", o);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(port_hdr_becomes("vale0:vm", 0, 5000), 0u);
+}
+
+// VM to VM with TSO: a 64000-byte TCP frame goes through the switch as
+// one frame, header and bytes unchanged (num_buffers aside), into
+// mergeable buffers; a port without a header on the same switch gets it
+// as 45 wire-size segments that scapy finds right.
+TEST_F(Vhost, VmToVmMovesTsoFramesWhole) {
+  attach("a");
+  attach("b");
+  VhostFront::Options o;
+  o.offloads = kGuestTakes | kHostTakes;
+  auto fa = front("a", o);
+  auto fb = front("b", o);
+  ASSERT_TRUE(fa && fb);
+  ASSERT_EQ(port_hdr_becomes("vale0:a", 12, 5000), 12u);
+  ASSERT_EQ(port_hdr_becomes("vale0:b", 12, 5000), 12u);
+  Port bare("vale0:bare");
+  fb->post_rx(256);
+  for (bool v6 : {false, true}) {
+    SCOPED_TRACE(v6 ? "TCPv6" : "TCPv4");
+    const nmtest::Offloaded t = tso_frame(v6);
+    ASSERT_TRUE(fa->send_with_header(t.with_header(12)));
+    std::vector<uint8_t> r;
+    vh::NetHdr h;
+    ASSERT_TRUE(fb->recv_frame(&r, &h, 5000));
+    EXPECT_TRUE(r == t.frame) << "the frame changed on the way: " << r.size() << " bytes";
+    EXPECT_EQ(h.flags, unetmap::kVnetNeedsCsum);
+    EXPECT_EQ(h.gso_type, t.hdr.gso_type);
+    EXPECT_EQ(h.gso_size, 1448);
+    EXPECT_EQ(h.csum_start, t.hdr.csum_start);
+    EXPECT_EQ(h.csum_offset, t.hdr.csum_offset);
+    EXPECT_EQ(h.num_buffers, (t.frame.size() + 12 + 2047) / 2048);
+    std::vector<std::vector<uint8_t>> segs;
+    while (segs.size() < 45 && bare.recv(&r, 5000)) segs.push_back(r);
+    ASSERT_EQ(segs.size(), 45u);
+    EXPECT_EQ(nmtest::scapy_says("tcp", segs, t.payload, 1500, 1448), "");
+  }
+}
+
+// A guest that sends offloaded frames but takes none (its port has no
+// header): the backend finishes them itself, TSO cut at the guest's
+// gso_size, UFO into IP fragments, a partial checksum completed; a bad
+// header is dropped and counted.
+TEST_F(Vhost, BackendFinishesWhatAGuestWithoutAPortHeaderOffloads) {
+  attach("vm");
+  VhostFront::Options o;
+  o.offloads = kHostTakes;
+  auto f = front("vm", o);
+  ASSERT_TRUE(f);
+  ASSERT_EQ(port_hdr_becomes("vale0:vm", 0, 5000), 0u);
+  Port bare("vale0:bare");
+  const nmtest::Offloaded t = tso_frame();
+  ASSERT_TRUE(f->send_with_header(t.with_header(12)));
+  std::vector<uint8_t> r;
+  std::vector<std::vector<uint8_t>> segs;
+  while (segs.size() < 45 && bare.recv(&r, 5000)) segs.push_back(r);
+  ASSERT_EQ(segs.size(), 45u);
+  EXPECT_EQ(nmtest::scapy_says("tcp", segs, t.payload, 1500, 1448), "");
+  nmtest::Offloaded u = nmtest::offloaded(true, false, 5000, false);
+  u.hdr.gso_type = unetmap::kGsoUdp, u.hdr.gso_size = 1400;
+  ASSERT_TRUE(f->send_with_header(u.with_header(12)));
+  std::vector<std::vector<uint8_t>> frags;
+  while (frags.size() < 4 && bare.recv(&r, 5000)) frags.push_back(r);  // 5008 bytes in 1400s
+  ASSERT_EQ(frags.size(), 4u);
+  EXPECT_EQ(nmtest::scapy_says("udp", frags, u.payload, 1500, 1400), "");
+  const nmtest::Offloaded c = nmtest::offloaded(false, false, 900, false);
+  ASSERT_TRUE(f->send_with_header(c.with_header(12)));
+  ASSERT_TRUE(bare.recv(&r, 5000));
+  EXPECT_EQ(nmtest::scapy_says("csum", {r}, c.payload, 1500, 1500), "");
+  nmtest::Offloaded bad = nmtest::offloaded(false, true, 3000, false);
+  bad.hdr.gso_type = unetmap::kGsoTcp6, bad.hdr.gso_size = 1000;  // TCPv6 on IPv4
+  ASSERT_TRUE(f->send_with_header(bad.with_header(12)));
+  ASSERT_TRUE(f->send_frame(frame(1, 100)));
+  ASSERT_TRUE(bare.recv(&r, 5000));
+  EXPECT_EQ(r, frame(1, 100));
+  // 45 segments, 4 fragments, 1 frame, the marker; the bad one dropped.
+  EXPECT_TRUE(status_has("vale0:vm", "from guest 51 frames, 1 dropped", 5000)) << worker_info("vale0:vm").status;
+}
+
+// Frames whose header asks for what the guest did not ack (UFO, ECN)
+// never reach it: dropped by the backend, counted; the rest come.
+TEST_F(Vhost, FramesTheGuestCannotTakeAreDropped) {
+  attach("vm");
+  VhostFront::Options o;
+  o.offloads = kGuestTakes;
+  auto f = front("vm", o);
+  ASSERT_TRUE(f);
+  ASSERT_EQ(port_hdr_becomes("vale0:vm", 12, 5000), 12u);
+  f->post_rx(256);
+  Port app("vale0:app");
+  ASSERT_EQ(hdr_set("vale0:app", 12), 0);
+  nmtest::Offloaded u = nmtest::offloaded(false, false, 3000, false);
+  u.hdr.gso_type = unetmap::kGsoUdp, u.hdr.gso_size = 1400;
+  ASSERT_TRUE(app.send(u.with_header(12)));
+  nmtest::Offloaded e = tso_frame();
+  e.hdr.gso_type |= unetmap::kGsoEcn;
+  ASSERT_TRUE(app.send(e.with_header(12)));
+  const nmtest::Offloaded t = tso_frame();
+  ASSERT_TRUE(app.send(t.with_header(12)));
+  std::vector<uint8_t> r;
+  vh::NetHdr h;
+  ASSERT_TRUE(f->recv_frame(&r, &h, 5000));
+  EXPECT_TRUE(r == t.frame);
+  EXPECT_EQ(h.gso_type, unetmap::kGsoTcp4);
+  EXPECT_TRUE(status_has("vale0:vm", "to guest 1, 2 dropped", 5000)) << worker_info("vale0:vm").status;
+}
+
 // In client mode the worker connects to the front end, and connects again
 // when the front end comes back.
 TEST_F(Vhost, ClientModeConnectsAndReconnects) {
@@ -1087,24 +1271,6 @@ TEST_P(VhostTestpmd, KilledWorkerIsRestartedAndReconnects) {
 namespace {
 
 // ---- virtio-net headers on VALE ports (netmap's virt_hdr_len) ----
-
-// PORT_HDR_SET / GET through /dev/netmap, as an application asks: the errno.
-int hdr_set(const std::string& name, uint32_t len) {
-  const int fd = open("/dev/netmap", O_RDWR | O_CLOEXEC);
-  nmreq_port_hdr ph{};
-  ph.nr_hdr_len = len;
-  const int err = nmtest::ctrl(fd, NETMAP_REQ_PORT_HDR_SET, name.c_str(), &ph);
-  close(fd);
-  return err;
-}
-uint32_t hdr_get(const std::string& name) {
-  const int fd = open("/dev/netmap", O_RDWR | O_CLOEXEC);
-  nmreq_port_hdr ph{};
-  ph.nr_hdr_len = 99;
-  const int err = nmtest::ctrl(fd, NETMAP_REQ_PORT_HDR_GET, name.c_str(), &ph);
-  close(fd);
-  return err ? ~0u : ph.nr_hdr_len;
-}
 
 // A virtio-net header of `len` bytes with recognisable fields but no
 // offload asked for (flags 0, gso_type 0), then the frame.

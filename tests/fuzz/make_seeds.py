@@ -300,6 +300,30 @@ def vhost_seeds():
     return s
 
 
+def offload_seeds():
+    """[mtu:2] [virtio-net header:10] [frame]: GSO and partial-checksum frames."""
+    def frame(v6, proto, payload, vlan=False):
+        eth = b"\x02" * 6 + b"\x04" * 6 + (b"\x81\x00\x00\x2a" if vlan else b"")
+        l4 = (struct.pack(">HHIIBBHHH", 40000, 80, 1, 0, 5 << 4, 0x18, 512, 0, 0) if proto == 6
+              else struct.pack(">HHHH", 40000, 9999, 8 + payload, 0))
+        data = bytes(i & 0xFF for i in range(payload))
+        if v6:
+            ip = struct.pack(">IHBB", 6 << 28, len(l4) + payload, proto, 64) + bytes(range(32))
+            return eth + b"\x86\xdd" + ip + l4 + data
+        ip = struct.pack(">BBHHHBBH", 0x45, 0, 20 + len(l4) + payload, 1, 0, 64, proto, 0) + bytes(8)
+        return eth + b"\x08\x00" + ip + l4 + data
+
+    def seed(mtu, flags, gso, gso_size, start, off, f):
+        return struct.pack("<HBBHHHH", mtu - 68, flags, gso, 0, gso_size, start, off) + f
+    s = {}
+    s["tcp4"] = seed(1500, 1, 1, 1448, 34, 16, frame(False, 6, 6000))
+    s["tcp6_vlan"] = seed(1500, 1, 4, 1428, 58, 16, frame(True, 6, 5000, True))
+    s["udp4"] = seed(1500, 1, 3, 1480, 34, 6, frame(False, 17, 4000))
+    s["udp6"] = seed(1280, 1, 3, 1200, 54, 6, frame(True, 17, 3000))
+    s["csum"] = seed(1500, 1, 0, 0, 34, 16, frame(False, 6, 300))
+    return s
+
+
 def write(dirname, seeds):
     """Writes the seeds; other files there (regress_*: inputs of findings) stay."""
     d = os.path.join(HERE, "corpus", dirname)
@@ -313,3 +337,4 @@ if __name__ == "__main__":
     write("nmreq", nmreq_seeds())
     write("ring", ring_seeds())
     write("vhost", vhost_seeds())
+    write("offload", offload_seeds())

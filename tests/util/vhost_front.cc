@@ -8,6 +8,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "util/test_util.h"
@@ -182,6 +183,7 @@ bool VhostFront::setup(std::string* why) {
   if (o_.mrg) features_ |= bit(kNetMrgRxbuf);
   if (o_.indirect) features_ |= bit(kRingIndirectDesc);
   if (o_.event_idx) features_ |= bit(kRingEventIdx);
+  features_ |= o_.offloads;
   if ((features_ & offered) != features_) return *why = "features not offered", false;
   uint64_t pf = 0;
   if (!get_u64(kGetProtocolFeatures, &pf)) return *why = "GET_PROTOCOL_FEATURES", false;
@@ -267,10 +269,22 @@ bool VhostFront::send_frame(const std::vector<uint8_t>& frame) {
 
 bool VhostFront::send_pieces(const std::vector<uint8_t>& frame, const std::vector<uint32_t>& pieces,
                              bool indirect) {
-  reclaim_tx();
-  Q& q = q_[1];
   std::vector<uint8_t> bytes(hdr_len(), 0);
   bytes.insert(bytes.end(), frame.begin(), frame.end());
+  return send_bytes(bytes, pieces, indirect);
+}
+
+bool VhostFront::send_with_header(const std::vector<uint8_t>& bytes) {
+  std::vector<uint32_t> pieces;
+  for (size_t off = 0; off < bytes.size(); off += q_[1].buf_size)
+    pieces.push_back(uint32_t(std::min<size_t>(q_[1].buf_size, bytes.size() - off)));
+  return send_bytes(bytes, pieces, false);
+}
+
+bool VhostFront::send_bytes(const std::vector<uint8_t>& bytes, const std::vector<uint32_t>& pieces,
+                            bool indirect) {
+  reclaim_tx();
+  Q& q = q_[1];
   const size_t need = indirect ? 2 : pieces.size();
   if (q.free.size() < need) return false;
   std::vector<uint16_t> ds;

@@ -27,6 +27,7 @@ class VhostFront {
     bool event_idx = false; // VIRTIO_RING_F_EVENT_IDX
     bool reply_ack = true;  // VHOST_USER_PROTOCOL_F_REPLY_ACK
     uint32_t rx_buf = 2048; // bytes of each receive buffer posted
+    uint64_t offloads = 0;  // feature bits acked besides the above (CSUM, TSO...)
     size_t mem = 48u << 20;
   };
   explicit VhostFront(const Options& o);
@@ -64,6 +65,9 @@ class VhostFront {
   bool send_frame(const std::vector<uint8_t>& frame);
   bool send_pieces(const std::vector<uint8_t>& frame, const std::vector<uint32_t>& pieces,
                    bool indirect);
+  // A header of hdr_len() bytes and its frame, as given, cut into
+  // descriptors of the transmit buffers' size.
+  bool send_with_header(const std::vector<uint8_t>& bytes);
   // Wait until the device has used every transmit chain (bounded).
   bool tx_drained(int timeout_ms);
   uint32_t reclaim_tx();
@@ -99,6 +103,7 @@ class VhostFront {
     std::vector<uint16_t> free;              // free descriptor indexes
     std::map<uint16_t, std::vector<uint16_t>> chains;  // head -> its descriptors
   };
+  bool send_bytes(const std::vector<uint8_t>& bytes, const std::vector<uint32_t>& pieces, bool indirect);
   bool request(uint32_t req, const void* p, uint32_t size, const std::vector<int>& fds, std::string* why);
   bool get_u64(uint32_t req, uint64_t* v);
   int take_desc(Q& q);

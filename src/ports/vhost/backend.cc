@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "core/engine.h"
 #include "core/shm.h"  // mono_ns
 #include "core/worker.h"
 #include "ports/vale/vale.h"
@@ -133,7 +134,8 @@ class Backend {
     uint32_t pairs = 1;
     uint32_t slots = 0;  // 0: the switch's default
   };
-  explicit Backend(const Options& o) : o_(o), dev_(Device::Options{o.pairs}), stash_(o.pairs) {}
+  explicit Backend(const Options& o)
+      : o_(o), dev_(Device::Options{o.pairs, env_u64("UNETMAP_VHOST_OFFLOADS", 1) != 0}), stash_(o.pairs) {}
   ~Backend() {
     disconnect("exiting");
     if (listen_ >= 0) {
@@ -151,7 +153,10 @@ class Backend {
 
  private:
   uint32_t tx(uint32_t i);
+  int tx_finished(netmap_ring* r, const Chain& c, uint32_t* cur, uint32_t* space);
   uint32_t rx(uint32_t i, bool* stalled);
+  bool rx_header(uint32_t ns, uint8_t* hdr);
+  void update_port_hdr();
   void drop_rx(uint32_t i);
   void drop_stale();
   void release_stash();
@@ -190,6 +195,14 @@ class Backend {
   uint64_t tx_frames_ = 0, tx_dropped_ = 0, rx_frames_ = 0, rx_dropped_ = 0;
   std::unique_ptr<Message> msg_{new Message};
   std::vector<uint8_t> bounce_;  // kHead bytes per tx slot (ring 0's size)
+  // The port's virtio-net header length: the guest's (frames pass with
+  // their headers) when the guest takes offloaded frames, else 0 (the
+  // switch finishes them for it; this backend finishes the guest's).
+  uint32_t port_hdr_ = 0;
+  uint64_t port_hdr_for_ = ~0ull;  // the features it was chosen for
+  std::vector<uint8_t> whole_;     // a guest frame gathered, to be finished here
+  std::vector<uint8_t> made_;      // the frames finished from it
+  std::vector<uint32_t> made_len_;
   // One slot of the port's rx ring, read once: its buffer checked to lie
   // in the port's memory (nullptr and length 0 if not).
   struct RxSlot {
@@ -330,10 +343,29 @@ void Backend::on_message() {
     disconnect("the reply could not be sent");
     return;
   }
+  update_port_hdr();
   if (dev_.generation() != gen) {
     set_direct_ranges();
     report();
   }
+}
+
+// Once the guest's features are known: the port's header length follows
+// them (the switch's senders see it at their next batch). Frames that
+// came in the old form are dropped.
+void Backend::update_port_hdr() {
+  if (!dev_.features_set() || dev_.features() == port_hdr_for_) return;
+  port_hdr_for_ = dev_.features();
+  const uint32_t want = dev_.guest_offloads() ? dev_.hdr_len() : 0;
+  if (want == port_hdr_) return;
+  std::string why;
+  if (vale_set_hdr_len(o_.sw + ":" + o_.name, want, &why) != 0) {
+    log_line("header length " + std::to_string(want) + ": " + why);
+    return;
+  }
+  port_hdr_ = want;
+  log_line("the port's virtio-net header is " + std::to_string(want) + " bytes now");
+  drop_stale();
 }
 
 // Guest queue 2i+1 (it transmits) -> the port's tx ring i.
@@ -355,20 +387,33 @@ uint32_t Backend::tx(uint32_t i) {
       Chain& c = scratch_;
       if (!q.vq.pop(&c, false)) break;
       done_[nd++] = Done{c.id, c.ndesc};
-      if (c.too_long || c.len <= hdr || c.len - hdr > 65535 || tx_slots(c, hdr) > space) {
+      // The header goes with the frame when the port has one; else the
+      // frame goes without it, and what the header asks is done here.
+      const uint32_t skip0 = port_hdr_ ? 0 : hdr;
+      if (c.too_long || c.len <= hdr || c.len - hdr > 65535 || tx_slots(c, skip0) > space) {
         tx_dropped_++;  // malformed, too long, or more slots than a ring this small has
         continue;
       }
-      // The frame after the guest's header, one slot per buffer-sized
-      // piece. A switch looks a frame up in its first slot: when the guest
-      // put fewer than kHead bytes in its first buffer, the frame's first
-      // bytes are gathered into this slot's bounce buffer.
-      uint32_t skip = hdr;
-      const uint32_t flen = uint32_t(c.len) - hdr;
-      if (first_data(c, hdr) < kHead && first_data(c, hdr) < flen) {
+      if (!port_hdr_) {
+        uint8_t h[kVnetHdrCommon] = {};
+        gather(c, 0, h, hdr < kVnetHdrCommon ? hdr : kVnetHdrCommon);
+        if (vnet_wants_work(h)) {
+          const int made = tx_finished(r, c, &cur, &space);
+          if (made < 0) tx_dropped_++;
+          else tx_frames_ += uint32_t(made);
+          continue;
+        }
+      }
+      // The frame, one slot per buffer-sized piece. A switch looks a
+      // frame up in its first slot: when the guest put fewer than kHead
+      // bytes in its first buffer, the first bytes are gathered into this
+      // slot's bounce buffer.
+      uint32_t skip = skip0;
+      const uint32_t flen = uint32_t(c.len) - skip0;
+      if (first_data(c, skip0) < kHead && first_data(c, skip0) < flen) {
         const uint32_t take = flen < kHead ? flen : kHead;
         uint8_t* b = &bounce_[size_t(cur) * kHead];
-        gather(c, hdr, b, take);
+        gather(c, skip0, b, take);
         netmap_slot& sl = r->slot[cur];
         sl.ptr = reinterpret_cast<uintptr_t>(b);
         sl.len = uint16_t(take);
@@ -414,6 +459,46 @@ uint32_t Backend::tx(uint32_t i) {
   return total;
 }
 
+// A guest frame whose header asks for a checksum or segmentation, for a
+// port without a header: gathered, finished (engine's vnet_finish: TSO
+// at the guest's gso_size, UFO as IP fragments) and copied into the tx
+// ring's own buffers from *cur (at most *space slots). The frames made,
+// or -1 if the header is bad or they do not fit (nothing written).
+int Backend::tx_finished(netmap_ring* r, const Chain& c, uint32_t* cur, uint32_t* space) {
+  const uint32_t hdr = dev_.hdr_len();
+  whole_.resize(c.len);
+  gather(c, 0, whole_.data(), uint32_t(c.len));  // one snapshot of the guest's bytes
+  const VnetHdr h = read_vnet_hdr(whole_.data());
+  uint8_t* frame = whole_.data() + hdr;
+  const uint32_t flen = uint32_t(c.len) - hdr;
+  const uint32_t n = vnet_frames(h, frame, flen, 65535);
+  if (n == 0) return -1;
+  made_.clear();
+  made_len_.clear();
+  uint32_t slots = 0;
+  vnet_finish(h, frame, flen, 65535, [&](uint8_t* p, uint32_t l) {
+    made_.insert(made_.end(), p, p + l);
+    made_len_.push_back(l);
+    slots += (l + bsize_ - 1) / bsize_;
+  });
+  if (slots > *space) return -1;
+  const uint8_t* p = made_.data();
+  for (uint32_t l : made_len_) {
+    for (uint32_t off = 0; off < l;) {
+      netmap_slot& sl = r->slot[*cur];
+      const uint32_t piece = l - off < bsize_ ? l - off : bsize_;
+      memcpy(NETMAP_BUF(r, sl.buf_idx), p + off, piece);
+      sl.len = uint16_t(piece);
+      off += piece;
+      sl.flags = off < l ? NS_MOREFRAG : 0;
+      *cur = nm_ring_next(r, *cur);
+    }
+    p += l;
+  }
+  *space -= slots;
+  return int(n);
+}
+
 // The port's rx ring i -> guest queue 2i (it receives). *stalled: frames
 // wait for buffers the guest has not given.
 uint32_t Backend::rx(uint32_t i, bool* stalled) {
@@ -445,7 +530,16 @@ uint32_t Backend::rx(uint32_t i, bool* stalled) {
       continue;
     }
     if (!whole) break;
-    const uint64_t need = uint64_t(hdr) + flen;
+    // With a port header, the frame brings the guest's header (num_buffers
+    // aside); it must not ask for what the guest did not negotiate.
+    uint8_t fh[kVnetHdrCommon] = {};
+    const uint32_t ph = port_hdr_;
+    if (ph && (flen < ph || !rx_header(ns, fh))) {
+      rx_dropped_++;
+      cur = end;
+      continue;
+    }
+    const uint64_t need = uint64_t(hdr) + flen - ph;
     // Buffers for it: one chain, or as many as it takes (mergeable).
     while ((mrg ? st.room < need : st.n == 0) && st.n < RxStash::kMax) {
       Chain& c = st.at(st.n);
@@ -480,10 +574,16 @@ uint32_t Backend::rx(uint32_t i, bool* stalled) {
     }
     // Header, then the frame's bytes.
     NetHdr h{};
+    memcpy(&h, fh, kVnetHdrCommon);
     h.num_buffers = uint16_t(take);
     SegWriter w{st, 0, 0, 0, 0, &lens_};
     w.put(reinterpret_cast<const uint8_t*>(&h), hdr);
-    for (uint32_t k = 0; k < ns; k++) w.put(rxs_[k].buf, rxs_[k].len);
+    uint32_t skip = ph;
+    for (uint32_t k = 0; k < ns; k++) {
+      const uint32_t t = skip < rxs_[k].len ? skip : rxs_[k].len;
+      skip -= t;
+      w.put(rxs_[k].buf + t, rxs_[k].len - t);
+    }
     lens_[w.chain] = w.written;
     for (uint32_t k = 0; k < take; k++) {
       Chain& c = st.at(k);
@@ -501,6 +601,29 @@ uint32_t Backend::rx(uint32_t i, bool* stalled) {
   *stalled = cur != r->tail;
   (void)n;
   return frames;
+}
+
+// The header before the frame in rxs_[0, ns): its first 10 bytes into h.
+// False if it asks for what the guest cannot take (a GSO type or ECN it
+// did not negotiate): such a frame is dropped, as a device without the
+// offload would have to.
+bool Backend::rx_header(uint32_t ns, uint8_t* h) {
+  uint32_t got = 0;
+  for (uint32_t k = 0; k < ns && got < kVnetHdrCommon; k++) {
+    const uint32_t t = rxs_[k].len < kVnetHdrCommon - got ? rxs_[k].len : kVnetHdrCommon - got;
+    memcpy(h + got, rxs_[k].buf, t);
+    got += t;
+  }
+  if (got < kVnetHdrCommon) return false;
+  const uint8_t type = h[1] & uint8_t(~kGsoEcn);
+  if ((h[1] & kGsoEcn) && !dev_.has(kNetGuestEcn)) return false;
+  switch (type) {
+    case kGsoNone: return true;
+    case kGsoTcp4: return dev_.has(kNetGuestTso4);
+    case kGsoTcp6: return dev_.has(kNetGuestTso6);
+    case kGsoUdp: return dev_.has(kNetGuestUfo);
+    default: return false;
+  }
 }
 
 void Backend::release_stash() {

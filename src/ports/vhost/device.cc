@@ -74,6 +74,9 @@ Device::Device(const Options& o) : opt_(o), q_(2 * o.queue_pairs) {
   offered_ = bit(kVersion1) | bit(kNetMrgRxbuf) | bit(kRingIndirectDesc) | bit(kRingEventIdx) |
              bit(kProtocolFeatures) | bit(kRingPacked) | bit(kInOrder);
   if (o.queue_pairs > 1) offered_ |= bit(kNetMq);
+  if (o.offloads)
+    offered_ |= bit(kNetCsum) | bit(kNetGuestCsum) | bit(kNetHostTso4) | bit(kNetHostTso6) |
+                bit(kNetHostUfo) | bit(kNetGuestTso4) | bit(kNetGuestTso6) | bit(kNetGuestUfo);
   protocol_offered_ = bit(kPfReplyAck) | bit(kPfStatus) | bit(kPfResetDevice);
   if (o.queue_pairs > 1) protocol_offered_ |= bit(kPfMq);
 }

@@ -37,6 +37,9 @@ class Device {
  public:
   struct Options {
     uint32_t queue_pairs = 1;
+    // Checksum and segmentation offloads offered (CSUM, GUEST_CSUM,
+    // HOST_/GUEST_TSO4, TSO6, UFO).
+    bool offloads = true;
   };
   explicit Device(const Options& o);
   ~Device() { reset(); }
@@ -58,6 +61,11 @@ class Device {
   // The virtio-net header the guest puts before each frame: 12 bytes with
   // VERSION_1 or MRG_RXBUF, else 10.
   uint32_t hdr_len() const { return has(kVersion1) || has(kNetMrgRxbuf) ? 12 : 10; }
+  // Whether SET_FEATURES came (since the last reset).
+  bool features_set() const { return features_set_; }
+  // The guest takes partial checksums and TCP segments of both versions:
+  // frames with a header asking for them may go to it as they are.
+  bool guest_offloads() const { return has(kNetGuestCsum) && has(kNetGuestTso4) && has(kNetGuestTso6); }
   uint32_t queue_pairs() const { return opt_.queue_pairs; }
   Queue& queue(uint32_t i) { return q_[i]; }
   // A queue the backend may use: started, enabled, its rings mapped.
