@@ -873,6 +873,39 @@ TEST_F(VhostHostile, OverlongReceiveChainIsFilledOnlyWhereRecorded) {
   (void)h;
 }
 
+// A new memory table that no longer maps the running queues' rings: the
+// request is refused and every queue stops, so the backend never touches
+// the old mapping again (it would fault); the worker lives on and a new
+// front end is served.
+TEST_F(VhostHostile, MemoryTableWithoutTheRingsStopsEveryQueue) {
+  {
+    auto f = front("vm");
+    ASSERT_TRUE(f);
+    f->post_rx(64);
+    Port p("vale0:p");
+    vh::MemTable t{};
+    t.nregions = 1;
+    // The same memory, at front-end addresses the rings are not at.
+    t.regions[0] = vh::MemRegionDesc{0, f->mem_size(), f->uva(0) + (1ull << 40), 0};
+    ASSERT_TRUE(f->send_msg(vh::kSetMemTable, &t, 8 + 32, {f->memfd()}, vh::kVersion | vh::kFlagNeedReply));
+    vh::MsgHeader h;
+    std::string pl;
+    ASSERT_TRUE(f->recv_reply(&h, &pl));
+    ASSERT_EQ(pl.size(), 8u);
+    uint64_t status = 0;
+    memcpy(&status, pl.data(), 8);
+    EXPECT_NE(status, 0u) << "the table was accepted";
+    EXPECT_TRUE(status_has("vale0:vm", "0 of 2 queues live", 5000)) << worker_info("vale0:vm").status;
+    // Frames for it are dropped, its rings untouched.
+    const uint16_t used0 = f->used(0)[1];
+    for (uint32_t seq = 0; seq < 20; seq++) ASSERT_TRUE(p.send(frame(seq, 200)));
+    EXPECT_TRUE(status_has("vale0:vm", "to guest 0, 20 dropped", 5000)) << worker_info("vale0:vm").status;
+    EXPECT_EQ(f->used(0)[1], used0);
+  }
+  ASSERT_TRUE(status_has("vale0:vm", "listening", 5000));
+  good_front_works();
+}
+
 // A front end that stalls halfway through a message, or never reads its
 // replies, is cut off: it cannot hang the backend.
 TEST_F(VhostHostile, StallingFrontEndsAreCutOff) {
