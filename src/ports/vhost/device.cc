@@ -183,6 +183,8 @@ int Device::handle(const MsgHeader& h, const uint8_t* p, std::vector<int>& fds, 
       if (!need(8, 0)) return bad("payload or fds");
       const uint64_t f = u64();
       if (f & ~offered_) return ack(EINVAL, "features not offered");
+      // QEMU sets them again, unchanged, for each queue pair it starts.
+      if (features_set_ && f == acked_) return ack(0, "");
       for (const Queue& q : q_)
         if (q.started) return ack(EBUSY, "features changed while a queue runs");
       acked_ = f;
