@@ -9,9 +9,11 @@ set -euo pipefail
 # tcpdump, tshark and python3-scapy: the programs the pcap tests run on it.
 # dpdk-dev (dpdk-testpmd): DPDK's virtio_user, the vhost-user front end of
 # the vhost tests, and the peers of bench/.
+# qemu-system-x86, busybox-static and cpio: the Linux guests of
+# tests/qemu (their kernel: guest_kernel below).
 pkgs=(cmake g++ gcc make pkg-config libgtest-dev googletest libxdp-dev libbpf-dev iproute2 procps
   iputils-ping netcat-openbsd clang-14 libclang-rt-14-dev binutils dpkg-dev flex bison
-  libpcap0.8-dev tcpdump tshark python3-scapy dpdk-dev "$@")
+  libpcap0.8-dev tcpdump tshark python3-scapy dpdk-dev qemu-system-x86 busybox-static cpio "$@")
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 # Debian's source packages (apt-get source libpcap): deb-src lines beside
@@ -38,5 +40,30 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "deps: installing ${missing[*]}"
   # tshark asks whether non-root users may capture: no (the default).
   echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# The test guests' kernel: Debian's, unpacked from its package (not
+# installed: this machine's boot is not touched) into $GUEST_KERNEL, the
+# image and the virtio-net modules only.
+GUEST_KERNEL=${GUEST_KERNEL:-/var/lib/unetmap/guest-kernel}
+guest_kernel() {
+  local pkg tmp
+  pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9].*\)$/\1/p' | head -1)
+  [ -n "$pkg" ] || { echo "deps: no Debian kernel package found for the test guests" >&2; return 1; }
+  [ -f "$GUEST_KERNEL/package" ] && [ "$(cat "$GUEST_KERNEL/package")" = "$pkg" ] && return 0
+  echo "deps: unpacking $pkg for the test guests into $GUEST_KERNEL"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && chown _apt "$tmp" 2>/dev/null; apt-get download -qq "$pkg" >/dev/null 2>&1 ||
+    { $SUDO apt-get update -qq && apt-get download -qq "$pkg"; })
+  mkdir -p "$tmp/x"
+  dpkg-deb --fsys-tarfile "$tmp"/*.deb | tar -x -C "$tmp/x" --wildcards './boot/vmlinuz-*' \
+    '*/virtio.ko' '*/virtio_ring.ko' '*/virtio_pci*.ko' '*/virtio_net.ko' '*/failover.ko' '*/net_failover.ko'
+  $SUDO rm -rf "$GUEST_KERNEL"
+  $SUDO mkdir -p "$GUEST_KERNEL/modules"
+  $SUDO cp "$tmp"/x/boot/vmlinuz-* "$GUEST_KERNEL/vmlinuz"
+  find "$tmp/x" -name '*.ko' -exec $SUDO cp {} "$GUEST_KERNEL/modules/" \;
+  echo "$pkg" | $SUDO tee "$GUEST_KERNEL/package" >/dev/null
+  rm -rf "$tmp"
+}
+guest_kernel
