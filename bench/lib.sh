@@ -159,8 +159,12 @@ rxtx_failed() {
     tail -n 3 "$1/rx.out" "$1/rx.err" "$1/tx.out" "$1/tx.err" >&2 || true
 }
 
+# new_unetmap_dir: a fresh runtime directory, in shared memory (tmpfs) as
+# the library's default /dev/shm/unetmap: regions and status files on a
+# disk's file system would pay for its writeback (BENCH_RUNTIME_BASE
+# chooses another place).
 new_unetmap_dir() {
-    UNETMAP_DIR_CUR=$(mktemp -d "${TMPDIR:-/tmp}/unetmap-${ME%.sh}.XXXXXX")
+    UNETMAP_DIR_CUR=$(mktemp -d "${BENCH_RUNTIME_BASE:-/dev/shm}/unetmap-${ME%.sh}.XXXXXX")
 }
 drop_unetmap_dir() {
     [[ -n "$UNETMAP_DIR_CUR" ]] && rm -rf "$UNETMAP_DIR_CUR"

@@ -14,6 +14,8 @@ set -euo pipefail
 pkgs=(cmake g++ gcc make pkg-config libgtest-dev googletest libxdp-dev libbpf-dev iproute2 procps
   iputils-ping netcat-openbsd clang-14 libclang-rt-14-dev binutils dpkg-dev flex bison
   libpcap0.8-dev tcpdump tshark python3-scapy dpdk-dev qemu-system-x86 busybox-static cpio "$@")
+# Installed without their recommendations (QEMU's would bring a GUI).
+bare=(qemu-system-x86)
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 # Debian's source packages (apt-get source libpcap): deb-src lines beside
@@ -40,7 +42,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "deps: installing ${missing[*]}"
   # tshark asks whether non-root users may capture: no (the default).
   echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  with=() without=()
+  for p in "${missing[@]}"; do
+    if [[ " ${bare[*]} " == *" $p "* ]]; then without+=("$p"); else with+=("$p"); fi
+  done
+  [ ${#with[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${with[@]}" >/dev/null
+  [ ${#without[@]} -eq 0 ] ||
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${without[@]}" >/dev/null
 fi
 
 # The test guests' kernel: Debian's, unpacked from its package (not
