@@ -65,15 +65,7 @@ struct TestRing {
   }
 };
 
-std::vector<uint8_t> pattern(size_t len, uint8_t seed) {
-  std::vector<uint8_t> v(len);
-  uint32_t x = 0x9e3779b9u * (seed + 1);
-  for (auto& c : v) {
-    x = x * 1664525u + 1013904223u;
-    c = uint8_t(x >> 24);
-  }
-  return v;
-}
+std::vector<uint8_t> pattern(size_t len, uint8_t seed) { return nmtest::offload_detail::bytes(len, seed); }
 
 CopyRule rule(uint32_t src_buf, uint32_t dst_buf, uint32_t src_hdr = 0, uint32_t dst_hdr = 0,
               uint32_t max_frame = 65535) {

@@ -176,6 +176,9 @@ class Vhost : public ::testing::Test {
     std::string why;
     ASSERT_EQ(vh::attach(r, &why), 0) << why;
   }
+  // A front end acking `offloads` on vale0:name, once its port's header
+  // is `hdr` bytes (what those offloads give it).
+  std::unique_ptr<VhostFront> offload_front(const std::string& name, uint64_t offloads, uint32_t hdr);
   // A front end connected and set up on vale0:name.
   std::unique_ptr<VhostFront> front(const std::string& name, VhostFront::Options o = {}) {
     auto f = std::make_unique<VhostFront>(o);
@@ -412,6 +415,17 @@ uint32_t port_hdr_becomes(const std::string& name, uint32_t want, int timeout_ms
   return h;
 }
 
+std::unique_ptr<VhostFront> Vhost::offload_front(const std::string& name, uint64_t offloads, uint32_t hdr) {
+  VhostFront::Options o;
+  o.offloads = offloads;
+  auto f = front(name, o);
+  if (f && port_hdr_becomes("vale0:" + name, hdr, 5000) != hdr) {
+    ADD_FAILURE() << "vale0:" << name << ": the header is not " << hdr << " bytes";
+    return nullptr;
+  }
+  return f;
+}
+
 // A 64000-byte TCPv4 GSO frame as a guest hands it over: its header
 // (NEEDS_CSUM, gso TCPv4 at 1448) in 12 bytes, then the frame.
 nmtest::Offloaded tso_frame(bool v6 = false) {
@@ -419,6 +433,14 @@ nmtest::Offloaded tso_frame(bool v6 = false) {
   o.hdr.gso_type = v6 ? unetmap::kGsoTcp6 : unetmap::kGsoTcp4;
   o.hdr.gso_size = 1448;
   return o;
+}
+
+// n frames from p (fewer if they stop coming for 5 s).
+std::vector<std::vector<uint8_t>> recv_n(Port& p, size_t n) {
+  std::vector<std::vector<uint8_t>> out;
+  std::vector<uint8_t> r;
+  while (out.size() < n && p.recv(&r, 5000)) out.push_back(r);
+  return out;
 }
 
 // The backend offers every offload; the port's header follows what the
@@ -460,13 +482,9 @@ TEST_F(Vhost, OffloadsAreOfferedAndThePortHeaderFollowsTheGuest) {
 TEST_F(Vhost, VmToVmMovesTsoFramesWhole) {
   attach("a");
   attach("b");
-  VhostFront::Options o;
-  o.offloads = kGuestTakes | kHostTakes;
-  auto fa = front("a", o);
-  auto fb = front("b", o);
+  auto fa = offload_front("a", kGuestTakes | kHostTakes, 12);
+  auto fb = offload_front("b", kGuestTakes | kHostTakes, 12);
   ASSERT_TRUE(fa && fb);
-  ASSERT_EQ(port_hdr_becomes("vale0:a", 12, 5000), 12u);
-  ASSERT_EQ(port_hdr_becomes("vale0:b", 12, 5000), 12u);
   Port bare("vale0:bare");
   fb->post_rx(256);
   for (bool v6 : {false, true}) {
@@ -483,8 +501,7 @@ TEST_F(Vhost, VmToVmMovesTsoFramesWhole) {
     EXPECT_EQ(h.csum_start, t.hdr.csum_start);
     EXPECT_EQ(h.csum_offset, t.hdr.csum_offset);
     EXPECT_EQ(h.num_buffers, (t.frame.size() + 12 + 2047) / 2048);
-    std::vector<std::vector<uint8_t>> segs;
-    while (segs.size() < 45 && bare.recv(&r, 5000)) segs.push_back(r);
+    const auto segs = recv_n(bare, 45);
     ASSERT_EQ(segs.size(), 45u);
     EXPECT_EQ(nmtest::scapy_says("tcp", segs, t.payload, 1500, 1448), "");
   }
@@ -496,24 +513,19 @@ TEST_F(Vhost, VmToVmMovesTsoFramesWhole) {
 // header is dropped and counted.
 TEST_F(Vhost, BackendFinishesWhatAGuestWithoutAPortHeaderOffloads) {
   attach("vm");
-  VhostFront::Options o;
-  o.offloads = kHostTakes;
-  auto f = front("vm", o);
+  auto f = offload_front("vm", kHostTakes, 0);
   ASSERT_TRUE(f);
-  ASSERT_EQ(port_hdr_becomes("vale0:vm", 0, 5000), 0u);
   Port bare("vale0:bare");
   const nmtest::Offloaded t = tso_frame();
   ASSERT_TRUE(f->send_with_header(t.with_header(12)));
   std::vector<uint8_t> r;
-  std::vector<std::vector<uint8_t>> segs;
-  while (segs.size() < 45 && bare.recv(&r, 5000)) segs.push_back(r);
+  const auto segs = recv_n(bare, 45);
   ASSERT_EQ(segs.size(), 45u);
   EXPECT_EQ(nmtest::scapy_says("tcp", segs, t.payload, 1500, 1448), "");
   nmtest::Offloaded u = nmtest::offloaded(true, false, 5000, false);
   u.hdr.gso_type = unetmap::kGsoUdp, u.hdr.gso_size = 1400;
   ASSERT_TRUE(f->send_with_header(u.with_header(12)));
-  std::vector<std::vector<uint8_t>> frags;
-  while (frags.size() < 4 && bare.recv(&r, 5000)) frags.push_back(r);  // 5008 bytes in 1400s
+  const auto frags = recv_n(bare, 4);  // 5008 bytes in 1400s
   ASSERT_EQ(frags.size(), 4u);
   EXPECT_EQ(nmtest::scapy_says("udp", frags, u.payload, 1500, 1400), "");
   const nmtest::Offloaded c = nmtest::offloaded(false, false, 900, false);
@@ -534,11 +546,8 @@ TEST_F(Vhost, BackendFinishesWhatAGuestWithoutAPortHeaderOffloads) {
 // never reach it: dropped by the backend, counted; the rest come.
 TEST_F(Vhost, FramesTheGuestCannotTakeAreDropped) {
   attach("vm");
-  VhostFront::Options o;
-  o.offloads = kGuestTakes;
-  auto f = front("vm", o);
+  auto f = offload_front("vm", kGuestTakes, 12);
   ASSERT_TRUE(f);
-  ASSERT_EQ(port_hdr_becomes("vale0:vm", 12, 5000), 12u);
   f->post_rx(256);
   Port app("vale0:app");
   ASSERT_EQ(hdr_set("vale0:app", 12), 0);
