@@ -72,6 +72,7 @@ int Virtq::setup(const GuestMemory& m, const VringConfig& c, std::string* why) {
     used_wrap_ = avail_wrap_;
     signalled_off_ = used_slot_;
     signalled_wrap_ = used_wrap_;
+    unsignalled_ = 0;
   } else {
     last_avail_ = uint16_t(c.base);
     avail_idx_ = last_avail_;
@@ -242,6 +243,7 @@ void Virtq::push(const Chain& c, uint32_t len) {
     const uint16_t f = used_wrap_ ? uint16_t(kDescAvail | kDescUsed) : 0;
     release16(&d->b, uint16_t(f | (len ? kDescWrite : 0)));
     used_slot_ = uint16_t(used_slot_ + c.ndesc);
+    unsignalled_ += c.ndesc;
     if (used_slot_ >= num_) {
       used_slot_ = uint16_t(used_slot_ - num_);
       used_wrap_ = !used_wrap_;
@@ -258,7 +260,7 @@ void Virtq::push(const Chain& c, uint32_t len) {
 bool Virtq::flush() {
   if (!ready()) return false;
   if (packed_) {
-    if (used_slot_ == signalled_off_ && used_wrap_ == signalled_wrap_) return false;
+    if (unsignalled_ == 0) return false;
     std::atomic_thread_fence(std::memory_order_seq_cst);
     const uint16_t flags = load16(&driver_ev_->flags);
     bool need;
@@ -272,10 +274,13 @@ bool Virtq::flush() {
       if (bool(ow >> 15) != used_wrap_) off -= num_;
       // Positions in a space where this lap starts at 0.
       const int32_t old_pos = signalled_off_ - (signalled_wrap_ != used_wrap_ ? num_ : 0);
-      need = uint16_t(used_slot_ - off - 1) < uint16_t(used_slot_ - old_pos);
+      // A lap or more used since: the guest's descriptor was passed, whatever
+      // the positions say (they repeat every lap).
+      need = unsignalled_ >= num_ || uint16_t(used_slot_ - off - 1) < uint16_t(used_slot_ - old_pos);
     }
     signalled_off_ = used_slot_;
     signalled_wrap_ = used_wrap_;
+    unsignalled_ = 0;
     return need;
   }
   const uint16_t old = signalled_;

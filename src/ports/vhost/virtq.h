@@ -100,6 +100,7 @@ class Virtq {
   bool batch_first_wrap_ = true;
   uint16_t signalled_off_ = 0;
   bool signalled_wrap_ = true;
+  uint32_t unsignalled_ = 0;  // packed: descriptors used since the last flush
 };
 
 }  // namespace unetmap::vhost
