@@ -32,6 +32,10 @@
 #   RUNS           runs of each case (default 3)
 #   VHOST_SECONDS  seconds of traffic per run (default 8)
 #   SIZES          frame sizes, testpmd's --txpkts (default "64 1514")
+#   VQ_SIZE        virtqueue size of every virtio_user "VM" and testpmd's rxd/txd,
+#                  the peer's included (default 1024: on two cores a guest
+#                  polls once per time slice, and 256 descriptors are a few
+#                  hundred microseconds of traffic)
 #   VHOST_SLOTS    slots of the vhost-user ports' rings (default 16384: as the
 #                  receiver's, room for what arrives while the worker waits
 #                  for its CPU)
@@ -45,22 +49,24 @@ RUNS=${RUNS:-3}
 VHOST_SECONDS=${VHOST_SECONDS:-8}
 SIZES=${SIZES:-"64 1514"}
 VHOST_SLOTS=${VHOST_SLOTS:-16384}
+VQ_SIZE=${VQ_SIZE:-1024}
 VALECTL="$BUILD_DIR/tools/vale-ctl"
 TSO="$BUILD_DIR/bench/vhost_tso"
 
-check_env "bash scripts/build.sh" RUNS VHOST_SECONDS VHOST_SLOTS
+check_env "bash scripts/build.sh" RUNS VHOST_SECONDS VHOST_SLOTS VQ_SIZE
 ((HAVE_TESTPMD)) || die "$TESTPMD not found (apt-get install dpdk-dev)"
 [[ -x "$VALECTL" ]] || die "vale-ctl not found at $VALECTL"
 [[ -x "$BUILD_DIR/unetmap-vhost" ]] || die "unetmap-vhost not found in $BUILD_DIR"
 bench_init vh
 PKTGEN_T=(timeout $((VHOST_SECONDS + 30)) "$PKTGEN")
 EAL=(--no-huge -m 512 --no-pci)
-APP=(--total-num-mbufs=32768 --stats-period 1 --nb-cores=1)
+APP=(--total-num-mbufs=32768 --stats-period 1 --nb-cores=1 --rxd="$VQ_SIZE" --txd="$VQ_SIZE")
 
 # testpmd LOG TAG MAIN_LCORE VDEV MODE SIZE [SECONDS]: a testpmd in the
 # background (its forwarding lcore is the other CPU); sets TPID.
 testpmd() {
     local log=$1 tag=$2 main=$3 vdev=$4 mode=$5 size=$6 secs=${7:-$((VHOST_SECONDS + 4))}
+    [[ $vdev == net_virtio_user* ]] && vdev+=",queue_size=$VQ_SIZE"
     timeout "$secs" "$TESTPMD" -l 0,1 --main-lcore "$main" "${EAL[@]}" --file-prefix="$tag" \
         --vdev="$vdev" -- "${APP[@]}" --forward-mode="$mode" --txpkts="$size" >"$log" 2>&1 </dev/null &
     TPID=$!; PIDS+=("$TPID")
