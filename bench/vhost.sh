@@ -81,6 +81,15 @@ attach() {
     [[ -n "$w" ]] && taskset -p -c 0 "$w" >/dev/null
 }
 
+# drop_ports: detach vale0:a and vale0:b (their workers stop), then drop the
+# runtime directory (a worker still running when it goes would make it
+# again, empty).
+drop_ports() {
+    local p
+    for p in a b; do UNETMAP_DIR=$UNETMAP_DIR_CUR "$VALECTL" -d "vale0:$p" >/dev/null 2>&1 || true; done
+    drop_unetmap_dir
+}
+
 # pktgen_median LOG: "MEDIAN STEADY ALL" of pkt-gen's per-second rates (Mpps)
 pktgen_median() {
     local samples=() k=2 n
@@ -99,7 +108,7 @@ run_vm_switch() {
     local n=$1 size=$2 d="$WORK/vs_${size}_$1" rx k all
     mkdir -p "$d"
     new_unetmap_dir
-    attach a || { drop_unetmap_dir; return 1; }
+    attach a || { drop_ports; return 1; }
     UNETMAP_DIR=$UNETMAP_DIR_CUR "${PKTGEN_T[@]}" -i "vale0:p@conf:slots=16384" -f rx -a 0 \
         >"$d/rx.out" 2>"$d/rx.err" &
     local rxpid=$!; PIDS+=("$rxpid")
@@ -108,7 +117,7 @@ run_vm_switch() {
     local tp=$TPID
     wait "$tp" 2>/dev/null || true; forget "$tp"
     stop_pid "$rxpid"; forget "$rxpid"
-    drop_unetmap_dir
+    drop_ports
     if ! read -r rx k all < <(pktgen_median "$d/rx.out"); then
         echo "run $n: vm->switch $size: no figure" >&2; tail -n 3 "$d/rx.err" "$d/vm.log" >&2; return 1
     fi
@@ -121,7 +130,7 @@ run_switch_vm() {
     local n=$1 size=$2 d="$WORK/sv_${size}_$1" rx k all plen=$(($2 - 4))
     mkdir -p "$d"
     new_unetmap_dir
-    attach a || { drop_unetmap_dir; return 1; }
+    attach a || { drop_ports; return 1; }
     testpmd "$d/vm.log" "${TAG}_${n}_sv" 0 "net_virtio_user0,path=$UNETMAP_DIR_CUR/a.sock" rxonly "$size"
     local tp=$TPID
     wait_for "$d/vm.log" "Rx-pps:" 20 "$tp" || { echo "run $n: testpmd not ready" >&2; return 1; }
@@ -130,7 +139,7 @@ run_switch_vm() {
     local txpid=$!; PIDS+=("$txpid")
     wait "$tp" 2>/dev/null || true; forget "$tp"
     stop_pid "$txpid"; forget "$txpid"
-    drop_unetmap_dir
+    drop_ports
     if ! read -r rx k all < <(steady_median "$d/vm.log" Rx-pps); then
         echo "run $n: switch->vm $size: no figure" >&2; tail -n 3 "$d/tx.err" "$d/vm.log" >&2; return 1
     fi
@@ -143,7 +152,7 @@ run_vm_vm() {
     local n=$1 size=$2 d="$WORK/vv_${size}_$1" rx k all
     mkdir -p "$d"
     new_unetmap_dir
-    attach a && attach b || { drop_unetmap_dir; return 1; }
+    attach a && attach b || { drop_ports; return 1; }
     testpmd "$d/b.log" "${TAG}_${n}_vvb" 1 "net_virtio_user0,path=$UNETMAP_DIR_CUR/b.sock" rxonly "$size" \
         $((VHOST_SECONDS + 8))
     local tb=$TPID
@@ -152,7 +161,7 @@ run_vm_vm() {
     local ta=$TPID
     wait "$ta" 2>/dev/null || true; forget "$ta"
     stop_pid "$tb"; forget "$tb"
-    drop_unetmap_dir
+    drop_ports
     if ! read -r rx k all < <(steady_median "$d/b.log" Rx-pps); then
         echo "run $n: vm->vm $size: no figure" >&2; tail -n 3 "$d/a.log" "$d/b.log" >&2; return 1
     fi
@@ -189,10 +198,10 @@ run_tso() {
     local n=$1 d="$WORK/tso_$1" g
     mkdir -p "$d"
     new_unetmap_dir
-    attach a && attach b || { drop_unetmap_dir; return 1; }
+    attach a && attach b || { drop_ports; return 1; }
     timeout $((VHOST_SECONDS + 30)) "$TSO" "$UNETMAP_DIR_CUR/a.sock" "$UNETMAP_DIR_CUR/b.sock" "$VHOST_SECONDS" \
         >"$d/unetmap.out" 2>&1 || true
-    drop_unetmap_dir
+    drop_ports
     if g=$(sed -n 's/^median: \([0-9.]*\) Gbit\/s/\1/p' "$d/unetmap.out") && [[ -n "$g" ]]; then
         record "tso" "$g"
         printf 'run %d/%d  64 KB TSO  unetmap vm->vm      %7.2f Gbit/s  (%s)\n' "$n" "$RUNS" "$g" \
