@@ -86,16 +86,27 @@ bool parse_ip(const uint8_t* f, uint32_t len, IpInfo* ip) {
 // most 64 KiB; this leaves room for its Ethernet header and a tag).
 constexpr uint32_t kSegBuf = 65536 + 256;
 
-// Finish a partial checksum (NEEDS_CSUM): the 16-bit field at
-// start + offset holds the pseudo-header's sum; the sum of everything
-// from start to the end, complemented, goes there. False if the offsets
-// lie outside the frame.
-bool finish_partial(uint8_t* f, uint32_t len, uint32_t start, uint32_t offset) {
-  if (start >= len || offset > len - start || len - start - offset < 2) return false;
+// Where TCP's header ends in frame f (parsed as ip): its data's offset,
+// or 0 if the header is not all there.
+uint32_t tcp_data_at(const uint8_t* f, uint32_t len, const IpInfo& ip) {
+  if (len < ip.l4 + 20) return 0;
+  const uint32_t hdrs = ip.l4 + (f[ip.l4 + 12] >> 4) * 4u;
+  return hdrs < ip.l4 + 20 || hdrs > len ? 0 : hdrs;
+}
+
+// Whether a partial checksum's field (at start + offset, 2 bytes) lies in
+// a frame of len bytes.
+bool partial_fits(uint32_t len, uint32_t start, uint32_t offset) {
+  return start < len && offset <= len - start && len - start - offset >= 2;
+}
+
+// Finish a partial checksum (NEEDS_CSUM) whose field partial_fits(): the
+// 16-bit field at start + offset holds the pseudo-header's sum; the sum of
+// everything from start to the end, complemented, goes there.
+void finish_partial(uint8_t* f, uint32_t len, uint32_t start, uint32_t offset) {
   uint16_t c = fold(sum_bytes(f + start, len - start, 0));
   if (c == 0) c = 0xffff;  // as Linux does: 0 would mean "no checksum" to UDP
   put16(f + start + offset, c);
-  return true;
 }
 
 // The data bytes each IP fragment of a UDP GSO frame carries (a multiple
@@ -156,11 +167,7 @@ constexpr uint32_t kVnetMaxFrames = 256;  // more from one frame is an attack, n
 VnetPlan plan_vnet(const VnetHdr& h, const uint8_t* f, uint32_t len, uint32_t mtu) {
   VnetPlan p;
   const uint8_t type = h.gso_type & uint8_t(~kGsoEcn);
-  if (h.flags & kVnetNeedsCsum) {
-    if (h.csum_start >= len || h.csum_offset > len - h.csum_start ||
-        len - h.csum_start - h.csum_offset < 2)
-      return p;
-  }
+  if ((h.flags & kVnetNeedsCsum) && !partial_fits(len, h.csum_start, h.csum_offset)) return p;
   if (type == kGsoNone) {
     if (h.gso_type & kGsoEcn) return p;
     p.frames = 1;
@@ -169,9 +176,9 @@ VnetPlan plan_vnet(const VnetHdr& h, const uint8_t* f, uint32_t len, uint32_t mt
   if (h.gso_size == 0 || len > kSegBuf || !parse_ip(f, len, &p.ip)) return p;
   const bool v4 = p.ip.type == 0x0800;
   if (type == kGsoTcp4 || type == kGsoTcp6) {
-    if (p.ip.proto != 6 || v4 != (type == kGsoTcp4) || len < p.ip.l4 + 20) return p;
-    const uint32_t hdrs = p.ip.l4 + (f[p.ip.l4 + 12] >> 4) * 4u;
-    if (hdrs < p.ip.l4 + 20 || hdrs > len || mtu <= hdrs - p.ip.l3) return p;
+    if (p.ip.proto != 6 || v4 != (type == kGsoTcp4)) return p;
+    const uint32_t hdrs = tcp_data_at(f, len, p.ip);
+    if (hdrs == 0 || mtu <= hdrs - p.ip.l3) return p;
     p.seg = mtu - (hdrs - p.ip.l3);
     if (h.gso_size < p.seg) p.seg = h.gso_size;
     p.gso_proto = 6;
@@ -196,9 +203,8 @@ bool tcp_segment(const uint8_t* f, uint32_t len, uint32_t mtu, SegmentSink out, 
   IpInfo ip;
   if (len > sizeof seg || !parse_ip(f, len, &ip) || ip.proto != 6) return false;
   const uint32_t l3 = ip.l3, iph = ip.l4 - ip.l3, l4 = ip.l4;
-  if (len < l4 + 20) return false;
-  const uint32_t hdrs = l4 + (f[l4 + 12] >> 4) * 4u;  // through the TCP header
-  if (hdrs < l4 + 20 || hdrs > len || mtu <= hdrs - l3) return false;
+  const uint32_t hdrs = tcp_data_at(f, len, ip);  // through the TCP header
+  if (hdrs == 0 || mtu <= hdrs - l3) return false;
   uint32_t mss = mtu - (hdrs - l3);
   if (mss_cap && mss_cap < mss) mss = mss_cap;
   const uint32_t seq0 = uint32_t(be16(f + l4 + 4)) << 16 | be16(f + l4 + 6);

@@ -252,6 +252,27 @@ inline bool put_frame(const Src& src, uint32_t nfrags, uint32_t len, const CopyR
   return true;
 }
 
+// A frame in one flat buffer, as a copy source.
+struct FlatFrag {
+  const uint8_t* p;
+  uint32_t len;
+  Frag operator()(uint32_t) const { return Frag{p, len}; }
+};
+
+// The first n bytes of the frame (at most n: the frame may be shorter)
+// into dst: how many there were.
+template <class Src>
+inline uint32_t gather_head(const Src& src, uint32_t nfrags, uint8_t* dst, uint32_t n) {
+  uint32_t got = 0;
+  for (uint32_t i = 0; i < nfrags && got < n; i++) {
+    const Frag f = src(i);
+    const uint32_t t = f.len < n - got ? f.len : n - got;
+    memcpy(dst + got, f.buf, t);
+    got += t;
+  }
+  return got;
+}
+
 // Copy the frame's bytes into one flat buffer of cap bytes (a socket's
 // frame): its length, or 0 if it does not fit.
 template <class Src>

@@ -218,13 +218,6 @@ struct RxBufs {
   }
 };
 
-// One flat frame (the mismatch path's).
-struct FlatFrag {
-  const uint8_t* p;
-  uint32_t len;
-  Frag operator()(uint32_t) const { return Frag{p, len}; }
-};
-
 // The mismatch path, to a port without a header: do what packet f's
 // header asks (engine's vnet_finish: a checksum finished, a GSO frame cut
 // to kValeMtu) and queue the frames made for the destination, in order,
@@ -267,14 +260,8 @@ bool finish_for(const Kring& k, ValeKring& v, const FwdPkt& f, const CopyRule& r
 // go over the zeroed header the copy put in the destination slot.
 void copy_vnet_fields(const Kring& k, const ValeKring& v, const FwdPkt& f, uint8_t* dst) {
   uint8_t h[kVnetHdrCommon];
-  uint32_t got = 0;
-  for (uint32_t i = 0; i < f.nslots && got < kVnetHdrCommon; i++) {
-    const Frag fr = PktFrags{k, f, v.ind.data()}(i);
-    const uint32_t t = fr.len < kVnetHdrCommon - got ? fr.len : kVnetHdrCommon - got;
-    memcpy(h + got, fr.buf, t);
-    got += t;
-  }
-  if (got == kVnetHdrCommon && dst) memcpy(dst, h, kVnetHdrCommon);
+  if (gather_head(PktFrags{k, f, v.ind.data()}, f.nslots, h, kVnetHdrCommon) == kVnetHdrCommon && dst)
+    memcpy(dst, h, kVnetHdrCommon);
 }
 
 // Packets of two ordered lists (unicast to p, broadcast) into one rx ring of p.

@@ -475,24 +475,19 @@ int Backend::tx_finished(netmap_ring* r, const Chain& c, uint32_t* cur, uint32_t
   if (n == 0) return -1;
   made_.clear();
   made_len_.clear();
+  CopyRule rule;  // flat frames into this ring's own buffers, chained where longer
+  rule.dst_buf = bsize_;
   uint32_t slots = 0;
   vnet_finish(h, frame, flen, 65535, [&](uint8_t* p, uint32_t l) {
     made_.insert(made_.end(), p, p + l);
     made_len_.push_back(l);
-    slots += (l + bsize_ - 1) / bsize_;
+    slots += frame_slots(FlatFrag{p, l}, 1, l, rule);
   });
   if (slots > *space) return -1;
+  const auto bufs = [r](uint32_t b) { return reinterpret_cast<uint8_t*>(NETMAP_BUF(r, b)); };
   const uint8_t* p = made_.data();
   for (uint32_t l : made_len_) {
-    for (uint32_t off = 0; off < l;) {
-      netmap_slot& sl = r->slot[*cur];
-      const uint32_t piece = l - off < bsize_ ? l - off : bsize_;
-      memcpy(NETMAP_BUF(r, sl.buf_idx), p + off, piece);
-      sl.len = uint16_t(piece);
-      off += piece;
-      sl.flags = off < l ? NS_MOREFRAG : 0;
-      *cur = nm_ring_next(r, *cur);
-    }
+    *cur = copy_frame(FlatFrag{p, l}, 1, rule, r->slot, r->num_slots, *cur, bufs);
     p += l;
   }
   *space -= slots;
@@ -608,13 +603,8 @@ uint32_t Backend::rx(uint32_t i, bool* stalled) {
 // did not negotiate): such a frame is dropped, as a device without the
 // offload would have to.
 bool Backend::rx_header(uint32_t ns, uint8_t* h) {
-  uint32_t got = 0;
-  for (uint32_t k = 0; k < ns && got < kVnetHdrCommon; k++) {
-    const uint32_t t = rxs_[k].len < kVnetHdrCommon - got ? rxs_[k].len : kVnetHdrCommon - got;
-    memcpy(h + got, rxs_[k].buf, t);
-    got += t;
-  }
-  if (got < kVnetHdrCommon) return false;
+  const auto frags = [this](uint32_t k) { return Frag{rxs_[k].buf, rxs_[k].len}; };
+  if (gather_head(frags, ns, h, kVnetHdrCommon) < kVnetHdrCommon) return false;
   const uint8_t type = h[1] & uint8_t(~kGsoEcn);
   if ((h[1] & kGsoEcn) && !dev_.has(kNetGuestEcn)) return false;
   switch (type) {
