@@ -1,0 +1,440 @@
+// ipfw's rule language and matcher (src/ipfw): rules parsed and printed
+// back, malformed rules refused with the word at fault, and frames built
+// here run through rulesets.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <string.h>
+
+#include <string>
+#include <vector>
+
+#include "ipfw/command.h"
+#include "ipfw/packet.h"
+#include "ipfw/ruleset.h"
+#include "ipfw/rules.h"
+
+using namespace unetmap::ipfw;
+
+namespace {
+
+// `ipfw list`'s line for the rule given as text ("" and *err if refused).
+std::string roundtrip(const std::string& text, std::string* err = nullptr) {
+  Rule r;
+  std::string e;
+  if (!parse_rule(split_words(text), &r, &e)) {
+    if (err) *err = e;
+    return "";
+  }
+  return format_rule(r);
+}
+
+// A frame: Ethernet, optional VLAN tag, IPv4 or IPv6, then TCP, UDP or ICMP.
+struct FrameSpec {
+  bool v6 = false;
+  const char* src = "10.0.0.1";
+  const char* dst = "10.0.0.2";
+  uint8_t proto = 6;
+  uint16_t sport = 1234, dport = 80;
+  uint8_t tcp_flags = 0x02;
+  uint8_t icmp_type = 8;
+  uint8_t ttl = 64, dscp = 0;
+  uint16_t frag_off = 0;  // IPv4: offset in 8-byte units
+  bool vlan = false;
+  uint32_t payload = 20;
+  uint8_t smac[6] = {2, 0, 0, 0, 0, 1}, dmac[6] = {2, 0, 0, 0, 0, 2};
+};
+
+std::vector<uint8_t> frame(const FrameSpec& s) {
+  std::vector<uint8_t> f(14, 0);
+  memcpy(&f[0], s.dmac, 6);
+  memcpy(&f[6], s.smac, 6);
+  size_t at = 12;
+  if (s.vlan) {
+    f.insert(f.begin() + 12, {0x81, 0x00, 0x00, 0x05});
+    at = 16;
+  }
+  f[at] = s.v6 ? 0x86 : 0x08;
+  f[at + 1] = s.v6 ? 0xdd : 0x00;
+  const uint32_t l4len = (s.proto == 6 ? 20 : 8) + s.payload;
+  std::vector<uint8_t> ip(s.v6 ? 40 : 20, 0);
+  if (s.v6) {
+    ip[0] = uint8_t(0x60 | s.dscp >> 2);
+    ip[1] = uint8_t((s.dscp & 3) << 6);
+    ip[4] = uint8_t(l4len >> 8), ip[5] = uint8_t(l4len);
+    ip[6] = s.proto, ip[7] = s.ttl;
+    inet_pton(AF_INET6, s.src, &ip[8]);
+    inet_pton(AF_INET6, s.dst, &ip[24]);
+  } else {
+    ip[0] = 0x45;
+    ip[1] = uint8_t(s.dscp << 2);
+    const uint32_t tot = 20 + l4len;
+    ip[2] = uint8_t(tot >> 8), ip[3] = uint8_t(tot);
+    ip[6] = uint8_t(s.frag_off >> 8), ip[7] = uint8_t(s.frag_off);
+    ip[8] = s.ttl, ip[9] = s.proto;
+    inet_pton(AF_INET, s.src, &ip[12]);
+    inet_pton(AF_INET, s.dst, &ip[16]);
+  }
+  f.insert(f.end(), ip.begin(), ip.end());
+  std::vector<uint8_t> l4(l4len, 0);
+  if (s.proto == 6 || s.proto == 17) {
+    l4[0] = uint8_t(s.sport >> 8), l4[1] = uint8_t(s.sport);
+    l4[2] = uint8_t(s.dport >> 8), l4[3] = uint8_t(s.dport);
+    if (s.proto == 6) l4[12] = 0x50, l4[13] = s.tcp_flags;
+  } else {
+    l4[0] = s.icmp_type;
+  }
+  f.insert(f.end(), l4.begin(), l4.end());
+  return f;
+}
+
+// The number of the rule that decides for frame f (and its action in *a).
+uint32_t decide(Ruleset& rs, const std::vector<uint8_t>& f, Action* a = nullptr, bool out = false,
+                const std::string& recv = "vale0:a", const std::string& xmit = "vale0:b", uint64_t now = 1) {
+  Packet p;
+  parse_packet(f.data(), uint32_t(f.size()), &p);
+  Where w;
+  w.out = out;
+  w.recv = &recv;
+  w.xmit = &xmit;
+  w.now_ns = now;
+  const Verdict v = rs.check(p, w);
+  if (a) *a = v.action;
+  return v.rule;
+}
+
+// A ruleset from commands; fails the test on a refused one.
+Ruleset ruleset(const std::vector<std::string>& cmds) {
+  Ruleset rs;
+  for (const std::string& c : cmds) {
+    std::string out, err;
+    EXPECT_TRUE(run_command(rs, split_words(c), &out, &err)) << c << ": " << err;
+  }
+  return rs;
+}
+
+}  // namespace
+
+TEST(Parse, RulesPrintAsIpfwListsThem) {
+  EXPECT_EQ(roundtrip("100 allow tcp from any to any 80"), "00100 allow tcp from any to any 80");
+  EXPECT_EQ(roundtrip("200 deny log udp from 10.0.0.0/8 to not 192.168.1.1 53,1000-2000"),
+            "00200 deny log udp from 10.0.0.0/8 to not 192.168.1.1 53,1000-2000");
+  EXPECT_EQ(roundtrip("300 pass ip6 from 2001:db8::/32 to ::1"), "00300 allow ip6 from 2001:db8::/32 to ::1");
+  EXPECT_EQ(roundtrip("10 accept all from 10.1.2.3:255.255.0.255 to any"),
+            "00010 allow ip from 10.1.0.3:255.255.0.255 to any");
+  EXPECT_EQ(roundtrip("1 count ip from {10.0.0.1,10.0.0.2} to table(3)"),
+            "00001 count ip from 10.0.0.1,10.0.0.2 to table(3)");
+  EXPECT_EQ(roundtrip("2 skipto 500 ip from me to me6"), "00002 skipto 500 ip from me to me6");
+  EXPECT_EQ(roundtrip("3 set 5 prob 0.5 drop icmp from any to any icmptypes 0,8"),
+            "00003 prob 0.5 deny icmp from any to any icmptypes 0,8");
+  EXPECT_EQ(roundtrip("4 unreach port udp from any to any"), "00004 unreach 3 udp from any to any");
+  EXPECT_EQ(roundtrip("5 check-state"), "00005 check-state");
+  EXPECT_EQ(roundtrip("6 allow tcp from any to any established"), "00006 allow tcp from any to any established");
+  EXPECT_EQ(roundtrip("7 allow tcp from any to any setup keep-state"),
+            "00007 allow tcp from any to any setup keep-state");
+  EXPECT_EQ(roundtrip("8 deny tcp from any to any tcpflags syn,!ack in recv vale0:a"),
+            "00008 deny tcp from any to any tcpflags syn,!ack in recv vale0:a");
+  EXPECT_EQ(roundtrip("9 deny ip from any to any not frag out xmit x via y"),
+            "00009 deny ip from any to any not frag out xmit x via y");
+  EXPECT_EQ(roundtrip("11 deny ip from any to any iplen 20-100 ipttl 1,255 dscp ef,af11"),
+            "00011 deny ip from any to any iplen 20-100 ipttl 1,255 dscp 46,10");
+  EXPECT_EQ(roundtrip("12 allow ip from any to any mac any 02:00:00:00:00:01"),
+            "00012 allow ip from any to any mac any 02:00:00:00:00:01");
+  EXPECT_EQ(roundtrip("13 allow ip from any to any mac 02:00:00:00:00:00/24 any"),
+            "00013 allow ip from any to any mac 02:00:00:00:00:00&ff:ff:ff:00:00:00 any");
+  EXPECT_EQ(roundtrip("14 allow ip from any to any proto tcp dst-port 22 src-port 1024-65535"),
+            "00014 allow ip from any to any proto tcp dst-port 22 src-port 1024-65535");
+  EXPECT_EQ(roundtrip("15 allow ip from any to any src-ip 10.0.0.0/24 dst-ip table(2,7)"),
+            "00015 allow ip from any to any src-ip 10.0.0.0/24 dst-ip table(2,7)");
+  EXPECT_EQ(roundtrip("16 allow ipv6-icmp from any to any icmp6types 128,129 ipversion 6"),
+            "00016 allow ipv6-icmp from any to any icmp6types 128,129 ipversion 6");
+  EXPECT_EQ(roundtrip("17 reject tcp from any not 80 to any"), "00017 reject tcp from any not 80 to any");
+  EXPECT_EQ(roundtrip("18 allow 47 from any to any"), "00018 allow gre from any to any");
+  EXPECT_EQ(roundtrip("reset tcp from any to any"), "00000 reset tcp from any to any");
+}
+
+TEST(Parse, MalformedRulesNameTheWordAtFault) {
+  const struct {
+    const char* rule;
+    const char* err;
+  } cases[] = {
+      {"100 alow ip from any to any", "invalid action `alow'"},
+      {"100 allow ipx from any to any", "invalid protocol `ipx'"},
+      {"100 allow ip any to any", "missing ``from''"},
+      {"100 allow ip from any any", "missing ``to''"},
+      {"100 allow ip from 10.0.0.300 to any", "bad source address `10.0.0.300'"},
+      {"100 allow ip from any to 10.0.0.0/33", "bad destination address `10.0.0.0/33'"},
+      {"100 allow ip from any to ::1/129", "bad destination address `::1/129'"},
+      {"100 allow tcp from any to any 70000", "invalid port `70000'"},
+      {"100 allow tcp from any to any 90-80", "invalid port `90-80'"},
+      {"100 allow ip from any to any 80", "only TCP, UDP and SCTP protocols are valid with port specifications"},
+      {"100 allow ip from any to any bogus", "unrecognised option `bogus'"},
+      {"100 allow tcp from any to any tcpflags syn,xyz", "invalid tcpflags `xyz'"},
+      {"100 allow ip from any to any dscp af99", "invalid dscp `af99'"},
+      {"100 allow ip from any to any recv", "missing argument for recv"},
+      {"100 allow ip from any to any mac zz any", "invalid MAC address `zz'"},
+      {"100 allow ip from table(x) to any", "bad table number `table(x)'"},
+      {"100 skipto abc ip from any to any", "illegal argument for skipto `abc'"},
+      {"100 prob 2 allow ip from any to any", "illegal match prob. `2'"},
+      {"65535 allow ip from any to any", "invalid rule number 65535"},
+      {"100 set 32 allow ip from any to any", "illegal set `32'"},
+      {"100 unreach bogus ip from any to any", "invalid ICMP unreachable code `bogus'"},
+      {"100 allow", "missing protocol"},
+      {"", "missing action"},
+  };
+  for (const auto& c : cases) {
+    std::string err = "(accepted)";
+    EXPECT_EQ(roundtrip(c.rule, &err), "") << c.rule;
+    EXPECT_EQ(err, c.err) << c.rule;
+  }
+}
+
+TEST(Match, AddressesPortsAndProtocols) {
+  Ruleset rs = ruleset({"add 100 deny tcp from 10.0.0.1 to any 22",
+                        "add 200 allow udp from any to 10.0.0.0/24 53",
+                        "add 300 allow tcp from any 1000-2000 to not 10.0.0.9",
+                        "add 400 allow ip from 2001:db8::/32 to any",
+                        "add 500 deny ip4 from any to any"});
+  FrameSpec s;
+  s.sport = 3000;
+  s.dport = 22;
+  EXPECT_EQ(decide(rs, frame(s)), 100u);
+  s.src = "10.0.0.7";
+  EXPECT_EQ(decide(rs, frame(s)), 500u);
+  s.sport = 1500;
+  EXPECT_EQ(decide(rs, frame(s)), 300u);
+  s.dst = "10.0.0.9";
+  EXPECT_EQ(decide(rs, frame(s)), 500u);
+  FrameSpec u;
+  u.proto = 17;
+  u.dport = 53;
+  EXPECT_EQ(decide(rs, frame(u)), 200u);
+  u.dst = "10.0.1.2";
+  EXPECT_EQ(decide(rs, frame(u)), 500u);
+  FrameSpec v6;
+  v6.v6 = true;
+  v6.sport = 3000;  // 1000-2000 (rule 300) is for any destination but 10.0.0.9: IPv6 too
+  v6.src = "2001:db8::5";
+  v6.dst = "2001:db9::1";
+  EXPECT_EQ(decide(rs, frame(v6)), 400u);
+  v6.src = "2001:db9::5";
+  Action a;
+  EXPECT_EQ(decide(rs, frame(v6), &a), kDefaultRule);  // ip4 does not take IPv6
+  EXPECT_EQ(a, Action::kDeny);
+  // A VLAN tag is looked through.
+  s = FrameSpec();
+  s.vlan = true;
+  s.dport = 22;
+  EXPECT_EQ(decide(rs, frame(s)), 100u);
+}
+
+TEST(Match, OptionsOfEveryKind) {
+  Ruleset rs = ruleset({"add 10 count tcp from any to any setup",
+                        "add 20 deny tcp from any to any tcpflags fin,!ack",
+                        "add 30 allow tcp from any to any established",
+                        "add 40 deny icmp from any to any icmptypes 8",
+                        "add 50 deny ip from any to any frag",
+                        "add 60 deny ip from any to any ipttl 1",
+                        "add 70 deny ip from any to any dscp ef",
+                        "add 80 deny ip from any to any iplen 1000-2000",
+                        "add 90 deny ip from any to any mac any 02:00:00:00:00:99",
+                        "add 100 deny ip from any to any recv vale0:z",
+                        "add 110 deny ipv6-icmp from any to any icmp6types 128",
+                        "add 120 allow ip from any to any"});
+  FrameSpec s;
+  s.tcp_flags = 0x02;  // SYN: counted by 10, then allowed by 120
+  EXPECT_EQ(decide(rs, frame(s)), 120u);
+  EXPECT_EQ(rs.rules()[0].packets, 1u);
+  s.tcp_flags = 0x01;
+  EXPECT_EQ(decide(rs, frame(s)), 20u);
+  s.tcp_flags = 0x10;
+  EXPECT_EQ(decide(rs, frame(s)), 30u);
+  FrameSpec i;
+  i.proto = 1;
+  EXPECT_EQ(decide(rs, frame(i)), 40u);
+  i.icmp_type = 0;
+  EXPECT_EQ(decide(rs, frame(i)), 120u);
+  i.frag_off = 10;
+  EXPECT_EQ(decide(rs, frame(i)), 50u);
+  i.frag_off = 0x2000;  // more fragments, offset 0: the first one is not `frag'
+  EXPECT_EQ(decide(rs, frame(i)), 120u);
+  i = FrameSpec();
+  i.proto = 17;
+  i.ttl = 1;
+  EXPECT_EQ(decide(rs, frame(i)), 60u);
+  i.ttl = 64;
+  i.dscp = 46;
+  EXPECT_EQ(decide(rs, frame(i)), 70u);
+  i.dscp = 0;
+  i.payload = 1200;
+  EXPECT_EQ(decide(rs, frame(i)), 80u);
+  i.payload = 20;
+  i.smac[5] = 0x99;  // mac DST SRC
+  EXPECT_EQ(decide(rs, frame(i)), 90u);
+  i.smac[5] = 1;
+  EXPECT_EQ(decide(rs, frame(i), nullptr, false, "vale0:z"), 100u);
+  FrameSpec e;
+  e.v6 = true;
+  e.src = "fe80::1";
+  e.dst = "fe80::2";
+  e.proto = 58;
+  e.icmp_type = 128;
+  EXPECT_EQ(decide(rs, frame(e)), 110u);
+  e.dscp = 46;
+  EXPECT_EQ(decide(rs, frame(e)), 70u);
+}
+
+TEST(Match, DirectionsAndInterfaces) {
+  Ruleset rs = ruleset({"add 10 deny ip from any to any in recv a",
+                        "add 20 deny ip from any to any out xmit b",
+                        "add 30 count ip from any to any via c",
+                        "add 40 allow ip from any to any"});
+  EXPECT_TRUE(rs.has_out_rules());
+  FrameSpec s;
+  EXPECT_EQ(decide(rs, frame(s), nullptr, false, "a", "b"), 10u);
+  EXPECT_EQ(decide(rs, frame(s), nullptr, true, "a", "b"), 20u);  // out: recv is not looked at
+  EXPECT_EQ(decide(rs, frame(s), nullptr, false, "b", "a"), 40u);
+  EXPECT_EQ(decide(rs, frame(s), nullptr, true, "x", "c"), 40u);
+  EXPECT_EQ(rs.rules()[2].packets, 1u);
+  EXPECT_FALSE(ruleset({"add allow ip from any to any in"}).has_out_rules());
+}
+
+TEST(Match, SkiptoCountAndProbability) {
+  Ruleset rs = ruleset({"add 10 skipto 40 tcp from any to any", "add 20 deny tcp from any to any",
+                        "add 40 count ip from any to any", "add 50 prob 0.25 deny udp from any to any",
+                        "add 60 allow ip from any to any"});
+  FrameSpec s;
+  EXPECT_EQ(decide(rs, frame(s)), 60u);
+  EXPECT_EQ(rs.rules()[1].packets, 0u);
+  EXPECT_EQ(rs.rules()[2].packets, 1u);
+  FrameSpec u;
+  u.proto = 17;
+  int denied = 0;
+  for (int k = 0; k < 20000; k++) denied += decide(rs, frame(u)) == 50u;
+  // Binomial(20000, 0.25): mean 5000, sd 61; 6 sd either way.
+  EXPECT_GT(denied, 5000 - 370);
+  EXPECT_LT(denied, 5000 + 370);
+  std::string err;
+  Rule back;
+  ASSERT_TRUE(parse_rule(split_words("30 skipto 20 ip from any to any"), &back, &err));
+  EXPECT_FALSE(rs.add(back, &err));
+  EXPECT_EQ(err, "skipto 20 must go forward from rule 30");
+}
+
+TEST(Match, TablesTakeTheLongestPrefixAndValues) {
+  Ruleset rs = ruleset({"table 1 add 10.0.0.0/8 1", "table 1 add 10.1.0.0/16 2", "table 1 add 2001:db8::/48 3",
+                        "add 100 deny ip from table(1,2) to any", "add 200 count ip from table(1) to any",
+                        "add 300 allow ip from any to any"});
+  FrameSpec s;
+  s.src = "10.1.2.3";
+  EXPECT_EQ(decide(rs, frame(s)), 100u);
+  s.src = "10.2.2.3";
+  EXPECT_EQ(decide(rs, frame(s)), 300u);
+  EXPECT_EQ(rs.rules()[1].packets, 1u);
+  s.src = "11.0.0.1";
+  EXPECT_EQ(decide(rs, frame(s)), 300u);
+  EXPECT_EQ(rs.rules()[1].packets, 1u);
+  FrameSpec v6;
+  v6.v6 = true;
+  v6.src = "2001:db8:0:1::1";
+  v6.dst = "::1";
+  EXPECT_EQ(decide(rs, frame(v6)), 300u);
+  EXPECT_EQ(rs.rules()[1].packets, 2u);
+  std::string out, err;
+  ASSERT_TRUE(run_command(rs, split_words("table 1 list"), &out, &err));
+  EXPECT_EQ(out, "10.0.0.0/8 1\n10.1.0.0/16 2\n2001:db8::/48 3\n");
+  ASSERT_TRUE(run_command(rs, split_words("table 1 delete 10.1.0.0/16"), &out, &err)) << err;
+  s.src = "10.1.2.3";
+  EXPECT_EQ(decide(rs, frame(s)), 300u);
+  EXPECT_FALSE(run_command(rs, split_words("table 1 delete 10.1.0.0/16"), &out, &err));
+  EXPECT_FALSE(run_command(rs, split_words("table 1 add 10.0.0.0:255.0.255.0"), &out, &err));
+  EXPECT_EQ(err, "table: a table entry takes a prefix (ADDR/LEN), not a mask");
+  // A thousand prefixes: each found, its neighbour outside not.
+  Ruleset big = ruleset({"add 100 deny ip from any to table(9)", "add 200 allow ip from any to any"});
+  for (int k = 0; k < 1000; k++) {
+    const std::string p = "172." + std::to_string(16 + k / 256) + "." + std::to_string(k % 256) + ".0/24";
+    ASSERT_TRUE(run_command(big, split_words("table 9 add " + p), &out, &err)) << err;
+  }
+  FrameSpec t;
+  t.dst = "172.19.231.77";  // k = 999
+  EXPECT_EQ(decide(big, frame(t)), 100u);
+  t.dst = "172.19.232.1";
+  EXPECT_EQ(decide(big, frame(t)), 200u);
+}
+
+TEST(Match, KeepStateLetsRepliesThrough) {
+  Ruleset rs = ruleset({"add 10 check-state", "add 20 allow tcp from 10.0.0.1 to any setup keep-state",
+                        "add 30 allow udp from 10.0.0.1 to any keep-state", "add 40 deny ip from any to any"});
+  FrameSpec syn;
+  EXPECT_EQ(decide(rs, frame(syn), nullptr, false, "a", "b", 1000), 20u);
+  EXPECT_EQ(rs.states(), 1u);
+  FrameSpec reply;
+  reply.src = "10.0.0.2", reply.dst = "10.0.0.1", reply.sport = 80, reply.dport = 1234, reply.tcp_flags = 0x12;
+  EXPECT_EQ(decide(rs, frame(reply), nullptr, false, "b", "a", 2000), 20u);  // through the state
+  reply.sport = 81;  // another flow: no state
+  EXPECT_EQ(decide(rs, frame(reply), nullptr, false, "b", "a", 3000), 40u);
+  FrameSpec u;
+  u.proto = 17;
+  EXPECT_EQ(decide(rs, frame(u), nullptr, false, "a", "b", 1000), 30u);
+  FrameSpec ur = u;
+  ur.src = "10.0.0.2", ur.dst = "10.0.0.1", ur.sport = 80, ur.dport = 1234;
+  const uint64_t s = 1000000000ull;
+  EXPECT_EQ(decide(rs, frame(ur), nullptr, false, "b", "a", 5 * s), 30u);
+  EXPECT_EQ(decide(rs, frame(ur), nullptr, false, "b", "a", 16 * s), 40u);  // 10 s idle: gone
+  // Deleting the rule takes its states.
+  EXPECT_TRUE(rs.remove(20));
+  reply.sport = 80;
+  EXPECT_EQ(decide(rs, frame(reply), nullptr, false, "b", "a", 3000), 40u);
+}
+
+TEST(Commands, ListShowZeroDeleteFlushSets) {
+  Ruleset rs;
+  std::string out, err;
+  ASSERT_TRUE(run_command(rs, split_words("ipfw -q add allow tcp from any to any 80"), &out, &err));
+  EXPECT_EQ(out, "00100 allow tcp from any to any 80\n");
+  ASSERT_TRUE(run_command(rs, split_words("add set 3 deny ip from any to any"), &out, &err));
+  EXPECT_EQ(out, "00200 deny ip from any to any\n");
+  FrameSpec s;
+  for (int k = 0; k < 3; k++) decide(rs, frame(s));
+  ASSERT_TRUE(run_command(rs, split_words("show"), &out, &err));
+  const std::string len = std::to_string(3 * frame(s).size());
+  const std::string zero = std::string(len.size() - 1, ' ') + "0";  // right-aligned as the widest
+  EXPECT_EQ(out, "00100 3 " + len + " allow tcp from any to any 80\n00200 0 " + zero +
+                     " deny ip from any to any\n65535 0 " + zero + " deny ip from any to any\n");
+  ASSERT_TRUE(run_command(rs, split_words("-S list 200"), &out, &err));
+  EXPECT_EQ(out, "00200 set 3 deny ip from any to any\n");
+  ASSERT_TRUE(run_command(rs, split_words("zero 100"), &out, &err));
+  EXPECT_EQ(rs.rules()[0].packets, 0u);
+  ASSERT_TRUE(run_command(rs, split_words("delete 100"), &out, &err));
+  EXPECT_EQ(decide(rs, frame(s)), 200u);
+  ASSERT_TRUE(run_command(rs, split_words("set disable 3"), &out, &err));
+  EXPECT_EQ(decide(rs, frame(s)), kDefaultRule);
+  ASSERT_TRUE(run_command(rs, split_words("set enable 3"), &out, &err));
+  EXPECT_EQ(decide(rs, frame(s)), 200u);
+  ASSERT_TRUE(run_command(rs, split_words("delete set 3"), &out, &err));
+  EXPECT_EQ(rs.rules().size(), 1u);
+  EXPECT_FALSE(run_command(rs, split_words("delete 100"), &out, &err));
+  EXPECT_EQ(err, "delete: rule 100 not found");
+  EXPECT_FALSE(run_command(rs, split_words("delete 65535"), &out, &err));
+  EXPECT_FALSE(run_command(rs, split_words("frobnicate"), &out, &err));
+  EXPECT_EQ(err, "bad command `frobnicate'");
+  EXPECT_FALSE(run_command(rs, split_words("add 5 pipe 1 ip from any to any"), &out, &err));
+  ASSERT_TRUE(run_command(rs, split_words("add 5 allow ip from any to any"), &out, &err));
+  ASSERT_TRUE(run_command(rs, split_words("flush"), &out, &err));
+  EXPECT_EQ(rs.rules().size(), 1u);
+}
+
+TEST(Packet, TruncatedHeadersAreNeverReadPast) {
+  FrameSpec s;
+  s.v6 = true;
+  s.src = "::1", s.dst = "::2";
+  std::vector<uint8_t> f = frame(s);
+  Ruleset rs = ruleset({"add 10 deny tcp from any to any 80", "add 20 allow ip from any to any"});
+  for (size_t n = 0; n <= f.size(); n++) {
+    // A copy of exactly n bytes: ASan sees any read past it.
+    std::vector<uint8_t> cut(f.begin(), f.begin() + long(n));
+    Packet p;
+    parse_packet(cut.data(), uint32_t(n), &p);
+    if (n >= 14 + 40 + 4) EXPECT_TRUE(p.has_ports) << n;
+    else EXPECT_FALSE(p.has_ports) << n;
+  }
+}
