@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-30}
-fuzzers=${FUZZERS:-name nmreq ring vhost offload}
+fuzzers=${FUZZERS:-name nmreq ring vhost offload ipfw}
 dir=build-fuzz
 
 cxx="" cc=""

@@ -33,7 +33,7 @@ struct RxFrags {
 // complete packet left, the tx ring has no room for the next one, or
 // `limit` packets have moved.
 Stop move_ring(netmap_ring* rx, netmap_ring* tx, uint32_t limit, bool zero_copy, Counters* c,
-               uint32_t* moved) {
+               uint32_t* moved, const Filter* filter) {
   const uint32_t rn = rx->num_slots, tn = tx->num_slots;
   CopyRule rule;
   rule.src_buf = rx->nr_buf_size;
@@ -62,6 +62,15 @@ Stop move_ring(netmap_ring* rx, netmap_ring* tx, uint32_t limit, bool zero_copy,
       break;
     }
     const RxFrags frags{rx, j};
+    if (filter) {
+      const Frag head = frags(0);
+      if (!filter->fn(filter->ctx, head.buf, head.len, len)) {
+        c->filtered++;
+        j = ring_add(j, n, rn);
+        rx_avail -= n;
+        continue;
+      }
+    }
     const uint32_t need = zero_copy ? n : frame_slots(frags, n, len, rule);
     if (need > tx_avail) {
       if (need + 1 < tn) {
@@ -136,13 +145,14 @@ uint32_t rx_pending(const nmport_d* d) {
   return n;
 }
 
-uint32_t forward(nmport_d* src, nmport_d* dst, uint32_t limit, bool zero_copy, Counters* c) {
+uint32_t forward(nmport_d* src, nmport_d* dst, uint32_t limit, bool zero_copy, Counters* c,
+                 const Filter* filter) {
   uint32_t moved = 0;
   unsigned si = src->first_rx_ring, di = dst->first_tx_ring;
   while (si <= src->last_rx_ring && di <= dst->last_tx_ring && moved < limit) {
     netmap_ring* rx = NETMAP_RXRING(src->nifp, si);
     netmap_ring* tx = NETMAP_TXRING(dst->nifp, di);
-    if (move_ring(rx, tx, limit - moved, zero_copy, c, &moved) == Stop::kTxFull)
+    if (move_ring(rx, tx, limit - moved, zero_copy, c, &moved, filter) == Stop::kTxFull)
       di++;
     else
       si++;

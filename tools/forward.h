@@ -33,6 +33,7 @@ struct Counters {
   uint64_t packets = 0;
   uint64_t bytes = 0;
   uint64_t drops = 0;  // packets that can never fit a tx ring (more slots than the ring)
+  uint64_t filtered = 0;  // packets a Filter dropped
 };
 
 // nmport_open without the library's own message: nullptr with the reason
@@ -45,9 +46,18 @@ bool same_region(const nmport_d* a, const nmport_d* b);
 // Slots waiting on the bound rx rings of d (between cur and tail).
 uint32_t rx_pending(const nmport_d* d);
 
+// A per-packet decision (kipfw's firewall): called with the bytes of a
+// packet's first slot and the packet's whole length; false drops the
+// packet (counted in Counters::filtered).
+struct Filter {
+  bool (*fn)(void* ctx, const uint8_t* head, uint32_t head_len, uint32_t len);
+  void* ctx;
+};
+
 // Move up to `limit` packets from src's rx rings to dst's tx rings,
 // swapping buffers if zero_copy (the caller checked same_region()),
 // copying otherwise. Returns the packets moved; adds them to *c.
-uint32_t forward(nmport_d* src, nmport_d* dst, uint32_t limit, bool zero_copy, Counters* c);
+uint32_t forward(nmport_d* src, nmport_d* dst, uint32_t limit, bool zero_copy, Counters* c,
+                 const Filter* filter = nullptr);
 
 }  // namespace unetmap::fwd

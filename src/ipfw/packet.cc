@@ -96,7 +96,7 @@ void ipv6(const uint8_t* f, uint32_t len, Packet* p) {
 void parse_packet(const uint8_t* f, uint32_t len, Packet* p) {
   *p = Packet();
   p->frame = f;
-  p->len = len;
+  p->len = p->wire_len = len;
   if (len < 14) return;
   uint32_t off = 12;
   uint16_t type = be16(f + 12);

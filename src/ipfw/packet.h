@@ -8,7 +8,8 @@ namespace unetmap::ipfw {
 
 struct Packet {
   const uint8_t* frame = nullptr;
-  uint32_t len = 0;
+  uint32_t len = 0;        // bytes at frame (all the parser may read)
+  uint32_t wire_len = 0;   // the whole packet's length (counters); len unless set
   uint8_t ipv = 0;         // 4, 6, or 0: not IP (ARP and the rest)
   uint8_t proto = 0;       // the upper-layer protocol (after IPv6's extension headers)
   uint8_t src[16] = {}, dst[16] = {};  // IPv4 in the first 4 bytes

@@ -324,12 +324,12 @@ bool Ruleset::state_lookup(const Packet& p, const Where& w, Verdict* v) {
   }
   s.expire_ns = w.now_ns + lifetime_ns(p, &s, rev);
   s.packets++;
-  s.bytes += p.len;
+  s.bytes += p.wire_len;
   const size_t i = index_from(s.rule);
   if (i >= rules_.size() || rules_[i].num != s.rule) return false;
   Rule& r = rules_[i];
   r.packets++;
-  r.bytes += p.len;
+  r.bytes += p.wire_len;
   r.last_ns = w.now_ns;
   v->action = r.action;
   v->arg = r.arg;
@@ -376,7 +376,7 @@ Verdict Ruleset::check(const Packet& p, const Where& w) {
       if (uint32_t(rng_ >> 32) >= r.prob) continue;
     }
     r.packets++;
-    r.bytes += p.len;
+    r.bytes += p.wire_len;
     r.last_ns = w.now_ns;
     if (r.keep_state) state_make(r, p, w);
     if (r.action == Action::kCount) continue;

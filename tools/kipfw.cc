@@ -1,0 +1,406 @@
+// kipfw: unetmap's ipfw, a firewall between pairs of netmap ports.
+//
+//   kipfw [-d] [-f FILE] [-n NAME] [-b BATCH] [-q] PORT_A PORT_B [PORT_C PORT_D ...]
+//
+// Every packet that arrives on one port of a pair goes out on the other
+// if the ruleset (src/ipfw, FreeBSD's syntax) lets it: checked as it comes
+// in on its port, and again on its way out when the ruleset has rules for
+// outgoing packets (`out`, `xmit`), as a FreeBSD gateway does. Frames that
+// are not IP (ARP, ...) pass without a rule. reject, reset and unreach
+// send their reply back out of the port the packet came in on. Ports in
+// one memory region exchange buffers (zero copy); others are copied.
+//
+// The ruleset starts empty (the default rule, 65535 deny ip from any to
+// any) or from FILE (-f: ipfw commands, one a line, "#" comments); a bad
+// line stops kipfw before it forwards anything, naming the line. The
+// `ipfw` tool changes it while kipfw runs, over a Unix socket in the
+// runtime directory ($UNETMAP_DIR, else /dev/shm/unetmap):
+// kipfw.NAME.sock (NAME: -n, default "default"), mode 0600, and kipfw
+// answers only its own user and root. Nothing is reloaded or lost when
+// ipfw connects or goes away. `ipfw stats` prints kipfw's counters as
+// JSON.
+#include <errno.h>
+#include <getopt.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cinttypes>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "forward.h"
+#include "ipfw/command.h"
+#include "ipfw/packet.h"
+#include "ipfw/reply.h"
+#include "ipfw/ruleset.h"
+
+namespace {
+
+using namespace unetmap;
+
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
+constexpr uint32_t kReplyMax = 1536;
+
+volatile sig_atomic_t g_stop = 0;
+void on_signal(int) { g_stop = 1; }
+
+uint64_t now_ns() {
+  timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return uint64_t(t.tv_sec) * 1000000000ull + uint64_t(t.tv_nsec);
+}
+
+void usage(FILE* f) {
+  fprintf(f,
+          "usage: kipfw [-d] [-f FILE] [-n NAME] [-b BATCH] [-q] PORT_A PORT_B [PORT_C PORT_D ...]\n"
+          "Forward packets between each pair of netmap ports through an ipfw ruleset.\n"
+          "  -f FILE   load the ruleset from FILE (ipfw commands, one a line)\n"
+          "  -n NAME   the name ipfw reaches this kipfw by (ipfw -n NAME; default \"default\")\n"
+          "  -b BATCH  packets moved per direction per round, 1..8192 (default 512)\n"
+          "  -d        run as a daemon once the ports are open and the socket listens\n"
+          "  -q        no summary at exit\n"
+          "The ruleset starts with only rule 65535 (deny ip from any to any). Change it with\n"
+          "`ipfw [-n NAME] add ...`, list it with `ipfw show`, counters as JSON: `ipfw stats`.\n");
+}
+
+struct Direction;
+
+// One port of kipfw.
+struct Port {
+  std::string name;
+  nmport_d* d = nullptr;
+  std::vector<std::vector<uint8_t>> replies;  // to send out of this port
+};
+
+// One way through a pair: what the firewall needs to know of it.
+struct Direction {
+  Port* from;
+  Port* to;
+  fwd::Counters c;
+  uint64_t non_ip = 0, denied = 0, replied = 0;
+  ipfw::Ruleset* rs;
+  uint64_t now = 0;
+  bool zero_copy = false;
+};
+
+bool filter(void* ctx, const uint8_t* head, uint32_t head_len, uint32_t len) {
+  Direction& d = *static_cast<Direction*>(ctx);
+  ipfw::Packet p;
+  ipfw::parse_packet(head, head_len, &p);
+  if (!p.ipv) {
+    d.non_ip++;
+    return true;
+  }
+  p.wire_len = len;
+  ipfw::Where w;
+  w.recv = &d.from->name;
+  w.xmit = &d.to->name;
+  w.now_ns = d.now;
+  ipfw::Verdict v = d.rs->check(p, w);
+  if (v.action == ipfw::Action::kAllow && d.rs->has_out_rules()) {
+    w.out = true;
+    v = d.rs->check(p, w);
+  }
+  if (v.action == ipfw::Action::kAllow) return true;
+  d.denied++;
+  if (v.action == ipfw::Action::kReject || v.action == ipfw::Action::kReset || v.action == ipfw::Action::kUnreach) {
+    std::vector<uint8_t> r(kReplyMax);
+    const uint32_t n = ipfw::make_reply(p, v.action, v.arg, r.data(), kReplyMax);
+    if (n && d.from->replies.size() < 256) {
+      r.resize(n < 60 ? 60 : n);  // Ethernet's minimum
+      d.from->replies.push_back(std::move(r));
+    }
+  }
+  return false;
+}
+
+// The replies queued for port p, copied onto its first tx ring with room.
+void send_replies(Port& p, uint64_t* sent) {
+  if (p.replies.empty()) return;
+  for (unsigned i = p.d->first_tx_ring; i <= p.d->last_tx_ring && !p.replies.empty(); i++) {
+    netmap_ring* t = NETMAP_TXRING(p.d->nifp, i);
+    while (!p.replies.empty() && nm_ring_space(t) > 0) {
+      const std::vector<uint8_t>& r = p.replies.back();
+      if (r.size() > t->nr_buf_size) {
+        p.replies.pop_back();
+        continue;
+      }
+      netmap_slot& s = t->slot[t->cur];
+      memcpy(NETMAP_BUF(t, s.buf_idx), r.data(), r.size());
+      s.len = uint16_t(r.size());
+      s.flags = 0;
+      t->head = t->cur = nm_ring_next(t, t->cur);
+      p.replies.pop_back();
+      (*sent)++;
+    }
+  }
+  p.replies.clear();  // no room: dropped, as a full interface drops
+  ioctl(p.d->fd, NIOCTXSYNC, nullptr);
+}
+
+// The host's addresses, for `me` and `me6`.
+std::vector<ipfw::Addr> host_addrs() {
+  std::vector<ipfw::Addr> out;
+  ifaddrs* ifa = nullptr;
+  if (getifaddrs(&ifa) != 0) return out;
+  for (ifaddrs* i = ifa; i; i = i->ifa_next) {
+    if (!i->ifa_addr) continue;
+    ipfw::Addr a;
+    if (i->ifa_addr->sa_family == AF_INET) {
+      memcpy(a.a, &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, 4);
+      memset(a.m, 0xff, 4);
+    } else if (i->ifa_addr->sa_family == AF_INET6) {
+      a.v6 = true;
+      memcpy(a.a, &reinterpret_cast<sockaddr_in6*>(i->ifa_addr)->sin6_addr, 16);
+      memset(a.m, 0xff, 16);
+    } else {
+      continue;
+    }
+    out.push_back(a);
+  }
+  freeifaddrs(ifa);
+  return out;
+}
+
+bool load_file(ipfw::Ruleset& rs, const std::string& path, std::string* err) {
+  std::ifstream in(path);
+  if (!in) {
+    *err = "cannot read " + path + ": " + strerror(errno);
+    return false;
+  }
+  std::string line, out, why;
+  for (int n = 1; std::getline(in, line); n++) {
+    const std::vector<std::string> w = ipfw::split_words(line);
+    if (w.empty()) continue;
+    if (!ipfw::run_command(rs, w, &out, &why)) {
+      *err = path + ":" + std::to_string(n) + ": " + why;
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string socket_path(const std::string& name) {
+  const char* d = getenv("UNETMAP_DIR");
+  return std::string(d && *d ? d : "/dev/shm/unetmap") + "/kipfw." + name + ".sock";
+}
+
+int listen_on(const std::string& path, std::string* err) {
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  if (path.size() >= sizeof a.sun_path) {
+    *err = "socket path too long: " + path;
+    return -1;
+  }
+  strcpy(a.sun_path, path.c_str());
+  const int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  // Another kipfw of this name that still answers keeps its socket.
+  const int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (connect(probe, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    close(probe);
+    close(s);
+    *err = "a kipfw named by " + path + " is running";
+    return -1;
+  }
+  close(probe);
+  unlink(path.c_str());  // left by a kipfw that died
+  const mode_t old = umask(077);
+  const int r = bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  umask(old);
+  if (r != 0 || listen(s, 8) != 0) {
+    *err = "cannot listen on " + path + ": " + strerror(errno);
+    close(s);
+    return -1;
+  }
+  return s;
+}
+
+std::string stats_json(const std::vector<Direction>& dirs, const ipfw::Ruleset& rs) {
+  std::string j = "{\"directions\":[";
+  char b[512];
+  for (size_t k = 0; k < dirs.size(); k++) {
+    const Direction& d = dirs[k];
+    snprintf(b, sizeof b,
+             "%s{\"from\":\"%s\",\"to\":\"%s\",\"packets\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"denied\":%" PRIu64
+             ",\"non_ip\":%" PRIu64 ",\"replies\":%" PRIu64 ",\"ring_drops\":%" PRIu64 ",\"mode\":\"%s\"}",
+             k ? "," : "", d.from->name.c_str(), d.to->name.c_str(), d.c.packets, d.c.bytes, d.denied, d.non_ip,
+             d.replied, d.c.drops, d.zero_copy ? "zero-copy" : "copy");
+    j += b;
+  }
+  j += "],\"rules\":[";
+  bool first = true;
+  for (const ipfw::Rule& r : rs.rules()) {
+    snprintf(b, sizeof b, "%s{\"number\":%u,\"set\":%u,\"packets\":%" PRIu64 ",\"bytes\":%" PRIu64 "}",
+             first ? "" : ",", r.num, r.set, r.packets, r.bytes);
+    j += b;
+    first = false;
+  }
+  j += "],\"states\":" + std::to_string(rs.states()) + "}\n";
+  return j;
+}
+
+// One request from ipfw: a line of words; the answer "0\n" + output, or
+// "1 " + the error. Only our user and root are answered.
+void serve(int ls, ipfw::Ruleset& rs, const std::vector<Direction>& dirs) {
+  const int c = accept4(ls, nullptr, nullptr, SOCK_CLOEXEC);
+  if (c < 0) return;
+  ucred cr{};
+  socklen_t cl = sizeof cr;
+  std::string reply;
+  if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0 || (cr.uid != 0 && cr.uid != geteuid())) {
+    reply = "1 permission denied: kipfw answers its own user and root\n";
+  } else {
+    timeval tv{1, 0};
+    setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::string req;
+    char buf[4096];
+    while (req.find('\n') == std::string::npos && req.size() < 65536) {
+      const ssize_t n = read(c, buf, sizeof buf);
+      if (n <= 0) break;
+      req.append(buf, size_t(n));
+    }
+    const std::vector<std::string> w = ipfw::split_words(req.substr(0, req.find('\n')));
+    std::string out, err;
+    if (!w.empty() && w.back() == "stats" && w.size() <= 2) reply = "0\n" + stats_json(dirs, rs);
+    else if (ipfw::run_command(rs, w, &out, &err)) reply = "0\n" + out;
+    else reply = "1 " + err + "\n";
+  }
+  size_t at = 0;
+  while (at < reply.size()) {
+    const ssize_t n = write(c, reply.data() + at, reply.size() - at);
+    if (n <= 0) break;
+    at += size_t(n);
+  }
+  close(c);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string file, name = "default";
+  long batch = 512;
+  bool daemonize = false, quiet = false;
+  static const option longopts[] = {{"help", no_argument, nullptr, 'h'}, {nullptr, 0, nullptr, 0}};
+  int ch;
+  while ((ch = getopt_long(argc, argv, "df:n:b:qh", longopts, nullptr)) != -1) {
+    switch (ch) {
+      case 'd': daemonize = true; break;
+      case 'f': file = optarg; break;
+      case 'n': name = optarg; break;
+      case 'q': quiet = true; break;
+      case 'b': {
+        char* end;
+        batch = strtol(optarg, &end, 10);
+        if (*end || batch < 1 || batch > 8192) {
+          fprintf(stderr, "kipfw: -b %s: a batch is 1..8192 packets\n", optarg);
+          return kExitUsage;
+        }
+        break;
+      }
+      case 'h': usage(stdout); return 0;
+      default: usage(stderr); return kExitUsage;
+    }
+  }
+  const int nports = argc - optind;
+  if (nports < 2 || nports % 2) {
+    fprintf(stderr, "kipfw: give ports in pairs (PORT_A PORT_B ...); --help for usage\n");
+    return kExitUsage;
+  }
+  if (name.empty() || name.find('/') != std::string::npos) {
+    fprintf(stderr, "kipfw: -n %s: a name without '/'\n", name.c_str());
+    return kExitUsage;
+  }
+  ipfw::Ruleset rs;
+  rs.set_me(host_addrs());
+  std::string err;
+  if (!file.empty() && !load_file(rs, file, &err)) {
+    fprintf(stderr, "kipfw: %s\n", err.c_str());
+    return kExitUsage;
+  }
+  std::vector<Port> ports(static_cast<size_t>(nports));
+  for (int k = 0; k < nports; k++) {
+    ports[size_t(k)].name = argv[optind + k];
+    ports[size_t(k)].d = fwd::open_quiet(ports[size_t(k)].name, &err);
+    if (!ports[size_t(k)].d) {
+      fprintf(stderr, "kipfw: %s\n", err.c_str());
+      return kExitFailed;
+    }
+  }
+  std::vector<Direction> dirs;
+  for (size_t k = 0; k < ports.size(); k += 2) {
+    Port* a = &ports[k];
+    Port* b = &ports[k + 1];
+    const bool zc = fwd::same_region(a->d, b->d);
+    dirs.push_back(Direction{a, b, {}, 0, 0, 0, &rs, 0, zc});
+    dirs.push_back(Direction{b, a, {}, 0, 0, 0, &rs, 0, zc});
+  }
+  const std::string sock = socket_path(name);
+  const int ls = listen_on(sock, &err);
+  if (ls < 0) {
+    fprintf(stderr, "kipfw: %s\n", err.c_str());
+    return kExitFailed;
+  }
+  if (daemonize && daemon(1, 0) != 0) {
+    fprintf(stderr, "kipfw: daemon: %s\n", strerror(errno));
+    return kExitFailed;
+  }
+  struct sigaction sa{};
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  std::vector<pollfd> pfd(ports.size() + 1);
+  uint64_t next_expire = now_ns() + 1000000000ull;
+  while (!g_stop) {
+    for (size_t k = 0; k < ports.size(); k++) {
+      const bool pending = fwd::rx_pending(ports[k].d) != 0;
+      const bool other = fwd::rx_pending(ports[k ^ 1].d) != 0;
+      pfd[k] = {ports[k].d->fd, short((pending ? 0 : POLLIN) | (other ? POLLOUT : 0)), 0};
+    }
+    pfd[ports.size()] = {ls, POLLIN, 0};
+    const int r = poll(pfd.data(), pfd.size(), 200);
+    if (r < 0 && errno != EINTR) {
+      fprintf(stderr, "kipfw: poll: %s\n", strerror(errno));
+      break;
+    }
+    const uint64_t now = now_ns();
+    for (Direction& d : dirs) {
+      const size_t to = size_t(d.to - ports.data());
+      if (!(pfd[to].revents & POLLOUT)) continue;
+      d.now = now;
+      const fwd::Filter f{filter, &d};
+      fwd::forward(d.from->d, d.to->d, uint32_t(batch), d.zero_copy, &d.c, &f);
+      send_replies(*d.from, &d.replied);
+    }
+    if (pfd[ports.size()].revents & POLLIN) serve(ls, rs, dirs);
+    if (now >= next_expire) {
+      rs.expire(now);
+      next_expire = now + 1000000000ull;
+    }
+  }
+  for (Port& p : ports) ioctl(p.d->fd, NIOCTXSYNC, nullptr);
+  if (!quiet) {
+    for (const Direction& d : dirs)
+      printf("kipfw: %s -> %s: %" PRIu64 " packets, %" PRIu64 " denied, %" PRIu64 " not IP\n", d.from->name.c_str(),
+             d.to->name.c_str(), d.c.packets, d.denied, d.non_ip);
+  }
+  close(ls);
+  unlink(sock.c_str());
+  for (Port& p : ports) nmport_close(p.d);
+  return 0;
+}
