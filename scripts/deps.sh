@@ -10,10 +10,11 @@ set -euo pipefail
 # dpdk-dev (dpdk-testpmd): DPDK's virtio_user, the vhost-user front end of
 # the vhost tests, and the peers of bench/.
 # qemu-system-x86, busybox-static and cpio: the Linux guests of
-# tests/qemu (their kernel: guest_kernel below).
+# tests/qemu (their kernel: guest_kernel below). ethtool: kipfw's namespace
+# test turns the veth peers' checksum offload off (AF_XDP sees no checksum state).
 pkgs=(cmake g++ gcc make pkg-config libgtest-dev googletest libxdp-dev libbpf-dev iproute2 procps
   iputils-ping netcat-openbsd clang-14 libclang-rt-14-dev binutils dpkg-dev flex bison
-  libpcap0.8-dev tcpdump tshark python3-scapy dpdk-dev qemu-system-x86 busybox-static cpio "$@")
+  libpcap0.8-dev tcpdump tshark python3-scapy dpdk-dev qemu-system-x86 busybox-static cpio ethtool "$@")
 # Installed without their recommendations (QEMU's would bring a GUI).
 bare=(qemu-system-x86)
 SUDO=""

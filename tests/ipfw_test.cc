@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ipfw/command.h"
+#include "ipfw/dummynet.h"
 #include "ipfw/packet.h"
 #include "ipfw/ruleset.h"
 #include "ipfw/rules.h"
@@ -126,7 +127,8 @@ TEST(Parse, RulesPrintAsIpfwListsThem) {
   EXPECT_EQ(roundtrip("2 skipto 500 ip from me to me6"), "00002 skipto 500 ip from me to me6");
   EXPECT_EQ(roundtrip("3 set 5 prob 0.5 drop icmp from any to any icmptypes 0,8"),
             "00003 prob 0.5 deny icmp from any to any icmptypes 0,8");
-  EXPECT_EQ(roundtrip("4 unreach port udp from any to any"), "00004 unreach 3 udp from any to any");
+  EXPECT_EQ(roundtrip("4 unreach port udp from any to any"), "00004 unreach port udp from any to any");
+  EXPECT_EQ(roundtrip("4 unreach 200 udp from any to any"), "00004 unreach 200 udp from any to any");
   EXPECT_EQ(roundtrip("5 check-state"), "00005 check-state");
   EXPECT_EQ(roundtrip("6 allow tcp from any to any established"), "00006 allow tcp from any to any established");
   EXPECT_EQ(roundtrip("7 allow tcp from any to any setup keep-state"),
@@ -434,7 +436,306 @@ TEST(Packet, TruncatedHeadersAreNeverReadPast) {
     std::vector<uint8_t> cut(f.begin(), f.begin() + long(n));
     Packet p;
     parse_packet(cut.data(), uint32_t(n), &p);
-    if (n >= 14 + 40 + 4) EXPECT_TRUE(p.has_ports) << n;
-    else EXPECT_FALSE(p.has_ports) << n;
+    // The TCP header is needed whole; short of it, the packet is
+    // truncated and no rule can allow it.
+    EXPECT_EQ(p.has_ports, n >= 14 + 40 + 20) << n;
+    EXPECT_EQ(p.truncated, n >= 14 && n < 14 + 40 + 20) << n;
+    Where w;
+    const Verdict v = rs.check(p, w);
+    if (p.truncated) {
+      EXPECT_EQ(v.action, Action::kDeny) << n;
+    }
   }
+}
+
+TEST(Packet, EveryExtensionHeaderIsWalkedAndTooManyTagsAreDenied) {
+  FrameSpec s;
+  s.v6 = true;
+  s.src = "::1", s.dst = "::2";
+  s.dport = 22;
+  std::vector<uint8_t> f = frame(s);
+  // Nine destination-options headers (8 bytes each) and an AH before TCP.
+  const size_t l3 = 14;
+  std::vector<uint8_t> ext;
+  for (int k = 0; k < 9; k++) ext.insert(ext.end(), {60, 0, 1, 4, 0, 0, 0, 0});
+  ext.insert(ext.end(), {6, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0});  // AH: (1 + 2) * 4 = 12 bytes, then TCP
+  ext[9 * 8 - 8] = 60;
+  ext[8 * 8] = 51;  // the last options header leads to AH
+  f[l3 + 6] = 60;
+  f.insert(f.begin() + long(l3 + 40), ext.begin(), ext.end());
+  Packet p;
+  parse_packet(f.data(), uint32_t(f.size()), &p);
+  EXPECT_FALSE(p.truncated);
+  EXPECT_EQ(p.proto, 6);
+  EXPECT_TRUE(p.has_ports);
+  EXPECT_EQ(p.dport, 22);
+  Ruleset rs = ruleset({"add 10 deny tcp from any to any 22", "add 20 allow ip from any to any"});
+  EXPECT_EQ(decide(rs, f), 10u);
+  // Five VLAN tags: what is inside cannot be seen, and is denied.
+  FrameSpec t;
+  std::vector<uint8_t> g = frame(t);
+  for (int k = 0; k < 5; k++) g.insert(g.begin() + 12, {0x81, 0x00, 0x00, 0x07});
+  Action a;
+  EXPECT_EQ(decide(rs, g, &a), 0u);
+  EXPECT_EQ(a, Action::kDeny);
+  // Four are looked through (0x9100 too).
+  g.erase(g.begin() + 12, g.begin() + 16);
+  g[12] = 0x91;
+  EXPECT_EQ(decide(rs, g), 20u);
+}
+
+TEST(Match, AStateResumesItsRulesSkiptoAndCount) {
+  Ruleset rs = ruleset({"add 100 skipto 1000 tcp from 10.0.0.1 to any setup keep-state",
+                        "add 200 deny ip from any to any", "add 1000 allow ip from any to any"});
+  FrameSpec syn;
+  EXPECT_EQ(decide(rs, frame(syn), nullptr, false, "a", "b", 1000), 1000u);
+  FrameSpec reply;
+  reply.src = "10.0.0.2", reply.dst = "10.0.0.1", reply.sport = 80, reply.dport = 1234, reply.tcp_flags = 0x12;
+  EXPECT_EQ(decide(rs, frame(reply), nullptr, false, "b", "a", 2000), 1000u);  // skipto again, not denied
+  EXPECT_EQ(rs.rules()[0].packets, 2u);
+  // Two rules numbered 100: the state knows which one made it.
+  Ruleset dup = ruleset({"add 100 deny icmp from any to any", "add 100 allow tcp from 10.0.0.1 to any keep-state",
+                         "add 200 deny ip from any to any"});
+  EXPECT_EQ(decide(dup, frame(syn), nullptr, false, "a", "b", 1000), 100u);
+  Action a;
+  EXPECT_EQ(decide(dup, frame(reply), &a, false, "b", "a", 2000), 100u);
+  EXPECT_EQ(a, Action::kAllow);
+}
+
+TEST(Match, AHalfClosedFlowKeepsItsState) {
+  Ruleset rs = ruleset({"add 10 check-state", "add 20 allow tcp from 10.0.0.1 to any keep-state",
+                        "add 30 deny ip from any to any"});
+  const uint64_t s = 1000000000ull;
+  FrameSpec syn, synack, fin;
+  synack.src = "10.0.0.2", synack.dst = "10.0.0.1", synack.sport = 80, synack.dport = 1234;
+  synack.tcp_flags = 0x12;
+  EXPECT_EQ(decide(rs, frame(syn), nullptr, false, "a", "b", 1 * s), 20u);
+  EXPECT_EQ(decide(rs, frame(synack), nullptr, false, "b", "a", 1 * s), 20u);
+  fin.tcp_flags = 0x11;  // one side is done sending
+  EXPECT_EQ(decide(rs, frame(fin), nullptr, false, "a", "b", 2 * s), 20u);
+  synack.tcp_flags = 0x10;  // the other still sends, 10 s later
+  EXPECT_EQ(decide(rs, frame(synack), nullptr, false, "b", "a", 12 * s), 20u);
+  synack.tcp_flags = 0x11;  // now both FIN: a second later it is gone
+  EXPECT_EQ(decide(rs, frame(synack), nullptr, false, "b", "a", 13 * s), 20u);
+  synack.tcp_flags = 0x10;
+  EXPECT_EQ(decide(rs, frame(synack), nullptr, false, "b", "a", 15 * s), 30u);
+}
+
+TEST(Match, MeIsEveryHostAddress) {
+  Ruleset rs = ruleset({"add 10 deny ip from any to me6", "add 20 count ip from any to me",
+                        "add 30 allow ip from any to any"});
+  Addr v4, v6;
+  inet_pton(AF_INET, "10.0.0.2", v4.a);
+  memset(v4.m, 0xff, 4);
+  v6.v6 = true;
+  inet_pton(AF_INET6, "2001:db8::2", v6.a);
+  memset(v6.m, 0xff, 16);
+  rs.set_me({v4, v6});
+  FrameSpec s;
+  EXPECT_EQ(decide(rs, frame(s)), 30u);
+  EXPECT_EQ(rs.rules()[1].packets, 1u);  // `me` took the IPv4 address
+  FrameSpec t;
+  t.v6 = true, t.src = "2001:db8::1", t.dst = "2001:db8::2";
+  EXPECT_EQ(decide(rs, frame(t)), 10u);
+  Ruleset only = ruleset({"add 20 deny ip from any to me", "add 30 allow ip from any to any"});
+  only.set_me({v4, v6});
+  EXPECT_EQ(decide(only, frame(t)), 20u);  // and the IPv6 one
+}
+
+TEST(Commands, ADeleteOfSeveralRulesIsAllOrNothing) {
+  Ruleset rs = ruleset({"add 100 allow ip from any to any", "add 200 deny ip from any to any"});
+  std::string out, err;
+  EXPECT_FALSE(run_command(rs, split_words("delete 100 999"), &out, &err));
+  EXPECT_EQ(rs.rules().size(), 3u);
+  EXPECT_TRUE(run_command(rs, split_words("-f flush"), &out, &err)) << err;
+  EXPECT_EQ(rs.rules().size(), 1u);
+}
+
+// ---- dummynet against a simulated clock ----
+
+namespace {
+
+constexpr uint64_t kMs = 1000000ull;
+
+struct Out {
+  uint64_t t;
+  uint32_t out, len;
+  uint16_t sport;
+};
+
+// Configure dn with the commands; fails the test on a refused one.
+void configure(Dummynet& dn, const std::vector<std::string>& cmds) {
+  for (const std::string& c : cmds) {
+    std::string out, err;
+    ASSERT_TRUE(dn.command(split_words(c), &out, &err)) << c << ": " << err;
+  }
+}
+
+bool hold(Dummynet& dn, bool queue, uint32_t n, const FrameSpec& s, uint64_t now, uint32_t out = 0) {
+  const std::vector<uint8_t> f = frame(s);
+  Packet p;
+  parse_packet(f.data(), uint32_t(f.size()), &p);
+  return dn.enqueue(queue, n, p, f.data(), uint32_t(f.size()), out, now);
+}
+
+// Run the clock from `from` to `to` in steps of `step`, collecting what leaves.
+std::vector<Out> drain(Dummynet& dn, uint64_t from, uint64_t to, uint64_t step) {
+  std::vector<Out> got;
+  for (uint64_t t = from; t <= to; t += step)
+    dn.run(t, [&](uint32_t o, const uint8_t* f, uint32_t l) {
+      got.push_back(Out{t, o, l, uint16_t(f[34] << 8 | f[35])});
+      return true;
+    });
+  return got;
+}
+
+}  // namespace
+
+TEST(Dummynet, BandwidthIsATokenRate) {
+  Dummynet dn;
+  configure(dn, {"pipe 1 config bw 10Mbit/s queue 200"});
+  FrameSpec s;
+  s.proto = 17;
+  s.payload = 1250 - 14 - 20 - 8;  // 1250-byte frames: 1 ms each at 10 Mbit/s
+  for (int k = 0; k < 100; k++) ASSERT_TRUE(hold(dn, false, 1, s, 0));
+  const std::vector<Out> got = drain(dn, 0, 200 * kMs, 100000);  // a 100 us clock
+  ASSERT_EQ(got.size(), 100u);
+  for (size_t k = 0; k < got.size(); k++) EXPECT_EQ(got[k].t, (k + 1) * kMs) << k;
+  EXPECT_EQ(dn.held(), 0u);
+}
+
+TEST(Dummynet, DelayAddsToTheLinkTime) {
+  Dummynet dn;
+  configure(dn, {"pipe 2 config delay 20", "pipe 3 config bw 1Mbit/s delay 500us"});
+  FrameSpec s;
+  s.proto = 17;
+  ASSERT_TRUE(hold(dn, false, 2, s, 5 * kMs));
+  std::vector<Out> got = drain(dn, 0, 40 * kMs, 10000);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].t, 25 * kMs);
+  // 1 Mbit/s: a 62-byte frame takes 496 us, then 500 us of delay.
+  ASSERT_TRUE(hold(dn, false, 3, s, 0));
+  got = drain(dn, 0, 2 * kMs, 1000);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].t, 996000u);
+  EXPECT_EQ(got[0].len, frame(s).size());
+}
+
+TEST(Dummynet, LossIsTheConfiguredRate) {
+  Dummynet dn;
+  configure(dn, {"pipe 4 config plr 0.1 queue 100000"});
+  FrameSpec s;
+  s.proto = 17;
+  int kept = 0;
+  for (int k = 0; k < 10000; k++) kept += hold(dn, false, 4, s, 0);
+  // Binomial(10000, 0.1): 1000 lost, sd 30; 5 sd either way.
+  EXPECT_GT(10000 - kept, 1000 - 150);
+  EXPECT_LT(10000 - kept, 1000 + 150);
+  EXPECT_EQ(dn.stats().plr_drops, uint64_t(10000 - kept));
+  EXPECT_EQ(drain(dn, 0, 0, 1).size(), size_t(kept));
+}
+
+TEST(Dummynet, AFullQueueDropsTheTail) {
+  Dummynet dn;
+  configure(dn, {"pipe 5 config bw 1Mbit/s queue 10", "pipe 6 config bw 1Mbit/s queue 3KB"});
+  FrameSpec s;
+  s.proto = 17;
+  int kept = 0;
+  for (int k = 0; k < 20; k++) kept += hold(dn, false, 5, s, 0);
+  EXPECT_EQ(kept, 10);
+  s.payload = 1000 - 42;  // 1000-byte frames: three fit in 3 KB (3072 bytes)
+  kept = 0;
+  for (int k = 0; k < 5; k++) kept += hold(dn, false, 6, s, 0);
+  EXPECT_EQ(kept, 3);
+  EXPECT_EQ(dn.stats().queue_drops, 12u);
+  EXPECT_FALSE(hold(dn, false, 77, s, 0));  // no such pipe
+  EXPECT_EQ(dn.stats().no_pipe, 1u);
+}
+
+TEST(Dummynet, WeightsShareTheLink) {
+  for (const char* type : {"wf2q+", "rr", "qfq"}) {
+    Dummynet dn;
+    configure(dn, {"pipe 1 config bw 8Mbit/s", std::string("sched 1 config type ") + type,
+                   "queue 10 config pipe 1 weight 1 queue 1000", "queue 30 config pipe 1 weight 3 queue 1000"});
+    FrameSpec a, b;
+    a.proto = b.proto = 17;
+    a.payload = b.payload = 1000 - 42;  // 1 ms each at 8 Mbit/s
+    a.sport = 1, b.sport = 3;
+    for (int k = 0; k < 400; k++) {
+      ASSERT_TRUE(hold(dn, true, 10, a, 0));
+      ASSERT_TRUE(hold(dn, true, 30, b, 0));
+    }
+    // The first 200 ms: both backlogged, 200 frames shared 1:3.
+    const std::vector<Out> got = drain(dn, 0, 200 * kMs, kMs);
+    ASSERT_EQ(got.size(), 200u) << type;
+    int ones = 0;
+    for (const Out& o : got) ones += o.sport == 1;
+    EXPECT_NEAR(ones, 50, 3) << type;
+  }
+}
+
+TEST(Dummynet, FifoKeepsArrivalOrder) {
+  Dummynet dn;
+  configure(dn, {"pipe 1 config bw 8Mbit/s", "sched 1 config type fifo", "queue 10 config pipe 1 weight 1",
+                 "queue 30 config pipe 1 weight 50"});
+  FrameSpec s;
+  s.proto = 17;
+  for (int k = 0; k < 20; k++) {
+    s.sport = uint16_t(k);
+    ASSERT_TRUE(hold(dn, true, k % 2 ? 30 : 10, s, 0));
+  }
+  const std::vector<Out> got = drain(dn, 0, 50 * kMs, kMs);
+  ASSERT_EQ(got.size(), 20u);
+  for (int k = 0; k < 20; k++) EXPECT_EQ(got[size_t(k)].sport, k);
+}
+
+TEST(Dummynet, AMaskGivesEachFlowItsOwnLink) {
+  Dummynet dn;
+  configure(dn, {"pipe 1 config bw 10Mbit/s mask src-ip 0xffffffff queue 100"});
+  FrameSpec a, b;
+  a.proto = b.proto = 17;
+  a.payload = b.payload = 1250 - 42;
+  a.src = "10.0.0.1", b.src = "10.0.0.2";
+  a.sport = 1, b.sport = 2;
+  for (int k = 0; k < 10; k++) {
+    ASSERT_TRUE(hold(dn, false, 1, a, 0));
+    ASSERT_TRUE(hold(dn, false, 1, b, 0));
+  }
+  // Each flow at the full 10 Mbit/s: both done by 10 ms.
+  const std::vector<Out> got = drain(dn, 0, 10 * kMs, 100000);
+  EXPECT_EQ(got.size(), 20u);
+  std::string out, err;
+  ASSERT_TRUE(dn.command(split_words("pipe show"), &out, &err));
+  EXPECT_NE(out.find("00001: 10.000 Mbit/s 0.000 ms queue 100 sl. sched WF2Q+ dynamic (mask)"), std::string::npos) << out;
+}
+
+TEST(Dummynet, ConfigErrorsNameTheWord) {
+  Dummynet dn;
+  const struct {
+    const char* cmd;
+    const char* err;
+  } cases[] = {
+      {"pipe 1 config bw fast", "pipe: bad bandwidth `fast'"},
+      {"pipe 1 config delay soon", "pipe: bad delay `soon'"},
+      {"pipe 1 config plr 2", "pipe: bad plr `2' (0..1)"},
+      {"pipe 1 config queue 0", "pipe: bad queue `0' (1..100000 slots)"},
+      {"pipe 1 config mask src-ip zz", "pipe: bad mask `zz' for src-ip"},
+      {"pipe 1 config frob 1", "pipe: unrecognised option `frob'"},
+      {"queue 2 config weight 5", "queue: a queue needs `pipe N' or `sched N'"},
+      {"queue 2 config pipe 9", "queue: pipe/sched 9 does not exist"},
+      {"sched 1 config type best", "sched: unknown scheduler type `best'"},
+      {"pipe 9 delete", "pipe: 9 not found"},
+  };
+  for (const auto& c : cases) {
+    std::string out, err;
+    EXPECT_FALSE(dn.command(split_words(c.cmd), &out, &err)) << c.cmd;
+    EXPECT_EQ(err, c.err) << c.cmd;
+  }
+  EXPECT_FALSE(dn.exists(false, 1));  // nothing was half made
+  std::string out, err;
+  ASSERT_TRUE(dn.command(split_words("pipe 1 config bw 2 Mbit/s delay 10ms"), &out, &err)) << err;
+  ASSERT_TRUE(dn.command(split_words("pipe 1 show"), &out, &err));
+  EXPECT_EQ(out.substr(0, out.find('\n')), "00001: 2.000 Mbit/s 10.000 ms queue 50 sl. sched WF2Q+");
+  ASSERT_TRUE(dn.command(split_words("pipe 1 delete"), &out, &err));
+  EXPECT_FALSE(dn.exists(false, 1));
 }

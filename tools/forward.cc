@@ -40,6 +40,7 @@ Stop move_ring(netmap_ring* rx, netmap_ring* tx, uint32_t limit, bool zero_copy,
   rule.dst_buf = tx->nr_buf_size;
   rule.max_frame = ~0u;  // whatever the tx ring has room for
   const auto bufs = [tx](uint32_t b) { return reinterpret_cast<uint8_t*>(NETMAP_BUF(tx, b)); };
+  uint8_t gathered[kFilterHead];
   uint32_t j = rx->cur, k = tx->cur;
   uint32_t rx_avail = nm_ring_space(rx), tx_avail = nm_ring_space(tx);
   uint32_t pkts = 0;
@@ -62,15 +63,6 @@ Stop move_ring(netmap_ring* rx, netmap_ring* tx, uint32_t limit, bool zero_copy,
       break;
     }
     const RxFrags frags{rx, j};
-    if (filter) {
-      const Frag head = frags(0);
-      if (!filter->fn(filter->ctx, head.buf, head.len, len)) {
-        c->filtered++;
-        j = ring_add(j, n, rn);
-        rx_avail -= n;
-        continue;
-      }
-    }
     const uint32_t need = zero_copy ? n : frame_slots(frags, n, len, rule);
     if (need > tx_avail) {
       if (need + 1 < tn) {
@@ -81,6 +73,24 @@ Stop move_ring(netmap_ring* rx, netmap_ring* tx, uint32_t limit, bool zero_copy,
       j = ring_add(j, n, rn);
       rx_avail -= n;
       continue;
+    }
+    // The filter sees the packet once it can go: its first kFilterHead
+    // bytes in one piece, gathered from the chain if the first slot is
+    // shorter.
+    if (filter) {
+      const Frag head = frags(0);
+      const uint8_t* h = head.buf;
+      uint32_t hl = head.len;
+      if (n > 1 && hl < kFilterHead) {
+        hl = gather_head(frags, n, gathered, kFilterHead);
+        h = gathered;
+      }
+      if (!filter->fn(filter->ctx, h, hl, len)) {
+        c->filtered++;
+        j = ring_add(j, n, rn);
+        rx_avail -= n;
+        continue;
+      }
     }
     if (zero_copy) {
       for (uint32_t x = 0; x < n; x++) {

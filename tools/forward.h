@@ -46,9 +46,12 @@ bool same_region(const nmport_d* a, const nmport_d* b);
 // Slots waiting on the bound rx rings of d (between cur and tail).
 uint32_t rx_pending(const nmport_d* d);
 
-// A per-packet decision (kipfw's firewall): called with the bytes of a
-// packet's first slot and the packet's whole length; false drops the
-// packet (counted in Counters::filtered).
+// A per-packet decision (kipfw's firewall), made when the packet can go
+// (the tx ring has room for it): called with the packet's first bytes in
+// one piece (its first slot, or its first kFilterHead bytes gathered from
+// a chain whose first slot is shorter) and its whole length; false drops
+// the packet (counted in Counters::filtered).
+constexpr uint32_t kFilterHead = 256;
 struct Filter {
   bool (*fn)(void* ctx, const uint8_t* head, uint32_t head_len, uint32_t len);
   void* ctx;

@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
       quiet = true;
     } else if (a == "-S") {
       line += "-S ";
+    } else if (a == "-f") {  // FreeBSD's "no confirmation" (ipfw -f flush): nothing asks here
     } else {
       fprintf(stderr, "ipfw: unknown option %s; --help for usage\n", a.c_str());
       return kExitUsage;

@@ -29,12 +29,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <fstream>
@@ -43,6 +45,7 @@
 
 #include "forward.h"
 #include "ipfw/command.h"
+#include "ipfw/dummynet.h"
 #include "ipfw/packet.h"
 #include "ipfw/reply.h"
 #include "ipfw/ruleset.h"
@@ -54,6 +57,9 @@ using namespace unetmap;
 constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
 constexpr uint32_t kReplyMax = 1536;
+constexpr size_t kMaxReplies = 256;  // queued per port per round; more are not made
+constexpr int kRequestMs = 200;      // an ipfw request must arrive whole within this
+constexpr uint64_t kDnSpinNs = 300000;  // dummynet: polled awake this long before a packet is due
 
 volatile sig_atomic_t g_stop = 0;
 void on_signal(int) { g_stop = 1; }
@@ -95,12 +101,23 @@ struct Direction {
   ipfw::Ruleset* rs;
   uint64_t now = 0;
   bool zero_copy = false;
+  ipfw::Dummynet* dn = nullptr;
+  uint32_t index = 0;       // in dirs: where dummynet sends what it held
+  uint64_t piped = 0;       // packets given to dummynet
+  uint64_t replies_dropped = 0;
+  uint64_t too_long = 0;    // packets of several slots a pipe could not take
+  uint64_t malformed = 0;   // IP whose headers are not all there: denied
+  bool stuck = false;       // its rx rings hold only an unfinished chain
 };
 
 bool filter(void* ctx, const uint8_t* head, uint32_t head_len, uint32_t len) {
   Direction& d = *static_cast<Direction*>(ctx);
   ipfw::Packet p;
   ipfw::parse_packet(head, head_len, &p);
+  if (p.truncated) {
+    d.malformed++;
+    return false;
+  }
   if (!p.ipv) {
     d.non_ip++;
     return true;
@@ -116,11 +133,19 @@ bool filter(void* ctx, const uint8_t* head, uint32_t head_len, uint32_t len) {
     v = d.rs->check(p, w);
   }
   if (v.action == ipfw::Action::kAllow) return true;
+  if (v.action == ipfw::Action::kPipe || v.action == ipfw::Action::kQueue) {
+    // Held by dummynet (a copy), sent from there when its time comes.
+    if (len > head_len) d.too_long++;
+    else if (d.dn->enqueue(v.action == ipfw::Action::kQueue, v.arg, p, head, head_len, d.index, d.now)) d.piped++;
+    return false;
+  }
   d.denied++;
-  if (v.action == ipfw::Action::kReject || v.action == ipfw::Action::kReset || v.action == ipfw::Action::kUnreach) {
+  const bool replies = v.action == ipfw::Action::kReject || v.action == ipfw::Action::kReset ||
+                       v.action == ipfw::Action::kUnreach;
+  if (replies && d.from->replies.size() < kMaxReplies) {
     std::vector<uint8_t> r(kReplyMax);
     const uint32_t n = ipfw::make_reply(p, v.action, v.arg, r.data(), kReplyMax);
-    if (n && d.from->replies.size() < 256) {
+    if (n) {
       r.resize(n < 60 ? 60 : n);  // Ethernet's minimum
       d.from->replies.push_back(std::move(r));
     }
@@ -128,15 +153,17 @@ bool filter(void* ctx, const uint8_t* head, uint32_t head_len, uint32_t len) {
   return false;
 }
 
-// The replies queued for port p, copied onto its first tx ring with room.
-void send_replies(Port& p, uint64_t* sent) {
+// The replies queued for port p, in order, onto its tx rings with room;
+// those that find none are dropped (counted), as a full interface drops.
+void send_replies(Port& p, uint64_t* sent, uint64_t* dropped) {
   if (p.replies.empty()) return;
-  for (unsigned i = p.d->first_tx_ring; i <= p.d->last_tx_ring && !p.replies.empty(); i++) {
+  size_t next = 0;
+  for (unsigned i = p.d->first_tx_ring; i <= p.d->last_tx_ring && next < p.replies.size(); i++) {
     netmap_ring* t = NETMAP_TXRING(p.d->nifp, i);
-    while (!p.replies.empty() && nm_ring_space(t) > 0) {
-      const std::vector<uint8_t>& r = p.replies.back();
+    while (next < p.replies.size() && nm_ring_space(t) > 0) {
+      const std::vector<uint8_t>& r = p.replies[next++];
       if (r.size() > t->nr_buf_size) {
-        p.replies.pop_back();
+        (*dropped)++;
         continue;
       }
       netmap_slot& s = t->slot[t->cur];
@@ -144,11 +171,11 @@ void send_replies(Port& p, uint64_t* sent) {
       s.len = uint16_t(r.size());
       s.flags = 0;
       t->head = t->cur = nm_ring_next(t, t->cur);
-      p.replies.pop_back();
       (*sent)++;
     }
   }
-  p.replies.clear();  // no room: dropped, as a full interface drops
+  *dropped += p.replies.size() - next;
+  p.replies.clear();
   ioctl(p.d->fd, NIOCTXSYNC, nullptr);
 }
 
@@ -176,7 +203,7 @@ std::vector<ipfw::Addr> host_addrs() {
   return out;
 }
 
-bool load_file(ipfw::Ruleset& rs, const std::string& path, std::string* err) {
+bool load_file(ipfw::Ruleset& rs, ipfw::Dummynet& dn, const std::string& path, std::string* err) {
   std::ifstream in(path);
   if (!in) {
     *err = "cannot read " + path + ": " + strerror(errno);
@@ -186,7 +213,7 @@ bool load_file(ipfw::Ruleset& rs, const std::string& path, std::string* err) {
   for (int n = 1; std::getline(in, line); n++) {
     const std::vector<std::string> w = ipfw::split_words(line);
     if (w.empty()) continue;
-    if (!ipfw::run_command(rs, w, &out, &why)) {
+    if (!ipfw::run_command(rs, w, &out, &why, &dn)) {
       *err = path + ":" + std::to_string(n) + ": " + why;
       return false;
     }
@@ -229,16 +256,19 @@ int listen_on(const std::string& path, std::string* err) {
   return s;
 }
 
-std::string stats_json(const std::vector<Direction>& dirs, const ipfw::Ruleset& rs) {
+std::string stats_json(const std::vector<Direction>& dirs, const ipfw::Ruleset& rs, const ipfw::Dummynet& dn) {
   std::string j = "{\"directions\":[";
   char b[512];
   for (size_t k = 0; k < dirs.size(); k++) {
     const Direction& d = dirs[k];
     snprintf(b, sizeof b,
              "%s{\"from\":\"%s\",\"to\":\"%s\",\"packets\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"denied\":%" PRIu64
-             ",\"non_ip\":%" PRIu64 ",\"replies\":%" PRIu64 ",\"ring_drops\":%" PRIu64 ",\"mode\":\"%s\"}",
+             ",\"non_ip\":%" PRIu64 ",\"replies\":%" PRIu64 ",\"ring_drops\":%" PRIu64 ",\"piped\":%" PRIu64
+             ",\"too_long_for_pipes\":%" PRIu64 ",\"malformed\":%" PRIu64 ",\"replies_dropped\":%" PRIu64
+             ",\"mode\":\"%s\"}",
              k ? "," : "", d.from->name.c_str(), d.to->name.c_str(), d.c.packets, d.c.bytes, d.denied, d.non_ip,
-             d.replied, d.c.drops, d.zero_copy ? "zero-copy" : "copy");
+             d.replied, d.c.drops, d.piped, d.too_long, d.malformed, d.replies_dropped,
+             d.zero_copy ? "zero-copy" : "copy");
     j += b;
   }
   j += "],\"rules\":[";
@@ -249,13 +279,19 @@ std::string stats_json(const std::vector<Direction>& dirs, const ipfw::Ruleset& 
     j += b;
     first = false;
   }
-  j += "],\"states\":" + std::to_string(rs.states()) + "}\n";
+  const ipfw::Dummynet::Stats& ds = dn.stats();
+  snprintf(b, sizeof b,
+           "],\"dummynet\":{\"in\":%" PRIu64 ",\"out\":%" PRIu64 ",\"held\":%zu,\"plr_drops\":%" PRIu64
+           ",\"queue_drops\":%" PRIu64 ",\"no_pipe\":%" PRIu64 ",\"held_drops\":%" PRIu64 "}",
+           ds.in_packets, ds.out_packets, dn.held(), ds.plr_drops, ds.queue_drops, ds.no_pipe, ds.held_drops);
+  j += b;
+  j += ",\"states\":" + std::to_string(rs.states()) + "}\n";
   return j;
 }
 
 // One request from ipfw: a line of words; the answer "0\n" + output, or
 // "1 " + the error. Only our user and root are answered.
-void serve(int ls, ipfw::Ruleset& rs, const std::vector<Direction>& dirs) {
+void serve(int ls, ipfw::Ruleset& rs, ipfw::Dummynet& dn, const std::vector<Direction>& dirs) {
   const int c = accept4(ls, nullptr, nullptr, SOCK_CLOEXEC);
   if (c < 0) return;
   ucred cr{};
@@ -264,23 +300,29 @@ void serve(int ls, ipfw::Ruleset& rs, const std::vector<Direction>& dirs) {
   if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0 || (cr.uid != 0 && cr.uid != geteuid())) {
     reply = "1 permission denied: kipfw answers its own user and root\n";
   } else {
-    timeval tv{1, 0};
+    // Forwarding waits while a request is read: it must come whole, a
+    // line, within kRequestMs, or it is refused unread.
+    const timeval tv{0, kRequestMs * 1000};
     setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    const uint64_t deadline = now_ns() + uint64_t(kRequestMs) * 1000000ull;
     std::string req;
     char buf[4096];
-    while (req.find('\n') == std::string::npos && req.size() < 65536) {
+    while (req.find('\n') == std::string::npos && req.size() < 65536 && now_ns() < deadline) {
       const ssize_t n = read(c, buf, sizeof buf);
       if (n <= 0) break;
       req.append(buf, size_t(n));
     }
-    const std::vector<std::string> w = ipfw::split_words(req.substr(0, req.find('\n')));
     std::string out, err;
-    if (!w.empty() && w.back() == "stats" && w.size() <= 2) reply = "0\n" + stats_json(dirs, rs);
-    else if (ipfw::run_command(rs, w, &out, &err)) reply = "0\n" + out;
+    const size_t nl = req.find('\n');
+    const std::vector<std::string> w = ipfw::split_words(req.substr(0, nl));
+    if (nl == std::string::npos) reply = "1 the request did not come whole (a line) in time\n";
+    else if (w.size() == 1 && w[0] == "stats") reply = "0\n" + stats_json(dirs, rs, dn);
+    else if (ipfw::run_command(rs, w, &out, &err, &dn)) reply = "0\n" + out;
     else reply = "1 " + err + "\n";
   }
   size_t at = 0;
-  while (at < reply.size()) {
+  while (at < reply.size()) {  // SO_SNDTIMEO bounds a reader that does not read
     const ssize_t n = write(c, reply.data() + at, reply.size() - at);
     if (n <= 0) break;
     at += size_t(n);
@@ -325,9 +367,10 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   ipfw::Ruleset rs;
+  ipfw::Dummynet dn;
   rs.set_me(host_addrs());
   std::string err;
-  if (!file.empty() && !load_file(rs, file, &err)) {
+  if (!file.empty() && !load_file(rs, dn, file, &err)) {
     fprintf(stderr, "kipfw: %s\n", err.c_str());
     return kExitUsage;
   }
@@ -348,6 +391,7 @@ int main(int argc, char** argv) {
     dirs.push_back(Direction{a, b, {}, 0, 0, 0, &rs, 0, zc});
     dirs.push_back(Direction{b, a, {}, 0, 0, 0, &rs, 0, zc});
   }
+  for (size_t k = 0; k < dirs.size(); k++) dirs[k].dn = &dn, dirs[k].index = uint32_t(k);
   const std::string sock = socket_path(name);
   const int ls = listen_on(sock, &err);
   if (ls < 0) {
@@ -358,6 +402,8 @@ int main(int argc, char** argv) {
     fprintf(stderr, "kipfw: daemon: %s\n", strerror(errno));
     return kExitFailed;
   }
+  // dummynet's timers want tens of microseconds, not the default 50 us slack.
+  prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
   struct sigaction sa{};
   sa.sa_handler = on_signal;
   sigaction(SIGINT, &sa, nullptr);
@@ -366,28 +412,86 @@ int main(int argc, char** argv) {
 
   std::vector<pollfd> pfd(ports.size() + 1);
   uint64_t next_expire = now_ns() + 1000000000ull;
+  uint64_t next_dn = ~0ull;  // when dummynet lets the next packet go
+  std::vector<bool> touched(ports.size());
+  // What dummynet lets go: onto the tx ring of its direction's output port.
+  const auto sink = [&](uint32_t out, const uint8_t* f, uint32_t len) {
+    Port& p = *dirs[out].to;
+    for (unsigned i = p.d->first_tx_ring; i <= p.d->last_tx_ring; i++) {
+      netmap_ring* t = NETMAP_TXRING(p.d->nifp, i);
+      if (nm_ring_space(t) == 0 || len > t->nr_buf_size) continue;
+      netmap_slot& s = t->slot[t->cur];
+      memcpy(NETMAP_BUF(t, s.buf_idx), f, len);
+      s.len = uint16_t(len);
+      s.flags = 0;
+      t->head = t->cur = nm_ring_next(t, t->cur);
+      dirs[out].c.packets++;
+      dirs[out].c.bytes += len;
+      touched[size_t(&p - ports.data())] = true;
+      return true;
+    }
+    return false;  // full: it waits in dummynet
+  };
+  int status = 0;
   while (!g_stop) {
+    // A port with packets waits for room on the other (POLLOUT there);
+    // one without, for packets (POLLIN). A port whose rx rings hold only
+    // the start of a chain asks for neither: it is synced every round,
+    // at most a millisecond apart, until the chain is whole.
+    bool stuck = false;
     for (size_t k = 0; k < ports.size(); k++) {
       const bool pending = fwd::rx_pending(ports[k].d) != 0;
-      const bool other = fwd::rx_pending(ports[k ^ 1].d) != 0;
+      const Direction& from_other = dirs[k ^ 1];
+      const bool other = fwd::rx_pending(ports[k ^ 1].d) != 0 && !from_other.stuck;
       pfd[k] = {ports[k].d->fd, short((pending ? 0 : POLLIN) | (other ? POLLOUT : 0)), 0};
+      stuck |= dirs[k].stuck;
     }
     pfd[ports.size()] = {ls, POLLIN, 0};
-    const int r = poll(pfd.data(), pfd.size(), 200);
+    // Sleep until a port or ipfw wants us, or until shortly before
+    // dummynet's next packet is due: a timer wakes a sleeper a few hundred
+    // microseconds late on a busy or virtual machine, so the last
+    // kDnSpinNs are polled awake.
+    uint64_t wait_ns = 200000000ull;
+    const uint64_t before = now_ns();
+    if (next_dn != ~0ull) {
+      const uint64_t to = next_dn > before ? next_dn - before : 0;
+      wait_ns = std::min(wait_ns, to > kDnSpinNs ? to - kDnSpinNs : 0);
+    }
+    if (stuck) wait_ns = std::min<uint64_t>(wait_ns, 1000000);
+    const timespec ts{time_t(wait_ns / 1000000000ull), long(wait_ns % 1000000000ull)};
+    const int r = ppoll(pfd.data(), pfd.size(), &ts, nullptr);
     if (r < 0 && errno != EINTR) {
       fprintf(stderr, "kipfw: poll: %s\n", strerror(errno));
       break;
     }
+    for (size_t k = 0; k < ports.size(); k++)
+      if (pfd[k].revents & (POLLERR | POLLNVAL)) {
+        fprintf(stderr, "kipfw: %s: poll reports an error on the port%s\n", ports[k].name.c_str(),
+                pfd[k].revents & POLLNVAL ? " (closed)" : " (rings reset)");
+        status = kExitFailed;
+      }
+    if (status) break;
     const uint64_t now = now_ns();
     for (Direction& d : dirs) {
-      const size_t to = size_t(d.to - ports.data());
-      if (!(pfd[to].revents & POLLOUT)) continue;
+      const size_t from = size_t(d.from - ports.data()), to = size_t(d.to - ports.data());
+      if (d.stuck) ioctl(ports[from].d->fd, NIOCRXSYNC, nullptr);
+      if (!(pfd[to].revents & POLLOUT) && !d.stuck) continue;  // nothing to move, or no room
       d.now = now;
       const fwd::Filter f{filter, &d};
-      fwd::forward(d.from->d, d.to->d, uint32_t(batch), d.zero_copy, &d.c, &f);
-      send_replies(*d.from, &d.replied);
+      const uint64_t before_f = d.c.filtered, before_d = d.c.drops;
+      const uint32_t moved = fwd::forward(d.from->d, d.to->d, uint32_t(batch), d.zero_copy, &d.c, &f);
+      // Nothing moved, filtered or dropped from rings that hold slots:
+      // the first packet is a chain still coming.
+      d.stuck = moved == 0 && d.c.filtered == before_f && d.c.drops == before_d && fwd::rx_pending(d.from->d) != 0;
+      send_replies(*d.from, &d.replied, &d.replies_dropped);
     }
-    if (pfd[ports.size()].revents & POLLIN) serve(ls, rs, dirs);
+    next_dn = dn.run(now_ns(), sink);
+    for (size_t k = 0; k < ports.size(); k++)
+      if (touched[k]) {
+        ioctl(ports[k].d->fd, NIOCTXSYNC, nullptr);
+        touched[k] = false;
+      }
+    if (pfd[ports.size()].revents & POLLIN) serve(ls, rs, dn, dirs);
     if (now >= next_expire) {
       rs.expire(now);
       next_expire = now + 1000000000ull;
@@ -402,5 +506,5 @@ int main(int argc, char** argv) {
   close(ls);
   unlink(sock.c_str());
   for (Port& p : ports) nmport_close(p.d);
-  return 0;
+  return status;
 }

@@ -129,12 +129,14 @@ std::string show_rules(const Ruleset& rs, const std::vector<uint32_t>& only, boo
   return out;
 }
 
-bool run_command(Ruleset& rs, const std::vector<std::string>& words, std::string* out, std::string* err) {
+bool run_command(Ruleset& rs, const std::vector<std::string>& words, std::string* out, std::string* err,
+                 Dummynet* dn) {
   out->clear();
   std::vector<std::string> w = words;
   if (!w.empty() && w[0] == "ipfw") w.erase(w.begin());
   bool with_set = false;
-  while (!w.empty() && (w[0] == "-q" || w[0] == "-S")) {
+  // -q (quiet) and -f (no confirmation) change nothing here; -S shows sets.
+  while (!w.empty() && (w[0] == "-q" || w[0] == "-S" || w[0] == "-f")) {
     with_set |= w[0] == "-S";
     w.erase(w.begin());
   }
@@ -147,11 +149,8 @@ bool run_command(Ruleset& rs, const std::vector<std::string>& words, std::string
   if (cmd == "add") {
     Rule r;
     if (!parse_rule(std::vector<std::string>(w.begin() + 1, w.end()), &r, err)) return false;
-    if (r.action == Action::kPipe || r.action == Action::kQueue) {
-      *err = "add: " + std::string(r.action == Action::kPipe ? "pipe" : "queue") +
-             " actions need dummynet, which this kipfw does not have yet";
-      return false;
-    }
+    if ((r.action == Action::kPipe || r.action == Action::kQueue) && !dn)
+      return fail(err, "add: pipe and queue actions need dummynet");
     uint32_t num;
     if (!rs.add(r, err, &num)) return false;
     *out = show_rules(rs, {num}, false, with_set);
@@ -165,8 +164,12 @@ bool run_command(Ruleset& rs, const std::vector<std::string>& words, std::string
     }
     if (!numbers(w, 1, kDefaultRule, &nums, err)) return false;
     if (nums.empty()) return fail(err, "delete: rule number(s) needed");
-    for (uint32_t n : nums)
-      if (!rs.remove(n)) return fail(err, "delete: rule " + std::to_string(n) + " not found");
+    for (uint32_t n : nums) {  // all found, or nothing deleted
+      bool found = false;
+      for (const Rule& r : rs.rules()) found |= r.num == n && n != kDefaultRule;
+      if (!found) return fail(err, "delete: rule " + std::to_string(n) + " not found");
+    }
+    for (uint32_t n : nums) rs.remove(n);
     return true;
   }
   if (cmd == "list" || cmd == "show") {
@@ -189,8 +192,8 @@ bool run_command(Ruleset& rs, const std::vector<std::string>& words, std::string
   if (cmd == "set") return set_cmd(rs, w, out, err);
   if (cmd == "table") return table_cmd(rs, w, out, err);
   if (cmd == "pipe" || cmd == "queue" || cmd == "sched") {
-    *err = cmd + ": dummynet is not in this kipfw yet";
-    return false;
+    if (!dn) return fail(err, cmd + ": no dummynet here");
+    return dn->command(w, out, err);
   }
   *err = "bad command `" + cmd + "'";
   return false;

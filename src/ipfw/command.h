@@ -6,11 +6,13 @@
 //   set enable|disable N ... | set show
 //   table N add ADDR[/LEN] [VALUE] | table N delete ADDR[/LEN]
 //   table N flush | table N list
+//   pipe|queue|sched ... (dummynet.h)
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include "ipfw/dummynet.h"
 #include "ipfw/ruleset.h"
 
 namespace unetmap::ipfw {
@@ -18,7 +20,9 @@ namespace unetmap::ipfw {
 // Run one command (flags -q, -S before it). *out gets what ipfw prints (list, show, the rule
 // added); false with *err (its first word is the command's) on a bad
 // command, which changes nothing.
-bool run_command(Ruleset& rs, const std::vector<std::string>& words, std::string* out, std::string* err);
+// pipe, queue and sched go to dn (refused without one).
+bool run_command(Ruleset& rs, const std::vector<std::string>& words, std::string* out, std::string* err,
+                 Dummynet* dn = nullptr);
 
 // The rules as `ipfw show` prints them: number, packets, bytes, rule.
 // with_set: each rule's set too (ipfw -S).

@@ -11,6 +11,8 @@ struct Packet {
   uint32_t len = 0;        // bytes at frame (all the parser may read)
   uint32_t wire_len = 0;   // the whole packet's length (counters); len unless set
   uint8_t ipv = 0;         // 4, 6, or 0: not IP (ARP and the rest)
+  bool truncated = false;  // IP by its type, but a header it needs is not all in the
+                           // frame (or too many tags): no rule can judge it
   uint8_t proto = 0;       // the upper-layer protocol (after IPv6's extension headers)
   uint8_t src[16] = {}, dst[16] = {};  // IPv4 in the first 4 bytes
   bool has_ports = false;  // TCP, UDP or SCTP with its ports in the frame
@@ -27,7 +29,9 @@ struct Packet {
   uint32_t l3 = 0, l4 = 0; // offsets of the IP header and the upper layer in frame
 };
 
-// Fill *p from an Ethernet frame (one or two VLAN tags allowed).
+// Fill *p from an Ethernet frame (up to kMaxTags VLAN tags, 802.1Q,
+// 802.1ad or 0x9100). Only the frame's first len bytes are read.
+constexpr int kMaxTags = 4;
 void parse_packet(const uint8_t* frame, uint32_t len, Packet* p);
 
 }  // namespace unetmap::ipfw

@@ -13,6 +13,12 @@ namespace {
 
 std::string quoted(const std::string& w) { return "`" + w + "'"; }
 
+// unreach's codes by name (ICMP destination unreachable codes 0..15).
+const char* const kCodes[] = {"net",        "host",        "protocol",      "port",
+                              "needfrag",   "srcfail",     "net-unknown",   "host-unknown",
+                              "isolated",   "net-prohib",  "host-prohib",   "tosnet",
+                              "toshost",    "filter-prohib", "host-precedence", "precedence-cutoff"};
+
 // A number 0..max in decimal; false if w is anything else.
 bool number(const std::string& w, uint32_t max, uint32_t* v) {
   if (w.empty() || w.size() > 10) return false;
@@ -81,10 +87,6 @@ bool Parser::action() {
   else if (w == "check-state") r->action = Action::kCheckState;
   else if (w == "unreach") {
     r->action = Action::kUnreach;
-    static const char* const kCodes[] = {"net", "host", "protocol", "port", "needfrag", "srcfail",
-                                         "net-unknown", "host-unknown", "isolated", "net-prohib",
-                                         "host-prohib", "tosnet", "toshost", "filter-prohib",
-                                         "host-precedence", "precedence-cutoff"};
     const std::string code = c.take();
     for (uint32_t k = 0; k < sizeof kCodes / sizeof kCodes[0]; k++)
       if (code == kCodes[k]) {
@@ -401,6 +403,7 @@ bool Parser::run() {
     const double d = strtod(p.c_str(), &end);
     if (p.empty() || *end || !(d > 0 && d <= 1)) return fail("illegal match prob. " + quoted(p));
     r->prob = d >= 1 ? 0 : uint32_t(d * 4294967296.0);
+    if (d < 1 && r->prob == 0) r->prob = 1;  // tiny, but not "always"
   }
   if (!action()) return false;
   if (c.accept("log")) {
@@ -546,7 +549,8 @@ std::string action_text(const Rule& r) {
     case Action::kDeny: return "deny";
     case Action::kReject: return "reject";
     case Action::kReset: return "reset";
-    case Action::kUnreach: return "unreach " + std::to_string(r.arg);
+    case Action::kUnreach:
+      return std::string("unreach ") + (r.arg < sizeof kCodes / sizeof kCodes[0] ? kCodes[r.arg] : std::to_string(r.arg).c_str());
     case Action::kCount: return "count";
     case Action::kSkipto: return "skipto " + std::to_string(r.arg);
     case Action::kPipe: return "pipe " + std::to_string(r.arg);

@@ -93,6 +93,7 @@ uint32_t icmp_unreach(const Packet& p, uint32_t code, uint8_t* out, uint32_t cap
   const uint32_t hdr = p.ipv == 4 ? 20 : 40;
   // The quote: IPv4's header and 8 bytes; IPv6: as much as a 1280-byte packet holds.
   uint32_t quote = p.len - p.l3;
+  if (quote > p.ip_len) quote = p.ip_len;  // not the Ethernet padding
   const uint32_t want = p.ipv == 4 ? (p.l4 - p.l3) + 8 : 1280 - 40 - 8;
   if (quote > want) quote = want;
   if (p.l3 + hdr + 8 + quote > cap) quote = cap - p.l3 - hdr - 8;
@@ -118,9 +119,12 @@ uint32_t icmp_unreach(const Packet& p, uint32_t code, uint8_t* out, uint32_t cap
 
 uint32_t make_reply(const Packet& p, Action a, uint32_t code, uint8_t* out, uint32_t cap) {
   if (!p.ipv || p.frag || cap < 128 || p.l3 + 60 > cap) return 0;
-  if (p.frame[0] & 1) return 0;  // sent to a group: nobody to answer
-  if (p.ipv == 4 && (p.dst[0] >= 224 || (p.dst[0] == 255))) return 0;
-  if (p.ipv == 6 && p.dst[0] == 0xff) return 0;
+  // Nobody to answer: a packet to a group, or from one (a reply to a
+  // forged group source would go to every host), or from no address.
+  if ((p.frame[0] & 1) || (p.frame[6] & 1)) return 0;
+  static const uint8_t kZero[16] = {};
+  if (p.ipv == 4 && (p.dst[0] >= 224 || p.src[0] >= 224 || !memcmp(p.src, kZero, 4))) return 0;
+  if (p.ipv == 6 && (p.dst[0] == 0xff || p.src[0] == 0xff || !memcmp(p.src, kZero, 16))) return 0;
   if (p.proto == 6 && p.has_tcp && (a == Action::kReject || a == Action::kReset)) return tcp_rst(p, out);
   if (a == Action::kReset) return 0;
   return icmp_unreach(p, a == Action::kReject ? 1 : code, out, cap);

@@ -88,6 +88,7 @@ struct Rule {
   std::vector<Range> sports, dports;
   bool sports_neg = false, dports_neg = false;
   std::vector<Option> opts;
+  uint64_t id = 0;       // the Ruleset's own name for it (states point at it)
   // Counters (show, zero).
   uint64_t packets = 0, bytes = 0;
   uint64_t last_ns = 0;

@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include <algorithm>
 
@@ -46,7 +48,24 @@ size_t Ruleset::FlowHash::operator()(const FlowKey& k) const {
   uint64_t w[4];
   memcpy(w, k.a, 16);
   memcpy(w + 2, k.b, 16);
-  return size_t(mix(w[0] ^ mix(w[1] ^ mix(w[2] ^ mix(w[3] ^ (uint64_t(k.pa) << 32 | k.pb << 16 | k.proto))))));
+  uint64_t h = seed;
+  for (uint64_t x : w) h = mix(h ^ x) + seed;
+  return size_t(mix(h ^ (uint64_t(k.pa) << 32 | uint64_t(k.pb) << 16 | k.proto)));
+}
+
+uint64_t Ruleset::random_seed() {
+  uint64_t s = 0;
+  if (getrandom(&s, sizeof s, GRND_NONBLOCK) != sizeof s) s = uint64_t(time(nullptr)) * 0x9e3779b97f4a7c15ull;
+  return s | 1;
+}
+
+void Ruleset::reindex() {
+  by_id_.clear();
+  for (size_t i = 0; i < rules_.size(); i++) by_id_[rules_[i].id] = i;
+  out_rules_ = false;
+  for (const Rule& r : rules_)
+    for (const Option& o : r.opts)
+      if (o.kind == Option::kOut || o.kind == Option::kXmit) out_rules_ = true;
 }
 
 Ruleset::Ruleset(bool default_allow) {
@@ -54,20 +73,16 @@ Ruleset::Ruleset(bool default_allow) {
   d.num = kDefaultRule;
   d.set = 31;
   d.action = default_allow ? Action::kAllow : Action::kDeny;
+  d.id = next_id_++;
   rules_.push_back(d);
+  reindex();
+  rng_ = random_seed();  // prob: a different draw each run
 }
 
 size_t Ruleset::index_from(uint32_t num) const {
   return size_t(std::lower_bound(rules_.begin(), rules_.end(), num,
                                  [](const Rule& r, uint32_t n) { return r.num < n; }) -
                 rules_.begin());
-}
-
-void Ruleset::recount() {
-  out_rules_ = false;
-  for (const Rule& r : rules_)
-    for (const Option& o : r.opts)
-      if (o.kind == Option::kOut || o.kind == Option::kXmit) out_rules_ = true;
 }
 
 bool Ruleset::add(Rule r, std::string* err, uint32_t* num) {
@@ -88,9 +103,10 @@ bool Ruleset::add(Rule r, std::string* err, uint32_t* num) {
     return false;
   }
   r.packets = r.bytes = r.last_ns = 0;
+  r.id = next_id_++;
   if (num) *num = r.num;
   rules_.insert(rules_.begin() + long(index_from(r.num + 1)), std::move(r));  // after its equals
-  recount();
+  reindex();
   return true;
 }
 
@@ -99,8 +115,8 @@ bool Ruleset::remove(uint32_t n) {
   const size_t before = rules_.size();
   rules_.erase(std::remove_if(rules_.begin(), rules_.end(), [n](const Rule& r) { return r.num == n; }),
                rules_.end());
-  for (auto it = dyn_.begin(); it != dyn_.end();) it = it->second.rule == n ? dyn_.erase(it) : std::next(it);
-  recount();
+  reindex();
+  for (auto it = dyn_.begin(); it != dyn_.end();) it = by_id_.count(it->second.rule) ? std::next(it) : dyn_.erase(it);
   return rules_.size() != before;
 }
 
@@ -111,10 +127,11 @@ void Ruleset::remove_set(uint32_t s) {
   for (uint32_t n : gone) remove(n);
 }
 
+// As FreeBSD's flush: every rule but those of set 31 (the default rule's).
 void Ruleset::flush() {
-  rules_.erase(rules_.begin(), rules_.end() - 1);
+  rules_.erase(std::remove_if(rules_.begin(), rules_.end(), [](const Rule& r) { return r.set != 31; }), rules_.end());
   dyn_.clear();
-  recount();
+  reindex();
 }
 
 void Ruleset::zero(uint32_t n) {
@@ -217,10 +234,10 @@ bool Ruleset::addr_matches(const AddrSet& s, const uint8_t* a, uint8_t ipv) cons
   bool m = false;
   switch (s.kind) {
     case AddrSet::kAny: m = true; break;
-    case AddrSet::kMe:
+    case AddrSet::kMe:  // the host's addresses, IPv4 and IPv6 (me6: IPv6 only)
     case AddrSet::kMe6:
       for (const Addr& x : me_)
-        if (x.v6 == (ipv == 6) && (s.kind == AddrSet::kMe) == !x.v6 && masked_equal(x, a)) m = true;
+        if (x.v6 == (ipv == 6) && (s.kind == AddrSet::kMe || x.v6) && masked_equal(x, a)) m = true;
       break;
     case AddrSet::kList:
       for (const Addr& x : s.items)
@@ -303,55 +320,51 @@ Ruleset::FlowKey Ruleset::flow_of(const Packet& p, bool* reversed) {
   return k;
 }
 
+// ipfw's lifetimes: a TCP flow is short-lived until both sides sent SYN,
+// long-lived once established, short again when both sent FIN or one RST.
 uint64_t Ruleset::lifetime_ns(const Packet& p, State* s, bool reversed) {
   if (p.proto != 6) return p.proto == 17 ? kUdpLife : kShortLife;
   if (!p.has_tcp) return kShortLife;
-  if (p.tcp_flags & 0x05) s->seen |= 4;          // FIN or RST
+  if (p.tcp_flags & 0x04) s->seen |= 16;
+  if (p.tcp_flags & 0x01) s->seen |= reversed ? 8 : 4;
   if (p.tcp_flags & 0x02) s->seen |= reversed ? 2 : 1;
-  if (s->seen & 4) return kFinLife;
+  if ((s->seen & 16) || (s->seen & 12) == 12) return kFinLife;
   return (s->seen & 3) == 3 ? kAckLife : kSynLife;
 }
 
-bool Ruleset::state_lookup(const Packet& p, const Where& w, Verdict* v) {
-  if (!p.ipv || dyn_.empty()) return false;
+long Ruleset::state_lookup(const Packet& p, const Where& w) {
+  if (dyn_.empty()) return -1;
   bool rev;
   auto it = dyn_.find(flow_of(p, &rev));
-  if (it == dyn_.end()) return false;
+  if (it == dyn_.end()) return -1;
   State& s = it->second;
-  if (s.expire_ns < w.now_ns) {
+  auto r = by_id_.find(s.rule);
+  if (s.expire_ns < w.now_ns || r == by_id_.end()) {
     dyn_.erase(it);
-    return false;
+    return -1;
   }
   s.expire_ns = w.now_ns + lifetime_ns(p, &s, rev);
   s.packets++;
   s.bytes += p.wire_len;
-  const size_t i = index_from(s.rule);
-  if (i >= rules_.size() || rules_[i].num != s.rule) return false;
-  Rule& r = rules_[i];
-  r.packets++;
-  r.bytes += p.wire_len;
-  r.last_ns = w.now_ns;
-  v->action = r.action;
-  v->arg = r.arg;
-  v->rule = r.num;
-  v->log = r.log;
-  return true;
+  return long(r->second);
 }
 
-void Ruleset::state_make(const Rule& r, const Packet& p, const Where& w) {
-  if (!p.ipv) return;
+// false: no room for the state (the packet is denied, as ipfw does).
+bool Ruleset::state_make(const Rule& r, const Packet& p, const Where& w) {
   bool rev;
   const FlowKey k = flow_of(p, &rev);
   auto it = dyn_.find(k);
   if (it == dyn_.end()) {
-    if (dyn_.size() >= kMaxStates) {
-      expire(w.now_ns);
-      if (dyn_.size() >= kMaxStates) return;
+    if (dyn_.size() >= kMaxStates && w.now_ns - last_full_expire_ > 1000000000ull) {
+      expire(w.now_ns);  // at most once a second: a full table is not a full scan per packet
+      last_full_expire_ = w.now_ns;
     }
-    it = dyn_.emplace(k, State{r.num, 0, 0, 0, 0}).first;
+    if (dyn_.size() >= kMaxStates) return false;
+    it = dyn_.emplace(k, State{r.id, 0, 0, 0, 0}).first;
   }
-  it->second.rule = r.num;
+  it->second.rule = r.id;
   it->second.expire_ns = w.now_ns + lifetime_ns(p, &it->second, rev);
+  return true;
 }
 
 void Ruleset::expire(uint64_t now_ns) {
@@ -360,36 +373,51 @@ void Ruleset::expire(uint64_t now_ns) {
 
 Verdict Ruleset::check(const Packet& p, const Where& w) {
   Verdict v;
+  if (p.truncated) {  // IP whose headers are not all there: nothing can judge it
+    v.action = Action::kDeny;
+    return v;
+  }
   if (!p.ipv) return v;  // rules are for IP: the rest passes (kipfw counts it)
   bool looked = false;  // the states were looked at (first check-state or keep-state)
   for (size_t i = 0; i < rules_.size(); i++) {
-    Rule& r = rules_[i];
-    if (disabled_sets_ >> r.set & 1) continue;
-    if ((r.action == Action::kCheckState || r.keep_state) && !looked) {
+    Rule* r = &rules_[i];
+    if (disabled_sets_ >> r->set & 1) continue;
+    bool hit = false;
+    if ((r->action == Action::kCheckState || r->keep_state) && !looked) {
       looked = true;
-      if (state_lookup(p, w, &v)) return v;
+      const long at = state_lookup(p, w);
+      if (at >= 0) {  // the flow's state: its rule's action, as if it matched
+        i = size_t(at);
+        r = &rules_[i];
+        hit = true;
+      }
     }
-    if (r.action == Action::kCheckState) continue;
-    if (!matches(r, p, w)) continue;
-    if (r.prob) {
-      rng_ ^= rng_ << 13, rng_ ^= rng_ >> 7, rng_ ^= rng_ << 17;
-      if (uint32_t(rng_ >> 32) >= r.prob) continue;
+    if (!hit) {
+      if (r->action == Action::kCheckState || !matches(*r, p, w)) continue;
+      if (r->prob) {
+        rng_ ^= rng_ << 13, rng_ ^= rng_ >> 7, rng_ ^= rng_ << 17;
+        if (uint32_t(rng_ >> 32) >= r->prob) continue;
+      }
     }
-    r.packets++;
-    r.bytes += p.wire_len;
-    r.last_ns = w.now_ns;
-    if (r.keep_state) state_make(r, p, w);
-    if (r.action == Action::kCount) continue;
-    if (r.action == Action::kSkipto) {
-      const size_t j = index_from(r.arg);
+    r->packets++;
+    r->bytes += p.wire_len;
+    r->last_ns = w.now_ns;
+    if (!hit && r->keep_state && !state_make(*r, p, w)) {
+      v.action = Action::kDeny;  // no room for its state
+      v.rule = r->num;
+      return v;
+    }
+    if (r->action == Action::kCount) continue;
+    if (r->action == Action::kSkipto) {
+      const size_t j = index_from(r->arg);
       if (j <= i) continue;  // never backwards (add() refuses it anyway)
       i = j - 1;
       continue;
     }
-    v.action = r.action;
-    v.arg = r.arg;
-    v.rule = r.num;
-    v.log = r.log;
+    v.action = r->action;
+    v.arg = r->arg;
+    v.rule = r->num;
+    v.log = r->log;
     return v;
   }
   v.action = Action::kDeny;  // not reached: the default rule matches everything

@@ -69,7 +69,7 @@ class Ruleset {
   size_t states() const { return dyn_.size(); }
   void expire(uint64_t now_ns);  // drop states past their lifetime
 
-  // Cap on dynamic states (new flows past it are not given one).
+  // Cap on dynamic states: a new flow past it is denied (fail closed).
   static constexpr size_t kMaxStates = 65536;
 
  private:
@@ -93,12 +93,13 @@ class Ruleset {
     bool operator==(const FlowKey& o) const;
   };
   struct FlowHash {
+    uint64_t seed;  // random per Ruleset: flows a sender chooses do not collide at will
     size_t operator()(const FlowKey& k) const;
   };
   struct State {
-    uint32_t rule;      // the keep-state rule that made it
+    uint64_t rule;      // the id of the keep-state rule that made it
     uint64_t expire_ns;
-    uint8_t seen;       // TCP: bit 0 SYN from a, bit 1 SYN from b, bit 2 FIN/RST
+    uint8_t seen;       // TCP: SYN from a (1), from b (2); FIN from a (4), from b (8); RST (16)
     uint64_t packets, bytes;
   };
 
@@ -108,18 +109,23 @@ class Ruleset {
   bool table_lookup(uint32_t t, const uint8_t* a, uint8_t ipv, uint32_t* value) const;
   size_t index_from(uint32_t num) const;  // first rule numbered >= num
   static FlowKey flow_of(const Packet& p, bool* reversed);
-  bool state_lookup(const Packet& p, const Where& w, Verdict* v);
-  void state_make(const Rule& r, const Packet& p, const Where& w);
+  // The index of the rule whose state p belongs to, or -1.
+  long state_lookup(const Packet& p, const Where& w);
+  bool state_make(const Rule& r, const Packet& p, const Where& w);
   static uint64_t lifetime_ns(const Packet& p, State* s, bool reversed);
-  void recount();
 
   std::vector<Rule> rules_;
   std::map<uint32_t, Table> tables_;
-  std::unordered_map<FlowKey, State, FlowHash> dyn_;
+  std::unordered_map<FlowKey, State, FlowHash> dyn_{16, FlowHash{random_seed()}};
+  static uint64_t random_seed();
   std::vector<Addr> me_;
   uint32_t disabled_sets_ = 0;
   bool out_rules_ = false;
   uint64_t rng_ = 0x9e3779b97f4a7c15ull;
+  uint64_t next_id_ = 1;
+  uint64_t last_full_expire_ = 0;
+  std::unordered_map<uint64_t, size_t> by_id_;  // rule id -> index in rules_
+  void reindex();
 };
 
 }  // namespace unetmap::ipfw

@@ -5,7 +5,8 @@
 #   2. rules from a file let UDP to port 1234 through, counted per rule;
 #   3. `ipfw add` of a deny rule while kipfw runs stops it, counted;
 #      a refused command exits 65 and changes nothing;
-#   4. another user cannot reach kipfw's socket;
+#   4. another user cannot reach kipfw's socket; a chain's head alone in
+#      its first slot is judged whole, and kipfw does not spin for its end;
 #   5. kill -9 of kipfw, restarted with the same file: the pipes are
 #      usable and the ruleset is the file's again.
 # Usage: kipfw_test.sh BUILD_DIR
@@ -18,6 +19,7 @@ WORK=$(mktemp -d)
 KPID=
 cleanup() {
     [[ -n $KPID ]] && kill -9 "$KPID" 2>/dev/null || true
+    [[ -n ${CH_PID:-} ]] && kill -9 "$CH_PID" 2>/dev/null || true
     wait 2>/dev/null || true
     rm -rf "$UNETMAP_DIR" "$WORK"
 }
@@ -95,6 +97,28 @@ if id nobody >/dev/null 2>&1 && command -v setpriv >/dev/null; then
     set -e
     [[ $rc == 69 ]] || fail "another user's ipfw exited $rc: $(cat "$WORK/err")"
 fi
+
+# 4b. a chain whose Ethernet header comes alone in its first slot: the
+#     rules see the whole head (UDP to port 22 is not allowed), and while
+#     the rest has not come kipfw waits without spinning.
+CHAIN=$B/tests/nm_chain
+coproc CH { "$CHAIN" 'netmap:p{0' 22; }
+read -r -t 5 line <&"${CH[0]}" || fail "nm_chain did not start"
+[[ $line == "head sent" ]] || fail "nm_chain: $line"
+t0=$(awk '{print $14+$15}' "/proc/$KPID/stat")
+sleep 1
+t1=$(awk '{print $14+$15}' "/proc/$KPID/stat")
+(( t1 - t0 < 30 )) || fail "kipfw used $((t1 - t0)) ticks of 100 in a second waiting for a chain's end"
+denied0=$("$IPFW" stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["directions"][0]["denied"])')
+echo rest >&"${CH[1]}"
+read -r -t 5 line <&"${CH[0]}" || fail "nm_chain did not finish"
+for _ in $(seq 100); do
+    denied=$("$IPFW" stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["directions"][0]["denied"])')
+    ((denied > denied0)) && break
+    sleep 0.05
+done
+((denied == denied0 + 1)) || fail "the chain to port 22 was not denied (denied $denied0 -> $denied)"
+echo bye >&"${CH[1]}"; wait "$CH_PID" 2>/dev/null || true
 
 # 5. kill -9 and a restart with the same file
 kill -9 "$KPID"; wait "$KPID" 2>/dev/null || true

@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# kipfw between two network namespaces, over NIC ports, with the Linux
+# stack's own ping, nc and TCP on either side:
+#
+#   ns A: a0 10.88.0.1 --veth-- a1 [ns K: kipfw netmap:a1 netmap:b1] b1 --veth-- b0 10.88.0.2 :ns B
+#
+#   1. ICMP allowed: ping gets through; a deny rule for echo requests
+#      added with ipfw stops it, counted by that rule;
+#   2. reject: a TCP connection to a rejected port is refused (the RST
+#      kipfw sends back), one to an allowed port is made;
+#   3. a pipe of 10 Mbit/s with 20 ms of delay both ways: ping's RTT is
+#      40 ms more than without it, within 2 ms; a TCP transfer's steady goodput is the link's
+#      rate less TCP/IP/Ethernet headers, within 5%;
+#   4. plr 0.1 over 10000 UDP datagrams: the losses within 5 standard
+#      deviations of 1000, and the receiver gets exactly the rest.
+# Usage: kipfw_netns_test.sh BUILD_DIR   (root; exits 77 if namespaces
+# cannot be made)
+set -euo pipefail
+B=$(cd "$1" && pwd)
+KIPFW=$B/tools/kipfw IPFW=$B/tools/ipfw
+PY=/usr/bin/python3
+TAG=$$
+NA=kfA$TAG NB=kfB$TAG NK=kfK$TAG
+WORK=$(mktemp -d)
+export UNETMAP_DIR=$WORK/run
+mkdir -m 0700 -p "$UNETMAP_DIR"
+cleanup() {
+    for ns in $NA $NB $NK; do
+        for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+        ip netns del "$ns" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; [[ -f $WORK/kipfw.out ]] && cat "$WORK/kipfw.out" >&2; exit 1; }
+inA() { ip netns exec "$NA" "$@"; }
+inB() { ip netns exec "$NB" "$@"; }
+ipfw() { ip netns exec "$NK" "$IPFW" "$@"; }
+
+ip netns add "$NA" 2>/dev/null || { echo "skip: cannot make network namespaces"; exit 77; }
+ip netns add "$NB"; ip netns add "$NK"
+for ns in $NA $NB $NK; do
+    ip -n "$ns" link set lo up
+    ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+done
+ip link add a0 netns "$NA" type veth peer name a1 netns "$NK"
+ip link add b0 netns "$NB" type veth peer name b1 netns "$NK"
+ip -n "$NA" addr add 10.88.0.1/24 dev a0
+ip -n "$NB" addr add 10.88.0.2/24 dev b0
+for l in "$NA a0" "$NB b0" "$NK a1" "$NK b1"; do set -- $l; ip -n "$1" link set "$2" up; done
+# The stacks finish their own checksums: a veth peer leaves them to the
+# "hardware", and an AF_XDP socket gets the frame without saying so.
+inA ethtool -K a0 tx off >/dev/null
+inB ethtool -K b0 tx off >/dev/null
+
+cat >"$WORK/rules" <<'EOF'
+add 100 allow icmp from any to any
+add 200 allow tcp from any to any
+add 300 allow udp from any to any
+EOF
+ip netns exec "$NK" "$KIPFW" -f "$WORK/rules" netmap:a1 netmap:b1 >"$WORK/kipfw.out" 2>&1 &
+for _ in $(seq 200); do ipfw list >/dev/null 2>&1 && break; sleep 0.05; done
+ipfw list >/dev/null || fail "kipfw did not start"
+
+# 1. ping (its RTT without a pipe, the base of 3.), then a deny rule for echo requests
+base=$(inA ping -c 10 -i 0.2 -W 2 10.88.0.2 | sed -nE 's|.*= [0-9.]+/([0-9.]+)/.*|\1|p')
+[[ -n $base ]] || fail "ping through kipfw"
+ipfw -q add 50 deny icmp from any to any icmptypes 8
+if inA ping -c 2 -i 0.2 -W 1 10.88.0.2 >/dev/null; then fail "ping passed a deny rule"; fi
+n=$(ipfw show 50 | awk '{print $2}')
+[[ $n == 2 ]] || fail "rule 50 counted $n echo requests, not 2"
+ipfw delete 50
+
+# 2. reject: refused; an allowed port: connected
+ipfw -q add 60 reject tcp from any to any 7777
+inB nc -l 7778 >/dev/null &
+for _ in $(seq 100); do inB ss -ltn | grep -q ':7778' && break; sleep 0.05; done
+out=$(inA nc -v -z -w 3 10.88.0.2 7777 2>&1 || true)
+[[ $out == *refused* ]] || fail "a rejected connection: $out"
+inA nc -z -w 3 10.88.0.2 7778 || fail "an allowed connection"
+ipfw delete 60
+
+# 3. a 10 Mbit/s, 20 ms pipe both ways
+ipfw pipe 1 config bw 10Mbit/s delay 20 queue 100
+ipfw -q add 40 pipe 1 ip from any to any
+rtt=$(inA ping -c 10 -i 0.2 -W 2 10.88.0.2 | sed -nE 's|.*= [0-9.]+/([0-9.]+)/.*|\1|p')
+[[ -n $rtt ]] || fail "no ping through the pipe"
+# Twice the delay over the RTT without the pipe (and 2 x 78 us for a
+# 98-byte frame at 10 Mbit/s).
+$PY -c "import sys; r=float('$rtt')-float('$base'); print('RTT %s ms, %.3f ms over %s ms without the pipe' % ('$rtt', r, '$base')); sys.exit(0 if abs(r-40.16) <= 2.0 else 1)" ||
+    fail "RTT $rtt ms with the pipe, $base ms without: not 40 ms more, within 2 ms"
+# The receiver counts what it got at 2 s and at 6 s of a 7 s transfer.
+cat >"$WORK/rx.py" <<'EOF'
+import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("10.88.0.2", 5001)); s.listen(1)
+open(sys.argv[1], "w").write("listening\n")
+c, _ = s.accept(); t0 = time.monotonic(); got = 0; marks = {}
+while True:
+    b = c.recv(65536)
+    if not b: break
+    got += len(b); t = time.monotonic() - t0
+    for m in (2, 6):
+        if t >= m and m not in marks: marks[m] = (t, got)
+(t2, g2), (t6, g6) = marks[2], marks[6]
+print((g6 - g2) * 8 / (t6 - t2))
+EOF
+inB $PY "$WORK/rx.py" "$WORK/rx.ready" >"$WORK/rx.out" &
+rxpid=$!
+for _ in $(seq 100); do [[ -s $WORK/rx.ready ]] && break; sleep 0.05; done
+inA timeout 30 $PY -c "
+import socket, time
+s = socket.create_connection(('10.88.0.2', 5001)); b = b'x' * 65536; t0 = time.monotonic()
+while time.monotonic() - t0 < 7: s.sendall(b)
+s.close()"
+wait "$rxpid" || fail "the receiver failed"
+rate=$(cat "$WORK/rx.out")
+# Goodput of a full 10 Mbit/s link: 1448 bytes of data in each 1514-byte frame.
+$PY -c "import sys; r=float('$rate'); e=10e6*1448/1514; print('goodput %.3f Mbit/s, expected %.3f' % (r/1e6, e/1e6)); sys.exit(0 if abs(r-e) <= 0.05*e else 1)" ||
+    fail "TCP goodput through the pipe"
+ipfw delete 40
+
+# 4. plr 0.1
+ipfw pipe 2 config plr 0.1 queue 1000
+ipfw -q add 30 pipe 2 udp from any to any 9999
+cat >"$WORK/udp_rx.py" <<'EOF'
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("10.88.0.2", 9999)); s.settimeout(2)
+open(sys.argv[1], "w").write("listening\n")
+n = 0
+try:
+    while True:
+        if s.recv(2048) == b"end": break
+        n += 1
+except socket.timeout:
+    pass
+print(n)
+EOF
+inB $PY "$WORK/udp_rx.py" "$WORK/udp.ready" >"$WORK/udp.out" &
+rxpid=$!
+for _ in $(seq 100); do [[ -s $WORK/udp.ready ]] && break; sleep 0.05; done
+inA $PY -c "
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for k in range(10000):
+    s.sendto(b'%d' % k, ('10.88.0.2', 9999))
+    if k % 200 == 199: time.sleep(0.01)   # within the pipe's queue
+"
+ipfw delete 30
+inA $PY -c "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'end', ('10.88.0.2', 9999))"
+wait "$rxpid" || true
+got=$(cat "$WORK/udp.out")
+plr_drops=$(ipfw stats | $PY -c 'import json,sys; print(json.load(sys.stdin)["dummynet"]["plr_drops"])')
+lost=$((10000 - got))
+echo "plr: $lost of 10000 lost (dummynet: $plr_drops dropped by plr)"
+((lost >= 850 && lost <= 1150)) || fail "plr 0.1 lost $lost of 10000"
+((plr_drops == lost)) || fail "dummynet dropped $plr_drops, the receiver missed $lost"
+echo "kipfw_netns_test: ok"
