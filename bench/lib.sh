@@ -139,6 +139,17 @@ steady_median() {
     echo "$(awk -v v="$(median "${samples[@]:k:n}")" 'BEGIN { printf "%.3f", v / 1e6 }') $n ${#samples[@]}"
 }
 
+# pktgen_median LOG (vhost.sh, ipfw.sh): "MEDIAN STEADY ALL" of pkt-gen's per-second rates (Mpps)
+pktgen_median() {
+    local samples=() k=2 n
+    mapfile -t samples < <(grep -aoE '^[0-9.]+ [KM]?pps' "$1" |
+        awk '{ v = $1; if ($2 == "Kpps") v /= 1e3; else if ($2 == "pps") v /= 1e6; if (v > 0) print v }')
+    ((${#samples[@]} > 0)) || return 1
+    while ((${#samples[@]} - 2 * k < 1 && k > 0)); do k=$((k - 1)); done
+    n=$((${#samples[@]} - 2 * k))
+    echo "$(median "${samples[@]:k:n}") $n ${#samples[@]}"
+}
+
 summary_field() {  # summary_field LOG FUNC FIELD
     sed -n "/^summary: func=$2 /s/.*[[:space:]]$3=\([0-9.]*\).*/\1/p" "$1" | tail -n 1
 }

@@ -90,17 +90,6 @@ drop_ports() {
     drop_unetmap_dir
 }
 
-# pktgen_median LOG: "MEDIAN STEADY ALL" of pkt-gen's per-second rates (Mpps)
-pktgen_median() {
-    local samples=() k=2 n
-    mapfile -t samples < <(grep -aoE '^[0-9.]+ [KM]?pps' "$1" |
-        awk '{ v = $1; if ($2 == "Kpps") v /= 1e3; else if ($2 == "pps") v /= 1e6; if (v > 0) print v }')
-    ((${#samples[@]} > 0)) || return 1
-    while ((${#samples[@]} - 2 * k < 1 && k > 0)); do k=$((k - 1)); done
-    n=$((${#samples[@]} - 2 * k))
-    echo "$(median "${samples[@]:k:n}") $n ${#samples[@]}"
-}
-
 declare -A FIG  # FIG[case/size] = "v1 v2 ..."
 record() { FIG[$1]="${FIG[$1]:-} $2"; }
 

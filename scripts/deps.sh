@@ -14,7 +14,7 @@ set -euo pipefail
 # test turns the veth peers' checksum offload off (AF_XDP sees no checksum state).
 pkgs=(cmake g++ gcc make pkg-config libgtest-dev googletest libxdp-dev libbpf-dev iproute2 procps
   iputils-ping netcat-openbsd clang-14 libclang-rt-14-dev binutils dpkg-dev flex bison
-  libpcap0.8-dev tcpdump tshark python3-scapy dpdk-dev qemu-system-x86 busybox-static cpio ethtool "$@")
+  libpcap0.8-dev tcpdump tshark python3-scapy dpdk-dev qemu-system-x86 busybox-static cpio ethtool nftables "$@")
 # Installed without their recommendations (QEMU's would bring a GUI).
 bare=(qemu-system-x86)
 SUDO=""

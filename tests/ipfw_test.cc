@@ -739,3 +739,23 @@ TEST(Dummynet, ConfigErrorsNameTheWord) {
   ASSERT_TRUE(dn.command(split_words("pipe 1 delete"), &out, &err));
   EXPECT_FALSE(dn.exists(false, 1));
 }
+
+TEST(Log, MatchedRulesLogUpToTheirAmount) {
+  Ruleset rs = ruleset({"add 100 count log ip from any to any", "add 200 deny log logamount 2 tcp from any to any 22",
+                        "add 300 allow ip from any to any"});
+  std::vector<std::string> lines;
+  rs.set_logger([](void* c, const Rule& r, const Packet& p, const Where& w) {
+    static_cast<std::vector<std::string>*>(c)->push_back(log_line(r, p, w));
+  }, &lines);
+  FrameSpec s;
+  s.dport = 22;
+  for (int k = 0; k < 3; k++) decide(rs, frame(s), nullptr, false, "netmap:eth0");
+  ASSERT_EQ(lines.size(), 5u);  // three counted, two of three denied
+  EXPECT_EQ(lines[0], "ipfw: 100 Count TCP 10.0.0.1:1234 10.0.0.2:22 in via netmap:eth0");
+  EXPECT_EQ(lines[1], "ipfw: 200 Deny TCP 10.0.0.1:1234 10.0.0.2:22 in via netmap:eth0");
+  std::string out, err;
+  ASSERT_TRUE(run_command(rs, split_words("resetlog 200"), &out, &err));
+  decide(rs, frame(s), nullptr, false, "netmap:eth0");
+  EXPECT_EQ(lines.size(), 7u);
+  EXPECT_EQ(format_rule(rs.rules()[1]), "00200 deny log logamount 2 tcp from any to any 22");
+}

@@ -1,14 +1,18 @@
 // kipfw: unetmap's ipfw, a firewall between pairs of netmap ports.
 //
-//   kipfw [-d] [-f FILE] [-n NAME] [-b BATCH] [-q] PORT_A PORT_B [PORT_C PORT_D ...]
+//   kipfw [-d] [-P] [-f FILE] [-n NAME] [-b BATCH] [-q] PORT_A PORT_B [PORT_C PORT_D ...]
 //
 // Every packet that arrives on one port of a pair goes out on the other
 // if the ruleset (src/ipfw, FreeBSD's syntax) lets it: checked as it comes
 // in on its port, and again on its way out when the ruleset has rules for
 // outgoing packets (`out`, `xmit`), as a FreeBSD gateway does. Frames that
 // are not IP (ARP, ...) pass without a rule. reject, reset and unreach
-// send their reply back out of the port the packet came in on. Ports in
-// one memory region exchange buffers (zero copy); others are copied.
+// send their reply back out of the port the packet came in on. pipe and
+// queue hand packets to dummynet (src/ipfw/dummynet.h), which sends them
+// on when their time comes. Rules with `log` write a line each to stderr
+// (to syslog with -d). Ports in one memory region exchange buffers (zero
+// copy); others are copied. -P busy-polls while traffic flows (for a core
+// of its own). docs/ipfw.md says more.
 //
 // The ruleset starts empty (the default rule, 65535 deny ip from any to
 // any) or from FILE (-f: ipfw commands, one a line, "#" comments); a bad
@@ -33,6 +37,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -72,13 +77,15 @@ uint64_t now_ns() {
 
 void usage(FILE* f) {
   fprintf(f,
-          "usage: kipfw [-d] [-f FILE] [-n NAME] [-b BATCH] [-q] PORT_A PORT_B [PORT_C PORT_D ...]\n"
+          "usage: kipfw [-d] [-P] [-f FILE] [-n NAME] [-b BATCH] [-q] PORT_A PORT_B [PORT_C PORT_D ...]\n"
           "Forward packets between each pair of netmap ports through an ipfw ruleset.\n"
           "  -f FILE   load the ruleset from FILE (ipfw commands, one a line)\n"
           "  -n NAME   the name ipfw reaches this kipfw by (ipfw -n NAME; default \"default\")\n"
           "  -b BATCH  packets moved per direction per round, 1..8192 (default 512)\n"
           "  -d        run as a daemon once the ports are open and the socket listens\n"
           "  -q        no summary at exit\n"
+          "  -P        while traffic flows, sync the rings without sleeping in poll (for a\n"
+          "            core of its own: more packets per second, the CPU always busy)\n"
           "The ruleset starts with only rule 65535 (deny ip from any to any). Change it with\n"
           "`ipfw [-n NAME] add ...`, list it with `ipfw show`, counters as JSON: `ipfw stats`.\n");
 }
@@ -177,6 +184,14 @@ void send_replies(Port& p, uint64_t* sent, uint64_t* dropped) {
   *dropped += p.replies.size() - next;
   p.replies.clear();
   ioctl(p.d->fd, NIOCTXSYNC, nullptr);
+}
+
+// A rule's log line: to stderr, or to syslog once kipfw is a daemon.
+bool g_syslog = false;
+void log_packet(void*, const ipfw::Rule& r, const ipfw::Packet& p, const ipfw::Where& w) {
+  const std::string line = ipfw::log_line(r, p, w);
+  if (g_syslog) syslog(LOG_INFO, "%s", line.c_str());
+  else fprintf(stderr, "%s\n", line.c_str());
 }
 
 // The host's addresses, for `me` and `me6`.
@@ -330,20 +345,65 @@ void serve(int ls, ipfw::Ruleset& rs, ipfw::Dummynet& dn, const std::vector<Dire
   close(c);
 }
 
+// Sleep in ppoll until a port or ipfw wants us. false (and *status set)
+// if a port reports an error.
+bool poll_ports(std::vector<Port>& ports, std::vector<Direction>& dirs, std::vector<pollfd>& pfd, int ls,
+                uint64_t next_dn, int* status) {
+  // A port with packets waits for room on the other (POLLOUT there);
+  // one without, for packets (POLLIN). A port whose rx rings hold only
+  // the start of a chain asks for neither: it is synced every round,
+  // at most a millisecond apart, until the chain is whole.
+  bool stuck = false;
+  for (size_t k = 0; k < ports.size(); k++) {
+    const bool pending = fwd::rx_pending(ports[k].d) != 0;
+    const Direction& from_other = dirs[k ^ 1];
+    const bool other = fwd::rx_pending(ports[k ^ 1].d) != 0 && !from_other.stuck;
+    pfd[k] = {ports[k].d->fd, short((pending ? 0 : POLLIN) | (other ? POLLOUT : 0)), 0};
+    stuck |= dirs[k].stuck;
+  }
+  pfd[ports.size()] = {ls, POLLIN, 0};
+  // Sleep until a port or ipfw wants us, or until shortly before
+  // dummynet's next packet is due: a timer wakes a sleeper a few hundred
+  // microseconds late on a busy or virtual machine, so the last
+  // kDnSpinNs are polled awake.
+  uint64_t wait_ns = 200000000ull;
+  const uint64_t before = now_ns();
+  if (next_dn != ~0ull) {
+    const uint64_t to = next_dn > before ? next_dn - before : 0;
+    wait_ns = std::min(wait_ns, to > kDnSpinNs ? to - kDnSpinNs : 0);
+  }
+  if (stuck) wait_ns = std::min<uint64_t>(wait_ns, 1000000);
+  const timespec ts{time_t(wait_ns / 1000000000ull), long(wait_ns % 1000000000ull)};
+  const int r = ppoll(pfd.data(), pfd.size(), &ts, nullptr);
+  if (r < 0 && errno != EINTR) {
+    fprintf(stderr, "kipfw: poll: %s\n", strerror(errno));
+    *status = kExitFailed;
+    return false;
+  }
+  for (size_t k = 0; k < ports.size(); k++)
+    if (pfd[k].revents & (POLLERR | POLLNVAL)) {
+      fprintf(stderr, "kipfw: %s: poll reports an error on the port%s\n", ports[k].name.c_str(),
+              pfd[k].revents & POLLNVAL ? " (closed)" : " (rings reset)");
+      *status = kExitFailed;
+    }
+  return *status == 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string file, name = "default";
   long batch = 512;
-  bool daemonize = false, quiet = false;
+  bool daemonize = false, quiet = false, busy_poll = false;
   static const option longopts[] = {{"help", no_argument, nullptr, 'h'}, {nullptr, 0, nullptr, 0}};
   int ch;
-  while ((ch = getopt_long(argc, argv, "df:n:b:qh", longopts, nullptr)) != -1) {
+  while ((ch = getopt_long(argc, argv, "df:n:b:qPh", longopts, nullptr)) != -1) {
     switch (ch) {
       case 'd': daemonize = true; break;
       case 'f': file = optarg; break;
       case 'n': name = optarg; break;
       case 'q': quiet = true; break;
+      case 'P': busy_poll = true; break;
       case 'b': {
         char* end;
         batch = strtol(optarg, &end, 10);
@@ -369,6 +429,7 @@ int main(int argc, char** argv) {
   ipfw::Ruleset rs;
   ipfw::Dummynet dn;
   rs.set_me(host_addrs());
+  rs.set_logger(log_packet, nullptr);
   std::string err;
   if (!file.empty() && !load_file(rs, dn, file, &err)) {
     fprintf(stderr, "kipfw: %s\n", err.c_str());
@@ -391,16 +452,23 @@ int main(int argc, char** argv) {
     dirs.push_back(Direction{a, b, {}, 0, 0, 0, &rs, 0, zc});
     dirs.push_back(Direction{b, a, {}, 0, 0, 0, &rs, 0, zc});
   }
-  for (size_t k = 0; k < dirs.size(); k++) dirs[k].dn = &dn, dirs[k].index = uint32_t(k);
+  for (size_t k = 0; k < dirs.size(); k++) {
+    dirs[k].dn = &dn;
+    dirs[k].index = uint32_t(k);
+  }
   const std::string sock = socket_path(name);
   const int ls = listen_on(sock, &err);
   if (ls < 0) {
     fprintf(stderr, "kipfw: %s\n", err.c_str());
     return kExitFailed;
   }
-  if (daemonize && daemon(1, 0) != 0) {
-    fprintf(stderr, "kipfw: daemon: %s\n", strerror(errno));
-    return kExitFailed;
+  if (daemonize) {
+    if (daemon(1, 0) != 0) {
+      fprintf(stderr, "kipfw: daemon: %s\n", strerror(errno));
+      return kExitFailed;
+    }
+    openlog("kipfw", LOG_PID, LOG_DAEMON);
+    g_syslog = true;
   }
   // dummynet's timers want tens of microseconds, not the default 50 us slack.
   prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
@@ -433,45 +501,29 @@ int main(int argc, char** argv) {
     return false;  // full: it waits in dummynet
   };
   int status = 0;
+  bool busy = false;    // the last round moved packets
+  uint32_t rounds = 0;
   while (!g_stop) {
-    // A port with packets waits for room on the other (POLLOUT there);
-    // one without, for packets (POLLIN). A port whose rx rings hold only
-    // the start of a chain asks for neither: it is synced every round,
-    // at most a millisecond apart, until the chain is whole.
-    bool stuck = false;
-    for (size_t k = 0; k < ports.size(); k++) {
-      const bool pending = fwd::rx_pending(ports[k].d) != 0;
-      const Direction& from_other = dirs[k ^ 1];
-      const bool other = fwd::rx_pending(ports[k ^ 1].d) != 0 && !from_other.stuck;
-      pfd[k] = {ports[k].d->fd, short((pending ? 0 : POLLIN) | (other ? POLLOUT : 0)), 0};
-      stuck |= dirs[k].stuck;
-    }
-    pfd[ports.size()] = {ls, POLLIN, 0};
-    // Sleep until a port or ipfw wants us, or until shortly before
-    // dummynet's next packet is due: a timer wakes a sleeper a few hundred
-    // microseconds late on a busy or virtual machine, so the last
-    // kDnSpinNs are polled awake.
-    uint64_t wait_ns = 200000000ull;
-    const uint64_t before = now_ns();
-    if (next_dn != ~0ull) {
-      const uint64_t to = next_dn > before ? next_dn - before : 0;
-      wait_ns = std::min(wait_ns, to > kDnSpinNs ? to - kDnSpinNs : 0);
-    }
-    if (stuck) wait_ns = std::min<uint64_t>(wait_ns, 1000000);
-    const timespec ts{time_t(wait_ns / 1000000000ull), long(wait_ns % 1000000000ull)};
-    const int r = ppoll(pfd.data(), pfd.size(), &ts, nullptr);
-    if (r < 0 && errno != EINTR) {
-      fprintf(stderr, "kipfw: poll: %s\n", strerror(errno));
-      break;
-    }
-    for (size_t k = 0; k < ports.size(); k++)
-      if (pfd[k].revents & (POLLERR | POLLNVAL)) {
-        fprintf(stderr, "kipfw: %s: poll reports an error on the port%s\n", ports[k].name.c_str(),
-                pfd[k].revents & POLLNVAL ? " (closed)" : " (rings reset)");
-        status = kExitFailed;
+    if (busy) {
+      // Traffic: more is likely there already. The rings are synced with
+      // ioctls (calls into the library, no system call) rather than a
+      // poll; the control socket is looked at every 64 rounds.
+      for (size_t k = 0; k < ports.size(); k++) {
+        if (ioctl(ports[k].d->fd, NIOCRXSYNC, nullptr) != 0) {
+          fprintf(stderr, "kipfw: %s: %s\n", ports[k].name.c_str(), strerror(errno));
+          status = kExitFailed;
+        }
+        pfd[k].revents = POLLOUT;
       }
-    if (status) break;
+      if (status) break;
+      pfd[ports.size()] = {ls, POLLIN, 0};
+      if (++rounds % 64 == 0) poll(&pfd[ports.size()], 1, 0);
+      else pfd[ports.size()].revents = 0;
+    } else {
+      if (!poll_ports(ports, dirs, pfd, ls, next_dn, &status)) break;
+    }
     const uint64_t now = now_ns();
+    uint64_t work = 0;
     for (Direction& d : dirs) {
       const size_t from = size_t(d.from - ports.data()), to = size_t(d.to - ports.data());
       if (d.stuck) ioctl(ports[from].d->fd, NIOCRXSYNC, nullptr);
@@ -480,11 +532,14 @@ int main(int argc, char** argv) {
       const fwd::Filter f{filter, &d};
       const uint64_t before_f = d.c.filtered, before_d = d.c.drops;
       const uint32_t moved = fwd::forward(d.from->d, d.to->d, uint32_t(batch), d.zero_copy, &d.c, &f);
+      if (moved) ioctl(ports[to].d->fd, NIOCTXSYNC, nullptr);
+      work += moved + (d.c.filtered - before_f) + (d.c.drops - before_d);
       // Nothing moved, filtered or dropped from rings that hold slots:
       // the first packet is a chain still coming.
       d.stuck = moved == 0 && d.c.filtered == before_f && d.c.drops == before_d && fwd::rx_pending(d.from->d) != 0;
       send_replies(*d.from, &d.replied, &d.replies_dropped);
     }
+    busy = busy_poll && work != 0;
     next_dn = dn.run(now_ns(), sink);
     for (size_t k = 0; k < ports.size(); k++)
       if (touched[k]) {

@@ -1,5 +1,7 @@
 #include "ipfw/command.h"
 
+#include <arpa/inet.h>
+
 #include <cinttypes>
 #include <cstdio>
 
@@ -107,6 +109,33 @@ bool fail(std::string* err, const std::string& m) {
 
 }  // namespace
 
+std::string log_line(const Rule& r, const Packet& p, const Where& w) {
+  static const char* const kAction[] = {"Accept", "Deny", "Reject", "Reset", "Unreach", "Count",
+                                        "Skipto", "Pipe",  "Queue",  "Check-state"};
+  std::string s = "ipfw: " + std::to_string(r.num) + " " + kAction[int(r.action)];
+  if (r.action == Action::kSkipto || r.action == Action::kPipe || r.action == Action::kQueue ||
+      r.action == Action::kUnreach)
+    s += " " + std::to_string(r.arg);
+  char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
+  const int fam = p.ipv == 6 ? AF_INET6 : AF_INET;
+  inet_ntop(fam, p.src, a, sizeof a);
+  inet_ntop(fam, p.dst, b, sizeof b);
+  const char* proto = p.proto == 6 ? "TCP" : p.proto == 17 ? "UDP" : p.proto == 1 ? "ICMP" : p.proto == 58 ? "ICMPv6" : nullptr;
+  s += " " + (proto ? std::string(proto) : "P:" + std::to_string(p.proto));
+  if (p.has_ports) {
+    const bool v6 = p.ipv == 6;
+    s += std::string(" ") + (v6 ? "[" : "") + a + (v6 ? "]" : "") + ":" + std::to_string(p.sport) + " " +
+         (v6 ? "[" : "") + b + (v6 ? "]" : "") + ":" + std::to_string(p.dport);
+  } else {
+    s += std::string(" ") + a + " " + b;
+    if (p.has_icmp) s += " type " + std::to_string(p.icmp_type);
+  }
+  const std::string* port = w.out ? w.xmit : w.recv;
+  s += std::string(w.out ? " out" : " in") + (port ? " via " + *port : "");
+  if (p.frag) s += " (frag)";
+  return s;
+}
+
 std::string show_rules(const Ruleset& rs, const std::vector<uint32_t>& only, bool counters, bool with_set) {
   int pw = 1, bw = 1;
   char b[64];
@@ -179,7 +208,11 @@ bool run_command(Ruleset& rs, const std::vector<std::string>& words, std::string
   }
   if (cmd == "zero" || cmd == "resetlog") {
     if (!numbers(w, 1, kDefaultRule, &nums, err)) return false;
-    if (cmd == "resetlog") return true;
+    if (cmd == "resetlog") {
+      if (nums.empty()) rs.reset_log(0);
+      for (uint32_t n : nums) rs.reset_log(n);
+      return true;
+    }
     if (nums.empty()) rs.zero(0);
     for (uint32_t n : nums) rs.zero(n);
     *out = nums.empty() ? "Accounting cleared.\n" : "";

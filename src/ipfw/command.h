@@ -24,6 +24,10 @@ namespace unetmap::ipfw {
 bool run_command(Ruleset& rs, const std::vector<std::string>& words, std::string* out, std::string* err,
                  Dummynet* dn = nullptr);
 
+// ipfw's log line for packet p matched by rule r:
+// "ipfw: 100 Deny TCP 10.0.0.1:1234 10.0.0.2:22 in via netmap:eth0".
+std::string log_line(const Rule& r, const Packet& p, const Where& w);
+
 // The rules as `ipfw show` prints them: number, packets, bytes, rule.
 // with_set: each rule's set too (ipfw -S).
 std::string show_rules(const Ruleset& rs, const std::vector<uint32_t>& only, bool counters, bool with_set = false);

@@ -411,6 +411,7 @@ bool Parser::run() {
     if (c.accept("logamount")) {
       const std::string n = c.take();
       if (!number(n, 65535, &v)) return fail("invalid logamount " + quoted(n));
+      r->log_amount = v;
     }
   }
   if (r->action == Action::kCheckState && c.done()) return true;
@@ -580,6 +581,7 @@ std::string format_rule(const Rule& r, bool with_set) {
   }
   s += " " + action_text(r);
   if (r.log) s += " log";
+  if (r.log && r.log_amount) s += " logamount " + std::to_string(r.log_amount);
   if (r.action == Action::kCheckState && r.src.kind == AddrSet::kAny && r.dst.kind == AddrSet::kAny &&
       r.proto == kProtoAny && r.opts.empty() && !r.src.neg && !r.dst.neg)
     return s;

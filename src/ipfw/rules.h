@@ -82,6 +82,7 @@ struct Rule {
   Action action = Action::kDeny;
   uint32_t arg = 0;      // skipto, pipe, queue: its number; unreach: the code
   bool log = false;
+  uint32_t log_amount = 0;  // logamount N: lines at most (0: kDefaultLogAmount)
   bool keep_state = false;
   int proto = kProtoAny;
   AddrSet src, dst;
@@ -92,7 +93,10 @@ struct Rule {
   // Counters (show, zero).
   uint64_t packets = 0, bytes = 0;
   uint64_t last_ns = 0;
+  uint32_t logged = 0;  // lines logged since it was added, zeroed or resetlog
 };
+
+constexpr uint32_t kDefaultLogAmount = 100;  // as FreeBSD's verbose_limit
 
 constexpr uint32_t kDefaultRule = 65535;
 constexpr uint32_t kAutoStep = 100;  // ipfw's autoinc_step

@@ -136,7 +136,12 @@ void Ruleset::flush() {
 
 void Ruleset::zero(uint32_t n) {
   for (Rule& r : rules_)
-    if (n == 0 || r.num == n) r.packets = r.bytes = r.last_ns = 0;
+    if (n == 0 || r.num == n) r.packets = r.bytes = r.last_ns = r.logged = 0;
+}
+
+void Ruleset::reset_log(uint32_t n) {
+  for (Rule& r : rules_)
+    if (n == 0 || r.num == n) r.logged = 0;
 }
 
 void Ruleset::enable_set(uint32_t s, bool on) {
@@ -402,6 +407,10 @@ Verdict Ruleset::check(const Packet& p, const Where& w) {
     r->packets++;
     r->bytes += p.wire_len;
     r->last_ns = w.now_ns;
+    if (r->log && log_fn_ && r->logged < (r->log_amount ? r->log_amount : kDefaultLogAmount)) {
+      r->logged++;
+      log_fn_(log_ctx_, *r, p, w);
+    }
     if (!hit && r->keep_state && !state_make(*r, p, w)) {
       v.action = Action::kDeny;  // no room for its state
       v.rule = r->num;

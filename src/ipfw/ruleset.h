@@ -66,6 +66,12 @@ class Ruleset {
 
   Verdict check(const Packet& p, const Where& w);
 
+  // Called for each packet a rule with `log` matches, up to its logamount
+  // (ipfw's log lines; kipfw writes them to stderr or syslog).
+  using Logger = void (*)(void* ctx, const Rule& r, const Packet& p, const Where& w);
+  void set_logger(Logger fn, void* ctx) { log_fn_ = fn, log_ctx_ = ctx; }
+  void reset_log(uint32_t n);  // the log counts of rule n (0: every rule)
+
   size_t states() const { return dyn_.size(); }
   void expire(uint64_t now_ns);  // drop states past their lifetime
 
@@ -123,6 +129,8 @@ class Ruleset {
   bool out_rules_ = false;
   uint64_t rng_ = 0x9e3779b97f4a7c15ull;
   uint64_t next_id_ = 1;
+  Logger log_fn_ = nullptr;
+  void* log_ctx_ = nullptr;
   uint64_t last_full_expire_ = 0;
   std::unordered_map<uint64_t, size_t> by_id_;  // rule id -> index in rules_
   void reindex();
