@@ -144,13 +144,27 @@ void XskQueue::rxsync(Kring& k, uint32_t head) {
   uint32_t room = rx_room(s, k.nslots);
   if (room == 0) return;
   uint32_t idx = 0;
-  const uint32_t got = xsk_ring_cons__peek(&rx_, room, &idx);
+  uint32_t got = xsk_ring_cons__peek(&rx_, room, &idx);
+  // Each frame taken goes back on the fill ring at once, so no more are
+  // taken than it has room for. It may have less room than frames came:
+  // the kernel publishes the rx ring's producer before the fill ring's
+  // consumer, and a sync can fall in between. Frames left in the rx ring
+  // wait for the next sync (a reservation that failed would hand the
+  // kernel stale fill entries: one frame to fill twice).
+  const uint32_t fits = xsk_prod_nb_free(&fill_, got);
+  if (fits < got) {
+    xsk_ring_cons__cancel(&rx_, got - fits);
+    got = fits;
+  }
   if (got == 0) {
     if (xsk_ring_prod__needs_wakeup(&fill_)) recvfrom(fd(), nullptr, 0, MSG_DONTWAIT, nullptr, nullptr);
     return;
   }
   uint32_t fidx = 0;
-  xsk_ring_prod__reserve(&fill_, got, &fidx);  // frames out of rx always fit in fill
+  if (xsk_ring_prod__reserve(&fill_, got, &fidx) != got) {  // cannot fail now: checked above
+    xsk_ring_cons__cancel(&rx_, got);
+    return;
+  }
   uint32_t tail = s->hwtail.load(std::memory_order_relaxed);
   uint64_t bytes = 0, taken = 0;
   for (uint32_t i = 0; i < got; i++) {
