@@ -84,8 +84,21 @@ int main(int argc, char** argv) {
   }
   strcpy(a.sun_path, path.c_str());
   const int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) {
+    fprintf(stderr, "ipfw: socket: %s\n", strerror(errno));
+    return kExitNoKipfw;
+  }
   if (connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
     fprintf(stderr, "ipfw: no kipfw named %s is running (%s: %s)\n", name.c_str(), path.c_str(), strerror(errno));
+    return kExitNoKipfw;
+  }
+  // Only a kipfw of our own user or root is told anything (in a runtime
+  // directory shared with a group, another member could listen there).
+  ucred cr{};
+  socklen_t cl = sizeof cr;
+  if (getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0 || (cr.uid != 0 && cr.uid != geteuid())) {
+    fprintf(stderr, "ipfw: %s is served by uid %u, neither root nor this user: refused\n", path.c_str(),
+            unsigned(cr.uid));
     return kExitNoKipfw;
   }
   if (write(s, line.data(), line.size()) != ssize_t(line.size())) {

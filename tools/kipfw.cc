@@ -252,6 +252,12 @@ int listen_on(const std::string& path, std::string* err) {
   const int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   // Another kipfw of this name that still answers keeps its socket.
   const int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0 || probe < 0) {
+    *err = std::string("socket: ") + strerror(errno);
+    if (s >= 0) close(s);
+    if (probe >= 0) close(probe);
+    return -1;
+  }
   if (connect(probe, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
     close(probe);
     close(s);

@@ -5,7 +5,8 @@
 #   2. rules from a file let UDP to port 1234 through, counted per rule;
 #   3. `ipfw add` of a deny rule while kipfw runs stops it, counted;
 #      a refused command exits 65 and changes nothing;
-#   4. another user cannot reach kipfw's socket; a chain's head alone in
+#   4. another user cannot reach kipfw's socket, nor fake one for root's
+#      ipfw; a chain's head alone in
 #      its first slot is judged whole, and kipfw does not spin for its end;
 #   5. kill -9 of kipfw, restarted with the same file: the pipes are
 #      usable and the ruleset is the file's again.
@@ -96,6 +97,26 @@ if id nobody >/dev/null 2>&1 && command -v setpriv >/dev/null; then
     setpriv --reuid=nobody --regid=nogroup --clear-groups "$IPFW" list >/dev/null 2>"$WORK/err"; rc=$?
     set -e
     [[ $rc == 69 ]] || fail "another user's ipfw exited $rc: $(cat "$WORK/err")"
+fi
+
+# 4a. an ipfw of root does not talk to a socket another user serves
+#     (another member of a shared runtime directory could listen there).
+if id nobody >/dev/null 2>&1 && command -v setpriv >/dev/null; then
+    FAKE=$(mktemp -d /tmp/kipfw-fake.XXXXXX); chmod 0777 "$FAKE"
+    setpriv --reuid=nobody --regid=nogroup --clear-groups /usr/bin/python3 -c "
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.bind('$FAKE/kipfw.x.sock'); s.listen(1)
+print('ready', flush=True)
+c, _ = s.accept(); c.sendall(b'0\\nfake rules\\n'); c.close()" >"$WORK/fake.out" 2>&1 &
+    FPID=$!
+    for _ in $(seq 100); do grep -q ready "$WORK/fake.out" 2>/dev/null && break; sleep 0.05; done
+    set +e
+    UNETMAP_DIR=$FAKE "$IPFW" -n x list >"$WORK/fake.list" 2>"$WORK/err"; rc=$?
+    set -e
+    kill "$FPID" 2>/dev/null || true; wait "$FPID" 2>/dev/null || true
+    rm -rf "$FAKE"
+    [[ $rc == 69 ]] || fail "ipfw talked to another user's socket (exit $rc): $(cat "$WORK/fake.list")"
+    grep -q "neither root nor this user" "$WORK/err" || fail "refusal: $(cat "$WORK/err")"
 fi
 
 # 4b. a chain whose Ethernet header comes alone in its first slot: the
