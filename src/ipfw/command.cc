@@ -8,23 +8,11 @@
 namespace unetmap::ipfw {
 namespace {
 
-bool number(const std::string& w, uint32_t max, uint32_t* v) {
-  if (w.empty() || w.size() > 10) return false;
-  uint64_t x = 0;
-  for (char c : w) {
-    if (c < '0' || c > '9') return false;
-    x = x * 10 + uint64_t(c - '0');
-  }
-  if (x > max) return false;
-  *v = uint32_t(x);
-  return true;
-}
-
 bool numbers(const std::vector<std::string>& w, size_t from, uint32_t max, std::vector<uint32_t>* out,
              std::string* err) {
   for (size_t k = from; k < w.size(); k++) {
     uint32_t v;
-    if (!number(w[k], max, &v)) {
+    if (!parse_number(w[k], max, &v)) {
       *err = "invalid rule number `" + w[k] + "'";
       return false;
     }
@@ -35,7 +23,7 @@ bool numbers(const std::vector<std::string>& w, size_t from, uint32_t max, std::
 
 bool table_cmd(Ruleset& rs, const std::vector<std::string>& w, std::string* out, std::string* err) {
   uint32_t t;
-  if (w.size() < 3 || !number(w[1], 65535, &t)) {
+  if (w.size() < 3 || !parse_number(w[1], 65535, &t)) {
     *err = "table: usage: table N add|delete|flush|list ...";
     return false;
   }
@@ -65,7 +53,7 @@ bool table_cmd(Ruleset& rs, const std::vector<std::string>& w, std::string* out,
     return true;
   }
   uint32_t value = 0;
-  if (w.size() == 5 && !number(w[4], ~0u, &value)) {
+  if (w.size() == 5 && !parse_number(w[4], ~0u, &value)) {
     *err = "table: bad value `" + w[4] + "'";
     return false;
   }
@@ -89,7 +77,7 @@ bool set_cmd(Ruleset& rs, const std::vector<std::string>& w, std::string* out, s
     uint32_t s;
     if (w[k] == "enable") on = true;
     else if (w[k] == "disable") on = false;
-    else if (number(w[k], 31, &s)) rs.enable_set(s, on), any = true;
+    else if (parse_number(w[k], 31, &s)) rs.enable_set(s, on), any = true;
     else {
       *err = "set: invalid set number `" + w[k] + "'";
       return false;

@@ -9,6 +9,8 @@
 #include <cinttypes>
 #include <cstdio>
 
+#include "ipfw/rules.h"
+
 namespace unetmap::ipfw {
 
 namespace {
@@ -132,18 +134,6 @@ struct Pipe {
   std::unordered_map<FlowId, std::unique_ptr<SchedInst>, FlowHash> inst;
 };
 
-bool number(const std::string& w, uint64_t max, uint64_t* v) {
-  if (w.empty() || w.size() > 19) return false;
-  uint64_t x = 0;
-  for (char c : w) {
-    if (c < '0' || c > '9') return false;
-    x = x * 10 + uint64_t(c - '0');
-  }
-  if (x > max) return false;
-  *v = x;
-  return true;
-}
-
 // "10Mbit/s", "10 Mbit/s", "1.5Gbit/s", "100KByte/s", "0": bits per second.
 bool parse_bw(const std::string& w, const std::string& next, bool* used_next, uint64_t* bps) {
   char* end = nullptr;
@@ -225,7 +215,7 @@ bool parse_mask(const std::vector<std::string>& w, size_t* i, Mask* m, std::stri
       memcpy(k == "src-ip" ? m->src4 : m->dst4, &a, 4);
     } else if (k == "src-ip6" || k == "dst-ip6") {
       uint64_t len;
-      if (arg.size() < 2 || arg[0] != '/' || !number(arg.substr(1), 128, &len)) {
+      if (arg.size() < 2 || arg[0] != '/' || !parse_number(arg.substr(1), 128, &len)) {
         *err = "bad mask `" + arg + "' for " + k + " (/LEN)";
         return false;
       }
@@ -263,6 +253,19 @@ std::string flow_text(const FlowId& f) {
   char out[160];
   snprintf(out, sizeof out, "%3u %s/%u %s/%u", f.proto, a, f.sport, b, f.dport);
   return out;
+}
+
+// " queue 50 sl." or " queue 4096 bytes", and " plr P" if it loses.
+std::string queue_text(const FlowSet& fs) {
+  char b[64];
+  if (fs.qbytes) snprintf(b, sizeof b, " queue %" PRIu64 " bytes", fs.qbytes);
+  else snprintf(b, sizeof b, " queue %u sl.", fs.qslots);
+  std::string s = b;
+  if (fs.plr) {
+    snprintf(b, sizeof b, " plr %.6f", double(fs.plr) / 4294967296.0);
+    s += b;
+  }
+  return s;
 }
 
 std::string bw_text(uint64_t bps) {
@@ -555,14 +558,14 @@ bool Dummynet::command(const std::vector<std::string>& words, std::string* out, 
   std::vector<uint32_t> nums;
   std::string verb;
   size_t i = 1;
-  if (i < w.size() && number(w[i], 65535, &n) && n > 0) {
+  if (i < w.size() && parse_number(w[i], 65535, &n) && n > 0) {
     nums.push_back(uint32_t(n));
     i++;
     verb = i < w.size() ? w[i++] : "show";
   } else {
     verb = i < w.size() ? w[i++] : "show";
     for (; i < w.size(); i++) {
-      if (!number(w[i], 65535, &n) || n == 0) return fail("invalid number `" + w[i] + "'");
+      if (!parse_number(w[i], 65535, &n) || n == 0) return fail("invalid number `" + w[i] + "'");
       nums.push_back(uint32_t(n));
     }
   }
@@ -639,13 +642,13 @@ bool Dummynet::command(const std::vector<std::string>& words, std::string* out, 
       i++;
     } else if (kind == "queue" && (k == "pipe" || k == "sched")) {
       uint64_t p;
-      if (!number(a, 65535, &p) || p == 0) return fail("bad " + k + " `" + a + "'");
+      if (!parse_number(a, 65535, &p) || p == 0) return fail("bad " + k + " `" + a + "'");
       fs.sched = uint32_t(p);
       have_parent = true;
       i++;
     } else if (kind == "queue" && k == "weight") {
       uint64_t wt;
-      if (!number(a, 100, &wt) || wt == 0) return fail("bad weight `" + a + "' (1..100)");
+      if (!parse_number(a, 100, &wt) || wt == 0) return fail("bad weight `" + a + "' (1..100)");
       fs.weight = uint32_t(wt);
       i++;
     } else if (k == "mask") {
@@ -712,16 +715,7 @@ std::string Dummynet::show(const std::string& kind, const std::vector<uint32_t>&
         snprintf(b, sizeof b, "%05u: %s %" PRIu64 ".%03" PRIu64 " ms", n, bw_text(p.bw).c_str(), p.delay_ns / 1000000,
                  p.delay_ns / 1000 % 1000);
         s += b;
-        if (fit != m.flowsets.end()) {
-          const FlowSet& fs = fit->second;
-          if (fs.qbytes) snprintf(b, sizeof b, " queue %" PRIu64 " bytes", fs.qbytes);
-          else snprintf(b, sizeof b, " queue %u sl.", fs.qslots);
-          s += b;
-          if (fs.plr) {
-            snprintf(b, sizeof b, " plr %.6f", double(fs.plr) / 4294967296.0);
-            s += b;
-          }
-        }
+        if (fit != m.flowsets.end()) s += queue_text(fit->second);
         s += std::string(" sched ") + sched_name(p.type) + (p.mask.any ? " dynamic (mask)" : "") + "\n";
       } else {
         snprintf(b, sizeof b, " sched %u type %s%s, %zu instance(s)\n", n, sched_name(p.type),
@@ -737,13 +731,7 @@ std::string Dummynet::show(const std::string& kind, const std::vector<uint32_t>&
       if (n >= kOwnFlowSet || !wanted(n)) continue;
       snprintf(b, sizeof b, "q%05u: weight %u pipe %u", n, fs.weight, fs.sched);
       s += b;
-      if (fs.qbytes) snprintf(b, sizeof b, " queue %" PRIu64 " bytes", fs.qbytes);
-      else snprintf(b, sizeof b, " queue %u sl.", fs.qslots);
-      s += b;
-      if (fs.plr) {
-        snprintf(b, sizeof b, " plr %.6f", double(fs.plr) / 4294967296.0);
-        s += b;
-      }
+      s += queue_text(fs);
       s += fs.mask.any ? " mask\n" : "\n";
       auto pit = m.pipes.find(fs.sched);
       if (pit == m.pipes.end()) continue;

@@ -19,18 +19,6 @@ const char* const kCodes[] = {"net",        "host",        "protocol",      "por
                               "isolated",   "net-prohib",  "host-prohib",   "tosnet",
                               "toshost",    "filter-prohib", "host-precedence", "precedence-cutoff"};
 
-// A number 0..max in decimal; false if w is anything else.
-bool number(const std::string& w, uint32_t max, uint32_t* v) {
-  if (w.empty() || w.size() > 10) return false;
-  uint64_t x = 0;
-  for (char c : w) {
-    if (c < '0' || c > '9') return false;
-    x = x * 10 + uint64_t(c - '0');
-  }
-  if (x > max) return false;
-  *v = uint32_t(x);
-  return true;
-}
 
 class Cursor {
  public:
@@ -93,11 +81,11 @@ bool Parser::action() {
         r->arg = k;
         return true;
       }
-    if (!number(code, 255, &r->arg)) return fail("invalid ICMP unreachable code " + quoted(code));
+    if (!parse_number(code, 255, &r->arg)) return fail("invalid ICMP unreachable code " + quoted(code));
   } else if (w == "skipto" || w == "pipe" || w == "queue") {
     r->action = w == "skipto" ? Action::kSkipto : w == "pipe" ? Action::kPipe : Action::kQueue;
     const std::string n = c.take();
-    if (!number(n, 65535, &r->arg) || r->arg == 0) return fail("illegal argument for " + w + " " + quoted(n));
+    if (!parse_number(n, 65535, &r->arg) || r->arg == 0) return fail("illegal argument for " + w + " " + quoted(n));
   } else {
     return fail("invalid action " + quoted(w));
   }
@@ -110,7 +98,7 @@ bool Parser::proto(const std::string& w, int* p) {
   else if (w == "ip4" || w == "ipv4") *p = kProtoIp4;
   else if (w == "ip6" || w == "ipv6") *p = kProtoIp6;
   else if (w == "icmp6" || w == "ipv6-icmp") *p = 58;
-  else if (number(w, 255, &n)) *p = int(n);
+  else if (parse_number(w, 255, &n)) *p = int(n);
   else if (const protoent* pe = getprotobyname(w.c_str())) *p = pe->p_proto;
   else if (w == "tcp") *p = 6;  // a system without /etc/protocols
   else if (w == "udp") *p = 17;
@@ -144,7 +132,7 @@ bool Parser::addr_item(const std::string& w, Addr* a) {
   if (!mask.empty() && !is_len) {
     if (inet_pton(AF_INET, mask.c_str(), a->m) != 1) return false;
   } else {
-    if (cut != std::string::npos && !number(mask, bits, &len)) return false;
+    if (cut != std::string::npos && !parse_number(mask, bits, &len)) return false;
     for (uint32_t k = 0; k < bits / 8; k++) {
       const uint32_t left = len > k * 8 ? len - k * 8 : 0;
       a->m[k] = left >= 8 ? 0xff : uint8_t(0xff00 >> left);
@@ -166,10 +154,10 @@ bool Parser::addr_set(AddrSet* s, const char* what) {
     const std::string in = w.substr(6, w.size() - 7);
     const size_t comma = in.find(',');
     const std::string n = in.substr(0, comma);
-    if (!number(n, 65535, &s->table)) return fail("bad table number " + quoted(w));
+    if (!parse_number(n, 65535, &s->table)) return fail("bad table number " + quoted(w));
     if (comma != std::string::npos) {
       s->has_value = true;
-      if (!number(in.substr(comma + 1), ~0u, &s->value)) return fail("bad table value " + quoted(w));
+      if (!parse_number(in.substr(comma + 1), ~0u, &s->value)) return fail("bad table value " + quoted(w));
     }
   } else {
     s->kind = AddrSet::kList;
@@ -206,7 +194,7 @@ bool Parser::ranges(const std::string& w, uint32_t max, std::vector<Range>* out,
     const size_t dash = item.find('-', 1);
     Range rg;
     const auto one = [&](const std::string& s, uint32_t* v) {
-      return number(s, max, v) || (name && name(s, v) && *v <= max);
+      return parse_number(s, max, v) || (name && name(s, v) && *v <= max);
     };
     bool ok;
     if (dash != std::string::npos && !(name && name(item, &rg.lo))) {
@@ -288,7 +276,7 @@ bool Parser::mac(Option* o) {
     for (int i = 0; i < 6; i++) a[i] = uint8_t(v[i]), m[i] = 0xff;
     if (cut != std::string::npos && w[cut] == '/') {
       uint32_t len;
-      if (!number(mask, 48, &len)) return fail("invalid MAC mask " + quoted(w));
+      if (!parse_number(mask, 48, &len)) return fail("invalid MAC mask " + quoted(w));
       for (uint32_t i = 0; i < 6; i++) {
         const uint32_t left = len > i * 8 ? len - i * 8 : 0;
         m[i] = left >= 8 ? 0xff : uint8_t(0xff00 >> left);
@@ -364,7 +352,7 @@ bool Parser::option() {
     o.kind = Option::kIpVersion;
     uint32_t v;
     const std::string n = c.take();
-    if (!number(n, 6, &v) || (v != 4 && v != 6)) return fail("invalid ipversion " + quoted(n));
+    if (!parse_number(n, 6, &v) || (v != 4 && v != 6)) return fail("invalid ipversion " + quoted(n));
     o.ranges.push_back({v, v});
   } else if (w == "src-port" || w == "dst-port") {
     o.kind = w == "src-port" ? Option::kSrcPort : Option::kDstPort;
@@ -387,14 +375,14 @@ bool Parser::option() {
 
 bool Parser::run() {
   uint32_t v;
-  if (number(c.peek(), ~0u, &v)) {
+  if (parse_number(c.peek(), ~0u, &v)) {
     c.take();
     if (v == 0 || v > kDefaultRule - 1) return fail("invalid rule number " + std::to_string(v));
     r->num = v;
   }
   if (c.accept("set")) {
     const std::string n = c.take();
-    if (!number(n, 31, &v)) return fail("illegal set " + quoted(n));
+    if (!parse_number(n, 31, &v)) return fail("illegal set " + quoted(n));
     r->set = uint8_t(v);
   }
   if (c.accept("prob")) {
@@ -410,7 +398,7 @@ bool Parser::run() {
     r->log = true;
     if (c.accept("logamount")) {
       const std::string n = c.take();
-      if (!number(n, 65535, &v)) return fail("invalid logamount " + quoted(n));
+      if (!parse_number(n, 65535, &v)) return fail("invalid logamount " + quoted(n));
       r->log_amount = v;
     }
   }
@@ -562,6 +550,18 @@ std::string action_text(const Rule& r) {
 }
 
 }  // namespace
+
+bool parse_number(const std::string& w, uint64_t max, uint64_t* v) {
+  if (w.empty() || w.size() > 19) return false;
+  uint64_t x = 0;
+  for (char c : w) {
+    if (c < '0' || c > '9') return false;
+    x = x * 10 + uint64_t(c - '0');
+  }
+  if (x > max) return false;
+  *v = x;
+  return true;
+}
 
 bool parse_rule(const std::vector<std::string>& words, Rule* r, std::string* err) {
   *r = Rule();

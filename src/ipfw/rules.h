@@ -109,6 +109,16 @@ bool parse_rule(const std::vector<std::string>& words, Rule* r, std::string* err
 // with_set: its set too, as `ipfw -S list` ("00100 set 3 allow ...").
 std::string format_rule(const Rule& r, bool with_set = false);
 
+// A decimal number 0..max and nothing else (ipfw's and dummynet's
+// numbers: rules, sets, tables, pipes, weights).
+bool parse_number(const std::string& w, uint64_t max, uint64_t* v);
+inline bool parse_number(const std::string& w, uint32_t max, uint32_t* v) {
+  uint64_t x;
+  if (!parse_number(w, max, &x)) return false;
+  *v = uint32_t(x);
+  return true;
+}
+
 // Split a line into words, as a shell would for ipfw's grammar: blanks
 // separate; `#` starts a comment; parentheses, braces and commas stay
 // inside words ("table(1)", "{1.2.3.4,5.6.7.8}").
