@@ -219,11 +219,7 @@ bool parse_mask(const std::vector<std::string>& w, size_t* i, Mask* m, std::stri
         *err = "bad mask `" + arg + "' for " + k + " (/LEN)";
         return false;
       }
-      uint8_t* b = k == "src-ip6" ? m->src6 : m->dst6;
-      for (uint32_t j = 0; j < 16; j++) {
-        const uint64_t left = len > j * 8 ? len - j * 8 : 0;
-        b[j] = left >= 8 ? 0xff : uint8_t(0xff00 >> left);
-      }
+      prefix_mask(uint32_t(len), k == "src-ip6" ? m->src6 : m->dst6, 16);
     } else if (k == "src-port" || k == "dst-port" || k == "proto") {
       const uint64_t max = k == "proto" ? 0xff : 0xffff;
       if (!hex(arg, max, &v)) {

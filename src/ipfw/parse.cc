@@ -133,10 +133,7 @@ bool Parser::addr_item(const std::string& w, Addr* a) {
     if (inet_pton(AF_INET, mask.c_str(), a->m) != 1) return false;
   } else {
     if (cut != std::string::npos && !parse_number(mask, bits, &len)) return false;
-    for (uint32_t k = 0; k < bits / 8; k++) {
-      const uint32_t left = len > k * 8 ? len - k * 8 : 0;
-      a->m[k] = left >= 8 ? 0xff : uint8_t(0xff00 >> left);
-    }
+    prefix_mask(len, a->m, bits / 8);
   }
   for (uint32_t k = 0; k < 16; k++) a->a[k] &= a->m[k];
   return true;
@@ -277,10 +274,7 @@ bool Parser::mac(Option* o) {
     if (cut != std::string::npos && w[cut] == '/') {
       uint32_t len;
       if (!parse_number(mask, 48, &len)) return fail("invalid MAC mask " + quoted(w));
-      for (uint32_t i = 0; i < 6; i++) {
-        const uint32_t left = len > i * 8 ? len - i * 8 : 0;
-        m[i] = left >= 8 ? 0xff : uint8_t(0xff00 >> left);
-      }
+      prefix_mask(len, m, 6);
     } else if (cut != std::string::npos) {
       if (!hex6(mask, v)) return fail("invalid MAC mask " + quoted(w));
       for (int i = 0; i < 6; i++) m[i] = uint8_t(v[i]);
@@ -425,13 +419,9 @@ std::string addr_text(const Addr& a) {
   char b[INET6_ADDRSTRLEN];
   inet_ntop(a.v6 ? AF_INET6 : AF_INET, a.a, b, sizeof b);
   const uint32_t bytes = a.v6 ? 16 : 4;
-  uint32_t len = 0;
-  while (len < bytes * 8 && (a.m[len / 8] & (0x80 >> (len % 8)))) len++;
+  const uint32_t len = prefix_len(a.m, bytes);
   Addr prefix;
-  for (uint32_t k = 0; k < bytes; k++) {
-    const uint32_t left = len > k * 8 ? len - k * 8 : 0;
-    prefix.m[k] = left >= 8 ? 0xff : uint8_t(0xff00 >> left);
-  }
+  prefix_mask(len, prefix.m, bytes);
   std::string s = b;
   if (memcmp(prefix.m, a.m, bytes) != 0) {  // a:mask (IPv4 only can say it)
     char mb[INET_ADDRSTRLEN];

@@ -119,6 +119,21 @@ inline bool parse_number(const std::string& w, uint32_t max, uint32_t* v) {
   return true;
 }
 
+// Prefixes: byte k of the mask of a len-bit prefix; the whole mask into
+// m[0, bytes); and the leading one bits of a mask (its prefix length).
+inline uint8_t prefix_byte(uint32_t len, uint32_t k) {
+  const uint32_t left = len > k * 8 ? len - k * 8 : 0;
+  return left >= 8 ? 0xff : uint8_t(0xff00 >> left);
+}
+inline void prefix_mask(uint32_t len, uint8_t* m, uint32_t bytes) {
+  for (uint32_t k = 0; k < bytes; k++) m[k] = prefix_byte(len, k);
+}
+inline uint32_t prefix_len(const uint8_t* m, uint32_t bytes) {
+  uint32_t len = 0;
+  while (len < bytes * 8 && (m[len / 8] & (0x80 >> (len % 8)))) len++;
+  return len;
+}
+
 // Split a line into words, as a shell would for ipfw's grammar: blanks
 // separate; `#` starts a comment; parentheses, braces and commas stay
 // inside words ("table(1)", "{1.2.3.4,5.6.7.8}").

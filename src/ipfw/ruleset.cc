@@ -154,10 +154,7 @@ void Ruleset::enable_set(uint32_t s, bool on) {
 
 Ruleset::Key Ruleset::masked(const uint8_t* a, uint32_t bytes, uint32_t len) {
   uint8_t b[16] = {};
-  for (uint32_t k = 0; k < bytes; k++) {
-    const uint32_t left = len > k * 8 ? len - k * 8 : 0;
-    b[k] = a[k] & (left >= 8 ? 0xff : uint8_t(0xff00 >> left));
-  }
+  for (uint32_t k = 0; k < bytes; k++) b[k] = a[k] & prefix_byte(len, k);
   Key key;
   memcpy(key.w, b, 16);
   return key;
@@ -165,8 +162,7 @@ Ruleset::Key Ruleset::masked(const uint8_t* a, uint32_t bytes, uint32_t len) {
 
 bool Ruleset::table_add(uint32_t t, const Addr& a, uint32_t value, std::string* err) {
   const uint32_t bytes = a.v6 ? 16 : 4;
-  uint32_t len = 0;
-  while (len < bytes * 8 && (a.m[len / 8] & (0x80 >> (len % 8)))) len++;
+  const uint32_t len = prefix_len(a.m, bytes);
   const Key want = masked(a.m, bytes, len);
   Key mk;
   memcpy(mk.w, a.m, 16);
@@ -188,8 +184,7 @@ bool Ruleset::table_delete(uint32_t t, const Addr& a) {
   auto it = tables_.find(t);
   if (it == tables_.end()) return false;
   const uint32_t bytes = a.v6 ? 16 : 4;
-  uint32_t len = 0;
-  while (len < bytes * 8 && (a.m[len / 8] & (0x80 >> (len % 8)))) len++;
+  const uint32_t len = prefix_len(a.m, bytes);
   Table& tb = it->second;
   const int f = a.v6;
   if (tb.exact[f][len].erase(masked(a.a, bytes, len)) == 0) return false;
