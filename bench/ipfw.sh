@@ -14,6 +14,8 @@
 #            other networks, then allow udp to 4321)
 #   table    one rule, allow ip from table(1): 1000 prefixes of /24
 #   pipe     the ten rules, the last sends to a dummynet pipe of 10 Gbit/s
+#            (over pipes, dummynet holds each packet in its own buffer)
+#   pipe-copy the same with kipfw -B 0: dummynet holds copies
 # peer: the kernel forwarding the same frames between two veths with the
 # same rules in nftables (table: an interval set of the same 1000
 # prefixes; pipe: the ten rules and tc netem rate 10gbit on the way out),
@@ -21,7 +23,8 @@
 # TPACKET_V3 receiver (CPU 1). Figure: the receiver's rate.
 #
 # Environment: BUILD_DIR, RUNS (default 3), IPFW_SECONDS (default 6),
-# AFP_COUNT (default 8000000 frames per kernel run), KEEP_LOGS=1.
+# AFP_COUNT (default 8000000 frames per kernel run), RULESETS (default
+# "rules10 table pipe pipe-copy"), KEEP_LOGS=1.
 set -euo pipefail
 
 ME=ipfw.sh
@@ -29,6 +32,7 @@ ME=ipfw.sh
 . "$(dirname "$0")/lib.sh"
 RUNS=${RUNS:-3}
 IPFW_SECONDS=${IPFW_SECONDS:-6}
+RULESETS=${RULESETS:-rules10 table pipe pipe-copy}
 AFP_COUNT=${AFP_COUNT:-8000000}
 AFP_TIMEOUT=${AFP_TIMEOUT:-120}
 CC=${CC:-cc}
@@ -53,7 +57,7 @@ ruleset() {  # ruleset NAME: kipfw's commands
         return
     fi
     for ((k = 1; k <= 9; k++)); do echo "add $((k * 10)) deny tcp from 192.168.$k.0/24 to any 22"; done
-    if [[ $1 == pipe ]]; then
+    if [[ $1 == pipe* ]]; then
         echo "pipe 1 config bw 10Gbit/s queue 1000"
         echo "add 100 pipe 1 udp from any to any 4321"
     else
@@ -113,6 +117,7 @@ run_kipfw() {
     fi
     local busy=()  # into a sink: kipfw -P, as on a core of its own
     [[ $mode == sink ]] && busy=(-P)
+    [[ $rs == pipe-copy ]] && busy+=(-B 0)
     UNETMAP_DIR=$UNETMAP_DIR_CUR timeout $((IPFW_SECONDS + 30)) taskset -c 1 "$KIPFW" "${busy[@]}" -q -f "$d/rules" "$in_k" "$out_k" \
         >"$d/kipfw.out" 2>&1 &
     kp=$!; PIDS+=("$kp")
@@ -220,13 +225,13 @@ else
     echo "peer: not measured: $KERNEL_WHY"
 fi
 for ((r = 1; r <= RUNS; r++)); do
-    for rs in rules10 table pipe; do
+    for rs in $RULESETS; do
         for tr in pipes vale; do
             for mode in sink rx; do
                 run_kipfw "$r" "$tr" "$rs" "$mode" || echo "run $r/$RUNS  unetmap $tr $rs $mode FAILED"
             done
         done
-        if ((HAVE_KERNEL)); then
+        if ((HAVE_KERNEL)) && [[ $rs != pipe-copy ]]; then
             if [[ $rs == pipe ]] && ((!HAVE_NETEM)); then continue; fi
             run_kernel "$r" "$rs" || echo "run $r/$RUNS  kernel $rs FAILED"
         fi
@@ -235,7 +240,7 @@ done
 
 echo
 echo "medians, Mpps: kipfw per core (into a sink), pkt-gen to pkt-gen through kipfw, the kernel"
-for rs in rules10 table pipe; do
+for rs in $RULESETS; do
     # shellcheck disable=SC2086
     kern=$( ((HAVE_KERNEL)) && median ${FIG[kernel/$rs]:-} || true)
     for tr in pipes vale; do

@@ -582,7 +582,8 @@ bool hold(Dummynet& dn, bool queue, uint32_t n, const FrameSpec& s, uint64_t now
 std::vector<Out> drain(Dummynet& dn, uint64_t from, uint64_t to, uint64_t step) {
   std::vector<Out> got;
   for (uint64_t t = from; t <= to; t += step)
-    dn.run(t, [&](uint32_t o, const uint8_t* f, uint32_t l) {
+    dn.run(t, [&](uint32_t o, const uint8_t* f, uint32_t l, uint64_t token) {
+      EXPECT_EQ(token, Dummynet::kNoToken);
       got.push_back(Out{t, o, l, uint16_t(f[34] << 8 | f[35])});
       return true;
     });
@@ -707,6 +708,76 @@ TEST(Dummynet, AMaskGivesEachFlowItsOwnLink) {
   std::string out, err;
   ASSERT_TRUE(dn.command(split_words("pipe show"), &out, &err));
   EXPECT_NE(out.find("00001: 10.000 Mbit/s 0.000 ms queue 100 sl. sched WF2Q+ dynamic (mask)"), std::string::npos) << out;
+}
+
+// Zero copy: a packet held by token is the caller's bytes, not a copy; the
+// token comes back with it when it goes, or through the release hook when
+// it is dropped after it was held, and a refused packet keeps its token.
+TEST(Dummynet, TokensHoldTheCallersBytesAndComeBack) {
+  std::vector<std::pair<uint32_t, uint64_t>> released;
+  auto owned = std::make_unique<Dummynet>();
+  Dummynet& dn = *owned;
+  configure(dn, {"pipe 1 config delay 10 queue 3", "pipe 2 config delay 10"});
+  dn.set_release([](void* c, uint32_t out, uint64_t token) {
+    static_cast<std::vector<std::pair<uint32_t, uint64_t>>*>(c)->push_back({out, token});
+  }, &released);
+  FrameSpec s;
+  s.proto = 17;
+  std::vector<std::vector<uint8_t>> bufs;
+  for (int k = 0; k < 4; k++) {
+    s.sport = uint16_t(100 + k);
+    bufs.push_back(frame(s));
+  }
+  Packet p;
+  parse_packet(bufs[0].data(), uint32_t(bufs[0].size()), &p);
+  for (uint64_t k = 0; k < 4; k++)  // the fourth finds the queue full
+    EXPECT_EQ(dn.enqueue(false, 1, p, bufs[k].data(), uint32_t(bufs[k].size()), 7, 0, 40 + k), k < 3) << k;
+  ASSERT_TRUE(dn.enqueue(false, 2, p, bufs[3].data(), uint32_t(bufs[3].size()), 5, 0, 99));
+  EXPECT_EQ(dn.stats().zero_copy, 4u);
+  EXPECT_EQ(dn.held(), 4u);
+  bufs[1][35] = 0x77;  // written after it was held: what leaves is the caller's buffer
+  std::vector<std::pair<const uint8_t*, uint64_t>> sent;
+  bool full = true;  // the first try finds the output full: the packet stays first
+  const auto sink = [&](uint32_t o, const uint8_t* f, uint32_t l, uint64_t token) {
+    if (full) return full = false;
+    EXPECT_EQ(o, 7u);
+    EXPECT_EQ(l, bufs[0].size());
+    sent.push_back({f, token});
+    return true;
+  };
+  std::string out, err;
+  ASSERT_TRUE(dn.command(split_words("pipe 2 delete"), &out, &err)) << err;
+  ASSERT_EQ(released.size(), 1u);
+  EXPECT_EQ(released[0], std::make_pair(5u, uint64_t(99)));
+  EXPECT_EQ(dn.held(), 3u);
+  dn.run(5 * kMs, sink);
+  EXPECT_TRUE(sent.empty());
+  dn.run(10 * kMs, sink);
+  EXPECT_TRUE(sent.empty());  // the output was full
+  dn.run(10 * kMs, sink);
+  ASSERT_EQ(sent.size(), 3u);
+  for (size_t k = 0; k < 3; k++) {
+    EXPECT_EQ(sent[k].first, bufs[k].data()) << k;
+    EXPECT_EQ(sent[k].second, 40 + k) << k;
+  }
+  EXPECT_EQ(sent[1].first[35], 0x77);
+  EXPECT_EQ(dn.held(), 0u);
+  EXPECT_EQ(released.size(), 1u);
+  // A copy is a copy: changing the frame after it is held changes nothing.
+  ASSERT_TRUE(dn.enqueue(false, 1, p, bufs[0].data(), uint32_t(bufs[0].size()), 7, 20 * kMs));
+  bufs[0][35] = 0x55;
+  std::vector<uint8_t> got;
+  dn.run(30 * kMs, [&](uint32_t, const uint8_t* f, uint32_t l, uint64_t token) {
+    EXPECT_EQ(token, Dummynet::kNoToken);
+    got.assign(f, f + l);
+    return true;
+  });
+  ASSERT_EQ(got.size(), bufs[0].size());
+  EXPECT_NE(got[35], 0x55);
+  // Held tokens are not released by the destructor: the caller frees then.
+  ASSERT_TRUE(dn.enqueue(false, 1, p, bufs[2].data(), uint32_t(bufs[2].size()), 7, 40 * kMs, 123));
+  owned.reset();
+  EXPECT_EQ(released.size(), 1u);
 }
 
 TEST(Dummynet, ConfigErrorsNameTheWord) {

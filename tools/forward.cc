@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "core/engine.h"
 
@@ -85,7 +86,7 @@ Stop move_ring(netmap_ring* rx, netmap_ring* tx, uint32_t limit, bool zero_copy,
         hl = gather_head(frags, n, gathered, kFilterHead);
         h = gathered;
       }
-      if (!filter->fn(filter->ctx, h, hl, len)) {
+      if (!filter->fn(filter->ctx, h, hl, len, n == 1 ? &rx->slot[j] : nullptr)) {
         c->filtered++;
         j = ring_add(j, n, rn);
         rx_avail -= n;
@@ -126,7 +127,7 @@ namespace {
 std::string g_lib_error;  // the port library's last message
 }  // namespace
 
-nmport_d* open_quiet(const std::string& name, std::string* why) {
+nmport_d* open_quiet(const std::string& name, std::string* why, uint32_t extra_bufs) {
   static nmctx ctx = {0,
                       [](nmctx*, const char* m) { g_lib_error = m; },
                       [](nmctx*, size_t n) { return calloc(1, n); },
@@ -135,13 +136,38 @@ nmport_d* open_quiet(const std::string& name, std::string* why) {
                       nullptr};
   nmctx_set_default(&ctx);
   g_lib_error.clear();
-  nmport_d* d = nmport_open(name.c_str());
+  nmport_d* d = nmport_prepare(name.c_str());
+  if (d) {
+    d->reg.nr_extra_bufs = extra_bufs;
+    if (nmport_open_desc(d) != 0) {
+      const int err = errno;
+      nmport_undo_prepare(d);
+      d = nullptr;
+      errno = err;
+    }
+  }
   if (!d) {
     const int err = errno;
     *why = "cannot open " + name + ": " + (g_lib_error.empty() ? strerror(err) : g_lib_error);
     errno = err;  // the caller may report it
   }
   return d;
+}
+
+std::vector<uint32_t> take_extra_bufs(nmport_d* d) {
+  std::vector<uint32_t> out;
+  const netmap_ring* r = NETMAP_TXRING(d->nifp, d->first_tx_ring);
+  const char* lo = static_cast<const char*>(d->mem->mem);
+  const char* hi = lo + d->mem->size;
+  uint32_t b = d->nifp->ni_bufs_head;
+  for (uint32_t k = 0; b >= 2 && k < d->reg.nr_extra_bufs; k++) {
+    const char* p = NETMAP_BUF(r, b);
+    if (p < lo || p + r->nr_buf_size > hi) break;  // not a buffer of the region: the list ends
+    out.push_back(b);
+    memcpy(&b, p, sizeof b);
+  }
+  d->nifp->ni_bufs_head = 0;
+  return out;
 }
 
 bool same_region(const nmport_d* a, const nmport_d* b) {

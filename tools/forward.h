@@ -25,6 +25,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace unetmap::fwd {
 
@@ -38,7 +39,13 @@ struct Counters {
 
 // nmport_open without the library's own message: nullptr with the reason
 // in *why ("cannot open NAME: ..."), for a tool's one line of its own.
-nmport_d* open_quiet(const std::string& name, std::string* why);
+// extra_bufs: as many extra buffers asked for (netmap's nr_extra_bufs;
+// the region may give fewer).
+nmport_d* open_quiet(const std::string& name, std::string* why, uint32_t extra_bufs = 0);
+
+// The extra buffers d was given (its netmap_if's ni_bufs_head list),
+// taken off the list: the caller keeps them (they go back with the port).
+std::vector<uint32_t> take_extra_bufs(nmport_d* d);
 
 // The two ports share a memory region, so their buffers can be swapped.
 bool same_region(const nmport_d* a, const nmport_d* b);
@@ -50,10 +57,13 @@ uint32_t rx_pending(const nmport_d* d);
 // (the tx ring has room for it): called with the packet's first bytes in
 // one piece (its first slot, or its first kFilterHead bytes gathered from
 // a chain whose first slot is shorter) and its whole length; false drops
-// the packet (counted in Counters::filtered).
+// the packet (counted in Counters::filtered). A packet in one slot comes
+// with that rx slot (`one`, else nullptr): a filter that keeps the packet
+// (kipfw's dummynet) may take its buffer, putting another buffer of the
+// region in the slot and setting NS_BUF_CHANGED, before it returns false.
 constexpr uint32_t kFilterHead = 256;
 struct Filter {
-  bool (*fn)(void* ctx, const uint8_t* head, uint32_t head_len, uint32_t len);
+  bool (*fn)(void* ctx, const uint8_t* head, uint32_t head_len, uint32_t len, netmap_slot* one);
   void* ctx;
 };
 

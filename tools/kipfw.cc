@@ -1,6 +1,6 @@
 // kipfw: unetmap's ipfw, a firewall between pairs of netmap ports.
 //
-//   kipfw [-d] [-P] [-f FILE] [-n NAME] [-b BATCH] [-q] PORT_A PORT_B [PORT_C PORT_D ...]
+//   kipfw [-d] [-P] [-f FILE] [-n NAME] [-b BATCH] [-B BUFS] [-q] PORT_A PORT_B [PORT_C PORT_D ...]
 //
 // Every packet that arrives on one port of a pair goes out on the other
 // if the ruleset (src/ipfw, FreeBSD's syntax) lets it: checked as it comes
@@ -11,8 +11,11 @@
 // queue hand packets to dummynet (src/ipfw/dummynet.h), which sends them
 // on when their time comes. Rules with `log` write a line each to stderr
 // (to syslog with -d). Ports in one memory region exchange buffers (zero
-// copy); others are copied. -P busy-polls while traffic flows (for a core
-// of its own). docs/ipfw.md says more.
+// copy); others are copied. Where a pair shares a region, dummynet holds
+// the packet's own buffer too: an extra buffer of the pair's (-B) takes
+// its place in the rx ring, and it goes out by a swap into the tx ring;
+// a copy is held only when no extra buffer is left. -P busy-polls while
+// traffic flows (for a core of its own). docs/ipfw.md says more.
 //
 // The ruleset starts empty (the default rule, 65535 deny ip from any to
 // any) or from FILE (-f: ipfw commands, one a line, "#" comments); a bad
@@ -65,6 +68,8 @@ constexpr uint32_t kReplyMax = 1536;
 constexpr size_t kMaxReplies = 256;  // queued per port per round; more are not made
 constexpr int kRequestMs = 200;      // an ipfw request must arrive whole within this
 constexpr uint64_t kDnSpinNs = 300000;  // dummynet: polled awake this long before a packet is due
+constexpr long kDefaultExtraBufs = 4096;  // per pair, for dummynet's zero-copy delay lines
+constexpr long kMaxExtraBufs = long(ipfw::Dummynet::kMaxHeld);
 
 volatile sig_atomic_t g_stop = 0;
 void on_signal(int) { g_stop = 1; }
@@ -77,11 +82,14 @@ uint64_t now_ns() {
 
 void usage(FILE* f) {
   fprintf(f,
-          "usage: kipfw [-d] [-P] [-f FILE] [-n NAME] [-b BATCH] [-q] PORT_A PORT_B [PORT_C PORT_D ...]\n"
+          "usage: kipfw [-d] [-P] [-f FILE] [-n NAME] [-b BATCH] [-B BUFS] [-q] PORT_A PORT_B [PORT_C PORT_D ...]\n"
           "Forward packets between each pair of netmap ports through an ipfw ruleset.\n"
           "  -f FILE   load the ruleset from FILE (ipfw commands, one a line)\n"
           "  -n NAME   the name ipfw reaches this kipfw by (ipfw -n NAME; default \"default\")\n"
           "  -b BATCH  packets moved per direction per round, 1..8192 (default 512)\n"
+          "  -B BUFS   extra buffers per pair of ports in one memory region, 0..65536 (default\n"
+          "            4096): dummynet holds that many packets in their own buffers (zero copy),\n"
+          "            more as copies\n"
           "  -d        run as a daemon once the ports are open and the socket listens\n"
           "  -q        no summary at exit\n"
           "  -P        while traffic flows, sync the rings without sleeping in poll (for a\n"
@@ -97,27 +105,47 @@ struct Port {
   std::string name;
   nmport_d* d = nullptr;
   std::vector<std::vector<uint8_t>> replies;  // to send out of this port
+  // The first port of a pair in one region: the pair's extra buffers, not
+  // in any ring, that take the place of the rx buffers dummynet holds.
+  std::vector<uint32_t> spare;
 };
 
 // One way through a pair: what the firewall needs to know of it.
 struct Direction {
-  Port* from;
-  Port* to;
+  Port* from = nullptr;
+  Port* to = nullptr;
   fwd::Counters c;
   uint64_t non_ip = 0, denied = 0, replied = 0;
-  ipfw::Ruleset* rs;
+  ipfw::Ruleset* rs = nullptr;
   uint64_t now = 0;
   bool zero_copy = false;
   ipfw::Dummynet* dn = nullptr;
   uint32_t index = 0;       // in dirs: where dummynet sends what it held
   uint64_t piped = 0;       // packets given to dummynet
+  uint64_t piped_zero_copy = 0;  // of which in their own buffers
+  std::vector<uint32_t>* spare = nullptr;  // the pair's extra buffers (zero copy only)
   uint64_t replies_dropped = 0;
   uint64_t too_long = 0;    // packets of several slots a pipe could not take
   uint64_t malformed = 0;   // IP whose headers are not all there: denied
   bool stuck = false;       // its rx rings hold only an unfinished chain
 };
 
-bool filter(void* ctx, const uint8_t* head, uint32_t head_len, uint32_t len) {
+// Give a packet to dummynet: its own buffer where the direction is zero
+// copy, the packet is one slot and the pair has an extra buffer to put in
+// its place; a copy otherwise.
+bool hold(Direction& d, const ipfw::Verdict& v, const ipfw::Packet& p, const uint8_t* frame, uint32_t len,
+          netmap_slot* one) {
+  const bool queue = v.action == ipfw::Action::kQueue;
+  if (!one || !d.spare || d.spare->empty()) return d.dn->enqueue(queue, v.arg, p, frame, len, d.index, d.now);
+  if (!d.dn->enqueue(queue, v.arg, p, frame, len, d.index, d.now, one->buf_idx)) return false;
+  one->buf_idx = d.spare->back();
+  one->flags |= NS_BUF_CHANGED;
+  d.spare->pop_back();
+  d.piped_zero_copy++;
+  return true;
+}
+
+bool filter(void* ctx, const uint8_t* head, uint32_t head_len, uint32_t len, netmap_slot* one) {
   Direction& d = *static_cast<Direction*>(ctx);
   ipfw::Packet p;
   ipfw::parse_packet(head, head_len, &p);
@@ -141,9 +169,9 @@ bool filter(void* ctx, const uint8_t* head, uint32_t head_len, uint32_t len) {
   }
   if (v.action == ipfw::Action::kAllow) return true;
   if (v.action == ipfw::Action::kPipe || v.action == ipfw::Action::kQueue) {
-    // Held by dummynet (a copy), sent from there when its time comes.
+    // Held by dummynet, sent from there when its time comes.
     if (len > head_len) d.too_long++;
-    else if (d.dn->enqueue(v.action == ipfw::Action::kQueue, v.arg, p, head, head_len, d.index, d.now)) d.piped++;
+    else if (hold(d, v, p, head, head_len, one)) d.piped++;
     return false;
   }
   d.denied++;
@@ -285,11 +313,11 @@ std::string stats_json(const std::vector<Direction>& dirs, const ipfw::Ruleset& 
     snprintf(b, sizeof b,
              "%s{\"from\":\"%s\",\"to\":\"%s\",\"packets\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"denied\":%" PRIu64
              ",\"non_ip\":%" PRIu64 ",\"replies\":%" PRIu64 ",\"ring_drops\":%" PRIu64 ",\"piped\":%" PRIu64
-             ",\"too_long_for_pipes\":%" PRIu64 ",\"malformed\":%" PRIu64 ",\"replies_dropped\":%" PRIu64
-             ",\"mode\":\"%s\"}",
+             ",\"piped_zero_copy\":%" PRIu64 ",\"too_long_for_pipes\":%" PRIu64 ",\"malformed\":%" PRIu64
+             ",\"replies_dropped\":%" PRIu64 ",\"mode\":\"%s\",\"spare_buffers\":%zu}",
              k ? "," : "", d.from->name.c_str(), d.to->name.c_str(), d.c.packets, d.c.bytes, d.denied, d.non_ip,
-             d.replied, d.c.drops, d.piped, d.too_long, d.malformed, d.replies_dropped,
-             d.zero_copy ? "zero-copy" : "copy");
+             d.replied, d.c.drops, d.piped, d.piped_zero_copy, d.too_long, d.malformed, d.replies_dropped,
+             d.zero_copy ? "zero-copy" : "copy", d.spare ? d.spare->size() : size_t(0));
     j += b;
   }
   j += "],\"rules\":[";
@@ -395,30 +423,43 @@ bool poll_ports(std::vector<Port>& ports, std::vector<Direction>& dirs, std::vec
   return *status == 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+struct Options {
   std::string file, name = "default";
   long batch = 512;
+  long extra_bufs = kDefaultExtraBufs;
   bool daemonize = false, quiet = false, busy_poll = false;
+};
+
+// A number in lo..hi for option -c, or a one-line error and false.
+bool option_number(char c, const char* arg, long lo, long hi, const char* what, long* out) {
+  char* end;
+  errno = 0;
+  *out = strtol(arg, &end, 10);
+  if (*end || end == arg || errno || *out < lo || *out > hi) {
+    fprintf(stderr, "kipfw: -%c %s: %s is %ld..%ld\n", c, arg, what, lo, hi);
+    return false;
+  }
+  return true;
+}
+
+// The options; -1 to go on, else the exit status.
+int parse_options(int argc, char** argv, Options* o) {
   static const option longopts[] = {{"help", no_argument, nullptr, 'h'}, {nullptr, 0, nullptr, 0}};
   int ch;
-  while ((ch = getopt_long(argc, argv, "df:n:b:qPh", longopts, nullptr)) != -1) {
+  while ((ch = getopt_long(argc, argv, "df:n:b:B:qPh", longopts, nullptr)) != -1) {
     switch (ch) {
-      case 'd': daemonize = true; break;
-      case 'f': file = optarg; break;
-      case 'n': name = optarg; break;
-      case 'q': quiet = true; break;
-      case 'P': busy_poll = true; break;
-      case 'b': {
-        char* end;
-        batch = strtol(optarg, &end, 10);
-        if (*end || batch < 1 || batch > 8192) {
-          fprintf(stderr, "kipfw: -b %s: a batch is 1..8192 packets\n", optarg);
-          return kExitUsage;
-        }
+      case 'd': o->daemonize = true; break;
+      case 'f': o->file = optarg; break;
+      case 'n': o->name = optarg; break;
+      case 'q': o->quiet = true; break;
+      case 'P': o->busy_poll = true; break;
+      case 'b':
+        if (!option_number('b', optarg, 1, 8192, "a batch", &o->batch)) return kExitUsage;
         break;
-      }
+      case 'B':
+        if (!option_number('B', optarg, 0, kMaxExtraBufs, "a number of extra buffers", &o->extra_bufs))
+          return kExitUsage;
+        break;
       case 'h': usage(stdout); return 0;
       default: usage(stderr); return kExitUsage;
     }
@@ -428,47 +469,80 @@ int main(int argc, char** argv) {
     fprintf(stderr, "kipfw: give ports in pairs (PORT_A PORT_B ...); --help for usage\n");
     return kExitUsage;
   }
-  if (name.empty() || name.find('/') != std::string::npos) {
-    fprintf(stderr, "kipfw: -n %s: a name without '/'\n", name.c_str());
+  if (o->name.empty() || o->name.find('/') != std::string::npos) {
+    fprintf(stderr, "kipfw: -n %s: a name without '/'\n", o->name.c_str());
     return kExitUsage;
   }
+  return -1;
+}
+
+// Open the ports, in pairs: the first of each with the pair's extra
+// buffers. Kept only where the pair shares a region (zero copy).
+bool open_ports(std::vector<Port>& ports, long extra_bufs) {
+  std::string err;
+  for (size_t k = 0; k < ports.size(); k++) {
+    ports[k].d = fwd::open_quiet(ports[k].name, &err, k % 2 ? 0 : uint32_t(extra_bufs));
+    if (!ports[k].d) {
+      fprintf(stderr, "kipfw: %s\n", err.c_str());
+      for (size_t j = 0; j < k; j++) nmport_close(ports[j].d);
+      return false;
+    }
+    if (k % 2 == 0) ports[k].spare = fwd::take_extra_bufs(ports[k].d);
+  }
+  return true;
+}
+
+// The two directions of each pair, in port order: dirs[2k] from port 2k.
+std::vector<Direction> make_directions(std::vector<Port>& ports, ipfw::Ruleset& rs, ipfw::Dummynet& dn) {
+  std::vector<Direction> dirs;
+  for (size_t k = 0; k < ports.size(); k += 2) {
+    Port* a = &ports[k];
+    Port* b = &ports[k + 1];
+    for (Port* from : {a, b}) {
+      Direction d;
+      d.from = from;
+      d.to = from == a ? b : a;
+      d.rs = &rs;
+      d.dn = &dn;
+      d.index = uint32_t(dirs.size());
+      d.zero_copy = fwd::same_region(a->d, b->d);
+      d.spare = d.zero_copy ? &a->spare : nullptr;
+      dirs.push_back(std::move(d));
+    }
+  }
+  return dirs;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opt;
+  if (const int rc = parse_options(argc, argv, &opt); rc >= 0) return rc;
+  const long batch = opt.batch;
   ipfw::Ruleset rs;
   ipfw::Dummynet dn;
   rs.set_me(host_addrs());
   rs.set_logger(log_packet, nullptr);
   std::string err;
-  if (!file.empty() && !load_file(rs, dn, file, &err)) {
+  if (!opt.file.empty() && !load_file(rs, dn, opt.file, &err)) {
     fprintf(stderr, "kipfw: %s\n", err.c_str());
     return kExitUsage;
   }
-  std::vector<Port> ports(static_cast<size_t>(nports));
-  for (int k = 0; k < nports; k++) {
-    ports[size_t(k)].name = argv[optind + k];
-    ports[size_t(k)].d = fwd::open_quiet(ports[size_t(k)].name, &err);
-    if (!ports[size_t(k)].d) {
-      fprintf(stderr, "kipfw: %s\n", err.c_str());
-      return kExitFailed;
-    }
-  }
-  std::vector<Direction> dirs;
-  for (size_t k = 0; k < ports.size(); k += 2) {
-    Port* a = &ports[k];
-    Port* b = &ports[k + 1];
-    const bool zc = fwd::same_region(a->d, b->d);
-    dirs.push_back(Direction{a, b, {}, 0, 0, 0, &rs, 0, zc});
-    dirs.push_back(Direction{b, a, {}, 0, 0, 0, &rs, 0, zc});
-  }
-  for (size_t k = 0; k < dirs.size(); k++) {
-    dirs[k].dn = &dn;
-    dirs[k].index = uint32_t(k);
-  }
-  const std::string sock = socket_path(name);
+  std::vector<Port> ports(static_cast<size_t>(argc - optind));
+  for (size_t k = 0; k < ports.size(); k++) ports[k].name = argv[optind + int(k)];
+  if (!open_ports(ports, opt.extra_bufs)) return kExitFailed;
+  std::vector<Direction> dirs = make_directions(ports, rs, dn);
+  // Held packets dropped by a pipe's change give their buffers back.
+  dn.set_release([](void* c, uint32_t out, uint64_t token) {
+    (*static_cast<std::vector<Direction>*>(c))[out].spare->push_back(uint32_t(token));
+  }, &dirs);
+  const std::string sock = socket_path(opt.name);
   const int ls = listen_on(sock, &err);
   if (ls < 0) {
     fprintf(stderr, "kipfw: %s\n", err.c_str());
     return kExitFailed;
   }
-  if (daemonize) {
+  if (opt.daemonize) {
     if (daemon(1, 0) != 0) {
       fprintf(stderr, "kipfw: daemon: %s\n", strerror(errno));
       return kExitFailed;
@@ -488,16 +562,23 @@ int main(int argc, char** argv) {
   uint64_t next_expire = now_ns() + 1000000000ull;
   uint64_t next_dn = ~0ull;  // when dummynet lets the next packet go
   std::vector<bool> touched(ports.size());
-  // What dummynet lets go: onto the tx ring of its direction's output port.
-  const auto sink = [&](uint32_t out, const uint8_t* f, uint32_t len) {
+  // What dummynet lets go: onto the tx ring of its direction's output
+  // port, by a swap of buffers if it held the packet's own.
+  const auto sink = [&](uint32_t out, const uint8_t* f, uint32_t len, uint64_t token) {
     Port& p = *dirs[out].to;
     for (unsigned i = p.d->first_tx_ring; i <= p.d->last_tx_ring; i++) {
       netmap_ring* t = NETMAP_TXRING(p.d->nifp, i);
       if (nm_ring_space(t) == 0 || len > t->nr_buf_size) continue;
       netmap_slot& s = t->slot[t->cur];
-      memcpy(NETMAP_BUF(t, s.buf_idx), f, len);
+      if (token != ipfw::Dummynet::kNoToken) {
+        dirs[out].spare->push_back(s.buf_idx);
+        s.buf_idx = uint32_t(token);
+        s.flags = NS_BUF_CHANGED;
+      } else {
+        memcpy(NETMAP_BUF(t, s.buf_idx), f, len);
+        s.flags = 0;
+      }
       s.len = uint16_t(len);
-      s.flags = 0;
       t->head = t->cur = nm_ring_next(t, t->cur);
       dirs[out].c.packets++;
       dirs[out].c.bytes += len;
@@ -545,7 +626,7 @@ int main(int argc, char** argv) {
       d.stuck = moved == 0 && d.c.filtered == before_f && d.c.drops == before_d && fwd::rx_pending(d.from->d) != 0;
       send_replies(*d.from, &d.replied, &d.replies_dropped);
     }
-    busy = busy_poll && work != 0;
+    busy = opt.busy_poll && work != 0;
     next_dn = dn.run(now_ns(), sink);
     for (size_t k = 0; k < ports.size(); k++)
       if (touched[k]) {
@@ -559,7 +640,7 @@ int main(int argc, char** argv) {
     }
   }
   for (Port& p : ports) ioctl(p.d->fd, NIOCTXSYNC, nullptr);
-  if (!quiet) {
+  if (!opt.quiet) {
     for (const Direction& d : dirs)
       printf("kipfw: %s -> %s: %" PRIu64 " packets, %" PRIu64 " denied, %" PRIu64 " not IP\n", d.from->name.c_str(),
              d.to->name.c_str(), d.c.packets, d.denied, d.non_ip);

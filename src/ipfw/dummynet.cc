@@ -80,9 +80,10 @@ struct Mask {
 };
 
 struct Held {
-  uint8_t* data;
+  uint8_t* data;    // a copy of the pool's, or the caller's bytes (token)
   uint32_t len, out;
   uint64_t arrival, ready;
+  uint64_t token;   // Dummynet::kNoToken: data is a copy
 };
 
 struct FlowSet;
@@ -284,8 +285,10 @@ struct Dummynet::Impl {
   static constexpr uint32_t kBuf = 2048;
   uint64_t rng = 0x2545f4914f6cdd1dull;
   Dummynet* dn;
+  bool dying = false;  // tokens are not released from the destructor
 
   ~Impl() {
+    dying = true;
     for (auto& [n, p] : pipes) drop_pipe(p);
     for (uint8_t* b : pool) delete[] b;
   }
@@ -297,10 +300,17 @@ struct Dummynet::Impl {
     pool.pop_back();
     return b;
   }
-  void put_buf(uint8_t* b, uint32_t len) {
-    if (len > kBuf || pool.size() >= 4096) delete[] b;
-    else pool.push_back(b);
-    dn->held_--;
+  // A held packet is gone: sent (its token is the sink's again) or
+  // dropped (its token goes to the release hook).
+  void let_go(const Held& h, bool sent) {
+    if (h.token != kNoToken) {
+      if (!sent && !dying && dn->release_) dn->release_(dn->release_ctx_, h.out, h.token);
+    } else if (h.len > kBuf || pool.size() >= 4096) {
+      delete[] h.data;
+    } else {
+      pool.push_back(h.data);
+    }
+    if (!dying) dn->held_--;
   }
 
   uint32_t random32() {
@@ -311,8 +321,8 @@ struct Dummynet::Impl {
   void free_inst(SchedInst& si) {
     for (auto& [fs, m] : si.by_fs)
       for (auto& [id, q] : m)
-        for (Held& h : q->q) put_buf(h.data, h.len);
-    for (Held& h : si.delay) put_buf(h.data, h.len);
+        for (Held& h : q->q) let_go(h, false);
+    for (Held& h : si.delay) let_go(h, false);
     si.delay.clear();
     si.by_fs.clear();
     si.active.clear();
@@ -334,7 +344,7 @@ struct Dummynet::Impl {
         auto it = si->by_fs.find(fs);
         if (it == si->by_fs.end()) continue;
         for (auto& [fid, q] : it->second) {
-          for (Held& h : q->q) put_buf(h.data, h.len);
+          for (Held& h : q->q) let_go(h, false);
           si->active.erase(std::remove(si->active.begin(), si->active.end(), q.get()), si->active.end());
           si->fifo.erase(std::remove(si->fifo.begin(), si->fifo.end(), q.get()), si->fifo.end());
         }
@@ -409,8 +419,7 @@ struct Dummynet::Impl {
 
   // Move what the link can carry by `now` into the delay line; let go of
   // what is due. Returns the instance's next event.
-  uint64_t service(SchedInst& si, uint64_t now, bool (*fn)(void*, uint32_t, const uint8_t*, uint32_t), void* ctx,
-                   bool* empty) {
+  uint64_t service(SchedInst& si, uint64_t now, SinkFn fn, void* ctx, bool* empty) {
     Pipe& p = *si.pipe;
     for (;;) {
       if (si.link_free_at > now) break;
@@ -427,10 +436,10 @@ struct Dummynet::Impl {
     }
     while (!si.delay.empty() && si.delay.front().ready <= now) {
       const Held& h = si.delay.front();
-      if (!fn(ctx, h.out, h.data, h.len)) return now;  // the output is full: soon again
+      if (!fn(ctx, h.out, h.data, h.len, h.token)) return now;  // the output is full: soon again
       dn->stats_.out_packets++;
       dn->stats_.out_bytes += h.len;
-      put_buf(h.data, h.len);
+      let_go(h, true);
       si.delay.pop_front();
     }
     uint64_t next = si.delay.empty() ? kNever : si.delay.front().ready;
@@ -453,7 +462,7 @@ bool Dummynet::exists(bool queue, uint32_t n) const {
 }
 
 bool Dummynet::enqueue(bool queue, uint32_t n, const Packet& p, const uint8_t* frame, uint32_t len, uint32_t out,
-                       uint64_t now) {
+                       uint64_t now, uint64_t token) {
   Impl& m = *impl_;
   auto fit = m.flowsets.find(queue ? n : kOwnFlowSet + n);
   if (fit == m.flowsets.end()) {
@@ -502,9 +511,14 @@ bool Dummynet::enqueue(bool queue, uint32_t n, const Packet& p, const uint8_t* f
     stats_.queue_drops++;
     return false;
   }
-  Held h{m.get_buf(len), len, out, now, 0};
+  Held h{const_cast<uint8_t*>(frame), len, out, now, 0, token};
+  if (token == kNoToken) {
+    h.data = m.get_buf(len);
+    memcpy(h.data, frame, len);
+  } else {
+    stats_.zero_copy++;
+  }
   held_++;
-  memcpy(h.data, frame, len);
   const bool was_empty = q.q.empty();
   q.q.push_back(h);
   q.bytes += len;
@@ -517,7 +531,7 @@ bool Dummynet::enqueue(bool queue, uint32_t n, const Packet& p, const uint8_t* f
   return true;
 }
 
-uint64_t Dummynet::run_impl(uint64_t now, bool (*fn)(void*, uint32_t, const uint8_t*, uint32_t), void* ctx) {
+uint64_t Dummynet::run_impl(uint64_t now, SinkFn fn, void* ctx) {
   Impl& m = *impl_;
   uint64_t next = kNever;
   for (size_t k = 0; k < m.busy.size();) {
