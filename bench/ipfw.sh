@@ -14,8 +14,13 @@
 #            other networks, then allow udp to 4321)
 #   table    one rule, allow ip from table(1): 1000 prefixes of /24
 #   pipe     the ten rules, the last sends to a dummynet pipe of 10 Gbit/s
-#            (over pipes, dummynet holds each packet in its own buffer)
-#   pipe-copy the same with kipfw -B 0: dummynet holds copies
+#   pipe1514 the same with 1514-byte frames and a pipe of 100 Gbit/s: over
+#            netmap pipes (one region) dummynet holds each packet in its own
+#            buffer (zero copy; VALE switches have a region each: copies).
+#            The sender writes every frame (pkt-gen -z), as a real one
+#            does: else pkt-gen writes only the buffers that changed, so
+#            a kipfw that copies would spare it the writes
+#   pipe1514-copy  the same with kipfw -B 0: dummynet holds copies
 # peer: the kernel forwarding the same frames between two veths with the
 # same rules in nftables (table: an interval set of the same 1000
 # prefixes; pipe: the ten rules and tc netem rate 10gbit on the way out),
@@ -24,7 +29,7 @@
 #
 # Environment: BUILD_DIR, RUNS (default 3), IPFW_SECONDS (default 6),
 # AFP_COUNT (default 8000000 frames per kernel run), RULESETS (default
-# "rules10 table pipe pipe-copy"), KEEP_LOGS=1.
+# "rules10 table pipe pipe1514 pipe1514-copy"), KEEP_LOGS=1.
 set -euo pipefail
 
 ME=ipfw.sh
@@ -32,7 +37,7 @@ ME=ipfw.sh
 . "$(dirname "$0")/lib.sh"
 RUNS=${RUNS:-3}
 IPFW_SECONDS=${IPFW_SECONDS:-6}
-RULESETS=${RULESETS:-rules10 table pipe pipe-copy}
+RULESETS=${RULESETS:-rules10 table pipe pipe1514 pipe1514-copy}
 AFP_COUNT=${AFP_COUNT:-8000000}
 AFP_TIMEOUT=${AFP_TIMEOUT:-120}
 CC=${CC:-cc}
@@ -57,7 +62,10 @@ ruleset() {  # ruleset NAME: kipfw's commands
         return
     fi
     for ((k = 1; k <= 9; k++)); do echo "add $((k * 10)) deny tcp from 192.168.$k.0/24 to any 22"; done
-    if [[ $1 == pipe* ]]; then
+    if [[ $1 == pipe1514* ]]; then
+        echo "pipe 1 config bw 100Gbit/s queue 1000"
+        echo "add 100 pipe 1 udp from any to any 4321"
+    elif [[ $1 == pipe ]]; then
         echo "pipe 1 config bw 10Gbit/s queue 1000"
         echo "add 100 pipe 1 udp from any to any 4321"
     else
@@ -117,7 +125,9 @@ run_kipfw() {
     fi
     local busy=()  # into a sink: kipfw -P, as on a core of its own
     [[ $mode == sink ]] && busy=(-P)
-    [[ $rs == pipe-copy ]] && busy+=(-B 0)
+    [[ $rs == *-copy ]] && busy+=(-B 0)
+    local len=60 tx_opts=()
+    [[ $rs == pipe1514* ]] && len=1514 tx_opts=(-z)
     UNETMAP_DIR=$UNETMAP_DIR_CUR timeout $((IPFW_SECONDS + 30)) taskset -c 1 "$KIPFW" "${busy[@]}" -q -f "$d/rules" "$in_k" "$out_k" \
         >"$d/kipfw.out" 2>&1 &
     kp=$!; PIDS+=("$kp")
@@ -131,7 +141,7 @@ run_kipfw() {
         rxp=$!; PIDS+=("$rxp")
         wait_for "$d/rx.err" "rings of" 10 "$rxp" || { echo "run $n: receiver did not start" >&2; return 1; }
     fi
-    UNETMAP_DIR=$UNETMAP_DIR_CUR "${PKTGEN_T[@]}" -i "$in_tx" -f tx -l 60 -a 0 >"$d/tx.out" 2>"$d/tx.err" &
+    UNETMAP_DIR=$UNETMAP_DIR_CUR "${PKTGEN_T[@]}" -i "$in_tx" -f tx -l "$len" "${tx_opts[@]}" -a 0 >"$d/tx.out" 2>"$d/tx.err" &
     txp=$!; PIDS+=("$txp")
     sleep 1; t0=$(ticks "$kpid"); p0=$(stat_packets)
     sleep $((IPFW_SECONDS - 2)); t1=$(ticks "$kpid"); p1=$(stat_packets)
@@ -218,7 +228,7 @@ run_kernel() {
 # -------------------------------------------------------------------- main
 HAVE_KERNEL=0 HAVE_NETEM=0
 if setup_kernel; then HAVE_KERNEL=1; else del_netns; fi
-echo "kipfw (CPU 1) between pkt-gen tx and rx (CPU 0), 60-byte UDP frames, $IPFW_SECONDS s per run, $RUNS runs"
+echo "kipfw (CPU 1) between pkt-gen tx and rx (CPU 0), 60-byte UDP frames (1514 for pipe1514), $IPFW_SECONDS s per run, $RUNS runs"
 if ((HAVE_KERNEL)); then
     echo "peer: Linux forwarding between veths with nftables (and tc netem), AF_PACKET sender (CPU 0) -> receiver (CPU 1), $AFP_COUNT frames per run"
 else
@@ -231,7 +241,7 @@ for ((r = 1; r <= RUNS; r++)); do
                 run_kipfw "$r" "$tr" "$rs" "$mode" || echo "run $r/$RUNS  unetmap $tr $rs $mode FAILED"
             done
         done
-        if ((HAVE_KERNEL)) && [[ $rs != pipe-copy ]]; then
+        if ((HAVE_KERNEL)) && [[ $rs != pipe1514* ]]; then
             if [[ $rs == pipe ]] && ((!HAVE_NETEM)); then continue; fi
             run_kernel "$r" "$rs" || echo "run $r/$RUNS  kernel $rs FAILED"
         fi

@@ -15,6 +15,8 @@
 namespace unetmap::fwd {
 namespace {
 
+constexpr uint32_t kPrefetchAhead = 4;  // packets: the filter's head prefetch distance
+
 // Why one ring pair stopped.
 enum class Stop { kRxDone, kTxFull, kLimit };
 
@@ -79,6 +81,10 @@ Stop move_ring(netmap_ring* rx, netmap_ring* tx, uint32_t limit, bool zero_copy,
     // bytes in one piece, gathered from the chain if the first slot is
     // shorter.
     if (filter) {
+      // The rules read each packet's head: ask for a later one's now, as
+      // it was most likely written on another core.
+      if (rx_avail > kPrefetchAhead)
+        __builtin_prefetch(NETMAP_BUF(rx, rx->slot[ring_add(j, kPrefetchAhead, rn)].buf_idx));
       const Frag head = frags(0);
       const uint8_t* h = head.buf;
       uint32_t hl = head.len;

@@ -109,6 +109,10 @@ struct FlowSet {
   uint32_t qslots = kDefaultSlots;
   uint64_t qbytes = 0;     // 0: a limit in slots
   Mask mask;
+  // Its only queue, when neither it nor its pipe has a mask (one flow,
+  // one link): packets go there without a lookup. Reset whenever that
+  // queue goes (drop_pipe, drop_flowset_queues).
+  FlowQueue* one = nullptr;
 };
 
 struct Pipe;
@@ -330,6 +334,8 @@ struct Dummynet::Impl {
   }
 
   void drop_pipe(Pipe& p) {
+    for (auto& [n, fs] : flowsets)
+      if (fs.one && fs.one->inst->pipe == &p) fs.one = nullptr;
     for (auto& [id, si] : p.inst) {
       free_inst(*si);
       busy.erase(std::remove(busy.begin(), busy.end(), si.get()), busy.end());
@@ -339,6 +345,7 @@ struct Dummynet::Impl {
 
   // Packets of flow set fs go away (it is deleted or reconfigured).
   void drop_flowset_queues(uint32_t fs) {
+    if (auto it = flowsets.find(fs); it != flowsets.end()) it->second.one = nullptr;
     for (auto& [n, p] : pipes)
       for (auto& [id, si] : p.inst) {
         auto it = si->by_fs.find(fs);
@@ -351,6 +358,29 @@ struct Dummynet::Impl {
         si->by_fs.erase(it);
         si->rr_at = 0;
       }
+  }
+
+  // The queue of flow set fs on pipe's link for packet p, made if new.
+  FlowQueue& queue_for(Pipe& pipe, FlowSet& fs, const Packet& p, uint64_t now) {
+    const FlowId sid = pipe.mask.apply(p);
+    std::unique_ptr<SchedInst>& sip = pipe.inst[sid];
+    if (!sip) {
+      sip.reset(new SchedInst);
+      sip->pipe = &pipe;
+      sip->id = sid;
+      sip->link_free_at = now;
+    }
+    SchedInst& si = *sip;
+    const FlowId qid = fs.mask.apply(p);
+    std::unique_ptr<FlowQueue>& qp = si.by_fs[fs.num][qid];
+    if (!qp) {
+      qp.reset(new FlowQueue);
+      qp->fs = &fs;
+      qp->inst = &si;
+      qp->id = qid;
+    }
+    if (!pipe.mask.any && !fs.mask.any) fs.one = qp.get();
+    return *qp;
   }
 
   void activate(SchedInst& si, FlowQueue& q, uint32_t len) {
@@ -470,12 +500,15 @@ bool Dummynet::enqueue(bool queue, uint32_t n, const Packet& p, const uint8_t* f
     return false;
   }
   FlowSet& fs = fit->second;
-  auto pit = m.pipes.find(fs.sched);
-  if (pit == m.pipes.end()) {
-    stats_.no_pipe++;
-    return false;
+  Pipe* pipe = fs.one ? fs.one->inst->pipe : nullptr;
+  if (!pipe) {
+    auto pit = m.pipes.find(fs.sched);
+    if (pit == m.pipes.end()) {
+      stats_.no_pipe++;
+      return false;
+    }
+    pipe = &pit->second;
   }
-  Pipe& pipe = pit->second;
   stats_.in_packets++;
   stats_.in_bytes += len;
   if (fs.plr && m.random32() < fs.plr) {
@@ -486,24 +519,8 @@ bool Dummynet::enqueue(bool queue, uint32_t n, const Packet& p, const uint8_t* f
     stats_.held_drops++;
     return false;
   }
-  const FlowId sid = pipe.mask.apply(p);
-  std::unique_ptr<SchedInst>& sip = pipe.inst[sid];
-  if (!sip) {
-    sip.reset(new SchedInst);
-    sip->pipe = &pipe;
-    sip->id = sid;
-    sip->link_free_at = now;
-  }
-  SchedInst& si = *sip;
-  const FlowId qid = fs.mask.apply(p);
-  std::unique_ptr<FlowQueue>& qp = si.by_fs[fs.num][qid];
-  if (!qp) {
-    qp.reset(new FlowQueue);
-    qp->fs = &fs;
-    qp->inst = &si;
-    qp->id = qid;
-  }
-  FlowQueue& q = *qp;
+  FlowQueue& q = fs.one ? *fs.one : m.queue_for(*pipe, fs, p, now);
+  SchedInst& si = *q.inst;
   q.tot_pkts++;
   q.tot_bytes += len;
   if (fs.qbytes ? q.bytes + len > fs.qbytes : q.q.size() >= fs.qslots) {
@@ -522,7 +539,7 @@ bool Dummynet::enqueue(bool queue, uint32_t n, const Packet& p, const uint8_t* f
   const bool was_empty = q.q.empty();
   q.q.push_back(h);
   q.bytes += len;
-  if (pipe.type == SchedType::kFifo) si.fifo.push_back(&q);
+  if (pipe->type == SchedType::kFifo) si.fifo.push_back(&q);
   else if (was_empty) m.activate(si, q, len);
   if (!si.busy) {
     si.busy = true;
@@ -695,6 +712,7 @@ bool Dummynet::command(const std::vector<std::string>& words, std::string* out, 
     if (kind == "sched" && fit == m.flowsets.end()) return true;  // a scheduler alone: no flow set of its own
   }
   if (fit != m.flowsets.end()) m.drop_flowset_queues(fsnum);
+  fs.one = nullptr;  // the copy's was the old queue's
   m.flowsets[fsnum] = fs;
   return true;
 }
