@@ -780,6 +780,48 @@ TEST(Dummynet, TokensHoldTheCallersBytesAndComeBack) {
   EXPECT_EQ(released.size(), 1u);
 }
 
+// A flow set without masks keeps its only queue: reconfiguring or
+// deleting the pipe or the flow set must drop that shortcut with the
+// queue (the sanitizer build catches a stale one).
+TEST(Dummynet, ReconfiguredPipesAndQueuesTakePacketsAgain) {
+  Dummynet dn;
+  FrameSpec s;
+  s.proto = 17;
+  configure(dn, {"pipe 1 config delay 1"});
+  ASSERT_TRUE(hold(dn, false, 1, s, 0));
+  configure(dn, {"pipe 1 config delay 2"});  // the held packet goes with the old link
+  EXPECT_EQ(dn.held(), 0u);
+  ASSERT_TRUE(hold(dn, false, 1, s, 0));
+  std::vector<Out> got = drain(dn, 0, 3 * kMs, kMs);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].t, 2 * kMs);
+  configure(dn, {"queue 2 config pipe 1"});
+  ASSERT_TRUE(hold(dn, true, 2, s, 10 * kMs));
+  configure(dn, {"queue 2 config pipe 1 weight 3"});
+  EXPECT_EQ(dn.held(), 0u);
+  ASSERT_TRUE(hold(dn, true, 2, s, 10 * kMs));
+  ASSERT_TRUE(hold(dn, false, 1, s, 10 * kMs));
+  configure(dn, {"pipe 1 config delay 5 mask src-port 0xffff"});  // per-flow links now
+  EXPECT_EQ(dn.held(), 0u);
+  for (uint16_t port : {100, 200, 100}) {
+    s.sport = port;
+    ASSERT_TRUE(hold(dn, true, 2, s, 20 * kMs));
+  }
+  got = drain(dn, 20 * kMs, 30 * kMs, kMs);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[0].t, 25 * kMs);
+  std::string out, err;
+  ASSERT_TRUE(dn.command(split_words("pipe 1 delete"), &out, &err)) << err;
+  EXPECT_FALSE(hold(dn, true, 2, s, 40 * kMs));  // its pipe is gone
+  EXPECT_EQ(dn.stats().no_pipe, 1u);
+  configure(dn, {"pipe 1 config delay 1"});
+  ASSERT_TRUE(hold(dn, true, 2, s, 40 * kMs));
+  ASSERT_TRUE(hold(dn, false, 1, s, 40 * kMs));
+  got = drain(dn, 40 * kMs, 42 * kMs, kMs);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(dn.held(), 0u);
+}
+
 TEST(Dummynet, ConfigErrorsNameTheWord) {
   Dummynet dn;
   const struct {
