@@ -35,17 +35,10 @@ add 100 pipe 1 udp from any to any 5000
 add 200 allow ip from any to any
 EOF
 
-# start_kipfw [OPTIONS...]: kipfw between r}0 and s{0; returns once ipfw reaches it.
-start_kipfw() {
-    "$KIPFW" "$@" -f "$WORK/rules" 'netmap:r}0' 'netmap:s{0' >"$WORK/kipfw.out" 2>&1 &
-    KPID=$!
-    for _ in $(seq 100); do
-        "$IPFW" list >/dev/null 2>&1 && return 0
-        kill -0 "$KPID" 2>/dev/null || fail "kipfw exited: $(cat "$WORK/kipfw.out")"
-        sleep 0.05
-    done
-    fail "kipfw did not answer within 5 s"
-}
+# shellcheck source=kipfw_lib.sh
+. "$(dirname "$0")/kipfw_lib.sh"
+# start_kipfw [OPTIONS...]: kipfw with the rules between r}0 and s{0.
+start_kipfw() { kipfw_start "$@" -f "$WORK/rules" 'netmap:r}0' 'netmap:s{0'; }
 
 # stat EXPR: a value of `ipfw stats` (d: the direction r -> s, dn: dummynet).
 stat() {

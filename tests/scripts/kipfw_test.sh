@@ -27,17 +27,10 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-# start_kipfw FILE: kipfw in the background; returns once ipfw reaches it.
-start_kipfw() {
-    "$KIPFW" -f "$1" 'netmap:p}0' 'netmap:q{0' >"$WORK/kipfw.out" 2>&1 &
-    KPID=$!
-    for _ in $(seq 100); do
-        "$IPFW" list >/dev/null 2>&1 && return 0
-        kill -0 "$KPID" 2>/dev/null || fail "kipfw exited: $(cat "$WORK/kipfw.out")"
-        sleep 0.05
-    done
-    fail "kipfw did not answer within 5 s"
-}
+# shellcheck source=kipfw_lib.sh
+. "$(dirname "$0")/kipfw_lib.sh"
+# start_kipfw FILE: kipfw with FILE between the pipes.
+start_kipfw() { kipfw_start -f "$1" 'netmap:p}0' 'netmap:q{0'; }
 
 # send_and_count N: N UDP frames to port 1234 into p{0; prints how many
 # reached q}0 (the receiver stops 1 s after the sender is done).
