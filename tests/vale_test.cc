@@ -1045,7 +1045,7 @@ TEST(Vale, NewifWritesBackWhatItMade) {
 
 // A persistent port already on one switch, attached to a second one: netmap
 // wraps it and puts the wrapper on the second switch, so the port joins the
-// two; here a forwarder (core/attach.h) does, started by a process that
+// two; here a forwarder (ports/vale/attach.h) does, started by a process that
 // exits before the traffic runs. While wrapped the port cannot be removed,
 // detached from its first switch, wrapped again or opened; once the
 // wrapper is detached all of that works again.

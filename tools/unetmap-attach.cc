@@ -1,5 +1,5 @@
 // unetmap-attach: the forwarder of a port attached to a VALE switch
-// (src/core/attach.h), a worker of kind "attach" (src/core/worker.h). The
+// (src/ports/vale/attach.h), a worker of kind "attach" (src/core/worker.h). The
 // worker service runs it for NIOCCTRL VALE_ATTACH of an interface, or of a
 // persistent VALE port already on another switch, under a supervisor that
 // restarts it if it dies; it is not meant to be run by hand.

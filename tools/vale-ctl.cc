@@ -12,7 +12,7 @@
 // ioctl and answers as netmap's kernel module would, so this file is also
 // the reference of that path. NICs on a switch (-a/-h/-d with an interface,
 // -p, -P) too: the library serves them with a helper process
-// (src/core/attach.h), a worker of the library's worker service
+// (src/ports/vale/attach.h), a worker of the library's worker service
 // (src/core/worker.h), as netmap serves them with kernel threads. The
 // unetmap extensions (-s statistics, -L lookup functions, -W workers) have
 // no netmap ioctl and call src/ports/vale.h and src/core/worker.h.
@@ -43,6 +43,7 @@
 #include "core/registry.h"  // kMaxRings
 #include "ports/nic/nic.h"  // Backend
 #include "core/worker.h"
+#include "ports/vale/attach.h"
 #include "ports/vale/vale.h"
 #include "ports/vhost/control.h"
 
@@ -454,9 +455,7 @@ std::vector<unetmap::worker::Info> attach_workers() {
   std::string why;
   unetmap::worker::list(&all, &why);
   for (auto& w : all)
-    if ((w.spec.kind == "attach" && w.spec.args.size() == 4) ||
-        (w.spec.kind == "vhost" && w.spec.args.size() == 6))
-      out.push_back(w);
+    if (unetmap::attach::is_attachment(w) || unetmap::vhost::is_port(w)) out.push_back(w);
   return out;
 }
 
@@ -471,7 +470,7 @@ const unetmap::worker::Info* worker_of(const std::vector<unetmap::worker::Info>&
 
 std::string worker_fields(const unetmap::worker::Info& w, bool json) {
   const char* state = unetmap::worker::state_name(w.state);
-  const bool vhost = w.spec.kind == "vhost";
+  const bool vhost = unetmap::vhost::is_port(w);
   if (json)
     return "{\"state\": " + json_str(state) + ", \"pid\": " + std::to_string(w.pid.pid) +
            ", \"restarts\": " + std::to_string(w.restarts) + ", \"log\": " + json_str(w.log) +

@@ -17,9 +17,9 @@
 #include <vector>
 
 #include "abi/file.h"
-#include "core/attach.h"
 #include "core/adapter.h"
 #include "mem/extmem.h"
+#include "ports/vale/attach.h"
 #include "ports/vale/vale.h"
 
 namespace unetmap {
@@ -119,15 +119,16 @@ int port_hdr(NetmapFile* f, uint16_t type, const std::string& name, nmreq_port_h
     if (ph->nr_hdr_len != 0 && ph->nr_hdr_len != 10 && ph->nr_hdr_len != 12)
       return fail(EINVAL, "virtio-net header length " + std::to_string(ph->nr_hdr_len) +
                               ": netmap takes 0, 10 or 12");
-    if (port_type(name) != &vale_adapter())
-      return fail(EINVAL, "port '" + name + "': a virtio-net header length is set on VALE ports");
-    const int err = vale_set_hdr_len(name, ph->nr_hdr_len, &why);
+    const Adapter* a = port_type(name);
+    const int err = a ? a->set_hdr_len(name, ph->nr_hdr_len, &why) : EINVAL;
+    if (!a) why = "port '" + name + "': a virtio-net header length is set on VALE ports";
     return err ? fail(err, why) : 0;
   }
   nmreq_register r{};
   if (port_info(f, name, 0, &r)) return -1;
   uint32_t len = 0;
-  if (port_type(name) == &vale_adapter() && vale_hdr_len(name, &len, &why) != 0) len = 0;
+  const Adapter* a = port_type(name);
+  if (a && a->hdr_len(name, &len, &why) != 0) len = 0;
   ph->nr_hdr_len = len;
   return 0;
 }
@@ -391,7 +392,7 @@ int register_extmem(NetmapFile* f, BindRequest rq, uint64_t opt) {
 // netmap attaches to a switch, besides persistent VALE ports, any NIC (its
 // host stack too with NR_REG_NIC_SW) and a persistent port that is on
 // another switch already, through a bridge wrapper; unetmap through a
-// forwarder process (core/attach.h), started here for whichever process
+// forwarder process (ports/vale/attach.h), started here for whichever process
 // asks. The decision, by the port part of valeX:Y:
 //   a persistent VALE port on no switch    attach it (ports/vale.h)
 //   ... on valeX already                   EBUSY

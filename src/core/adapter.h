@@ -168,6 +168,17 @@ class Adapter {
   // A port made and destroyed together with p, whose rings p's rings
   // exchange buffers with (a pipe's other end); -1 if none.
   virtual int partner(const PortEntry&) const { return -1; }
+  // The virtio-net header length of port `name` (netmap's virt_hdr_len,
+  // NETMAP_REQ_PORT_HDR_GET/SET: 0, 10 or 12). Ports without one read 0
+  // and refuse a change (EINVAL with *why).
+  virtual int hdr_len(const std::string& name, uint32_t* len, std::string* why) const {
+    *len = 0;
+    return 0;
+  }
+  virtual int set_hdr_len(const std::string& name, uint32_t len, std::string* why) const {
+    *why = "port '" + name + "': a virtio-net header length is set on VALE ports";
+    return EINVAL;
+  }
   // After a holder of the registry died: rebuild what this type derives
   // from the live port entries (VALE's switch port tables).
   virtual void recount(Registry&) const {}

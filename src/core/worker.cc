@@ -30,38 +30,15 @@ extern char** environ;
 
 namespace unetmap::worker {
 
-namespace files {
-
-namespace {
-
-bool word(const std::string& s) {
+bool is_word(const std::string& s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
     return isalnum(static_cast<unsigned char>(c)) || c == '_';
   });
 }
 
-// attach: SWITCH PORT nic|port host|-
-int check_attach(const std::vector<std::string>& a, std::string* why) {
-  if (a.size() == 4 && a[0].rfind("vale", 0) == 0 && word(a[0]) && !a[1].empty() &&
-      a[1].find('/') == std::string::npos && (a[2] == "nic" || a[2] == "port") &&
-      (a[3] == "host" || a[3] == "-"))
-    return 0;
-  *why = "kind attach takes SWITCH PORT nic|port host|- (e.g. vale0 eth0 nic -)";
-  return EINVAL;
-}
+namespace files {
 
-// vhost: SWITCH NAME /SOCKET server|client QUEUES SLOTS
-int check_vhost(const std::vector<std::string>& a, std::string* why) {
-  auto in = [](const std::string& s, int lo, int hi) {
-    return word(s) && s.size() < 7 && atoi(s.c_str()) >= lo && atoi(s.c_str()) <= hi;
-  };
-  if (a.size() == 6 && a[0].rfind("vale", 0) == 0 && word(a[0]) && word(a[1]) && a[2].size() > 1 &&
-      a[2][0] == '/' && a[2].size() < 108 && (a[3] == "server" || a[3] == "client") && in(a[4], 1, 16) &&
-      (a[5] == "0" || in(a[5], 64, 32768)))
-    return 0;
-  *why = "kind vhost takes SWITCH NAME /SOCKET server|client QUEUES SLOTS (e.g. vale0 vm1 /run/vm1.sock server 1 0)";
-  return EINVAL;
-}
+namespace {
 
 // program: /ABSOLUTE/PATH [ARG...]
 int check_program(const std::vector<std::string>& a, std::string* why) {
@@ -70,11 +47,7 @@ int check_program(const std::vector<std::string>& a, std::string* why) {
   return EINVAL;
 }
 
-const Kind kKinds[] = {
-    {"attach", "unetmap-attach", "UNETMAP_ATTACH_HELPER", true, check_attach},
-    {"vhost", "unetmap-vhost", "UNETMAP_VHOST_HELPER", true, check_vhost},
-    {"program", nullptr, nullptr, false, check_program},
-};
+const Kind kProgram{"program", nullptr, nullptr, false, check_program};
 
 int pidfd_of(const ProcId& p) {
   if (p.pid <= 0) return -1;
@@ -90,9 +63,13 @@ int pidfd_of(const ProcId& p) {
 }  // namespace
 
 const Kind* find_kind(const std::string& name, std::string* why) {
-  for (const Kind& k : kKinds)
-    if (name == k.name) return &k;
-  *why = "no worker kind '" + name + "': attach, vhost or program";
+  std::string all;
+  for (const Kind* const* k = port_kinds(); *k; k++) {
+    if (name == (*k)->name) return *k;
+    all += std::string(all.empty() ? "" : ", ") + (*k)->name;
+  }
+  if (name == kProgram.name) return &kProgram;
+  *why = "no worker kind '" + name + "': " + all + " or program";
   return nullptr;
 }
 

@@ -1,12 +1,12 @@
 // Workers: the processes that do what netmap's kernel does in threads of
-// its own (a NIC or a wrapped port on a VALE switch, polling mode; next:
-// vhost-user ports, dummynet delay lines). One service starts, supervises,
+// its own (a NIC or a wrapped port on a VALE switch, polling mode, the
+// backends of vhost-user ports). One service starts, supervises,
 // lists and stops them; it is no daemon, and nothing of it is on the data
 // path: a worker moves packets with the ordinary library calls.
 //
-// A worker is a name (unique in the runtime directory), a kind (a line of
-// the table in worker.cc: the program that runs it, found next to
-// libnetmap.so, and whether it speaks the protocol below) and the kind's
+// A worker is a name (unique in the runtime directory), a kind (Kind
+// below, defined in its port type's folder: the program that runs it,
+// found next to libnetmap.so, and whether it speaks the protocol below) and the kind's
 // arguments. start() runs the supervisor program, unetmap-worker, which
 // forks once (the requester may go away: the worker stays, as a netmap
 // attachment outlives the process that made it), takes its entry's lock,
@@ -65,9 +65,25 @@ const char* state_name(State s);
 
 struct Spec {
   std::string name;               // 1..63 of [A-Za-z0-9_.:@^{}+-], not starting with '.'
-  std::string kind;               // "attach", "program"
+  std::string kind;               // "attach", "vhost", "program"
   std::vector<std::string> args;  // the kind's arguments
 };
+
+// A kind of worker: what runs it and which arguments it takes. A port
+// type's kind lives in its folder (NAME_worker_kind(), vale: attach,
+// vhost: vhost) and has one line in the table of src/ports/ports.cc;
+// `program` (any absolute path) is the service's own.
+struct Kind {
+  const char* name;
+  const char* program;  // next to libnetmap.so; nullptr: the first argument
+  const char* env;      // a variable naming another program, or nullptr
+  bool protocol;        // ready line on fd 3, SIGUSR1, conf and status
+  int (*check)(const std::vector<std::string>& args, std::string* why);  // 0 or EINVAL with *why
+};
+// The kinds of the port types (src/ports/ports.cc), then nullptr.
+const Kind* const* port_kinds();
+// Letters, digits and '_' only (a switch's or a port's name in arguments).
+bool is_word(const std::string& s);
 
 struct Info {
   Spec spec;

@@ -10,13 +10,7 @@
 
 namespace unetmap::worker::files {
 
-struct Kind {
-  const char* name;
-  const char* program;  // next to libnetmap.so; nullptr: the first argument
-  const char* env;      // a variable naming another program, or nullptr
-  bool protocol;        // ready line on fd 3, SIGUSR1, conf and status
-  int (*check)(const std::vector<std::string>& args, std::string* why);
-};
+// The port types' kinds and `program`; nullptr with *why naming them all.
 const Kind* find_kind(const std::string& name, std::string* why);
 // The program that runs a worker of this kind.
 std::string program_of(const Kind& k, const Spec& spec);

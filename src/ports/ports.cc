@@ -1,5 +1,7 @@
 // The one table of port types. A new port type is one folder beside this
-// file and its name appended to UNETMAP_PORT_TYPES below.
+// file and its name appended to UNETMAP_PORT_TYPES below; a type whose
+// ports a worker serves (core/worker.h) adds its kind to
+// UNETMAP_WORKER_KINDS.
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -12,6 +14,7 @@
 
 #include "core/adapter.h"
 #include "core/tap.h"
+#include "core/worker.h"
 
 namespace unetmap {
 
@@ -25,6 +28,21 @@ namespace unetmap {
 
 #define UNETMAP_DECLARE_ADAPTER(type) const Adapter& type##_adapter();
 UNETMAP_PORT_TYPES(UNETMAP_DECLARE_ADAPTER)
+
+// The worker kinds of port types: X(NAME) for NAME_worker_kind(), defined
+// in the type's folder (attach: src/ports/vale, the forwarder of a NIC or
+// port attached to a switch; vhost: src/ports/vhost, a vhost-user port's
+// backend).
+#define UNETMAP_WORKER_KINDS(X) X(attach) X(vhost)
+
+#define UNETMAP_DECLARE_KIND(kind) const worker::Kind& kind##_worker_kind();
+UNETMAP_WORKER_KINDS(UNETMAP_DECLARE_KIND)
+
+const worker::Kind* const* worker::port_kinds() {
+#define UNETMAP_KIND_ENTRY(kind) &kind##_worker_kind(),
+  static const Kind* const kinds[] = {UNETMAP_WORKER_KINDS(UNETMAP_KIND_ENTRY) nullptr};
+  return kinds;
+}
 
 namespace {
 #define UNETMAP_ADAPTER_ENTRY(type) &type##_adapter(),

@@ -46,6 +46,12 @@ class ValeAdapter final : public Adapter {
   void init_entry(PortEntry& pe) const override { vale_port(pe).sw = -1; }
   // Senders fill the rx rings, in their txsync.
   bool producer_fills_rx() const override { return true; }
+  int hdr_len(const std::string& name, uint32_t* len, std::string* why) const override {
+    return vale_hdr_len(name, len, why);
+  }
+  int set_hdr_len(const std::string& name, uint32_t len, std::string* why) const override {
+    return vale_set_hdr_len(name, len, why);
+  }
   uint32_t shared_size() const override { return sizeof(SwitchEntry) * kMaxSwitches; }
 
   void recount(Registry& reg) const override { recount_switches(reg); }

@@ -13,18 +13,26 @@ namespace unetmap::vhost {
 
 namespace {
 
-bool word(const std::string& s) {
-  if (s.empty()) return false;
-  for (char c : s)
-    if (!isalnum(static_cast<unsigned char>(c)) && c != '_') return false;
-  return true;
-}
+bool word(const std::string& s) { return worker::is_word(s); }
 
 std::string worker_name(const std::string& sw, const std::string& name) { return sw + ":" + name; }
 
-bool is_vhost(const worker::Info& i) { return i.spec.kind == "vhost" && i.spec.args.size() == 6; }
+// vhost: SWITCH NAME /SOCKET server|client QUEUES SLOTS
+int check_args(const std::vector<std::string>& a, std::string* why) {
+  auto in = [](const std::string& s, int lo, int hi) {
+    return word(s) && s.size() < 7 && atoi(s.c_str()) >= lo && atoi(s.c_str()) <= hi;
+  };
+  if (a.size() == 6 && a[0].rfind("vale", 0) == 0 && word(a[0]) && word(a[1]) && a[2].size() > 1 &&
+      a[2][0] == '/' && a[2].size() < 108 && (a[3] == "server" || a[3] == "client") && in(a[4], 1, 16) &&
+      (a[5] == "0" || in(a[5], 64, 32768)))
+    return 0;
+  *why = "kind vhost takes SWITCH NAME /SOCKET server|client QUEUES SLOTS (e.g. vale0 vm1 /run/vm1.sock server 1 0)";
+  return EINVAL;
+}
 
 }  // namespace
+
+bool is_port(const worker::Info& i) { return i.spec.kind == "vhost" && i.spec.args.size() == 6; }
 
 int parse(const std::string& spec, AttachRequest* out, std::string* why) {
   const size_t comma = spec.find(',');
@@ -109,7 +117,7 @@ int detach(const std::string& sw, const std::string& name, std::string* why) {
 bool exists(const std::string& sw, const std::string& name) {
   worker::Info i;
   std::string why;
-  return worker::get(worker_name(sw, name), &i, &why) == 0 && is_vhost(i);
+  return worker::get(worker_name(sw, name), &i, &why) == 0 && is_port(i);
 }
 
 std::vector<worker::Info> ports() {
@@ -117,8 +125,15 @@ std::vector<worker::Info> ports() {
   std::string why;
   worker::list(&all, &why);
   for (worker::Info& i : all)
-    if (is_vhost(i)) out.push_back(std::move(i));
+    if (is_port(i)) out.push_back(std::move(i));
   return out;
 }
 
 }  // namespace unetmap::vhost
+
+namespace unetmap {
+const worker::Kind& vhost_worker_kind() {
+  static const worker::Kind k{"vhost", "unetmap-vhost", "UNETMAP_VHOST_HELPER", true, vhost::check_args};
+  return k;
+}
+}  // namespace unetmap

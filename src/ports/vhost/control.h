@@ -39,5 +39,8 @@ int detach(const std::string& sw, const std::string& name, std::string* why);
 bool exists(const std::string& sw, const std::string& name);
 // The workers of vhost-user ports.
 std::vector<worker::Info> ports();
+// Is this worker a vhost-user port's backend? (Its arguments, in order:
+// SWITCH NAME /SOCKET server|client QUEUES SLOTS.)
+bool is_port(const worker::Info& i);
 
 }  // namespace unetmap::vhost

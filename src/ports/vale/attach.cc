@@ -1,7 +1,7 @@
 // Attachments (see attach.h): the forwarder of a port on a VALE switch is a
 // worker of kind "attach" named after the attachment; this file turns
 // netmap's requests into worker requests, with netmap's checks and errors.
-#include "core/attach.h"
+#include "ports/vale/attach.h"
 
 #include <errno.h>
 #include <net/netmap.h>
@@ -45,10 +45,12 @@ bool live(const std::string& sw, const std::string& port, worker::Info* info = n
 
 bool running(const std::string& sw, const std::string& port) { return live(sw, port); }
 
+bool is_attachment(const worker::Info& i) { return i.spec.kind == "attach" && i.spec.args.size() == 4; }
+
 bool exists(const std::string& sw, const std::string& port) {
   worker::Info i;
   std::string why;
-  return worker::get(worker_name(sw, port), &i, &why) == 0 && i.spec.kind == "attach";
+  return worker::get(worker_name(sw, port), &i, &why) == 0 && is_attachment(i);
 }
 
 std::string switch_of(const std::string& port) {
@@ -56,7 +58,7 @@ std::string switch_of(const std::string& port) {
   std::string why;
   worker::list(&all, &why);
   for (const worker::Info& i : all)
-    if (i.spec.kind == "attach" && i.spec.args.size() == 4 && i.spec.args[1] == port &&
+    if (is_attachment(i) && i.spec.args[1] == port &&
         i.supervised && i.state != worker::State::kFailed)
       return i.spec.args[0];
   return "";
@@ -174,3 +176,24 @@ int polling_disable(const std::string& sw, const std::string& port, std::string*
 }
 
 }  // namespace unetmap::attach
+
+namespace unetmap {
+
+namespace {
+// attach: SWITCH PORT nic|port host|-
+int check_attach(const std::vector<std::string>& a, std::string* why) {
+  if (a.size() == 4 && a[0].rfind("vale", 0) == 0 && worker::is_word(a[0]) && !a[1].empty() &&
+      a[1].find('/') == std::string::npos && (a[2] == "nic" || a[2] == "port") &&
+      (a[3] == "host" || a[3] == "-"))
+    return 0;
+  *why = "kind attach takes SWITCH PORT nic|port host|- (e.g. vale0 eth0 nic -)";
+  return EINVAL;
+}
+}  // namespace
+
+const worker::Kind& attach_worker_kind() {
+  static const worker::Kind k{"attach", "unetmap-attach", "UNETMAP_ATTACH_HELPER", true, check_attach};
+  return k;
+}
+
+}  // namespace unetmap

@@ -34,6 +34,8 @@
 #include <cstdint>
 #include <string>
 
+#include "core/worker.h"
+
 namespace unetmap::attach {
 
 struct Polling {
@@ -54,6 +56,8 @@ int stop(const std::string& sw, const std::string& port, std::string* why);
 bool running(const std::string& sw, const std::string& port);
 // Is there an attachment for this pair, even a failed one?
 bool exists(const std::string& sw, const std::string& port);
+// Is this worker an attachment's forwarder?
+bool is_attachment(const worker::Info& i);
 // The switch of a live forwarder of `port` (any switch), or "".
 std::string switch_of(const std::string& port);
 

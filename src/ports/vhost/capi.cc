@@ -1,0 +1,45 @@
+// The C API of vhost-user ports (include/unetmap/unetmap.h):
+// unetmap_vhost_attach and unetmap_vhost_detach, over control.h.
+#include <errno.h>
+#include <unetmap/unetmap.h>
+
+#include <string>
+
+#include "abi/file.h"  // fail()
+#include "ports/vhost/control.h"
+#include "ports/vhost/device.h"
+
+using namespace unetmap;
+
+namespace {
+// "valeX:NAME" into a request, or -1 with errno.
+int vhost_port(const char* port, vhost::AttachRequest* r) {
+  if (!port) return fail(EFAULT, "vhost-user port name is NULL");
+  std::string why;
+  const int err = vhost::parse(std::string(port) + ",vhost=/", r, &why);
+  return err ? fail(err, why) : 0;
+}
+}  // namespace
+
+extern "C" int unetmap_vhost_attach(const char* port, const char* path, unsigned flags, unsigned queues) {
+  vhost::AttachRequest r;
+  if (vhost_port(port, &r) != 0) return -1;
+  if (!path || !*path) return fail(EINVAL, "unetmap_vhost_attach: no socket path");
+  if (flags & ~unsigned(UNETMAP_VHOST_CLIENT)) return fail(EINVAL, "unetmap_vhost_attach: unknown flags");
+  if (queues < 1 || queues > vhost::kMaxQueuePairs)
+    return fail(EINVAL, "unetmap_vhost_attach: queues is 1 to " + std::to_string(vhost::kMaxQueuePairs));
+  r.path = path;
+  r.client = flags & UNETMAP_VHOST_CLIENT;
+  r.queues = queues;
+  std::string why;
+  const int err = vhost::attach(r, &why);
+  return err ? fail(err, why) : 0;
+}
+
+extern "C" int unetmap_vhost_detach(const char* port) {
+  vhost::AttachRequest r;
+  if (vhost_port(port, &r) != 0) return -1;
+  std::string why;
+  const int err = vhost::detach(r.sw, r.name, &why);
+  return err ? fail(err, why) : 0;
+}
