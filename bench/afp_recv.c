@@ -1,7 +1,10 @@
 // afp_recv - AF_PACKET TPACKET_V3 receiver for bench/vale.sh (the Linux bridge peer).
 //
-//   afp_recv -i IFACE [-a CPU] [-D MAC] [-W]
+//   afp_recv -i IFACE [-a CPU] [-D MAC] [-F GROUP] [-W]
 //
+// -F joins fanout group GROUP with PACKET_FANOUT_HASH (and defrag): the
+// kernel spreads IFACE's frames over the group's sockets by flow, as
+// Suricata's AF_PACKET cluster_flow does (bench/lb.sh's peer).
 // Receives every frame arriving on IFACE through a memory-mapped TPACKET_V3
 // ring (64 blocks of 1 MiB) and counts them; with -D only frames sent to MAC
 // are counted (others are reported apart). Prints "afp_recv: IFACE: ready" on
@@ -18,15 +21,15 @@
 #include <sys/mman.h>
 
 static void usage(void) {
-    fprintf(stderr, "usage: afp_recv -i IFACE [-a CPU] [-D MAC] [-W]\n");
+    fprintf(stderr, "usage: afp_recv -i IFACE [-a CPU] [-D MAC] [-F GROUP] [-W]\n");
     exit(2);
 }
 
 int main(int argc, char** argv) {
     const char* ifname = NULL;
-    int cpu = -1, exit_idle = 0, filter = 0, c;
+    int cpu = -1, exit_idle = 0, filter = 0, fanout = -1, c;
     unsigned char want[6] = {0};
-    while ((c = getopt(argc, argv, "i:a:D:Wh")) != -1) {
+    while ((c = getopt(argc, argv, "i:a:D:F:Wh")) != -1) {
         switch (c) {
         case 'i': ifname = optarg; break;
         case 'a': cpu = atoi(optarg); break;
@@ -34,6 +37,7 @@ int main(int argc, char** argv) {
             if (parse_mac(optarg, want)) usage();
             filter = 1;
             break;
+        case 'F': fanout = atoi(optarg) & 0xffff; break;
         case 'W': exit_idle = 1; break;
         default: usage();
         }
@@ -60,6 +64,10 @@ int main(int argc, char** argv) {
     unsigned char* map = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
     if (map == MAP_FAILED) { perror("afp_recv: mmap"); return 1; }
     if (bind_iface(fd, ifname, htons(ETH_P_ALL))) return 1;
+    if (fanout >= 0) {
+        int f = fanout | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
+        if (setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &f, sizeof f)) { perror("afp_recv: PACKET_FANOUT"); return 1; }
+    }
     fprintf(stderr, "afp_recv: %s: ready (TPACKET_V3, %u blocks of %u bytes)\n", ifname, req.tp_block_nr,
             req.tp_block_size);
 

@@ -1,9 +1,11 @@
 // afp_send - AF_PACKET sender for bench/vale.sh (the Linux bridge peer).
 //
-//   afp_send -i IFACE -n COUNT [-l LEN] [-b BATCH] [-a CPU] [-S MAC] [-D MAC]
+//   afp_send -i IFACE -n COUNT [-l LEN] [-b BATCH] [-a CPU] [-S MAC] [-D MAC] [-P]
 //
 // Sends COUNT Ethernet/IPv4/UDP frames of LEN bytes (without FCS, default 60)
-// on IFACE with sendmmsg(2), BATCH frames per call (default 256), on a raw
+// on IFACE with sendmmsg(2), BATCH frames per call (default 256; with -P
+// each frame of a batch has a source port of its own, 1024 + its place:
+// BATCH flows), on a raw
 // AF_PACKET socket with PACKET_QDISC_BYPASS (straight to the driver, as a
 // netmap sender is). Prints "afp_send: IFACE: ready" on stderr once the socket
 // is bound and, at the end (or on SIGINT/SIGTERM), a line in pkt-gen's format:
@@ -18,7 +20,7 @@
 #include <net/ethernet.h>
 
 static void usage(void) {
-    fprintf(stderr, "usage: afp_send -i IFACE -n COUNT [-l LEN] [-b BATCH] [-a CPU] [-S MAC] [-D MAC]\n");
+    fprintf(stderr, "usage: afp_send -i IFACE -n COUNT [-l LEN] [-b BATCH] [-a CPU] [-S MAC] [-D MAC] [-P]\n");
     exit(2);
 }
 
@@ -32,15 +34,16 @@ static uint16_t ip_checksum(const unsigned char* p, size_t n) {
 int main(int argc, char** argv) {
     const char* ifname = NULL;
     long long count = 0;
-    int len = 60, batch = 256, cpu = -1, c;
+    int len = 60, batch = 256, cpu = -1, flows = 0, c;
     unsigned char src[6] = {0, 0, 0, 0, 0, 1}, dst[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
-    while ((c = getopt(argc, argv, "i:n:l:b:a:S:D:h")) != -1) {
+    while ((c = getopt(argc, argv, "i:n:l:b:a:S:D:Ph")) != -1) {
         switch (c) {
         case 'i': ifname = optarg; break;
         case 'n': count = atoll(optarg); break;
         case 'l': len = atoi(optarg); break;
         case 'b': batch = atoi(optarg); break;
         case 'a': cpu = atoi(optarg); break;
+        case 'P': flows = 1; break;
         case 'S':
         case 'D':
             if (parse_mac(optarg, c == 'S' ? src : dst)) {
@@ -86,8 +89,15 @@ int main(int argc, char** argv) {
     struct mmsghdr* msgs = calloc((size_t)batch, sizeof *msgs);
     struct iovec* iov = calloc((size_t)batch, sizeof *iov);
     if (!msgs || !iov) { perror("afp_send: calloc"); return 1; }
+    unsigned char* own = flows ? malloc((size_t)batch * 1514) : NULL;
     for (int i = 0; i < batch; i++) {
         iov[i].iov_base = frame;
+        if (own) {  // a flow per place in the batch
+            unsigned char* f = own + (size_t)i * 1514;
+            memcpy(f, frame, (size_t)len);
+            f[34] = (unsigned char)((1024 + i) >> 8), f[35] = (unsigned char)(1024 + i);
+            iov[i].iov_base = f;
+        }
         iov[i].iov_len = (size_t)len;
         msgs[i].msg_hdr.msg_iov = &iov[i];
         msgs[i].msg_hdr.msg_iovlen = 1;

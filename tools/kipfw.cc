@@ -52,6 +52,7 @@
 #include <string>
 #include <vector>
 
+#include "cli.h"
 #include "forward.h"
 #include "ipfw/command.h"
 #include "ipfw/dummynet.h"
@@ -439,18 +440,6 @@ struct Options {
   bool daemonize = false, quiet = false, busy_poll = false;
 };
 
-// A number in lo..hi for option -c, or a one-line error and false.
-bool option_number(char c, const char* arg, long lo, long hi, const char* what, long* out) {
-  char* end;
-  errno = 0;
-  *out = strtol(arg, &end, 10);
-  if (*end || end == arg || errno || *out < lo || *out > hi) {
-    fprintf(stderr, "kipfw: -%c %s: %s is %ld..%ld\n", c, arg, what, lo, hi);
-    return false;
-  }
-  return true;
-}
-
 // The options; -1 to go on, else the exit status.
 int parse_options(int argc, char** argv, Options* o) {
   static const option longopts[] = {{"help", no_argument, nullptr, 'h'}, {nullptr, 0, nullptr, 0}};
@@ -463,10 +452,10 @@ int parse_options(int argc, char** argv, Options* o) {
       case 'q': o->quiet = true; break;
       case 'P': o->busy_poll = true; break;
       case 'b':
-        if (!option_number('b', optarg, 1, 8192, "a batch of packets", &o->batch)) return kExitUsage;
+        if (!cli::number("kipfw", 'b', optarg, 1, 8192, "a batch of packets is", &o->batch)) return kExitUsage;
         break;
       case 'B':
-        if (!option_number('B', optarg, 0, kMaxExtraBufs, "a number of extra buffers", &o->extra_bufs))
+        if (!cli::number("kipfw", 'B', optarg, 0, kMaxExtraBufs, "a number of extra buffers is", &o->extra_bufs))
           return kExitUsage;
         break;
       case 'h': usage(stdout); return 0;

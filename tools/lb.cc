@@ -44,6 +44,7 @@
 #include <string>
 #include <vector>
 
+#include "cli.h"
 #include "core/engine.h"
 #include "flow_hash.h"
 #include "forward.h"
@@ -111,14 +112,7 @@ struct Lb {
 };
 
 bool number(char c, const char* arg, long lo, long hi, long* out) {
-  char* end;
-  errno = 0;
-  *out = strtol(arg, &end, 10);
-  if (*end || end == arg || errno || *out < lo || *out > hi) {
-    fprintf(stderr, "lb: -%c %s: a number in %ld..%ld\n", c, arg, lo, hi);
-    return false;
-  }
-  return true;
+  return cli::number("lb", c, arg, lo, hi, "a number in", out);
 }
 
 // -p [NAME:]N
