@@ -89,7 +89,10 @@ struct Pipe {
   nmport_d* d = nullptr;
   netmap_ring* ring = nullptr;
   uint32_t group = 0;
+  bool last = false;      // in the last group: nothing moves on from it
   uint32_t released = 0;  // the first slot not yet moved on to the next group
+  // Each slot's packet's hash, kept here: a consumer can write its slots.
+  std::vector<uint32_t> hash;
   std::deque<netmap_slot> overflow;  // whole packets (chains), oldest first
   // packets: put on the ring; drops: found no room (they go on to the
   // next group); queued: waited in the overflow queue; revoked: taken
@@ -109,6 +112,7 @@ struct Lb {
   std::vector<Group> groups;
   std::vector<uint32_t> free_bufs;  // extra buffers not in any ring or queue
   uint64_t received = 0, received_bytes = 0, non_ip = 0, too_long = 0;
+  bool input_stuck = false;  // the input holds only the start of a chain
 };
 
 bool number(char c, const char* arg, long lo, long hi, long* out) {
@@ -129,7 +133,7 @@ bool parse_group(const char* arg, Options* o) {
     }
   }
   long n = 2;
-  if (!s.empty() && !number('p', s.c_str(), 1, kMaxPipes, &n)) return false;
+  if ((colon != std::string::npos || !s.empty()) && !number('p', s.c_str(), 1, kMaxPipes, &n)) return false;
   o->groups.push_back({name, uint32_t(n)});
   return true;
 }
@@ -191,6 +195,15 @@ std::string base_name(const std::string& spec) {
 
 // Open the input (with the extra buffers) and every pipe in its region.
 bool open_ports(Lb& lb) {
+  const std::string base = base_name(lb.opt.input);
+  // An input that is a pipe of NAME cannot feed groups named NAME: their
+  // pipes would include its own.
+  const bool input_pipe = lb.opt.input.find_first_of("{}") != std::string::npos;
+  for (const auto& g : lb.opt.groups)
+    if (input_pipe && (g.first.empty() || g.first == base)) {
+      fprintf(stderr, "lb: the input is a pipe of %s: name the groups otherwise (-p NAME:N)\n", base.c_str());
+      return false;
+    }
   std::string why;
   lb.in = fwd::open_quiet(lb.opt.input, &why, uint32_t(lb.opt.extra_bufs));
   if (!lb.in) {
@@ -198,7 +211,6 @@ bool open_ports(Lb& lb) {
     return false;
   }
   lb.free_bufs = fwd::take_extra_bufs(lb.in);
-  const std::string base = base_name(lb.opt.input);
   std::vector<std::pair<std::string, uint32_t>> next_id;  // per name
   for (const auto& [gname, n] : lb.opt.groups) {
     const std::string name = gname.empty() ? base : gname;
@@ -223,9 +235,11 @@ bool open_ports(Lb& lb) {
       }
       p.ring = NETMAP_TXRING(p.d->nifp, p.d->first_tx_ring);
       p.released = nm_ring_next(p.ring, p.ring->tail);
+      p.hash.assign(p.ring->num_slots, 0);
       lb.pipes.push_back(std::move(p));
     }
   }
+  for (Pipe& p : lb.pipes) p.last = p.group + 1 == lb.groups.size();
   return true;
 }
 
@@ -255,7 +269,15 @@ uint32_t take_free(Lb& lb) {
   return b;
 }
 
-uint32_t ring_room(const netmap_ring* r) { return nm_ring_space(const_cast<netmap_ring*>(r)); }
+// Slots pipe p can take now: up to its tail, and, unless it is in the
+// last group, not past the packets its consumer released that have not
+// moved on yet (a chain released in part waits whole).
+uint32_t ring_room(const Pipe& p) {
+  netmap_ring* r = p.ring;
+  const uint32_t room = nm_ring_space(r);
+  if (p.last) return room;
+  return std::min(room, ring_dist(r->head, prev_slot(p.released, r->num_slots), r->num_slots));
+}
 
 // Put the packet of n slots at s (a chain) on pipe p's ring: each slot's
 // buffer goes in, the ring slot's buffer (free: already moved on) comes
@@ -268,7 +290,7 @@ void put_on_ring(Pipe& p, netmap_slot* s, uint32_t n, uint32_t hash) {
     std::swap(t.buf_idx, s[k].buf_idx);
     t.len = s[k].len;
     t.flags = uint16_t(NS_BUF_CHANGED | (s[k].flags & NS_MOREFRAG));
-    t.ptr = hash;
+    p.hash[r->head] = hash;
     s[k].flags = NS_BUF_CHANGED;
     len += t.len;
     r->head = r->cur = nm_ring_next(r, r->head);
@@ -284,7 +306,7 @@ void put_on_ring(Pipe& p, netmap_slot* s, uint32_t n, uint32_t hash) {
 void forward(Lb& lb, uint32_t g, netmap_slot* s, uint32_t n, uint32_t hash) {
   for (; g < lb.groups.size(); g++) {
     Pipe& p = lb.pipes[lb.groups[g].first + hash % lb.groups[g].n];
-    if (p.overflow.empty() && ring_room(p.ring) >= n) {
+    if (p.overflow.empty() && ring_room(p) >= n) {
       put_on_ring(p, s, n, hash);
       return;
     }
@@ -324,8 +346,9 @@ void move_released(Lb& lb, Pipe& p) {
     netmap_slot chain[64];
     const uint32_t n = std::min<uint32_t>(f.nslots, 64);
     for (uint32_t k = 0; k < n; k++) chain[k] = r->slot[ring_add(p.released, k, ns)];
-    const uint32_t hash = uint32_t(chain[0].ptr);
+    const uint32_t hash = p.hash[p.released];
     if (n == f.nslots) forward(lb, p.group + 1, chain, n, hash);
+    else lb.too_long++;  // a consumer made it a chain of more than 64 slots
     for (uint32_t k = 0; k < f.nslots; k++) {
       netmap_slot& t = r->slot[ring_add(p.released, k, ns)];
       if (k < n) t.buf_idx = chain[k].buf_idx;
@@ -341,11 +364,12 @@ void flush_overflow(Lb& lb, Pipe& p) {
     uint32_t n = 0;
     while (n < p.overflow.size() && (p.overflow[n].flags & NS_MOREFRAG)) n++;
     n++;
-    if (n > p.overflow.size() || ring_room(p.ring) < n) return;
+    if (n > p.overflow.size() || ring_room(p) < n) return;
     netmap_slot chain[64];
     const uint32_t m = std::min<uint32_t>(n, 64);
+    const uint32_t hash = uint32_t(p.overflow[0].ptr);  // lb's own copy of the slot
     for (uint32_t k = 0; k < m; k++) chain[k] = p.overflow[k];
-    put_on_ring(p, chain, m, uint32_t(chain[0].ptr));
+    put_on_ring(p, chain, m, hash);
     for (uint32_t k = 0; k < m; k++) lb.free_bufs.push_back(chain[k].buf_idx);
     p.overflow.erase(p.overflow.begin(), p.overflow.begin() + n);
   }
@@ -354,13 +378,22 @@ void flush_overflow(Lb& lb, Pipe& p) {
 // New packets from the input's rx rings to the first group.
 void read_input(Lb& lb) {
   uint32_t batch = 0;
+  lb.input_stuck = false;
   for (unsigned i = lb.in->first_rx_ring; i <= lb.in->last_rx_ring; i++) {
     netmap_ring* r = NETMAP_RXRING(lb.in->nifp, i);
     const uint32_t ns = r->num_slots;
     while (!nm_ring_empty(r)) {
       const uint32_t avail = nm_ring_space(r);
       const FrameSpan f = frame_at(r->slot, r->head, avail, ns);
-      if (f.nslots == 0) break;  // the rest of a chain is still to come
+      if (f.nslots == 0) {
+        if (avail + 1 < ns) {  // the rest of a chain is still to come
+          lb.input_stuck = true;
+          break;
+        }
+        lb.too_long++;  // a chain that fills the ring never ends: dropped
+        r->head = r->cur = ring_add(r->head, avail, ns);
+        continue;
+      }
       const netmap_slot& first = r->slot[r->head];
       const uint8_t* head = reinterpret_cast<const uint8_t*>(NETMAP_BUF(r, first.buf_idx));
       const unetmap::lb::FlowKey key = unetmap::lb::flow_hash(head, std::min<uint32_t>(first.len, r->nr_buf_size));
@@ -425,10 +458,13 @@ void round(Lb& lb, std::vector<pollfd>& pfd) {
       pfd.push_back({p.d->fd, POLLOUT, 0});
     }
   }
-  pfd.push_back({lb.in->fd, POLLIN, 0});
-  const int timeout = lb.opt.busy ? 0 : 100;
+  // An input holding only the start of a chain is synced every round, a
+  // millisecond apart, until the chain is whole (POLLIN would not sleep).
+  pfd.push_back({lb.in->fd, short(lb.input_stuck ? 0 : POLLIN), 0});
+  const int timeout = lb.opt.busy ? 0 : lb.input_stuck ? 1 : 100;
   const int r = poll(pfd.data(), pfd.size(), timeout);
   for (Pipe& p : lb.pipes) p.ring->cur = p.ring->head;  // room counts from cur
+  if (lb.input_stuck) ioctl(lb.in->fd, NIOCRXSYNC, nullptr);
   if (r < 0 && errno != EINTR) {
     fprintf(stderr, "lb: poll: %s\n", strerror(errno));
     g_stop = 1;
