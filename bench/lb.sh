@@ -98,6 +98,8 @@ setup_kernel() {
     for ns in "$NS_A" "$NS_B"; do
         out=$(ip netns add "$ns" 2>&1) || { KERNEL_WHY="ip netns add: $out"; return 1; }
         NETNS+=("$ns")
+        # No IPv6 (its neighbour discovery would reach the receivers too).
+        ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 >/dev/null 2>&1 || true
     done
     out=$( {
         ip link add vA netns "$NS_A" type veth peer name vB netns "$NS_B" &&
@@ -123,11 +125,11 @@ run_kernel() {
         reap_within "${rxs[$k]}" 10
         p=$(summary_field "$d/rx$k.out" rx packets); s=$(summary_field "$d/rx$k.out" rx seconds)
         pkts=$((pkts + ${p:-0}))
-        secs=$(awk -v a="$secs" -v b="${s:-0}" 'BEGIN { print (b > a ? b : a) }')
+        secs=$(awk -v a="$secs" -v b="${s:-0}" 'BEGIN { m = a + 0; if (b + 0 > m) m = b + 0; print m }')
     done
     ((pkts > 0)) || { echo "run $n: kernel: nothing received" >&2; return 1; }
     local rx
-    rx=$(awk -v p="$pkts" -v s="$secs" 'BEGIN { printf "%.3f", s > 0 ? p / s / 1e6 : 0 }')
+    rx=$(awk -v p="$pkts" -v s="$secs" 'BEGIN { r = 0; if (s > 0) r = p / s / 1e6; printf "%.3f", r }')
     record kernel "$rx"
     printf 'run %d/%d  kernel   veth -> fanout of 4 TPACKET_V3 sockets  %7.3f Mpps received (%s of %s sent)\n' \
         "$n" "$RUNS" "$rx" "$pkts" "$(summary_field "$d/tx.out" tx packets)"

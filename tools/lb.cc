@@ -57,6 +57,7 @@ constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
 constexpr uint32_t kRevoke = 100;    // packets a full pool takes back from the longest queue
 constexpr uint32_t kMaxPipes = 4096;
+constexpr uint32_t kLowRoom = 256;   // slots: a last-group pipe with less is polled for its releases
 
 volatile sig_atomic_t g_stop = 0;
 void on_signal(int) { g_stop = 1; }
@@ -300,12 +301,21 @@ void put_on_ring(Pipe& p, netmap_slot* s, uint32_t n, uint32_t hash) {
   p.touched = true;
 }
 
+void move_released(Lb& lb, Pipe& p);
+
 // Hand the packet of n slots at s to group g (and, if its pipe there has
 // no room at all, to the next groups): on return each s[k] names a free
 // buffer in place of the packet's.
 void forward(Lb& lb, uint32_t g, netmap_slot* s, uint32_t n, uint32_t hash) {
   for (; g < lb.groups.size(); g++) {
     Pipe& p = lb.pipes[lb.groups[g].first + hash % lb.groups[g].n];
+    if (p.overflow.empty() && ring_room(p) < n && nm_tx_pending(p.ring)) {
+      // It looks full: its consumer may have released slots since the
+      // last sync (pipes with room are not polled).
+      ioctl(p.d->fd, NIOCTXSYNC, nullptr);
+      p.touched = false;
+      if (!p.last) move_released(lb, p);
+    }
     if (p.overflow.empty() && ring_room(p) >= n) {
       put_on_ring(p, s, n, hash);
       return;
@@ -451,9 +461,11 @@ void round(Lb& lb, std::vector<pollfd>& pfd) {
   pfd.clear();
   for (Pipe& p : lb.pipes) {
     // A pipe with packets in flight is woken when its consumer releases
-    // some (cur = tail: netmap's wake-up point), for room, for its
-    // overflow queue and for the next group.
-    if (nm_tx_pending(p.ring)) {
+    // some (cur = tail: netmap's wake-up point), when something waits on
+    // that: the next group, its overflow queue, or room (it is nearly
+    // full). Other pipes are synced when lb puts packets on them.
+    const bool waits = !p.last || !p.overflow.empty() || ring_room(p) < kLowRoom;
+    if (waits && nm_tx_pending(p.ring)) {
       p.ring->cur = p.ring->tail;
       pfd.push_back({p.d->fd, POLLOUT, 0});
     }
