@@ -14,6 +14,7 @@
 
 #include <fstream>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -432,6 +433,37 @@ TEST(Lb, AnUnfinishedChainDoesNotSpinAndTheInputIsNoOutput) {
     EXPECT_NE(p.finish(), 0) << g;
     EXPECT_NE(p.err().find("the input is a pipe of lbin"), std::string::npos) << p.err();
   }
+}
+
+// kill -9 of lb mid-traffic: its consumers keep their pipes, and a new lb
+// (busy-polling, small batches) on the same names serves them again.
+TEST(Lb, KilledLbIsReplacedAndConsumersKeepTheirPipes) {
+  std::vector<uint32_t> flow;
+  const auto frames = mixed_frames(100, &flow);
+  auto lb = std::make_unique<Lb>(std::vector<std::string>{"-i", "netmap:lbin}0", "-p", "k:2"});
+  ASSERT_TRUE(lb->ready) << lb->err();
+  nmport_d* k0 = nmport_open("netmap:k}0");
+  nmport_d* k1 = nmport_open("netmap:k}1");
+  nmport_d* in = nmport_open("netmap:lbin{0");
+  ASSERT_TRUE(k0 && k1 && in);
+  send_all(in, frames);
+  size_t got = drain(k0, frames.size(), 3000).size() + drain(k1, frames.size(), 3000).size();
+  EXPECT_EQ(got, frames.size());
+  send_all(in, frames);  // in flight when lb dies
+  kill(lb->pid(), SIGKILL);
+  lb->finish();
+  lb = std::make_unique<Lb>(std::vector<std::string>{"-i", "netmap:lbin}0", "-p", "k:2", "-W", "-b", "16"});
+  ASSERT_TRUE(lb->ready) << lb->err();
+  drain(k0, ~size_t(0), 1000);  // what the first lb had put there
+  drain(k1, ~size_t(0), 1000);
+  send_all(in, frames);
+  got = drain(k0, frames.size(), 3000).size() + drain(k1, frames.size(), 3000).size();
+  EXPECT_GE(got, frames.size());  // and the ones the first lb left in the input ring
+  ASSERT_EQ(lb->stop(SIGTERM), 0) << lb->err();
+  EXPECT_EQ(json_field(lb->out(), "k}0", "drops") + json_field(lb->out(), "k}1", "drops"), 0);
+  nmport_close(k0);
+  nmport_close(k1);
+  nmport_close(in);
 }
 
 TEST(Lb, FortyPipesAllCarryFlows) {
