@@ -4,8 +4,10 @@
 // as it comes in and as it goes out, and answered when the verdict asks.
 //
 // Checks, besides no crash/UB/leak: a rule that parses prints back as a
-// rule that parses again to the same text (list is stable), and a reply
-// stays within its buffer.
+// rule that parses again to the same text (list is stable), a reply
+// stays within its buffer, and lb's flow hash (tools/flow_hash.h, on this
+// parser) is symmetric: the frame with its addresses (and ports, when it
+// has them and is no fragment) swapped hashes alike.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +18,7 @@
 #include "ipfw/packet.h"
 #include "ipfw/reply.h"
 #include "ipfw/ruleset.h"
+#include "flow_hash.h"
 
 using namespace unetmap::ipfw;
 
@@ -38,6 +41,25 @@ Ruleset make_base() {
       abort();
     }
   return rs;
+}
+
+// The frame with its ends swapped hashes as the frame does.
+void check_flow_hash(const std::vector<uint8_t>& frame, const Packet& p) {
+  const unetmap::lb::FlowKey h = unetmap::lb::flow_hash(frame.data(), uint32_t(frame.size()));
+  if (!p.ipv || p.truncated) return;
+  std::vector<uint8_t> r = frame;
+  const uint32_t alen = p.ipv == 6 ? 16 : 4, src = p.l3 + (p.ipv == 6 ? 8 : 12);
+  if (src + 2 * alen > r.size()) return;
+  for (uint32_t k = 0; k < alen; k++) std::swap(r[src + k], r[src + alen + k]);
+  if (p.has_ports && !p.fragmented && p.l4 + 4 <= r.size()) {
+    std::swap(r[p.l4], r[p.l4 + 2]);
+    std::swap(r[p.l4 + 1], r[p.l4 + 3]);
+  }
+  const unetmap::lb::FlowKey g = unetmap::lb::flow_hash(r.data(), uint32_t(r.size()));
+  if (g.hash != h.hash || g.ip != h.ip) {
+    fprintf(stderr, "flow hash not symmetric: %08x (ip %d) and %08x (ip %d) reversed\n", h.hash, h.ip, g.hash, g.ip);
+    abort();
+  }
 }
 
 }  // namespace
@@ -83,5 +105,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const uint32_t n = make_reply(p, v.action, v.arg, reply.data(), uint32_t(reply.size()));
     if (n > reply.size()) abort();
   }
+  check_flow_hash(frame, p);
   return 0;
 }
