@@ -92,19 +92,9 @@ run_unetmap() {
 
 KERNEL_WHY=""
 setup_kernel() {
-    local out
     "$CC" -O2 -Wall -o "$WORK/afp_send" "$HERE/afp_send.c" 2>/dev/null &&
         "$CC" -O2 -Wall -o "$WORK/afp_recv" "$HERE/afp_recv.c" 2>/dev/null || { KERNEL_WHY="cannot compile afp_send/afp_recv"; return 1; }
-    for ns in "$NS_A" "$NS_B"; do
-        out=$(ip netns add "$ns" 2>&1) || { KERNEL_WHY="ip netns add: $out"; return 1; }
-        NETNS+=("$ns")
-        # No IPv6 (its neighbour discovery would reach the receivers too).
-        ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 >/dev/null 2>&1 || true
-    done
-    out=$( {
-        ip link add vA netns "$NS_A" type veth peer name vB netns "$NS_B" &&
-        ip -n "$NS_A" link set vA up && ip -n "$NS_B" link set vB up
-    } 2>&1 ) || { KERNEL_WHY="cannot set up the namespaces: $out"; return 1; }
+    setup_link || { KERNEL_WHY=$LINK_WHY; return 1; }  # vA - vB, IPv6 off (no chatter to the receivers)
 }
 
 run_kernel() {

@@ -279,18 +279,20 @@ del_netns() {
 }
 
 # setup_link: veth vA (in NS_A) - vB (in NS_B), both up, IPv6 off (no
-# autoconfiguration chatter on the link)
+# autoconfiguration chatter on the link). 1 with the reason in LINK_WHY if
+# it cannot be made.
+LINK_WHY=""
 setup_link() {
     local ns out i
     for ns in "$NS_A" "$NS_B"; do
-        out=$(ip netns add "$ns" 2>&1) || die "cannot create network namespaces (ip netns add: $out)"
+        out=$(ip netns add "$ns" 2>&1) || { LINK_WHY="cannot create network namespaces (ip netns add: $out)"; return 1; }
         NETNS+=("$ns")
         ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 \
             net.ipv6.conf.default.disable_ipv6=1 >/dev/null 2>&1 || true
     done
     out=$( { ip link add vA netns "$NS_A" type veth peer name vB netns "$NS_B" &&
              ip -n "$NS_A" link set vA up && ip -n "$NS_B" link set vB up; } 2>&1 ) ||
-        die "cannot set up the veth pair: $out"
+        { LINK_WHY="cannot set up the veth pair: $out"; return 1; }
     for ((i = 0; i < 200; i++)); do
         if ip -n "$NS_A" -o link show dev vA | grep -q 'state UP' &&
            ip -n "$NS_B" -o link show dev vB | grep -q 'state UP'; then
@@ -298,5 +300,6 @@ setup_link() {
         fi
         sleep 0.05
     done
-    die "the veth pair did not come up within 10 s"
+    LINK_WHY="the veth pair did not come up within 10 s"
+    return 1
 }

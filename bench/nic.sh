@@ -232,7 +232,7 @@ run_dpdk() {
 }
 
 # ------------------------------------------------------------------------ main
-setup_link
+setup_link || die "$LINK_WHY"
 HAVE_RAW=0
 if build_afp; then HAVE_RAW=1; fi
 PMDS=()

@@ -194,7 +194,7 @@ run_file() {
 }
 
 out=$("$CC" -O2 -Wall -o "$AFP_SEND" "$HERE/afp_send.c" 2>&1) || die "cannot compile afp_send.c: $out"
-setup_link
+setup_link || die "$LINK_WHY"
 make_file
 echo "tcpdump $("$TCPDUMP" --version 2>&1 | head -n 1 | cut -d' ' -f3), filter '$FILTER', -w /dev/null, 60-byte frames, $RUNS runs"
 for ((n = 1; n <= RUNS; n++)); do

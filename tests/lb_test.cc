@@ -292,15 +292,16 @@ TEST_P(LbStall, AStalledConsumerCostsOnlyItsOwnShare) {
 INSTANTIATE_TEST_SUITE_P(ExtraBuffers, LbStall, ::testing::Values(0, 256),
                          [](const ::testing::TestParamInfo<int>& i) { return "B" + std::to_string(i.param); });
 
-// Send one packet as a chain: frags[k] in slot k, NS_MOREFRAG but on the last.
-void send_chain(nmport_d* d, const std::vector<std::vector<uint8_t>>& frags) {
+// Send one packet as a chain: frags[k] in slot k, NS_MOREFRAG but on the
+// last (and on the last too unless ends: a chain still to be continued).
+void send_chain(nmport_d* d, const std::vector<std::vector<uint8_t>>& frags, bool ends = true) {
   netmap_ring* t = NETMAP_TXRING(d->nifp, d->first_tx_ring);
   ASSERT_GE(nm_ring_space(t), frags.size());
   for (size_t k = 0; k < frags.size(); k++) {
     netmap_slot& s = t->slot[t->cur];
     memcpy(NETMAP_BUF(t, s.buf_idx), frags[k].data(), frags[k].size());
     s.len = uint16_t(frags[k].size());
-    s.flags = k + 1 < frags.size() ? NS_MOREFRAG : 0;
+    s.flags = k + 1 < frags.size() || !ends ? NS_MOREFRAG : 0;
     t->head = t->cur = nm_ring_next(t, t->cur);
   }
   ioctl(d->fd, NIOCTXSYNC, nullptr);
@@ -407,13 +408,7 @@ TEST(Lb, AnUnfinishedChainDoesNotSpinAndTheInputIsNoOutput) {
   ASSERT_NE(in, nullptr);
   FrameSpec spec;
   const std::vector<uint8_t> head = tagged(spec, 1);
-  netmap_ring* t = NETMAP_TXRING(in->nifp, in->first_tx_ring);
-  netmap_slot& s = t->slot[t->cur];
-  memcpy(NETMAP_BUF(t, s.buf_idx), head.data(), head.size());
-  s.len = uint16_t(head.size());
-  s.flags = NS_MOREFRAG;
-  t->head = t->cur = nm_ring_next(t, t->cur);
-  ioctl(in->fd, NIOCTXSYNC, nullptr);
+  send_chain(in, {head}, false);
   usleep(200000);  // lb sees the chain's start
   const auto ticks = [&] {
     std::ifstream f("/proc/" + std::to_string(lb.pid()) + "/stat");

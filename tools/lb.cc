@@ -57,6 +57,7 @@ constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
 constexpr uint32_t kRevoke = 100;    // packets a full pool takes back from the longest queue
 constexpr uint32_t kMaxPipes = 4096;
+constexpr uint32_t kMaxChain = 64;   // slots of a packet lb moves; longer ones are too_long
 constexpr uint32_t kLowRoom = 256;   // slots: a last-group pipe with less is polled for its releases
 
 volatile sig_atomic_t g_stop = 0;
@@ -344,6 +345,25 @@ void forward(Lb& lb, uint32_t g, netmap_slot* s, uint32_t n, uint32_t hash) {
   }
 }
 
+// Pass the packet in the n slots of ring r from slot at on to group g (n
+// at most kMaxChain; more: counted too_long and left): its slots then
+// name the free buffers forward() gave back.
+void pass_on(Lb& lb, uint32_t g, netmap_ring* r, uint32_t at, uint32_t n, uint32_t hash) {
+  const uint32_t ns = r->num_slots;
+  if (n > kMaxChain) {
+    lb.too_long++;
+    return;
+  }
+  netmap_slot chain[kMaxChain];
+  for (uint32_t k = 0; k < n; k++) chain[k] = r->slot[ring_add(at, k, ns)];
+  forward(lb, g, chain, n, hash);
+  for (uint32_t k = 0; k < n; k++) {
+    netmap_slot& s = r->slot[ring_add(at, k, ns)];
+    s.buf_idx = chain[k].buf_idx;
+    s.flags = NS_BUF_CHANGED;
+  }
+}
+
 // Packets pipe p's consumer released, on to the next group (from the
 // last group back, before any slot is reused).
 void move_released(Lb& lb, Pipe& p) {
@@ -353,17 +373,7 @@ void move_released(Lb& lb, Pipe& p) {
     // A whole packet, or wait for the rest of it.
     const FrameSpan f = frame_at(r->slot, p.released, ring_dist(p.released, stop, ns), ns);
     if (f.nslots == 0) break;
-    netmap_slot chain[64];
-    const uint32_t n = std::min<uint32_t>(f.nslots, 64);
-    for (uint32_t k = 0; k < n; k++) chain[k] = r->slot[ring_add(p.released, k, ns)];
-    const uint32_t hash = p.hash[p.released];
-    if (n == f.nslots) forward(lb, p.group + 1, chain, n, hash);
-    else lb.too_long++;  // a consumer made it a chain of more than 64 slots
-    for (uint32_t k = 0; k < f.nslots; k++) {
-      netmap_slot& t = r->slot[ring_add(p.released, k, ns)];
-      if (k < n) t.buf_idx = chain[k].buf_idx;
-      t.flags = NS_BUF_CHANGED;
-    }
+    pass_on(lb, p.group + 1, r, p.released, f.nslots, p.hash[p.released]);
     p.released = ring_add(p.released, f.nslots, ns);
   }
 }
@@ -375,8 +385,8 @@ void flush_overflow(Lb& lb, Pipe& p) {
     while (n < p.overflow.size() && (p.overflow[n].flags & NS_MOREFRAG)) n++;
     n++;
     if (n > p.overflow.size() || ring_room(p) < n) return;
-    netmap_slot chain[64];
-    const uint32_t m = std::min<uint32_t>(n, 64);
+    netmap_slot chain[kMaxChain];  // queued packets come from pass_on: n <= kMaxChain
+    const uint32_t m = std::min(n, kMaxChain);
     const uint32_t hash = uint32_t(p.overflow[0].ptr);  // lb's own copy of the slot
     for (uint32_t k = 0; k < m; k++) chain[k] = p.overflow[k];
     put_on_ring(p, chain, m, hash);
@@ -410,18 +420,7 @@ void read_input(Lb& lb) {
       lb.received++;
       lb.received_bytes += f.len;
       if (!key.ip) lb.non_ip++;
-      netmap_slot chain[64];
-      if (f.nslots <= 64 && ring_dist(r->head, r->tail, ns) >= f.nslots) {
-        for (uint32_t k = 0; k < f.nslots; k++) chain[k] = r->slot[ring_add(r->head, k, ns)];
-        forward(lb, 0, chain, f.nslots, key.hash);
-        for (uint32_t k = 0; k < f.nslots; k++) {
-          netmap_slot& s = r->slot[ring_add(r->head, k, ns)];
-          s.buf_idx = chain[k].buf_idx;
-          s.flags = NS_BUF_CHANGED;
-        }
-      } else {
-        lb.too_long++;
-      }
+      pass_on(lb, 0, r, r->head, f.nslots, key.hash);
       r->head = r->cur = ring_add(r->head, f.nslots, ns);
       if (++batch >= uint32_t(lb.opt.batch)) {
         ioctl(lb.in->fd, NIOCRXSYNC, nullptr);
