@@ -24,7 +24,7 @@ namespace unetmap {
 // Names are offered to the types in this order, those that claim any name
 // they do not know (Adapter::name_fallback: NIC ports, any interface
 // name) last.
-#define UNETMAP_PORT_TYPES(X) X(null) X(pipe) X(vale) X(monitor) X(nic)
+#define UNETMAP_PORT_TYPES(X) X(null) X(pipe) X(vale) X(monitor) X(nic) X(pcap)
 
 #define UNETMAP_DECLARE_ADAPTER(type) const Adapter& type##_adapter();
 UNETMAP_PORT_TYPES(UNETMAP_DECLARE_ADAPTER)

@@ -62,6 +62,7 @@ inline void setup(const char* name) {
   runtime_dir() = tmpl;
   setenv("UNETMAP_DIR", tmpl.c_str(), 1);
   setenv("UNETMAP_QUIET", "1", 1);
+  setenv("UNETMAP_PCAP_DIR", tmpl.c_str(), 1);  // capture files of pcap: ports made from fuzzed names
   // Small regions: a fuzzer makes thousands of ports, some in regions of
   // their own (@N, VALE private regions, extmem).
   setenv("UNETMAP_BUF_NUM", "1024", 0);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/adapter.h"
+#include "core/ring_io.h"
 #include "ports/nic/bpf.h"
 
 namespace unetmap {
@@ -86,34 +87,6 @@ std::shared_ptr<Queue> open_packet(Iface& ifc, uint32_t q, uint32_t nslots, int*
 // one this process has open already.
 std::shared_ptr<Queue> open_host(Iface& ifc, uint32_t q, int* err, std::string* why);
 
-// Ring helpers shared by the backends.
-// Free rx slots: from hwtail up to (not including) the one before hwcur.
-inline uint32_t rx_room(const KringState* s, uint32_t n) {
-  return ring_space(s->hwtail.load(std::memory_order_relaxed), s->hwcur.load(std::memory_order_relaxed), n);
-}
-// A tx ring whose slots up to `sent` are gone: they are free again.
-inline void tx_done(KringState* s, uint32_t sent, uint32_t n) {
-  s->hwcur.store(sent, std::memory_order_relaxed);
-  s->hwtail.store(prev_slot(sent, n), std::memory_order_release);
-}
-// The slots of the packet starting at i (NS_MOREFRAG chains), 0 if the
-// chain does not end before `head`.
-inline uint32_t packet_slots(const netmap_ring* r, uint32_t i, uint32_t head, uint32_t n) {
-  return frame_at(r->slot, i, ring_dist(i, head, n), n).nslots;
-}
-// The buffer b names if ring k owns it, else nullptr: b is read once from
-// a slot the application may rewrite at any time, and checked here, where
-// it is used (the owner tag, as SlotCheck; Region::buf_tag checks the range).
-inline uint8_t* ring_buf(const Kring& k, uint32_t b) {
-  const Region& r = *k.region;
-  return b >= 2 && r.buf_tag(b) == k.ks->buf_tag ? reinterpret_cast<uint8_t*>(r.buf(b)) : nullptr;
-}
-// Copy a frame into the rx ring at *tail (the packet engine's copy: over
-// several slots if it is longer than a buffer); false (nothing written) if
-// it does not fit in room.
-bool rx_put(Kring& k, uint32_t* tail, uint32_t* room, const void* data, uint32_t len);
-// Gather the packet of `nslots` slots at i into dst (at most cap bytes);
-// its length, or 0 if it does not fit or a slot names no buffer of the ring.
-uint32_t tx_gather(const Kring& k, uint32_t i, uint32_t nslots, void* dst, uint32_t cap);
+// Ring helpers shared by the backends: core/ring_io.h.
 
 }  // namespace unetmap::nic
