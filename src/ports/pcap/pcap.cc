@@ -38,14 +38,18 @@ namespace unetmap {
 namespace {
 
 constexpr uint32_t kSnapLen = 262144;  // the longest frame written (libpcap's maximum)
+// stdio buffers of the files: libpcap reads a frame's header and bytes with
+// two freads, and stdio's default 4 KB buffer made a read() every 54 small
+// frames, the largest cost of a sync.
+constexpr size_t kFileBuffer = 1 << 20;
 
 // The libpcap entry points this port uses.
 struct PcapApi {
-  pcap_t* (*open_offline)(const char*, char*);
+  pcap_t* (*fopen_offline)(FILE*, char*);
   pcap_t* (*open_dead_prec)(int, int, u_int);
   int (*next_ex)(pcap_t*, pcap_pkthdr**, const u_char**);
   int (*datalink)(pcap_t*);
-  FILE* (*file)(pcap_t*);
+  FILE* (*dump_file)(pcap_dumper_t*);
   char* (*geterr)(pcap_t*);
   void (*close)(pcap_t*);
   pcap_dumper_t* (*dump_open_append)(pcap_t*, const char*);
@@ -73,11 +77,11 @@ const PcapApi* pcap_api(std::string* why) {
       ok = ok && f;
       *fn = reinterpret_cast<std::remove_reference_t<decltype(*fn)>>(f);
     };
-    get(&api.open_offline, "pcap_open_offline");
+    get(&api.fopen_offline, "pcap_fopen_offline");
     get(&api.open_dead_prec, "pcap_open_dead_with_tstamp_precision");
     get(&api.next_ex, "pcap_next_ex");
     get(&api.datalink, "pcap_datalink");
-    get(&api.file, "pcap_file");
+    get(&api.dump_file, "pcap_dump_file");
     get(&api.geterr, "pcap_geterr");
     get(&api.close, "pcap_close");
     get(&api.dump_open_append, "pcap_dump_open_append");
@@ -109,6 +113,7 @@ int fail(std::string* why, std::string_view port, const std::string& what, int e
 // ring was bound.
 struct Reader {
   const PcapApi* api;
+  std::unique_ptr<char[]> buf{new char[kFileBuffer]};  // the FILE's, freed after it
   pcap_t* p = nullptr;
   long pos = 0, end = -1;  // classic pcap files: byte offsets (end -1: not bounded)
   const u_char* data = nullptr;  // a frame read that the ring had no room for yet
@@ -134,6 +139,7 @@ struct Reader {
 // The tx ring's writer.
 struct Writer {
   const PcapApi* api;
+  std::unique_ptr<char[]> buf{new char[kFileBuffer]};  // the FILE's, freed after it
   pcap_t* dead = nullptr;
   pcap_dumper_t* d = nullptr;
   std::string port;  // for the message of a failed write
@@ -156,7 +162,14 @@ std::unique_ptr<Reader> open_reader(const PcapApi* api, std::string_view port, c
   char errbuf[PCAP_ERRBUF_SIZE] = "";
   auto rd = std::make_unique<Reader>();
   rd->api = api;
-  if (!(rd->p = api->open_offline(path.c_str(), errbuf))) {
+  FILE* f = fopen(path.c_str(), "rb");
+  if (f) setvbuf(f, rd->buf.get(), _IOFBF, kFileBuffer);
+  if (!f) {
+    snprintf(errbuf, sizeof errbuf, "%s: %s", path.c_str(), strerror(errno));
+  } else if (!(rd->p = api->fopen_offline(f, errbuf))) {
+    fclose(f);
+  }
+  if (!rd->p) {
     // libpcap's message names the file when the file is the trouble, not
     // when its contents are ("unknown file format").
     const std::string msg = errbuf;
@@ -172,9 +185,8 @@ std::unique_ptr<Reader> open_reader(const PcapApi* api, std::string_view port, c
   }
   // A classic pcap file: records follow the 24-byte header, so the end of
   // what is there now is a byte offset (a pcapng file is never appended to).
-  FILE* f = api->file(rd->p);
   struct stat st;
-  if (f && fstat(fileno(f), &st) == 0) {
+  if (fstat(fileno(f), &st) == 0) {
     uint32_t magic = 0;
     FILE* peek = fopen(path.c_str(), "rb");
     if (peek) {
@@ -207,6 +219,10 @@ std::unique_ptr<Writer> open_writer(const PcapApi* api, std::string_view port, c
     errno = 0;
     if ((wr->d = api->dump_open_append(wr->dead, path.c_str()))) {
       wr->nano = nano;
+      // glibc's setvbuf writes out what the stream holds first (the header
+      // of a new file); the flush makes that explicit.
+      FILE* f = api->dump_file(wr->d);
+      if (f && fflush(f) == 0) setvbuf(f, wr->buf.get(), _IOFBF, kFileBuffer);
       return wr;
     }
     if (last.empty()) last = api->geterr(wr->dead);
@@ -308,7 +324,7 @@ class PcapAdapter final : public Adapter {
   void txsync(Kring& k, uint32_t head) const override {
     KringState* s = k.ks;
     Writer* wr = static_cast<PcapKring*>(k.priv)->wr.get();
-    const uint32_t n = k.nslots;
+    const uint32_t n = k.nslots, bsize = k.region->cfg().buf_size;
     timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     pcap_pkthdr h{};
@@ -319,14 +335,24 @@ class PcapAdapter final : public Adapter {
     while (cur != head) {
       const uint32_t ns = packet_slots(k.ring, cur, head, n);
       if (ns == 0) break;  // a chain whose end is still to come
-      const uint32_t len = tx_gather(k, cur, ns, wr->frame.get(), kSnapLen);
+      // A frame of one slot is written from its buffer, a chain gathered
+      // first; either way each slot is read once and checked.
+      const uint8_t* frame = wr->frame.get();
+      uint32_t len;
+      if (ns == 1) {
+        const SlotCopy sl = read_slot(k.ring->slot, cur);
+        frame = ring_buf(k, sl.buf_idx);
+        len = frame && sl.len <= bsize ? sl.len : 0;
+      } else {
+        len = tx_gather(k, cur, ns, wr->frame.get(), kSnapLen);
+      }
       cur = ring_add(cur, ns, n);
       if (len == 0) {
         bad++;
         continue;
       }
       h.caplen = h.len = len;
-      wr->api->dump(reinterpret_cast<u_char*>(wr->d), &h, wr->frame.get());
+      wr->api->dump(reinterpret_cast<u_char*>(wr->d), &h, frame);
       sent++;
       bytes += len;
     }

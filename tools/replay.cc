@@ -1,0 +1,181 @@
+#include "replay.h"
+
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+namespace unetmap::replay {
+
+namespace {
+
+constexpr double kMaxBps = 1e13;         // 10 Tbit/s
+constexpr double kMaxDelayNs = 3600e9;   // an hour
+
+// The words of a comma-separated argument.
+std::vector<std::string> split(const char* arg) {
+  std::vector<std::string> out(1);
+  for (const char* p = arg; *p; p++) {
+    if (*p == ',')
+      out.emplace_back();
+    else
+      out.back() += *p;
+  }
+  return out;
+}
+
+// A finite number >= 0 with an optional one-letter unit from `units`
+// (each with its multiplier); false if it is not one.
+bool scaled(const std::string& s, const char* units, const double* mult, double dflt, double* out) {
+  if (s.empty() || !(isdigit((unsigned char)s[0]) || s[0] == '.')) return false;
+  char* end;
+  errno = 0;
+  double v = strtod(s.c_str(), &end);
+  if (errno || end == s.c_str()) return false;
+  double m = dflt;
+  if (*end) {
+    const char* u = end[1] == 0 ? strchr(units, *end) : nullptr;
+    if (!u || !*end) return false;
+    m = mult[u - units];
+  }
+  v *= m;
+  if (!std::isfinite(v) || v < 0) return false;
+  *out = v;
+  return true;
+}
+
+bool bandwidth(const std::string& s, double* bps) {
+  static const double mult[] = {1e3, 1e3, 1e6, 1e6, 1e9, 1e9, 1, 1};
+  return scaled(s, "kKmMgGbB", mult, 1, bps) && *bps > 0 && *bps <= kMaxBps;
+}
+
+bool duration(const std::string& s, double* ns) {
+  static const double mult[] = {1e9, 1e6, 1e3, 1};
+  return scaled(s, "smun", mult, 1, ns) && *ns <= kMaxDelayNs;
+}
+
+bool fail(std::string* why, const char* what, const char* arg, const char* rule) {
+  *why = std::string(what) + " '" + arg + "': " + rule;
+  return false;
+}
+
+}  // namespace
+
+bool parse_rate(const char* arg, Rate* out, std::string* why) {
+  const auto w = split(arg);
+  const char* rule = "BPS, constant,BPS, ether,BPS or real[,SPEEDUP] (BPS a number with k, m or g)";
+  Rate r;
+  if (w[0] == "real") {
+    r.kind = Rate::kReal;
+    if (w.size() > 2) return fail(why, "bandwidth", arg, rule);
+    if (w.size() == 2) {
+      char* end;
+      r.speedup = strtod(w[1].c_str(), &end);
+      if (w[1].empty() || *end || !std::isfinite(r.speedup) || r.speedup <= 0 || r.speedup > 1e9)
+        return fail(why, "bandwidth", arg, "the speedup is a number above 0");
+    }
+  } else {
+    r.kind = w[0] == "ether" ? Rate::kEther : Rate::kConstant;
+    const bool named = w[0] == "ether" || w[0] == "constant";
+    if (w.size() != (named ? 2u : 1u) || !bandwidth(w[named ? 1 : 0], &r.bps))
+      return fail(why, "bandwidth", arg, rule);
+  }
+  *out = r;
+  return true;
+}
+
+bool parse_delay(const char* arg, Delay* out, std::string* why) {
+  const auto w = split(arg);
+  const char* rule = "DT, constant,DT, uniform,DMIN,DMAX or exp,DMIN,DAVG (times with s, m, u or n; n if none)";
+  Delay d;
+  bool ok;
+  if (w[0] == "uniform" || w[0] == "exp") {
+    d.kind = w[0] == "exp" ? Delay::kExp : Delay::kUniform;
+    ok = w.size() == 3 && duration(w[1], &d.lo_ns) && duration(w[2], &d.hi_ns);
+    if (ok && d.hi_ns < d.lo_ns)
+      return fail(why, "delay", arg, d.kind == Delay::kExp ? "DAVG is below DMIN" : "DMAX is below DMIN");
+  } else {
+    d.kind = Delay::kConstant;
+    const bool named = w[0] == "constant";
+    ok = w.size() == (named ? 2u : 1u) && duration(w[named ? 1 : 0], &d.lo_ns);
+  }
+  if (!ok) return fail(why, "delay", arg, rule);
+  *out = d;
+  return true;
+}
+
+bool parse_loss(const char* arg, Loss* out, std::string* why) {
+  const auto w = split(arg);
+  Loss l;
+  l.kind = w[0] == "ber" ? Loss::kBer : Loss::kPlr;
+  const bool named = w[0] == "ber" || w[0] == "plr";
+  const std::string& v = w[named ? 1 : 0];
+  char* end = nullptr;
+  if (w.size() == (named ? 2u : 1u) && !v.empty()) l.rate = strtod(v.c_str(), &end);
+  if (!end || *end || !(l.rate >= 0 && l.rate <= 1))
+    return fail(why, "loss", arg, "X, plr,X or ber,X with X a rate from 0 to 1");
+  *out = l;
+  return true;
+}
+
+uint64_t wire_ns(const Rate& r, uint32_t len) {
+  if (r.kind != Rate::kConstant && r.kind != Rate::kEther) return 0;
+  const double bits = 8.0 * (len + (r.kind == Rate::kEther ? 24 : 0));
+  return uint64_t(bits * 1e9 / r.bps + 0.5);
+}
+
+Link::Link(const Rate& r, const Delay& d, const Loss& l, uint64_t seed)
+    : rate_(r), delay_(d), loss_(l), rng_(seed) {}
+
+uint64_t Link::delay() {
+  switch (delay_.kind) {
+    case Delay::kConstant: return uint64_t(delay_.lo_ns);
+    case Delay::kUniform:
+      return uint64_t(std::uniform_real_distribution<double>(delay_.lo_ns, delay_.hi_ns)(rng_));
+    case Delay::kExp: {
+      const double mean = delay_.hi_ns - delay_.lo_ns;
+      const double x = mean > 0 ? std::exponential_distribution<double>(1 / mean)(rng_) : 0;
+      return uint64_t(delay_.lo_ns + std::min(x, kMaxDelayNs));
+    }
+    default: return 0;
+  }
+}
+
+uint64_t Link::next(uint32_t len, uint64_t stamp_ns, bool* lost) {
+  uint64_t t = 0;
+  if (rate_.kind == Rate::kConstant || rate_.kind == Rate::kEther) {
+    t = clock_;
+    clock_ += wire_ns(rate_, len);
+  } else if (rate_.kind == Rate::kReal) {
+    if (!have_first_) first_ = stamp_ns, have_first_ = true;
+    // A stamp before the first (a capture whose clock stepped back) goes
+    // at once; order is kept below.
+    t = stamp_ns > first_ ? uint64_t(double(stamp_ns - first_) / rate_.speedup) : 0;
+  }
+  if (t > last_t_) last_t_ = t;
+  frames_++;
+  uint64_t s = base_ + t + delay();
+  if (s < prev_) s = prev_;
+  prev_ = s;
+  *lost = false;
+  if (loss_.kind != Loss::kNone && loss_.rate > 0) {
+    const double p = loss_.kind == Loss::kPlr ? loss_.rate : -std::expm1(8.0 * len * std::log1p(-loss_.rate));
+    *lost = std::uniform_real_distribution<double>(0, 1)(rng_) < p;
+  }
+  return s;
+}
+
+void Link::end_pass() {
+  uint64_t d = 0;
+  if (rate_.kind == Rate::kConstant || rate_.kind == Rate::kEther)
+    d = clock_;
+  else if (rate_.kind == Rate::kReal)
+    d = last_t_ + (frames_ > 1 ? last_t_ / (frames_ - 1) : 0);  // the mean gap after the last
+  base_ += d;
+  clock_ = last_t_ = frames_ = 0;
+  have_first_ = false;
+}
+
+}  // namespace unetmap::replay

@@ -1,0 +1,77 @@
+// nmreplay's link model: how a capture's frames are timed (-B), delayed
+// (-D) and lost (-L), with netmap's nmreplay option syntax. Pure
+// functions, unit-tested and fuzzed apart from the tool.
+//
+//   -B BPS | constant,BPS | ether,BPS | real[,SPEEDUP]
+//       BPS: a number with an optional k, m, g (10^3, 10^6, 10^9; either
+//       case). constant: each frame takes len*8/BPS; ether: (len+24)*8/BPS
+//       (preamble, inter-frame gap and CRC); real: the capture's own time
+//       stamps, SPEEDUP times faster (default 1). No -B: as fast as the
+//       port takes them.
+//   -D DT | constant,DT | uniform,DMIN,DMAX | exp,DMIN,DAVG
+//       times with an optional s, m, u, n (default n: nanoseconds); a
+//       delay added to each frame's time, never reordering frames.
+//   -L X | plr,X | ber,X
+//       a packet loss rate, or a bit error rate (a frame of len bytes is
+//       lost with probability 1 - (1 - X)^(8*len)).
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <string>
+
+namespace unetmap::replay {
+
+struct Rate {
+  enum Kind { kMax, kConstant, kEther, kReal } kind = kMax;
+  double bps = 0;
+  double speedup = 1;
+};
+
+struct Delay {
+  enum Kind { kNone, kConstant, kUniform, kExp } kind = kNone;
+  double lo_ns = 0, hi_ns = 0;  // constant: lo; uniform: [lo, hi]; exp: lo + mean (hi - lo)
+};
+
+struct Loss {
+  enum Kind { kNone, kPlr, kBer } kind = kNone;
+  double rate = 0;
+};
+
+// Each parser: true, or false with *why ("bandwidth 'x': ...").
+bool parse_rate(const char* arg, Rate* out, std::string* why);
+bool parse_delay(const char* arg, Delay* out, std::string* why);
+bool parse_loss(const char* arg, Loss* out, std::string* why);
+
+// Nanoseconds a frame of len bytes occupies the link at rate r (0 for
+// kMax and kReal, whose times come from elsewhere).
+uint64_t wire_ns(const Rate& r, uint32_t len);
+
+// The link: per frame, its send time and whether it is lost. Frames are
+// given in order with their length and capture time stamp (ns); a pass
+// ends with end_pass(), and the next pass follows the first without a gap
+// beyond the last frame's own time.
+class Link {
+ public:
+  Link(const Rate& r, const Delay& d, const Loss& l, uint64_t seed);
+  // The send time (ns from the start) of the next frame; *lost if the
+  // link loses it (it still takes its time on the link).
+  uint64_t next(uint32_t len, uint64_t stamp_ns, bool* lost);
+  void end_pass();
+
+ private:
+  uint64_t delay();
+  Rate rate_;
+  Delay delay_;
+  Loss loss_;
+  std::mt19937_64 rng_;
+  uint64_t base_ = 0;      // the pass's start
+  uint64_t clock_ = 0;     // constant/ether: when the link is free again (in the pass)
+  uint64_t first_ = 0;     // real: the pass's first stamp
+  bool have_first_ = false;
+  uint64_t last_t_ = 0;    // the pass's last undelayed time
+  uint64_t frames_ = 0;    // in the pass
+  uint64_t prev_ = 0;      // the last send time: frames never go out of order
+};
+
+}  // namespace unetmap::replay
