@@ -14,7 +14,7 @@
 #   BUILD_DIR     unetmap build dir (default: <this dir>/../build)
 #   RUNS          runs of each system (default 3)
 #   PCAP_COUNT    60-byte frames per file (default 60000000: 4.6 GB in /dev/shm)
-#   PCAP_SECONDS  lifetime of testpmd's write runs (default 8)
+#   PCAP_SECONDS  lifetime of testpmd's write runs (default 6)
 #   TESTPMD       testpmd binary (default dpdk-testpmd)
 #   KEEP_LOGS=1   keep the logs directory (path printed at the end)
 set -euo pipefail
@@ -24,7 +24,7 @@ ME=pcap_port.sh
 . "$(dirname "$0")/lib.sh"
 RUNS=${RUNS:-3}
 PCAP_COUNT=${PCAP_COUNT:-60000000}
-PCAP_SECONDS=${PCAP_SECONDS:-8}
+PCAP_SECONDS=${PCAP_SECONDS:-6}
 
 check_env "cd $BUILD_DIR && cmake .. && make pkt-gen" RUNS PCAP_COUNT PCAP_SECONDS
 bench_init ubpc

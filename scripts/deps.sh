@@ -6,7 +6,9 @@ set -euo pipefail
 # fuzz harnesses (scripts/fuzz.sh).
 # dpkg-dev, flex, bison and libpcap0.8-dev: libpcap with its netmap module,
 # built from Debian's libpcap source (scripts/libpcap.sh, unetmap-run);
-# tcpdump, tshark and python3-scapy: the programs the pcap tests run on it.
+# tcpdump, tshark and python3-scapy: the programs the pcap tests run on it;
+# tshark's editcap makes the pcapng file of the nmreplay test; tcpreplay:
+# bench/replay.sh's peer.
 # dpdk-dev (dpdk-testpmd): DPDK's virtio_user, the vhost-user front end of
 # the vhost tests, and the peers of bench/.
 # qemu-system-x86, busybox-static and cpio: the Linux guests of
@@ -14,7 +16,7 @@ set -euo pipefail
 # test turns the veth peers' checksum offload off (AF_XDP sees no checksum state).
 pkgs=(cmake g++ gcc make pkg-config libgtest-dev googletest libxdp-dev libbpf-dev iproute2 procps
   iputils-ping netcat-openbsd clang-14 libclang-rt-14-dev binutils dpkg-dev flex bison
-  libpcap0.8-dev tcpdump tshark python3-scapy dpdk-dev qemu-system-x86 busybox-static cpio ethtool nftables "$@")
+  libpcap0.8-dev tcpdump tshark tcpreplay python3-scapy dpdk-dev qemu-system-x86 busybox-static cpio ethtool nftables "$@")
 # Installed without their recommendations (QEMU's would bring a GUI).
 bare=(qemu-system-x86)
 SUDO=""
