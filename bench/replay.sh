@@ -64,6 +64,9 @@ rx_rate() {
     awk -v p="$p" -v b="$b" -v s="$s" -v f="$2" 'BEGIN { if (s <= 0) exit 1; printf "%.3f %.3f\n", (b - f) * 8 / s / 1e6, (p - 1) / s / 1e6 }'
 }
 
+# median4 X...: the median with 4 decimals (accuracies differ in the fourth)
+median4() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.4f", m }'; }
+
 # loops MBPS: passes of the 1000-frame capture for about REPLAY_SECONDS.
 loops() { awk -v r="$1" -v t="$REPLAY_SECONDS" 'BEGIN { l = int(r * 1e6 * t / 8e6 + 0.5); if (l < 1) l = 1; print l }'; }
 
@@ -141,7 +144,7 @@ for c in $RATES full; do
     line=""
     for sys in unetmap tcpreplay; do
         # shellcheck disable=SC2086  # the figures are words
-        [[ -n "${RES["$sys $c"]:-}" ]] && line+=$(printf '%s median %s   ' "$sys" "$(median ${RES["$sys $c"]})")
+        [[ -n "${RES["$sys $c"]:-}" ]] && line+=$(printf '%s median %s   ' "$sys" "$(median4 ${RES["$sys $c"]})")
     done
     if [[ $c == full ]]; then echo "full speed (Mpps): $line"; else echo "$c Mbit/s (accuracy): $line"; fi
 done

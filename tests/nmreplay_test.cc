@@ -52,7 +52,7 @@ TEST(ReplayLink, ParsersTakeNetmapsFormsAndRefuseTheRest) {
   EXPECT_DOUBLE_EQ(r.speedup, 1);
   ASSERT_TRUE(unetmap::replay::parse_rate("real,0.25", &r, &why)) << why;
   EXPECT_DOUBLE_EQ(r.speedup, 0.25);
-  for (const char* bad : {"", "0", "-5M", "10X", "10MM", "ether", "ether,", "real,0", "real,-1", "real,1,2",
+  for (const char* bad : {"", "0", "0.5", "-5M", "10X", "10MM", "ether", "ether,", "real,0", "real,1e-9", "real,-1", "real,1,2",
                           "constant,1,2", "inf", "nan", "1e400", "20000g", ",", "M"}) {
     EXPECT_FALSE(unetmap::replay::parse_rate(bad, &r, &why)) << bad;
     EXPECT_NE(why.find("bandwidth '"), std::string::npos) << why;

@@ -13,6 +13,10 @@ namespace {
 
 constexpr double kMaxBps = 1e13;         // 10 Tbit/s
 constexpr double kMaxDelayNs = 3600e9;   // an hour
+constexpr uint64_t kMaxTime = 1000000000000000000ull;  // 1e18 ns (31 years): times saturate here
+
+uint64_t sat_add(uint64_t a, uint64_t b) { return a + b < kMaxTime && a < kMaxTime && b < kMaxTime ? a + b : kMaxTime; }
+uint64_t to_time(double ns) { return ns < double(kMaxTime) ? uint64_t(ns) : kMaxTime; }
 
 // The words of a comma-separated argument.
 std::vector<std::string> split(const char* arg) {
@@ -48,7 +52,7 @@ bool scaled(const std::string& s, const char* units, const double* mult, double 
 
 bool bandwidth(const std::string& s, double* bps) {
   static const double mult[] = {1e3, 1e3, 1e6, 1e6, 1e9, 1e9, 1, 1};
-  return scaled(s, "kKmMgGbB", mult, 1, bps) && *bps > 0 && *bps <= kMaxBps;
+  return scaled(s, "kKmMgGbB", mult, 1, bps) && *bps >= 1 && *bps <= kMaxBps;
 }
 
 bool duration(const std::string& s, double* ns) {
@@ -73,8 +77,8 @@ bool parse_rate(const char* arg, Rate* out, std::string* why) {
     if (w.size() == 2) {
       char* end;
       r.speedup = strtod(w[1].c_str(), &end);
-      if (w[1].empty() || *end || !std::isfinite(r.speedup) || r.speedup <= 0 || r.speedup > 1e9)
-        return fail(why, "bandwidth", arg, "the speedup is a number above 0");
+      if (w[1].empty() || *end || !std::isfinite(r.speedup) || r.speedup < 1e-6 || r.speedup > 1e9)
+        return fail(why, "bandwidth", arg, "the speedup is a number from 0.000001 to 1e9");
     }
   } else {
     r.kind = w[0] == "ether" ? Rate::kEther : Rate::kConstant;
@@ -123,7 +127,7 @@ bool parse_loss(const char* arg, Loss* out, std::string* why) {
 uint64_t wire_ns(const Rate& r, uint32_t len) {
   if (r.kind != Rate::kConstant && r.kind != Rate::kEther) return 0;
   const double bits = 8.0 * (len + (r.kind == Rate::kEther ? 24 : 0));
-  return uint64_t(bits * 1e9 / r.bps + 0.5);
+  return to_time(bits * 1e9 / r.bps + 0.5);
 }
 
 Link::Link(const Rate& r, const Delay& d, const Loss& l, uint64_t seed)
@@ -131,13 +135,13 @@ Link::Link(const Rate& r, const Delay& d, const Loss& l, uint64_t seed)
 
 uint64_t Link::delay() {
   switch (delay_.kind) {
-    case Delay::kConstant: return uint64_t(delay_.lo_ns);
+    case Delay::kConstant: return to_time(delay_.lo_ns);
     case Delay::kUniform:
-      return uint64_t(std::uniform_real_distribution<double>(delay_.lo_ns, delay_.hi_ns)(rng_));
+      return to_time(std::uniform_real_distribution<double>(delay_.lo_ns, delay_.hi_ns)(rng_));
     case Delay::kExp: {
       const double mean = delay_.hi_ns - delay_.lo_ns;
       const double x = mean > 0 ? std::exponential_distribution<double>(1 / mean)(rng_) : 0;
-      return uint64_t(delay_.lo_ns + std::min(x, kMaxDelayNs));
+      return to_time(delay_.lo_ns + std::min(x, kMaxDelayNs));
     }
     default: return 0;
   }
@@ -147,16 +151,16 @@ uint64_t Link::next(uint32_t len, uint64_t stamp_ns, bool* lost) {
   uint64_t t = 0;
   if (rate_.kind == Rate::kConstant || rate_.kind == Rate::kEther) {
     t = clock_;
-    clock_ += wire_ns(rate_, len);
+    clock_ = sat_add(clock_, wire_ns(rate_, len));
   } else if (rate_.kind == Rate::kReal) {
     if (!have_first_) first_ = stamp_ns, have_first_ = true;
     // A stamp before the first (a capture whose clock stepped back) goes
     // at once; order is kept below.
-    t = stamp_ns > first_ ? uint64_t(double(stamp_ns - first_) / rate_.speedup) : 0;
+    t = stamp_ns > first_ ? to_time(double(stamp_ns - first_) / rate_.speedup) : 0;
   }
   if (t > last_t_) last_t_ = t;
   frames_++;
-  uint64_t s = base_ + t + delay();
+  uint64_t s = sat_add(sat_add(base_, t), delay());
   if (s < prev_) s = prev_;
   prev_ = s;
   *lost = false;
@@ -172,8 +176,8 @@ void Link::end_pass() {
   if (rate_.kind == Rate::kConstant || rate_.kind == Rate::kEther)
     d = clock_;
   else if (rate_.kind == Rate::kReal)
-    d = last_t_ + (frames_ > 1 ? last_t_ / (frames_ - 1) : 0);  // the mean gap after the last
-  base_ += d;
+    d = sat_add(last_t_, frames_ > 1 ? last_t_ / (frames_ - 1) : 0);  // the mean gap after the last
+  base_ = sat_add(base_, d);
   clock_ = last_t_ = frames_ = 0;
   have_first_ = false;
 }

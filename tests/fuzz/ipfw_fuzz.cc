@@ -7,7 +7,9 @@
 // rule that parses again to the same text (list is stable), a reply
 // stays within its buffer, and lb's flow hash (tools/flow_hash.h, on this
 // parser) is symmetric: the frame with its addresses (and ports, when it
-// has them and is no fragment) swapped hashes alike.
+// has them and is no fragment) swapped hashes alike. The first line also
+// goes to nmreplay's -B, -D and -L parsers (tools/replay.h); a link made of
+// what they accept sends frames in order.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -19,6 +21,7 @@
 #include "ipfw/reply.h"
 #include "ipfw/ruleset.h"
 #include "flow_hash.h"
+#include "replay.h"
 
 using namespace unetmap::ipfw;
 
@@ -64,6 +67,32 @@ void check_flow_hash(const std::vector<uint8_t>& frame, const Packet& p) {
 
 }  // namespace
 
+// nmreplay's parsers on `arg`; a link of what they accept never sends a
+// frame before the one ahead of it, over two passes.
+void check_replay_link(const std::string& arg) {
+  namespace rp = unetmap::replay;
+  rp::Rate rate;
+  rp::Delay delay;
+  rp::Loss loss;
+  std::string why;
+  const bool r = rp::parse_rate(arg.c_str(), &rate, &why), d = rp::parse_delay(arg.c_str(), &delay, &why),
+             l = rp::parse_loss(arg.c_str(), &loss, &why);
+  if (!r && !d && !l) return;
+  rp::Link link(rate, delay, loss, arg.size());
+  uint64_t prev = 0;
+  bool lost;
+  for (int pass = 0; pass < 2; pass++, link.end_pass())
+    for (uint32_t i = 0; i < 8; i++) {
+      const uint64_t t = link.next(60 + i * 200, 1000000000ull + (i * 7919u % 5) * 1000000ull, &lost);
+      if (t < prev) {
+        fprintf(stderr, "replay link '%s': frame %u at %llu before %llu\n", arg.c_str(), i, (unsigned long long)t,
+                (unsigned long long)prev);
+        abort();
+      }
+      prev = t;
+    }
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static Ruleset base = make_base();
   Ruleset rs = base;
@@ -89,6 +118,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   std::string out;
   run_command(rs, words, &out, &err);
+  check_replay_link(line);
   if (nl == std::string::npos) return 0;
   const std::vector<uint8_t> frame(data + nl + 1, data + size);
   Packet p;
