@@ -38,7 +38,9 @@ inline int remove_entry(const char* path, const struct stat*, int, struct FTW*) 
 }
 
 inline void remove_runtime_dir() {
-  if (!runtime_dir().empty()) nftw(runtime_dir().c_str(), remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+  if (runtime_dir().empty()) return;
+  nftw(runtime_dir().c_str(), remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+  nftw((runtime_dir() + ".pcap").c_str(), remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 // Abort with a message: libFuzzer reports it as a crash with this input.
@@ -62,7 +64,11 @@ inline void setup(const char* name) {
   runtime_dir() = tmpl;
   setenv("UNETMAP_DIR", tmpl.c_str(), 1);
   setenv("UNETMAP_QUIET", "1", 1);
-  setenv("UNETMAP_PCAP_DIR", tmpl.c_str(), 1);  // capture files of pcap: ports made from fuzzed names
+  // Capture files of pcap: ports made from fuzzed names: beside the
+  // runtime directory (whose files the harnesses count), removed with it.
+  const std::string pcap_dir = tmpl + ".pcap";
+  if (mkdir(pcap_dir.c_str(), 0700) != 0) perror("mkdir");
+  setenv("UNETMAP_PCAP_DIR", pcap_dir.c_str(), 1);
   // Small regions: a fuzzer makes thousands of ports, some in regions of
   // their own (@N, VALE private regions, extmem).
   setenv("UNETMAP_BUF_NUM", "1024", 0);
