@@ -11,12 +11,14 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <string>
+
+#include "ctl_socket.h"
+
+namespace ctl = unetmap::ctl;
 
 namespace {
 
@@ -74,45 +76,10 @@ int main(int argc, char** argv) {
     line += std::string(argv[k]) + " ";
   }
   line += "\n";
-  const char* d = getenv("UNETMAP_DIR");
-  const std::string path = std::string(d && *d ? d : "/dev/shm/unetmap") + "/kipfw." + name + ".sock";
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  if (path.size() >= sizeof a.sun_path) {
-    fprintf(stderr, "ipfw: socket path too long: %s\n", path.c_str());
-    return kExitUsage;
-  }
-  strcpy(a.sun_path, path.c_str());
-  const int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (s < 0) {
-    fprintf(stderr, "ipfw: socket: %s\n", strerror(errno));
-    return kExitNoKipfw;
-  }
-  if (connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    fprintf(stderr, "ipfw: no kipfw named %s is running (%s: %s)\n", name.c_str(), path.c_str(), strerror(errno));
-    return kExitNoKipfw;
-  }
-  // Only a kipfw of our own user or root is told anything (in a runtime
-  // directory shared with a group, another member could listen there).
-  ucred cr{};
-  socklen_t cl = sizeof cr;
-  if (getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0 || (cr.uid != 0 && cr.uid != geteuid())) {
-    fprintf(stderr, "ipfw: %s is served by uid %u, neither root nor this user: refused\n", path.c_str(),
-            unsigned(cr.uid));
-    return kExitNoKipfw;
-  }
-  if (write(s, line.data(), line.size()) != ssize_t(line.size())) {
-    fprintf(stderr, "ipfw: cannot send to kipfw: %s\n", strerror(errno));
-    return kExitNoKipfw;
-  }
-  shutdown(s, SHUT_WR);
-  std::string reply;
-  char buf[65536];
-  ssize_t n;
-  while ((n = read(s, buf, sizeof buf)) > 0) reply.append(buf, size_t(n));
-  close(s);
-  if (reply.empty()) {
-    fprintf(stderr, "ipfw: kipfw closed the connection without an answer\n");
+  const std::string path = ctl::socket_path("kipfw", name);
+  std::string reply, err;
+  if (!ctl::ask(path, line.substr(0, line.size() - 1), &reply, &err)) {
+    fprintf(stderr, "ipfw: kipfw %s: %s\n", name.c_str(), err.c_str());
     return kExitNoKipfw;
   }
   if (reply[0] != '0') {

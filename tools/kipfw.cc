@@ -53,6 +53,7 @@
 #include <vector>
 
 #include "cli.h"
+#include "ctl_socket.h"
 #include "forward.h"
 #include "ipfw/command.h"
 #include "ipfw/dummynet.h"
@@ -68,7 +69,6 @@ constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
 constexpr uint32_t kReplyMax = 1536;
 constexpr size_t kMaxReplies = 256;  // queued per port per round; more are not made
-constexpr int kRequestMs = 200;      // an ipfw request must arrive whole within this
 constexpr uint64_t kDnSpinNs = 300000;  // dummynet: polled awake this long before a packet is due
 constexpr long kDefaultExtraBufs = 4096;  // per pair, for dummynet's zero-copy delay lines
 constexpr long kMaxExtraBufs = long(ipfw::Dummynet::kMaxHeld);
@@ -274,47 +274,6 @@ bool load_file(ipfw::Ruleset& rs, ipfw::Dummynet& dn, const std::string& path, s
   return true;
 }
 
-std::string socket_path(const std::string& name) {
-  const char* d = getenv("UNETMAP_DIR");
-  return std::string(d && *d ? d : "/dev/shm/unetmap") + "/kipfw." + name + ".sock";
-}
-
-int listen_on(const std::string& path, std::string* err) {
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  if (path.size() >= sizeof a.sun_path) {
-    *err = "socket path too long: " + path;
-    return -1;
-  }
-  strcpy(a.sun_path, path.c_str());
-  const int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  // Another kipfw of this name that still answers keeps its socket.
-  const int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (s < 0 || probe < 0) {
-    *err = std::string("socket: ") + strerror(errno);
-    if (s >= 0) close(s);
-    if (probe >= 0) close(probe);
-    return -1;
-  }
-  if (connect(probe, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-    close(probe);
-    close(s);
-    *err = "a kipfw named by " + path + " is running";
-    return -1;
-  }
-  close(probe);
-  unlink(path.c_str());  // left by a kipfw that died
-  const mode_t old = umask(077);
-  const int r = bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  umask(old);
-  if (r != 0 || listen(s, 8) != 0) {
-    *err = "cannot listen on " + path + ": " + strerror(errno);
-    close(s);
-    return -1;
-  }
-  return s;
-}
-
 std::string stats_json(const std::vector<Direction>& dirs, const ipfw::Ruleset& rs, const ipfw::Dummynet& dn) {
   std::string j = "{\"directions\":[";
   char b[512];
@@ -348,45 +307,16 @@ std::string stats_json(const std::vector<Direction>& dirs, const ipfw::Ruleset& 
   return j;
 }
 
-// One request from ipfw: a line of words; the answer "0\n" + output, or
-// "1 " + the error. Only our user and root are answered.
+// One request from ipfw (ctl_socket.h): a line of words, an ipfw command
+// or "stats".
 void serve(int ls, ipfw::Ruleset& rs, ipfw::Dummynet& dn, const std::vector<Direction>& dirs) {
-  const int c = accept4(ls, nullptr, nullptr, SOCK_CLOEXEC);
-  if (c < 0) return;
-  ucred cr{};
-  socklen_t cl = sizeof cr;
-  std::string reply;
-  if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0 || (cr.uid != 0 && cr.uid != geteuid())) {
-    reply = "1 permission denied: kipfw answers its own user and root\n";
-  } else {
-    // Forwarding waits while a request is read: it must come whole, a
-    // line, within kRequestMs, or it is refused unread.
-    const timeval tv{0, kRequestMs * 1000};
-    setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    const uint64_t deadline = now_ns() + uint64_t(kRequestMs) * 1000000ull;
-    std::string req;
-    char buf[4096];
-    while (req.find('\n') == std::string::npos && req.size() < 65536 && now_ns() < deadline) {
-      const ssize_t n = read(c, buf, sizeof buf);
-      if (n <= 0) break;
-      req.append(buf, size_t(n));
-    }
+  ctl::serve_one(ls, "kipfw", [&](const std::string& line, std::string* reply) {
     std::string out, err;
-    const size_t nl = req.find('\n');
-    const std::vector<std::string> w = ipfw::split_words(req.substr(0, nl));
-    if (nl == std::string::npos) reply = "1 the request did not come whole (a line) in time\n";
-    else if (w.size() == 1 && w[0] == "stats") reply = "0\n" + stats_json(dirs, rs, dn);
-    else if (ipfw::run_command(rs, w, &out, &err, &dn)) reply = "0\n" + out;
-    else reply = "1 " + err + "\n";
-  }
-  size_t at = 0;
-  while (at < reply.size()) {  // SO_SNDTIMEO bounds a reader that does not read
-    const ssize_t n = write(c, reply.data() + at, reply.size() - at);
-    if (n <= 0) break;
-    at += size_t(n);
-  }
-  close(c);
+    const std::vector<std::string> w = ipfw::split_words(line);
+    if (w.size() == 1 && w[0] == "stats") *reply = "0\n" + stats_json(dirs, rs, dn);
+    else if (ipfw::run_command(rs, w, &out, &err, &dn)) *reply = "0\n" + out;
+    else *reply = "1 " + err + "\n";
+  });
 }
 
 // Sleep in ppoll until a port or ipfw wants us. false (and *status set)
@@ -534,8 +464,8 @@ int main(int argc, char** argv) {
   dn.set_release([](void* c, uint32_t out, uint64_t token) {
     (*static_cast<std::vector<Direction>*>(c))[out].spare->push_back(uint32_t(token));
   }, &dirs);
-  const std::string sock = socket_path(opt.name);
-  const int ls = listen_on(sock, &err);
+  const std::string sock = ctl::socket_path("kipfw", opt.name);
+  const int ls = ctl::listen_on(sock, &err);
   if (ls < 0) {
     fprintf(stderr, "kipfw: %s\n", err.c_str());
     return kExitFailed;
