@@ -237,6 +237,35 @@ TEST(BlockingMixed, PollOnNetmapAndPipeTogether) {
   EXPECT_EQ(p[1].revents, 0);
 }
 
+// ppoll and pselect keep a sub-millisecond timeout on netmap fds (a link
+// emulator sleeps until its next frame is due): 300 us is not rounded up
+// to a millisecond. The shortest of 20 waits, so a preemption does not
+// decide it; never shorter than asked.
+TEST(BlockingMixed, PpollAndPselectKeepSubMillisecondTimeouts) {
+  RawPort s("us}0"), m("us{0");
+  ASSERT_TRUE(s.ok() && m.ok());
+  const timespec ts{0, 300000};
+  double best_ppoll = 1e9, best_pselect = 1e9;
+  for (int i = 0; i < 20; i++) {
+    pollfd p{s.fd, POLLIN, 0};
+    double t0 = nmtest::now_ms();
+    ASSERT_EQ(ppoll(&p, 1, &ts, nullptr), 0);
+    double dt = nmtest::now_ms() - t0;
+    EXPECT_GE(dt, 0.3);
+    best_ppoll = std::min(best_ppoll, dt);
+    fd_set rs;
+    FD_ZERO(&rs);
+    FD_SET(s.fd, &rs);
+    t0 = nmtest::now_ms();
+    ASSERT_EQ(pselect(s.fd + 1, &rs, nullptr, nullptr, &ts, nullptr), 0);
+    dt = nmtest::now_ms() - t0;
+    EXPECT_GE(dt, 0.3);
+    best_pselect = std::min(best_pselect, dt);
+  }
+  EXPECT_LT(best_ppoll, 0.9);
+  EXPECT_LT(best_pselect, 0.9);
+}
+
 // Two processes block on two different pipes; a packet on one wakes only
 // its receiver.
 TEST(BlockingMixed, WakeUpReachesOnlyTheRightWaiter) {

@@ -65,6 +65,20 @@ bool fail(std::string* why, const char* what, const char* arg, const char* rule)
   return false;
 }
 
+// A delay drawn from d.
+uint64_t draw_delay(const Delay& d, std::mt19937_64& rng) {
+  switch (d.kind) {
+    case Delay::kConstant: return to_time(d.lo_ns);
+    case Delay::kUniform: return to_time(std::uniform_real_distribution<double>(d.lo_ns, d.hi_ns)(rng));
+    case Delay::kExp: {
+      const double mean = d.hi_ns - d.lo_ns;
+      const double x = mean > 0 ? std::exponential_distribution<double>(1 / mean)(rng) : 0;
+      return to_time(d.lo_ns + std::min(x, kMaxDelayNs));
+    }
+    default: return 0;
+  }
+}
+
 }  // namespace
 
 bool parse_rate(const char* arg, Rate* out, std::string* why) {
@@ -133,19 +147,7 @@ uint64_t wire_ns(const Rate& r, uint32_t len) {
 Link::Link(const Rate& r, const Delay& d, const Loss& l, uint64_t seed)
     : rate_(r), delay_(d), loss_(l), rng_(seed) {}
 
-uint64_t Link::delay() {
-  switch (delay_.kind) {
-    case Delay::kConstant: return to_time(delay_.lo_ns);
-    case Delay::kUniform:
-      return to_time(std::uniform_real_distribution<double>(delay_.lo_ns, delay_.hi_ns)(rng_));
-    case Delay::kExp: {
-      const double mean = delay_.hi_ns - delay_.lo_ns;
-      const double x = mean > 0 ? std::exponential_distribution<double>(1 / mean)(rng_) : 0;
-      return to_time(delay_.lo_ns + std::min(x, kMaxDelayNs));
-    }
-    default: return 0;
-  }
-}
+uint64_t Link::delay() { return draw_delay(delay_, rng_); }
 
 uint64_t Link::next(uint32_t len, uint64_t stamp_ns, bool* lost) {
   uint64_t t = 0;
@@ -180,6 +182,54 @@ void Link::end_pass() {
   base_ = sat_add(base_, d);
   clock_ = last_t_ = frames_ = 0;
   have_first_ = false;
+}
+
+bool parse_reorder(const char* arg, double* p, uint64_t* hold_ns, std::string* why) {
+  auto w = split(arg);
+  if (w[0] == "const" || w[0] == "constant") w.erase(w.begin());
+  char* end = nullptr;
+  double prob = w.size() == 2 && !w[0].empty() ? strtod(w[0].c_str(), &end) : -1;
+  double t;
+  if (!end || *end || !(prob >= 0 && prob <= 1) || !duration(w[1], &t))
+    return fail(why, "reordering", arg, "const,P,T or P,T: a probability from 0 to 1 and a time (s, m, u, n)");
+  *p = prob;
+  *hold_ns = to_time(t);
+  return true;
+}
+
+bool parse_size(const char* arg, uint64_t* bytes, std::string* why) {
+  static const double mult[] = {1e3, 1e3, 1e6, 1e6, 1e9, 1e9};
+  double v;
+  if (!scaled(arg, "kKmMgG", mult, 1, &v) || v > 1e12)
+    return fail(why, "queue size", arg, "a number of bytes, with k, m or g (10^3, 10^6, 10^9), at most 1000g");
+  *bytes = uint64_t(v);
+  return true;
+}
+
+ArrivalLink::Verdict ArrivalLink::arrive(uint64_t now, uint32_t len, uint64_t* out, bool* held) {
+  uint64_t t = now;
+  *held = false;
+  if (p_.rate.kind == Rate::kConstant || p_.rate.kind == Rate::kEther) {
+    const uint64_t start = link_free_ > now ? link_free_ : now;
+    if (p_.queue_bytes && double(start - now) * p_.rate.bps / 8e9 > double(p_.queue_bytes)) return kQueueFull;
+    link_free_ = sat_add(start, wire_ns(p_.rate, len));
+    t = link_free_;
+  }
+  std::uniform_real_distribution<double> u(0, 1);
+  if (p_.loss.kind != Loss::kNone && p_.loss.rate > 0) {
+    const double pl = p_.loss.kind == Loss::kPlr ? p_.loss.rate : -std::expm1(8.0 * len * std::log1p(-p_.loss.rate));
+    if (u(rng_) < pl) return kLost;
+  }
+  t = sat_add(t, draw_delay(p_.delay, rng_));
+  if (p_.reorder_p > 0 && u(rng_) < p_.reorder_p) {
+    *held = true;
+    *out = sat_add(t, p_.hold_ns);
+    return kGo;
+  }
+  if (t < prev_) t = prev_;
+  prev_ = t;
+  *out = t;
+  return kGo;
 }
 
 }  // namespace unetmap::replay

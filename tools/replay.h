@@ -74,4 +74,42 @@ class Link {
   uint64_t prev_ = 0;      // the last send time: frames never go out of order
 };
 
+// tlem's link, one direction: frames arrive at a time (ns) and leave at a
+// time. With a bandwidth, a frame starts when the link is free and
+// leaves once sent; a frame that would wait behind more than `queue_bytes`
+// bytes is refused (queue full). Loss takes frames that were sent. The
+// delay is added without reordering, but a frame held for reordering
+// (probability reorder_p) leaves hold_ns later and may be overtaken.
+struct LinkParams {
+  Rate rate;  // kMax: no limit; kReal is not a link's
+  Delay delay;
+  Loss loss;
+  double reorder_p = 0;
+  uint64_t hold_ns = 0;
+  uint64_t queue_bytes = 0;  // 0: no limit
+};
+
+// -R const,P,T | P,T (P a probability, T a time as -D's); -Q BYTES (k, m,
+// g: 10^3, 10^6, 10^9). true, or false with *why.
+bool parse_reorder(const char* arg, double* p, uint64_t* hold_ns, std::string* why);
+bool parse_size(const char* arg, uint64_t* bytes, std::string* why);
+
+class ArrivalLink {
+ public:
+  ArrivalLink(const LinkParams& p, uint64_t seed) : p_(p), rng_(seed) {}
+  // New parameters, from the next frame on.
+  void set(const LinkParams& p) { p_ = p; }
+  const LinkParams& params() const { return p_; }
+  enum Verdict { kGo, kLost, kQueueFull };
+  // A frame of len bytes arriving at `now`: kGo with its exit time in
+  // *out (and *held if it is held for reordering), or why it goes nowhere.
+  Verdict arrive(uint64_t now, uint32_t len, uint64_t* out, bool* held);
+
+ private:
+  LinkParams p_;
+  std::mt19937_64 rng_;
+  uint64_t link_free_ = 0;  // when the link has sent what it took
+  uint64_t prev_ = 0;       // the last exit time of a frame not held
+};
+
 }  // namespace unetmap::replay

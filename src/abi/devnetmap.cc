@@ -71,11 +71,6 @@ void drain(int fd) {
   }
 }
 
-int64_t now_ms() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
 
 
 // How long poll spins before it sleeps: UNETMAP_SPIN_US, default 50 us.
@@ -463,7 +458,7 @@ void* dev_mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
 // kernel on the fds' FIFOs (together with any non-netmap fds in the set).
 // When a netmap fd is ready and the set has no other fds, no system call
 // is made at all.
-int dev_poll(struct pollfd* fds, nfds_t n, int timeout_ms) {
+int dev_poll(struct pollfd* fds, nfds_t n, int64_t timeout_ns) {
   int ready = 0;
   bool others = false;
   for (nfds_t i = 0; i < n; i++) {
@@ -476,7 +471,7 @@ int dev_poll(struct pollfd* fds, nfds_t n, int timeout_ms) {
     if (fds[i].revents) ready++;
   }
   if (ready && !others) return ready;
-  if (!ready && timeout_ms != 0) {
+  if (!ready && timeout_ns != 0) {
     // A short bounded spin before sleeping: between two processes that
     // exchange packets at full speed the ring is empty (or full) only for
     // a moment, and a sleep/wake-up pair costs far more than the wait.
@@ -491,11 +486,13 @@ int dev_poll(struct pollfd* fds, nfds_t n, int timeout_ms) {
     } while (!ready && mono_ns() < spin_end);
     if (ready && !others) return ready;
   }
-  const int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+  // Nanoseconds throughout, as ppoll's timeout: a sub-millisecond wait
+  // (a link emulator's next frame) is not rounded to a millisecond.
+  const int64_t deadline = timeout_ns < 0 ? -1 : int64_t(mono_ns()) + timeout_ns;
   std::vector<pollfd> kfds;  // fds, then the kernel fds under NIC rings
   bool nm_ready = ready > 0;
   for (;;) {
-    int wait = nm_ready ? 0 : (deadline < 0 ? -1 : int(std::max<int64_t>(0, deadline - now_ms())));
+    int64_t wait = nm_ready ? 0 : (deadline < 0 ? -1 : std::max<int64_t>(0, deadline - int64_t(mono_ns())));
     if (!nm_ready && wait != 0) {
       // Arm, then look again: a producer that published before it could
       // see the waiter is caught by this second scan.
@@ -510,7 +507,7 @@ int dev_poll(struct pollfd* fds, nfds_t n, int timeout_ms) {
       if (nm_ready) wait = 0;
       // A producer that dies holding a lease wakes nobody: look again soon,
       // the rescan's rxsync reclaims the lease once it is stale.
-      if (leases && (wait < 0 || wait > 2)) wait = 2;
+      if (leases && (wait < 0 || wait > 2000000)) wait = 2000000;
     }
     kfds.assign(fds, fds + n);
     for (nfds_t i = 0; i < n; i++)
@@ -518,7 +515,8 @@ int dev_poll(struct pollfd* fds, nfds_t n, int timeout_ms) {
         kfds[i].events = POLLIN;
         if (f->binding && wait != 0) f->binding->wait_fds(fds[i].events, &kfds);
       }
-    int r = libc().poll(kfds.data(), kfds.size(), wait);
+    const timespec ts{time_t(wait / 1000000000), long(wait % 1000000000)};
+    int r = libc().ppoll(kfds.data(), kfds.size(), wait < 0 ? nullptr : &ts, nullptr);
     if (r < 0) return r;
     bool kernel = false;  // a NIC socket has something: rescan every netmap fd
     for (size_t j = n; j < kfds.size(); j++) kernel |= kfds[j].revents != 0;
@@ -536,7 +534,7 @@ int dev_poll(struct pollfd* fds, nfds_t n, int timeout_ms) {
       if (fds[i].revents) ready++;
     }
     if (ready || wait == 0) return ready;
-    if (deadline >= 0 && now_ms() >= deadline) return 0;
+    if (deadline >= 0 && int64_t(mono_ns()) >= deadline) return 0;
     nm_ready = false;
   }
 }
@@ -554,7 +552,7 @@ int dev_select(int nfds, fd_set* rs, fd_set* ws, fd_set* es, struct timeval* tv)
     if (es && FD_ISSET(fd, es)) ev |= POLLPRI;
     if (ev) p.push_back(pollfd{fd, ev, 0});
   }
-  int timeout = tv ? int(tv->tv_sec * 1000 + (tv->tv_usec + 999) / 1000) : -1;
+  const int64_t timeout = tv ? int64_t(tv->tv_sec) * 1000000000 + int64_t(tv->tv_usec) * 1000 : -1;
   int r = dev_poll(p.data(), p.size(), timeout);
   if (r < 0) return r;
   if (rs) FD_ZERO(rs);
@@ -618,7 +616,7 @@ int dev_epoll_wait(int epfd, struct epoll_event* evs, int max, int timeout_ms) {
     if (ev.events & EPOLLOUT) want |= POLLOUT;
     p.push_back(pollfd{fd, want, 0});
   }
-  int r = dev_poll(p.data(), p.size(), timeout_ms);
+  int r = dev_poll(p.data(), p.size(), timeout_ms < 0 ? -1 : int64_t(timeout_ms) * 1000000);
   if (r < 0) return r;
   int n = 0;
   for (size_t i = 1; i < p.size() && n < max; i++) {

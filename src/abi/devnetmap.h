@@ -40,7 +40,8 @@ int dev_ioctl(int fd, unsigned long req, void* arg);
 // is fcntl's result, errno set on -1).
 bool dev_fcntl_fl(int fd, int cmd, long arg, int* ret);
 void* dev_mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off);
-int dev_poll(struct pollfd* fds, nfds_t n, int timeout_ms);
+// poll() on netmap fds (and others beside them); timeout in ns, -1 for none.
+int dev_poll(struct pollfd* fds, nfds_t n, int64_t timeout_ns);
 int dev_select(int nfds, fd_set* r, fd_set* w, fd_set* e, struct timeval* tv);
 int dev_epoll_ctl(int epfd, int op, int fd, struct epoll_event* ev);
 int dev_epoll_wait(int epfd, struct epoll_event* evs, int max, int timeout_ms);

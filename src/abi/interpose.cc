@@ -28,10 +28,10 @@ int nm_ppoll(struct pollfd* fds, nfds_t n, const struct timespec* ts, const sigs
   bool nm = false;
   for (nfds_t i = 0; i < n && !nm; i++) nm = unetmap::is_netmap_fd(fds[i].fd);
   if (!nm) return libc().ppoll(fds, n, ts, mask);
-  int ms = ts ? int(ts->tv_sec * 1000 + (ts->tv_nsec + 999999) / 1000000) : -1;
+  const int64_t ns = ts ? int64_t(ts->tv_sec) * 1000000000 + ts->tv_nsec : -1;
   sigset_t old;
   if (mask) pthread_sigmask(SIG_SETMASK, mask, &old);
-  int r = unetmap::dev_poll(fds, n, ms);
+  int r = unetmap::dev_poll(fds, n, ns);
   if (mask) {
     int e = errno;
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
@@ -116,7 +116,7 @@ EXPORT void* mmap64(void* addr, size_t len, int prot, int flags, int fd, off_t o
 
 EXPORT int poll(struct pollfd* fds, nfds_t n, int timeout) {
   for (nfds_t i = 0; i < n; i++)
-    if (unetmap::is_netmap_fd(fds[i].fd)) return unetmap::dev_poll(fds, n, timeout);
+    if (unetmap::is_netmap_fd(fds[i].fd)) return unetmap::dev_poll(fds, n, timeout < 0 ? -1 : int64_t(timeout) * 1000000);
   return libc().poll(fds, n, timeout);
 }
 EXPORT int __poll_chk(struct pollfd* fds, nfds_t n, int timeout, size_t) {

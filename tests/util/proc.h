@@ -76,7 +76,9 @@ class Proc {
   }
   // Send sig, read the output to its end and wait for the exit.
   int stop(int sig = SIGTERM, int timeout_ms = 10000) {
-    kill(child_.pid(), sig);
+    // Once reaped, pid() is -1: kill(-1) would signal every process of
+    // the user.
+    if (child_.pid() > 0) kill(child_.pid(), sig);
     return finish(timeout_ms);
   }
   // Read the output to its end and wait for the exit: the exit status.

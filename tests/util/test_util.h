@@ -167,6 +167,7 @@ class Child {
     return finish(st);
   }
   int kill_now(int sig = SIGKILL) {
+    if (pid_ <= 0) return status_;  // reaped: kill(-1) would signal every process of the user
     ::kill(pid_, sig);
     int st;
     waitpid(pid_, &st, 0);

@@ -1,0 +1,222 @@
+// tlem (tools/tlem.cc) as a real process between two netmap pipes whose
+// other ends this test holds: frames carry their sequence number and send
+// time, and delay, bandwidth, queue, loss, reordering and sessions are
+// measured where they arrive. The link model itself (tools/replay.*) is
+// unit-tested in nmreplay_test.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "util/proc.h"
+#include "util/test_util.h"
+
+namespace {
+
+uint64_t mono_ns() {
+  timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return uint64_t(t.tv_sec) * 1000000000ull + uint64_t(t.tv_nsec);
+}
+
+struct Got {
+  uint64_t seq, sent, at;
+};
+
+class Tlem : public ::testing::Test {
+ protected:
+  // tlem between netmap:ta{0 (A) and netmap:tb{0 (B); this test holds
+  // ta}0 and tb}0.
+  void start(std::vector<std::string> args) {
+    a_ = nmport_open("netmap:ta}0");
+    b_ = nmport_open("netmap:tb}0");
+    ASSERT_NE(a_, nullptr);
+    ASSERT_NE(b_, nullptr);
+    args.insert(args.begin(), {TLEM_BIN, "-i", "netmap:ta{0", "-i", "netmap:tb{0", "-w", "0"});
+    p_ = std::make_unique<nmtest::Proc>(args);
+    ASSERT_TRUE(p_->wait_for("delay lines of", true, 10000)) << p_->show();
+  }
+  void TearDown() override {
+    if (p_) p_->stop(SIGTERM);
+    if (a_) nmport_close(a_);
+    if (b_) nmport_close(b_);
+  }
+  // Send n frames of len bytes from port d, gap_us apart (0: at once).
+  static void send(nmport_d* d, uint64_t first, uint32_t n, uint32_t len, uint32_t gap_us) {
+    netmap_ring* r = NETMAP_TXRING(d->nifp, 0);
+    for (uint32_t i = 0; i < n; i++) {
+      while (nm_ring_space(r) == 0) {
+        pollfd p{d->fd, POLLOUT, 0};
+        poll(&p, 1, 100);
+      }
+      netmap_slot& s = r->slot[r->head];
+      uint8_t* b = reinterpret_cast<uint8_t*>(NETMAP_BUF(r, s.buf_idx));
+      memset(b, 0, len);
+      const uint64_t seq = first + i, now = mono_ns();
+      memcpy(b + 14, &seq, 8);
+      memcpy(b + 22, &now, 8);
+      s.len = uint16_t(len);
+      s.flags = 0;
+      r->head = r->cur = nm_ring_next(r, r->head);
+      if (gap_us || i + 1 == n || nm_ring_space(r) == 0) ioctl(d->fd, NIOCTXSYNC, nullptr);
+      if (gap_us) usleep(gap_us);
+    }
+  }
+  // Frames arriving on port d until want came or none came for quiet_ms.
+  static std::vector<Got> recv(nmport_d* d, size_t want, int quiet_ms = 300) {
+    netmap_ring* r = NETMAP_RXRING(d->nifp, 0);
+    std::vector<Got> out;
+    while (out.size() < want) {
+      pollfd p{d->fd, POLLIN, 0};
+      if (poll(&p, 1, quiet_ms) != 1) break;
+      const uint64_t at = mono_ns();
+      while (!nm_ring_empty(r)) {
+        const uint8_t* b = reinterpret_cast<const uint8_t*>(NETMAP_BUF(r, r->slot[r->head].buf_idx));
+        Got g{0, 0, at};
+        memcpy(&g.seq, b + 14, 8);
+        memcpy(&g.sent, b + 22, 8);
+        out.push_back(g);
+        r->head = r->cur = nm_ring_next(r, r->head);
+      }
+    }
+    ioctl(d->fd, NIOCRXSYNC, nullptr);
+    return out;
+  }
+  // Send from one port (a thread) while receiving on the other, so each
+  // frame is stamped when it arrives.
+  static std::vector<Got> exchange(nmport_d* from, nmport_d* to, uint64_t first, uint32_t n, uint32_t len,
+                                   uint32_t gap_us) {
+    std::thread tx([&] { send(from, first, n, len, gap_us); });
+    auto got = recv(to, n);
+    tx.join();
+    return got;
+  }
+  static double median_delay_ms(const std::vector<Got>& g) {
+    std::vector<double> d;
+    for (const Got& x : g) d.push_back(double(x.at - x.sent) / 1e6);
+    std::sort(d.begin(), d.end());
+    return d.empty() ? -1 : d[d.size() / 2];
+  }
+  // A counter of direction k ("A>B" 0, "B>A" 1) in tlem's final JSON.
+  uint64_t counter(int k, const std::string& name) {
+    const std::string& o = p_->out();
+    size_t at = o.find(k ? "\"dir\":\"B>A\"" : "\"dir\":\"A>B\"");
+    at = at == std::string::npos ? at : o.find("\"" + name + "\":", at);
+    return at == std::string::npos ? ~0ull : strtoull(o.c_str() + at + name.size() + 3, nullptr, 10);
+  }
+
+  nmport_d* a_ = nullptr;
+  nmport_d* b_ = nullptr;
+  std::unique_ptr<nmtest::Proc> p_;
+};
+
+TEST_F(Tlem, EachDirectionHasItsOwnDelay) {
+  start({"-D", "10m", "-D", "30m"});
+  const auto ab = exchange(a_, b_, 0, 40, 100, 1000);
+  const auto ba = exchange(b_, a_, 100, 40, 100, 1000);
+  ASSERT_EQ(ab.size(), 40u);
+  ASSERT_EQ(ba.size(), 40u);
+  for (size_t i = 0; i < 40; i++) {
+    EXPECT_EQ(ab[i].seq, i);
+    EXPECT_GE(ab[i].at - ab[i].sent, 10000000u);
+    EXPECT_GE(ba[i].at - ba[i].sent, 30000000u);
+  }
+  EXPECT_LT(median_delay_ms(ab), 11.0);
+  EXPECT_LT(median_delay_ms(ba), 31.0);
+}
+
+TEST_F(Tlem, BandwidthHoldsAndAFullQueueDrops) {
+  // 1000 frames of 1000 bytes at once into a 10 Mbit/s link with a 50 KB
+  // queue: about 50 go through, at 10 Mbit/s; the rest find it full.
+  start({"-B", "10M", "-Q", "50k"});
+  send(a_, 0, 1000, 1000, 0);
+  const auto got = recv(b_, 1000, 500);
+  p_->stop(SIGTERM);
+  ASSERT_GE(got.size(), 40u);
+  ASSERT_LE(got.size(), 60u);
+  for (size_t i = 1; i < got.size(); i++) ASSERT_GT(got[i].seq, got[i - 1].seq);
+  const double mbps = double(got.size() - 1) * 8000 / (double(got.back().at - got.front().at) / 1e3);
+  EXPECT_NEAR(mbps, 10.0, 0.5);
+  EXPECT_EQ(counter(0, "in"), 1000u) << p_->out();
+  EXPECT_EQ(counter(0, "out"), got.size());
+  EXPECT_EQ(counter(0, "queue_full"), 1000u - got.size());
+}
+
+TEST_F(Tlem, LossOverTenThousandFrames) {
+  start({"-L", "plr,0.1"});
+  send(a_, 0, 10000, 60, 0);
+  const auto got = recv(b_, 10000);
+  p_->stop(SIGTERM);
+  EXPECT_NEAR(double(got.size()), 9000.0, 150.0);  // 5 sd
+  EXPECT_EQ(counter(0, "lost"), 10000u - got.size()) << p_->out();
+}
+
+TEST_F(Tlem, ReorderingHoldsSomeFramesWhichOthersOvertake) {
+  start({"-R", "const,0.3,5m"});
+  const auto got = exchange(a_, b_, 0, 200, 100, 500);
+  p_->stop(SIGTERM);
+  ASSERT_EQ(got.size(), 200u);
+  int overtaken = 0;
+  for (size_t i = 1; i < got.size(); i++) overtaken += got[i].seq < got[i - 1].seq;
+  EXPECT_GT(overtaken, 20);
+  const uint64_t held = counter(0, "held");
+  EXPECT_NEAR(double(held), 60.0, 35.0);  // 0.3 of 200, sd 6.5
+  int late = 0;
+  for (const Got& g : got) late += g.at - g.sent >= 5000000;
+  EXPECT_GE(late, int(held));
+}
+
+TEST_F(Tlem, ASessionChangesTheRunningLinkAndStopsIt) {
+  start({"-D", "5m", "-s", "t1", "-M", "1g,50m,1m", "-B", "1g"});
+  EXPECT_NEAR(median_delay_ms(exchange(a_, b_, 0, 20, 100, 1000)), 5.3, 0.6);
+  nmtest::Proc change({TLEM_BIN, "-s", "t1", "-D", "25m"});
+  EXPECT_EQ(change.finish(10000), 0) << change.show();
+  const auto later = exchange(a_, b_, 20, 20, 100, 1000);
+  ASSERT_EQ(later.size(), 20u);
+  EXPECT_NEAR(median_delay_ms(later), 25.3, 0.6);
+  // Beyond -M, and a bad option: refused, the link unchanged.
+  nmtest::Proc big({TLEM_BIN, "-s", "t1", "-D", "100m"});
+  EXPECT_EQ(big.finish(10000), 1);
+  EXPECT_NE(big.err().find("maxima"), std::string::npos) << big.err();
+  nmtest::Proc bad({TLEM_BIN, "-s", "t1", "-R", "2,1m"});
+  EXPECT_EQ(bad.finish(10000), 2);
+  EXPECT_NE(bad.err().find("reordering '2,1m'"), std::string::npos) << bad.err();
+  nmtest::Proc stop({TLEM_BIN, "-s", "t1", "-a"});
+  EXPECT_EQ(stop.finish(10000), 0) << stop.show();
+  EXPECT_EQ(p_->finish(5000), 0);
+  EXPECT_EQ(counter(0, "out"), 40u) << p_->out();
+  nmtest::Proc none({TLEM_BIN, "-s", "t1", "-a"});
+  EXPECT_EQ(none.finish(10000), 1);
+  EXPECT_NE(none.err().find("no tlem serves it"), std::string::npos) << none.err();
+}
+
+TEST_F(Tlem, BadCommandLinesGetOneClearLine) {
+  struct Case {
+    std::vector<std::string> args;
+    int rc;
+    const char* says;
+  };
+  const Case cases[] = {
+      {{"-i", "netmap:x{0"}, 2, "two ports"},
+      {{"-i", "netmap:x{0", "-i", "netmap:y{0", "-D", "1m", "-D", "2m", "-D", "3m"}, 2, "-D given 3 times"},
+      {{"-i", "netmap:x{0", "-i", "netmap:y{0", "-B", "real"}, 2, "no capture time stamps"},
+      {{"-i", "netmap:x{0", "-i", "netmap:y{0", "-Q", "lots"}, 2, "queue size 'lots'"},
+      {{"-i", "netmap:x{0", "-i", "netmap:y{0", "-s", "a/b"}, 2, "a session name"},
+      {{"-i", "netmap:x{0", "-i", "netmap:y{0", "-M", "1g,1m"}, 2, "-M '1g,1m'"},
+      {{"-i", "netmap:x{0", "-i", "netmap:y{0", "-b", "0"}, 2, "-b 0"},
+      {{"-i", "netmap:x{0", "-i", "netmap:y{0", "-Z"}, 2, "-Z"},
+      {{"-i", "netmap:x{0", "-i", "bogus:y"}, 1, "bogus:y"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> a = c.args;
+    a.insert(a.begin(), TLEM_BIN);
+    nmtest::Proc p(a);
+    EXPECT_EQ(p.finish(10000), c.rc) << p.show();
+    EXPECT_NE(p.err().find(c.says), std::string::npos) << p.err();
+  }
+}
+
+}  // namespace

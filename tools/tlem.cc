@@ -1,0 +1,575 @@
+// tlem: a two-way link emulator between two netmap ports, with netmap's
+// tlem options, unetmap's own code.
+//
+//   tlem -i A -i B [-B BW] [-D DELAY] [-L LOSS] [-R REORDER] [-Q SIZE] [-b BATCH]
+//        [-w SECS] [-C CPU] [-s SESSION [-a]] [-M BW,DELAY,HOLD] [-v] [-q]
+//
+// Frames read from A go to B and frames from B go to A, each direction
+// through its own link (replay.h's ArrivalLink: bandwidth with a queue,
+// delay, loss, reordering). -B, -D, -L, -R and -Q given once apply to
+// both directions; given twice, the first is A to B and the second B to A.
+//
+// A frame waits in its direction's delay line, a copy in a ring of bytes
+// sized by -M (the largest bandwidth times the largest delay plus hold,
+// plus the queue; 64 MB a direction without -M), until its time; then it
+// goes on the other port's first tx ring. The loop sleeps in ppoll until
+// the ports have frames or 100 us before the next frame's time, then
+// spins, as nmreplay does.
+//
+// Sessions (-s NAME): the first tlem of a session serves it on
+// $UNETMAP_DIR/tlem.NAME.sock (ctl_socket.h); a later `tlem -s NAME` with
+// -B/-D/-L/-R/-Q changes the running emulation's parameters, and
+// `tlem -s NAME -a` stops it. With -M, requests beyond its maxima are
+// refused.
+#include <errno.h>
+#include <getopt.h>
+#include <libnetmap.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cinttypes>
+#include <deque>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "ctl_socket.h"
+#include "replay.h"
+
+namespace {
+
+using namespace unetmap;
+using replay::LinkParams;
+
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
+constexpr uint64_t kSpinNs = 100000;
+constexpr uint64_t kDefaultLine = 64ull << 20;
+
+volatile sig_atomic_t g_stop = 0;
+void on_signal(int) { g_stop = 1; }
+
+void usage(FILE* f) {
+  fprintf(f,
+          "usage: tlem -i A -i B [-B BW] [-D DELAY] [-L LOSS] [-R REORDER] [-Q SIZE] [-b BATCH] [-w SECS]\n"
+          "            [-C CPU] [-s SESSION [-a]] [-M BW,DELAY,HOLD] [-v] [-q]\n"
+          "Emulate a link between two netmap ports, each direction on its own. -B, -D, -L, -R, -Q:\n"
+          "once for both directions, twice for A to B then B to A.\n"
+          "  -B BW      BPS | constant,BPS | ether,BPS (k, m, g); default: no limit\n"
+          "  -D DELAY   DT | constant,DT | uniform,DMIN,DMAX | exp,DMIN,DAVG (s, m, u, n)\n"
+          "  -L LOSS    X | plr,X | ber,X\n"
+          "  -R REORDER const,P,T: hold a frame T longer with probability P (it may be overtaken)\n"
+          "  -Q SIZE    queue in bytes (k, m, g) before the bandwidth: beyond it frames are dropped\n"
+          "  -b BATCH   most frames in one sync (default 512)\n"
+          "  -w SECS    wait before forwarding (default 2, for a NIC's link)\n"
+          "  -C CPU     run on this CPU\n"
+          "  -s SESSION serve the session, or change a running one's parameters; -a stops it\n"
+          "  -M BW,DELAY,HOLD  the largest values the session accepts; sizes the delay lines\n"
+          "  -v / -q    a line of counters every second / no start-up line\n");
+}
+
+// What the command line or a session request says.
+struct Request {
+  std::vector<std::string> ports;
+  std::vector<std::string> opt[5];  // -B -D -L -R -Q, as given (one or two each)
+  LinkParams dir[2];
+  long batch = 512, wait = 2, cpu = -1;
+  std::string session;
+  bool stop_server = false, verbose = false, quiet = false;
+  bool have_max = false;
+  double max_bps = 0, max_delay_ns = 0, max_hold_ns = 0;
+};
+
+constexpr const char* kLinkOpts = "BDLRQ";
+
+// Apply option c (one of kLinkOpts) with its argument to direction d.
+bool apply(char c, const char* arg, LinkParams* d, std::string* why) {
+  switch (c) {
+    case 'B':
+      if (!replay::parse_rate(arg, &d->rate, why)) return false;
+      if (d->rate.kind == replay::Rate::kReal) {
+        *why = "bandwidth 'real': a link has no capture time stamps";
+        return false;
+      }
+      return true;
+    case 'D': return replay::parse_delay(arg, &d->delay, why);
+    case 'L': return replay::parse_loss(arg, &d->loss, why);
+    case 'R': return replay::parse_reorder(arg, &d->reorder_p, &d->hold_ns, why);
+    default: return replay::parse_size(arg, &d->queue_bytes, why);
+  }
+}
+
+// The link options of r into r->dir; false with *why.
+bool link_params(Request* r, std::string* why) {
+  for (int k = 0; k < 5; k++) {
+    const auto& v = r->opt[k];
+    if (v.size() > 2) {
+      *why = std::string("-") + kLinkOpts[k] + " given " + std::to_string(v.size()) +
+             " times: once for both directions, or twice";
+      return false;
+    }
+    for (int d = 0; d < 2; d++)
+      if (!v.empty() && !apply(kLinkOpts[k], v[v.size() == 2 ? d : 0].c_str(), &r->dir[d], why)) return false;
+  }
+  return true;
+}
+
+// -M BW,DELAY,HOLD
+bool parse_max(const char* arg, Request* r, std::string* why) {
+  std::string s = arg;
+  const size_t a = s.find(','), b = a == std::string::npos ? a : s.find(',', a + 1);
+  replay::Rate rate;
+  replay::Delay d, h;
+  if (b == std::string::npos || !replay::parse_rate(s.substr(0, a).c_str(), &rate, why) ||
+      rate.kind == replay::Rate::kReal || !replay::parse_delay(s.substr(a + 1, b - a - 1).c_str(), &d, why) ||
+      !replay::parse_delay(s.substr(b + 1).c_str(), &h, why) || d.kind != replay::Delay::kConstant ||
+      h.kind != replay::Delay::kConstant) {
+    *why = std::string("-M '") + arg + "': BW,DELAY,HOLD (a bandwidth and two times)";
+    return false;
+  }
+  r->have_max = true;
+  r->max_bps = rate.bps;
+  r->max_delay_ns = d.lo_ns;
+  r->max_hold_ns = h.lo_ns;
+  return true;
+}
+
+// The longest delay a link's parameters can give (uniform: DMAX; exp: its
+// mean times 10, past which a draw is rarer than 1 in 20000).
+double max_delay_of(const replay::Delay& d) {
+  return d.kind == replay::Delay::kUniform ? d.hi_ns
+         : d.kind == replay::Delay::kExp   ? d.lo_ns + 10 * (d.hi_ns - d.lo_ns)
+                                           : d.lo_ns;
+}
+
+// Whether r's links fit in the maxima of `limits` (-M); *why if not.
+bool within_max(const Request& r, const Request& limits, std::string* why) {
+  if (!limits.have_max) return true;
+  for (const LinkParams& p : r.dir) {
+    if (p.rate.kind == replay::Rate::kMax || p.rate.bps > limits.max_bps || max_delay_of(p.delay) > limits.max_delay_ns ||
+        double(p.hold_ns) > limits.max_hold_ns) {
+      *why = "beyond the session's maxima (-M): a bandwidth, delay or hold above them, or no bandwidth limit";
+      return false;
+    }
+  }
+  return true;
+}
+
+// The number in lo..hi that option c's argument is; false with *why.
+bool number(char c, const char* arg, long lo, long hi, long* out, std::string* why) {
+  char* end;
+  errno = 0;
+  *out = strtol(arg, &end, 10);
+  if (*end || end == arg || errno || *out < lo || *out > hi) {
+    *why = std::string("-") + c + " " + arg + ": a number in " + std::to_string(lo) + ".." + std::to_string(hi);
+    return false;
+  }
+  return true;
+}
+
+// Parse argv (the command line, or a session request's words) into r,
+// whose link parameters the options given change; -1 to go on, else the
+// exit status, with *why unless it is 0 (--help).
+int parse(int argc, char** argv, Request* r, std::string* why) {
+  static const option longopts[] = {{"help", no_argument, nullptr, 'h'}, {nullptr, 0, nullptr, 0}};
+  optind = 1;
+  opterr = 0;
+  int ch;
+  while ((ch = getopt_long(argc, argv, "i:B:D:L:R:Q:b:w:C:s:aM:vqh", longopts, nullptr)) != -1) {
+    bool ok = true;
+    switch (ch) {
+      case 'i': r->ports.push_back(optarg); break;
+      case 'B': case 'D': case 'L': case 'R': case 'Q': r->opt[strchr(kLinkOpts, ch) - kLinkOpts].push_back(optarg); break;
+      case 'b': ok = number('b', optarg, 1, 1 << 16, &r->batch, why); break;
+      case 'w': ok = number('w', optarg, 0, 3600, &r->wait, why); break;
+      case 'C': ok = number('C', optarg, 0, CPU_SETSIZE - 1, &r->cpu, why); break;
+      case 's':
+        r->session = optarg;
+        ok = !r->session.empty() && r->session.size() <= 48 &&
+             r->session.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") ==
+                 std::string::npos;
+        if (!ok) *why = "-s " + r->session + ": a session name is 1..48 letters, digits, _ or -";
+        break;
+      case 'a': r->stop_server = true; break;
+      case 'M': ok = parse_max(optarg, r, why); break;
+      case 'v': r->verbose = true; break;
+      case 'q': r->quiet = true; break;
+      case 'h': usage(stdout); return 0;
+      default:
+        *why = optopt ? std::string("-") + char(optopt) + ": unknown option, or its argument is missing"
+                      : std::string("unknown option ") + argv[optind - 1];
+        ok = false;
+    }
+    if (!ok) return kExitUsage;
+  }
+  if (optind < argc) {
+    *why = std::string("unexpected argument '") + argv[optind] + "'";
+    return kExitUsage;
+  }
+  if (!link_params(r, why)) return kExitUsage;
+  return -1;
+}
+
+// One direction's delay line: frames copied into a ring of bytes, in the
+// order they leave (held frames in a second line of their own: both are
+// in exit-time order, and the sender takes the earlier head).
+class Line {
+ public:
+  explicit Line(size_t bytes) : arena_(new uint8_t[bytes]), n_(bytes) {}
+  // false if there is no room (the frame is dropped, counted).
+  bool push(uint64_t t, const netmap_ring* r, uint32_t i, uint32_t nslots, uint32_t len) {
+    const size_t at = place(len);
+    if (at == SIZE_MAX) return false;
+    uint8_t* dst = &arena_[at];
+    for (uint32_t k = 0; k < nslots; k++, i = nm_ring_next(const_cast<netmap_ring*>(r), i)) {
+      const netmap_slot& s = r->slot[i];
+      memcpy(dst, NETMAP_BUF(const_cast<netmap_ring*>(r), s.buf_idx), s.len);
+      dst += s.len;
+    }
+    recs_.push_back({t, at, len});
+    used_ += len;
+    return true;
+  }
+  bool empty() const { return recs_.empty(); }
+  uint64_t front_time() const { return recs_.front().t; }
+  const uint8_t* front(uint32_t* len) const {
+    *len = recs_.front().len;
+    return &arena_[recs_.front().off];
+  }
+  void pop() {
+    used_ -= recs_.front().len;
+    recs_.pop_front();
+    if (recs_.empty()) wr_ = 0;
+  }
+  size_t size() const { return recs_.size(); }
+
+ private:
+  struct Rec {
+    uint64_t t;
+    size_t off;
+    uint32_t len;
+  };
+  // Where len contiguous bytes go, after the newest frame (wrapping to the
+  // start when the end has no room), SIZE_MAX if the oldest is in the way.
+  size_t place(uint32_t len) {
+    const size_t n = n_;
+    if (recs_.empty()) wr_ = 0;
+    const size_t rd = recs_.empty() ? 0 : recs_.front().off;
+    size_t at = wr_;
+    if (!recs_.empty() && wr_ <= rd) {  // wrapped: free space is [wr_, rd)
+      if (rd - wr_ < len) return SIZE_MAX;
+    } else if (n - wr_ < len) {  // the end is short: start again at 0
+      if (rd < len || (recs_.empty() && n < len)) return SIZE_MAX;
+      at = 0;
+    }
+    wr_ = at + len;
+    return at;
+  }
+  std::unique_ptr<uint8_t[]> arena_;  // touched as it fills
+  size_t n_;
+  std::deque<Rec> recs_;
+  size_t wr_ = 0, used_ = 0;
+};
+
+struct Counters {
+  uint64_t in = 0, out = 0, bytes = 0, lost = 0, queue_full = 0, line_full = 0, held = 0, too_long = 0;
+};
+
+struct Direction {
+  const char* name;
+  nmport_d* from;
+  nmport_d* to;
+  replay::ArrivalLink link;
+  Line line, held;
+  Counters c;
+  uint32_t queued = 0;  // frames put on `to` since its last sync
+};
+
+uint64_t now_ns() {
+  timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return uint64_t(t.tv_sec) * 1000000000ull + uint64_t(t.tv_nsec);
+}
+
+// Frames waiting on the rx rings of d.from into its delay lines.
+void take_in(Direction& d, uint64_t now) {
+  for (int r = d.from->first_rx_ring; r <= d.from->last_rx_ring; r++) {
+    netmap_ring* ring = NETMAP_RXRING(d.from->nifp, r);
+    while (!nm_ring_empty(ring)) {
+      // A frame's slots (a chain), all present, else wait for the rest.
+      uint32_t i = ring->head, n = 1, len = 0;
+      for (;; i = nm_ring_next(ring, i), n++) {
+        len += ring->slot[i].len;
+        if (!(ring->slot[i].flags & NS_MOREFRAG)) break;
+        if (nm_ring_next(ring, i) == ring->tail) {
+          n = 0;
+          break;
+        }
+      }
+      if (n == 0) break;
+      d.c.in++;
+      uint64_t t;
+      bool held;
+      switch (d.link.arrive(now, len, &t, &held)) {
+        case replay::ArrivalLink::kLost: d.c.lost++; break;
+        case replay::ArrivalLink::kQueueFull: d.c.queue_full++; break;
+        default:
+          if (!(held ? d.held : d.line).push(t, ring, ring->head, n, len)) d.c.line_full++;
+          d.c.held += held;
+      }
+      ring->head = ring->cur = nm_ring_next(ring, i);
+    }
+  }
+}
+
+// Frames whose time has come onto d.to's first tx ring; false if the ring
+// is full with frames due (wait for room).
+bool send_out(Direction& d, uint64_t now, long batch) {
+  netmap_ring* ring = NETMAP_TXRING(d.to->nifp, d.to->first_tx_ring);
+  for (;;) {
+    Line* l = nullptr;
+    if (!d.line.empty() && d.line.front_time() <= now) l = &d.line;
+    if (!d.held.empty() && d.held.front_time() <= now && (!l || d.held.front_time() < l->front_time())) l = &d.held;
+    if (!l) break;
+    uint32_t len;
+    const uint8_t* f = l->front(&len);
+    const uint32_t bs = ring->nr_buf_size, need = len ? (len + bs - 1) / bs : 1;
+    if (need >= ring->num_slots) {
+      d.c.too_long++;
+      l->pop();
+      continue;
+    }
+    if (nm_ring_space(ring) < need) {
+      if (d.queued) ioctl(d.to->fd, NIOCTXSYNC, nullptr), d.queued = 0;
+      if (nm_ring_space(ring) < need) return false;
+    }
+    uint32_t h = ring->head;
+    for (uint32_t k = 0, off = 0; k < need; k++, h = nm_ring_next(ring, h)) {
+      netmap_slot& s = ring->slot[h];
+      const uint32_t c = len - off < bs ? len - off : bs;
+      memcpy(NETMAP_BUF(ring, s.buf_idx), f + off, c);
+      s.len = uint16_t(c);
+      off += c;
+      s.flags = k + 1 < need ? NS_MOREFRAG : 0;
+    }
+    ring->head = ring->cur = h;
+    d.c.out++;
+    d.c.bytes += len;
+    l->pop();
+    if (++d.queued >= uint32_t(batch)) ioctl(d.to->fd, NIOCTXSYNC, nullptr), d.queued = 0;
+  }
+  if (d.queued) ioctl(d.to->fd, NIOCTXSYNC, nullptr), d.queued = 0;
+  return true;
+}
+
+uint64_t next_time(const Direction& d) {
+  uint64_t t = UINT64_MAX;
+  if (!d.line.empty()) t = d.line.front_time();
+  if (!d.held.empty() && d.held.front_time() < t) t = d.held.front_time();
+  return t;
+}
+
+std::string counters_json(const Direction* dirs) {
+  std::string j = "{\"directions\":[";
+  char b[512];
+  for (int k = 0; k < 2; k++) {
+    const Counters& c = dirs[k].c;
+    snprintf(b, sizeof b,
+             "%s{\"dir\":\"%s\",\"in\":%" PRIu64 ",\"out\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"lost\":%" PRIu64
+             ",\"queue_full\":%" PRIu64 ",\"line_full\":%" PRIu64 ",\"held\":%" PRIu64 ",\"too_long\":%" PRIu64
+             ",\"waiting\":%zu}",
+             k ? "," : "", dirs[k].name, c.in, c.out, c.bytes, c.lost, c.queue_full, c.line_full, c.held, c.too_long,
+             dirs[k].line.size() + dirs[k].held.size());
+    j += b;
+  }
+  return j + "]}";
+}
+
+// A session request: "set ARGS..." (link options) or "stop" or "stats".
+void handle(const std::string& line, Direction* dirs, const Request& limits, std::string* reply) {
+  std::vector<std::string> w;
+  for (size_t a = 0, b; a < line.size(); a = b + 1) {
+    b = line.find('\x1f', a);
+    if (b == std::string::npos) b = line.size();
+    w.push_back(line.substr(a, b - a));
+  }
+  if (w.size() == 1 && w[0] == "stop") {
+    g_stop = 1;
+    *reply = "0\n";
+    return;
+  }
+  if (w.size() == 1 && w[0] == "stats") {
+    *reply = "0\n" + counters_json(dirs) + "\n";
+    return;
+  }
+  if (w.empty() || w[0] != "set") {
+    *reply = "1 unknown request\n";
+    return;
+  }
+  Request r;  // the running parameters, changed by the options given
+  for (int d = 0; d < 2; d++) r.dir[d] = dirs[d].link.params();
+  std::vector<char*> argv;
+  for (std::string& s : w) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  std::string why;
+  if (parse(int(w.size()), argv.data(), &r, &why) >= 0 || !within_max(r, limits, &why)) {
+    *reply = "1 " + (why.empty() ? std::string("bad request") : why) + "\n";
+    return;
+  }
+  for (int d = 0; d < 2; d++) dirs[d].link.set(r.dir[d]);
+  *reply = "0\n";
+}
+
+// As a client of a running session: send our link options, or stop it.
+int client(const Request& r, int argc, char** argv) {
+  const std::string path = ctl::socket_path("tlem", r.session);
+  std::string line = r.stop_server ? "stop" : "set";
+  if (!r.stop_server)
+    for (int k = 1; k < argc; k++) {
+      const std::string a = argv[k];
+      if (a == "-s") {
+        k++;
+        continue;
+      }
+      line += '\x1f' + a;
+    }
+  std::string reply, err;
+  if (!ctl::ask(path, line, &reply, &err)) {
+    fprintf(stderr, "tlem: session %s: %s\n", r.session.c_str(), err.c_str());
+    return kExitFailed;
+  }
+  if (reply[0] != '0') {
+    fprintf(stderr, "tlem: session %s: %s", r.session.c_str(), reply.substr(2).c_str());
+    return kExitFailed;
+  }
+  if (r.stop_server) {  // until it is gone: its socket no longer answers
+    for (int i = 0; i < 500; i++) {
+      std::string e2, rep;
+      if (!ctl::ask(path, "stats", &rep, &e2)) return 0;
+      usleep(10000);
+    }
+    fprintf(stderr, "tlem: session %s: still running after 5 s\n", r.session.c_str());
+    return kExitFailed;
+  }
+  return 0;
+}
+
+size_t line_bytes(const Request& r) {
+  if (!r.have_max) return kDefaultLine;
+  double b = r.max_bps / 8 * (r.max_delay_ns + r.max_hold_ns) / 1e9;
+  uint64_t q = 0;
+  for (const LinkParams& p : r.dir) q = std::max(q, p.queue_bytes);
+  b += double(q) + (1 << 20);
+  return b > double(16ull << 30) ? size_t(16ull << 30) : size_t(b);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Request r;
+  std::string why;
+  if (const int rc = parse(argc, argv, &r, &why); rc >= 0) {
+    if (rc) fprintf(stderr, "tlem: %s; --help for usage\n", why.c_str());
+    return rc;
+  }
+  // A session that runs already takes our parameters.
+  const std::string sock = r.session.empty() ? "" : ctl::socket_path("tlem", r.session);
+  if (!r.session.empty()) {
+    std::string reply, err;
+    if (ctl::ask(sock, "stats", &reply, &err)) return client(r, argc, argv);
+    if (r.stop_server) {
+      fprintf(stderr, "tlem: session %s: no tlem serves it\n", r.session.c_str());
+      return kExitFailed;
+    }
+  }
+  if (r.ports.size() != 2) {
+    fprintf(stderr, "tlem: -i must name two ports (%zu given); --help for usage\n", r.ports.size());
+    return kExitUsage;
+  }
+  if (!within_max(r, r, &why)) {
+    fprintf(stderr, "tlem: %s\n", why.c_str());
+    return kExitUsage;
+  }
+  if (r.cpu >= 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(int(r.cpu), &set);
+    if (sched_setaffinity(0, sizeof set, &set) != 0) {
+      fprintf(stderr, "tlem: -C %ld: %s\n", r.cpu, strerror(errno));
+      return kExitFailed;
+    }
+  }
+  nmport_d* a = nmport_open(r.ports[0].c_str());
+  nmport_d* b = a ? nmport_open(r.ports[1].c_str()) : nullptr;
+  if (!b) {
+    if (a) nmport_close(a);
+    return kExitFailed;  // libnetmap said why
+  }
+  int ls = -1;  // the session's socket, made once the ports (and so the runtime directory) are there
+  if (!sock.empty() && (ls = ctl::listen_on(sock, &why)) < 0) {
+    fprintf(stderr, "tlem: %s\n", why.c_str());
+    nmport_close(a);
+    nmport_close(b);
+    return kExitFailed;
+  }
+  const size_t lb = line_bytes(r);
+  std::random_device rd;
+  Direction dirs[2] = {{"A>B", a, b, replay::ArrivalLink(r.dir[0], rd()), Line(lb), Line(lb / 4 + 65536), {}, 0},
+                       {"B>A", b, a, replay::ArrivalLink(r.dir[1], rd()), Line(lb), Line(lb / 4 + 65536), {}, 0}};
+  struct sigaction sa{};
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  prctl(PR_SET_TIMERSLACK, 1UL);
+  for (long s = 0; s < r.wait && !g_stop; s++) sleep(1);
+  if (!r.quiet)
+    fprintf(stderr, "tlem: %s <-> %s, delay lines of %zu MB%s%s\n", r.ports[0].c_str(), r.ports[1].c_str(), lb >> 20,
+            ls >= 0 ? ", session " : "", r.session.c_str());
+  uint64_t next_report = now_ns() + 1000000000ull;
+  while (!g_stop) {
+    const uint64_t now = now_ns();
+    bool blocked[2];
+    for (int k = 0; k < 2; k++) blocked[k] = !send_out(dirs[k], now, r.batch);
+    for (Direction& d : dirs) take_in(d, now);
+    if (r.verbose && now >= next_report) {
+      fprintf(stderr, "tlem: %s\n", counters_json(dirs).c_str());
+      next_report += 1000000000ull;
+    }
+    // Sleep until a port has frames or room, the session asks, or 100 us
+    // before the next frame's time; closer than that, spin.
+    const uint64_t next = std::min(next_time(dirs[0]), next_time(dirs[1]));
+    const uint64_t t = now_ns();
+    if (next <= t + kSpinNs && !blocked[0] && !blocked[1]) {
+      for (Direction& d : dirs) ioctl(d.from->fd, NIOCRXSYNC, nullptr);
+      continue;
+    }
+    pollfd pfd[5];
+    int n = 0;
+    for (int k = 0; k < 2; k++) pfd[n++] = {dirs[k].from->fd, POLLIN, 0};
+    for (int k = 0; k < 2; k++)
+      if (blocked[k]) pfd[n++] = {dirs[k].to->fd, POLLOUT, 0};
+    if (ls >= 0) pfd[n++] = {ls, POLLIN, 0};
+    uint64_t wait_ns = next == UINT64_MAX ? 1000000000ull : next > t + kSpinNs ? next - t - kSpinNs : 0;
+    if (r.verbose && next_report > t && next_report - t < wait_ns) wait_ns = next_report - t;
+    const timespec ts{time_t(wait_ns / 1000000000ull), long(wait_ns % 1000000000ull)};
+    if (ppoll(pfd, nfds_t(n), &ts, nullptr) > 0 && ls >= 0 && (pfd[n - 1].revents & POLLIN))
+      ctl::serve_one(ls, "tlem", [&](const std::string& line, std::string* reply) { handle(line, dirs, r, reply); });
+  }
+  printf("%s\n", counters_json(dirs).c_str());
+  if (ls >= 0) {
+    close(ls);
+    unlink(sock.c_str());
+  }
+  nmport_close(a);
+  nmport_close(b);
+  return 0;
+}
