@@ -623,12 +623,16 @@ TEST(Nic, AttachedToValeSwitch) {
     // And back: wire -> NIC -> switch -> the VALE port (flooded).
     Event go, back;
     Child sender = in_ns(v.b, nullptr, [&] {
-      auto p = unetmap::Port::open("netmap:" + v.ib);
-      if (!p) return 2;
+      std::string why;
+      auto p = unetmap::Port::open("netmap:" + v.ib, &why);
+      if (!p) {
+        fprintf(stderr, "sender: %s\n", why.c_str());
+        return 2;
+      }
       go.signal();
       return send_paced(p, 0, 1, kCount, kStep, back) ? 0 : 3;
     });
-    ASSERT_EQ(go.wait(10000), 'x');
+    ASSERT_EQ(go.wait(10000), 'x') << "the sender ended with " << sender.wait(1000);
     RxResult b = receive(port, kCount, &back, kStep, 20000);
     EXPECT_EQ(b.got[1], kCount);
     EXPECT_EQ(b.bad, 0u);

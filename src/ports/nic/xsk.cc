@@ -11,6 +11,7 @@
 #include <bpf/bpf.h>
 #include <errno.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include <linux/if_xdp.h>
 #include <sys/socket.h>
 #include <xdp/xsk.h>
@@ -102,8 +103,15 @@ int XskQueue::open(std::string* why) {
   std::string zc_why;
   if (make_socket(XDP_ZEROCOPY | XDP_USE_NEED_WAKEUP, &zc_why) == 0) {
     zero_copy_ = true;
-  } else if (int err = make_socket(XDP_COPY | XDP_USE_NEED_WAKEUP, why)) {
-    return err;
+  } else {
+    // The kernel gives a closed socket's queue back later, from a work
+    // item (xp_release_deferred): a bind right after another process
+    // closed its socket on the queue finds it busy. Tried again for up
+    // to a second; a queue that a live socket holds stays refused.
+    int err = 0;
+    for (int tries = 0; (err = make_socket(XDP_COPY | XDP_USE_NEED_WAKEUP, why)) == EBUSY && tries < 100; tries++)
+      usleep(10000);
+    if (err) return err;
   }
   // Copy mode sends 32 frames per system call unless told otherwise
   // (Linux 6.16+: XDP_MAX_TX_SKB_BUDGET; 6.18+: skbs allocated in batches).
