@@ -44,6 +44,7 @@
 
 #include "ctl_socket.h"
 #include "replay.h"
+#include "tlem_route.h"
 
 namespace {
 
@@ -61,7 +62,7 @@ void on_signal(int) { g_stop = 1; }
 void usage(FILE* f) {
   fprintf(f,
           "usage: tlem -i A -i B [-B BW] [-D DELAY] [-L LOSS] [-R REORDER] [-Q SIZE] [-b BATCH] [-w SECS]\n"
-          "            [-C CPU] [-s SESSION [-a]] [-M BW,DELAY,HOLD] [-v] [-q]\n"
+          "            [-C CPU] [-s SESSION [-a]] [-M BW,DELAY,HOLD] [-r [-G ADDR]...] [-v] [-q]\n"
           "Emulate a link between two netmap ports, each direction on its own. -B, -D, -L, -R, -Q:\n"
           "once for both directions, twice for A to B then B to A.\n"
           "  -B BW      BPS | constant,BPS | ether,BPS (k, m, g); default: no limit\n"
@@ -74,6 +75,8 @@ void usage(FILE* f) {
           "  -C CPU     run on this CPU\n"
           "  -s SESSION serve the session, or change a running one's parameters; -a stops it\n"
           "  -M BW,DELAY,HOLD  the largest values the session accepts; sizes the delay lines\n"
+          "  -r         route mode: an IPv4 router between the subnets of the two ports' interfaces\n"
+          "  -G ADDR    route mode: a default gateway (on the subnet of the side it belongs to)\n"
           "  -v / -q    a line of counters every second / no start-up line\n");
 }
 
@@ -84,7 +87,8 @@ struct Request {
   LinkParams dir[2];
   long batch = 512, wait = 2, cpu = -1;
   std::string session;
-  bool stop_server = false, verbose = false, quiet = false;
+  bool stop_server = false, verbose = false, quiet = false, route = false;
+  std::vector<std::string> gateways;  // -G, route mode
   bool have_max = false;
   double max_bps = 0, max_delay_ns = 0, max_hold_ns = 0;
 };
@@ -184,7 +188,7 @@ int parse(int argc, char** argv, Request* r, std::string* why) {
   optind = 1;
   opterr = 0;
   int ch;
-  while ((ch = getopt_long(argc, argv, "i:B:D:L:R:Q:b:w:C:s:aM:vqh", longopts, nullptr)) != -1) {
+  while ((ch = getopt_long(argc, argv, "i:B:D:L:R:Q:b:w:C:s:aM:vqrG:h", longopts, nullptr)) != -1) {
     bool ok = true;
     switch (ch) {
       case 'i': r->ports.push_back(optarg); break;
@@ -202,6 +206,8 @@ int parse(int argc, char** argv, Request* r, std::string* why) {
       case 'a': r->stop_server = true; break;
       case 'M': ok = parse_max(optarg, r, why); break;
       case 'v': r->verbose = true; break;
+      case 'r': r->route = true; break;
+      case 'G': r->gateways.push_back(optarg); break;
       case 'q': r->quiet = true; break;
       case 'h': usage(stdout); return 0;
       default:
@@ -240,6 +246,7 @@ class Line {
     return true;
   }
   bool empty() const { return recs_.empty(); }
+  uint8_t* last() { return &arena_[recs_.back().off]; }
   uint64_t front_time() const { return recs_.front().t; }
   const uint8_t* front(uint32_t* len) const {
     *len = recs_.front().len;
@@ -282,6 +289,7 @@ class Line {
 
 struct Counters {
   uint64_t in = 0, out = 0, bytes = 0, lost = 0, queue_full = 0, line_full = 0, held = 0, too_long = 0;
+  uint64_t not_routed = 0;  // route mode: frames with no route, and ARP, which tlem answers itself
 };
 
 struct Direction {
@@ -292,6 +300,11 @@ struct Direction {
   Line line, held;
   Counters c;
   uint32_t queued = 0;  // frames put on `to` since its last sync
+  // Route mode: the sides frames come from and go to, and tlem's own
+  // frames (ARP) to send out of `to` at once, ahead of the link.
+  tlem::Side* in_side = nullptr;
+  tlem::Side* out_side = nullptr;
+  std::deque<std::vector<uint8_t>> now_q;
 };
 
 uint64_t now_ns() {
@@ -300,8 +313,10 @@ uint64_t now_ns() {
   return uint64_t(t.tv_sec) * 1000000000ull + uint64_t(t.tv_nsec);
 }
 
-// Frames waiting on the rx rings of d.from into its delay lines.
-void take_in(Direction& d, uint64_t now) {
+// Frames waiting on the rx rings of d.from into its delay lines (other:
+// the opposite direction, which sends route mode's ARP replies).
+void take_in(Direction& d, Direction& other, uint64_t now) {
+  std::vector<std::vector<uint8_t>> reply_in, ask_out;
   for (int r = d.from->first_rx_ring; r <= d.from->last_rx_ring; r++) {
     netmap_ring* ring = NETMAP_RXRING(d.from->nifp, r);
     while (!nm_ring_empty(ring)) {
@@ -317,17 +332,52 @@ void take_in(Direction& d, uint64_t now) {
       }
       if (n == 0) break;
       d.c.in++;
+      tlem::Route rt;
+      if (d.in_side) {
+        const netmap_slot& s0 = ring->slot[ring->head];
+        rt = tlem::route(reinterpret_cast<const uint8_t*>(NETMAP_BUF(ring, s0.buf_idx)), s0.len, *d.in_side,
+                         *d.out_side, now, &reply_in, &ask_out);
+        if (rt.kind != tlem::Route::kForward) {
+          d.c.not_routed++;
+          ring->head = ring->cur = nm_ring_next(ring, i);
+          continue;
+        }
+      }
       uint64_t t;
       bool held;
       switch (d.link.arrive(now, len, &t, &held)) {
         case replay::ArrivalLink::kLost: d.c.lost++; break;
         case replay::ArrivalLink::kQueueFull: d.c.queue_full++; break;
-        default:
-          if (!(held ? d.held : d.line).push(t, ring, ring->head, n, len)) d.c.line_full++;
+        default: {
+          Line& l = held ? d.held : d.line;
+          if (!l.push(t, ring, ring->head, n, len)) {
+            d.c.line_full++;
+          } else if (d.in_side) {  // the copy gets its new Ethernet addresses
+            memcpy(l.last(), rt.dst.data(), 6);
+            memcpy(l.last() + 6, rt.src.data(), 6);
+          }
           d.c.held += held;
+        }
       }
       ring->head = ring->cur = nm_ring_next(ring, i);
     }
+  }
+  for (auto& f : reply_in) other.now_q.push_back(std::move(f));
+  for (auto& f : ask_out) d.now_q.push_back(std::move(f));
+}
+
+// Frames tlem makes itself (route mode's ARP) onto d.to's first tx ring.
+void send_now(Direction& d) {
+  netmap_ring* ring = NETMAP_TXRING(d.to->nifp, d.to->first_tx_ring);
+  while (!d.now_q.empty() && nm_ring_space(ring) > 0) {
+    const std::vector<uint8_t>& f = d.now_q.front();
+    netmap_slot& s = ring->slot[ring->head];
+    memcpy(NETMAP_BUF(ring, s.buf_idx), f.data(), f.size());
+    s.len = uint16_t(f.size());
+    s.flags = 0;
+    ring->head = ring->cur = nm_ring_next(ring, ring->head);
+    d.now_q.pop_front();
+    d.queued++;
   }
 }
 
@@ -335,6 +385,7 @@ void take_in(Direction& d, uint64_t now) {
 // is full with frames due (wait for room).
 bool send_out(Direction& d, uint64_t now, long batch) {
   netmap_ring* ring = NETMAP_TXRING(d.to->nifp, d.to->first_tx_ring);
+  if (!d.now_q.empty()) send_now(d);
   for (;;) {
     Line* l = nullptr;
     if (!d.line.empty() && d.line.front_time() <= now) l = &d.line;
@@ -386,9 +437,9 @@ std::string counters_json(const Direction* dirs) {
     snprintf(b, sizeof b,
              "%s{\"dir\":\"%s\",\"in\":%" PRIu64 ",\"out\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"lost\":%" PRIu64
              ",\"queue_full\":%" PRIu64 ",\"line_full\":%" PRIu64 ",\"held\":%" PRIu64 ",\"too_long\":%" PRIu64
-             ",\"waiting\":%zu}",
+             ",\"not_routed\":%" PRIu64 ",\"waiting\":%zu}",
              k ? "," : "", dirs[k].name, c.in, c.out, c.bytes, c.lost, c.queue_full, c.line_full, c.held, c.too_long,
-             dirs[k].line.size() + dirs[k].held.size());
+             c.not_routed, dirs[k].line.size() + dirs[k].held.size());
     j += b;
   }
   return j + "]}";
@@ -463,6 +514,27 @@ int client(const Request& r, int argc, char** argv) {
   return 0;
 }
 
+// Route mode's two sides, from the ports' interfaces; each -G goes to the
+// side whose subnet holds it.
+bool route_sides(const Request& r, tlem::Side* sides, std::string* why) {
+  for (int k = 0; k < 2; k++)
+    if (!tlem::side_of(r.ports[k], &sides[k], why)) return false;
+  for (const std::string& g : r.gateways) {
+    uint32_t ip;
+    if (!tlem::parse_ip(g.c_str(), &ip)) {
+      *why = "-G " + g + ": not an IPv4 address";
+      return false;
+    }
+    int k = sides[0].on_subnet(ip) ? 0 : sides[1].on_subnet(ip) ? 1 : -1;
+    if (k < 0) {
+      *why = "-G " + g + ": on neither port's subnet";
+      return false;
+    }
+    sides[k].gw = ip;
+  }
+  return true;
+}
+
 size_t line_bytes(const Request& r) {
   if (!r.have_max) return kDefaultLine;
   double b = r.max_bps / 8 * (r.max_delay_ns + r.max_hold_ns) / 1e9;
@@ -495,6 +567,14 @@ int main(int argc, char** argv) {
     fprintf(stderr, "tlem: -i must name two ports (%zu given); --help for usage\n", r.ports.size());
     return kExitUsage;
   }
+  if (!r.gateways.empty() && !r.route) {
+    fprintf(stderr, "tlem: -G is for route mode (-r); --help for usage\n");
+    return kExitUsage;
+  }
+  if (r.gateways.size() > 2) {
+    fprintf(stderr, "tlem: -G given %zu times: a gateway for each side at most; --help for usage\n", r.gateways.size());
+    return kExitUsage;
+  }
   if (!within_max(r, r, &why)) {
     fprintf(stderr, "tlem: %s\n", why.c_str());
     return kExitUsage;
@@ -523,8 +603,21 @@ int main(int argc, char** argv) {
   }
   const size_t lb = line_bytes(r);
   std::random_device rd;
-  Direction dirs[2] = {{"A>B", a, b, replay::ArrivalLink(r.dir[0], rd()), Line(lb), Line(lb / 4 + 65536), {}, 0},
-                       {"B>A", b, a, replay::ArrivalLink(r.dir[1], rd()), Line(lb), Line(lb / 4 + 65536), {}, 0}};
+  Direction dirs[2] = {
+      {"A>B", a, b, replay::ArrivalLink(r.dir[0], rd()), Line(lb), Line(lb / 4 + 65536), {}, 0, nullptr, nullptr, {}},
+      {"B>A", b, a, replay::ArrivalLink(r.dir[1], rd()), Line(lb), Line(lb / 4 + 65536), {}, 0, nullptr, nullptr, {}}};
+  tlem::Side sides[2];
+  if (r.route && !route_sides(r, sides, &why)) {
+    fprintf(stderr, "tlem: %s\n", why.c_str());
+    if (ls >= 0) close(ls);
+    nmport_close(a);
+    nmport_close(b);
+    return kExitFailed;
+  }
+  if (r.route) {
+    dirs[0].in_side = dirs[1].out_side = &sides[0];
+    dirs[0].out_side = dirs[1].in_side = &sides[1];
+  }
   struct sigaction sa{};
   sa.sa_handler = on_signal;
   sigaction(SIGINT, &sa, nullptr);
@@ -539,7 +632,8 @@ int main(int argc, char** argv) {
     const uint64_t now = now_ns();
     bool blocked[2];
     for (int k = 0; k < 2; k++) blocked[k] = !send_out(dirs[k], now, r.batch);
-    for (Direction& d : dirs) take_in(d, now);
+    take_in(dirs[0], dirs[1], now);
+    take_in(dirs[1], dirs[0], now);
     if (r.verbose && now >= next_report) {
       fprintf(stderr, "tlem: %s\n", counters_json(dirs).c_str());
       next_report += 1000000000ull;
