@@ -5,12 +5,17 @@
 // unit-tested in nmreplay_test.
 #include <gtest/gtest.h>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+
 #include <algorithm>
+#include <fstream>
 #include <cmath>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "ctl_socket.h"
 #include "util/proc.h"
 #include "util/test_util.h"
 
@@ -54,7 +59,7 @@ class Tlem : public ::testing::Test {
       }
       netmap_slot& s = r->slot[r->head];
       uint8_t* b = reinterpret_cast<uint8_t*>(NETMAP_BUF(r, s.buf_idx));
-      memset(b, 0, len);
+      memset(b, 0, len < 30 ? 30 : len);
       const uint64_t seq = first + i, now = mono_ns();
       memcpy(b + 14, &seq, 8);
       memcpy(b + 22, &now, 8);
@@ -193,6 +198,71 @@ TEST_F(Tlem, ASessionChangesTheRunningLinkAndStopsIt) {
   EXPECT_NE(none.err().find("no tlem serves it"), std::string::npos) << none.err();
 }
 
+TEST_F(Tlem, HeldFramesLeaveByTheirOwnTimes) {
+  // Every frame held 1 ms on top of a random 0-20 ms delay: their times
+  // come in any order, and each leaves at its own (held frames kept in a
+  // queue of arrival order waited 9 ms too long on average).
+  start({"-D", "uniform,0,20m", "-R", "const,1,1m"});
+  const auto got = exchange(a_, b_, 0, 300, 100, 200);
+  ASSERT_EQ(got.size(), 300u);
+  for (const Got& g : got) EXPECT_LT(double(g.at - g.sent) / 1e6, 23.0) << "frame " << g.seq;
+}
+
+TEST_F(Tlem, AnEmptyFrameDoesNotBlockItsDirection) {
+  start({"-D", "100m"});
+  send(a_, 0, 1, 0, 0);
+  send(a_, 1, 4, 60, 0);
+  const auto got = recv(b_, 5, 500);
+  EXPECT_EQ(got.size(), 5u) << "an empty frame made the delay line look full";
+  p_->stop(SIGTERM);
+  EXPECT_EQ(counter(0, "line_full"), 0u) << p_->out();
+}
+
+TEST_F(Tlem, APeerThatStopsReadingDoesNotMakeItSpin) {
+  // B's receiver reads nothing: its ring fills and tlem waits for room,
+  // asleep (it spun at 100% before).
+  start({});
+  send(a_, 0, 3000, 60, 0);
+  auto cpu = [&] {
+    std::ifstream st("/proc/" + std::to_string(p_->pid()) + "/stat");
+    std::string x;
+    for (int i = 0; i < 13; i++) st >> x;
+    uint64_t u, k;
+    st >> u >> k;
+    return double(u + k) / double(sysconf(_SC_CLK_TCK));
+  };
+  const double c0 = cpu(), t0 = nmtest::now_ms();
+  usleep(1000000);
+  const double used = (cpu() - c0) / ((nmtest::now_ms() - t0) / 1000);
+  EXPECT_LT(used, 0.3) << "tlem used " << used * 100 << "% of a CPU waiting for room";
+  EXPECT_GT(recv(b_, 3000).size(), 1000u);  // and the frames come once B reads
+}
+
+TEST_F(Tlem, SessionClientsThatHangUpOrSendGarbageDoNotHurtTheServer) {
+  start({"-s", "t2", "-D", "1m"});
+  const std::string path = unetmap::ctl::socket_path("tlem", "t2");
+  // A client that sends and hangs up without reading the answer.
+  for (int i = 0; i < 3; i++) {
+    const int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    strcpy(a.sun_path, path.c_str());
+    ASSERT_EQ(connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    ASSERT_EQ(write(s, "stats\n", 6), 6);
+    close(s);
+  }
+  // Requests that are not link options, then a good one.
+  std::string reply, err;
+  for (const char* bad : {"set\x1f-XB2m", "set\x1f-h", "set\x1f-i\x1fnetmap:z{0", "set\x1f-D", "bogus"}) {
+    ASSERT_TRUE(unetmap::ctl::ask(path, bad, &reply, &err)) << err;
+    EXPECT_EQ(reply[0], '1') << bad << ": " << reply;
+  }
+  ASSERT_TRUE(unetmap::ctl::ask(path, "set\x1f-D\x1f" "12m", &reply, &err)) << err;
+  EXPECT_EQ(reply, "0\n");
+  EXPECT_NEAR(median_delay_ms(exchange(a_, b_, 0, 20, 100, 1000)), 12.3, 0.6);
+  EXPECT_EQ(p_->out().find("usage"), std::string::npos) << p_->out();
+}
+
 TEST_F(Tlem, BadCommandLinesGetOneClearLine) {
   struct Case {
     std::vector<std::string> args;
@@ -209,6 +279,9 @@ TEST_F(Tlem, BadCommandLinesGetOneClearLine) {
       {{"-i", "netmap:x{0", "-i", "netmap:y{0", "-b", "0"}, 2, "-b 0"},
       {{"-i", "netmap:x{0", "-i", "netmap:y{0", "-Z"}, 2, "-Z"},
       {{"-i", "netmap:x{0", "-i", "bogus:y"}, 1, "bogus:y"},
+      {{"-i", "netmap:x{0", "-i", "netmap:y{0", "-B", "1g", "-M", "10000g,3600s,3600s"}, 2, "more than half the memory"},
+      {{"-i", "netmap:x{0", "-i", "netmap:y{0", "-r"}, 1, "route mode needs ports on interfaces"},
+      {{"-i", "netmap:x{0", "-i", "netmap:y{0", "-G", "10.0.0.1"}, 2, "-G is for route mode"},
   };
   for (const Case& c : cases) {
     std::vector<std::string> a = c.args;

@@ -40,7 +40,7 @@ bool peer_is_us(int s) {
 void write_all(int s, const std::string& b) {
   size_t at = 0;
   while (at < b.size()) {  // SO_SNDTIMEO bounds a reader that does not read
-    const ssize_t n = write(s, b.data() + at, b.size() - at);
+    const ssize_t n = send(s, b.data() + at, b.size() - at, MSG_NOSIGNAL);  // a peer gone is no SIGPIPE
     if (n <= 0) break;
     at += size_t(n);
   }
@@ -126,6 +126,10 @@ bool ask(const std::string& path, const std::string& line, std::string* reply, s
     close(s);
     return false;
   }
+  // A server that does not answer (stopped, or wedged) is given up on.
+  const timeval tv{2, 0};
+  setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   // Only a server of our own user or root is told anything (in a runtime
   // directory shared with a group, another member could listen there).
   if (!peer_is_us(s)) {
@@ -134,7 +138,7 @@ bool ask(const std::string& path, const std::string& line, std::string* reply, s
     return false;
   }
   const std::string msg = line + "\n";
-  if (write(s, msg.data(), msg.size()) != ssize_t(msg.size())) {
+  if (send(s, msg.data(), msg.size(), MSG_NOSIGNAL) != ssize_t(msg.size())) {
     *err = std::string("cannot send: ") + strerror(errno);
     close(s);
     return false;
@@ -144,9 +148,11 @@ bool ask(const std::string& path, const std::string& line, std::string* reply, s
   char buf[65536];
   ssize_t n;
   while ((n = read(s, buf, sizeof buf)) > 0) reply->append(buf, size_t(n));
+  const int e = n < 0 ? errno : 0;
   close(s);
   if (reply->empty()) {
-    *err = "the server closed the connection without an answer";
+    *err = e == EAGAIN || e == EWOULDBLOCK ? "the server did not answer within 2 s"
+                                           : "the server closed the connection without an answer";
     return false;
   }
   return true;

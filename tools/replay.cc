@@ -129,13 +129,17 @@ bool parse_loss(const char* arg, Loss* out, std::string* why) {
   Loss l;
   l.kind = w[0] == "ber" ? Loss::kBer : Loss::kPlr;
   const bool named = w[0] == "ber" || w[0] == "plr";
-  const std::string& v = w[named ? 1 : 0];
   char* end = nullptr;
-  if (w.size() == (named ? 2u : 1u) && !v.empty()) l.rate = strtod(v.c_str(), &end);
+  if (w.size() == (named ? 2u : 1u) && !w.back().empty()) l.rate = strtod(w.back().c_str(), &end);
   if (!end || *end || !(l.rate >= 0 && l.rate <= 1))
     return fail(why, "loss", arg, "X, plr,X or ber,X with X a rate from 0 to 1");
   *out = l;
   return true;
+}
+
+double wire_exact(const Rate& r, uint32_t len) {
+  if (r.kind != Rate::kConstant && r.kind != Rate::kEther) return 0;
+  return 8.0 * (len + (r.kind == Rate::kEther ? 24 : 0)) * 1e9 / r.bps;
 }
 
 uint64_t wire_ns(const Rate& r, uint32_t len) {
@@ -152,8 +156,9 @@ uint64_t Link::delay() { return draw_delay(delay_, rng_); }
 uint64_t Link::next(uint32_t len, uint64_t stamp_ns, bool* lost) {
   uint64_t t = 0;
   if (rate_.kind == Rate::kConstant || rate_.kind == Rate::kEther) {
-    t = clock_;
-    clock_ = sat_add(clock_, wire_ns(rate_, len));
+    // Fractions of a nanosecond add up (60 bytes at 100 Gbit/s: 4.8 ns).
+    t = to_time(clock_);
+    clock_ += wire_exact(rate_, len);
   } else if (rate_.kind == Rate::kReal) {
     if (!have_first_) first_ = stamp_ns, have_first_ = true;
     // A stamp before the first (a capture whose clock stepped back) goes
@@ -176,11 +181,12 @@ uint64_t Link::next(uint32_t len, uint64_t stamp_ns, bool* lost) {
 void Link::end_pass() {
   uint64_t d = 0;
   if (rate_.kind == Rate::kConstant || rate_.kind == Rate::kEther)
-    d = clock_;
+    d = to_time(clock_);
   else if (rate_.kind == Rate::kReal)
     d = sat_add(last_t_, frames_ > 1 ? last_t_ / (frames_ - 1) : 0);  // the mean gap after the last
   base_ = sat_add(base_, d);
-  clock_ = last_t_ = frames_ = 0;
+  clock_ = 0;
+  last_t_ = frames_ = 0;
   have_first_ = false;
 }
 
@@ -200,8 +206,8 @@ bool parse_reorder(const char* arg, double* p, uint64_t* hold_ns, std::string* w
 bool parse_size(const char* arg, uint64_t* bytes, std::string* why) {
   static const double mult[] = {1e3, 1e3, 1e6, 1e6, 1e9, 1e9};
   double v;
-  if (!scaled(arg, "kKmMgG", mult, 1, &v) || v > 1e12)
-    return fail(why, "queue size", arg, "a number of bytes, with k, m or g (10^3, 10^6, 10^9), at most 1000g");
+  if (!scaled(arg, "kKmMgG", mult, 1, &v) || v < 1 || v > 1e12)
+    return fail(why, "queue size", arg, "a number of bytes from 1, with k, m or g (10^3, 10^6, 10^9), at most 1000g");
   *bytes = uint64_t(v);
   return true;
 }
@@ -210,10 +216,10 @@ ArrivalLink::Verdict ArrivalLink::arrive(uint64_t now, uint32_t len, uint64_t* o
   uint64_t t = now;
   *held = false;
   if (p_.rate.kind == Rate::kConstant || p_.rate.kind == Rate::kEther) {
-    const uint64_t start = link_free_ > now ? link_free_ : now;
-    if (p_.queue_bytes && double(start - now) * p_.rate.bps / 8e9 > double(p_.queue_bytes)) return kQueueFull;
-    link_free_ = sat_add(start, wire_ns(p_.rate, len));
-    t = link_free_;
+    const double start = link_free_ > double(now) ? link_free_ : double(now);
+    if (p_.queue_bytes && (start - double(now)) * p_.rate.bps / 8e9 > double(p_.queue_bytes)) return kQueueFull;
+    link_free_ = start + wire_exact(p_.rate, len);
+    t = to_time(link_free_);
   }
   std::uniform_real_distribution<double> u(0, 1);
   if (p_.loss.kind != Loss::kNone && p_.loss.rate > 0) {

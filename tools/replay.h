@@ -46,6 +46,7 @@ bool parse_loss(const char* arg, Loss* out, std::string* why);
 // Nanoseconds a frame of len bytes occupies the link at rate r (0 for
 // kMax and kReal, whose times come from elsewhere).
 uint64_t wire_ns(const Rate& r, uint32_t len);
+double wire_exact(const Rate& r, uint32_t len);  // the same, not rounded
 
 // The link: per frame, its send time and whether it is lost. Frames are
 // given in order with their length and capture time stamp (ns); a pass
@@ -66,7 +67,7 @@ class Link {
   Loss loss_;
   std::mt19937_64 rng_;
   uint64_t base_ = 0;      // the pass's start
-  uint64_t clock_ = 0;     // constant/ether: when the link is free again (in the pass)
+  double clock_ = 0;       // constant/ether: when the link is free again (in the pass), ns
   uint64_t first_ = 0;     // real: the pass's first stamp
   bool have_first_ = false;
   uint64_t last_t_ = 0;    // the pass's last undelayed time
@@ -108,7 +109,7 @@ class ArrivalLink {
  private:
   LinkParams p_;
   std::mt19937_64 rng_;
-  uint64_t link_free_ = 0;  // when the link has sent what it took
+  double link_free_ = 0;    // when the link has sent what it took, ns (fractions add up)
   uint64_t prev_ = 0;       // the last exit time of a frame not held
 };
 

@@ -37,6 +37,7 @@
 
 #include <cinttypes>
 #include <deque>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -185,7 +186,7 @@ bool number(char c, const char* arg, long lo, long hi, long* out, std::string* w
 // exit status, with *why unless it is 0 (--help).
 int parse(int argc, char** argv, Request* r, std::string* why) {
   static const option longopts[] = {{"help", no_argument, nullptr, 'h'}, {nullptr, 0, nullptr, 0}};
-  optind = 1;
+  optind = 0;  // a full restart: glibc keeps a pointer into the last argv otherwise
   opterr = 0;
   int ch;
   while ((ch = getopt_long(argc, argv, "i:B:D:L:R:Q:b:w:C:s:aM:vqrG:h", longopts, nullptr)) != -1) {
@@ -233,7 +234,9 @@ class Line {
   explicit Line(size_t bytes) : arena_(new uint8_t[bytes]), n_(bytes) {}
   // false if there is no room (the frame is dropped, counted).
   bool push(uint64_t t, const netmap_ring* r, uint32_t i, uint32_t nslots, uint32_t len) {
-    const size_t at = place(len);
+    // Every record takes a byte at least: the write position meeting the
+    // oldest record then always means full, never empty.
+    const size_t at = place(len ? len : 1);
     if (at == SIZE_MAX) return false;
     uint8_t* dst = &arena_[at];
     for (uint32_t k = 0; k < nslots; k++, i = nm_ring_next(const_cast<netmap_ring*>(r), i)) {
@@ -287,6 +290,44 @@ class Line {
   size_t wr_ = 0, used_ = 0;
 };
 
+// Frames held for reordering: their exit times need not come in order
+// (a random delay), so they are kept sorted; a budget of bytes bounds them.
+class HeldLine {
+ public:
+  explicit HeldLine(size_t bytes) : budget_(bytes) {}
+  bool push(uint64_t t, const netmap_ring* r, uint32_t i, uint32_t nslots, uint32_t len) {
+    if (len > budget_ - used_) return false;
+    std::vector<uint8_t> f;
+    f.reserve(len);
+    for (uint32_t k = 0; k < nslots; k++, i = nm_ring_next(const_cast<netmap_ring*>(r), i)) {
+      const netmap_slot& s = r->slot[i];
+      const uint8_t* b = reinterpret_cast<const uint8_t*>(NETMAP_BUF(const_cast<netmap_ring*>(r), s.buf_idx));
+      f.insert(f.end(), b, b + s.len);
+    }
+    last_ = q_.emplace(t, std::move(f));
+    used_ += len;
+    return true;
+  }
+  bool empty() const { return q_.empty(); }
+  uint64_t front_time() const { return q_.begin()->first; }
+  const uint8_t* front(uint32_t* len) const {
+    *len = uint32_t(q_.begin()->second.size());
+    return q_.begin()->second.data();
+  }
+  void pop() {
+    used_ -= q_.begin()->second.size();
+    if (last_ == q_.begin()) last_ = q_.end();
+    q_.erase(q_.begin());
+  }
+  size_t size() const { return q_.size(); }
+  uint8_t* last() { return last_->second.data(); }
+
+ private:
+  std::multimap<uint64_t, std::vector<uint8_t>> q_;
+  std::multimap<uint64_t, std::vector<uint8_t>>::iterator last_ = q_.end();
+  size_t budget_, used_ = 0;
+};
+
 struct Counters {
   uint64_t in = 0, out = 0, bytes = 0, lost = 0, queue_full = 0, line_full = 0, held = 0, too_long = 0;
   uint64_t not_routed = 0;  // route mode: frames with no route, and ARP, which tlem answers itself
@@ -297,7 +338,8 @@ struct Direction {
   nmport_d* from;
   nmport_d* to;
   replay::ArrivalLink link;
-  Line line, held;
+  Line line;
+  HeldLine held;
   Counters c;
   uint32_t queued = 0;  // frames put on `to` since its last sync
   // Route mode: the sides frames come from and go to, and tlem's own
@@ -305,6 +347,7 @@ struct Direction {
   tlem::Side* in_side = nullptr;
   tlem::Side* out_side = nullptr;
   std::deque<std::vector<uint8_t>> now_q;
+  bool stuck = false;  // its input holds only the start of a chain
 };
 
 uint64_t now_ns() {
@@ -317,6 +360,7 @@ uint64_t now_ns() {
 // the opposite direction, which sends route mode's ARP replies).
 void take_in(Direction& d, Direction& other, uint64_t now) {
   std::vector<std::vector<uint8_t>> reply_in, ask_out;
+  d.stuck = false;
   for (int r = d.from->first_rx_ring; r <= d.from->last_rx_ring; r++) {
     netmap_ring* ring = NETMAP_RXRING(d.from->nifp, r);
     while (!nm_ring_empty(ring)) {
@@ -330,7 +374,17 @@ void take_in(Direction& d, Direction& other, uint64_t now) {
           break;
         }
       }
-      if (n == 0) break;
+      if (n == 0) {
+        // The rest of the chain is still to come, unless the chain fills
+        // the ring: then it never can, and goes (counted).
+        if (nm_ring_space(ring) + 1 < ring->num_slots) {
+          d.stuck = true;
+          break;
+        }
+        d.c.too_long++;
+        ring->head = ring->cur = ring->tail;
+        break;
+      }
       d.c.in++;
       tlem::Route rt;
       if (d.in_side) {
@@ -349,14 +403,17 @@ void take_in(Direction& d, Direction& other, uint64_t now) {
         case replay::ArrivalLink::kLost: d.c.lost++; break;
         case replay::ArrivalLink::kQueueFull: d.c.queue_full++; break;
         default: {
-          Line& l = held ? d.held : d.line;
-          if (!l.push(t, ring, ring->head, n, len)) {
+          const bool ok = held ? d.held.push(t, ring, ring->head, n, len) : d.line.push(t, ring, ring->head, n, len);
+          if (!ok) {
             d.c.line_full++;
-          } else if (d.in_side) {  // the copy gets its new Ethernet addresses
-            memcpy(l.last(), rt.dst.data(), 6);
-            memcpy(l.last() + 6, rt.src.data(), 6);
+          } else {
+            d.c.held += held;
+            if (d.in_side && len >= 12) {  // the copy gets its new Ethernet addresses
+              uint8_t* f = held ? d.held.last() : d.line.last();
+              memcpy(f, rt.dst.data(), 6);
+              memcpy(f + 6, rt.src.data(), 6);
+            }
           }
-          d.c.held += held;
         }
       }
       ring->head = ring->cur = nm_ring_next(ring, i);
@@ -387,16 +444,17 @@ bool send_out(Direction& d, uint64_t now, long batch) {
   netmap_ring* ring = NETMAP_TXRING(d.to->nifp, d.to->first_tx_ring);
   if (!d.now_q.empty()) send_now(d);
   for (;;) {
-    Line* l = nullptr;
-    if (!d.line.empty() && d.line.front_time() <= now) l = &d.line;
-    if (!d.held.empty() && d.held.front_time() <= now && (!l || d.held.front_time() < l->front_time())) l = &d.held;
-    if (!l) break;
+    const bool line_due = !d.line.empty() && d.line.front_time() <= now;
+    const bool held_due = !d.held.empty() && d.held.front_time() <= now;
+    if (!line_due && !held_due) break;
+    const bool from_held = held_due && (!line_due || d.held.front_time() < d.line.front_time());
     uint32_t len;
-    const uint8_t* f = l->front(&len);
+    const uint8_t* f = from_held ? d.held.front(&len) : d.line.front(&len);
+    const auto pop = [&] { from_held ? d.held.pop() : d.line.pop(); };
     const uint32_t bs = ring->nr_buf_size, need = len ? (len + bs - 1) / bs : 1;
     if (need >= ring->num_slots) {
       d.c.too_long++;
-      l->pop();
+      pop();
       continue;
     }
     if (nm_ring_space(ring) < need) {
@@ -415,7 +473,7 @@ bool send_out(Direction& d, uint64_t now, long batch) {
     ring->head = ring->cur = h;
     d.c.out++;
     d.c.bytes += len;
-    l->pop();
+    pop();
     if (++d.queued >= uint32_t(batch)) ioctl(d.to->fd, NIOCTXSYNC, nullptr), d.queued = 0;
   }
   if (d.queued) ioctl(d.to->fd, NIOCTXSYNC, nullptr), d.queued = 0;
@@ -466,6 +524,13 @@ void handle(const std::string& line, Direction* dirs, const Request& limits, std
     *reply = "1 unknown request\n";
     return;
   }
+  // Only the link options: a request cannot print help onto our stdout,
+  // name ports or start anything.
+  for (size_t k = 1; k < w.size(); k++)
+    if (w[k].size() != 2 || w[k][0] != '-' || !strchr(kLinkOpts, w[k][1]) || ++k == w.size()) {
+      *reply = "1 a session request takes -B, -D, -L, -R and -Q, each with its value\n";
+      return;
+    }
   Request r;  // the running parameters, changed by the options given
   for (int d = 0; d < 2; d++) r.dir[d] = dirs[d].link.params();
   std::vector<char*> argv;
@@ -485,14 +550,8 @@ int client(const Request& r, int argc, char** argv) {
   const std::string path = ctl::socket_path("tlem", r.session);
   std::string line = r.stop_server ? "stop" : "set";
   if (!r.stop_server)
-    for (int k = 1; k < argc; k++) {
-      const std::string a = argv[k];
-      if (a == "-s") {
-        k++;
-        continue;
-      }
-      line += '\x1f' + a;
-    }
+    for (int k = 0; k < 5; k++)
+      for (const std::string& v : r.opt[k]) line += std::string("\x1f-") + kLinkOpts[k] + '\x1f' + v;
   std::string reply, err;
   if (!ctl::ask(path, line, &reply, &err)) {
     fprintf(stderr, "tlem: session %s: %s\n", r.session.c_str(), err.c_str());
@@ -533,6 +592,17 @@ bool route_sides(const Request& r, tlem::Side* sides, std::string* why) {
     sides[k].gw = ip;
   }
   return true;
+}
+
+// Bytes of memory the kernel says are available (UINT64_MAX if unknown).
+uint64_t mem_available() {
+  FILE* f = fopen("/proc/meminfo", "r");
+  unsigned long long kb = 0;
+  char line[128];
+  while (f && fgets(line, sizeof line, f))
+    if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+  if (f) fclose(f);
+  return kb ? kb * 1024 : UINT64_MAX;
 }
 
 size_t line_bytes(const Request& r) {
@@ -594,22 +664,21 @@ int main(int argc, char** argv) {
     if (a) nmport_close(a);
     return kExitFailed;  // libnetmap said why
   }
-  int ls = -1;  // the session's socket, made once the ports (and so the runtime directory) are there
-  if (!sock.empty() && (ls = ctl::listen_on(sock, &why)) < 0) {
-    fprintf(stderr, "tlem: %s\n", why.c_str());
+  const size_t lb = line_bytes(r);
+  if (const uint64_t avail = mem_available(); 2 * (lb + lb / 4) > avail / 2) {
+    fprintf(stderr, "tlem: delay lines of %zu MB in all (-M), more than half the memory available (%" PRIu64 " MB)\n",
+            2 * (lb + lb / 4) >> 20, avail >> 20);
     nmport_close(a);
     nmport_close(b);
-    return kExitFailed;
+    return kExitUsage;
   }
-  const size_t lb = line_bytes(r);
   std::random_device rd;
   Direction dirs[2] = {
-      {"A>B", a, b, replay::ArrivalLink(r.dir[0], rd()), Line(lb), Line(lb / 4 + 65536), {}, 0, nullptr, nullptr, {}},
-      {"B>A", b, a, replay::ArrivalLink(r.dir[1], rd()), Line(lb), Line(lb / 4 + 65536), {}, 0, nullptr, nullptr, {}}};
+      {"A>B", a, b, replay::ArrivalLink(r.dir[0], rd()), Line(lb), HeldLine(lb / 4 + 65536), {}, 0, nullptr, nullptr, {}, false},
+      {"B>A", b, a, replay::ArrivalLink(r.dir[1], rd()), Line(lb), HeldLine(lb / 4 + 65536), {}, 0, nullptr, nullptr, {}, false}};
   tlem::Side sides[2];
   if (r.route && !route_sides(r, sides, &why)) {
     fprintf(stderr, "tlem: %s\n", why.c_str());
-    if (ls >= 0) close(ls);
     nmport_close(a);
     nmport_close(b);
     return kExitFailed;
@@ -624,6 +693,15 @@ int main(int argc, char** argv) {
   sigaction(SIGTERM, &sa, nullptr);
   prctl(PR_SET_TIMERSLACK, 1UL);
   for (long s = 0; s < r.wait && !g_stop; s++) sleep(1);
+  // The session's socket, once the ports (and so the runtime directory)
+  // are there and tlem is about to serve it.
+  int ls = -1;
+  if (!sock.empty() && (ls = ctl::listen_on(sock, &why)) < 0) {
+    fprintf(stderr, "tlem: %s\n", why.c_str());
+    nmport_close(a);
+    nmport_close(b);
+    return kExitFailed;
+  }
   if (!r.quiet)
     fprintf(stderr, "tlem: %s <-> %s, delay lines of %zu MB%s%s\n", r.ports[0].c_str(), r.ports[1].c_str(), lb >> 20,
             ls >= 0 ? ", session " : "", r.session.c_str());
@@ -639,20 +717,30 @@ int main(int argc, char** argv) {
       next_report += 1000000000ull;
     }
     // Sleep until a port has frames or room, the session asks, or 100 us
-    // before the next frame's time; closer than that, spin.
-    const uint64_t next = std::min(next_time(dirs[0]), next_time(dirs[1]));
+    // before the next frame's time; closer than that, spin. A direction
+    // whose output is full waits for room (POLLOUT), not for its frames'
+    // times; an input holding only the start of a chain is looked at again
+    // a millisecond later; no sleep is longer than a second (a signal
+    // caught just before it).
+    uint64_t next = UINT64_MAX;
+    for (int k = 0; k < 2; k++)
+      if (!blocked[k]) next = std::min(next, next_time(dirs[k]));
     const uint64_t t = now_ns();
-    if (next <= t + kSpinNs && !blocked[0] && !blocked[1]) {
+    if (next <= t + kSpinNs) {
       for (Direction& d : dirs) ioctl(d.from->fd, NIOCRXSYNC, nullptr);
       continue;
     }
     pollfd pfd[5];
     int n = 0;
-    for (int k = 0; k < 2; k++) pfd[n++] = {dirs[k].from->fd, POLLIN, 0};
-    for (int k = 0; k < 2; k++)
+    uint64_t wait_ns = next == UINT64_MAX ? 1000000000ull : std::min<uint64_t>(next - t - kSpinNs, 1000000000ull);
+    for (int k = 0; k < 2; k++) {
+      if (!dirs[k].stuck)
+        pfd[n++] = {dirs[k].from->fd, POLLIN, 0};
+      else
+        wait_ns = std::min<uint64_t>(wait_ns, 1000000);
       if (blocked[k]) pfd[n++] = {dirs[k].to->fd, POLLOUT, 0};
+    }
     if (ls >= 0) pfd[n++] = {ls, POLLIN, 0};
-    uint64_t wait_ns = next == UINT64_MAX ? 1000000000ull : next > t + kSpinNs ? next - t - kSpinNs : 0;
     if (r.verbose && next_report > t && next_report - t < wait_ns) wait_ns = next_report - t;
     const timespec ts{time_t(wait_ns / 1000000000ull), long(wait_ns % 1000000000ull)};
     if (ppoll(pfd, nfds_t(n), &ts, nullptr) > 0 && ls >= 0 && (pfd[n - 1].revents & POLLIN))

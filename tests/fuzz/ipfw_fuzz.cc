@@ -77,7 +77,29 @@ void check_replay_link(const std::string& arg) {
   std::string why;
   const bool r = rp::parse_rate(arg.c_str(), &rate, &why), d = rp::parse_delay(arg.c_str(), &delay, &why),
              l = rp::parse_loss(arg.c_str(), &loss, &why);
-  if (!r && !d && !l) return;
+  rp::LinkParams lp;
+  const bool ro = rp::parse_reorder(arg.c_str(), &lp.reorder_p, &lp.hold_ns, &why),
+             q = rp::parse_size(arg.c_str(), &lp.queue_bytes, &why);
+  if (!r && !d && !l && !ro && !q) return;
+  // tlem's link of what parsed: a frame never leaves before it came, and
+  // frames not held for reordering leave in order.
+  if (r && rate.kind != rp::Rate::kReal) lp.rate = rate;
+  if (d) lp.delay = delay;
+  if (l) lp.loss = loss;
+  rp::ArrivalLink al(lp, arg.size());
+  uint64_t last = 0;
+  for (uint32_t i = 0; i < 16; i++) {
+    const uint64_t now = 1000000ull * (i / 3);
+    uint64_t out;
+    bool held;
+    if (al.arrive(now, 60 + i * 100, &out, &held) != rp::ArrivalLink::kGo) continue;
+    if (out < now || (!held && out < last)) {
+      fprintf(stderr, "tlem link '%s': frame %u out at %llu (came %llu, last %llu)\n", arg.c_str(), i,
+              (unsigned long long)out, (unsigned long long)now, (unsigned long long)last);
+      abort();
+    }
+    if (!held) last = out;
+  }
   rp::Link link(rate, delay, loss, arg.size());
   uint64_t prev = 0;
   bool lost;
