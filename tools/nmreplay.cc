@@ -184,7 +184,6 @@ bool load(const std::string& path, Capture* cap) {
   return true;
 }
 
-
 uint64_t now_ns() {
   timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);

@@ -14,8 +14,11 @@
 // reader, one writer: two would each read every frame, or write over one
 // another). Frames longer than a buffer arrive as NS_MOREFRAG chains; one
 // longer than the whole ring is dropped, counted in the rx ring's drops; a
-// write the disk refuses drops the sync's frames, counted in the tx ring's
-// drops, and the ring goes on.
+// write the disk refuses drops the sync's frames (the file is cut back to
+// where the sync began, no half record stays), counted in the tx ring's
+// drops, and the ring goes on. The read position is the port's
+// (PortEntry::ext): a fork child, or a process given the fd, goes on where
+// the ring is.
 //
 // libpcap reads and writes the files. It is loaded when the first pcap
 // port is made (dlopen), so programs that never open one do not load it.
