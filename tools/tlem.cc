@@ -56,6 +56,7 @@ constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
 constexpr uint64_t kSpinNs = 100000;
 constexpr uint64_t kDefaultLine = 64ull << 20;
+constexpr size_t kNowQueue = 1024;  // route mode: tlem's own frames waiting for room
 
 volatile sig_atomic_t g_stop = 0;
 void on_signal(int) { g_stop = 1; }
@@ -419,8 +420,12 @@ void take_in(Direction& d, Direction& other, uint64_t now) {
       ring->head = ring->cur = nm_ring_next(ring, i);
     }
   }
-  for (auto& f : reply_in) other.now_q.push_back(std::move(f));
-  for (auto& f : ask_out) d.now_q.push_back(std::move(f));
+  // tlem's own frames wait for room in a queue of at most kNowQueue (a
+  // flood of ARP requests toward a port that sends nothing costs no memory).
+  for (auto& f : reply_in)
+    if (other.now_q.size() < kNowQueue) other.now_q.push_back(std::move(f));
+  for (auto& f : ask_out)
+    if (d.now_q.size() < kNowQueue) d.now_q.push_back(std::move(f));
 }
 
 // Frames tlem makes itself (route mode's ARP) onto d.to's first tx ring.
