@@ -272,11 +272,16 @@ TEST_F(Nmreplay, RealTimeFromNanosecondStampsWithSpeedup) {
   std::unique_ptr<nmtest::Proc> p;
   const auto got = replay({"-f", f, "-B", "real,2"}, in.size(), &p);
   ASSERT_EQ(got.size(), in.size()) << p->show();
+  // The median gap is the schedule's; each gap and the whole within what
+  // a loaded machine (or a sanitizer build) adds to one wake-up.
+  std::vector<double> gaps;
   for (size_t i = 1; i < got.size(); i++) {
-    const double gap_ms = double(got[i].at - got[i - 1].at) / 1e6;
-    EXPECT_NEAR(gap_ms, 10.0, 1.5) << "gap " << i;
+    gaps.push_back(double(got[i].at - got[i - 1].at) / 1e6);
+    EXPECT_NEAR(gaps.back(), 10.0, 4.0) << "gap " << i;
   }
-  EXPECT_NEAR(double(got.back().at - got.front().at) / 1e6, 100.0, 2.0);
+  std::sort(gaps.begin(), gaps.end());
+  EXPECT_NEAR(gaps[gaps.size() / 2], 10.0, 0.5);
+  EXPECT_NEAR(double(got.back().at - got.front().at) / 1e6, 100.0, 4.0);
 }
 
 TEST_F(Nmreplay, AConstantDelayShiftsEveryFrame) {
