@@ -36,6 +36,7 @@
 #include <cstdio>
 #include <string>
 
+#include "cli.h"
 #include "forward.h"
 
 namespace {
@@ -151,12 +152,7 @@ Options parse_args(int argc, char** argv) {
   return o;
 }
 
-uint64_t now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
-}
-
+using unetmap::cli::now_ns;
 nmport_d* open_port(const std::string& name) {
   std::string why;
   nmport_d* d = unetmap::fwd::open_quiet(name, &why);

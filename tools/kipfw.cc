@@ -83,12 +83,7 @@ constexpr uint32_t kZeroCopyMin = 512;
 volatile sig_atomic_t g_stop = 0;
 void on_signal(int) { g_stop = 1; }
 
-uint64_t now_ns() {
-  timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return uint64_t(t.tv_sec) * 1000000000ull + uint64_t(t.tv_nsec);
-}
-
+using unetmap::cli::now_ns;
 void usage(FILE* f) {
   fprintf(f,
           "usage: kipfw [-d] [-P] [-f FILE] [-n NAME] [-b BATCH] [-B BUFS] [-q] PORT_A PORT_B [PORT_C PORT_D ...]\n"

@@ -39,10 +39,12 @@
 
 #include "cli.h"
 #include "replay.h"
+#include "tx_frame.h"
 
 namespace {
 
 using namespace unetmap;
+using cli::now_ns;
 
 constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
@@ -132,24 +134,13 @@ struct Capture {
   std::vector<Frame> frames;
 };
 
-// Half the memory the kernel says is available: a larger capture is refused.
-uint64_t memory_limit() {
-  FILE* f = fopen("/proc/meminfo", "r");
-  unsigned long long kb = 0;
-  char line[128];
-  while (f && fgets(line, sizeof line, f))
-    if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
-  if (f) fclose(f);
-  return kb ? kb * 1024 / 2 : UINT64_MAX;
-}
-
 bool load(const std::string& path, Capture* cap) {
   struct stat st;
   if (stat(path.c_str(), &st) != 0) {
     fprintf(stderr, "nmreplay: %s: %s\n", path.c_str(), strerror(errno));
     return false;
   }
-  if (uint64_t(st.st_size) > memory_limit()) {
+  if (uint64_t(st.st_size) > cli::mem_available() / 2) {
     fprintf(stderr, "nmreplay: %s: %" PRIu64 " MB, more than half the memory available (nmreplay holds the whole capture)\n",
             path.c_str(), uint64_t(st.st_size) >> 20);
     return false;
@@ -182,12 +173,6 @@ bool load(const std::string& path, Capture* cap) {
     return false;
   }
   return true;
-}
-
-uint64_t now_ns() {
-  timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return uint64_t(t.tv_sec) * 1000000000ull + uint64_t(t.tv_nsec);
 }
 
 struct Counters {
@@ -231,23 +216,13 @@ struct Sender {
   }
   // Put one frame on the ring (a chain if it is longer than a buffer).
   bool put(const uint8_t* f, uint32_t len) {
-    const uint32_t bs = ring->nr_buf_size;
-    const uint32_t slots = (len + bs - 1) / bs;
-    if (slots >= ring->num_slots) {
+    const uint32_t slots = tx_slots(ring, f, len);
+    if (slots == 0) {
       c.too_long++;
       return true;
     }
     if (!room(slots)) return false;
-    uint32_t h = ring->head;
-    for (uint32_t off = 0; off < len; h = nm_ring_next(ring, h)) {
-      netmap_slot& s = ring->slot[h];
-      const uint32_t n = len - off < bs ? len - off : bs;
-      memcpy(NETMAP_BUF(ring, s.buf_idx), f + off, n);
-      s.len = uint16_t(n);
-      off += n;
-      s.flags = off < len ? NS_MOREFRAG : 0;
-    }
-    ring->head = ring->cur = h;
+    tx_put(ring, f, len);
     c.sent++;
     c.bytes += len;
     if (++queued >= uint32_t(batch)) return sync();

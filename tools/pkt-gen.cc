@@ -35,6 +35,8 @@
 
 #include <unetmap/netmap.hpp>
 
+#include "cli.h"
+
 namespace {
 
 enum class Func { kTx, kRx, kPing, kPong };
@@ -207,12 +209,7 @@ Options parse_args(int argc, char** argv) {
   return o;
 }
 
-uint64_t now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
-}
-
+using unetmap::cli::now_ns;
 uint16_t ip_checksum(const void* data, size_t len) {
   const uint8_t* p = static_cast<const uint8_t*>(data);
   uint32_t sum = 0;

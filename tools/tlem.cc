@@ -43,13 +43,16 @@
 #include <string>
 #include <vector>
 
+#include "cli.h"
 #include "ctl_socket.h"
 #include "replay.h"
 #include "tlem_route.h"
+#include "tx_frame.h"
 
 namespace {
 
 using namespace unetmap;
+using cli::now_ns;
 using replay::LinkParams;
 
 constexpr int kExitFailed = 1;
@@ -170,18 +173,6 @@ bool within_max(const Request& r, const Request& limits, std::string* why) {
   return true;
 }
 
-// The number in lo..hi that option c's argument is; false with *why.
-bool number(char c, const char* arg, long lo, long hi, long* out, std::string* why) {
-  char* end;
-  errno = 0;
-  *out = strtol(arg, &end, 10);
-  if (*end || end == arg || errno || *out < lo || *out > hi) {
-    *why = std::string("-") + c + " " + arg + ": a number in " + std::to_string(lo) + ".." + std::to_string(hi);
-    return false;
-  }
-  return true;
-}
-
 // Parse argv (the command line, or a session request's words) into r,
 // whose link parameters the options given change; -1 to go on, else the
 // exit status, with *why unless it is 0 (--help).
@@ -195,9 +186,9 @@ int parse(int argc, char** argv, Request* r, std::string* why) {
     switch (ch) {
       case 'i': r->ports.push_back(optarg); break;
       case 'B': case 'D': case 'L': case 'R': case 'Q': r->opt[strchr(kLinkOpts, ch) - kLinkOpts].push_back(optarg); break;
-      case 'b': ok = number('b', optarg, 1, 1 << 16, &r->batch, why); break;
-      case 'w': ok = number('w', optarg, 0, 3600, &r->wait, why); break;
-      case 'C': ok = number('C', optarg, 0, CPU_SETSIZE - 1, &r->cpu, why); break;
+      case 'b': ok = cli::parse_number('b', optarg, 1, 1 << 16, "a number in", &r->batch, why); break;
+      case 'w': ok = cli::parse_number('w', optarg, 0, 3600, "a number in", &r->wait, why); break;
+      case 'C': ok = cli::parse_number('C', optarg, 0, CPU_SETSIZE - 1, "a number in", &r->cpu, why); break;
       case 's':
         r->session = optarg;
         ok = !r->session.empty() && r->session.size() <= 48 &&
@@ -227,6 +218,18 @@ int parse(int argc, char** argv, Request* r, std::string* why) {
   return -1;
 }
 
+// The frame of nslots slots at i of rx ring r (len bytes in all) into dst,
+// with the packet engine's gather.
+void gather(const netmap_ring* r, uint32_t i, uint32_t nslots, uint8_t* dst, uint32_t len) {
+  netmap_ring* ring = const_cast<netmap_ring*>(r);
+  gather_frame(
+      [&](uint32_t k) {
+        const netmap_slot& s = r->slot[ring_add(i, k, r->num_slots)];
+        return Frag{reinterpret_cast<const uint8_t*>(NETMAP_BUF(ring, s.buf_idx)), s.len};
+      },
+      nslots, dst, len);
+}
+
 // One direction's delay line: frames copied into a ring of bytes, in the
 // order they leave (held frames in a second line of their own: both are
 // in exit-time order, and the sender takes the earlier head).
@@ -239,12 +242,7 @@ class Line {
     // oldest record then always means full, never empty.
     const size_t at = place(len ? len : 1);
     if (at == SIZE_MAX) return false;
-    uint8_t* dst = &arena_[at];
-    for (uint32_t k = 0; k < nslots; k++, i = nm_ring_next(const_cast<netmap_ring*>(r), i)) {
-      const netmap_slot& s = r->slot[i];
-      memcpy(dst, NETMAP_BUF(const_cast<netmap_ring*>(r), s.buf_idx), s.len);
-      dst += s.len;
-    }
+    gather(r, i, nslots, &arena_[at], len);
     recs_.push_back({t, at, len});
     used_ += len;
     return true;
@@ -298,13 +296,8 @@ class HeldLine {
   explicit HeldLine(size_t bytes) : budget_(bytes) {}
   bool push(uint64_t t, const netmap_ring* r, uint32_t i, uint32_t nslots, uint32_t len) {
     if (len > budget_ - used_) return false;
-    std::vector<uint8_t> f;
-    f.reserve(len);
-    for (uint32_t k = 0; k < nslots; k++, i = nm_ring_next(const_cast<netmap_ring*>(r), i)) {
-      const netmap_slot& s = r->slot[i];
-      const uint8_t* b = reinterpret_cast<const uint8_t*>(NETMAP_BUF(const_cast<netmap_ring*>(r), s.buf_idx));
-      f.insert(f.end(), b, b + s.len);
-    }
+    std::vector<uint8_t> f(len);
+    gather(r, i, nslots, f.data(), len);
     last_ = q_.emplace(t, std::move(f));
     used_ += len;
     return true;
@@ -350,12 +343,6 @@ struct Direction {
   std::deque<std::vector<uint8_t>> now_q;
   bool stuck = false;  // its input holds only the start of a chain
 };
-
-uint64_t now_ns() {
-  timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return uint64_t(t.tv_sec) * 1000000000ull + uint64_t(t.tv_nsec);
-}
 
 // Frames waiting on the rx rings of d.from into its delay lines (other:
 // the opposite direction, which sends route mode's ARP replies).
@@ -432,12 +419,8 @@ void take_in(Direction& d, Direction& other, uint64_t now) {
 void send_now(Direction& d) {
   netmap_ring* ring = NETMAP_TXRING(d.to->nifp, d.to->first_tx_ring);
   while (!d.now_q.empty() && nm_ring_space(ring) > 0) {
-    const std::vector<uint8_t>& f = d.now_q.front();
-    netmap_slot& s = ring->slot[ring->head];
-    memcpy(NETMAP_BUF(ring, s.buf_idx), f.data(), f.size());
-    s.len = uint16_t(f.size());
-    s.flags = 0;
-    ring->head = ring->cur = nm_ring_next(ring, ring->head);
+    const std::vector<uint8_t>& f = d.now_q.front();  // an ARP frame: one slot
+    tx_put(ring, f.data(), uint32_t(f.size()));
     d.now_q.pop_front();
     d.queued++;
   }
@@ -456,8 +439,8 @@ bool send_out(Direction& d, uint64_t now, long batch) {
     uint32_t len;
     const uint8_t* f = from_held ? d.held.front(&len) : d.line.front(&len);
     const auto pop = [&] { from_held ? d.held.pop() : d.line.pop(); };
-    const uint32_t bs = ring->nr_buf_size, need = len ? (len + bs - 1) / bs : 1;
-    if (need >= ring->num_slots) {
+    const uint32_t need = tx_slots(ring, f, len);
+    if (need == 0) {
       d.c.too_long++;
       pop();
       continue;
@@ -466,16 +449,7 @@ bool send_out(Direction& d, uint64_t now, long batch) {
       if (d.queued) ioctl(d.to->fd, NIOCTXSYNC, nullptr), d.queued = 0;
       if (nm_ring_space(ring) < need) return false;
     }
-    uint32_t h = ring->head;
-    for (uint32_t k = 0, off = 0; k < need; k++, h = nm_ring_next(ring, h)) {
-      netmap_slot& s = ring->slot[h];
-      const uint32_t c = len - off < bs ? len - off : bs;
-      memcpy(NETMAP_BUF(ring, s.buf_idx), f + off, c);
-      s.len = uint16_t(c);
-      off += c;
-      s.flags = k + 1 < need ? NS_MOREFRAG : 0;
-    }
-    ring->head = ring->cur = h;
+    tx_put(ring, f, len);
     d.c.out++;
     d.c.bytes += len;
     pop();
@@ -599,17 +573,6 @@ bool route_sides(const Request& r, tlem::Side* sides, std::string* why) {
   return true;
 }
 
-// Bytes of memory the kernel says are available (UINT64_MAX if unknown).
-uint64_t mem_available() {
-  FILE* f = fopen("/proc/meminfo", "r");
-  unsigned long long kb = 0;
-  char line[128];
-  while (f && fgets(line, sizeof line, f))
-    if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
-  if (f) fclose(f);
-  return kb ? kb * 1024 : UINT64_MAX;
-}
-
 size_t line_bytes(const Request& r) {
   if (!r.have_max) return kDefaultLine;
   double b = r.max_bps / 8 * (r.max_delay_ns + r.max_hold_ns) / 1e9;
@@ -670,7 +633,7 @@ int main(int argc, char** argv) {
     return kExitFailed;  // libnetmap said why
   }
   const size_t lb = line_bytes(r);
-  if (const uint64_t avail = mem_available(); 2 * (lb + lb / 4) > avail / 2) {
+  if (const uint64_t avail = cli::mem_available(); 2 * (lb + lb / 4) > avail / 2) {
     fprintf(stderr, "tlem: delay lines of %zu MB in all (-M), more than half the memory available (%" PRIu64 " MB)\n",
             2 * (lb + lb / 4) >> 20, avail >> 20);
     nmport_close(a);
