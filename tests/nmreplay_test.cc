@@ -293,12 +293,18 @@ TEST_F(Nmreplay, AConstantDelayShiftsEveryFrame) {
   ASSERT_EQ(got.size(), in.size()) << p->show();
   const uint64_t start = start_of(*p);
   ASSERT_NE(start, 0u) << p->err();
-  // Frame i is due at start + i ms + 30 ms.
+  // Frame i is due at start + i ms + 30 ms: never early; the median frame
+  // on time (within 1 ms), and each within what a loaded machine adds to
+  // one wake-up (CI once held the replayer 5 ms, then frames 1-3 came
+  // together, each still in order and none early).
+  std::vector<double> late;
   for (size_t i = 0; i < got.size(); i++) {
-    const double late_ms = (double(got[i].at) - double(start)) / 1e6 - double(i) - 30.0;
-    EXPECT_GE(late_ms, -0.1) << "frame " << i;
-    EXPECT_LE(late_ms, 3.0) << "frame " << i;
+    late.push_back((double(got[i].at) - double(start)) / 1e6 - double(i) - 30.0);
+    EXPECT_GE(late.back(), -0.1) << "frame " << i;
+    EXPECT_LE(late.back(), 8.0) << "frame " << i;
   }
+  std::sort(late.begin(), late.end());
+  EXPECT_LE(late[late.size() / 2], 1.0);
 }
 
 TEST_F(Nmreplay, PacketLossOverTenThousandFrames) {
