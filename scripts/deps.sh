@@ -14,9 +14,12 @@ set -euo pipefail
 # qemu-system-x86, busybox-static and cpio: the Linux guests of
 # tests/qemu (their kernel: guest_kernel below). ethtool: kipfw's namespace
 # test turns the veth peers' checksum offload off (AF_XDP sees no checksum state).
+# pybind11-dev, python3-dev, python3-numpy, python3-pytest: the Python module
+# (python/) and its tests; groff and man-db: the manual pages' check (man/).
 pkgs=(cmake g++ gcc make pkg-config libgtest-dev googletest libxdp-dev libbpf-dev iproute2 procps
   iputils-ping netcat-openbsd clang-14 libclang-rt-14-dev binutils dpkg-dev flex bison
-  libpcap0.8-dev tcpdump tshark tcpreplay python3-scapy dpdk-dev qemu-system-x86 busybox-static cpio ethtool nftables "$@")
+  libpcap0.8-dev tcpdump tshark tcpreplay python3-scapy dpdk-dev qemu-system-x86 busybox-static cpio ethtool nftables
+  pybind11-dev python3-dev python3-numpy python3-pytest groff man-db "$@")
 # Installed without their recommendations (QEMU's would bring a GUI).
 bare=(qemu-system-x86)
 SUDO=""

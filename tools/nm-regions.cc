@@ -13,26 +13,17 @@
 //                        once in use. Such a region is persistent: it stays
 //                        when its last port goes, until
 //   nm-regions -d N      deletes it (refused while a port uses it).
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <net/netmap.h>
 #include <pwd.h>
-#include <sys/ioctl.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include <unetmap/unetmap.h>
 
-#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <vector>
-
-#include "core/registry.h"
-#include "core/shm.h"
-#include "mem/region.h"
 
 namespace {
 
@@ -51,104 +42,85 @@ namespace {
   exit(code);
 }
 
-struct Row {
-  uint16_t id;
-  nmreq_pools_info pi;
-  uint32_t bufs_in_use;
-  std::string owner;
-  unsigned mode;
-};
-
-// POOLS_INFO_GET through /dev/netmap, as any netmap application would ask.
-bool pools_info(uint16_t id, nmreq_pools_info* pi, std::string* err, int* e) {
-  int fd = open("/dev/netmap", O_RDWR);
-  if (fd < 0) {
-    *e = errno;
-    *err = strerror(errno);
-    return false;
-  }
-  nmreq_header h{};
-  h.nr_version = NETMAP_API;
-  h.nr_reqtype = NETMAP_REQ_POOLS_INFO_GET;
-  *pi = nmreq_pools_info{};
-  pi->nr_mem_id = id;
-  h.nr_body = uintptr_t(pi);
-  bool ok = ioctl(fd, NIOCCTRL, &h) == 0;
-  if (!ok) *e = errno, *err = strerror(errno);
-  close(fd);
-  return ok;
+std::string runtime_dir() {
+  const char* e = getenv("UNETMAP_DIR");
+  return e && *e ? e : "/dev/shm/unetmap";
 }
 
-std::vector<uint16_t> region_ids() {
-  std::vector<uint16_t> ids;
-  DIR* d = opendir(unetmap::runtime_dir().c_str());
-  if (!d) return ids;
-  while (dirent* e = readdir(d)) {
-    unsigned long id;
-    char tail;
-    if (sscanf(e->d_name, "mem.%lu%c", &id, &tail) == 1 && id >= 1 && id <= 65535)
-      ids.push_back(uint16_t(id));
+// SIZES ("buf-num=N,buf-size=N,..." in any subset) into *out; empty if
+// fine, else what is wrong. A size left out stays 0: the default.
+std::string parse_sizes(std::string_view spec, unetmap_region_sizes* out) {
+  *out = {};
+  while (!spec.empty()) {
+    const size_t comma = spec.find(',');
+    const std::string_view kv = spec.substr(0, comma);
+    spec = comma == std::string_view::npos ? std::string_view() : spec.substr(comma + 1);
+    const size_t eq = kv.find('=');
+    const std::string_view key = kv.substr(0, eq);
+    uint32_t* field = key == "buf-num"     ? &out->buf_num
+                      : key == "buf-size"  ? &out->buf_size
+                      : key == "ring-num"  ? &out->ring_num
+                      : key == "ring-size" ? &out->ring_size
+                      : key == "if-num"    ? &out->if_num
+                      : key == "if-size"   ? &out->if_size
+                                           : nullptr;
+    if (!field)
+      return "unknown size '" + std::string(key) + "' (buf-num, buf-size, ring-num, ring-size, if-num, if-size)";
+    const std::string val(eq == std::string_view::npos ? "" : kv.substr(eq + 1));
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long v = val.empty() ? 0 : strtoull(val.c_str(), &end, 0);
+    if (val.empty() || *end || errno || v < 1 || v > UINT32_MAX || val[0] == '-')
+      return "'" + std::string(kv) + "': KEY=NUMBER expected, a number from 1";
+    *field = uint32_t(v);
   }
-  closedir(d);
-  std::sort(ids.begin(), ids.end());
-  return ids;
+  return {};
 }
 
 // -c: make region `id` with the sizes of `spec`; an existing region is
 // fine if it has them already.
 int create(long id, const char* spec) {
-  unetmap::RegionConfig cfg = unetmap::RegionConfig::from_env();
-  std::string bad = cfg.set(spec ? spec : "");
+  unetmap_region_sizes sizes;
+  const std::string bad = parse_sizes(spec ? spec : "", &sizes);
   if (!bad.empty()) {
     fprintf(stderr, "nm-regions: -c %ld: %s\n", id, bad.c_str());
     return 2;
   }
-  int err = 0;
-  std::string why;
-  auto r = unetmap::Region::get(uint16_t(id), cfg, &err, &why, false);
-  if (r) {
-    const unetmap::RegionConfig& h = r->cfg();
-    if (h.buf_num != cfg.buf_num || h.buf_size != cfg.buf_size || h.ring_num != cfg.ring_num ||
-        h.ring_size != cfg.ring_size || h.if_num != cfg.if_num || h.if_size != cfg.if_size) {
-      fprintf(stderr,
-              "nm-regions: region %ld exists with other sizes (buf-num=%u,buf-size=%u,ring-num=%u,"
-              "ring-size=%u,if-num=%u,if-size=%u); sizes change only with a new region\n",
-              id, h.buf_num, h.buf_size, h.ring_num, h.ring_size, h.if_num, h.if_size);
-      return 1;
-    }
-  } else if (err != ENOENT || !(r = unetmap::Region::get(uint16_t(id), cfg, &err, &why, true))) {
-    fprintf(stderr, "nm-regions: %s\n", why.c_str());
+  if (unetmap_region_create(uint16_t(id), &sizes) != 0) {
+    fprintf(stderr, "nm-regions: %s\n", unetmap_last_error());
     return 1;
   }
-  r->hdr()->persistent = 1;
   return 0;
 }
 
 // -d: delete region `id` if no port uses it.
 int remove_region(long id) {
-  int err = 0;
-  std::string why;
-  std::optional<unetmap::RegistryLock> g;
-  unetmap::Registry* reg = unetmap::lock_registry(&g, &err, &why);
-  if (!reg) {
-    fprintf(stderr, "nm-regions: %s\n", why.c_str());
+  if (unetmap_region_delete(uint16_t(id)) != 0) {
+    fprintf(stderr, "nm-regions: %s\n", unetmap_last_error());
     return 1;
   }
-  for (uint32_t i = 0; i < unetmap::kMaxPorts; i++) {
-    const unetmap::PortEntry& p = reg->port(int(i));
-    if (p.kind != unetmap::kNoPort && p.mem_id == id) {
-      fprintf(stderr, "nm-regions: region %ld is in use by port '%s'\n", id, p.name);
-      return 1;
-    }
-  }
-  auto r = unetmap::Region::get(uint16_t(id), unetmap::RegionConfig{}, &err, &why, false);
-  if (!r) {
-    fprintf(stderr, "nm-regions: %s\n", why.c_str());
-    return 1;
-  }
-  r->hdr()->persistent = 0;
-  unetmap::Region::remove(uint16_t(id));
   return 0;
+}
+
+std::vector<unetmap_region_info> regions() {
+  std::vector<unetmap_region_info> v(16);
+  for (;;) {
+    const int n = unetmap_regions(v.data(), int(v.size()));
+    if (n < 0) {
+      fprintf(stderr, "nm-regions: %s\n", unetmap_last_error());
+      exit(1);
+    }
+    if (size_t(n) <= v.size()) {
+      v.resize(size_t(n));
+      return v;
+    }
+    v.resize(size_t(n) + 16);  // made meanwhile
+  }
+}
+
+std::string owner(uint32_t uid) {
+  const passwd* pw = getpwuid(uid);
+  return pw ? pw->pw_name : std::to_string(uid);
 }
 
 }  // namespace
@@ -186,51 +158,31 @@ int main(int argc, char** argv) {
     fprintf(stderr, "nm-regions: unexpected argument '%s'\n", argv[optind]);
     return 2;
   }
-  std::vector<Row> rows;
-  int failed = 0;
-  for (uint16_t id : region_ids()) {
-    if (only && id != only) continue;
-    Row r{id, {}, 0, "?", 0};
-    std::string err;
-    int e = 0;
-    if (!pools_info(id, &r.pi, &err, &e)) {
-      if (e == ENOENT) continue;  // removed since the listing (its last port went)
-      fprintf(stderr, "nm-regions: region %u: %s\n", id, err.c_str());
-      failed = 1;
-      continue;
-    }
-    if (auto reg = unetmap::Region::get(id, unetmap::RegionConfig::from_env(), &e, nullptr, false))
-      r.bufs_in_use = reg->bufs_in_use();
-    struct stat st;
-    if (stat((unetmap::runtime_dir() + "/" + unetmap::Region::file_name(id)).c_str(), &st) == 0) {
-      passwd* pw = getpwuid(st.st_uid);
-      r.owner = pw ? pw->pw_name : std::to_string(st.st_uid);
-      r.mode = st.st_mode & 07777;
-    }
-    rows.push_back(r);
-  }
-  if (only && rows.empty() && !failed) {
-    fprintf(stderr, "nm-regions: no region %ld in %s\n", only, unetmap::runtime_dir().c_str());
+  std::vector<unetmap_region_info> rows;
+  for (const unetmap_region_info& r : regions())
+    if (!only || r.mem_id == only) rows.push_back(r);
+  if (only && rows.empty()) {
+    fprintf(stderr, "nm-regions: no region %ld in %s\n", only, runtime_dir().c_str());
     return 1;
   }
   if (json) printf("[");
   for (size_t i = 0; i < rows.size(); i++) {
-    const Row& r = rows[i];
-    const nmreq_pools_info& p = r.pi;
+    const unetmap_region_info& r = rows[i];
+    const unetmap_region_sizes& z = r.sizes;
     if (json)
       printf("%s{\"mem_id\":%u,\"memsize\":%llu,\"if_num\":%u,\"if_size\":%u,\"ring_num\":%u,"
-             "\"ring_size\":%u,\"buf_num\":%u,\"buf_size\":%u,\"bufs_in_use\":%u,\"owner\":\"%s\","
-             "\"mode\":\"%04o\"}",
-             i ? "," : "", r.id, (unsigned long long)p.nr_memsize, p.nr_if_pool_objtotal,
-             p.nr_if_pool_objsize, p.nr_ring_pool_objtotal, p.nr_ring_pool_objsize,
-             p.nr_buf_pool_objtotal, p.nr_buf_pool_objsize, r.bufs_in_use, r.owner.c_str(), r.mode);
+             "\"ring_size\":%u,\"buf_num\":%u,\"buf_size\":%u,\"bufs_in_use\":%u,\"ports\":%u,"
+             "\"persistent\":%s,\"owner\":\"%s\",\"mode\":\"%04o\"}",
+             i ? "," : "", r.mem_id, (unsigned long long)r.memsize, z.if_num, z.if_size, z.ring_num,
+             z.ring_size, z.buf_num, z.buf_size, r.bufs_in_use, r.ports, r.persistent ? "true" : "false",
+             owner(r.uid).c_str(), r.mode);
     else
       printf("region %u: %llu bytes; %u netmap_if of %u; %u rings of %u; %u buffers of %u, %u in use;"
-             " owner %s mode %04o\n",
-             r.id, (unsigned long long)p.nr_memsize, p.nr_if_pool_objtotal, p.nr_if_pool_objsize,
-             p.nr_ring_pool_objtotal, p.nr_ring_pool_objsize, p.nr_buf_pool_objtotal,
-             p.nr_buf_pool_objsize, r.bufs_in_use, r.owner.c_str(), r.mode);
+             " %u port%s%s; owner %s mode %04o\n",
+             r.mem_id, (unsigned long long)r.memsize, z.if_num, z.if_size, z.ring_num, z.ring_size,
+             z.buf_num, z.buf_size, r.bufs_in_use, r.ports, r.ports == 1 ? "" : "s",
+             r.persistent ? ", persistent" : "", owner(r.uid).c_str(), r.mode);
   }
   if (json) printf("]\n");
-  return failed;
+  return 0;
 }

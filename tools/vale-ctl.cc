@@ -14,8 +14,9 @@
 // -p, -P) too: the library serves them with a helper process
 // (src/ports/vale/attach.h), a worker of the library's worker service
 // (src/core/worker.h), as netmap serves them with kernel threads. The
-// unetmap extensions (-s statistics, -L lookup functions, -W workers) have
-// no netmap ioctl and call src/ports/vale.h and src/core/worker.h.
+// unetmap extensions (-s statistics, -L lookup functions, -W workers,
+// vhost-user ports) have no netmap ioctl and use unetmap's C API
+// (unetmap/unetmap.h), as any program can.
 //
 // One command per run. Bad input is refused before anything is done, with
 // one line naming the option and what it accepts (exit 2); a failed
@@ -39,13 +40,7 @@
 #include <string_view>
 #include <vector>
 
-#include "abi/devnetmap.h"  // unetmap_last_error()
-#include "core/registry.h"  // kMaxRings
-#include "ports/nic/nic.h"  // Backend
-#include "core/worker.h"
-#include "ports/vale/attach.h"
-#include "ports/vale/vale.h"
-#include "ports/vhost/control.h"
+#include <unetmap/unetmap.h>
 
 namespace {
 
@@ -112,7 +107,7 @@ void usage(FILE* f) {
           "port is made on first open); persistent port NAME is 'netmap:NAME' or, once\n"
           "attached, 'valeX:NAME'. State lives in $UNETMAP_DIR (default /dev/shm/unetmap).\n"
           "Exit status: 0 done, 1 the operation failed, 2 bad command line.\n",
-          kConfForm, kMinSlots, kMaxSlots, unsigned(unetmap::kMaxRings));
+          kConfForm, kMinSlots, kMaxSlots, unsigned(UNETMAP_MAX_RINGS));
 }
 
 [[noreturn]] void bad(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -231,7 +226,7 @@ RingConf parse_conf(const char* arg) {
   uint32_t v[4] = {0, 0, 0, 0};
   for (size_t i = 0; i < parts.size(); i++) {
     bool slots = i < 2;
-    uint32_t lo = slots ? kMinSlots : 1, hi = slots ? kMaxSlots : unetmap::kMaxRings;
+    uint32_t lo = slots ? kMinSlots : 1, hi = slots ? kMaxSlots : UNETMAP_MAX_RINGS;
     if (!parse_u32(parts[i], lo, hi, &v[i]))
       bad("-C: %s '%s' is not a number in %u..%u (-C %s)", kField[i], parts[i].c_str(), lo, hi,
           kConfForm);
@@ -273,7 +268,6 @@ struct Options {
   uint16_t mem_id = 0;
   bool json = false;
   bool vhost = false;                  // -a valeX:NAME,vhost=PATH...
-  unetmap::vhost::AttachRequest vreq;
 };
 
 void set_cmd(Options* o, char c, const char* arg) {
@@ -308,9 +302,10 @@ Options parse_args(int argc, char** argv) {
         break;
       case 'a':
       case 'd': {
-        std::string why;
-        if (c == 'a' && unetmap::vhost::parse(optarg, &o.vreq, &why) != ENOENT) {
-          if (!why.empty()) bad("-a: %s", why.c_str());
+        // valeX:NAME,vhost=...: checked by the library, which owns the grammar.
+        if (c == 'a' && strstr(optarg, ",vhost=")) {
+          if (unetmap_vhost_attach_spec(optarg, UNETMAP_VHOST_CHECK) != 0)
+            bad("-a: %s", unetmap_last_error());
           o.vhost = true;
           set_cmd(&o, 'a', optarg);
           break;
@@ -448,44 +443,72 @@ std::string json_str(std::string_view s) {
   return out + "\"";
 }
 
-// The forwarders of attachments (workers of kind attach), to show beside
+// Workers by the shapes of their kinds' arguments (unetmap.h): a port on a
+// switch served by a worker is an attachment (a NIC, or a port wrapped
+// from another switch) or a vhost-user port.
+using Worker = unetmap_worker_info;
+bool is_attachment(const Worker& w) { return !strcmp(w.kind, "attach") && w.nargs == 4; }
+bool is_vhost(const Worker& w) { return !strcmp(w.kind, "vhost") && w.nargs == 6; }
+
+std::vector<Worker> workers() {
+  std::vector<Worker> v(8);
+  for (;;) {
+    const int n = unetmap_workers(v.data(), int(v.size()));
+    if (n < 0) return {};
+    if (size_t(n) <= v.size()) {
+      v.resize(size_t(n));
+      return v;
+    }
+    v.resize(size_t(n) + 8);
+  }
+}
+
+// Whether valeX:NAME is served by a vhost-user worker.
+bool vhost_port(const std::string& name) {
+  Worker w;
+  return unetmap_worker_get(name.c_str(), &w) == 0 && is_vhost(w);
+}
+
+// The forwarders of attachments and vhost-user ports, to show beside
 // the ports they put on switches.
-std::vector<unetmap::worker::Info> attach_workers() {
-  std::vector<unetmap::worker::Info> all, out;
-  std::string why;
-  unetmap::worker::list(&all, &why);
-  for (auto& w : all)
-    if (unetmap::attach::is_attachment(w) || unetmap::vhost::is_port(w)) out.push_back(w);
+std::vector<Worker> attach_workers() {
+  std::vector<Worker> out;
+  for (const Worker& w : workers())
+    if (is_attachment(w) || is_vhost(w)) out.push_back(w);
   return out;
 }
 
 // The worker whose port `name` is (valeX:IF, or valeX:IF_host with host rings).
-const unetmap::worker::Info* worker_of(const std::vector<unetmap::worker::Info>& ws,
-                                       const std::string& name) {
+const Worker* worker_of(const std::vector<Worker>& ws, const std::string& name) {
   for (auto& w : ws)
-    if (name == w.spec.name || (w.spec.args[3] == "host" && name == w.spec.name + "_host"))
+    if (name == w.name || (!strcmp(w.args[3], "host") && name == std::string(w.name) + "_host"))
       return &w;
   return nullptr;
 }
 
-std::string worker_fields(const unetmap::worker::Info& w, bool json) {
-  const char* state = unetmap::worker::state_name(w.state);
-  const bool vhost = unetmap::vhost::is_port(w);
+std::string describe_exit(const Worker& w) {
+  if (w.exit_signal > 0) return "signal " + std::to_string(w.exit_signal) + " (" + strsignal(w.exit_signal) + ")";
+  if (w.exit_status >= 0) return "exit " + std::to_string(w.exit_status);
+  return "-";
+}
+
+std::string worker_fields(const Worker& w, bool json) {
+  const bool vhost = is_vhost(w);
   if (json)
-    return "{\"state\": " + json_str(state) + ", \"pid\": " + std::to_string(w.pid.pid) +
+    return "{\"state\": " + json_str(w.state) + ", \"pid\": " + std::to_string(w.pid) +
            ", \"restarts\": " + std::to_string(w.restarts) + ", \"log\": " + json_str(w.log) +
-           (vhost ? ", \"vhost\": " + json_str(w.spec.args[2]) + ", \"mode\": " + json_str(w.spec.args[3]) +
-                        ", \"queues\": " + w.spec.args[4] + ", \"status\": " + json_str(w.status)
+           (vhost ? ", \"vhost\": " + json_str(w.args[2]) + ", \"mode\": " + json_str(w.args[3]) +
+                        ", \"queues\": " + w.args[4] + ", \"status\": " + json_str(w.status)
                   : std::string()) +
            "}";
-  return std::string("worker:") + state + " pid:" + std::to_string(w.pid.pid) +
+  return std::string("worker:") + w.state + " pid:" + std::to_string(w.pid) +
          " restarts:" + std::to_string(w.restarts) +
-         (vhost ? " vhost:" + w.spec.args[2] + " mode:" + w.spec.args[3] + " queues:" + w.spec.args[4]
+         (vhost ? std::string(" vhost:") + w.args[2] + " mode:" + w.args[3] + " queues:" + w.args[4]
                 : std::string());
 }
 
 void print_list_entry(bool json, const char* name, unsigned bridge, unsigned port,
-                      const unetmap::worker::Info* w = nullptr) {
+                      const Worker* w = nullptr) {
   if (json)
     printf("{\"name\": %s, \"bridge\": %u, \"port\": %u%s}", json_str(name).c_str(), bridge, port,
            w ? (", \"worker\": " + worker_fields(*w, true)).c_str() : "");
@@ -518,9 +541,8 @@ int do_delif(Dev& dev, const Options& o) {
 // -a, or -h (a NIC with its host stack: NR_REG_NIC_SW).
 int do_attach(Dev& dev, const Options& o) {
   if (o.vhost) {
-    std::string why;
-    const int err = unetmap::vhost::attach(o.vreq, &why);
-    return err ? failed("-a", o.arg, err, why) : 0;
+    const bool ok = unetmap_vhost_attach_spec(o.arg.c_str(), 0) == 0;
+    return ok ? 0 : failed("-a", o.arg, errno, unetmap_last_error());
   }
   nmreq_vale_attach att;
   memset(&att, 0, sizeof att);
@@ -532,10 +554,10 @@ int do_attach(Dev& dev, const Options& o) {
 }
 
 int do_detach(Dev& dev, const Options& o) {
-  std::string sw, port, why;
-  if (split_vale(o.arg.c_str(), true, &sw, &port) && unetmap::vhost::exists(sw, port)) {
-    const int err = unetmap::vhost::detach(sw, port, &why);
-    return err ? failed("-d", o.arg, err, why) : 0;
+  std::string sw, port;
+  if (split_vale(o.arg.c_str(), true, &sw, &port) && vhost_port(o.arg)) {
+    const bool ok = unetmap_vhost_detach(o.arg.c_str()) == 0;
+    return ok ? 0 : failed("-d", o.arg, errno, unetmap_last_error());
   }
   nmreq_vale_detach det;
   memset(&det, 0, sizeof det);
@@ -552,7 +574,7 @@ int do_list(Dev& dev, const Options& o) {
   memset(&l, 0, sizeof l);
   nmreq_header h;
   init_header(&h, NETMAP_REQ_VALE_LIST, o.arg, &l);
-  const std::vector<unetmap::worker::Info> ws = attach_workers();
+  const std::vector<Worker> ws = attach_workers();
   if (!o.arg.empty()) {
     if (int err = dev.ctrl(&h)) return failed("-l", o.arg, err, why_of(err));
     print_list_entry(o.json, o.arg.c_str(), l.nr_bridge_idx, l.nr_port_idx, worker_of(ws, o.arg));
@@ -570,20 +592,20 @@ int do_list(Dev& dev, const Options& o) {
     }
     h.nr_name[sizeof h.nr_name - 1] = '\0';
     if (o.json) printf("%s\n  ", n ? "," : "");
-    const unetmap::worker::Info* w = worker_of(ws, h.nr_name);
-    if (w) shown.push_back(w->spec.name);
+    const Worker* w = worker_of(ws, h.nr_name);
+    if (w) shown.push_back(w->name);
     print_list_entry(o.json, h.nr_name, l.nr_bridge_idx, l.nr_port_idx, w);
     l.nr_port_idx++;
   }
   // Attachments whose forwarder is not on its switch now.
   for (const auto& w : ws) {
-    if (std::find(shown.begin(), shown.end(), w.spec.name) != shown.end()) continue;
+    if (std::find(shown.begin(), shown.end(), w.name) != shown.end()) continue;
     if (o.json)
-      printf("%s\n  {\"name\": %s, \"worker\": %s}", n++ ? "," : "", json_str(w.spec.name).c_str(),
+      printf("%s\n  {\"name\": %s, \"worker\": %s}", n++ ? "," : "", json_str(w.name).c_str(),
              worker_fields(w, true).c_str());
     else
-      printf("%s %s (not on the switch%s%s)\n", w.spec.name.c_str(), worker_fields(w, false).c_str(),
-             w.reason.empty() ? "" : ": ", w.reason.c_str());
+      printf("%s %s (not on the switch%s%s)\n", w.name, worker_fields(w, false).c_str(),
+             *w.reason ? ": " : "", w.reason);
   }
   if (o.json) printf("%s]\n", n ? "\n" : "");
   return rc;
@@ -591,17 +613,9 @@ int do_list(Dev& dev, const Options& o) {
 
 // A NIC port's backend, as the last process to bind one of its rings chose
 // it (nothing for other ports, or before any ring was bound).
-void print_nic_backend(std::string name) {
-  if (name.rfind("netmap:", 0) == 0) name = name.substr(7);
-  int err = 0;
-  unetmap::Registry* reg = unetmap::Registry::get(&err);
-  if (!reg) return;
-  unetmap::RegistryLock g(*reg);
-  if (!g.ok()) return;
-  int p = reg->find_port(name.c_str());
-  const auto b = p < 0 ? unetmap::nic::Backend::kNone : unetmap::nic::port_backend(reg->port(p));
-  if (b == unetmap::nic::Backend::kNone) return;
-  printf("%s: NIC port, backend %s\n", name.c_str(), unetmap::nic::backend_name(b));
+void print_nic_backend(const std::string& name) {
+  if (const char* b = unetmap_nic_backend(name.c_str()))
+    printf("%s: NIC port, backend %s\n", name.rfind("netmap:", 0) == 0 ? name.c_str() + 7 : name.c_str(), b);
 }
 
 int do_info(Dev& dev, const Options& o) {
@@ -636,27 +650,58 @@ int do_polling(Dev& dev, const Options& o) {
 
 // ---- unetmap's commands ----
 
+// A C API list call into a vector: call(out, max) returns how many there are.
+template <typename T, typename F>
+int list_all(F call, std::vector<T>* v) {
+  v->resize(8);
+  for (;;) {
+    const int n = call(v->data(), int(v->size()));
+    if (n < 0) return errno;
+    if (size_t(n) <= v->size()) {
+      v->resize(size_t(n));
+      return 0;
+    }
+    v->resize(size_t(n) + 8);  // more came meanwhile
+  }
+}
+
+struct SwitchStats {
+  unetmap_switch_info sw;
+  std::vector<unetmap_switch_port> ports;
+};
+
 int do_stats(const Options& o) {
-  std::vector<unetmap::ValeSwitchInfo> sws;
-  std::string why;
-  if (int err = unetmap::vale_list(o.arg, &sws, &why))
-    return failed("-s", o.arg, err, why,
-                  err == ENOENT ? "a switch exists only while it has ports" : nullptr);
+  std::vector<unetmap_switch_info> all;
+  int err = list_all(unetmap_switches, &all);
+  std::vector<SwitchStats> sws;
+  for (size_t i = 0; !err && i < all.size(); i++) {
+    if (!o.arg.empty() && o.arg != all[i].name) continue;
+    SwitchStats s{all[i], {}};
+    err = list_all([&](unetmap_switch_port* out, int max) { return unetmap_switch_ports(s.sw.name, out, max); },
+                   &s.ports);
+    if (err == ENOENT) err = 0;  // gone meanwhile
+    else if (!err) sws.push_back(std::move(s));
+  }
+  if (err) return failed("-s", o.arg, err, unetmap_last_error());
+  if (!o.arg.empty() && sws.empty())
+    return failed("-s", o.arg, ENOENT, "no switch " + o.arg, "a switch exists only while it has ports");
   if (o.json) {
     printf("[");
     for (size_t i = 0; i < sws.size(); i++) {
       const auto& s = sws[i];
       printf("%s\n  {\"switch\": %s, \"lookup\": %s, \"ports\": [", i ? "," : "",
-             json_str(s.name).c_str(), json_str(s.lookup).c_str());
+             json_str(s.sw.name).c_str(), json_str(s.sw.lookup).c_str());
       for (size_t j = 0; j < s.ports.size(); j++) {
         const auto& p = s.ports[j];
         printf("%s\n    {\"name\": %s, \"index\": %u, \"persistent\": %s, \"region\": %u, "
                "\"tx_rings\": %u, \"rx_rings\": %u, \"tx_slots\": %u, \"rx_slots\": %u, "
                "\"tx_packets\": %" PRIu64 ", \"tx_bytes\": %" PRIu64
-               ", \"rx_packets\": %" PRIu64 ", \"drops\": %" PRIu64 ", \"hdr_len\": %u}",
+               ", \"rx_packets\": %" PRIu64 ", \"drops\": %" PRIu64 ", \"tx_drops\": %" PRIu64
+               ", \"hdr_len\": %u}",
                j ? "," : "", json_str(p.name).c_str(), p.index, p.persistent ? "true" : "false",
-               unsigned(p.mem_id), unsigned(p.rings[0]), unsigned(p.rings[1]), p.slots[0],
-               p.slots[1], p.tx_packets, p.tx_bytes, p.rx_packets, p.drops, p.hdr_len);
+               unsigned(p.mem_id), unsigned(p.tx_rings), unsigned(p.rx_rings), p.tx_slots,
+               p.rx_slots, p.tx_packets, p.tx_bytes, p.rx_packets, p.drops, p.tx_drops,
+               unsigned(p.hdr_len));
       }
       printf("%s]}", s.ports.empty() ? "" : "\n  ");
     }
@@ -668,20 +713,20 @@ int do_stats(const Options& o) {
     return 0;
   }
   for (const auto& s : sws) {
-    printf("%s: lookup %s, %zu port%s\n", s.name.c_str(), s.lookup.c_str(), s.ports.size(),
+    printf("%s: lookup %s, %zu port%s\n", s.sw.name, s.sw.lookup, s.ports.size(),
            s.ports.size() == 1 ? "" : "s");
     int w = 4;
-    for (const auto& p : s.ports) w = std::max(w, int(p.name.size()));
+    for (const auto& p : s.ports) w = std::max(w, int(strlen(p.name)));
     printf("  %-*s %5s %-10s %5s %11s %6s %12s %14s %12s %10s %3s\n", w, "port", "index", "kind",
            "rings", "slots", "region", "tx_packets", "tx_bytes", "rx_packets", "drops", "hdr");
     for (const auto& p : s.ports) {
       char rings[16], slots[24];
-      snprintf(rings, sizeof rings, "%u/%u", unsigned(p.rings[0]), unsigned(p.rings[1]));
-      snprintf(slots, sizeof slots, "%u/%u", p.slots[0], p.slots[1]);
+      snprintf(rings, sizeof rings, "%u/%u", unsigned(p.tx_rings), unsigned(p.rx_rings));
+      snprintf(slots, sizeof slots, "%u/%u", p.tx_slots, p.rx_slots);
       printf("  %-*s %5u %-10s %5s %11s %6u %12" PRIu64 " %14" PRIu64 " %12" PRIu64 " %10" PRIu64
              " %3u\n",
-             w, p.name.c_str(), p.index, p.persistent ? "persistent" : "ephemeral", rings, slots,
-             unsigned(p.mem_id), p.tx_packets, p.tx_bytes, p.rx_packets, p.drops, p.hdr_len);
+             w, p.name, p.index, p.persistent ? "persistent" : "ephemeral", rings, slots,
+             unsigned(p.mem_id), p.tx_packets, p.tx_bytes, p.rx_packets, p.drops, unsigned(p.hdr_len));
     }
   }
   return 0;
@@ -689,50 +734,45 @@ int do_stats(const Options& o) {
 
 // -W [NAME]: the workers, or one (exit 1 if it does not run).
 int do_workers(const Options& o) {
-  namespace wk = unetmap::worker;
-  std::vector<wk::Info> ws;
-  std::string why;
+  std::vector<Worker> ws;
   if (o.arg.empty()) {
-    if (int err = wk::list(&ws, &why)) return failed("-W", "", err, why);
+    if (int err = list_all(unetmap_workers, &ws)) return failed("-W", "", err, unetmap_last_error());
   } else {
-    wk::Info i;
-    if (int err = wk::get(o.arg, &i, &why))
-      return failed("-W", o.arg, err, why, err == ENOENT ? "vale-ctl -W lists them" : nullptr);
-    ws.push_back(i);
+    Worker w;
+    if (unetmap_worker_get(o.arg.c_str(), &w) != 0)
+      return failed("-W", o.arg, errno, unetmap_last_error(), errno == ENOENT ? "vale-ctl -W lists them" : nullptr);
+    ws.push_back(w);
   }
   if (o.json) printf("[");
   for (size_t k = 0; k < ws.size(); k++) {
-    const wk::Info& w = ws[k];
-    const char* state = wk::state_name(w.state);
+    const Worker& w = ws[k];
     if (o.json) {
       std::string args;
-      for (size_t a = 0; a < w.spec.args.size(); a++) args += (a ? ", " : "") + json_str(w.spec.args[a]);
+      for (uint32_t a = 0; a < w.nargs; a++) args += (a ? ", " : "") + json_str(w.args[a]);
       printf("%s\n  {\"name\": %s, \"kind\": %s, \"args\": [%s], \"state\": %s, \"pid\": %d, "
              "\"supervisor\": %d, \"restarts\": %u, \"last_exit\": %s, \"log\": %s, "
              "\"status\": %s, \"reason\": %s}",
-             k ? "," : "", json_str(w.spec.name).c_str(), json_str(w.spec.kind).c_str(), args.c_str(),
-             json_str(state).c_str(), w.pid.pid, w.supervised ? w.supervisor.pid : 0, w.restarts,
-             json_str(wk::describe_exit(w)).c_str(), json_str(w.log).c_str(),
-             json_str(w.status).c_str(), json_str(w.reason).c_str());
+             k ? "," : "", json_str(w.name).c_str(), json_str(w.kind).c_str(), args.c_str(),
+             json_str(w.state).c_str(), w.pid, w.supervisor, w.restarts,
+             json_str(describe_exit(w)).c_str(), json_str(w.log).c_str(), json_str(w.status).c_str(),
+             json_str(w.reason).c_str());
     } else {
-      printf("%s kind:%s state:%s pid:%d restarts:%u last_exit:%s log:%s status:%s%s%s\n",
-             w.spec.name.c_str(), w.spec.kind.c_str(), state, w.pid.pid, w.restarts,
-             wk::describe_exit(w).c_str(), w.log.c_str(), w.status.empty() ? "-" : w.status.c_str(),
-             w.reason.empty() ? "" : " reason: ", w.reason.c_str());
+      printf("%s kind:%s state:%s pid:%d restarts:%u last_exit:%s log:%s status:%s%s%s\n", w.name,
+             w.kind, w.state, w.pid, w.restarts, describe_exit(w).c_str(), w.log,
+             *w.status ? w.status : "-", *w.reason ? " reason: " : "", w.reason);
     }
   }
   if (o.json) printf("%s]\n", ws.empty() ? "" : "\n");
   else if (ws.empty()) printf("no workers\n");
-  return !o.arg.empty() && ws[0].state != wk::State::kRunning ? kExitFailed : 0;
+  return !o.arg.empty() && strcmp(ws[0].state, "running") != 0 ? kExitFailed : 0;
 }
 
 int do_lookup(const Options& o) {
   size_t colon = o.arg.find(':');
-  std::string sw = o.arg.substr(0, colon), lookup = o.arg.substr(colon + 1), why;
-  if (int err = unetmap::vale_set_lookup(sw, lookup, &why))
-    return failed("-L", o.arg, err, why,
-                  err == ENOENT ? "a switch exists only while it has ports: attach one first"
-                                : nullptr);
+  const std::string sw = o.arg.substr(0, colon), lookup = o.arg.substr(colon + 1);
+  if (unetmap_switch_set_lookup(sw.c_str(), lookup.c_str()) != 0)
+    return failed("-L", o.arg, errno, unetmap_last_error(),
+                  errno == ENOENT ? "a switch exists only while it has ports: attach one first" : nullptr);
   return 0;
 }
 

@@ -47,6 +47,121 @@ struct unetmap_ring_counters {
  */
 int unetmap_fd_counters(int fd, int rx, struct unetmap_ring_counters *out);
 
+/*
+ * Control and statistics. Every list call below fills up to max entries
+ * of out[] (out may be NULL with max 0) and returns how many there are
+ * (more than max: call again with a larger array), or -1 with errno set
+ * and unetmap_last_error() saying why. None of them makes a runtime
+ * directory, a registry or a region: with nothing there, they list nothing.
+ */
+
+/* The rings of one port, every direction, host rings after the others. */
+struct unetmap_ring_info {
+	uint16_t ring;     /* index in its direction (host ring: after the last hardware one) */
+	uint8_t tx;        /* 1: a tx ring, 0: an rx ring */
+	uint8_t host;      /* 1: a host ring (NIC ports: the host stack) */
+	uint32_t slots;
+	uint32_t users;    /* registrations binding it */
+	uint32_t monitors; /* copy monitors tapping it */
+	uint32_t hwcur, hwtail;
+	uint64_t packets;  /* moved through it (tx: sent, rx: released by the reader) */
+	uint64_t bytes;    /* tx: sent; rx: received from outside (NIC and host rings,
+	                    * pcap files, vhost-user guests). An rx ring of a pipe or a
+	                    * switch port counts packets only: its bytes are its senders'. */
+	uint64_t drops;    /* the port's own: bad slots, frames too long */
+	uint64_t fwd_drops;/* rx: frames producers dropped for lack of room */
+};
+int unetmap_port_rings(const char *port, struct unetmap_ring_info *out, int max);
+
+/* A port's rings summed per direction. 0, or -1 with errno (ENOENT: no such port). */
+struct unetmap_port_stats {
+	uint64_t tx_packets, tx_bytes, tx_drops;
+	uint64_t rx_packets, rx_bytes, rx_drops; /* rx_drops: the port's and producers' */
+};
+int unetmap_port_counters(const char *port, struct unetmap_port_stats *out);
+
+/* A NIC port's backend ("xdp", "packet"), as the last process to bind one of
+ * its rings chose it; NULL with errno if `port` is not a NIC port (ENXIO) or
+ * none (ENOENT). The string is static. */
+const char *unetmap_nic_backend(const char *port);
+
+/* VALE switches. */
+struct unetmap_switch_info {
+	char name[64];     /* "vale0" */
+	char lookup[32];   /* its lookup function: "learning", "hub" */
+	uint32_t ports;
+};
+int unetmap_switches(struct unetmap_switch_info *out, int max);
+
+struct unetmap_switch_port {
+	char name[64];     /* "vale0:a"; an attached NIC or persistent port by its own name */
+	uint32_t index;    /* its index on the switch */
+	uint16_t mem_id;
+	uint16_t hdr_len;  /* virtio-net header length: 0, 10 or 12 */
+	uint16_t tx_rings, rx_rings;
+	uint32_t tx_slots, rx_slots;
+	uint8_t persistent;
+	uint8_t pad[7];
+	uint64_t tx_packets, tx_bytes; /* sent into the switch */
+	uint64_t rx_packets;           /* released by the receiver */
+	uint64_t drops;                /* for it: no room for all of a frame */
+	uint64_t tx_drops;             /* from it: bad slots, too long, unknown lookup */
+};
+/* The ports of switch `sw` ("vale0"); -1 with ENOENT if there is none. */
+int unetmap_switch_ports(const char *sw, struct unetmap_switch_port *out, int max);
+/* Switch `sw`'s lookup function by name: "learning" (the default) or "hub". */
+int unetmap_switch_set_lookup(const char *sw, const char *lookup);
+
+/* Memory regions (netmap's allocators). */
+struct unetmap_region_sizes {
+	uint32_t if_num, if_size;     /* netmap_if objects */
+	uint32_t ring_num, ring_size; /* rings: how many, bytes each */
+	uint32_t buf_num, buf_size;   /* buffers */
+};
+struct unetmap_region_info {
+	uint16_t mem_id;
+	uint8_t persistent; /* made by unetmap_region_create: stays without ports */
+	uint8_t pad;
+	uint32_t ports;     /* ports that use it */
+	struct unetmap_region_sizes sizes;
+	uint64_t memsize;   /* bytes an application maps */
+	uint32_t bufs_in_use;
+	uint32_t uid, gid, mode; /* of its file: who may attach */
+};
+int unetmap_regions(struct unetmap_region_info *out, int max);
+/* Make region mem_id (1..65535) with these sizes (a 0 field: from the
+ * UNETMAP_* knobs or the defaults; NULL: all of them), persistent until
+ * unetmap_region_delete. An existing region with the same sizes is fine;
+ * with others, EEXIST. */
+int unetmap_region_create(uint16_t mem_id, const struct unetmap_region_sizes *sizes);
+/* Delete it: EBUSY while a port uses it, ENOENT if there is none. */
+int unetmap_region_delete(uint16_t mem_id);
+
+/* Workers: the supervised helper processes of attached NICs and vhost-user
+ * ports (vale-ctl -W). */
+#define UNETMAP_WORKER_MAX_ARGS 8
+struct unetmap_worker_info {
+	char name[64];
+	char kind[16];     /* "attach", "vhost", "program" */
+	char state[16];    /* "starting", "running", "restarting", "failed", "stopping" */
+	uint8_t supervised;/* its supervisor lives */
+	uint8_t pad[3];
+	int32_t supervisor;/* its supervisor's pid, 0 if none lives */
+	int32_t pid;       /* the worker process now, 0 if none */
+	uint32_t restarts;
+	int32_t exit_status, exit_signal; /* how its last process ended: -1 and 0 if none did */
+	uint64_t since;    /* wall-clock seconds of the last change of state */
+	uint32_t nargs;    /* its kind's arguments (attach: switch, port, NIC, "host" or "nic";
+	                    * vhost: switch, port, socket, "server" or "client", queues, slots) */
+	char args[UNETMAP_WORKER_MAX_ARGS][128];
+	char reason[128];  /* failed, restarting: why */
+	char log[256];     /* its log file */
+	char status[256];  /* what the worker last reported of itself */
+};
+/* One worker by name: 0, or -1 with errno (ENOENT: none). */
+int unetmap_worker_get(const char *name, struct unetmap_worker_info *out);
+int unetmap_workers(struct unetmap_worker_info *out, int max);
+
 /* A range of the caller's memory. */
 struct unetmap_mem_range {
 	const void *addr;
@@ -80,6 +195,17 @@ int unetmap_indirect_ranges(int fd, const struct unetmap_mem_range *r, unsigned 
 #define UNETMAP_VHOST_CLIENT 0x1
 int unetmap_vhost_attach(const char *port, const char *path, unsigned flags, unsigned queues);
 int unetmap_vhost_detach(const char *port);
+/*
+ * The same from vale-ctl's words: "valeX:NAME,vhost=PATH[,client][,queues=N][,slots=N]"
+ * (slots: of the port's rings, 64 to 32768). -1 with ENOENT if spec has no
+ * ",vhost=" (it asks for no vhost-user port), EINVAL if it is malformed.
+ * With UNETMAP_VHOST_CHECK in flags it only checks spec and attaches nothing.
+ */
+#define UNETMAP_VHOST_CHECK 0x2
+int unetmap_vhost_attach_spec(const char *spec, unsigned flags);
+
+/* Hardware rings per direction a port may have. */
+#define UNETMAP_MAX_RINGS 64
 
 #ifdef __cplusplus
 }

@@ -3,12 +3,18 @@
 // share.
 #pragma once
 
+#include <string.h>
+
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "core/port.h"
+#include "core/registry.h"
 
 namespace unetmap {
 
@@ -42,6 +48,18 @@ void note_registration(NetmapFile* f);
 int dev_counters(int fd, Dir d, Binding::Counters* out);
 // unetmap_indirect_ranges(): 0 or -1 with errno.
 int dev_direct_ranges(int fd, std::vector<DirectRanges::Range> r);
+
+// The C API's listings make nothing: the registry, locked, if the runtime
+// directory has one. 1 with *reg set; 0 if there is none (*reg nullptr);
+// -1 with errno (fail()).
+int existing_registry(std::optional<RegistryLock>* g, Registry** reg);
+// Copy a string into a fixed C field, always terminated.
+template <size_t N>
+void put_field(char (&field)[N], std::string_view v) {
+  const size_t n = std::min(N - 1, v.size());
+  memcpy(field, v.data(), n);
+  field[n] = 0;
+}
 
 // NIOCCTRL, NIOCREGIF and NIOCGINFO on an open file, issued on fd (ctrl.cc).
 int dev_ctrl(NetmapFile* f, int fd, unsigned long req, void* arg);

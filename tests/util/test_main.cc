@@ -80,6 +80,11 @@ int main(int argc, char** argv) {
   }
   setenv("UNETMAP_DIR", dir, 1);
   setenv("UNETMAP_QUIET", "1", 1);
+  // The library is linked into this program (unetmap-internal), not
+  // loaded from the build directory: its workers are found there by name.
+  setenv("UNETMAP_WORKER_SUPERVISOR", UNETMAP_BUILD_DIR "/unetmap-worker", 0);
+  setenv("UNETMAP_ATTACH_HELPER", UNETMAP_BUILD_DIR "/unetmap-attach", 0);
+  setenv("UNETMAP_VHOST_HELPER", UNETMAP_BUILD_DIR "/unetmap-vhost", 0);
   fflush(nullptr);
   const pid_t parent = getpid();
   pid_t pid = fork();

@@ -1,5 +1,6 @@
 // The C API of vhost-user ports (include/unetmap/unetmap.h):
-// unetmap_vhost_attach and unetmap_vhost_detach, over control.h.
+// unetmap_vhost_attach, unetmap_vhost_attach_spec and unetmap_vhost_detach,
+// over control.h.
 #include <errno.h>
 #include <unetmap/unetmap.h>
 
@@ -41,5 +42,16 @@ extern "C" int unetmap_vhost_detach(const char* port) {
   if (vhost_port(port, &r) != 0) return -1;
   std::string why;
   const int err = vhost::detach(r.sw, r.name, &why);
+  return err ? fail(err, why) : 0;
+}
+
+extern "C" int unetmap_vhost_attach_spec(const char* spec, unsigned flags) {
+  if (!spec) return fail(EFAULT, "unetmap_vhost_attach_spec: spec is NULL");
+  if (flags & ~unsigned(UNETMAP_VHOST_CHECK)) return fail(EINVAL, "unetmap_vhost_attach_spec: unknown flags");
+  vhost::AttachRequest r;
+  std::string why;
+  int err = vhost::parse(spec, &r, &why);
+  if (err == ENOENT) return fail(ENOENT, std::string("'") + spec + "' has no ,vhost=PATH");
+  if (!err && !(flags & UNETMAP_VHOST_CHECK)) err = vhost::attach(r, &why);
   return err ? fail(err, why) : 0;
 }
