@@ -8,6 +8,7 @@
 // Synchronisation is on events only: lb's "lb: ... pipes" line on stderr,
 // its final JSON line at SIGTERM, the receivers' poll(); all with deadlines.
 #include <gtest/gtest.h>
+#include <unetmap/unetmap.h>
 #include <libnetmap.h>
 #include <poll.h>
 #include <sys/ioctl.h>
@@ -458,6 +459,29 @@ TEST(Lb, KilledLbIsReplacedAndConsumersKeepTheirPipes) {
   EXPECT_EQ(json_field(lb->out(), "k}0", "drops") + json_field(lb->out(), "k}1", "drops"), 0);
   nmport_close(k0);
   nmport_close(k1);
+  nmport_close(in);
+}
+
+// A VALE port as the input and no group name: the groups are named after
+// the port, its colon made _ (a pipe name has none): vale3_in{0, vale3_in{1.
+TEST(Lb, AValeInputNamesItsDefaultGroup) {
+  Lb lb({"-i", "vale3:in"});
+  ASSERT_TRUE(lb.ready) << lb.err();
+  nmport_d* p0 = nmport_open("netmap:vale3_in}0");
+  nmport_d* p1 = nmport_open("netmap:vale3_in}1");
+  nmport_d* in = nmport_open("vale3:src");
+  ASSERT_TRUE(p0 && p1 && in);
+  // A hub: frames of both directions come from one port, which a learning
+  // switch would not send back the way they came.
+  ASSERT_EQ(unetmap_switch_set_lookup("vale3", "hub"), 0) << unetmap_last_error();
+  std::vector<uint32_t> flow;
+  const auto frames = mixed_frames(20, &flow);
+  send_all(in, frames);
+  const size_t got = drain(p0, frames.size(), 3000, 300).size() + drain(p1, frames.size(), 3000, 300).size();
+  EXPECT_EQ(got, frames.size());
+  ASSERT_EQ(lb.stop(SIGTERM), 0) << lb.err();
+  nmport_close(p0);
+  nmport_close(p1);
   nmport_close(in);
 }
 

@@ -69,7 +69,7 @@ void usage(FILE* f) {
           "Spread the packets of PORT over groups of netmap pipes, by flow; every group gets them all.\n"
           "  -i PORT    the input port (any netmap port)\n"
           "  -p [NAME:]N  a group of N pipes NAME{0..N-1 (consumers open netmap:NAME}K); NAME defaults\n"
-          "             to the input port's name; repeat for more groups (default: one group of 2)\n"
+          "             to the input port's name (vale0:a: vale0_a); repeat for more groups (default: one group of 2)\n"
           "  -B BUFS    extra buffers for the pipes' overflow queues (default 0)\n"
           "  -b BATCH   packets read before the input ring is synced again (default 2048)\n"
           "  -w SECS    wait before forwarding, for a NIC's link (default 0)\n"
@@ -188,11 +188,13 @@ int parse_options(int argc, char** argv, Options* o) {
   return -1;
 }
 
-// The input port's name without "netmap:" and its suffixes ({}/@^*-).
+// The input port's name without "netmap:" and its suffixes ({}/@^*-), a
+// prefix's colon as _ (vale0:a: groups vale0_a{K, a pipe name has no colon).
 std::string base_name(const std::string& spec) {
   std::string s = spec.compare(0, 7, "netmap:") == 0 ? spec.substr(7) : spec;
-  const size_t end = s.find_first_of("{}/@^*-");
-  return end == std::string::npos ? s : s.substr(0, end);
+  s = s.substr(0, s.find_first_of("{}/@^*-"));
+  std::replace(s.begin(), s.end(), ':', '_');
+  return s;
 }
 
 // Open the input (with the extra buffers) and every pipe in its region.
