@@ -107,7 +107,7 @@ std::atomic<int> g_ep_used{0};  // nonzero once any epoll set has a netmap fd
 
 int fail(int err, const std::string& why) {
   t_last_error = why.empty() ? strerror(err) : why;
-  if (!why.empty() && !getenv("UNETMAP_QUIET")) fprintf(stderr, "unetmap: %s\n", why.c_str());
+  if (!why.empty() && !quiet()) fprintf(stderr, "unetmap: %s\n", why.c_str());
   errno = err;
   return -1;
 }

@@ -376,6 +376,11 @@ std::string runtime_dir_path() {
   return (e && *e) ? e : "/dev/shm/unetmap";
 }
 
+bool quiet() {
+  const char* q = getenv("UNETMAP_QUIET");
+  return q && *q && strcmp(q, "0") != 0;
+}
+
 const std::string& runtime_dir() {
   static const std::string dir = [] {
     std::string d = runtime_dir_path();

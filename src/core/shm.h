@@ -131,6 +131,9 @@ const std::string& runtime_dir();
 // The same path, neither made nor checked (for a look that must create
 // nothing).
 std::string runtime_dir_path();
+// UNETMAP_QUIET set (and neither empty nor "0"): the library prints no
+// reasons on stderr; programs still read them (unetmap_last_error()).
+bool quiet();
 // Is the runtime directory one this process may use (the trust model
 // above)? 0, or an errno value with the reason in *why.
 int runtime_dir_check(std::string* why);

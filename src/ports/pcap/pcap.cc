@@ -117,11 +117,6 @@ int fail(std::string* why, std::string_view port, const std::string& what, int e
   return err;
 }
 
-bool quiet() {
-  const char* q = getenv("UNETMAP_QUIET");
-  return q && *q && *q != '0';
-}
-
 // The first four bytes of a file, 0 if it has fewer.
 uint32_t magic_of(const std::string& path) {
   uint32_t magic = 0;
