@@ -30,14 +30,19 @@ void usage(FILE* f) {
   fprintf(f,
           "usage: ipfw [-n NAME] [-q] [-S] COMMAND ...\n"
           "Change or read the ruleset of a running kipfw (FreeBSD's ipfw syntax).\n"
-          "  add [N] [set S] [prob P] ACTION [log] PROTO from SRC [PORTS] to DST [PORTS] [OPTIONS]\n"
-          "  delete [set] N ...   list|show [N ...]   zero [N ...]   flush\n"
+          "  add [N] [set S] [prob P] ACTION [log [logamount N]] PROTO from SRC [PORTS] to DST [PORTS] [OPTIONS]\n"
+          "  delete [set] N ...   list|show [N ...]   zero [N ...]   resetlog [N ...]   flush\n"
           "  set enable|disable N ...   set show\n"
           "  table N add ADDR[/LEN] [VALUE] | delete ADDR[/LEN] | flush | list\n"
+          "  pipe N config [bw B] [delay D] [plr P] [queue Q] [mask ...] | pipe N delete | pipe show\n"
+          "  queue N config pipe P [weight W] [mask ...] | queue N delete | queue show\n"
+          "  sched N config type fifo|wf2q+|rr|qfq | sched N delete | sched show\n"
           "  stats                kipfw's counters as JSON\n"
           "  -n NAME  the kipfw started with -n NAME (default \"default\")\n"
           "  -q       quiet: add prints nothing\n"
-          "  -S       show each rule's set\n");
+          "  -S       show each rule's set\n"
+          "  -f       accepted and ignored (FreeBSD's ipfw -f flush: nothing asks here)\n"
+          "Exit status: 0 done, 64 bad command line, 65 refused by kipfw, 69 no kipfw running.\n");
 }
 
 }  // namespace
