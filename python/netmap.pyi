@@ -242,6 +242,7 @@ class RegionInfo(TypedDict):
     uid: int
     gid: int
     mode: int
+    error: int  # 0, or the errno value of a region file that cannot be read
 
 class WorkerInfo(TypedDict):
     name: str
@@ -255,6 +256,9 @@ class WorkerInfo(TypedDict):
     since: int
     reason: str
     log: str
+    supervisor: int
+    status: str
+    args: List[str]
 
 def last_error() -> str: ...
 def ports() -> List[PortInfo]: ...

@@ -1167,10 +1167,12 @@ PYBIND11_MODULE(netmap, m) {
       d["sizes"] = region_sizes_dict(r.sizes);
       d["memsize"] = r.memsize, d["bufs_in_use"] = r.bufs_in_use;
       d["uid"] = r.uid, d["gid"] = r.gid, d["mode"] = r.mode;
+      d["error"] = r.error;  // 0, or why the file cannot be read (an errno value)
       out.append(d);
     }
     return out;
-  }, "The memory regions: a list of dicts (mem_id, persistent, ports, sizes, memsize, bufs_in_use, uid, gid, mode).");
+  }, "The memory regions: a list of dicts (mem_id, persistent, ports, sizes, memsize, bufs_in_use, uid, gid, mode,\n"
+     "error: 0, or the errno value of a region file that cannot be read, whose sizes are then 0).");
   m.def("region_create",
         [](uint16_t mem_id, uint32_t if_num, uint32_t if_size, uint32_t ring_num, uint32_t ring_size,
            uint32_t buf_num, uint32_t buf_size) {
@@ -1198,6 +1200,11 @@ PYBIND11_MODULE(netmap, m) {
       d["since"] = w.since;
       d["reason"] = cstr(w.reason, sizeof w.reason);
       d["log"] = cstr(w.log, sizeof w.log);
+      d["supervisor"] = w.supervisor;
+      d["status"] = cstr(w.status, sizeof w.status);
+      py::list args;
+      for (uint32_t a = 0; a < w.nargs && a < UNETMAP_WORKER_MAX_ARGS; a++) args.append(cstr(w.args[a], sizeof w.args[a]));
+      d["args"] = args;
       out.append(d);
     }
     return out;

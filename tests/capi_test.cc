@@ -9,10 +9,21 @@
 #include <unetmap/netmap.hpp>
 #include <unetmap/unetmap.h>
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cstring>
+#include <fstream>
+#include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
+
+#include "core/registry.h"
+#include "mem/region.h"
+#include "util/test_util.h"
 
 namespace {
 
@@ -53,6 +64,8 @@ TEST(Capi, NothingThereListsNothingAndMakesNothing) {
   EXPECT_EQ(unetmap_port_counters("p{0", &st), -1);
   EXPECT_EQ(errno, ENOENT);
   EXPECT_EQ(unetmap_switch_ports("vale0", nullptr, 0), -1);
+  EXPECT_EQ(errno, ENOENT);
+  EXPECT_EQ(unetmap_region_delete(5), -1);
   EXPECT_EQ(errno, ENOENT);
   struct stat sb;
   EXPECT_NE(stat(dir.c_str(), &sb), 0) << "a listing made the runtime directory";
@@ -207,6 +220,141 @@ TEST(Capi, BadArgumentsAreRefusedWithAReason) {
   EXPECT_EQ(unetmap_port_counters("nonesuch", &st), -1);
   EXPECT_EQ(errno, ENOENT);
   EXPECT_NE(std::string(unetmap_last_error()).find("nonesuch"), std::string::npos);
+}
+
+// The region files of the runtime directory, by name.
+std::vector<std::string> region_files() {
+  std::vector<std::string> out;
+  if (DIR* d = opendir(getenv("UNETMAP_DIR"))) {
+    while (dirent* e = readdir(d))
+      if (strncmp(e->d_name, "mem.", 4) == 0) out.push_back(e->d_name);
+    closedir(d);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// A region file that cannot be read is listed with its error; the others are
+// listed as usual (it made the whole listing fail).
+TEST(Capi, AnUnreadableRegionIsFlaggedAndTheOthersListed) {
+  std::string err;
+  auto p = unetmap::Port::open("netmap:ur{0", &err);
+  ASSERT_TRUE(p) << err;
+  const std::string bad = std::string(getenv("UNETMAP_DIR")) + "/mem.77";
+  int fd = open(bad.c_str(), O_CREAT | O_WRONLY, 0600);  // empty: no header
+  ASSERT_GE(fd, 0);
+  close(fd);
+  const auto regions = list<unetmap_region_info>(unetmap_regions);
+  ASSERT_EQ(regions.size(), 2u);
+  EXPECT_EQ(regions[0].mem_id, 1);
+  EXPECT_EQ(regions[0].error, 0);
+  EXPECT_EQ(regions[0].ports, 2u);
+  EXPECT_EQ(regions[1].mem_id, 77);
+  EXPECT_EQ(regions[1].error, EPROTO);
+  EXPECT_EQ(regions[1].uid, getuid());
+  EXPECT_EQ(regions[1].mode, 0600u);
+}
+
+// A listing never makes a region: a switch port whose region file is gone
+// is listed without it (the switch listing made a fresh, default-sized one).
+TEST(Capi, ListingASwitchMakesNoRegion) {
+  std::string err;
+  auto a = unetmap::Port::open("vale6:a", &err);
+  ASSERT_TRUE(a) << err;
+  const auto before = region_files();
+  ASSERT_EQ(before.size(), 1u) << "the port's private region";
+  const std::string file = std::string(getenv("UNETMAP_DIR")) + "/" + before[0];
+  nmtest::Child c([&] {  // a process that never mapped it
+    unlink(file.c_str());
+    std::vector<unetmap_switch_port> v(8);
+    return unetmap_switch_ports("vale6", v.data(), 8) == 1 ? 0 : 1;
+  });
+  EXPECT_EQ(c.wait(10000), 0);
+  struct stat st;
+  EXPECT_NE(stat(file.c_str(), &st), 0) << "the listing made " << file;
+}
+
+// A program that listed a region does not keep it mapped once another
+// process deleted it.
+TEST(Capi, ADeletedRegionIsNotKeptMappedByAListing) {
+  nmtest::Child made([] { return unetmap_region_create(41, nullptr) == 0 ? 0 : 1; });
+  ASSERT_EQ(made.wait(10000), 0);
+  EXPECT_EQ(list<unetmap_region_info>(unetmap_regions).size(), 1u);  // mapped here now
+  nmtest::Child c([] { return unetmap_region_delete(41) == 0 ? 0 : 1; });
+  ASSERT_EQ(c.wait(10000), 0);
+  EXPECT_EQ(list<unetmap_region_info>(unetmap_regions).size(), 0u);
+  std::ifstream maps("/proc/self/maps");
+  std::stringstream text;
+  text << maps.rdbuf();
+  EXPECT_EQ(text.str().find("mem.41"), std::string::npos) << text.str();
+}
+
+// Sizes and offsets come from the region header as it was checked when
+// mapped: a header and a port entry rewritten afterwards (by another process
+// of the domain) give no address outside the region.
+TEST(Capi, ARewrittenRegionHeaderIsNotFollowed) {
+  std::string err;
+  auto p = unetmap::Port::open("netmap:hr{0", &err);
+  ASSERT_TRUE(p) << err;
+  ASSERT_EQ(unetmap_port_rings("hr{0", nullptr, 0), 2);  // mapped and checked
+  const std::string file = std::string(getenv("UNETMAP_DIR")) + "/mem.1";
+  int fd = open(file.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  void* m = mmap(nullptr, sizeof(unetmap::RegionHeader), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  ASSERT_NE(m, MAP_FAILED);
+  auto* h = static_cast<unetmap::RegionHeader*>(m);
+  const unetmap::RegionHeader saved = *h;
+  h->cfg.ring_num = 0xffffffffu;
+  h->kring_off = 1ull << 40;
+  h->ring_owner_off = 1ull << 40;
+  {
+    int e = 0;
+    std::string why;
+    std::optional<unetmap::RegistryLock> g;
+    unetmap::Registry* reg = unetmap::lock_registry(&g, &e, &why);
+    ASSERT_NE(reg, nullptr) << why;
+    reg->port(reg->find_port("hr{0")).ring[0][0] = 0x7ffffff0u;
+  }
+  unetmap_ring_info r[4];
+  EXPECT_EQ(unetmap_port_rings("hr{0", r, 4), 1) << "the tx ring's index is no ring of the region: skipped";
+  *h = saved;
+  munmap(m, sizeof(unetmap::RegionHeader));
+}
+
+// A persistent VALE port by either name: its own, or valeX:NAME as the
+// switch lists it.
+TEST(Capi, APersistentPortByTheNameItsSwitchGivesIt) {
+  int fd = open("/dev/netmap", O_RDWR);
+  ASSERT_GE(fd, 0);
+  nmreq_vale_newif nif{};
+  ASSERT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_NEWIF, "pb", &nif), 0) << unetmap_last_error();
+  nmreq_vale_attach att{};
+  att.reg.nr_mode = NR_REG_ALL_NIC;
+  ASSERT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_ATTACH, "vale4:pb", &att), 0) << unetmap_last_error();
+  const auto ports = list<unetmap_switch_port>([](unetmap_switch_port* o, int m) { return unetmap_switch_ports("vale4", o, m); });
+  ASSERT_EQ(ports.size(), 1u);
+  EXPECT_STREQ(ports[0].name, "vale4:pb");
+  unetmap_port_stats st;
+  EXPECT_EQ(unetmap_port_counters("vale4:pb", &st), 0) << unetmap_last_error();
+  EXPECT_EQ(unetmap_port_counters("pb", &st), 0) << unetmap_last_error();
+  EXPECT_EQ(unetmap_port_counters("vale4:nonesuch", &st), -1);
+  nmreq_vale_detach det{};
+  EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_DETACH, "vale4:pb", &det), 0);
+  EXPECT_EQ(nmtest::ctrl(fd, NETMAP_REQ_VALE_DELIF, "pb", nullptr), 0);
+  close(fd);
+}
+
+// A FIFO planted among the workers' files does not hang a listing.
+TEST(Capi, APlantedFifoDoesNotHangTheWorkersListing) {
+  const std::string dir = std::string(getenv("UNETMAP_DIR")) + "/workers";
+  mkdir(dir.c_str(), 0700);
+  int fd = open((dir + "/evil.lock").c_str(), O_CREAT | O_WRONLY, 0600);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  ASSERT_EQ(mkfifo((dir + "/evil.state").c_str(), 0600), 0);
+  nmtest::Child c([] { return unetmap_workers(nullptr, 0) >= 0 ? 0 : 1; });
+  EXPECT_EQ(c.wait(5000), 0) << "the listing blocked on the FIFO";
 }
 
 }  // namespace

@@ -176,12 +176,17 @@ TEST_F(Tlem, ReorderingHoldsSomeFramesWhichOthersOvertake) {
 
 TEST_F(Tlem, ASessionChangesTheRunningLinkAndStopsIt) {
   start({"-D", "5m", "-s", "t1", "-M", "1g,50m,1m", "-B", "1g"});
-  EXPECT_NEAR(median_delay_ms(exchange(a_, b_, 0, 20, 100, 1000)), 5.3, 1.0);
+  // Medians never below the delay, and within what a loaded machine adds to
+  // a wake-up (one CI run under -j2 had a median 1 ms late).
+  const double before = median_delay_ms(exchange(a_, b_, 0, 20, 100, 1000));
+  EXPECT_GE(before, 5.0);
+  EXPECT_LE(before, 8.0);
   nmtest::Proc change({TLEM_BIN, "-s", "t1", "-D", "25m"});
   EXPECT_EQ(change.finish(10000), 0) << change.show();
   const auto later = exchange(a_, b_, 20, 20, 100, 1000);
   ASSERT_EQ(later.size(), 20u);
-  EXPECT_NEAR(median_delay_ms(later), 25.3, 1.0);
+  EXPECT_GE(median_delay_ms(later), 25.0);
+  EXPECT_LE(median_delay_ms(later), 28.0);
   // Beyond -M, and a bad option: refused, the link unchanged.
   nmtest::Proc big({TLEM_BIN, "-s", "t1", "-D", "100m"});
   EXPECT_EQ(big.finish(10000), 1);
@@ -268,7 +273,9 @@ TEST_F(Tlem, SessionClientsThatHangUpOrSendGarbageDoNotHurtTheServer) {
   }
   ASSERT_TRUE(unetmap::ctl::ask(path, "set\x1f-D\x1f" "12m", &reply, &err)) << err;
   EXPECT_EQ(reply, "0\n");
-  EXPECT_NEAR(median_delay_ms(exchange(a_, b_, 0, 20, 100, 1000)), 12.3, 1.0);
+  const double median = median_delay_ms(exchange(a_, b_, 0, 20, 100, 1000));
+  EXPECT_GE(median, 12.0);
+  EXPECT_LE(median, 15.0);
   EXPECT_EQ(p_->out().find("usage"), std::string::npos) << p_->out();
 }
 

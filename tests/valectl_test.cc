@@ -313,8 +313,16 @@ TEST(ValeCtl, BadArgumentsAreRefusedWithOneLine) {
       {{"-n", "p", "-a", "vale0:p"}, {"one command at a time"}},
       {{"-l", "vale0:p", "extra"}, {"unexpected argument 'extra'"}},
       {{"-j"}, {"no command"}},
+      {{"-a", "vale1:x,vhost=/tmp/a,queues=0"}, {"-a", "queues is 1 to"}},
+      {{"-a", "vale1:x,client,vhost=/tmp/a"}, {"-a", "valeX:NAME,vhost=PATH first"}},
   };
   for (const Case& c : cases) fails(c.args, 2, c.words);
+  // The library's own report is not printed beside the tool's (one line),
+  // whatever the environment says.
+  unsetenv("UNETMAP_QUIET");
+  fails({"-a", "vale1:x,vhost=/tmp/a,queues=0"}, 2, {"-a", "queues"});
+  fails({"-s", "vale9"}, 1, {"-s vale9"});
+  setenv("UNETMAP_QUIET", "1", 1);
   // None of them did anything: p can still be made, and nothing is listed.
   Result l = ok({"-l"});
   EXPECT_EQ(l.out, "");

@@ -237,3 +237,39 @@ TEST(Worker, PlantedFilesAreRefused) {
   EXPECT_EQ(wk::get("w8", &i, &why), EACCES) << "a world-writable lock file";
   EXPECT_NE(why.find("writable by every user"), std::string::npos) << why;
 }
+
+// A FIFO planted as a worker's state file (by another member of a shared
+// domain) is refused, not waited on: the listing returns at once.
+TEST(Worker, APlantedFifoDoesNotHangTheListing) {
+  std::string why;
+  ASSERT_EQ(wk::start(shell("w9", "exec sleep 1000"), &why), 0) << why;
+  ASSERT_EQ(wk::stop("w9", &why), 0) << why;
+  const std::string base = workers_dir() + "/evil";
+  int fd = open((base + ".lock").c_str(), O_CREAT | O_WRONLY, 0600);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  ASSERT_EQ(mkfifo((base + ".state").c_str(), 0600), 0);
+  nmtest::Child c([] {
+    std::vector<wk::Info> all;
+    std::string w;
+    wk::list(&all, &w);
+    return 0;
+  });
+  EXPECT_EQ(c.wait(5000), 0) << "the listing blocked on the FIFO";
+}
+
+// The supervisor and its workers carry the library: libnetmap.so is taken out
+// of LD_PRELOAD for them (unetmap-run puts it there), the rest is kept.
+TEST(Worker, LibnetmapIsNotPreloadedIntoWorkers) {
+  std::string why;
+  const std::string old = getenv("LD_PRELOAD") ? getenv("LD_PRELOAD") : "";
+  setenv("LD_PRELOAD", "/nonexistent/libnetmap.so.1 /nonexistent/libother.so:/x/libnetmap.so", 1);
+  const int err = wk::start(shell("w10", "echo \"preload=[$LD_PRELOAD]\" >&2; exec sleep 1000"), &why);
+  if (old.empty()) unsetenv("LD_PRELOAD"); else setenv("LD_PRELOAD", old.c_str(), 1);
+  ASSERT_EQ(err, 0) << why;
+  const std::string log = info("w10").log;
+  EXPECT_TRUE(wait_until([&] { return slurp(log).find("preload=[") != std::string::npos; })) << slurp(log);
+  EXPECT_NE(slurp(log).find("preload=[/nonexistent/libother.so]"), std::string::npos) << slurp(log);
+  EXPECT_EQ(wk::stop("w10", &why), 0) << why;
+}
+

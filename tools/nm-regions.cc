@@ -126,6 +126,7 @@ std::string owner(uint32_t uid) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  setenv("UNETMAP_QUIET", "1", 1);  // failures are reported here, once
   long only = 0, make = 0, drop = 0;
   bool json = false;
   int c;
@@ -159,9 +160,18 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::vector<unetmap_region_info> rows;
-  for (const unetmap_region_info& r : regions())
-    if (!only || r.mem_id == only) rows.push_back(r);
-  if (only && rows.empty()) {
+  int failed = 0;
+  for (const unetmap_region_info& r : regions()) {
+    if (only && r.mem_id != only) continue;
+    if (r.error) {  // listed by the others, flagged on its own
+      fprintf(stderr, "nm-regions: region %u: %s (owner %s mode %04o)\n", r.mem_id, strerror(r.error),
+              owner(r.uid).c_str(), r.mode);
+      failed = 1;
+      continue;
+    }
+    rows.push_back(r);
+  }
+  if (only && rows.empty() && !failed) {
     fprintf(stderr, "nm-regions: no region %ld in %s\n", only, runtime_dir().c_str());
     return 1;
   }
@@ -184,5 +194,5 @@ int main(int argc, char** argv) {
              r.persistent ? ", persistent" : "", owner(r.uid).c_str(), r.mode);
   }
   if (json) printf("]\n");
-  return 0;
+  return failed;
 }

@@ -748,7 +748,8 @@ int do_workers(const Options& o) {
     const Worker& w = ws[k];
     if (o.json) {
       std::string args;
-      for (uint32_t a = 0; a < w.nargs; a++) args += (a ? ", " : "") + json_str(w.args[a]);
+      for (uint32_t a = 0; a < w.nargs && a < UNETMAP_WORKER_MAX_ARGS; a++)
+        args += (a ? ", " : "") + json_str(w.args[a]);
       printf("%s\n  {\"name\": %s, \"kind\": %s, \"args\": [%s], \"state\": %s, \"pid\": %d, "
              "\"supervisor\": %d, \"restarts\": %u, \"last_exit\": %s, \"log\": %s, "
              "\"status\": %s, \"reason\": %s}",
@@ -779,9 +780,10 @@ int do_lookup(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  Options o = parse_args(argc, argv);
-  // This tool reports every failure itself, with the library's explanation.
+  // This tool reports every failure itself, with the library's explanation
+  // (the command line's checks included).
   setenv("UNETMAP_QUIET", "1", 1);
+  Options o = parse_args(argc, argv);
   switch (o.cmd) {
     case 's':
       return do_stats(o);

@@ -80,9 +80,10 @@ struct unetmap_port_stats {
 };
 int unetmap_port_counters(const char *port, struct unetmap_port_stats *out);
 
-/* A NIC port's backend ("xdp", "packet"), as the last process to bind one of
- * its rings chose it; NULL with errno if `port` is not a NIC port (ENXIO) or
- * none (ENOENT). The string is static. */
+/* A NIC port's backend ("AF_XDP", "AF_PACKET"), as the last process to bind one
+ * of its rings chose it; NULL with errno: ENXIO if `port` is not a NIC port or
+ * none of its rings was bound yet, ENOENT if there is no such port. The string
+ * is static. */
 const char *unetmap_nic_backend(const char *port);
 
 /* VALE switches. */
@@ -94,7 +95,8 @@ struct unetmap_switch_info {
 int unetmap_switches(struct unetmap_switch_info *out, int max);
 
 struct unetmap_switch_port {
-	char name[64];     /* "vale0:a"; an attached NIC or persistent port by its own name */
+	char name[64];     /* "vale0:a" (a persistent port too: unetmap_port_rings and
+	                    * unetmap_port_counters take either name) */
 	uint32_t index;    /* its index on the switch */
 	uint16_t mem_id;
 	uint16_t hdr_len;  /* virtio-net header length: 0, 10 or 12 */
@@ -123,11 +125,14 @@ struct unetmap_region_info {
 	uint8_t persistent; /* made by unetmap_region_create: stays without ports */
 	uint8_t pad;
 	uint32_t ports;     /* ports that use it */
+	int32_t error;      /* 0, or why its file cannot be read (an errno value: EACCES,
+	                     * EPROTO...); then only mem_id, uid, gid and mode are set */
 	struct unetmap_region_sizes sizes;
 	uint64_t memsize;   /* bytes an application maps */
 	uint32_t bufs_in_use;
 	uint32_t uid, gid, mode; /* of its file: who may attach */
 };
+/* Every region file of the runtime directory, readable or not (see error). */
 int unetmap_regions(struct unetmap_region_info *out, int max);
 /* Make region mem_id (1..65535) with these sizes (a 0 field: from the
  * UNETMAP_* knobs or the defaults; NULL: all of them), persistent until
@@ -152,11 +157,13 @@ struct unetmap_worker_info {
 	int32_t exit_status, exit_signal; /* how its last process ended: -1 and 0 if none did */
 	uint64_t since;    /* wall-clock seconds of the last change of state */
 	uint32_t nargs;    /* its kind's arguments (attach: switch, port, NIC, "host" or "nic";
-	                    * vhost: switch, port, socket, "server" or "client", queues, slots) */
-	char args[UNETMAP_WORKER_MAX_ARGS][128];
-	char reason[128];  /* failed, restarting: why */
-	char log[256];     /* its log file */
-	char status[256];  /* what the worker last reported of itself */
+	                    * vhost: switch, port, socket, "server" or "client", queues, slots),
+	                    * all of them: args holds the first UNETMAP_WORKER_MAX_ARGS, each
+	                    * cut at 255 bytes (a program worker's may be longer) */
+	char args[UNETMAP_WORKER_MAX_ARGS][256];
+	char reason[512];  /* failed, restarting: why */
+	char log[4096];    /* its log file */
+	char status[512];  /* what the worker last reported of itself */
 };
 /* One worker by name: 0, or -1 with errno (ENOENT: none). */
 int unetmap_worker_get(const char *name, struct unetmap_worker_info *out);

@@ -49,7 +49,13 @@ int live_port(Registry& reg, const char* name, const char* fn) {
   std::string_view n(name);
   if (n.rfind("netmap:", 0) == 0) n.remove_prefix(7);
   const std::string s(n);
-  const int p = reg.find_port(s.c_str());
+  int p = reg.find_port(s.c_str());
+  // A persistent VALE port by the name its switch gives it: valeX:NAME.
+  const size_t colon = s.find(':');
+  if (p < 0 && s.rfind("vale", 0) == 0 && colon != std::string::npos) {
+    p = reg.find_port(s.c_str() + colon + 1);
+    if (p >= 0 && !reg.port(p).persistent) p = -1;
+  }
   if (p < 0 || reg.port(p).state != EntryState::kLive) return fail(ENOENT, "no port '" + s + "'");
   return p;
 }
@@ -97,6 +103,7 @@ extern "C" int unetmap_port_rings(const char* port, struct unetmap_ring_info* ou
   int err = 0;
   std::string why;
   auto region = Region::get(pe.mem_id, RegionConfig::from_env(), &err, &why, false);
+  Region::forget_removed();
   if (!region) return fail(err, why);
   int n = 0;
   for (int d : {kTx, kRx}) {
@@ -176,26 +183,31 @@ extern "C" int unetmap_regions(struct unetmap_region_info* out, int max) {
   int n = 0;
   for (size_t k = 0; k < ids.size(); k++) {
     int err = 0;
-    auto r = Region::get(ids[k], RegionConfig::from_env(), &err, nullptr, false);
-    if (!r) {
-      if (err == ENOENT) continue;  // gone since the listing (its last port went)
-      return fail(err, "region " + std::to_string(ids[k]) + ": " + strerror(err));
-    }
+    std::string why;
+    auto r = Region::get(ids[k], RegionConfig::from_env(), &err, &why, false);
+    if (!r && err == ENOENT) continue;  // gone since the listing (its last port went)
     if (n < max) {
       unetmap_region_info& o = out[n];
       memset(&o, 0, sizeof o);
-      const RegionConfig& c = r->cfg();
       o.mem_id = ids[k];
-      o.persistent = r->hdr()->persistent != 0;
       o.ports = users[k];
-      o.sizes = {c.if_num, c.if_size, c.ring_num, c.ring_size, c.buf_num, c.buf_size};
-      o.memsize = r->memsize();
-      o.bufs_in_use = r->bufs_in_use();
-      struct stat st;
-      if (fstat(r->fd(), &st) == 0) o.uid = st.st_uid, o.gid = st.st_gid, o.mode = st.st_mode & 07777;
+      struct stat st;  // the file's owner and mode, readable or not
+      const std::string path = runtime_dir_path() + "/" + Region::file_name(ids[k]);
+      if (r ? fstat(r->fd(), &st) == 0 : stat(path.c_str(), &st) == 0)
+        o.uid = st.st_uid, o.gid = st.st_gid, o.mode = st.st_mode & 07777;
+      if (r) {
+        const RegionConfig& c = r->cfg();
+        o.persistent = r->hdr()->persistent != 0;
+        o.sizes = {c.if_num, c.if_size, c.ring_num, c.ring_size, c.buf_num, c.buf_size};
+        o.memsize = r->memsize();
+        o.bufs_in_use = r->bufs_in_use();
+      } else {
+        o.error = err;
+      }
     }
     n++;
   }
+  Region::forget_removed();
   return n;
 }
 
@@ -231,6 +243,9 @@ extern "C" int unetmap_region_create(uint16_t mem_id, const struct unetmap_regio
 }
 
 extern "C" int unetmap_region_delete(uint16_t mem_id) {
+  struct stat st;  // none: nothing to do, and nothing made
+  if (mem_id < 1 || stat((runtime_dir_path() + "/" + Region::file_name(mem_id)).c_str(), &st) != 0)
+    return fail(ENOENT, "no region " + std::to_string(mem_id));
   std::optional<RegistryLock> g;
   Registry* reg = nullptr;
   const int have = existing_registry(&g, &reg);
@@ -264,8 +279,8 @@ void worker_info(const worker::Info& w, unetmap_worker_info* o) {
   o->exit_status = w.exit_status;
   o->exit_signal = w.exit_signal;
   o->since = w.since;
-  o->nargs = uint32_t(std::min<size_t>(w.spec.args.size(), UNETMAP_WORKER_MAX_ARGS));
-  for (uint32_t a = 0; a < o->nargs; a++) put_field(o->args[a], w.spec.args[a]);
+  o->nargs = uint32_t(w.spec.args.size());
+  for (uint32_t a = 0; a < o->nargs && a < UNETMAP_WORKER_MAX_ARGS; a++) put_field(o->args[a], w.spec.args[a]);
   put_field(o->reason, w.reason);
   put_field(o->log, w.log);
   put_field(o->status, w.status);

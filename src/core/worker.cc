@@ -122,8 +122,10 @@ std::string path(const std::string& d, const std::string& name, const char* suff
   return d + "/" + name + suffix;
 }
 
+// O_NONBLOCK: a FIFO planted by another member of the domain fails the
+// check below instead of blocking the open (regular files ignore the flag).
 int open_checked(const std::string& p, int flags, std::string* why, mode_t mode) {
-  int fd = sys::open(p.c_str(), flags | O_NOFOLLOW | O_CLOEXEC, mode);
+  int fd = sys::open(p.c_str(), flags | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, mode);
   if (fd < 0) {
     const int e = errno;
     if (why) *why = p + (e == ELOOP ? " is a symbolic link: refused" : ": " + std::string(strerror(e)));
@@ -338,6 +340,35 @@ int wait_ack(const std::string& d, const std::string& name, const std::string& a
   return err;
 }
 
+// This process's environment without libnetmap.so in LD_PRELOAD (unetmap-run
+// puts it there): the supervisor and the port types' workers carry the
+// library's objects, and a second copy preloaded beside them would keep a
+// second fd table.
+std::vector<std::string> supervisor_env() {
+  std::vector<std::string> env;
+  for (char** e = environ; *e; e++) {
+    std::string v = *e;
+    if (v.rfind("LD_PRELOAD=", 0) == 0) {
+      std::string kept, item;
+      std::istringstream in(v.substr(11));
+      while (in >> item) {  // separated by spaces or colons
+        for (size_t at = 0, colon; at <= item.size(); at = colon + 1) {
+          colon = item.find(':', at);
+          if (colon == std::string::npos) colon = item.size();
+          const std::string lib = item.substr(at, colon - at);
+          const size_t slash = lib.rfind('/');
+          if (!lib.empty() && lib.compare(slash == std::string::npos ? 0 : slash + 1, 12, "libnetmap.so") != 0)
+            kept += (kept.empty() ? "" : ":") + lib;
+        }
+      }
+      if (kept.empty()) continue;
+      v = "LD_PRELOAD=" + kept;
+    }
+    env.push_back(std::move(v));
+  }
+  return env;
+}
+
 // Run the supervisor for `spec` and read its answer on the ready pipe.
 int spawn_supervisor(const Spec& spec, std::string* why) {
   const char* e = getenv("UNETMAP_WORKER_SUPERVISOR");
@@ -371,8 +402,12 @@ int spawn_supervisor(const Spec& spec, std::string* why) {
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
+  std::vector<std::string> env = supervisor_env();
+  std::vector<char*> envp;
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
   pid_t pid = 0;
-  int err = posix_spawn(&pid, sup.c_str(), &fa, &at, argv.data(), environ);
+  int err = posix_spawn(&pid, sup.c_str(), &fa, &at, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&at);
   close(p[1]);

@@ -265,13 +265,17 @@ std::shared_ptr<Region> Region::get(uint16_t id, const RegionConfig& cfg, int* e
     sys::close(fd);
     return fail(e, std::string("cannot map: ") + strerror(e));
   }
-  const std::string bad = check_header(*static_cast<RegionHeader*>(base), id, uint64_t(st.st_size));
+  // Checked and kept as one copy: the file may change under us.
+  alignas(RegionHeader) unsigned char snap[sizeof(RegionHeader)];
+  memcpy(snap, base, sizeof snap);
+  const RegionHeader& h = *reinterpret_cast<const RegionHeader*>(snap);
+  const std::string bad = check_header(h, id, uint64_t(st.st_size));
   if (!bad.empty()) {
     sys::munmap(base, st.st_size);
     sys::close(fd);
     return fail(EPROTO, file_name(id) + " " + bad);
   }
-  std::shared_ptr<Region> r(new Region(fd, Mapping(base, st.st_size)));
+  std::shared_ptr<Region> r(new Region(fd, Mapping(base, st.st_size), h));
   if (int e = r->map_ext(why)) {
     *err = e;
     return nullptr;
@@ -290,13 +294,22 @@ std::shared_ptr<Region> Region::get(uint16_t id, const RegionConfig& cfg, int* e
 // is opened for writing, through /proc/self/fd), so a planted header never
 // makes another user's process (root's) map a file that is not the
 // region maker's own.
+Region::Region(int fd, Mapping m, const RegionHeader& h)
+    : fd_(fd),
+      map_(std::move(m)),
+      fixed_{h.mem_id,        h.cfg,           h.pub_off,        h.memsize,
+             h.if_pool,       h.ring_pool,     h.buf_pool,       h.kring_off,
+             h.buf_stack_off, h.buf_owner_off, h.ring_stack_off, h.if_stack_off,
+             h.ring_owner_off, h.if_owner_off, h.ext_off,
+             std::string(h.ext_path, strnlen(h.ext_path, sizeof h.ext_path))} {}
+
 int Region::map_ext(std::string* why) {
-  const RegionHeader* h = hdr();
-  if (!h->ext_path[0]) {
+  const Fixed* h = &fixed_;
+  if (h->ext_path.empty()) {
     pub_ = map_.base() + h->pub_off;
     return 0;
   }
-  std::string path(h->ext_path, strnlen(h->ext_path, sizeof h->ext_path));
+  const std::string& path = h->ext_path;
   auto fail = [&](int e, const std::string& text) {
     if (why) *why = "region " + std::to_string(h->mem_id) + " (extmem " + path + "): " + text;
     return e;
@@ -389,7 +402,7 @@ std::shared_ptr<Region> Region::make_ext(uint16_t id, const RegionConfig& cfg,
   }
   sys::close(fd);
   auto r = get(id, cfg, err, why, false);
-  if (r && path != r->hdr()->ext_path) {  // someone else's region by that id
+  if (r && path != r->fixed_.ext_path) {  // someone else's region by that id
     *err = EEXIST;
     if (why) *why = "region " + std::to_string(id) + " exists already";
     return nullptr;
@@ -411,6 +424,18 @@ void Region::remove(uint16_t id) {
   region_cache().map.erase(id);
 }
 
+void Region::forget_removed() {
+  std::lock_guard<std::mutex> g(region_cache().mu);
+  auto& cache = region_cache().map;
+  for (auto it = cache.begin(); it != cache.end();) {
+    struct stat a, b;
+    const std::string path = runtime_dir_path() + "/" + file_name(it->first);
+    const bool same = ::stat(path.c_str(), &a) == 0 && fstat(it->second->fd(), &b) == 0 &&
+                      a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+    it = !same && it->second.use_count() == 1 ? cache.erase(it) : std::next(it);
+  }
+}
+
 int Region::lock_region(std::string* why) {
   bool died = false;
   if (int e = hdr()->lock.lock(&died)) {
@@ -426,17 +451,17 @@ int Region::lock_region(std::string* why) {
 // so allocation hands out ascending indexes (better locality).
 void Region::rebuild_free_stacks() {
   RegionHeader* h = hdr();
-  auto* bs = reinterpret_cast<uint32_t*>(map_.base() + h->buf_stack_off);
+  auto* bs = reinterpret_cast<uint32_t*>(map_.base() + fixed_.buf_stack_off);
   uint32_t n = 0;
   for (uint32_t i = cfg().buf_num; i-- > 2;)
     if (buf_owner()[i] == 0) bs[n++] = i;
   h->buf_free = n;
-  auto* rs = reinterpret_cast<uint32_t*>(map_.base() + h->ring_stack_off);
+  auto* rs = reinterpret_cast<uint32_t*>(map_.base() + fixed_.ring_stack_off);
   n = 0;
   for (uint32_t i = cfg().ring_num; i-- > 0;)
     if (ring_owner()[i] == 0) rs[n++] = i;
   h->ring_free = n;
-  auto* is = reinterpret_cast<uint32_t*>(map_.base() + h->if_stack_off);
+  auto* is = reinterpret_cast<uint32_t*>(map_.base() + fixed_.if_stack_off);
   n = 0;
   for (uint32_t i = cfg().if_num; i-- > 0;)
     if (if_owner()[i] == 0) is[n++] = i;
@@ -453,7 +478,7 @@ int Region::alloc_bufs(uint32_t* out, uint32_t n, uint32_t tag, std::string* why
     h->lock.unlock();
     return ENOMEM;
   }
-  auto* st = reinterpret_cast<uint32_t*>(map_.base() + h->buf_stack_off);
+  auto* st = reinterpret_cast<uint32_t*>(map_.base() + fixed_.buf_stack_off);
   uint32_t* owner = buf_owner();
   // Tag first, pop after: a death in between leaves a tagged buffer on the
   // stack, which the rebuild drops.
@@ -484,7 +509,7 @@ void Region::free_tagged(const std::vector<uint32_t>& tags) {
   if (tags.empty()) return;
   RegionHeader* h = hdr();
   if (lock_region(nullptr)) return;  // the buffers stay out of the pool (lost, never handed out twice)
-  auto* st = reinterpret_cast<uint32_t*>(map_.base() + h->buf_stack_off);
+  auto* st = reinterpret_cast<uint32_t*>(map_.base() + fixed_.buf_stack_off);
   uint32_t* owner = buf_owner();
   const uint32_t lo = *std::min_element(tags.begin(), tags.end());
   const uint32_t hi = *std::max_element(tags.begin(), tags.end());
@@ -507,7 +532,7 @@ int Region::alloc_ring(uint32_t* out, uint16_t port, std::string* why) {
     h->lock.unlock();
     return ENOMEM;
   }
-  uint32_t ri = reinterpret_cast<uint32_t*>(map_.base() + h->ring_stack_off)[h->ring_free - 1];
+  uint32_t ri = reinterpret_cast<uint32_t*>(map_.base() + fixed_.ring_stack_off)[h->ring_free - 1];
   if (ri >= cfg().ring_num || ring_owner()[ri]) {  // a stack entry nobody could have pushed
     rebuild_free_stacks();
     h->lock.unlock();
@@ -525,7 +550,7 @@ void Region::free_ring(uint32_t i) {
   if (lock_region(nullptr)) return;  // stays taken (a repair after the holder's death frees it)
   if (i < cfg().ring_num && ring_owner()[i] && h->ring_free < cfg().ring_num) {
     kring(i)->nslots = 0;
-    reinterpret_cast<uint32_t*>(map_.base() + h->ring_stack_off)[h->ring_free] = i;
+    reinterpret_cast<uint32_t*>(map_.base() + fixed_.ring_stack_off)[h->ring_free] = i;
     ring_owner()[i] = 0;
     h->ring_free++;
   }
@@ -542,7 +567,7 @@ int Region::alloc_if(uint32_t* out, int port, int reg, std::string* why) {
     h->lock.unlock();
     return ENOMEM;
   }
-  uint32_t ii = reinterpret_cast<uint32_t*>(map_.base() + h->if_stack_off)[h->if_free - 1];
+  uint32_t ii = reinterpret_cast<uint32_t*>(map_.base() + fixed_.if_stack_off)[h->if_free - 1];
   if (ii >= cfg().if_num || if_owner()[ii]) {  // a stack entry nobody could have pushed
     rebuild_free_stacks();
     h->lock.unlock();
@@ -561,7 +586,7 @@ void Region::free_if(uint32_t i, int reg) {
   RegionHeader* h = hdr();
   if (lock_region(nullptr)) return;
   if (if_reg(i) == reg && h->if_free < cfg().if_num) {
-    reinterpret_cast<uint32_t*>(map_.base() + h->if_stack_off)[h->if_free] = i;
+    reinterpret_cast<uint32_t*>(map_.base() + fixed_.if_stack_off)[h->if_free] = i;
     if_owner()[i] = 0;
     h->if_free++;
   }
@@ -634,8 +659,8 @@ int Region::make_ring(uint32_t* out, uint32_t nslots, uint16_t ringid, uint16_t 
     return e;
   }
   memset(static_cast<void*>(r), 0, sizeof(netmap_ring));
-  *const_cast<int64_t*>(&r->buf_ofs) = int64_t(hdr()->buf_pool) -
-                                       int64_t(hdr()->ring_pool + uint64_t(ri) * cfg().ring_size);
+  *const_cast<int64_t*>(&r->buf_ofs) = int64_t(fixed_.buf_pool) -
+                                       int64_t(fixed_.ring_pool + uint64_t(ri) * cfg().ring_size);
   *const_cast<uint32_t*>(&r->num_slots) = nslots;
   *const_cast<uint32_t*>(&r->nr_buf_size) = cfg().buf_size;
   *const_cast<uint16_t*>(&r->ringid) = ringid;

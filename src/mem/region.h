@@ -188,28 +188,32 @@ class Region {
   // locked) unless it is persistent. Mappings stay valid; the next get()
   // makes a fresh region.
   static void remove(uint16_t id);
+  // Drop this process's mappings of regions whose file is gone (removed by
+  // another process) and that nothing here uses: a listing must not keep a
+  // deleted region's memory.
+  static void forget_removed();
 
   RegionHeader* hdr() const { return reinterpret_cast<RegionHeader*>(map_.base()); }
-  const RegionConfig& cfg() const { return hdr()->cfg; }
-  uint16_t id() const { return hdr()->mem_id; }
+  const RegionConfig& cfg() const { return fixed_.cfg; }
+  uint16_t id() const { return fixed_.mem_id; }
   int fd() const { return fd_; }
   char* pub() const { return pub_; }
   // Where the public part is, for an application's mmap.
   int pub_fd() const { return ext_fd_ >= 0 ? ext_fd_ : fd_; }
-  uint64_t pub_file_off() const { return ext_fd_ >= 0 ? hdr()->ext_off : hdr()->pub_off; }
-  uint64_t memsize() const { return hdr()->memsize; }
+  uint64_t pub_file_off() const { return ext_fd_ >= 0 ? fixed_.ext_off : fixed_.pub_off; }
+  uint64_t memsize() const { return fixed_.memsize; }
 
   netmap_ring* ring(uint32_t i) const {
-    return reinterpret_cast<netmap_ring*>(pub() + hdr()->ring_pool + uint64_t(i) * cfg().ring_size);
+    return reinterpret_cast<netmap_ring*>(pub() + fixed_.ring_pool + uint64_t(i) * cfg().ring_size);
   }
   KringState* kring(uint32_t i) const {
-    return reinterpret_cast<KringState*>(map_.base() + hdr()->kring_off) + i;
+    return reinterpret_cast<KringState*>(map_.base() + fixed_.kring_off) + i;
   }
   netmap_if* nifp(uint32_t i) const {
-    return reinterpret_cast<netmap_if*>(pub() + hdr()->if_pool + uint64_t(i) * cfg().if_size);
+    return reinterpret_cast<netmap_if*>(pub() + fixed_.if_pool + uint64_t(i) * cfg().if_size);
   }
-  uint64_t nifp_offset(uint32_t i) const { return hdr()->if_pool + uint64_t(i) * cfg().if_size; }
-  char* buf(uint32_t idx) const { return pub() + hdr()->buf_pool + uint64_t(idx) * cfg().buf_size; }
+  uint64_t nifp_offset(uint32_t i) const { return fixed_.if_pool + uint64_t(i) * cfg().if_size; }
+  char* buf(uint32_t idx) const { return pub() + fixed_.buf_pool + uint64_t(idx) * cfg().buf_size; }
   bool valid_buf(uint32_t idx) const { return idx >= 2 && idx < cfg().buf_num; }
 
   // Owner tags of buffers.
@@ -283,10 +287,10 @@ class Region {
   static bool port_bound(int port);
 
  private:
-  Region(int fd, Mapping m) : fd_(fd), map_(std::move(m)) {}
-  uint32_t* buf_owner() const { return reinterpret_cast<uint32_t*>(map_.base() + hdr()->buf_owner_off); }
-  uint32_t* ring_owner() const { return reinterpret_cast<uint32_t*>(map_.base() + hdr()->ring_owner_off); }
-  uint32_t* if_owner() const { return reinterpret_cast<uint32_t*>(map_.base() + hdr()->if_owner_off); }
+  Region(int fd, Mapping m, const RegionHeader& checked);
+  uint32_t* buf_owner() const { return reinterpret_cast<uint32_t*>(map_.base() + fixed_.buf_owner_off); }
+  uint32_t* ring_owner() const { return reinterpret_cast<uint32_t*>(map_.base() + fixed_.ring_owner_off); }
+  uint32_t* if_owner() const { return reinterpret_cast<uint32_t*>(map_.base() + fixed_.if_owner_off); }
   // May this process take a buffer tagged o into one of its rings?
   bool may_take(uint32_t o) const;
   void free_tagged(const std::vector<uint32_t>& tags);
@@ -298,6 +302,18 @@ class Region {
   int map_ext(std::string* why);
   int fd_;
   Mapping map_;
+  // The header's sizes and offsets as they were checked when the region was
+  // mapped: what every bound and address here comes from. The shared header
+  // may be rewritten by anyone who can write the file (another process of
+  // its owner); the copy cannot.
+  struct Fixed {
+    uint16_t mem_id;
+    RegionConfig cfg;
+    uint64_t pub_off, memsize, if_pool, ring_pool, buf_pool, kring_off;
+    uint64_t buf_stack_off, buf_owner_off, ring_stack_off, if_stack_off, ring_owner_off, if_owner_off;
+    uint64_t ext_off;
+    std::string ext_path;
+  } fixed_;
   char* pub_ = nullptr;
   int ext_fd_ = -1;  // extmem: the application's file
   Mapping ext_map_;

@@ -2,13 +2,17 @@
 // nmreq_register_decode), the whole name with its @options (nmport_prepare:
 // @conf, @share, @extmem, @N), then a register of what parsed, which takes
 // the name through the library's side of the grammar (valid_port_name, the
-// port types' owns()/resolve(), pipe and VALE names, ring_range).
+// port types' owns()/resolve(), pipe and VALE names, ring_range); and the C
+// API's names: a vhost-user spec checked (unetmap_vhost_attach_spec with
+// UNETMAP_VHOST_CHECK: it must start nothing), a port's counters.
 //
 // Checks, besides no crash/UB/leak: the decoders stop inside the input and
 // leave a NUL-terminated name; a port opened and closed leaves no port, fd
 // or file behind.
 #include <libnetmap.h>
+#include <unetmap/unetmap.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -75,6 +79,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     nmport_undo_prepare(d);
   }
+  const int checked = unetmap_vhost_attach_spec(begin, UNETMAP_VHOST_CHECK);
+  FUZZ_CHECK(checked == 0 || errno == EINVAL || errno == ENOENT, spec + ": " + unetmap_last_error());
+  FUZZ_CHECK(unetmap_workers(nullptr, 0) == 0, "'" + spec + "': a check started a worker");
+  unetmap_port_stats st;
+  FUZZ_CHECK(unetmap_port_counters(begin, &st) == 0 || errno == ENOENT, spec + ": " + unetmap_last_error());
   check_clean(spec);
   return 0;
 }

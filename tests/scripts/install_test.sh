@@ -3,7 +3,8 @@
 # tree.
 #   1. cmake --install into a scratch prefix, which is then moved elsewhere
 #      (nothing may point back: RUNPATHs, pkg-config and CMake files are
-#      relative);
+#      relative); the programs below run with the build and source trees
+#      hidden (a mount namespace with empty file systems over them);
 #   2. libnetmap.so exports only C symbols: no unetmap:: C++ symbol, no
 #      symbol outside netmap's ABI, libnetmap's API and unetmap_*;
 #   3. a C program built with pkg-config alone, a C++ one with
@@ -28,6 +29,10 @@ step() { echo "--- $*"; }
 # grep -q at the end of a pipe stops reading early: the writer's SIGPIPE
 # would fail the pipe (pipefail). This one reads to the end.
 has() { grep "$@" >/dev/null; }
+# Run a command where the build and source trees are empty directories.
+hidden() {
+    unshare -m bash -c 'mount -t tmpfs tmpfs "$1" && mount -t tmpfs tmpfs "$2" && shift 2 && exec "$@"' _ "$B" "$S" "$@"
+}
 
 step "1. install, then move the tree"
 cmake --install "$B" --prefix "$WORK/first" >"$WORK/install.log" || { cat "$WORK/install.log"; fail "cmake --install"; }
@@ -62,24 +67,33 @@ cc -Wall -Werror -o "$WORK/pipe_c" "$S/tests/install/pipe_c.c" $(pkg-config --cf
     -Wl,-rpath,"$LIB" || fail "the C program does not build with pkg-config"
 [[ $(pkg-config --modversion netmap) == 1.* ]] || fail "pkg-config version $(pkg-config --modversion netmap)"
 ldd "$WORK/pipe_c" | has "$LIB/libnetmap.so.1" || fail "the C program does not load the installed library"
-"$WORK/pipe_c" ic 3000 || fail "the C program over a pipe"
+hidden "$WORK/pipe_c" ic 3000 || fail "the C program over a pipe"
 cmake -S "$S/tests/install" -B "$WORK/cxx" -DCMAKE_PREFIX_PATH="$P" -DCMAKE_BUILD_RPATH="$LIB" >"$WORK/cxx.log" 2>&1 ||
     { cat "$WORK/cxx.log"; fail "find_package(unetmap)"; }
 cmake --build "$WORK/cxx" >>"$WORK/cxx.log" 2>&1 || { cat "$WORK/cxx.log"; fail "the C++ program does not build"; }
 grep -rq "$B" "$WORK/cxx/CMakeCache.txt" && fail "the C++ build found something in the build tree"
-"$WORK/cxx/pipe_cxx" icx 3000 || fail "the C++ program over a pipe"
+hidden "$WORK/cxx/pipe_cxx" icx 3000 || fail "the C++ program over a pipe"
 cc -Wall -Werror -o "$WORK/plain" "$S/tests/c/plain_pipe.c" $(pkg-config --cflags netmap)
-LD_PRELOAD=$LIB/libnetmap.so.1 "$WORK/plain" ip 2000 5 || fail "a plain netmap program with LD_PRELOAD"
+hidden env LD_PRELOAD="$LIB/libnetmap.so.1" "$WORK/plain" ip 2000 5 || fail "a plain netmap program with LD_PRELOAD"
 
 step "4. a worker from the installed tree"
-"$P/bin/vale-ctl" -a "vale9:vm,vhost=$WORK/vm.sock" || fail "installed vale-ctl -a ...,vhost="
+hidden "$P/bin/vale-ctl" -a "vale9:vm,vhost=$WORK/vm.sock" || fail "installed vale-ctl -a ...,vhost="
 wpid=$("$P/bin/vale-ctl" -W -j | python3 -c 'import json,sys; print([w["pid"] for w in json.load(sys.stdin) if w["kind"] == "vhost"][0])')
 [[ $wpid -gt 1 ]] || fail "no vhost worker pid"
 exe=$(readlink "/proc/$wpid/exe")
 [[ $exe == "$LIB/unetmap-vhost" ]] || fail "the worker runs $exe, not the installed one"
-"$P/bin/vale-ctl" -s vale9 | has 'vale9:vm' || fail "vale-ctl -s does not show the port"
-"$P/bin/vale-ctl" -d vale9:vm || fail "installed vale-ctl -d"
-"$P/bin/nm-regions" >/dev/null || fail "installed nm-regions"
+hidden "$P/bin/vale-ctl" -s vale9 | has 'vale9:vm' || fail "vale-ctl -s does not show the port"
+hidden "$P/bin/vale-ctl" -d vale9:vm || fail "installed vale-ctl -d"
+hidden "$P/bin/nm-regions" >/dev/null || fail "installed nm-regions"
+# The receiver first: the sender starts once it says it has its rings.
+hidden timeout 30 "$P/bin/pkt-gen" -i 'netmap:ig}0' -f rx -n 1000 >"$WORK/rx.log" 2>&1 &
+RX=$!
+for _ in $(seq 100); do has 'rings of' "$WORK/rx.log" && break; sleep 0.1; done
+has 'rings of' "$WORK/rx.log" || { cat "$WORK/rx.log"; fail "installed pkt-gen rx did not open its port"; }
+hidden timeout 30 "$P/bin/pkt-gen" -i 'netmap:ig{0' -f tx -n 1000 -l 60 >"$WORK/tx.log" 2>&1 ||
+    { cat "$WORK/tx.log"; fail "installed pkt-gen tx"; }
+wait "$RX" || { cat "$WORK/rx.log"; fail "installed pkt-gen rx"; }
+has 'packets=1000 ' "$WORK/rx.log" || { cat "$WORK/rx.log"; fail "installed pkt-gen rx: not 1000 frames"; }
 
 step "5. Debian packages"
 (cd "$B" && cpack -G DEB -B "$WORK/deb" >"$WORK/cpack.log" 2>&1) || { tail -30 "$WORK/cpack.log"; fail "cpack"; }
@@ -110,5 +124,5 @@ RLIB=$(dirname "$(find "$WORK/root" -name 'libnetmap.so.1' | head -1)")
 # shellcheck disable=SC2046
 cc -o "$WORK/pipe_deb" "$S/tests/install/pipe_c.c" $(PKG_CONFIG_PATH=$RLIB/pkgconfig pkg-config --cflags --libs netmap) \
     -Wl,-rpath,"$RLIB" || fail "the C program does not build against the packages"
-"$WORK/pipe_deb" id 1000 || fail "the C program against the packages"
+hidden "$WORK/pipe_deb" id 1000 || fail "the C program against the packages"
 echo "install test: ok"

@@ -280,7 +280,7 @@ int vale_list(const std::string& only, std::vector<ValeSwitchInfo>* out, std::st
       pi.mem_id = pe.mem_id;
       pi.hdr_len = vale_port(pe).hdr_len;
       for (int d : {kTx, kRx}) pi.rings[d] = pe.nrings[d], pi.slots[d] = pe.nslots[d];
-      auto region = Region::get(pe.mem_id, RegionConfig::from_env(), &err);
+      auto region = Region::get(pe.mem_id, RegionConfig::from_env(), &err, nullptr, false);  // a listing makes none
       if (region) {
         for (uint32_t r = 0; r < pe.nrings[kTx] && r <= kMaxRings; r++) {
           if (region->ring_port(pe.ring[kTx][r]) != sw.ports[j]) continue;

@@ -2,6 +2,7 @@
 // unetmap_vhost_attach, unetmap_vhost_attach_spec and unetmap_vhost_detach,
 // over control.h.
 #include <errno.h>
+#include <string.h>
 #include <unetmap/unetmap.h>
 
 #include <string>
@@ -51,6 +52,8 @@ extern "C" int unetmap_vhost_attach_spec(const char* spec, unsigned flags) {
   vhost::AttachRequest r;
   std::string why;
   int err = vhost::parse(spec, &r, &why);
+  if (err == ENOENT && strstr(spec, ",vhost="))
+    return fail(EINVAL, std::string("'") + spec + "': valeX:NAME,vhost=PATH first, then client, queues=N, slots=N");
   if (err == ENOENT) return fail(ENOENT, std::string("'") + spec + "' has no ,vhost=PATH");
   if (!err && !(flags & UNETMAP_VHOST_CHECK)) err = vhost::attach(r, &why);
   return err ? fail(err, why) : 0;
