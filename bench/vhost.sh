@@ -4,15 +4,20 @@
 # net_virtio_user (no hugepages: ../shared/peers), the "VM" of every case;
 # its forwarding lcore is CPU 1. Cases, for each frame size:
 #   1. vm->switch: testpmd txonly -> vale0:a (vhost-user, its worker on
-#                  CPU 0) -> VALE -> pkt-gen rx on vale0:p (CPU 0, a ring of
-#                  16384 slots: on two cores the receiver shares its CPU with
-#                  the worker and drains once per time slice). Figure: what
-#                  pkt-gen received, median of its steady per-second rates.
-#   2. switch->vm: pkt-gen tx on vale0:q (CPU 0) -> VALE -> vale0:a -> testpmd
-#                  rxonly. Figure: testpmd's Rx-pps.
+#                  CPU 0) -> VALE -> pkt-gen rx on vale0:p (CPU VS_RX_CPU,
+#                  a ring of 16384 slots). Figure: what pkt-gen received,
+#                  median of its steady per-second rates.
+#   2. switch->vm: pkt-gen tx on vale0:q (CPU SV_TX_CPU) -> VALE -> vale0:a
+#                  -> testpmd rxonly. Figure: testpmd's Rx-pps.
 #   3. vm->vm:     testpmd txonly -> vale0:a -> VALE -> vale0:b -> a second
-#                  testpmd rxonly (its forwarding lcore CPU 0). Four busy
-#                  processes on two cores. Figure: the receiver's Rx-pps.
+#                  testpmd rxonly (its forwarding lcore CPU 0; b's worker on
+#                  CPU VV_B_CPU). Four busy processes on two cores. Figure:
+#                  the receiver's Rx-pps.
+#                  By default (CPUs 1) a worker never shares its core with
+#                  the process it hands frames to: on one core two busy
+#                  pollers take turns at time-slice ends only, so a handoff
+#                  there moves one ring (or one 1024-descriptor virtqueue)
+#                  per slice. With 0 the run shows that placement.
 #   4. peer:       testpmd net_vhost <-> testpmd net_virtio_user (DPDK's
 #                  backend in a testpmd of its own, two processes), both ways:
 #                  virtio_user txonly -> vhost rxonly, vhost txonly ->
@@ -39,6 +44,9 @@
 #   VHOST_SLOTS    slots of the vhost-user ports' rings (default 16384: as the
 #                  receiver's, room for what arrives while the worker waits
 #                  for its CPU)
+#   VS_RX_CPU, SV_TX_CPU, VV_B_CPU
+#                  CPUs of the third busy process of cases 1-3 (default 1;
+#                  0 puts it beside the worker, as before 2026-12-03)
 #   KEEP_LOGS=1    keep the logs directory (path printed at the end)
 set -euo pipefail
 
@@ -50,10 +58,14 @@ VHOST_SECONDS=${VHOST_SECONDS:-8}
 SIZES=${SIZES:-"64 1514"}
 VHOST_SLOTS=${VHOST_SLOTS:-16384}
 VQ_SIZE=${VQ_SIZE:-1024}
+VS_RX_CPU=${VS_RX_CPU:-1}
+SV_TX_CPU=${SV_TX_CPU:-1}
+VV_B_CPU=${VV_B_CPU:-1}
 VALECTL="$BUILD_DIR/tools/vale-ctl"
 TSO="$BUILD_DIR/bench/vhost_tso"
 
 check_env "bash scripts/build.sh" RUNS VHOST_SECONDS VHOST_SLOTS VQ_SIZE
+for v in VS_RX_CPU SV_TX_CPU VV_B_CPU; do [[ ${!v} == [01] ]] || die "$v is a CPU: 0 or 1 (got '${!v}')"; done
 ((HAVE_TESTPMD)) || die "$TESTPMD not found (apt-get install dpdk-dev)"
 [[ -x "$VALECTL" ]] || die "vale-ctl not found at $VALECTL"
 [[ -x "$BUILD_DIR/unetmap-vhost" ]] || die "unetmap-vhost not found in $BUILD_DIR"
@@ -72,13 +84,13 @@ testpmd() {
     TPID=$!; PIDS+=("$TPID")
 }
 
-# attach NAME: vale0:NAME a vhost-user port at $UNETMAP_DIR_CUR/NAME.sock, its
-# worker pinned to CPU 0.
+# attach NAME [CPU]: vale0:NAME a vhost-user port at $UNETMAP_DIR_CUR/NAME.sock,
+# its worker pinned to CPU (default 0).
 attach() {
     UNETMAP_DIR=$UNETMAP_DIR_CUR "$VALECTL" -a "vale0:$1,vhost=$UNETMAP_DIR_CUR/$1.sock,slots=$VHOST_SLOTS" || return 1
     local w
     w=$(pgrep -f "unetmap-vhost vale0 $1 " | head -1)
-    [[ -n "$w" ]] && taskset -p -c 0 "$w" >/dev/null
+    [[ -n "$w" ]] && taskset -p -c "${2:-0}" "$w" >/dev/null
 }
 
 # drop_ports: detach vale0:a and vale0:b (their workers stop), then drop the
@@ -98,7 +110,7 @@ run_vm_switch() {
     mkdir -p "$d"
     new_unetmap_dir
     attach a || { drop_ports; return 1; }
-    UNETMAP_DIR=$UNETMAP_DIR_CUR "${PKTGEN_T[@]}" -i "vale0:p@conf:slots=16384" -f rx -a 0 \
+    UNETMAP_DIR=$UNETMAP_DIR_CUR "${PKTGEN_T[@]}" -i "vale0:p@conf:slots=16384" -f rx -a "$VS_RX_CPU" \
         >"$d/rx.out" 2>"$d/rx.err" &
     local rxpid=$!; PIDS+=("$rxpid")
     wait_for "$d/rx.err" "rings of" 10 "$rxpid" || { echo "run $n: receiver did not start" >&2; return 1; }
@@ -123,7 +135,7 @@ run_switch_vm() {
     testpmd "$d/vm.log" "${TAG}_${n}_sv" 0 "net_virtio_user0,path=$UNETMAP_DIR_CUR/a.sock" rxonly "$size"
     local tp=$TPID
     wait_for "$d/vm.log" "Rx-pps:" 20 "$tp" || { echo "run $n: testpmd not ready" >&2; return 1; }
-    UNETMAP_DIR=$UNETMAP_DIR_CUR "${PKTGEN_T[@]}" -i vale0:q -f tx -l "$plen" -a 0 \
+    UNETMAP_DIR=$UNETMAP_DIR_CUR "${PKTGEN_T[@]}" -i vale0:q -f tx -l "$plen" -a "$SV_TX_CPU" \
         >"$d/tx.out" 2>"$d/tx.err" &
     local txpid=$!; PIDS+=("$txpid")
     wait "$tp" 2>/dev/null || true; forget "$tp"
@@ -141,7 +153,11 @@ run_vm_vm() {
     local n=$1 size=$2 d="$WORK/vv_${size}_$1" rx k all
     mkdir -p "$d"
     new_unetmap_dir
-    attach a && attach b || { drop_ports; return 1; }
+    # Each worker beside the other VM, never its own guest: CPU 0 has worker a
+    # and guest b's poller, CPU 1 worker b and guest a's. Every handoff (guest
+    # a -> a -> b -> guest b) crosses cores; on one core, a worker and the
+    # guest it feeds take turns only at time-slice ends (one virtqueue each).
+    attach a 0 && attach b "$VV_B_CPU" || { drop_ports; return 1; }
     testpmd "$d/b.log" "${TAG}_${n}_vvb" 1 "net_virtio_user0,path=$UNETMAP_DIR_CUR/b.sock" rxonly "$size" \
         $((VHOST_SECONDS + 8))
     local tb=$TPID
@@ -216,7 +232,7 @@ run_tso() {
     fi
 }
 
-echo "unetmap: testpmd net_virtio_user <-> vale0 vhost-user ports (workers on CPU 0) <-> pkt-gen / testpmd"
+echo "unetmap: testpmd net_virtio_user <-> vale0 vhost-user ports (worker a on CPU 0, b on CPU $VV_B_CPU) <-> pkt-gen (CPU $VS_RX_CPU rx, $SV_TX_CPU tx) / testpmd"
 echo "peer: DPDK testpmd net_vhost <-> testpmd net_virtio_user; ${VHOST_SECONDS} s per run, $RUNS runs"
 for n in $(seq 1 "$RUNS"); do
     for size in $SIZES; do
