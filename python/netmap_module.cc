@@ -30,6 +30,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -99,6 +100,37 @@ void ctx_lock(struct nmctx*, int) {}  // every call into it holds the GIL
 // printed; ports of one memory region share one mapping.
 struct nmctx g_ctx = {0, ctx_error, ctx_malloc, ctx_free, ctx_lock, nullptr};
 
+// poll() through libnetmap for up to timeout_ms (negative: no limit), the
+// GIL released. After a signal, Python's handlers run (they may raise), then
+// again() (it may raise), and the wait goes on for what is left of the
+// timeout. The count of ready fds, or -1 with errno set (never EINTR).
+int poll_retrying(pollfd* fds, size_t n, int timeout_ms, const std::function<void()>& again) {
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (;;) {
+    int left = timeout_ms;
+    if (timeout_ms > 0) {
+      struct timespec t;
+      clock_gettime(CLOCK_MONOTONIC, &t);
+      const long long el = (t.tv_sec - t0.tv_sec) * 1000LL + (t.tv_nsec - t0.tv_nsec) / 1000000;
+      left = el >= timeout_ms ? 0 : int(timeout_ms - el);
+    }
+    int r, err = 0;
+    {
+      py::gil_scoped_release nogil;
+      r = g_entry.poll(fds, n, left);
+      if (r < 0) err = errno;
+    }
+    if (r >= 0) return r;
+    if (err != EINTR) {
+      errno = err;
+      return -1;
+    }
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+    again();
+  }
+}
+
 // ------------------------------------------------------------------ the port
 
 // An open port and its mapping. The mapping lives as long as any Python
@@ -150,32 +182,10 @@ struct Port {
   // for what is left of the timeout.
   int wait(short events, int timeout_ms) {
     check();
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (;;) {
-      struct pollfd p = {d->fd, events, 0};
-      int left = timeout_ms;
-      if (timeout_ms > 0) {
-        struct timespec t;
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        const long long el = (t.tv_sec - t0.tv_sec) * 1000LL + (t.tv_nsec - t0.tv_nsec) / 1000000;
-        left = el >= timeout_ms ? 0 : int(timeout_ms - el);
-      }
-      int r, err = 0;
-      {
-        py::gil_scoped_release nogil;
-        r = g_entry.poll(&p, 1, left);
-        if (r < 0) err = errno;
-      }
-      if (r > 0) return p.revents;
-      if (r == 0) return 0;
-      if (err != EINTR) {
-        errno = err;
-        raise_last("poll");
-      }
-      if (PyErr_CheckSignals() != 0) throw py::error_already_set();
-      check();
-    }
+    struct pollfd p = {d->fd, events, 0};
+    const int r = poll_retrying(&p, 1, timeout_ms, [this] { check(); });
+    if (r < 0) raise_last("poll");
+    return r > 0 ? p.revents : 0;
   }
 };
 
@@ -722,30 +732,12 @@ int timeout_ms(py::object t, double unit_ms) {
 // Calls libnetmap's poll on fds with the timeout, retrying after signals
 // (Python's handlers run first and may raise).
 int do_poll(std::vector<pollfd>& fds, int timeout) {
-  struct timespec t0;
-  clock_gettime(CLOCK_MONOTONIC, &t0);
-  for (;;) {
-    int left = timeout;
-    if (timeout > 0) {
-      struct timespec t;
-      clock_gettime(CLOCK_MONOTONIC, &t);
-      const long long el = (t.tv_sec - t0.tv_sec) * 1000LL + (t.tv_nsec - t0.tv_nsec) / 1000000;
-      left = el >= timeout ? 0 : int(timeout - el);
-    }
-    int r, err = 0;
-    {
-      py::gil_scoped_release nogil;
-      r = g_entry.poll(fds.data(), fds.size(), left);
-      if (r < 0) err = errno;
-    }
-    if (r >= 0) return r;
-    if (err != EINTR) {
-      errno = err;
-      PyErr_SetFromErrno(PyExc_OSError);
-      throw py::error_already_set();
-    }
-    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+  const int r = poll_retrying(fds.data(), fds.size(), timeout, [] {});
+  if (r < 0) {
+    PyErr_SetFromErrno(PyExc_OSError);
+    throw py::error_already_set();
   }
+  return r;
 }
 
 struct Poll {

@@ -9,6 +9,7 @@
 // Synchronisation is on events only: the bridge's "ready" line on stderr,
 // the peers' exits, the receivers' poll(); all with deadlines.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <map>
 #include <sstream>
@@ -191,6 +192,20 @@ TEST(Bridge, ZeroCopyBetweenPipesOfOneRegion) {
   EXPECT_EQ(s["b->a"], "300") << br.show();
   EXPECT_EQ(s["drops"], "0");
   EXPECT_EQ(s["mode"], "zero-copy");
+}
+
+// Only NIC ports have a link to wait for: a pcap-file port and a pipe start
+// at once (the bridge waited its 4 s for pcap: ports, whose name it did not
+// know).
+TEST(Bridge, PortsWithoutALinkDoNotWait) {
+  const std::string dir = std::string(getenv("UNETMAP_DIR")) + ".pcap";
+  ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+  setenv("UNETMAP_PCAP_DIR", dir.c_str(), 1);
+  Bridge br({"-i", "pcap:nolink", "-i", "netmap:bw}0"});
+  unsetenv("UNETMAP_PCAP_DIR");
+  ASSERT_TRUE(br.ready) << br.show();
+  EXPECT_EQ(br.err().find("waiting"), std::string::npos) << br.err();
+  EXPECT_EQ(br.stop(SIGINT), 0) << br.show();
 }
 
 // -c: the same pipes, but every packet copied.

@@ -71,8 +71,8 @@ void usage(FILE* f) {
           "              give -i twice. With one port (or the same one twice) the\n"
           "              bridge joins PORT1's host rings (PORT1^) and PORT1\n"
           "  -b BATCH    packets moved per direction per round, 1..%ld (default 1024)\n"
-          "  -w SECONDS  wait for the link before forwarding, 0..%ld (default 4; ports\n"
-          "              without a link, pipes, VALE and null ports, do not wait)\n"
+          "  -w SECONDS  wait for the link before forwarding, 0..%ld (default 4; NIC\n"
+          "              ports only: pipes, VALE, null and pcap ports do not wait)\n"
           "  -c          always copy packets (default: swap buffers, zero copy, when\n"
           "              both ports are in one memory region; copy otherwise)\n"
           "  -L          with one port: forward its traffic back to itself instead of\n"
@@ -160,12 +160,6 @@ nmport_d* open_port(const std::string& name) {
   return d;
 }
 
-// Pipes, VALE and null ports have no link to wait for.
-bool has_link(const std::string& name) {
-  return name.find_first_of("{}") == std::string::npos && name.rfind("null:", 0) != 0 &&
-         name.rfind("vale", 0) != 0;
-}
-
 std::string rate(double pps) {
   char b[32];
   if (pps >= 1e6) snprintf(b, sizeof b, "%.3f Mpps", pps / 1e6);
@@ -214,7 +208,8 @@ int main(int argc, char** argv) {
   sigaction(SIGINT, &sa, nullptr);  // no SA_RESTART: poll() returns at once
   sigaction(SIGTERM, &sa, nullptr);
 
-  if (o.wait_link > 0 && (has_link(o.port_a) || has_link(o.port_b))) {
+  using unetmap::cli::port_has_link;
+  if (o.wait_link > 0 && (port_has_link(o.port_a) || port_has_link(o.port_b))) {
     fprintf(stderr, "bridge: waiting %ld s for the link\n", o.wait_link);
     timespec ts{o.wait_link, 0};
     while (!g_stop && nanosleep(&ts, &ts) != 0 && errno == EINTR) {

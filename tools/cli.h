@@ -2,6 +2,7 @@
 #pragma once
 
 #include <errno.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -30,6 +31,22 @@ inline bool number(const char* tool, char c, const char* arg, long lo, long hi, 
   if (parse_number(c, arg, lo, hi, what, out, &why)) return true;
   fprintf(stderr, "%s: %s\n", tool, why.c_str());
   return false;
+}
+
+// Whether port `spec` has a link to wait for: only a NIC port does
+// (netmap:IF with its ring and flag suffixes, IF an interface here). Pipes,
+// VALE, null and pcap-file ports never wait.
+inline bool port_has_link(const std::string& spec) {
+  std::string n = spec.compare(0, 7, "netmap:") == 0 ? spec.substr(7) : spec;
+  n = n.substr(0, n.find_first_of("/@"));
+  if (n.find_first_of("{}:") != std::string::npos) return false;  // a pipe, or a prefixed port type
+  if (!n.empty() && (n.back() == '*' || n.back() == '^')) n.pop_back();
+  size_t digits = n.size();
+  while (digits > 0 && n[digits - 1] >= '0' && n[digits - 1] <= '9') digits--;
+  if (digits > 0 && digits < n.size() && (n[digits - 1] == '-' || n[digits - 1] == '^') &&
+      if_nametoindex(n.c_str()) == 0)
+    n.resize(digits - 1);  // IF-N, IF^N: ring N (unless the whole is an interface's name)
+  return !n.empty() && n.size() < IF_NAMESIZE && if_nametoindex(n.c_str()) != 0;
 }
 
 // CLOCK_MONOTONIC in nanoseconds.

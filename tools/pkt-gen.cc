@@ -97,8 +97,8 @@ void on_signal(int) { g_stop.store(true); }
           "  -R RATE      transmit rate in packets per second (default: unlimited)\n"
           "  -p THREADS   threads, each on its own ring pair (default 1)\n"
           "  -a CPU       pin thread i to CPU+i\n"
-          "  -w SECONDS   wait for the link before starting (default 2; not for\n"
-          "               ports without a link such as pipes and null ports)\n"
+          "  -w SECONDS   wait for the link before starting (default 2; NIC ports\n"
+          "               only: pipes, VALE, null and pcap ports have none)\n"
           "  -T MS        report interval in milliseconds (default 1000)\n"
           "  -W           rx: exit after one second without traffic\n"
           "  -S MAC       source MAC (default 00:00:00:00:00:01)\n"
@@ -515,11 +515,6 @@ std::string human(double v) {
   return b;
 }
 
-bool port_has_link(const std::string& name) {
-  return name.find_first_of("{}") == std::string::npos && name.rfind("null:", 0) != 0 &&
-         name.rfind("vale", 0) != 0;
-}
-
 // -H: the port's virtio-net header length, as netmap's pkt-gen sets it.
 void set_virt_hdr(std::string name, int len) {
   if (name.rfind("netmap:", 0) == 0) name = name.substr(7);
@@ -562,7 +557,7 @@ int main(int argc, char** argv) {
           reg.nr_mem_id, o.threads, o.threads > 1 ? "s" : "");
   if (o.func == Func::kTx && o.len > int(reg.nr_tx_slots) * 2048)
     die("-l: frame does not fit in a ring");
-  if (o.wait_link > 0 && port_has_link(o.ifname)) {
+  if (o.wait_link > 0 && unetmap::cli::port_has_link(o.ifname)) {
     fprintf(stderr, "pkt-gen: waiting %d s for the link\n", o.wait_link);
     sleep(unsigned(o.wait_link));
   }
