@@ -100,6 +100,17 @@ void ctx_lock(struct nmctx*, int) {}  // every call into it holds the GIL
 // printed; ports of one memory region share one mapping.
 struct nmctx g_ctx = {0, ctx_error, ctx_malloc, ctx_free, ctx_lock, nullptr};
 
+// What is left of a timeout of timeout_ms started at t0 (CLOCK_MONOTONIC):
+// timeout_ms itself if it is 0 or negative (no wait, no limit), else the
+// milliseconds to go, 0 once it is over.
+int ms_left(const struct timespec& t0, int timeout_ms) {
+  if (timeout_ms <= 0) return timeout_ms;
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  const long long el = (t.tv_sec - t0.tv_sec) * 1000LL + (t.tv_nsec - t0.tv_nsec) / 1000000;
+  return el >= timeout_ms ? 0 : int(timeout_ms - el);
+}
+
 // poll() through libnetmap for up to timeout_ms (negative: no limit), the
 // GIL released. After a signal, Python's handlers run (they may raise), then
 // again() (it may raise), and the wait goes on for what is left of the
@@ -108,13 +119,7 @@ int poll_retrying(pollfd* fds, size_t n, int timeout_ms, const std::function<voi
   struct timespec t0;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   for (;;) {
-    int left = timeout_ms;
-    if (timeout_ms > 0) {
-      struct timespec t;
-      clock_gettime(CLOCK_MONOTONIC, &t);
-      const long long el = (t.tv_sec - t0.tv_sec) * 1000LL + (t.tv_nsec - t0.tv_nsec) / 1000000;
-      left = el >= timeout_ms ? 0 : int(timeout_ms - el);
-    }
+    const int left = ms_left(t0, timeout_ms);
     int r, err = 0;
     {
       py::gil_scoped_release nogil;
@@ -509,14 +514,8 @@ struct Desc {
         continue;
       }
       if (timeout_ms == 0) break;
-      int left = timeout_ms;
-      if (timeout_ms > 0) {
-        struct timespec t;
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        const long long el = (t.tv_sec - t0.tv_sec) * 1000LL + (t.tv_nsec - t0.tv_nsec) / 1000000;
-        if (el >= timeout_ms) break;
-        left = int(timeout_ms - el);
-      }
+      const int left = ms_left(t0, timeout_ms);
+      if (timeout_ms > 0 && left == 0) break;
       if (!port->wait(POLLOUT, left)) break;
       reclaimed = false;
     }
@@ -635,14 +634,8 @@ struct Desc {
       if (!sink.room()) break;
       if (rx_pending()) continue;
       if (sink.room() < cap || timeout_ms == 0) break;
-      int left = timeout_ms;
-      if (timeout_ms > 0) {
-        struct timespec t;
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        const long long el = (t.tv_sec - t0.tv_sec) * 1000LL + (t.tv_nsec - t0.tv_nsec) / 1000000;
-        if (el >= timeout_ms) break;
-        left = int(timeout_ms - el);
-      }
+      const int left = ms_left(t0, timeout_ms);
+      if (timeout_ms > 0 && left == 0) break;
       if (!port->wait(POLLIN, left)) break;
     }
     return cap - sink.room();
