@@ -272,16 +272,24 @@ TEST_F(Nmreplay, RealTimeFromNanosecondStampsWithSpeedup) {
   std::unique_ptr<nmtest::Proc> p;
   const auto got = replay({"-f", f, "-B", "real,2"}, in.size(), &p);
   ASSERT_EQ(got.size(), in.size()) << p->show();
-  // The median gap is the schedule's; each gap and the whole within what
-  // a loaded machine (or a sanitizer build) adds to one wake-up.
-  std::vector<double> gaps;
-  for (size_t i = 1; i < got.size(); i++) {
-    gaps.push_back(double(got[i].at - got[i - 1].at) / 1e6);
-    EXPECT_NEAR(gaps.back(), 10.0, 4.0) << "gap " << i;
+  const uint64_t start = start_of(*p);
+  ASSERT_NE(start, 0u) << p->err();
+  // Frame i is due at start + i * 10 ms (+ 3.5 ns): never early, the
+  // median on time, and each within what a loaded machine adds to one
+  // wake-up. Gaps between arrivals are not checked one by one: CI once
+  // held one frame 10.7 ms, then the next came with it, both on schedule
+  // as far as the replayer was concerned.
+  std::vector<double> late;
+  for (size_t i = 0; i < got.size(); i++) {
+    late.push_back((double(got[i].at) - double(start)) / 1e6 - double(i) * 10.0000035);
+    EXPECT_GE(late.back(), -0.1) << "frame " << i;
+    EXPECT_LE(late.back(), 15.0) << "frame " << i;
   }
-  std::sort(gaps.begin(), gaps.end());
-  EXPECT_NEAR(gaps[gaps.size() / 2], 10.0, 0.5);
-  EXPECT_NEAR(double(got.back().at - got.front().at) / 1e6, 100.0, 4.0);
+  std::sort(late.begin(), late.end());
+  EXPECT_LE(late[late.size() / 2], 1.0);
+  // Read as microseconds the stamps would be 20 s apart: the whole took
+  // about 100 ms.
+  EXPECT_NEAR(double(got.back().at - got.front().at) / 1e6, 100.0, 15.0);
 }
 
 TEST_F(Nmreplay, AConstantDelayShiftsEveryFrame) {
