@@ -22,6 +22,9 @@
 #                  backend in a testpmd of its own, two processes), both ways:
 #                  virtio_user txonly -> vhost rxonly, vhost txonly ->
 #                  virtio_user rxonly. Figure: the receiver's Rx-pps.
+#                  And the same three topologies as cases 1-3 through
+#                  DPDK's own switch (run_peer_switch: testpmd io forwarding
+#                  between net_vhost and net_memif ports, three processes).
 #   5. tso:        VM to VM with 64 KB TCP frames and TSO on (bench/vhost_tso:
 #                  two virtio-net drivers acking checksum and TSO offloads,
 #                  a sender and a receiver thread) through vale0:a -> vale0:b,
@@ -47,6 +50,9 @@
 #   VS_RX_CPU, SV_TX_CPU, VV_B_CPU
 #                  CPUs of the third busy process of cases 1-3 (default 1;
 #                  0 puts it beside the worker, as before 2026-12-03)
+#   PEER_FWD_CPU, PEER_RX_CPU
+#                  CPUs of DPDK's switch and of the receiver in run_peer_switch
+#                  (defaults 0 and the switch's; the sender is on the other)
 #   KEEP_LOGS=1    keep the logs directory (path printed at the end)
 set -euo pipefail
 
@@ -61,11 +67,13 @@ VQ_SIZE=${VQ_SIZE:-1024}
 VS_RX_CPU=${VS_RX_CPU:-1}
 SV_TX_CPU=${SV_TX_CPU:-1}
 VV_B_CPU=${VV_B_CPU:-1}
+PEER_FWD_CPU=${PEER_FWD_CPU:-0}
 VALECTL="$BUILD_DIR/tools/vale-ctl"
 TSO="$BUILD_DIR/bench/vhost_tso"
 
 check_env "bash scripts/build.sh" RUNS VHOST_SECONDS VHOST_SLOTS VQ_SIZE
-for v in VS_RX_CPU SV_TX_CPU VV_B_CPU; do [[ ${!v} == [01] ]] || die "$v is a CPU: 0 or 1 (got '${!v}')"; done
+PEER_RX_CPU=${PEER_RX_CPU:-$PEER_FWD_CPU}
+for v in VS_RX_CPU SV_TX_CPU VV_B_CPU PEER_FWD_CPU PEER_RX_CPU; do [[ ${!v} == [01] ]] || die "$v is a CPU: 0 or 1 (got '${!v}')"; done
 ((HAVE_TESTPMD)) || die "$TESTPMD not found (apt-get install dpdk-dev)"
 [[ -x "$VALECTL" ]] || die "vale-ctl not found at $VALECTL"
 [[ -x "$BUILD_DIR/unetmap-vhost" ]] || die "unetmap-vhost not found in $BUILD_DIR"
@@ -106,7 +114,7 @@ declare -A FIG  # FIG[case/size] = "v1 v2 ..."
 record() { FIG[$1]="${FIG[$1]:-} $2"; }
 
 run_vm_switch() {
-    local n=$1 size=$2 d="$WORK/vs_${size}_$1" rx k all
+    local n=$1 size=$2 d="$WORK/vs_${2}_$1" rx k all
     mkdir -p "$d"
     new_unetmap_dir
     attach a || { drop_ports; return 1; }
@@ -128,7 +136,7 @@ run_vm_switch() {
 }
 
 run_switch_vm() {
-    local n=$1 size=$2 d="$WORK/sv_${size}_$1" rx k all plen=$(($2 - 4))
+    local n=$1 size=$2 d="$WORK/sv_${2}_$1" rx k all plen=$(($2 - 4))
     mkdir -p "$d"
     new_unetmap_dir
     attach a || { drop_ports; return 1; }
@@ -150,14 +158,14 @@ run_switch_vm() {
 }
 
 run_vm_vm() {
-    local n=$1 size=$2 d="$WORK/vv_${size}_$1" rx k all
+    local n=$1 size=$2 d="$WORK/vv_${2}_$1" rx k all
     mkdir -p "$d"
     new_unetmap_dir
     # Each worker beside the other VM, never its own guest: CPU 0 has worker a
     # and guest b's poller, CPU 1 worker b and guest a's. Every handoff (guest
     # a -> a -> b -> guest b) crosses cores; on one core, a worker and the
     # guest it feeds take turns only at time-slice ends (one virtqueue each).
-    attach a 0 && attach b "$VV_B_CPU" || { drop_ports; return 1; }
+    if ! attach a 0 || ! attach b "$VV_B_CPU"; then drop_ports; return 1; fi
     testpmd "$d/b.log" "${TAG}_${n}_vvb" 1 "net_virtio_user0,path=$UNETMAP_DIR_CUR/b.sock" rxonly "$size" \
         $((VHOST_SECONDS + 8))
     local tb=$TPID
@@ -199,11 +207,52 @@ run_peer() {
         "$n" "$RUNS" "$size" "$dir" "$rx" "$k" "$all"
 }
 
+# The peers of cases 1-3 in their own topology: DPDK's vhost switch,
+# testpmd io forwarding between two ports (as OVS-DPDK or VPP sits between
+# VMs), a VM's port net_vhost, an application's net_memif (DPDK's shared
+# memory packet interface; the application a testpmd over net_memif):
+#   vm_vm:  guest a (virtio_user txonly) -> vhost0 -> io fwd -> vhost1 -> guest b (rxonly)
+#   vm_app: guest (txonly) -> vhost0 -> io fwd -> memif1 -> testpmd rxonly
+#   app_vm: testpmd txonly -> memif0 -> io fwd -> vhost1 -> guest (rxonly)
+# Three busy pollers on two cores, as unetmap's three or four: the switch
+# forwards on CPU PEER_FWD_CPU, the sender on the other, the receiver on
+# PEER_RX_CPU (default: beside the switch). Figure: the receiver's Rx-pps.
+run_peer_switch() {
+    local n=$1 size=$2 topo=$3 rx k all fc=$PEER_FWD_CPU rc=$PEER_RX_CPU
+    local d="$WORK/peer_${3}_${2}_$1" in out
+    mkdir -p "$d"
+    in=net_vhost0,iface=$d/in.sock,queues=1 out=net_vhost1,iface=$d/out.sock,queues=1
+    [[ $topo == app_vm ]] && in=net_memif0,role=server,socket=$d/in.sock
+    [[ $topo == vm_app ]] && out=net_memif1,role=server,socket=$d/out.sock
+    timeout $((VHOST_SECONDS + 12)) "$TESTPMD" -l 0,1 --main-lcore $((1 - fc)) "${EAL[@]}" -m 1024 \
+        --file-prefix="${TAG}_${n}_${topo}_s" --vdev="$in" --vdev="$out" -- "${APP[@]}" --forward-mode=io \
+        >"$d/switch.log" 2>&1 </dev/null &
+    local ts=$!; PIDS+=("$ts")
+    wait_for "$d/switch.log" "Rx-pps:" 20 "$ts" || { echo "run $n: peer switch not ready" >&2; return 1; }
+    in=net_virtio_user0,path=$d/in.sock,queues=1 out=net_virtio_user0,path=$d/out.sock,queues=1
+    [[ $topo == app_vm ]] && in=net_memif0,role=client,socket=$d/in.sock
+    [[ $topo == vm_app ]] && out=net_memif0,role=client,socket=$d/out.sock
+    testpmd "$d/rx.log" "${TAG}_${n}_${topo}_r" $((1 - rc)) "$out" rxonly "$size" $((VHOST_SECONDS + 8))
+    local tr=$TPID
+    wait_for "$d/rx.log" "Rx-pps:" 20 "$tr" || { echo "run $n: peer receiver not ready" >&2; return 1; }
+    testpmd "$d/tx.log" "${TAG}_${n}_${topo}_t" "$fc" "$in" txonly "$size"
+    local tt=$TPID
+    wait "$tt" 2>/dev/null || true; forget "$tt"
+    stop_pid "$tr"; forget "$tr"
+    stop_pid "$ts"; forget "$ts"
+    if ! read -r rx k all < <(steady_median "$d/rx.log" Rx-pps); then
+        echo "run $n: peer $topo $size: no figure" >&2; tail -n 3 "$d/switch.log" "$d/rx.log" >&2; return 1
+    fi
+    record "peer_$topo/$size" "$rx"
+    printf 'run %d/%d  %5s B  DPDK io fwd %-7s %7.3f Mpps  (testpmd rx, median of %s of %s s)\n' \
+        "$n" "$RUNS" "$size" "$topo" "$rx" "$k" "$all"
+}
+
 run_tso() {
     local n=$1 d="$WORK/tso_$1" g
     mkdir -p "$d"
     new_unetmap_dir
-    attach a && attach b || { drop_ports; return 1; }
+    if ! attach a || ! attach b; then drop_ports; return 1; fi
     timeout $((VHOST_SECONDS + 30)) "$TSO" "$UNETMAP_DIR_CUR/a.sock" "$UNETMAP_DIR_CUR/b.sock" "$VHOST_SECONDS" \
         >"$d/unetmap.out" 2>&1 || true
     drop_ports
@@ -241,6 +290,7 @@ for n in $(seq 1 "$RUNS"); do
         run_vm_vm "$n" "$size" || true
         run_peer "$n" "$size" to_host || true
         run_peer "$n" "$size" to_guest || true
+        for topo in vm_app app_vm vm_vm; do run_peer_switch "$n" "$size" "$topo" || true; done
     done
     [[ -x "$TSO" ]] && { run_tso "$n" || true; }
 done
@@ -253,10 +303,14 @@ for size in $SIZES; do
     # shellcheck disable=SC2086
     vv=$(median ${FIG[vm->vm/$size]:-}) ph=$(median ${FIG[peer_to_host/$size]:-})
     # shellcheck disable=SC2086
-    pg=$(median ${FIG[peer_to_guest/$size]:-})
+    pg=$(median ${FIG[peer_to_guest/$size]:-}) pv=$(median ${FIG[peer_vm_vm/$size]:-})
+    # shellcheck disable=SC2086
+    pa=$(median ${FIG[peer_vm_app/$size]:-}) pb=$(median ${FIG[peer_app_vm/$size]:-})
     ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "-"; else printf "%.2f", a / b }'; }
     printf '%5s B  vm->switch %s (x%s of DPDK virtio->vhost %s)  switch->vm %s (x%s of DPDK vhost->virtio %s)  vm->vm %s\n' \
         "$size" "${vs:--}" "$(ratio "$vs" "$ph")" "${ph:--}" "${sv:--}" "$(ratio "$sv" "$pg")" "${pg:--}" "${vv:--}"
+    printf '%5s B  in the same topology (DPDK testpmd io fwd between vhost/memif ports, 3 processes): vm->switch x%s of %s  switch->vm x%s of %s  vm->vm x%s of %s\n' \
+        "$size" "$(ratio "$vs" "$pa")" "${pa:--}" "$(ratio "$sv" "$pb")" "${pb:--}" "$(ratio "$vv" "$pv")" "${pv:--}"
 done
 if [[ -n "${FIG[tso]:-}${FIG[peer_tso]:-}" ]]; then
     # shellcheck disable=SC2086
