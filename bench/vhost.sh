@@ -13,11 +13,13 @@
 #                  testpmd rxonly (its forwarding lcore CPU 0; b's worker on
 #                  CPU VV_B_CPU). Four busy processes on two cores. Figure:
 #                  the receiver's Rx-pps.
-#                  By default (CPUs 1) a worker never shares its core with
-#                  the process it hands frames to: on one core two busy
+#                  By default (VV_B_CPU=1) a worker never shares its core
+#                  with the guest it hands frames to: on one core two busy
 #                  pollers take turns at time-slice ends only, so a handoff
-#                  there moves one ring (or one 1024-descriptor virtqueue)
-#                  per slice. With 0 the run shows that placement.
+#                  there moves one 1024-descriptor virtqueue per slice.
+#                  pkt-gen rx (case 1) sleeps in poll while its ring is
+#                  empty, so beside the worker it takes only the CPU it uses;
+#                  pkt-gen tx (case 2) is unpaced and never sleeps.
 #   4. peer:       testpmd net_vhost <-> testpmd net_virtio_user (DPDK's
 #                  backend in a testpmd of its own, two processes), both ways:
 #                  virtio_user txonly -> vhost rxonly, vhost txonly ->
@@ -47,12 +49,17 @@
 #   VHOST_SLOTS    slots of the vhost-user ports' rings (default 16384: as the
 #                  receiver's, room for what arrives while the worker waits
 #                  for its CPU)
-#   VS_RX_CPU, SV_TX_CPU, VV_B_CPU
-#                  CPUs of the third busy process of cases 1-3 (default 1;
-#                  0 puts it beside the worker, as before 2026-12-03)
+#   VS_RX_CPU, SV_TX_CPU
+#                  CPU of pkt-gen in cases 1 and 2 (default 0: beside the
+#                  worker, the guest alone on CPU 1, as DPDK's pair has a
+#                  core each side; 1 puts it beside the guest)
+#   VV_B_CPU       CPU of worker b in case 3 (default 1: each worker beside
+#                  the other VM; 0 puts both workers on CPU 0)
 #   PEER_FWD_CPU, PEER_RX_CPU
 #                  CPUs of DPDK's switch and of the receiver in run_peer_switch
 #                  (defaults 0 and the switch's; the sender is on the other)
+#   CASES          which cases run (default all: "vs sv vv peer peer_vm_app
+#                  peer_app_vm peer_vm_vm tso")
 #   KEEP_LOGS=1    keep the logs directory (path printed at the end)
 set -euo pipefail
 
@@ -64,8 +71,9 @@ VHOST_SECONDS=${VHOST_SECONDS:-8}
 SIZES=${SIZES:-"64 1514"}
 VHOST_SLOTS=${VHOST_SLOTS:-16384}
 VQ_SIZE=${VQ_SIZE:-1024}
-VS_RX_CPU=${VS_RX_CPU:-1}
-SV_TX_CPU=${SV_TX_CPU:-1}
+CASES=${CASES:-"vs sv vv peer peer_vm_app peer_app_vm peer_vm_vm tso"}
+VS_RX_CPU=${VS_RX_CPU:-0}
+SV_TX_CPU=${SV_TX_CPU:-0}
 VV_B_CPU=${VV_B_CPU:-1}
 PEER_FWD_CPU=${PEER_FWD_CPU:-0}
 VALECTL="$BUILD_DIR/tools/vale-ctl"
@@ -283,16 +291,17 @@ run_tso() {
 
 echo "unetmap: testpmd net_virtio_user <-> vale0 vhost-user ports (worker a on CPU 0, b on CPU $VV_B_CPU) <-> pkt-gen (CPU $VS_RX_CPU rx, $SV_TX_CPU tx) / testpmd"
 echo "peer: DPDK testpmd net_vhost <-> testpmd net_virtio_user; ${VHOST_SECONDS} s per run, $RUNS runs"
+want() { [[ " $CASES " == *" $1 "* ]]; }
 for n in $(seq 1 "$RUNS"); do
     for size in $SIZES; do
-        run_vm_switch "$n" "$size" || true
-        run_switch_vm "$n" "$size" || true
-        run_vm_vm "$n" "$size" || true
-        run_peer "$n" "$size" to_host || true
-        run_peer "$n" "$size" to_guest || true
-        for topo in vm_app app_vm vm_vm; do run_peer_switch "$n" "$size" "$topo" || true; done
+        want vs && { run_vm_switch "$n" "$size" || true; }
+        want sv && { run_switch_vm "$n" "$size" || true; }
+        want vv && { run_vm_vm "$n" "$size" || true; }
+        want peer && { run_peer "$n" "$size" to_host || true; }
+        want peer && { run_peer "$n" "$size" to_guest || true; }
+        for topo in vm_app app_vm vm_vm; do want "peer_$topo" && { run_peer_switch "$n" "$size" "$topo" || true; }; done
     done
-    [[ -x "$TSO" ]] && { run_tso "$n" || true; }
+    want tso && [[ -x "$TSO" ]] && { run_tso "$n" || true; }
 done
 
 echo

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -221,9 +222,11 @@ class Backend {
     return RxSlot{b, len, s.flags};
   }
   bool debug_ = getenv("UNETMAP_VHOST_DEBUG") != nullptr;  // every message in the log
-  // How long an idle backend keeps polling before it sleeps
+  // How long an idle backend keeps polling at most before it sleeps
   // (UNETMAP_VHOST_SPIN_US, default 200).
   uint64_t spin_ns_ = 1000ull * env_u64("UNETMAP_VHOST_SPIN_US", 200);
+  static constexpr uint64_t kMinSpin = 1000;
+  uint64_t spin_ = spin_ns_;  // the next idle spin's length, up to spin_ns_
   uint64_t broken_told_ = 0;  // queues whose stop was logged, by bit
   uint64_t next_report_ = 0;  // when the status is written again
   uint64_t reported_ = 0;     // counted() when it was
@@ -741,16 +744,20 @@ void Backend::run() {
     }
     if (conn_ >= 0) tell_broken();
     if (work) {
+      if (idle) spin_ = std::min(spin_ns_, std::max(kMinSpin, spin_) * 2);  // the spin paid
       idle = 0;
       // Messages are rare: looked for every so many busy rounds.
       if (++busy % 64 == 0) check_sockets();
       continue;
     }
     // Idle: keep polling a while (a guest that sends in bursts finds the
-    // backend awake, with no kick or wake-up to pay), then sleep.
+    // backend awake, with no kick or wake-up to pay), then sleep. A spin
+    // that ends with nothing halves the next one: a guest or receiver on
+    // this core cannot run while it lasts (as the library's poll does).
     if (conn_ >= 0) {
       if (idle++ == 0) idle_since = mono_ns();
-      if ((idle & 63) || mono_ns() - idle_since < spin_ns_) continue;
+      if ((idle & 7) || mono_ns() - idle_since < spin_) continue;
+      spin_ = std::min(spin_ns_, std::max(kMinSpin, spin_ / 2));
     }
     idle = 0;
     sleep_until_work(stalled);
