@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "abi/file.h"
+#include "core/spin.h"
 
 namespace unetmap {
 
@@ -84,22 +85,11 @@ int64_t spin_ns() {
   return ns;
 }
 
-// How long this thread's next spin lasts. A spin pays when the producer
-// runs on another core: the ring fills while it looks. When the producer
-// shares this core, nothing arrives while it spins (the producer waits for
-// the CPU it holds), and every spin is a time slice's worth of the
-// producer's work lost. So a spin that ends empty-handed halves the next
-// one (down to 1 us, which still probes), and one that finds a ring ready
-// doubles it (up to spin_ns()).
-thread_local int64_t t_spin = -1;
-int64_t next_spin_ns() {
-  if (t_spin < 0 || t_spin > spin_ns()) t_spin = spin_ns();
-  return t_spin;
-}
-void spun(bool found) {
-  constexpr int64_t kMin = 1000;
-  t_spin = found ? std::min(spin_ns(), std::max(kMin, t_spin) * 2) : std::max(kMin, t_spin / 2);
-  if (spin_ns() < kMin) t_spin = spin_ns();
+// This thread's spin (core/spin.h): shorter while spins find nothing, as
+// when the producer shares this core.
+SpinBudget& spin_budget() {
+  thread_local SpinBudget b{uint64_t(spin_ns())};
+  return b;
 }
 
 // netmap refuses poll in CSB mode (POLLERR): the sync-kloop syncs.
@@ -494,7 +484,7 @@ int dev_poll(struct pollfd* fds, nfds_t n, int64_t timeout_ns) {
     // A short bounded spin before sleeping: between two processes that
     // exchange packets at full speed the ring is empty (or full) only for
     // a moment, and a sleep/wake-up pair costs far more than the wait.
-    const int64_t spin = next_spin_ns();
+    const int64_t spin = int64_t(spin_budget().next());
     const uint64_t spin_end = mono_ns() + uint64_t(spin);
     while (spin > 0 && !ready) {
       for (int k = 0; k < 64; k++) __builtin_ia32_pause();
@@ -505,7 +495,7 @@ int dev_poll(struct pollfd* fds, nfds_t n, int64_t timeout_ns) {
         }
       if (mono_ns() >= spin_end) break;
     }
-    if (spin > 0) spun(ready > 0);
+    if (spin > 0) spin_budget().spun(ready > 0);
     if (ready && !others) return ready;
   }
   // Nanoseconds throughout, as ppoll's timeout: a sub-millisecond wait

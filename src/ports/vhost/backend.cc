@@ -14,13 +14,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "core/engine.h"
 #include "core/shm.h"  // mono_ns
+#include "core/spin.h"
 #include "core/worker.h"
 #include "ports/vale/vale.h"
 #include "ports/vhost/device.h"
@@ -222,11 +222,9 @@ class Backend {
     return RxSlot{b, len, s.flags};
   }
   bool debug_ = getenv("UNETMAP_VHOST_DEBUG") != nullptr;  // every message in the log
-  // How long an idle backend keeps polling at most before it sleeps
-  // (UNETMAP_VHOST_SPIN_US, default 200).
-  uint64_t spin_ns_ = 1000ull * env_u64("UNETMAP_VHOST_SPIN_US", 200);
-  static constexpr uint64_t kMinSpin = 1000;
-  uint64_t spin_ = spin_ns_;  // the next idle spin's length, up to spin_ns_
+  // How long an idle backend keeps polling before it sleeps: at most
+  // UNETMAP_VHOST_SPIN_US (default 200), less while spins find nothing.
+  SpinBudget spin_{1000ull * env_u64("UNETMAP_VHOST_SPIN_US", 200)};
   uint64_t broken_told_ = 0;  // queues whose stop was logged, by bit
   uint64_t next_report_ = 0;  // when the status is written again
   uint64_t reported_ = 0;     // counted() when it was
@@ -744,7 +742,7 @@ void Backend::run() {
     }
     if (conn_ >= 0) tell_broken();
     if (work) {
-      if (idle) spin_ = std::min(spin_ns_, std::max(kMinSpin, spin_) * 2);  // the spin paid
+      if (idle) spin_.spun(true);
       idle = 0;
       // Messages are rare: looked for every so many busy rounds.
       if (++busy % 64 == 0) check_sockets();
@@ -756,8 +754,8 @@ void Backend::run() {
     // this core cannot run while it lasts (as the library's poll does).
     if (conn_ >= 0) {
       if (idle++ == 0) idle_since = mono_ns();
-      if ((idle & 7) || mono_ns() - idle_since < spin_) continue;
-      spin_ = std::min(spin_ns_, std::max(kMinSpin, spin_ / 2));
+      if ((idle & 7) || mono_ns() - idle_since < spin_.next()) continue;
+      spin_.spun(false);
     }
     idle = 0;
     sleep_until_work(stalled);
