@@ -19,7 +19,6 @@ class SpinBudget {
  public:
   static constexpr uint64_t kMinNs = 1000;
   explicit SpinBudget(uint64_t max_ns = 0) : max_(max_ns), next_(max_ns) {}
-  uint64_t max() const { return max_; }
   // The next spin's length.
   uint64_t next() const { return next_; }
   // What the last spin found.
