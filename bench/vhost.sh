@@ -121,6 +121,20 @@ drop_ports() {
 declare -A FIG  # FIG[case/size] = "v1 v2 ..."
 record() { FIG[$1]="${FIG[$1]:-} $2"; }
 
+# record_rx N SIZE KEY LABEL LOG [LOGS...]: the median of testpmd's steady
+# Rx-pps in LOG, recorded as FIG[KEY/SIZE] and printed with LABEL; without
+# one, the last lines of LOGS and 1.
+record_rx() {
+    local n=$1 size=$2 key=$3 label=$4 log=$5 rx k all
+    shift 5
+    if ! read -r rx k all < <(steady_median "$log" Rx-pps); then
+        echo "run $n: $label $size: no figure" >&2; tail -n 3 "$@" >&2; return 1
+    fi
+    record "$key/$size" "$rx"
+    printf 'run %d/%d  %5s B  %-19s %7.3f Mpps  (testpmd rx, median of %s of %s s)\n' \
+        "$n" "$RUNS" "$size" "$label" "$rx" "$k" "$all"
+}
+
 run_vm_switch() {
     local n=$1 size=$2 d="$WORK/vs_${2}_$1" rx k all
     mkdir -p "$d"
@@ -144,7 +158,7 @@ run_vm_switch() {
 }
 
 run_switch_vm() {
-    local n=$1 size=$2 d="$WORK/sv_${2}_$1" rx k all plen=$(($2 - 4))
+    local n=$1 size=$2 d="$WORK/sv_${2}_$1" plen=$(($2 - 4))
     mkdir -p "$d"
     new_unetmap_dir
     attach a || { drop_ports; return 1; }
@@ -157,16 +171,11 @@ run_switch_vm() {
     wait "$tp" 2>/dev/null || true; forget "$tp"
     stop_pid "$txpid"; forget "$txpid"
     drop_ports
-    if ! read -r rx k all < <(steady_median "$d/vm.log" Rx-pps); then
-        echo "run $n: switch->vm $size: no figure" >&2; tail -n 3 "$d/tx.err" "$d/vm.log" >&2; return 1
-    fi
-    record "switch->vm/$size" "$rx"
-    printf 'run %d/%d  %5s B  unetmap switch->vm  %7.3f Mpps  (testpmd rx, median of %s of %s s)\n' \
-        "$n" "$RUNS" "$size" "$rx" "$k" "$all"
+    record_rx "$n" "$size" "switch->vm" "unetmap switch->vm" "$d/vm.log" "$d/tx.err" "$d/vm.log"
 }
 
 run_vm_vm() {
-    local n=$1 size=$2 d="$WORK/vv_${2}_$1" rx k all
+    local n=$1 size=$2 d="$WORK/vv_${2}_$1"
     mkdir -p "$d"
     new_unetmap_dir
     # Each worker beside the other VM, never its own guest: CPU 0 has worker a
@@ -183,18 +192,13 @@ run_vm_vm() {
     wait "$ta" 2>/dev/null || true; forget "$ta"
     stop_pid "$tb"; forget "$tb"
     drop_ports
-    if ! read -r rx k all < <(steady_median "$d/b.log" Rx-pps); then
-        echo "run $n: vm->vm $size: no figure" >&2; tail -n 3 "$d/a.log" "$d/b.log" >&2; return 1
-    fi
-    record "vm->vm/$size" "$rx"
-    printf 'run %d/%d  %5s B  unetmap vm->vm      %7.3f Mpps  (testpmd rx, median of %s of %s s)\n' \
-        "$n" "$RUNS" "$size" "$rx" "$k" "$all"
+    record_rx "$n" "$size" "vm->vm" "unetmap vm->vm" "$d/b.log" "$d/a.log" "$d/b.log"
 }
 
 # The peer: DPDK's vhost backend (net_vhost, in testpmd) and net_virtio_user.
 # DIR: "to_host" (virtio_user txonly -> vhost rxonly) or "to_guest".
 run_peer() {
-    local n=$1 size=$2 dir=$3 d="$WORK/peer_${3}_${2}_$1" rx k all hmode vmode rxlog
+    local n=$1 size=$2 dir=$3 d="$WORK/peer_${3}_${2}_$1" hmode vmode rxlog
     mkdir -p "$d"
     if [[ $dir == to_host ]]; then hmode=rxonly vmode=txonly rxlog=host.log
     else hmode=txonly vmode=rxonly rxlog=vm.log; fi
@@ -207,12 +211,7 @@ run_peer() {
     local tv=$TPID
     wait "$tv" 2>/dev/null || true; forget "$tv"
     stop_pid "$th"; forget "$th"
-    if ! read -r rx k all < <(steady_median "$d/$rxlog" Rx-pps); then
-        echo "run $n: peer $dir $size: no figure" >&2; tail -n 3 "$d/host.log" "$d/vm.log" >&2; return 1
-    fi
-    record "peer_$dir/$size" "$rx"
-    printf 'run %d/%d  %5s B  DPDK %-14s %7.3f Mpps  (testpmd rx, median of %s of %s s)\n' \
-        "$n" "$RUNS" "$size" "$dir" "$rx" "$k" "$all"
+    record_rx "$n" "$size" "peer_$dir" "DPDK $dir" "$d/$rxlog" "$d/host.log" "$d/vm.log"
 }
 
 # The peers of cases 1-3 in their own topology: DPDK's vhost switch,
@@ -226,7 +225,7 @@ run_peer() {
 # forwards on CPU PEER_FWD_CPU, the sender on the other, the receiver on
 # PEER_RX_CPU (default: beside the switch). Figure: the receiver's Rx-pps.
 run_peer_switch() {
-    local n=$1 size=$2 topo=$3 rx k all fc=$PEER_FWD_CPU rc=$PEER_RX_CPU
+    local n=$1 size=$2 topo=$3 fc=$PEER_FWD_CPU rc=$PEER_RX_CPU
     local d="$WORK/peer_${3}_${2}_$1" in out
     mkdir -p "$d"
     in=net_vhost0,iface=$d/in.sock,queues=1 out=net_vhost1,iface=$d/out.sock,queues=1
@@ -248,12 +247,7 @@ run_peer_switch() {
     wait "$tt" 2>/dev/null || true; forget "$tt"
     stop_pid "$tr"; forget "$tr"
     stop_pid "$ts"; forget "$ts"
-    if ! read -r rx k all < <(steady_median "$d/rx.log" Rx-pps); then
-        echo "run $n: peer $topo $size: no figure" >&2; tail -n 3 "$d/switch.log" "$d/rx.log" >&2; return 1
-    fi
-    record "peer_$topo/$size" "$rx"
-    printf 'run %d/%d  %5s B  DPDK io fwd %-7s %7.3f Mpps  (testpmd rx, median of %s of %s s)\n' \
-        "$n" "$RUNS" "$size" "$topo" "$rx" "$k" "$all"
+    record_rx "$n" "$size" "peer_$topo" "DPDK io fwd $topo" "$d/rx.log" "$d/switch.log" "$d/rx.log"
 }
 
 run_tso() {
