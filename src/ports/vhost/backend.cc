@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/engine.h"
+#include "core/prefetch.h"
 #include "core/shm.h"  // mono_ns
 #include "core/spin.h"
 #include "core/worker.h"
@@ -108,17 +109,6 @@ void gather(const Chain& c, uint32_t hdr, uint8_t* out, uint32_t n) {
 // the Ethernet header there, as netmap's does).
 constexpr uint32_t kHead = 128;
 
-// A cache line fetched ahead of use. GCC 12 drops __builtin_prefetch
-// where the address is chosen by a condition: on x86 the instruction is
-// written out.
-inline void prefetch(const void* p) {
-#if defined(__x86_64__)
-  asm volatile("prefetcht0 %0" : : "m"(*static_cast<const char*>(p)));
-#else
-  __builtin_prefetch(p);
-#endif
-}
-
 // Starts fetching the lines a transmit chain is first read from: its
 // virtio-net header and the first 128 bytes of its frame (what the
 // switch's lookup reads).
@@ -141,13 +131,8 @@ void prefetch_rx(const Chain& c, uint32_t hdr) {
   if (c.nsegs == 0) return;
   uint8_t* p = c.seg[0].p;
   const uintptr_t end = reinterpret_cast<uintptr_t>(p) + (c.seg[0].len < hdr + 64 ? c.seg[0].len : hdr + 64);
-  for (uintptr_t a = reinterpret_cast<uintptr_t>(p) & ~uintptr_t(63); a < end; a += 64) {
-#if defined(__x86_64__)
-    asm volatile("prefetchw %0" : : "m"(*reinterpret_cast<const char*>(a)));
-#else
-    __builtin_prefetch(reinterpret_cast<const void*>(a), 1);
-#endif
-  }
+  for (uintptr_t a = reinterpret_cast<uintptr_t>(p) & ~uintptr_t(63); a < end; a += 64)
+    prefetch_w(reinterpret_cast<const void*>(a));
 }
 
 // The tx slots chain c's frame takes (Backend::tx): a bounce slot if its
