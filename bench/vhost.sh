@@ -53,6 +53,10 @@
 #                  CPU of pkt-gen in cases 1 and 2 (default 0: beside the
 #                  worker, the guest alone on CPU 1, as DPDK's pair has a
 #                  core each side; 1 puts it beside the guest)
+#   SV_RATE        pkt-gen's rate in case 2 (its -R, frames per second; default
+#                  unpaced: VALE drops what the port's ring cannot take, and the
+#                  sender beside the worker spends its share of the core on
+#                  frames that are dropped)
 #   VV_B_CPU       CPU of worker b in case 3 (default 1: each worker beside
 #                  the other VM; 0 puts both workers on CPU 0)
 #   PEER_FWD_CPU, PEER_RX_CPU
@@ -74,6 +78,7 @@ VQ_SIZE=${VQ_SIZE:-1024}
 CASES=${CASES:-"vs sv vv peer peer_vm_app peer_app_vm peer_vm_vm tso"}
 VS_RX_CPU=${VS_RX_CPU:-0}
 SV_TX_CPU=${SV_TX_CPU:-0}
+SV_RATE=${SV_RATE:-}
 VV_B_CPU=${VV_B_CPU:-1}
 PEER_FWD_CPU=${PEER_FWD_CPU:-0}
 VALECTL="$BUILD_DIR/tools/vale-ctl"
@@ -165,7 +170,7 @@ run_switch_vm() {
     testpmd "$d/vm.log" "${TAG}_${n}_sv" 0 "net_virtio_user0,path=$UNETMAP_DIR_CUR/a.sock" rxonly "$size"
     local tp=$TPID
     wait_for "$d/vm.log" "Rx-pps:" 20 "$tp" || { echo "run $n: testpmd not ready" >&2; return 1; }
-    UNETMAP_DIR=$UNETMAP_DIR_CUR "${PKTGEN_T[@]}" -i vale0:q -f tx -l "$plen" -a "$SV_TX_CPU" \
+    UNETMAP_DIR=$UNETMAP_DIR_CUR "${PKTGEN_T[@]}" -i vale0:q -f tx -l "$plen" -a "$SV_TX_CPU" ${SV_RATE:+-R "$SV_RATE"} \
         >"$d/tx.out" 2>"$d/tx.err" &
     local txpid=$!; PIDS+=("$txpid")
     wait "$tp" 2>/dev/null || true; forget "$tp"
@@ -283,7 +288,7 @@ run_tso() {
     fi
 }
 
-echo "unetmap: testpmd net_virtio_user <-> vale0 vhost-user ports (worker a on CPU 0, b on CPU $VV_B_CPU) <-> pkt-gen (CPU $VS_RX_CPU rx, $SV_TX_CPU tx) / testpmd"
+echo "unetmap: testpmd net_virtio_user <-> vale0 vhost-user ports (worker a on CPU 0, b on CPU $VV_B_CPU) <-> pkt-gen (CPU $VS_RX_CPU rx, $SV_TX_CPU tx${SV_RATE:+ at $SV_RATE frames/s}) / testpmd"
 echo "peer: DPDK testpmd net_vhost <-> testpmd net_virtio_user; ${VHOST_SECONDS} s per run, $RUNS runs"
 want() { [[ " $CASES " == *" $1 "* ]]; }
 for n in $(seq 1 "$RUNS"); do
