@@ -155,6 +155,20 @@ bool status_has(const std::string& name, const std::string& what, int timeout_ms
   return false;
 }
 
+// Stop queue q of f's device (GET_VRING_BASE): the base it hands back
+// into *base. False if no reply came.
+bool stop_queue(VhostFront& f, uint32_t q, uint32_t* base) {
+  const vh::VringState stop{q, 0};
+  vh::MsgHeader h;
+  std::string r;
+  if (!f.send_msg(vh::kGetVringBase, &stop, sizeof stop) || !f.recv_reply(&h, &r) || r.size() < sizeof stop)
+    return false;
+  vh::VringState got;
+  memcpy(&got, r.data(), sizeof got);
+  *base = got.num;
+  return true;
+}
+
 // The VALE counters of port `name`.
 unetmap::ValePortInfo vale_port_info(const std::string& sw, const std::string& name) {
   std::vector<unetmap::ValeSwitchInfo> all;
@@ -345,17 +359,12 @@ TEST_F(Vhost, ReceiveBuffersTakenAheadAreUsedInOrderAndNoneIsLost) {
     const uint8_t* b = f->mem() + f->desc(0)[u[k].id].addr + f->hdr_len();
     EXPECT_EQ(std::vector<uint8_t>(b, b + kLen), frame(k, kLen)) << k;
   }
-  const vh::VringState stop{0, 0};
-  vh::MsgHeader h;
-  std::string r;
-  ASSERT_TRUE(f->send_msg(vh::kGetVringBase, &stop, sizeof stop));
-  ASSERT_TRUE(f->recv_reply(&h, &r));
-  vh::VringState got;
-  memcpy(&got, r.data(), sizeof got);
-  EXPECT_GE(got.num, kFrames);
-  EXPECT_LE(got.num, kPosted);
-  ASSERT_EQ(used_idx(), got.num);
-  for (uint32_t k = kFrames; k < got.num; k++) {
+  uint32_t base = 0;
+  ASSERT_TRUE(stop_queue(*f, 0, &base));
+  EXPECT_GE(base, kFrames);
+  EXPECT_LE(base, kPosted);
+  ASSERT_EQ(used_idx(), base);
+  for (uint32_t k = kFrames; k < base; k++) {
     EXPECT_EQ(u[k].id, avail[2 + k]) << k;
     EXPECT_EQ(u[k].len, 0u) << k;
   }
@@ -931,9 +940,8 @@ TEST_F(VhostHostile, RefusedRequestsAreAnsweredWithReplyAck) {
   EXPECT_EQ(v, 0u);
   // A ring outside the guest's memory cannot start: refused, not live.
   // (Stopped first: a running queue's addresses cannot change.)
-  const vh::VringState stop{1, 0};
-  ASSERT_TRUE(f->send_msg(vh::kGetVringBase, &stop, sizeof stop));
-  ASSERT_TRUE(f->recv_reply(&h, &p));
+  uint32_t base = 0;
+  ASSERT_TRUE(stop_queue(*f, 1, &base));
   vh::VringAddr a{1, 0, f->uva(f->mem_size() + 4096), f->uva(0), f->uva(0), 0};
   ASSERT_TRUE(f->send_msg(vh::kSetVringAddr, &a, sizeof a, {}, vh::kVersion | vh::kFlagNeedReply));
   ASSERT_TRUE(f->recv_reply(&h, &p));
@@ -966,14 +974,9 @@ TEST_F(VhostHostile, HeldReceiveBuffersGoBackBeforeTheQueueStops) {
   const double end = now_ms() + 5000;
   while (__atomic_load_n(avail_event, __ATOMIC_ACQUIRE) != 3 && now_ms() < end) usleep(1000);
   ASSERT_EQ(*avail_event, 3);
-  const vh::VringState stop{0, 0};
-  vh::MsgHeader h;
-  std::string r;
-  ASSERT_TRUE(f->send_msg(vh::kGetVringBase, &stop, sizeof stop));
-  ASSERT_TRUE(f->recv_reply(&h, &r));
-  vh::VringState got;
-  memcpy(&got, r.data(), sizeof got);
-  EXPECT_EQ(got.num, 3u);
+  uint32_t base = 0;
+  ASSERT_TRUE(stop_queue(*f, 0, &base));
+  EXPECT_EQ(base, 3u);
   // All three are in the used ring, empty: none is lost to the guest.
   EXPECT_EQ(__atomic_load_n(&f->used(0)[1], __ATOMIC_ACQUIRE), 3);
   const vh::UsedElem* u = reinterpret_cast<const vh::UsedElem*>(f->used(0) + 2);
