@@ -181,7 +181,9 @@ class Backend {
 
  private:
   uint32_t tx(uint32_t i);
-  void tx_one(netmap_ring* r, const Chain& c, uint32_t* cur, uint32_t* space, uint32_t* nd);
+  bool tx_one(netmap_ring* r, const Chain& c, uint32_t* cur, uint32_t* space, uint32_t* nd);
+  uint32_t tx_publish(Queue& q, netmap_ring* r, uint32_t cur, uint32_t* nd);
+  static constexpr int kNoRoom = -2;  // tx_finished: the frames made do not fit
   int tx_finished(netmap_ring* r, const Chain& c, uint32_t* cur, uint32_t* space);
   uint32_t rx(uint32_t i, bool* stalled);
   bool rx_header(uint32_t ns, uint8_t* hdr);
@@ -410,7 +412,7 @@ uint32_t Backend::tx(uint32_t i) {
   // The most slots one chain can take: every segment, a bounce slot and a 64 KiB frame
   // cut into buffers.
   uint32_t worst = Chain::kMaxSegs + 1 + (65535 + bsize_ - 1) / bsize_;
-  if (worst > n - 1) worst = n - 1;
+  if (worst > n - 1) worst = n > 1 ? n - 1 : 1;
   uint32_t total = 0;
   // A few batches at most: receive, messages and signals get their turn.
   for (int round = 0; round < 4; round++) {
@@ -428,45 +430,69 @@ uint32_t Backend::tx(uint32_t i) {
         prefetch_head(batch_[nb], hdr);
       }
       more = nb == fit;
-      for (uint32_t b = 0; b < nb; b++) tx_one(r, batch_[b], &cur, &space, &nd);
+      for (uint32_t b = 0; b < nb; b++) {
+        if (tx_one(r, batch_[b], &cur, &space, &nd)) continue;
+        // What the chain became (a TSO frame cut at a small MSS: up to
+        // 256 frames) needs more room than is left: the ring goes to the
+        // switch first, then the chain gets an empty ring, or is dropped.
+        total += tx_publish(q, r, cur, &nd);
+        cur = r->cur, space = nm_ring_space(r);
+        if (tx_one(r, batch_[b], &cur, &space, &nd)) continue;
+        done_[nd++] = Done{batch_[b].id, batch_[b].ndesc};
+        tx_dropped_++;
+      }
     }
-    if (nd == 0) break;
-    r->head = r->cur = cur;
-    ioctl(port_->fd, NIOCTXSYNC, nullptr);  // the switch copies the frames out of guest memory
-    for (uint32_t k = 0; k < nd; k++) {
-      scratch_.id = done_[k].id;
-      scratch_.ndesc = done_[k].ndesc;
-      q.vq.push(scratch_, 0);
-    }
-    if (q.vq.flush()) call(q);
-    total += nd;
+    total += tx_publish(q, r, cur, &nd);
     if (!more) break;  // the guest has no more
   }
   return total;
 }
 
+// The tx ring's slots up to cur to the switch (which copies the frames out
+// of guest memory), then the chains done_[0, *nd) back to the guest. The
+// chains given back.
+uint32_t Backend::tx_publish(Queue& q, netmap_ring* r, uint32_t cur, uint32_t* nd) {
+  if (*nd == 0) return 0;
+  r->head = r->cur = cur;
+  ioctl(port_->fd, NIOCTXSYNC, nullptr);
+  for (uint32_t k = 0; k < *nd; k++) {
+    scratch_.id = done_[k].id;
+    scratch_.ndesc = done_[k].ndesc;
+    q.vq.push(scratch_, 0);
+  }
+  if (q.vq.flush()) call(q);
+  const uint32_t given = *nd;
+  *nd = 0;
+  return given;
+}
+
 // One chain popped from guest queue 2i+1 into the tx ring's slots from
-// *cur (*space left, enough for it); its id into done_[*nd].
-void Backend::tx_one(netmap_ring* r, const Chain& c, uint32_t* cur, uint32_t* space, uint32_t* nd) {
+// *cur (*space left), its id into done_[*nd]. False if what it needs does
+// not fit in *space: nothing written, nothing recorded.
+bool Backend::tx_one(netmap_ring* r, const Chain& c, uint32_t* cur, uint32_t* space, uint32_t* nd) {
   const uint32_t hdr = dev_.hdr_len();
-  done_[(*nd)++] = Done{c.id, c.ndesc};
   // The header goes with the frame when the port has one; else the
   // frame goes without it, and what the header asks is done here.
   const uint32_t skip0 = port_hdr_ ? 0 : hdr;
-  if (c.too_long || c.len <= hdr || c.len - hdr > 65535 || tx_slots(c, skip0) > *space) {
-    tx_dropped_++;  // malformed, too long, or more slots than a ring this small has
-    return;
+  if (c.too_long || c.len <= hdr || c.len - hdr > 65535) {
+    done_[(*nd)++] = Done{c.id, c.ndesc};
+    tx_dropped_++;  // malformed or too long
+    return true;
   }
   if (!port_hdr_) {
     uint8_t h[kVnetHdrCommon] = {};
     gather(c, 0, h, hdr < kVnetHdrCommon ? hdr : kVnetHdrCommon);
     if (vnet_wants_work(h)) {
       const int made = tx_finished(r, c, cur, space);
+      if (made == kNoRoom) return false;
+      done_[(*nd)++] = Done{c.id, c.ndesc};
       if (made < 0) tx_dropped_++;
       else tx_frames_ += uint32_t(made);
-      return;
+      return true;
     }
   }
+  if (tx_slots(c, skip0) > *space) return false;
+  done_[(*nd)++] = Done{c.id, c.ndesc};
   // The frame, one slot per buffer-sized piece. A switch looks a
   // frame up in its first slot: when the guest put fewer than kHead
   // bytes in its first buffer, the first bytes are gathered into this
@@ -506,13 +532,14 @@ void Backend::tx_one(netmap_ring* r, const Chain& c, uint32_t* cur, uint32_t* sp
   }
   r->slot[*cur == 0 ? r->num_slots - 1 : *cur - 1].flags = NS_INDIRECT;  // the frame's last slot
   tx_frames_++;
+  return true;
 }
 
 // A guest frame whose header asks for a checksum or segmentation, for a
 // port without a header: gathered, finished (engine's vnet_finish: TSO
 // at the guest's gso_size, UFO as IP fragments) and copied into the tx
 // ring's own buffers from *cur (at most *space slots). The frames made,
-// or -1 if the header is bad or they do not fit (nothing written).
+// -1 if the header is bad, kNoRoom if they do not fit (nothing written).
 int Backend::tx_finished(netmap_ring* r, const Chain& c, uint32_t* cur, uint32_t* space) {
   const uint32_t hdr = dev_.hdr_len();
   whole_.resize(c.len);
@@ -532,7 +559,7 @@ int Backend::tx_finished(netmap_ring* r, const Chain& c, uint32_t* cur, uint32_t
     made_len_.push_back(l);
     slots += frame_slots(FlatFrag{p, l}, 1, l, rule);
   });
-  if (slots > *space) return -1;
+  if (slots > *space) return kNoRoom;
   const auto bufs = [r](uint32_t b) { return reinterpret_cast<uint8_t*>(NETMAP_BUF(r, b)); };
   const uint8_t* p = made_.data();
   for (uint32_t l : made_len_) {
@@ -555,17 +582,6 @@ uint32_t Backend::rx(uint32_t i, bool* stalled) {
   const bool mrg = dev_.has(kNetMrgRxbuf);
   uint32_t cur = r->cur, frames = 0;
   while (cur != tail) {
-    // Chains for the frames waiting, up to kRxAhead popped ahead of use
-    // and fetched for writing, so their misses overlap.
-    const uint32_t waiting = tail >= cur ? tail - cur : tail + n - cur;
-    const uint32_t ahead = waiting < kRxAhead ? waiting : kRxAhead;
-    while (st.n < ahead) {
-      Chain& c = st.at(st.n);
-      if (!q.vq.pop(&c, true)) break;
-      prefetch_rx(c, hdr);
-      st.n++;
-      st.room += c.len;
-    }
     // The frame: slots up to one without NS_MOREFRAG.
     uint32_t end = cur, flen = 0, ns = 0;
     bool whole = false;
@@ -585,6 +601,19 @@ uint32_t Backend::rx(uint32_t i, bool* stalled) {
       continue;
     }
     if (!whole) break;
+    // Chains for the frames waiting (as many as there are if they are the
+    // size of this one), up to kRxAhead popped ahead of use and fetched for
+    // writing, so their misses overlap. Chains held ahead go back used and
+    // empty before a message is handled.
+    const uint32_t waiting = (tail >= cur ? tail - cur : tail + n - cur) / ns;
+    const uint32_t ahead = waiting < kRxAhead ? waiting : kRxAhead;
+    while (st.n < ahead) {
+      Chain& c = st.at(st.n);
+      if (!q.vq.pop(&c, true)) break;
+      prefetch_rx(c, hdr);
+      st.n++;
+      st.room += c.len;
+    }
     // With a port header, the frame brings the guest's header (num_buffers
     // aside); it must not ask for what the guest did not negotiate.
     uint8_t fh[kVnetHdrCommon] = {};
