@@ -114,13 +114,16 @@ constexpr uint32_t kHead = 128;
 // switch's lookup reads).
 void prefetch_head(const Chain& c, uint32_t hdr) {
   if (c.nsegs == 0) return;
-  const uint8_t* h = c.seg[0].p;
-  const uint8_t* f = hdr < c.seg[0].len ? h + hdr : c.nsegs > 1 ? c.seg[1].p : h;
-  prefetch(h);
+  // Where the frame starts, and its bytes in that segment.
+  const Seg& s0 = c.seg[0];
+  const uint8_t* f = s0.p;
+  uint32_t in_seg = 0;
+  if (hdr < s0.len) f = s0.p + hdr, in_seg = s0.len - hdr;
+  else if (c.nsegs > 1) f = c.seg[1].p, in_seg = c.seg[1].len;
+  prefetch(s0.p);
   prefetch(f);
   // The frame's second line, if the lookup or a short frame's copy reads it
   // (a hint: it never faults, wherever it points).
-  const uint32_t in_seg = hdr < c.seg[0].len ? c.seg[0].len - hdr : c.nsegs > 1 ? c.seg[1].len : 0;
   if ((reinterpret_cast<uintptr_t>(f) & 63) + (in_seg < kHead ? in_seg : kHead) > 64) prefetch(f + 64);
 }
 
@@ -530,7 +533,7 @@ bool Backend::tx_one(netmap_ring* r, const Chain& c, uint32_t* cur, uint32_t* sp
       (*space)--;
     }
   }
-  r->slot[*cur == 0 ? r->num_slots - 1 : *cur - 1].flags = NS_INDIRECT;  // the frame's last slot
+  r->slot[ring_sub(*cur, 1, r->num_slots)].flags = NS_INDIRECT;  // the frame's last slot
   tx_frames_++;
   return true;
 }
@@ -605,7 +608,7 @@ uint32_t Backend::rx(uint32_t i, bool* stalled) {
     // size of this one), up to kRxAhead popped ahead of use and fetched for
     // writing, so their misses overlap. Chains held ahead go back used and
     // empty before a message is handled.
-    const uint32_t waiting = (tail >= cur ? tail - cur : tail + n - cur) / ns;
+    const uint32_t waiting = ring_dist(cur, tail, n) / ns;
     const uint32_t ahead = waiting < kRxAhead ? waiting : kRxAhead;
     while (st.n < ahead) {
       Chain& c = st.at(st.n);
