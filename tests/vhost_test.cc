@@ -737,6 +737,29 @@ TEST(VirtqPacked, InterruptWhenTheGuestsDescriptorIsPassed) {
   EXPECT_TRUE(r.vq.flush()) << "16 descriptors used, the guest's 4th among them, and no interrupt";
 }
 
+// The state letter of process pid (R running, S sleeping...), '?' if gone.
+char proc_state(pid_t pid) {
+  const std::string st = file_text("/proc/" + std::to_string(pid) + "/stat");
+  const size_t at = st.rfind(") ");
+  return at == std::string::npos || at + 2 >= st.size() ? '?' : st[at + 2];
+}
+
+// UNETMAP_VHOST_SPIN_US is capped at 100 ms, as the library's
+// UNETMAP_SPIN_US: an idle worker told to spin for days still sleeps.
+// (Without the cap it spun while the guest was idle, a core lost.)
+TEST_F(Vhost, AnIdleWorkerSleepsWhateverSpinItIsAsked) {
+  setenv("UNETMAP_VHOST_SPIN_US", "1000000000000", 1);  // 11.6 days
+  attach("vm");
+  unsetenv("UNETMAP_VHOST_SPIN_US");
+  auto f = front("vm");
+  ASSERT_TRUE(f);
+  const pid_t pid = worker_info("vale0:vm").pid.pid;
+  ASSERT_GT(pid, 0);
+  bool slept = false;
+  for (const double end = now_ms() + 5000; !slept && now_ms() < end; usleep(1000)) slept = proc_state(pid) == 'S';
+  EXPECT_TRUE(slept) << "state " << proc_state(pid);
+}
+
 // In client mode the worker connects to the front end, and connects again
 // when the front end comes back.
 TEST_F(Vhost, ClientModeConnectsAndReconnects) {

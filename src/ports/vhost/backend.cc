@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -259,8 +260,9 @@ class Backend {
   }
   bool debug_ = getenv("UNETMAP_VHOST_DEBUG") != nullptr;  // every message in the log
   // How long an idle backend keeps polling before it sleeps: at most
-  // UNETMAP_VHOST_SPIN_US (default 200), less while spins find nothing.
-  SpinBudget spin_{1000ull * env_u64("UNETMAP_VHOST_SPIN_US", 200)};
+  // UNETMAP_VHOST_SPIN_US (default 200, at most 100000 as the library's
+  // UNETMAP_SPIN_US), less while spins find nothing.
+  SpinBudget spin_{1000ull * std::min<uint64_t>(env_u64("UNETMAP_VHOST_SPIN_US", 200), 100000)};
   uint64_t broken_told_ = 0;  // queues whose stop was logged, by bit
   uint64_t next_report_ = 0;  // when the status is written again
   uint64_t reported_ = 0;     // counted() when it was
