@@ -5,8 +5,8 @@
 # its forwarding lcore is CPU 1. Cases, for each frame size:
 #   1. vm->switch: testpmd txonly -> vale0:a (vhost-user, its worker on
 #                  CPU 0) -> VALE -> pkt-gen rx on vale0:p (CPU VS_RX_CPU,
-#                  a ring of 16384 slots). Figure: what pkt-gen received,
-#                  median of its steady per-second rates.
+#                  a ring of VS_RX_SLOTS slots). Figure: what pkt-gen
+#                  received, median of its steady per-second rates.
 #   2. switch->vm: pkt-gen tx on vale0:q (CPU SV_TX_CPU) -> VALE -> vale0:a
 #                  -> testpmd rxonly. Figure: testpmd's Rx-pps.
 #   3. vm->vm:     testpmd txonly -> vale0:a -> VALE -> vale0:b -> a second
@@ -36,6 +36,11 @@
 #                  TSO header (its ports do not offer TSO to testpmd).
 # Each unetmap run in a fresh UNETMAP_DIR. Prints per-run figures, medians,
 # and the ratio of each unetmap case to the peer's same direction.
+# Cases 1, 2 and 4 (DPDK's pair) also print the CPU one frame costs the
+# backend: its CPU time over the steady seconds (/proc/PID/stat) over the
+# frames received. unetmap's worker sleeps when it finds nothing and shares
+# its core; DPDK's backend polls a core of its own, so its figure is an upper
+# bound (a core over the frames).
 #
 # Environment:
 #   BUILD_DIR      unetmap build dir (default: <this dir>/../build)
@@ -49,6 +54,7 @@
 #   VHOST_SLOTS    slots of the vhost-user ports' rings (default 16384: as the
 #                  receiver's, room for what arrives while the worker waits
 #                  for its CPU)
+#   VS_RX_SLOTS    slots of pkt-gen's ring in case 1 (default 16384)
 #   VS_RX_CPU, SV_TX_CPU
 #                  CPU of pkt-gen in cases 1 and 2 (default 0: beside the
 #                  worker, the guest alone on CPU 1, as DPDK's pair has a
@@ -74,6 +80,7 @@ RUNS=${RUNS:-3}
 VHOST_SECONDS=${VHOST_SECONDS:-8}
 SIZES=${SIZES:-"64 1514"}
 VHOST_SLOTS=${VHOST_SLOTS:-16384}
+VS_RX_SLOTS=${VS_RX_SLOTS:-16384}
 VQ_SIZE=${VQ_SIZE:-1024}
 CASES=${CASES:-"vs sv vv peer peer_vm_app peer_app_vm peer_vm_vm tso"}
 VS_RX_CPU=${VS_RX_CPU:-0}
@@ -84,7 +91,7 @@ PEER_FWD_CPU=${PEER_FWD_CPU:-0}
 VALECTL="$BUILD_DIR/tools/vale-ctl"
 TSO="$BUILD_DIR/bench/vhost_tso"
 
-check_env "bash scripts/build.sh" RUNS VHOST_SECONDS VHOST_SLOTS VQ_SIZE
+check_env "bash scripts/build.sh" RUNS VHOST_SECONDS VHOST_SLOTS VS_RX_SLOTS VQ_SIZE
 PEER_RX_CPU=${PEER_RX_CPU:-$PEER_FWD_CPU}
 for v in VS_RX_CPU SV_TX_CPU VV_B_CPU PEER_FWD_CPU PEER_RX_CPU; do [[ ${!v} == [01] ]] || die "$v is a CPU: 0 or 1 (got '${!v}')"; done
 ((HAVE_TESTPMD)) || die "$TESTPMD not found (apt-get install dpdk-dev)"
@@ -106,11 +113,12 @@ testpmd() {
 }
 
 # attach NAME [CPU]: vale0:NAME a vhost-user port at $UNETMAP_DIR_CUR/NAME.sock,
-# its worker pinned to CPU (default 0).
+# its worker pinned to CPU (default 0); sets WPID, the worker's pid.
 attach() {
     UNETMAP_DIR=$UNETMAP_DIR_CUR "$VALECTL" -a "vale0:$1,vhost=$UNETMAP_DIR_CUR/$1.sock,slots=$VHOST_SLOTS" || return 1
     local w
     w=$(pgrep -f "unetmap-vhost vale0 $1 " | head -1)
+    WPID=$w
     [[ -n "$w" ]] && taskset -p -c "${2:-0}" "$w" >/dev/null
 }
 
@@ -126,15 +134,46 @@ drop_ports() {
 declare -A FIG  # FIG[case/size] = "v1 v2 ..."
 record() { FIG[$1]="${FIG[$1]:-} $2"; }
 
+# cpu_window PID OUT: in the background, the CPU (in cores: user + system
+# time over wall time) that PID and its threads use from 3 s after now to
+# 2 s before VHOST_SECONDS are over (the steady seconds the medians take),
+# written to OUT. Polling processes use a whole core whatever they do; the
+# worker sleeps when it finds nothing, so its share is what its frames cost.
+cpu_window() {
+    local pid=$1 out=$2 len=$((VHOST_SECONDS > 6 ? VHOST_SECONDS - 5 : 1))
+    (
+        tick=$(getconf CLK_TCK)
+        used() { awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null; }
+        sleep 3; a=$(used) || exit 0; t0=$(date +%s.%N)
+        sleep "$len"; b=$(used) || exit 0; t1=$(date +%s.%N)
+        [[ -n $a && -n $b ]] && awk -v a="$a" -v b="$b" -v t="$tick" -v s="$t0" -v e="$t1" \
+            'BEGIN { printf "%.3f\n", (b - a) / t / (e - s) }' >"$out"
+    ) &
+}
+
+# cpu_per_frame KEY SIZE CORES_FILE MPPS LABEL: records FIG[cpu_KEY/SIZE],
+# the nanoseconds of CPU one frame cost (cores / Mpps * 1000); prints them.
+cpu_per_frame() {
+    local c
+    c=$(cat "$3" 2>/dev/null) || return 0
+    [[ -n $c ]] || return 0
+    local ns
+    ns=$(awk -v c="$c" -v m="$4" 'BEGIN { if (m > 0) printf "%.0f", c / m * 1000 }')
+    [[ -n $ns ]] || return 0
+    record "cpu_$1/$2" "$ns"
+    printf '          %s uses %s cores: %s ns of CPU a frame\n' "$5" "$c" "$ns"
+}
+
 # record_rx N SIZE KEY LABEL LOG [LOGS...]: the median of testpmd's steady
-# Rx-pps in LOG, recorded as FIG[KEY/SIZE] and printed with LABEL; without
-# one, the last lines of LOGS and 1.
+# Rx-pps in LOG, recorded as FIG[KEY/SIZE], printed with LABEL and left in
+# RX; without one, the last lines of LOGS and 1.
 record_rx() {
     local n=$1 size=$2 key=$3 label=$4 log=$5 rx k all
     shift 5
     if ! read -r rx k all < <(steady_median "$log" Rx-pps); then
         echo "run $n: $label $size: no figure" >&2; tail -n 3 "$@" >&2; return 1
     fi
+    RX=$rx
     record "$key/$size" "$rx"
     printf 'run %d/%d  %5s B  %-19s %7.3f Mpps  (testpmd rx, median of %s of %s s)\n' \
         "$n" "$RUNS" "$size" "$label" "$rx" "$k" "$all"
@@ -145,12 +184,14 @@ run_vm_switch() {
     mkdir -p "$d"
     new_unetmap_dir
     attach a || { drop_ports; return 1; }
-    UNETMAP_DIR=$UNETMAP_DIR_CUR "${PKTGEN_T[@]}" -i "vale0:p@conf:slots=16384" -f rx -a "$VS_RX_CPU" \
+    UNETMAP_DIR=$UNETMAP_DIR_CUR "${PKTGEN_T[@]}" -i "vale0:p@conf:slots=$VS_RX_SLOTS" -f rx -a "$VS_RX_CPU" \
         >"$d/rx.out" 2>"$d/rx.err" &
     local rxpid=$!; PIDS+=("$rxpid")
     wait_for "$d/rx.err" "rings of" 10 "$rxpid" || { echo "run $n: receiver did not start" >&2; return 1; }
+    local w=$WPID
     testpmd "$d/vm.log" "${TAG}_${n}_vs" 0 "net_virtio_user0,path=$UNETMAP_DIR_CUR/a.sock" txonly "$size"
     local tp=$TPID
+    [[ -n $w ]] && cpu_window "$w" "$d/worker.cpu"
     wait "$tp" 2>/dev/null || true; forget "$tp"
     stop_pid "$rxpid"; forget "$rxpid"
     drop_ports
@@ -160,6 +201,7 @@ run_vm_switch() {
     record "vm->switch/$size" "$rx"
     printf 'run %d/%d  %5s B  unetmap vm->switch  %7.3f Mpps  (pkt-gen rx, median of %s of %s s)\n' \
         "$n" "$RUNS" "$size" "$rx" "$k" "$all"
+    cpu_per_frame "vm->switch" "$size" "$d/worker.cpu" "$rx" "the worker"
 }
 
 run_switch_vm() {
@@ -170,13 +212,16 @@ run_switch_vm() {
     testpmd "$d/vm.log" "${TAG}_${n}_sv" 0 "net_virtio_user0,path=$UNETMAP_DIR_CUR/a.sock" rxonly "$size"
     local tp=$TPID
     wait_for "$d/vm.log" "Rx-pps:" 20 "$tp" || { echo "run $n: testpmd not ready" >&2; return 1; }
+    local w=$WPID
     UNETMAP_DIR=$UNETMAP_DIR_CUR "${PKTGEN_T[@]}" -i vale0:q -f tx -l "$plen" -a "$SV_TX_CPU" ${SV_RATE:+-R "$SV_RATE"} \
         >"$d/tx.out" 2>"$d/tx.err" &
     local txpid=$!; PIDS+=("$txpid")
+    [[ -n $w ]] && cpu_window "$w" "$d/worker.cpu"
     wait "$tp" 2>/dev/null || true; forget "$tp"
     stop_pid "$txpid"; forget "$txpid"
     drop_ports
-    record_rx "$n" "$size" "switch->vm" "unetmap switch->vm" "$d/vm.log" "$d/tx.err" "$d/vm.log"
+    record_rx "$n" "$size" "switch->vm" "unetmap switch->vm" "$d/vm.log" "$d/tx.err" "$d/vm.log" || return 1
+    cpu_per_frame "switch->vm" "$size" "$d/worker.cpu" "$RX" "the worker"
 }
 
 run_vm_vm() {
@@ -213,10 +258,13 @@ run_peer() {
     wait_for "$d/host.log" "vhost-user server: socket created" 20 "$th" ||
         wait_for "$d/host.log" "Port 0" 5 "$th" || true
     testpmd "$d/vm.log" "${TAG}_${n}_pv" 0 "net_virtio_user0,path=$d/vhost.sock,queues=1" "$vmode" "$size"
-    local tv=$TPID
+    local tv=$TPID hp
+    hp=$(pgrep -P "$th" | head -1)
+    [[ -n $hp ]] && cpu_window "$hp" "$d/backend.cpu"
     wait "$tv" 2>/dev/null || true; forget "$tv"
     stop_pid "$th"; forget "$th"
-    record_rx "$n" "$size" "peer_$dir" "DPDK $dir" "$d/$rxlog" "$d/host.log" "$d/vm.log"
+    record_rx "$n" "$size" "peer_$dir" "DPDK $dir" "$d/$rxlog" "$d/host.log" "$d/vm.log" || return 1
+    cpu_per_frame "peer_$dir" "$size" "$d/backend.cpu" "$RX" "DPDK's backend (a polling core)"
 }
 
 # The peers of cases 1-3 in their own topology: DPDK's vhost switch,
@@ -317,6 +365,13 @@ for size in $SIZES; do
     ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "-"; else printf "%.2f", a / b }'; }
     printf '%5s B  vm->switch %s (x%s of DPDK virtio->vhost %s)  switch->vm %s (x%s of DPDK vhost->virtio %s)  vm->vm %s\n' \
         "$size" "${vs:--}" "$(ratio "$vs" "$ph")" "${ph:--}" "${sv:--}" "$(ratio "$sv" "$pg")" "${pg:--}" "${vv:--}"
+    # shellcheck disable=SC2086
+    cvs=$(median ${FIG[cpu_vm->switch/$size]:-}) csv=$(median ${FIG[cpu_switch->vm/$size]:-})
+    # shellcheck disable=SC2086
+    cph=$(median ${FIG[cpu_peer_to_host/$size]:-}) cpg=$(median ${FIG[cpu_peer_to_guest/$size]:-})
+    whole() { awk -v v="$1" 'BEGIN { if (v == "") print "-"; else printf "%.0f", v }'; }
+    printf '%5s B  CPU a frame (ns): worker vm->switch %s (DPDK backend %s)  switch->vm %s (DPDK backend %s)\n' \
+        "$size" "$(whole "$cvs")" "$(whole "$cph")" "$(whole "$csv")" "$(whole "$cpg")"
     printf '%5s B  in the same topology (DPDK testpmd io fwd between vhost/memif ports, 3 processes): vm->switch x%s of %s  switch->vm x%s of %s  vm->vm x%s of %s\n' \
         "$size" "$(ratio "$vs" "$pa")" "${pa:--}" "$(ratio "$sv" "$pb")" "${pb:--}" "$(ratio "$vv" "$pv")" "${pv:--}"
 done
