@@ -746,7 +746,8 @@ char proc_state(pid_t pid) {
 
 // UNETMAP_VHOST_SPIN_US is capped at 100 ms, as the library's
 // UNETMAP_SPIN_US: an idle worker told to spin for days still sleeps.
-// (Without the cap it spun while the guest was idle, a core lost.)
+// (Without the cap it spun, a core lost, and read no message while it did:
+// the front end's setup got no replies.)
 TEST_F(Vhost, AnIdleWorkerSleepsWhateverSpinItIsAsked) {
   setenv("UNETMAP_VHOST_SPIN_US", "1000000000000", 1);  // 11.6 days
   attach("vm");
