@@ -27,6 +27,9 @@
 #                  And the same three topologies as cases 1-3 through
 #                  DPDK's own switch (run_peer_switch: testpmd io forwarding
 #                  between net_vhost and net_memif ports, three processes).
+#      peer_half:  DPDK's pair again, a busy loop sharing its backend's
+#                  core: the CPU budget unetmap's worker has in case 2,
+#                  where the sender shares its core.
 #   5. tso:        VM to VM with 64 KB TCP frames and TSO on (bench/vhost_tso:
 #                  two virtio-net drivers acking checksum and TSO offloads,
 #                  a sender and a receiver thread) through vale0:a -> vale0:b,
@@ -68,8 +71,8 @@
 #   PEER_FWD_CPU, PEER_RX_CPU
 #                  CPUs of DPDK's switch and of the receiver in run_peer_switch
 #                  (defaults 0 and the switch's; the sender is on the other)
-#   CASES          which cases run (default all: "vs sv vv peer peer_vm_app
-#                  peer_app_vm peer_vm_vm tso")
+#   CASES          which cases run (default all: "vs sv vv peer peer_half
+#                  peer_vm_app peer_app_vm peer_vm_vm tso")
 #   KEEP_LOGS=1    keep the logs directory (path printed at the end)
 set -euo pipefail
 
@@ -82,7 +85,7 @@ SIZES=${SIZES:-"64 1514"}
 VHOST_SLOTS=${VHOST_SLOTS:-16384}
 VS_RX_SLOTS=${VS_RX_SLOTS:-16384}
 VQ_SIZE=${VQ_SIZE:-1024}
-CASES=${CASES:-"vs sv vv peer peer_vm_app peer_app_vm peer_vm_vm tso"}
+CASES=${CASES:-"vs sv vv peer peer_half peer_vm_app peer_app_vm peer_vm_vm tso"}
 VS_RX_CPU=${VS_RX_CPU:-0}
 SV_TX_CPU=${SV_TX_CPU:-0}
 SV_RATE=${SV_RATE:-}
@@ -134,27 +137,31 @@ drop_ports() {
 declare -A FIG  # FIG[case/size] = "v1 v2 ..."
 record() { FIG[$1]="${FIG[$1]:-} $2"; }
 
-# cpu_window PID OUT: in the background, the CPU (in cores: user + system
-# time over wall time) that PID and its threads use from 3 s after now to
-# 2 s before VHOST_SECONDS are over (the steady seconds the medians take),
-# written to OUT. Polling processes use a whole core whatever they do; the
+# cpu_window PID OUT: in the background (its pid in CWPID), the CPU (in
+# cores: user + system time over wall time) that PID and its threads use
+# from 3 s after now to 2 s before VHOST_SECONDS are over (the steady
+# seconds the medians take), written to OUT. Polling processes use a whole core whatever they do; the
 # worker sleeps when it finds nothing, so its share is what its frames cost.
 cpu_window() {
     local pid=$1 out=$2 len=$((VHOST_SECONDS > 6 ? VHOST_SECONDS - 5 : 1))
     (
         tick=$(getconf CLK_TCK)
-        used() { awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null; }
+        # utime and stime: fields 14 and 15, 12 and 13 after "pid (comm) "
+        used() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null; }
         sleep 3; a=$(used) || exit 0; t0=$(date +%s.%N)
         sleep "$len"; b=$(used) || exit 0; t1=$(date +%s.%N)
         [[ -n $a && -n $b ]] && awk -v a="$a" -v b="$b" -v t="$tick" -v s="$t0" -v e="$t1" \
             'BEGIN { printf "%.3f\n", (b - a) / t / (e - s) }' >"$out"
     ) &
+    CWPID=$!; PIDS+=("$CWPID")
 }
 
-# cpu_per_frame KEY SIZE CORES_FILE MPPS LABEL: records FIG[cpu_KEY/SIZE],
-# the nanoseconds of CPU one frame cost (cores / Mpps * 1000); prints them.
+# cpu_per_frame KEY SIZE CORES_FILE MPPS LABEL: once cpu_window is over,
+# records FIG[cpu_KEY/SIZE], the nanoseconds of CPU one frame cost
+# (cores / Mpps * 1000); prints them.
 cpu_per_frame() {
     local c
+    if [[ -n ${CWPID:-} ]]; then wait "$CWPID" 2>/dev/null || true; forget "$CWPID"; CWPID=; fi
     c=$(cat "$3" 2>/dev/null) || return 0
     [[ -n $c ]] || return 0
     local ns
@@ -246,10 +253,18 @@ run_vm_vm() {
 }
 
 # The peer: DPDK's vhost backend (net_vhost, in testpmd) and net_virtio_user.
-# DIR: "to_host" (virtio_user txonly -> vhost rxonly) or "to_guest".
+# DIR: "to_host" (virtio_user txonly -> vhost rxonly) or "to_guest". With
+# SHARED=1 a busy loop shares the backend's core (CPU 0) all along, as
+# pkt-gen's sender shares the worker's in case 2: DPDK's pair on unetmap's
+# CPU budget (case peer_half).
 run_peer() {
-    local n=$1 size=$2 dir=$3 d="$WORK/peer_${3}_${2}_$1" hmode vmode rxlog
+    local n=$1 size=$2 dir=$3 shared=${4:-0} key=peer_$3 d="$WORK/peer_${3}_${2}_$1" hmode vmode rxlog spin=
+    ((shared)) && key=peer_half_$dir d="$WORK/peer_half_${dir}_${size}_$n"
     mkdir -p "$d"
+    if ((shared)); then
+        taskset -c 0 timeout $((VHOST_SECONDS + 20)) bash -c 'while :; do :; done' &
+        spin=$!; PIDS+=("$spin")
+    fi
     if [[ $dir == to_host ]]; then hmode=rxonly vmode=txonly rxlog=host.log
     else hmode=txonly vmode=rxonly rxlog=vm.log; fi
     testpmd "$d/host.log" "${TAG}_${n}_ph" 1 "net_vhost0,iface=$d/vhost.sock,queues=1" "$hmode" "$size" \
@@ -263,8 +278,9 @@ run_peer() {
     [[ -n $hp ]] && cpu_window "$hp" "$d/backend.cpu"
     wait "$tv" 2>/dev/null || true; forget "$tv"
     stop_pid "$th"; forget "$th"
-    record_rx "$n" "$size" "peer_$dir" "DPDK $dir" "$d/$rxlog" "$d/host.log" "$d/vm.log" || return 1
-    cpu_per_frame "peer_$dir" "$size" "$d/backend.cpu" "$RX" "DPDK's backend (a polling core)"
+    if [[ -n $spin ]]; then stop_pid "$spin"; forget "$spin"; fi
+    record_rx "$n" "$size" "$key" "DPDK $dir${spin:+ shared}" "$d/$rxlog" "$d/host.log" "$d/vm.log" || return 1
+    cpu_per_frame "$key" "$size" "$d/backend.cpu" "$RX" "DPDK's backend (polling${spin:+ a shared core})"
 }
 
 # The peers of cases 1-3 in their own topology: DPDK's vhost switch,
@@ -346,6 +362,8 @@ for n in $(seq 1 "$RUNS"); do
         want vv && { run_vm_vm "$n" "$size" || true; }
         want peer && { run_peer "$n" "$size" to_host || true; }
         want peer && { run_peer "$n" "$size" to_guest || true; }
+        want peer_half && { run_peer "$n" "$size" to_host 1 || true; }
+        want peer_half && { run_peer "$n" "$size" to_guest 1 || true; }
         for topo in vm_app app_vm vm_vm; do want "peer_$topo" && { run_peer_switch "$n" "$size" "$topo" || true; }; done
     done
     want tso && [[ -x "$TSO" ]] && { run_tso "$n" || true; }
@@ -372,6 +390,12 @@ for size in $SIZES; do
     whole() { awk -v v="$1" 'BEGIN { if (v == "") print "-"; else printf "%.0f", v }'; }
     printf '%5s B  CPU a frame (ns): worker vm->switch %s (DPDK backend %s)  switch->vm %s (DPDK backend %s)\n' \
         "$size" "$(whole "$cvs")" "$(whole "$cph")" "$(whole "$csv")" "$(whole "$cpg")"
+    # shellcheck disable=SC2086
+    hh=$(median ${FIG[peer_half_to_host/$size]:-}) hg=$(median ${FIG[peer_half_to_guest/$size]:-})
+    # (Case 1's worker shares CPU 0 with a receiver that sleeps when it
+    # finds nothing: a busy loop is not its budget, so no ratio to it.)
+    [[ -n $hh$hg ]] && printf '%5s B  DPDK pair, its backend sharing CPU 0 with a busy loop: to the guest %s (switch->vm x%s)  to the backend %s\n' \
+        "$size" "${hg:--}" "$(ratio "$sv" "$hg")" "${hh:--}"
     printf '%5s B  in the same topology (DPDK testpmd io fwd between vhost/memif ports, 3 processes): vm->switch x%s of %s  switch->vm x%s of %s  vm->vm x%s of %s\n' \
         "$size" "$(ratio "$vs" "$pa")" "${pa:--}" "$(ratio "$sv" "$pb")" "${pb:--}" "$(ratio "$vv" "$pv")" "${pv:--}"
 done

@@ -258,16 +258,17 @@ TEST_F(Nmreplay, ConstantBandwidthHoldsAtTheReceiver) {
   // against nmreplay's start, not the first arrival: CI once held the
   // first frames 0.2 s under ASan, then they came in a bunch and the rate
   // between the first and the last arrival read twice the link's.
-  // - none early: the rate from the start never exceeds 4 Mbit/s;
-  // - the last on time: over the whole second it is not below 3.94;
-  // - most on time: the frames are spread over the second, not bunched
-  //   (a stall of a quarter of a second is tolerated).
+  // - none early: the rate from the start never exceeds 4 Mbit/s (a link
+  //   0.01% fast sends its last frame 0.1 ms early);
+  // - three quarters within 5 ms of their time: the frames are spread
+  //   over the second, not bunched, and the link is not slow (0.7% slow
+  //   makes frame 375 5 ms late). A stall, or wake-ups later than 5 ms,
+  //   of up to a quarter of the frames is tolerated.
   std::vector<double> late;
   for (size_t i = 0; i < got.size(); i++) late.push_back((double(got[i].at) - double(start)) / 1e6 - double(i) * 2.0);
   const auto earliest = std::min_element(late.begin(), late.end());
   EXPECT_GE(*earliest, -0.1) << "frame " << earliest - late.begin() << "\n" << p->show();
-  EXPECT_LE(late.back(), 15.0) << p->show();
-  const auto on_time = std::count_if(late.begin(), late.end(), [](double l) { return l <= 2.0; });
+  const auto on_time = std::count_if(late.begin(), late.end(), [](double l) { return l <= 5.0; });
   EXPECT_GE(on_time, 375) << p->show();
   EXPECT_NE(p->out().find("packets=500 "), std::string::npos) << p->out();
 }
