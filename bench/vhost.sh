@@ -140,8 +140,9 @@ record() { FIG[$1]="${FIG[$1]:-} $2"; }
 # cpu_window PID OUT: in the background (its pid in CWPID), the CPU (in
 # cores: user + system time over wall time) that PID and its threads use
 # from 3 s after now to 2 s before VHOST_SECONDS are over (the steady
-# seconds the medians take), written to OUT. Polling processes use a whole core whatever they do; the
-# worker sleeps when it finds nothing, so its share is what its frames cost.
+# seconds the medians take), written to OUT. Polling processes use a whole
+# core whatever they do; the worker sleeps when it finds nothing, so its
+# share is what its frames cost.
 cpu_window() {
     local pid=$1 out=$2 len=$((VHOST_SECONDS > 6 ? VHOST_SECONDS - 5 : 1))
     (

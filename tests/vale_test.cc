@@ -1159,12 +1159,8 @@ TEST(Vale, WrapperStopsWhenItsStateFileGoes) {
   ASSERT_EQ(unlink((entry + ".lock").c_str()), 0);
   // Gone, or a zombie waiting for init.
   auto alive = [pid] {
-    FILE* f = fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
-    if (!f) return false;
-    char st = 0;
-    int r = fscanf(f, "%*d (%*[^)]) %c", &st);
-    fclose(f);
-    return r == 1 && st != 'Z';
+    const char s = nmtest::proc_state(pid);
+    return s != '?' && s != 'Z';
   };
   const double end = now_ms() + 5000;
   while (alive() && now_ms() < end) usleep(10000);

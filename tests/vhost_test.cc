@@ -737,13 +737,6 @@ TEST(VirtqPacked, InterruptWhenTheGuestsDescriptorIsPassed) {
   EXPECT_TRUE(r.vq.flush()) << "16 descriptors used, the guest's 4th among them, and no interrupt";
 }
 
-// The state letter of process pid (R running, S sleeping...), '?' if gone.
-char proc_state(pid_t pid) {
-  const std::string st = file_text("/proc/" + std::to_string(pid) + "/stat");
-  const size_t at = st.rfind(") ");
-  return at == std::string::npos || at + 2 >= st.size() ? '?' : st[at + 2];
-}
-
 // UNETMAP_VHOST_SPIN_US is capped at 100 ms, as the library's
 // UNETMAP_SPIN_US: an idle worker told to spin for days still sleeps.
 // (Without the cap it spun, a core lost, and read no message while it did:
@@ -757,8 +750,9 @@ TEST_F(Vhost, AnIdleWorkerSleepsWhateverSpinItIsAsked) {
   const pid_t pid = worker_info("vale0:vm").pid.pid;
   ASSERT_GT(pid, 0);
   bool slept = false;
-  for (const double end = now_ms() + 5000; !slept && now_ms() < end; usleep(1000)) slept = proc_state(pid) == 'S';
-  EXPECT_TRUE(slept) << "state " << proc_state(pid);
+  for (const double end = now_ms() + 5000; !slept && now_ms() < end; usleep(1000))
+    slept = nmtest::proc_state(pid) == 'S';
+  EXPECT_TRUE(slept) << "state " << nmtest::proc_state(pid);
 }
 
 // In client mode the worker connects to the front end, and connects again

@@ -52,11 +52,8 @@ size_t count(const std::string& s, const std::string& what) {
 
 // Not running: gone, or a zombie nobody reaped yet.
 bool gone(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(f, line)) return true;
-  size_t p = line.rfind(')');
-  return p == std::string::npos || p + 2 >= line.size() || line[p + 2] == 'Z';
+  const char s = nmtest::proc_state(pid);
+  return s == '?' || s == 'Z';
 }
 
 wk::Spec shell(const std::string& name, const std::string& script) {

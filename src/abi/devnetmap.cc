@@ -77,11 +77,7 @@ void drain(int fd) {
 // How long poll spins at most before it sleeps: UNETMAP_SPIN_US, default
 // 50 us.
 int64_t spin_ns() {
-  static const int64_t ns = [] {
-    const char* e = getenv("UNETMAP_SPIN_US");
-    long us = e && *e ? strtol(e, nullptr, 10) : 50;
-    return int64_t(us < 0 ? 0 : us > 100000 ? 100000 : us) * 1000;
-  }();
+  static const int64_t ns = int64_t(spin_max_ns("UNETMAP_SPIN_US", 50));
   return ns;
 }
 

@@ -10,6 +10,8 @@
 // the configured maximum (0: never spin).
 #pragma once
 
+#include <stdlib.h>
+
 #include <algorithm>
 #include <cstdint>
 
@@ -30,5 +32,14 @@ class SpinBudget {
  private:
   uint64_t max_, next_;
 };
+
+// A poller's longest spin in ns, from environment variable `name` in µs
+// (UNETMAP_SPIN_US, UNETMAP_VHOST_SPIN_US): dflt_us if unset, within 0 to
+// 100000 (a negative value is 0).
+inline uint64_t spin_max_ns(const char* name, long long dflt_us) {
+  const char* v = getenv(name);
+  const long long us = v && *v ? strtoll(v, nullptr, 10) : dflt_us;
+  return uint64_t(std::clamp<long long>(us, 0, 100000)) * 1000;
+}
 
 }  // namespace unetmap

@@ -38,6 +38,20 @@ inline double now_ms() {
   return double(ts.tv_sec) * 1e3 + double(ts.tv_nsec) / 1e6;
 }
 
+// The state letter of process pid in /proc (R running, S sleeping, Z a
+// zombie...), '?' if it is gone.
+inline char proc_state(pid_t pid) {
+  char path[32], line[512];
+  snprintf(path, sizeof path, "/proc/%d/stat", int(pid));
+  FILE* f = fopen(path, "r");
+  if (!f) return '?';
+  const size_t n = fread(line, 1, sizeof line - 1, f);
+  fclose(f);
+  line[n] = 0;
+  const char* p = strrchr(line, ')');  // after the command name, which may hold ')'
+  return p && p[1] == ' ' && p[2] ? p[2] : '?';
+}
+
 // CPU time (user + system) of this process so far, in ms.
 inline double cpu_ms(int who = RUSAGE_SELF) {
   rusage ru;

@@ -14,7 +14,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -41,14 +40,6 @@ void log_line(const std::string& s) { fprintf(stderr, "unetmap-vhost: %s\n", s.c
 uint64_t env_u64(const char* name, uint64_t dflt) {
   const char* v = getenv(name);
   return v && *v ? strtoull(v, nullptr, 10) : dflt;
-}
-
-// UNETMAP_VHOST_SPIN_US: default 200, within 0 to 100000 as the library's
-// UNETMAP_SPIN_US (a negative value is 0).
-uint64_t spin_us() {
-  const char* v = getenv("UNETMAP_VHOST_SPIN_US");
-  const long long us = v && *v ? strtoll(v, nullptr, 10) : 200;
-  return uint64_t(std::clamp<long long>(us, 0, 100000));
 }
 
 // Chains popped from a receive queue and not filled yet: a frame that
@@ -272,8 +263,9 @@ class Backend {
   }
   bool debug_ = getenv("UNETMAP_VHOST_DEBUG") != nullptr;  // every message in the log
   // How long an idle backend keeps polling before it sleeps: at most
-  // UNETMAP_VHOST_SPIN_US, less while spins find nothing.
-  SpinBudget spin_{1000ull * spin_us()};
+  // UNETMAP_VHOST_SPIN_US (default 200, as UNETMAP_SPIN_US at most 100000),
+  // less while spins find nothing.
+  SpinBudget spin_{spin_max_ns("UNETMAP_VHOST_SPIN_US", 200)};
   uint64_t broken_told_ = 0;  // queues whose stop was logged, by bit
   uint64_t next_report_ = 0;  // when the status is written again
   uint64_t reported_ = 0;     // counted() when it was
