@@ -157,10 +157,15 @@ TEST_P(Blocking, TimeoutWithNoPacketsReturnsZero) {
   EXPECT_GE(wall, 245) << name(w);
   EXPECT_LT(wall, 1000) << name(w);
   EXPECT_LT(cpu, 0.1 * wall) << name(w) << " spun for " << cpu << " ms";
-  // Timeout 0 answers at once.
-  t0 = nmtest::now_ms();
-  EXPECT_EQ(wait_on(w, s.fd, POLLIN, 0, &ready), 0);
-  EXPECT_LT(nmtest::now_ms() - t0, 100);
+  // Timeout 0 answers at once: the best of five calls (one may be
+  // preempted; a timeout 0 that blocks takes forever each time).
+  double best = 1e9;
+  for (int i = 0; i < 5; i++) {
+    t0 = nmtest::now_ms();
+    EXPECT_EQ(wait_on(w, s.fd, POLLIN, 0, &ready), 0);
+    best = std::min(best, nmtest::now_ms() - t0);
+  }
+  EXPECT_LT(best, 50);
   // A packet already waiting: ready at once even with a long timeout.
   nmtest::PktSpec spec;
   nmtest::put_pkt(m.tx(), spec, 0, 0);
@@ -198,13 +203,15 @@ TEST_P(Blocking, SenderSleepsUntilTheReceiverReleases) {
     s.rx()->head = s.rx()->cur = 10;
     return s.rxsync() == 0 ? 0 : 5;
   });
-  go.signal();
+  // The clock starts before the child is told: it holds the slots 400 ms
+  // from then, however late this thread gets to its wait.
   double t0 = nmtest::now_ms(), c0 = nmtest::cpu_ms();
+  go.signal();
   int rc = wait_on(w, m.fd, POLLOUT, 10000, &ready);
   double wall = nmtest::now_ms() - t0, cpu = nmtest::cpu_ms() - c0;
   EXPECT_EQ(rc, 1) << name(w);
   EXPECT_TRUE(ready);
-  EXPECT_GE(wall, 350) << name(w) << " did not block";
+  EXPECT_GE(wall, 400) << name(w) << " did not block";
   EXPECT_LT(wall, 3000);
   EXPECT_LT(cpu, 0.1 * wall) << name(w) << " spun for " << cpu << " ms";
   // The wait ran the txsync: the space is visible at once.
@@ -242,14 +249,14 @@ TEST(BlockingMixed, PollOnNetmapAndPipeTogether) {
 
 // ppoll and pselect keep a sub-millisecond timeout on netmap fds (a link
 // emulator sleeps until its next frame is due): 300 us is not rounded up
-// to a millisecond. The shortest of 20 waits, so a preemption does not
+// to a millisecond. The shortest of 100 waits, so preemptions do not
 // decide it; never shorter than asked.
 TEST(BlockingMixed, PpollAndPselectKeepSubMillisecondTimeouts) {
   RawPort s("us}0"), m("us{0");
   ASSERT_TRUE(s.ok() && m.ok());
   const timespec ts{0, 300000};
   double best_ppoll = 1e9, best_pselect = 1e9;
-  for (int i = 0; i < 20; i++) {
+  for (int i = 0; i < 100; i++) {
     pollfd p{s.fd, POLLIN, 0};
     double t0 = nmtest::now_ms();
     ASSERT_EQ(ppoll(&p, 1, &ts, nullptr), 0);
@@ -270,12 +277,15 @@ TEST(BlockingMixed, PpollAndPselectKeepSubMillisecondTimeouts) {
 }
 
 // A poller whose spins find nothing spins less (core/spin.h). Each poll
-// here waits 200 us for a packet that never comes, measured in this
-// thread's own CPU time. Without the adaptation each one spins the default
-// 50 us before it sleeps; with it, after the first few only the 1 us
-// probe is left, and a poll costs what its system calls do (about 20 us
-// here). The median of the 50th to the 200th.
+// here waits 5 ms for a packet that never comes, measured in this thread's
+// own CPU time. The longest spin is set to 2 ms (read at the process's
+// first poll): without the adaptation each poll spins that long before it
+// sleeps; with it, after the first dozen only the 1 us probe is left, and
+// a poll costs what its system calls do (about 20 us here, a few times
+// that under the sanitizers on a loaded machine). The median of the 30th
+// to the 100th.
 TEST(BlockingMixed, SpinsThatFindNothingShrink) {
+  setenv("UNETMAP_SPIN_US", "2000", 1);
   RawPort s("sp}0"), m("sp{0");
   ASSERT_TRUE(s.ok() && m.ok());
   auto cpu_us = [] {
@@ -283,16 +293,16 @@ TEST(BlockingMixed, SpinsThatFindNothingShrink) {
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c);
     return double(c.tv_sec) * 1e6 + double(c.tv_nsec) / 1e3;
   };
-  const timespec ts{0, 200000};
+  const timespec ts{0, 5000000};
   std::vector<double> later;
-  for (int i = 0; i < 200; i++) {
+  for (int i = 0; i < 100; i++) {
     pollfd p{s.fd, POLLIN, 0};
     const double c0 = cpu_us();
     ASSERT_EQ(ppoll(&p, 1, &ts, nullptr), 0);
-    if (i >= 50) later.push_back(cpu_us() - c0);
+    if (i >= 30) later.push_back(cpu_us() - c0);
   }
   std::sort(later.begin(), later.end());
-  EXPECT_LT(later[later.size() / 2], 45.0) << "CPU per poll in us, the median; the largest " << later.back();
+  EXPECT_LT(later[later.size() / 2], 500.0) << "CPU per poll in us, the median; the largest " << later.back();
   // A ring that gets traffic is found by the spin again: the spin grows
   // back, and the receiver still gets every packet.
   nmtest::PktSpec spec;

@@ -288,22 +288,20 @@ TEST_F(Nmreplay, RealTimeFromNanosecondStampsWithSpeedup) {
   ASSERT_EQ(got.size(), in.size()) << p->show();
   const uint64_t start = start_of(*p);
   ASSERT_NE(start, 0u) << p->err();
-  // Frame i is due at start + i * 10 ms (+ 3.5 ns): never early, the
-  // median on time, and each within what a loaded machine adds to one
-  // wake-up. Gaps between arrivals are not checked one by one: CI once
-  // held one frame 10.7 ms, then the next came with it, both on schedule
-  // as far as the replayer was concerned.
+  // Frame i is due at start + i * 10 ms (+ 3.5 ns): never early (a
+  // speedup applied twice), and 8 of 11 within 5 ms of their times (the
+  // speedup ignored makes frame i 10 i ms late; stamps read as
+  // microseconds, 20 s apart, never all come). Neither the slowest frame
+  // nor the first-to-last span is judged: CI once held one frame 10.7 ms,
+  // and a stall under the sanitizers holds a few frames longer.
   std::vector<double> late;
   for (size_t i = 0; i < got.size(); i++) {
     late.push_back((double(got[i].at) - double(start)) / 1e6 - double(i) * 10.0000035);
     EXPECT_GE(late.back(), -0.1) << "frame " << i;
-    EXPECT_LE(late.back(), 15.0) << "frame " << i;
   }
   std::sort(late.begin(), late.end());
-  EXPECT_LE(late[late.size() / 2], 1.0);
-  // Read as microseconds the stamps would be 20 s apart: the whole took
-  // about 100 ms.
-  EXPECT_NEAR(double(got.back().at - got.front().at) / 1e6, 100.0, 15.0);
+  EXPECT_LE(late[late.size() / 2], 3.0);
+  EXPECT_LE(late[7], 5.0);
 }
 
 TEST_F(Nmreplay, AConstantDelayShiftsEveryFrame) {
@@ -315,18 +313,19 @@ TEST_F(Nmreplay, AConstantDelayShiftsEveryFrame) {
   ASSERT_EQ(got.size(), in.size()) << p->show();
   const uint64_t start = start_of(*p);
   ASSERT_NE(start, 0u) << p->err();
-  // Frame i is due at start + i ms + 30 ms: never early; the median frame
-  // on time (within 1 ms), and each within what a loaded machine adds to
-  // one wake-up (CI once held the replayer 5 ms, then frames 1-3 came
-  // together, each still in order and none early).
+  // Frame i is due at start + i ms + 30 ms: never early (the delay
+  // missing), the median within 3 ms and 15 of 20 within 5 ms of their
+  // times (the delay doubled, or growing by frame). CI once held the
+  // replayer 5 ms, then frames 1-3 came together, each still in order and
+  // none early: the slowest frame is not judged.
   std::vector<double> late;
   for (size_t i = 0; i < got.size(); i++) {
     late.push_back((double(got[i].at) - double(start)) / 1e6 - double(i) - 30.0);
     EXPECT_GE(late.back(), -0.1) << "frame " << i;
-    EXPECT_LE(late.back(), 8.0) << "frame " << i;
   }
   std::sort(late.begin(), late.end());
-  EXPECT_LE(late[late.size() / 2], 1.0);
+  EXPECT_LE(late[late.size() / 2], 3.0);
+  EXPECT_LE(late[14], 5.0);
 }
 
 TEST_F(Nmreplay, PacketLossOverTenThousandFrames) {

@@ -100,14 +100,16 @@ Child sender(const std::string& name, uint32_t count, std::atomic<int>* stop = n
 }
 
 // Receives `count` frames on `name`, checking their sequence numbers run
-// 0, 1, 2... Exit 0 when all came in order.
+// 0, 1, 2... Exit 0 when all came in order. Its own deadline (2 minutes)
+// only ends a child whose test is gone: each test bounds its wait for it,
+// after senders and tcpdumps that take their own time to start.
 Child receiver(const std::string& name, uint32_t count, std::atomic<int>* ready = nullptr) {
   return Child([=] {
     nmport_d* d = nmport_open(name.c_str());
     if (!d) return 2;
     if (ready) ready->store(1);
     netmap_ring* r = NETMAP_RXRING(d->nifp, d->first_rx_ring);
-    const double end = nmtest::now_ms() + 30000;
+    const double end = nmtest::now_ms() + 120000;
     for (uint32_t seq = 0; seq < count;) {
       if (nm_ring_empty(r)) {
         pollfd p{d->fd, POLLIN, 0};
