@@ -147,29 +147,33 @@ TEST_F(Tlem, EachDirectionHasItsOwnDelay) {
 }
 
 TEST_F(Tlem, BandwidthHoldsAndAFullQueueDrops) {
-  // 1000 frames of 1000 bytes at once into a 10 Mbit/s link with a 50 KB
-  // queue: about 50 go through, at 10 Mbit/s; the rest find it full.
-  start({"-B", "10M", "-Q", "50k"});
+  // 1000 frames of 1000 bytes at once into a 10 Mbit/s link with a 200 KB
+  // queue: about 200 go through, 0.8 ms apart; the rest find it full.
+  start({"-B", "10M", "-Q", "200k"});
   const uint64_t visible = send(a_, 0, 1000, 1000, 0);
   const auto got = recv(b_, 1000);
   p_->stop(SIGTERM);
-  ASSERT_GE(got.size(), 40u);
-  ASSERT_LE(got.size(), 60u);
+  ASSERT_GE(got.size(), 190u);
+  ASSERT_LE(got.size(), 215u);
   const size_t n = got.size();
   for (size_t i = 1; i < n; i++) ASSERT_GT(got[i].seq, got[i - 1].seq);
-  // None early, whatever stalls came: the k-th frame through took the
-  // link for k + 1 frame times (0.8 ms each) after tlem could first see a
-  // frame (a link 5% fast has the 50th 2 ms early).
-  for (size_t k = 0; k < n; k++)
-    EXPECT_GE(got[k].at, visible + (k + 1) * 800000) << "frame " << k << " of " << n << " early";
-  // And not slow: the median rate over windows of half the frames (a stall
-  // that bunches a quarter of them moves fewer than half the windows; the
-  // rate from the first frame to the last read one stall as the link's).
-  std::vector<double> mbps;
-  for (size_t k = 0; k + n / 2 < n; k++)
-    mbps.push_back(double(n / 2) * 8000 / (double(got[k + n / 2].at - got[k].at) / 1e3));
-  std::sort(mbps.begin(), mbps.end());
-  EXPECT_NEAR(mbps[mbps.size() / 2], 10.0, 0.5);
+  // The k-th frame through took the link for k + 1 frame times after tlem
+  // could first see a frame: none leaves before that (a link 1% fast has
+  // the last 1.6 ms early). A link slower than it is late by more with
+  // every frame: 3% slow, the last quarter's frames are 3.6-4.8 ms late,
+  // the first quarter's 0-1.2. A loaded machine adds the same to all (tlem
+  // woke late to the first frames), and a stall makes late only the frames
+  // due while it lasts (they then come together): so the frame nearest its
+  // time in the last quarter is compared with the one in the first, and
+  // only a stall over all of a quarter's 40 ms can move either.
+  double best_first = 1e9, best_last = 1e9;
+  for (size_t k = 0; k < n; k++) {
+    const double late = (double(got[k].at) - double(visible + (k + 1) * 800000)) / 1e6;
+    EXPECT_GE(late, 0.0) << "frame " << k << " of " << n << " early";
+    if (k < n / 4) best_first = std::min(best_first, late);
+    if (k >= n * 3 / 4) best_last = std::min(best_last, late);
+  }
+  EXPECT_LE(best_last - best_first, 1.5) << "ms later in the last quarter than in the first, frames nearest their times";
   EXPECT_EQ(counter(0, "in"), 1000u) << p_->out();
   EXPECT_EQ(counter(0, "out"), got.size());
   EXPECT_EQ(counter(0, "queue_full"), 1000u - got.size());
@@ -235,9 +239,10 @@ TEST_F(Tlem, HeldFramesLeaveByTheirOwnTimes) {
   start({"-D", "uniform,0,20m", "-R", "const,1,1m"});
   const auto got = exchange(a_, b_, 0, 300, 100, 200);
   ASSERT_EQ(got.size(), 300u);
-  // Delays of 1-21 ms, 11 in the median; in arrival order (frames 0.2 ms
-  // apart) nearly every frame would wait for the longest of the last 100,
-  // about 20 ms, and none would overtake another. A stall of the machine
+  // Delays of 1-21 ms, 11 in the median (a loaded machine adds to it
+  // what it adds to two wake-ups); in arrival order (frames 0.2 ms apart)
+  // nearly every frame would wait for the longest of the last 100, about
+  // 20 ms, and none would overtake another. A stall of the machine
   // (sanitizers, parallel tests) makes a bunch of frames late, so the
   // median and three quarters are judged, not the mean and the slowest.
   std::vector<double> ms;
@@ -249,7 +254,7 @@ TEST_F(Tlem, HeldFramesLeaveByTheirOwnTimes) {
     highest = std::max(highest, g.seq);
   }
   std::sort(ms.begin(), ms.end());
-  EXPECT_LT(ms[150], 13.5) << "median delay";
+  EXPECT_LT(ms[150], 15.0) << "median delay";
   EXPECT_LE(ms[224], 23.0) << "a quarter of the frames more than 2 ms past the longest delay";
   EXPECT_GE(overtaken, 100) << "frames left in arrival order";
 }
