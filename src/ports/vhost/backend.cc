@@ -819,7 +819,7 @@ void Backend::check_sockets() {
 
 void Backend::run() {
   report();
-  uint32_t idle = 0, busy = 0, rounds = 0;
+  uint32_t idle = 0, rounds = 0;
   uint64_t idle_since = 0;
   while (!g_stop) {
     try_connect();
@@ -835,15 +835,15 @@ void Backend::run() {
         stalled |= s;
       }
       // The clock is read once every 256 rounds (it costs as much as a
-      // round of small batches).
+      // round of small batches). Messages are rare: looked for every 64
+      // rounds, busy or spinning idle (a spin may last 100 ms).
       if ((++rounds & 255) == 0 && counted() != reported_ && mono_ns() > next_report_) report();
+      if ((rounds & 63) == 0) check_sockets();
     }
     if (conn_ >= 0) tell_broken();
     if (work) {
       if (idle) spin_.spun(true);
       idle = 0;
-      // Messages are rare: looked for every so many busy rounds.
-      if (++busy % 64 == 0) check_sockets();
       continue;
     }
     // Idle: keep polling a while (a guest that sends in bursts finds the
