@@ -94,6 +94,21 @@ void send_all(nmport_d* d, const std::vector<std::vector<uint8_t>>& frames) {
   ioctl(d->fd, NIOCTXSYNC, nullptr);
 }
 
+// Moves the frames waiting in d's rx rings into got (their bytes, by
+// arrival), their slots released at the next sync: how many.
+size_t take_frames(nmport_d* d, std::vector<std::vector<uint8_t>>* got) {
+  size_t n = 0;
+  for (unsigned i = d->first_rx_ring; i <= d->last_rx_ring; i++) {
+    netmap_ring* r = NETMAP_RXRING(d->nifp, i);
+    for (; !nm_ring_empty(r); r->head = r->cur = nm_ring_next(r, r->cur), n++) {
+      const netmap_slot& s = r->slot[r->cur];
+      const uint8_t* b = reinterpret_cast<const uint8_t*>(NETMAP_BUF(r, s.buf_idx));
+      got->emplace_back(b, b + s.len);
+    }
+  }
+  return n;
+}
+
 // Read what is there on d within ms (until `want` frames or quiet for
 // quiet_ms): the frames' bytes, by arrival.
 std::vector<std::vector<uint8_t>> drain(nmport_d* d, size_t want, int ms, int quiet_ms = 300) {
@@ -103,15 +118,7 @@ std::vector<std::vector<uint8_t>> drain(nmport_d* d, size_t want, int ms, int qu
   while (got.size() < want && now_ms() < end && now_ms() - last < quiet_ms) {
     pollfd p{d->fd, POLLIN, 0};
     if (poll(&p, 1, 50) <= 0) continue;
-    for (unsigned i = d->first_rx_ring; i <= d->last_rx_ring; i++) {
-      netmap_ring* r = NETMAP_RXRING(d->nifp, i);
-      for (; !nm_ring_empty(r); r->head = r->cur = nm_ring_next(r, r->cur)) {
-        const netmap_slot& s = r->slot[r->cur];
-        const uint8_t* b = reinterpret_cast<const uint8_t*>(NETMAP_BUF(r, s.buf_idx));
-        got.emplace_back(b, b + s.len);
-        last = now_ms();
-      }
-    }
+    if (take_frames(d, &got)) last = now_ms();
   }
   ioctl(d->fd, NIOCRXSYNC, nullptr);  // release them: on to the next group
   return got;
@@ -128,17 +135,7 @@ std::vector<std::vector<std::vector<uint8_t>>> drain_group(const std::vector<nmp
   size_t n = 0;
   while (n < total && now_ms() < end) {
     if (poll(fds.data(), fds.size(), 50) <= 0) continue;
-    for (size_t k = 0; k < group.size(); k++) {
-      nmport_d* d = group[k];
-      for (unsigned i = d->first_rx_ring; i <= d->last_rx_ring; i++) {
-        netmap_ring* r = NETMAP_RXRING(d->nifp, i);
-        for (; !nm_ring_empty(r); r->head = r->cur = nm_ring_next(r, r->cur), n++) {
-          const netmap_slot& s = r->slot[r->cur];
-          const uint8_t* b = reinterpret_cast<const uint8_t*>(NETMAP_BUF(r, s.buf_idx));
-          got[k].emplace_back(b, b + s.len);
-        }
-      }
-    }
+    for (size_t k = 0; k < group.size(); k++) n += take_frames(group[k], &got[k]);
   }
   for (nmport_d* d : group) ioctl(d->fd, NIOCRXSYNC, nullptr);  // released: on to the next group
   return got;
